@@ -1,0 +1,12 @@
+"""The server-side broker: built once per process from the settings."""
+from __future__ import annotations
+
+from actors.resources import DatabasePool
+from broker.setup import build_broker, install
+from config.logging import configure_logging
+from config.settings import get_settings
+
+settings = get_settings()
+configure_logging(settings.log_level, settings.log_format)
+broker = install(build_broker(settings, metrics=True))
+broker.add_middleware(DatabasePool(settings.database_url))

@@ -1,0 +1,15 @@
+"""Housekeeping of job records (the records themselves expire by TTL in Redis)."""
+from __future__ import annotations
+
+import time
+
+import dramatiq
+
+from actors.broker import broker, settings
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, max_backoff=60_000, time_limit=120_000)
+def trim_job_index() -> int:
+    """Drop index entries of jobs older than the retention window; returns how many."""
+    horizon_ms = int((time.time() - settings.job_retention_days * 86400) * 1000)
+    return int(broker.client.zremrangebyscore(broker.jobs.keys.job_index, 0, horizon_ms))

@@ -1,0 +1,96 @@
+"""The job store: one Redis hash per job, written in the same round trip as the work.
+
+Redis and not Postgres because every status change happens on the hot path of every
+message: the enqueue writes the record inside the enqueue script, a worker's claim is one
+script call, and the final status is written in batches (see `tracking`).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+import redis
+
+from broker.keys import Keys
+from domain.jobs import JobRecord, JobStatus
+
+_LUA = {name: resources.files("broker").joinpath(f"lua/{name}.lua").read_text() for name in ("enqueue", "claim", "cancel")}
+
+
+class JobStore:
+    """Reads and writes job records under one namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str, retention_s: int) -> None:
+        self.client = client
+        self.keys = Keys(namespace)
+        self.retention_s = retention_s
+        self.scripts = {name: client.register_script(source) for name, source in _LUA.items()}
+
+    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int) -> bool:
+        """Mark a job running on `worker`; False when it was cancelled and must be skipped."""
+        args = [now_ms, worker, self.retention_s, actor, queue]
+        return bool(self.scripts["claim"](keys=[self.keys.job(job_id)], args=args))
+
+    def cancel(self, job_id: str, *, now_ms: int) -> JobStatus | None:
+        """Cancel a job that has not started; returns its status afterwards (None: unknown job)."""
+        status = self.scripts["cancel"](keys=[self.keys.job(job_id)], args=[now_ms, self.keys.ns])
+        status = status.decode() if isinstance(status, bytes) else status
+        return JobStatus(status) if status else None
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The record of one job, or None when unknown or expired."""
+        raw = self.client.hgetall(self.keys.job(job_id))
+        return record_from_hash(job_id, raw) if raw else None
+
+    def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool) -> None:
+        """Queue a status write on `pipe`; `keep` holds the record past retention (dead jobs)."""
+        key = self.keys.job(job_id)
+        pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
+        if keep:
+            pipe.persist(key)
+        else:
+            pipe.expire(key, self.retention_s)
+
+
+def _encode(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _ms_to_dt(raw: bytes | None) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromtimestamp(int(float(raw)) / 1000, tz=timezone.utc)
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode() if raw else None
+
+
+def record_from_hash(job_id: str, raw: dict[bytes, bytes]) -> JobRecord:
+    """Build a JobRecord from the stored hash fields."""
+    args = json.loads(raw.get(b"args") or b"{}")
+    result = raw.get(b"result")
+    return JobRecord(
+        job_id=job_id,
+        actor=_text(raw.get(b"actor")) or "?",
+        queue=_text(raw.get(b"queue")) or "?",
+        args=args.get("args", []),
+        kwargs=args.get("kwargs", {}),
+        status=JobStatus(raw[b"status"].decode()),
+        attempts=int(raw.get(b"attempts") or 0),
+        last_error=_text(raw.get(b"last_error")),
+        traceback=_text(raw.get(b"traceback")),
+        enqueued_at=_ms_to_dt(raw.get(b"enqueued_at")),
+        eta=_ms_to_dt(raw.get(b"eta")),
+        started_at=_ms_to_dt(raw.get(b"started_at")),
+        finished_at=_ms_to_dt(raw.get(b"finished_at")),
+        worker=_text(raw.get(b"worker")),
+        result=json.loads(result) if result else None,
+        unique_key=_text(raw.get(b"unique_key")),
+    )

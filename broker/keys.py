@@ -1,0 +1,45 @@
+"""Redis key names: Dramatiq's queue keys and Backroom's own, under one namespace."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key Backroom reads or writes, derived from the namespace."""
+
+    ns: str
+
+    def queue(self, queue_name: str) -> str:
+        """The LIST of ready message ids (Dramatiq's layout)."""
+        return f"{self.ns}:{queue_name}"
+
+    def messages(self, queue_name: str) -> str:
+        """The HASH of not-yet-acked payloads of a queue (Dramatiq's layout)."""
+        return f"{self.ns}:{queue_name}.msgs"
+
+    def dead(self, queue_name: str) -> str:
+        """The dead-letter ZSET of a queue (Dramatiq's layout)."""
+        return f"{self.ns}:{queue_name}.XQ"
+
+    def dead_messages(self, queue_name: str) -> str:
+        """The dead-letter payload HASH of a queue (Dramatiq's layout)."""
+        return f"{self.ns}:{queue_name}.XQ.msgs"
+
+    def job(self, job_id: str) -> str:
+        """The HASH holding one job's record."""
+        return f"{self.ns}:job:{job_id}"
+
+    @property
+    def job_index(self) -> str:
+        """ZSET of job ids scored by first-enqueue time (ms), for listing and retention."""
+        return f"{self.ns}:jobs"
+
+    def wake(self, queue_name: str) -> str:
+        """The pub/sub channel that tells idle consumers of a queue to fetch now."""
+        return f"{self.ns}:wake:{queue_name}"
+
+    @property
+    def wake_pattern(self) -> str:
+        """Pattern matching every wake channel."""
+        return f"{self.ns}:wake:*"

@@ -1,0 +1,151 @@
+"""Dramatiq's RedisBroker with Backroom's enqueue (job record in the same script) and wake-ups."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+from uuid import uuid4
+
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.message import Message
+from dramatiq.broker import MessageProxy
+
+from broker.jobs import JobStore
+from domain.jobs import redact, status_on_enqueue
+
+
+class BackroomBroker(RedisBroker):
+    """A RedisBroker whose every enqueue is one script call that also writes the job record."""
+
+    def __init__(self, *, url: str, namespace: str, job_retention_s: int, **kwargs: Any) -> None:
+        super().__init__(url=url, namespace=namespace, **kwargs)
+        self.jobs = JobStore(self.client, namespace, job_retention_s)
+        self.wakeups = Wakeups(self.client, self.jobs.keys.wake_pattern)
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return _WakingConsumer
+
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        """Enqueue `message` (optionally delayed by `delay` ms) and record it as a job."""
+        queue_name = message.queue_name
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        eta = ""
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            eta = current_millis() + delay
+            message = message.copy(queue_name=queue_name, options={"eta": eta})
+
+        self.emit_before("enqueue", message, delay)
+        self._enqueue_script(message, queue_name, eta)
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def _enqueue_script(self, message: Message, queue_name: str, eta: int | str) -> None:
+        keys = self.jobs.keys
+        canonical = q_name(queue_name)
+        status = status_on_enqueue(retries=message.options.get("retries", 0), delayed=eta != "")
+        args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
+        rid = message.options["redis_message_id"]
+        self.jobs.scripts["enqueue"](
+            keys=[keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index],
+            args=[rid, message.encode(), status.value, current_millis(), self.jobs.retention_s,
+                  message.actor_name, canonical, args, eta, keys.wake(queue_name), message.message_id, queue_name],
+        )
+
+    def close(self) -> None:
+        """Stop the wake-up listener and close connections."""
+        self.wakeups.stop()
+        super().close()
+
+
+class Wakeups:
+    """One pub/sub listener per process that wakes idle consumers when work is enqueued.
+
+    Bare Dramatiq consumers poll an empty queue with a backoff up to the worker timeout;
+    here they wait on an event the listener sets, so pickup takes milliseconds, and the
+    timeout stays as the fallback when pub/sub is down.
+    """
+
+    def __init__(self, client: redis.Redis, pattern: str) -> None:
+        self.client = client
+        self.pattern = pattern
+        self.prefix = pattern[:-1]
+        self.events: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+
+    def event(self, queue_name: str) -> threading.Event:
+        """The event set whenever something is enqueued on `queue_name`; starts the listener."""
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._listen, name="backroom-wakeups", daemon=True)
+                self.thread.start()
+            return self.events.setdefault(queue_name, threading.Event())
+
+    def _listen(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(self.pattern)
+                while not self.stopping.is_set():
+                    item = pubsub.get_message(timeout=1.0)
+                    if item is not None:
+                        self._set(item["channel"])
+            except redis.RedisError:
+                self._set_all()  # let consumers poll while we reconnect
+                self.stopping.wait(1.0)
+
+    def _set(self, channel: bytes) -> None:
+        event = self.events.get(channel.decode()[len(self.prefix):])
+        if event is not None:
+            event.set()
+
+    def _set_all(self) -> None:
+        for event in list(self.events.values()):
+            event.set()
+
+    def stop(self) -> None:
+        """Ask the listener to stop (it exits within a second)."""
+        self.stopping.set()
+
+
+class _WakingConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, waiting on a wake-up event instead of sleeping when idle."""
+
+    def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self.wake = broker.wakeups.event(queue_name)
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            while True:
+                if self.message_cache:
+                    data = self.message_cache.pop(0)
+                    if data is None:
+                        continue
+                    self.misses = 0
+                    message = Message.decode(data)
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                messages = []
+                if self.outstanding_message_count < self.prefetch:
+                    # clear before fetching: a wake-up published after the fetch is not missed
+                    self.wake.clear()
+                    self.message_cache = messages = self.broker.do_fetch(
+                        self.queue_name, self.prefetch - self.outstanding_message_count
+                    )
+                if not messages:
+                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                    if self.outstanding_message_count < self.prefetch:
+                        self.wake.wait(backoff_ms / 1000)
+                    else:
+                        time.sleep(backoff_ms / 1000)
+                    return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None

@@ -1,0 +1,69 @@
+"""Build the broker every Backroom process uses (workers, API, scheduler, edge)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import AsyncIO, CurrentMessage, Retries
+from periodiq import PeriodiqMiddleware
+
+from broker.redis import BackroomBroker
+from broker.tracking import JobTracking
+from config.settings import EdgeSettings
+
+
+def init_sentry(settings: EdgeSettings, *, web: bool = False) -> None:
+    """Turn Sentry on (Dramatiq, plus Quart for the web) only when SENTRY_DSN is set."""
+    if not settings.sentry_dsn:
+        return
+    import sentry_sdk
+    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+
+    integrations: list[Any] = [DramatiqIntegration()]
+    if web:
+        from sentry_sdk.integrations.quart import QuartIntegration
+
+        integrations.append(QuartIntegration())
+    sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.sentry_environment,
+                    integrations=integrations, send_default_pii=False)
+
+
+def build_broker(settings: EdgeSettings, *, metrics: bool = False) -> BackroomBroker:
+    """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage."""
+    init_sentry(settings)  # must precede the broker: it patches Broker.__init__
+    broker = BackroomBroker(
+        url=settings.redis_url,
+        namespace=settings.redis_namespace,
+        job_retention_s=int(settings.job_retention_days * 86400),
+        heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
+        dead_message_ttl=int(settings.dlq_retention_days * 86400 * 1000),
+    )
+    _bound_retries(broker, settings)
+    # after_* hooks run in reverse order: tracking sits before Retries so it sees message.failed
+    retries_at = next(i for i, m in enumerate(broker.middleware) if isinstance(m, Retries))
+    broker.middleware.insert(retries_at, JobTracking(broker.jobs))
+    for middleware in (AsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=3600)):
+        broker.add_middleware(middleware)
+    if metrics and settings.metrics_port:
+        # Dramatiq's exposition server reads its address from the environment at import
+        os.environ.setdefault("dramatiq_prom_host", settings.api_host)
+        os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
+    return broker
+
+
+def _bound_retries(broker: BackroomBroker, settings: EdgeSettings) -> None:
+    for middleware in broker.middleware:
+        if isinstance(middleware, Retries):
+            middleware.max_retries = settings.default_max_retries
+            middleware.min_backoff = 1_000
+            middleware.max_backoff = settings.default_max_backoff_ms
+
+
+def install(broker: BackroomBroker) -> BackroomBroker:
+    """Make `broker` the global Dramatiq broker (actors declared after this bind to it)."""
+    dramatiq.set_broker(broker)
+    return broker

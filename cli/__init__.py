@@ -1,0 +1,1 @@
+"""The `backroom` console: database, tokens, the embedded dev stack."""

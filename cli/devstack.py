@@ -1,0 +1,53 @@
+"""`backroom dev`: embedded Postgres + Redis (unless configured), migrate, token, honcho."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from cli.stack import PostgresProcess, RedisProcess
+
+console = Console()
+
+
+def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
+    """Start what is missing, migrate, mint a dev admin token, run the Procfile; returns an exit code."""
+    started: list[RedisProcess | PostgresProcess] = []
+    env = dict(os.environ)
+    try:
+        if not env.get("DATABASE_URL"):
+            postgres = PostgresProcess(data_dir / "postgres").start()
+            started.append(postgres)
+            env["DATABASE_URL"] = postgres.database_url("backroom")
+            console.print(f"embedded PostgreSQL (pgserver, pgvector) in {data_dir / 'postgres'}")
+        if not env.get("REDIS_URL"):
+            redis_process = RedisProcess(data_dir / "redis", port=int(env.get("DEV_REDIS_PORT", "6390"))).start()
+            started.append(redis_process)
+            env["REDIS_URL"] = redis_process.url
+            console.print(f"embedded Redis (append-only) at {redis_process.url}, data in {data_dir / 'redis'}")
+        os.environ.update(env)
+        from cli.main import create_token
+        from db.migrate import migrate
+
+        applied = asyncio.run(migrate(env["DATABASE_URL"]))
+        console.print(f"migrations applied: {len(applied)}")
+        token = asyncio.run(create_token(env["DATABASE_URL"], name="dev", scopes=["admin"]))
+        port = env.setdefault("API_PORT", "8000")
+        console.rule("[bold green]Backroom is starting")
+        console.print(f"API:     http://127.0.0.1:{port}/   (docs: http://127.0.0.1:{port}/docs)")
+        console.print(f"token:   {token}   (scope admin; made for this run)", highlight=False)
+        console.print(f"try:     curl -X POST -H 'Authorization: Bearer {token}' "
+                      f"-H 'Content-Type: application/json' -d '{{}}' http://127.0.0.1:{port}/v1/jobs/ping",
+                      highlight=False, soft_wrap=True)
+        console.rule()
+        honcho = [sys.executable, "-m", "honcho", "-f", "Procfile", "start", *processes]
+        return subprocess.call(honcho, env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for service in reversed(started):
+            service.stop()

@@ -1,0 +1,123 @@
+"""`backroom`: database migrations, API tokens and the embedded dev stack."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import get_settings
+
+app = typer.Typer(help="Backroom: the background-job backbone.", no_args_is_help=True)
+db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tokens_app, name="tokens")
+console = Console()
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (under an advisory lock; edited applied files are refused)."""
+    from db.migrate import MigrationError, migrate
+
+    try:
+        applied = asyncio.run(migrate(get_settings().database_url))
+    except MigrationError as error:
+        console.print(f"[red]migration refused:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    scope: list[str] = typer.Option(..., "--scope", help="jobs, admin or admin:read (repeatable)"),
+    name: str = typer.Option("api", "--name", help="Who or what holds the token."),
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    token = asyncio.run(create_token(get_settings().database_url, name=name, scopes=scope))
+    console.print(token, soft_wrap=True, highlight=False)
+
+
+async def create_token(dsn: str, *, name: str, scopes: list[str]) -> str:
+    """Store a new token's hash with `scopes`; return the token itself."""
+    import asyncpg
+
+    from db.tokens import insert_token
+    from domain.tokens import display_prefix, hash_token, make_token, validate_scopes
+
+    try:
+        checked = validate_scopes(scopes)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--scope") from None
+    token = make_token(secrets.token_hex(32))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await insert_token(conn, name=name, token_hash=hash_token(token), prefix=display_prefix(token), scopes=checked)
+    finally:
+        await conn.close()
+    return token
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List tokens (prefix, name, scopes, last use)."""
+    import asyncpg
+
+    from db.tokens import select_tokens
+
+    async def fetch() -> list:
+        conn = await asyncpg.connect(get_settings().database_url)
+        try:
+            return await select_tokens(conn)
+        finally:
+            await conn.close()
+
+    table = Table("id", "prefix", "name", "scopes", "created", "last used", "revoked")
+    for token in asyncio.run(fetch()):
+        table.add_row(str(token.id), token.prefix, token.name, " ".join(token.scopes), str(token.created_at)[:19],
+                      str(token.last_used_at or "")[:19], str(token.revoked_at or "")[:19])
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id (the API stops accepting it within 30 s)."""
+    import asyncpg
+
+    from db.tokens import update_token_revoked
+
+    async def revoke() -> bool:
+        conn = await asyncpg.connect(get_settings().database_url)
+        try:
+            return await update_token_revoked(conn, token_id)
+        finally:
+            await conn.close()
+
+    if not asyncio.run(revoke()):
+        console.print(f"[red]no live token with id {token_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked token {token_id}")
+
+
+@app.command("dev")
+def dev(
+    data_dir: Path = typer.Option(Path("var"), help="Where the embedded Postgres and Redis keep their data."),
+    processes: str = typer.Option("web,worker,scheduler,edge", help="Procfile processes to start."),
+) -> None:
+    """Run the whole system on embedded defaults (pgserver + redis-server) under honcho."""
+    from cli.devstack import run_dev_stack
+
+    raise typer.Exit(run_dev_stack(data_dir.resolve(), processes.split(",")))
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Settings from the environment (and `.env`), validated once per process."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders")
+EDGE_QUEUE = "edge"
+ALL_QUEUES = (*SERVER_QUEUES, EDGE_QUEUE)
+
+
+class EdgeSettings(BaseSettings):
+    """What every process reads, edge workers included (which hold no database credentials)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    redis_url: str = Field(
+        description="Redis for the broker and job records (redis://, rediss:// or unix://).",
+    )
+    redis_namespace: str = Field("backroom", pattern=r"^[a-zA-Z][a-zA-Z0-9_-]*$")
+    job_retention_days: float = Field(7.0, gt=0, description="How long finished job records are kept.")
+    dlq_retention_days: float = Field(
+        30.0, gt=0, description="How long dead letters are kept before Redis maintenance trims them."
+    )
+    default_max_retries: int = Field(3, ge=0, le=50)
+    default_max_backoff_ms: int = Field(300_000, ge=1_000, le=86_400_000)
+    default_time_limit_ms: int = Field(600_000, ge=1_000)
+    worker_heartbeat_timeout_ms: int = Field(60_000, ge=5_000)
+    sentry_dsn: str | None = Field(None, description="Report errors to Sentry when set.")
+    sentry_environment: str = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_public_url: str | None = Field(None, description="Base URL printed in status_url; defaults to relative.")
+    metrics_port: int = Field(9191, ge=0, le=65535, description="Worker Prometheus port; 0 turns it off.")
+    edge_node_id: str | None = Field(None, description="Name of this edge node (defaults to the host name).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+
+class Settings(EdgeSettings):
+    """Server processes (web, worker, scheduler, CLI): everything, plus the database."""
+
+    database_url: str = Field(description="PostgreSQL 15+ with pgvector >= 0.5.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    if first["type"] == "missing":
+        return f"backroom: missing setting {name} (see .env.example)"
+    return f"backroom: invalid setting {name}: {first['msg']}"
+
+
+def _load(cls: type[EdgeSettings]) -> EdgeSettings:
+    try:
+        return cls()
+    except ValidationError as error:
+        print(_one_line(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Read the server settings once; a bad variable stops the process with one line naming it."""
+    return _load(Settings)  # type: ignore[return-value]
+
+
+@functools.cache
+def get_edge_settings() -> EdgeSettings:
+    """Read the edge settings once (no DATABASE_URL needed or read)."""
+    return _load(EdgeSettings)
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    get_edge_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Data access on asyncpg: the pool, the migration runner, one module per table family."""

@@ -1,0 +1,1 @@
+"""Plain-SQL migrations, forward-only, numbered (a package so installs ship the files)."""

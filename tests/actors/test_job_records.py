@@ -1,0 +1,120 @@
+"""Every job status transition, through a real worker on the real Redis broker."""
+from __future__ import annotations
+
+import time
+
+import dramatiq
+import pytest
+import redis
+
+import actors
+from actors.ops import ping
+from domain.jobs import REDACTED, JobStatus
+from tests.actors.helpers import wait_for_status
+
+RUNS_KEY = "test:runs"
+
+
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=10_000)
+def count_run(tag: str, password: str = "", api_key: str = "") -> int:
+    """Count each execution in Redis so tests can assert exact effects."""
+    return int(actors.broker.client.hincrby(RUNS_KEY, tag, 1))
+
+
+def runs(client: redis.Redis, tag: str) -> int:
+    return int(client.hget(RUNS_KEY, tag) or 0)
+
+
+def test_enqueued_job_is_queued_with_redacted_arguments(redis_client: redis.Redis) -> None:
+    message = count_run.send("a", password="hunter2", api_key="k")
+    record = actors.broker.jobs.get(message.message_id)
+    assert record is not None
+    assert record.status is JobStatus.QUEUED
+    assert (record.actor, record.queue, record.attempts) == ("count_run", "default", 0)
+    assert record.args == ["a"]
+    assert record.kwargs == {"password": REDACTED, "api_key": REDACTED}
+    assert record.enqueued_at is not None and record.started_at is None
+    ttl = redis_client.ttl(actors.broker.jobs.keys.job(message.message_id))
+    assert 6 * 86400 < ttl <= 7 * 86400
+
+
+def test_delayed_job_is_delayed_then_runs(redis_client: redis.Redis, worker: dramatiq.Worker) -> None:
+    message = count_run.send_with_options(args=("d",), delay=300)
+    record = actors.broker.jobs.get(message.message_id)
+    assert record is not None and record.status is JobStatus.DELAYED and record.eta is not None
+    done = wait_for_status(message.message_id, JobStatus.SUCCEEDED)
+    assert done.started_at is not None and done.started_at >= record.eta
+    assert runs(redis_client, "d") == 1
+
+
+def test_running_then_succeeded_with_result(redis_client: redis.Redis, worker: dramatiq.Worker) -> None:
+    message = ping.send(message="hello", sleep_ms=400)
+    running = wait_for_status(message.message_id, JobStatus.RUNNING)
+    assert running.worker and running.attempts == 1 and running.started_at is not None
+    done = wait_for_status(message.message_id, JobStatus.SUCCEEDED)
+    assert done.result == {"message": "hello"}
+    assert done.finished_at is not None and done.finished_at >= done.started_at
+
+
+def test_failing_job_retries_then_lands_dead_in_the_dlq(redis_client: redis.Redis, worker: dramatiq.Worker) -> None:
+    message = ping.send(message="boom", fail=True)
+    retrying = wait_for_status(message.message_id, JobStatus.RETRYING, where=lambda r: r.last_error is not None)
+    assert retrying.last_error == "PingFailed: ping asked to fail: boom"
+    dead = wait_for_status(message.message_id, JobStatus.DEAD, timeout=30, where=lambda r: r.traceback is not None)
+    assert dead.attempts == 3  # the first run and max_retries=2 retries
+    assert "PingFailed" in (dead.traceback or "")
+    keys = actors.broker.jobs.keys
+    assert redis_client.zcard(keys.dead("default")) == 1
+    payload = next(iter(redis_client.hvals(keys.dead_messages("default"))))
+    assert message.message_id.encode() in payload and b"traceback" in payload
+    assert redis_client.ttl(keys.job(message.message_id)) == -1  # kept until discarded
+
+
+def test_cancelled_job_never_runs(redis_client: redis.Redis) -> None:
+    message = count_run.send("c")
+    assert actors.broker.jobs.cancel(message.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
+    assert redis_client.llen(actors.broker.jobs.keys.queue("default")) == 0
+    worker = dramatiq.Worker(actors.broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        after = count_run.send("after")
+        wait_for_status(after.message_id, JobStatus.SUCCEEDED)
+    finally:
+        worker.stop()
+    record = actors.broker.jobs.get(message.message_id)
+    assert record is not None and record.status is JobStatus.CANCELLED and record.attempts == 0
+    assert runs(redis_client, "c") == 0
+
+
+def test_cancelled_delayed_job_is_not_put_back_by_the_delay_hop(
+    redis_client: redis.Redis, worker: dramatiq.Worker
+) -> None:
+    message = count_run.send_with_options(args=("dc",), delay=500)
+    time.sleep(0.15)  # let the worker pull it into its in-memory delay queue
+    assert actors.broker.jobs.cancel(message.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
+    probe = count_run.send_with_options(args=("probe",), delay=900)
+    wait_for_status(probe.message_id, JobStatus.SUCCEEDED)
+    assert runs(redis_client, "dc") == 0
+    assert actors.broker.jobs.get(message.message_id).status is JobStatus.CANCELLED
+
+
+def test_a_fetched_but_cancelled_job_is_skipped_at_claim(redis_client: redis.Redis) -> None:
+    message = count_run.send("skip")
+    store = actors.broker.jobs
+    # simulate a worker having fetched it already: the message is no longer in the list
+    redis_client.lpop(store.keys.queue("default"))
+    assert store.cancel(message.message_id, now_ms=1) is JobStatus.CANCELLED
+    assert store.claim(message.message_id, worker="w", actor="count_run", queue="default", now_ms=2) is False
+    assert store.get(message.message_id).attempts == 0
+
+
+@pytest.mark.parametrize("status", ["running", "succeeded", "dead"])
+def test_started_or_finished_jobs_cannot_be_cancelled(redis_client: redis.Redis, status: str) -> None:
+    message = count_run.send("x")
+    redis_client.hset(actors.broker.jobs.keys.job(message.message_id), "status", status)
+    assert actors.broker.jobs.cancel(message.message_id, now_ms=1) is JobStatus(status)
+
+
+def test_unknown_job_cancel_and_get() -> None:
+    assert actors.broker.jobs.cancel("00000000-0000-0000-0000-000000000000", now_ms=1) is None
+    assert actors.broker.jobs.get("00000000-0000-0000-0000-000000000000") is None

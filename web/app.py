@@ -1,0 +1,62 @@
+"""The Quart application: per-process resources opened in `before_serving`."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from quart import Quart, g, request
+from quart_schema import HttpSecurityScheme, Info, QuartSchema
+
+import actors
+from broker.setup import init_sentry
+from config.settings import get_settings
+from db.pool import create_pool
+from web import health, jobs
+from web.auth import TokenCache
+from web.errors import install_error_handlers
+
+
+def create_app() -> Quart:
+    """Build the API app (settings are read once, here)."""
+    settings = get_settings()
+    init_sentry(settings, web=True)
+    app = Quart("backroom")
+    app.config["TOKEN_CACHE"] = TokenCache()
+    QuartSchema(
+        app,
+        info=Info(title="Backroom API", version="0.1.0",
+                  description="Validate and enqueue background jobs; read their records."),
+        security_schemes={"bearer": HttpSecurityScheme(scheme="bearer")},
+        security=[{"bearer": []}],
+    )
+    install_error_handlers(app)
+    app.register_blueprint(jobs.blueprint)
+    app.register_blueprint(health.blueprint)
+
+    @app.before_serving
+    async def open_resources() -> None:
+        app.config["DB_POOL"] = await create_pool(settings.database_url, min_size=1, max_size=10)
+
+    @app.after_serving
+    async def close_resources() -> None:
+        await app.config["DB_POOL"].close()
+        actors.broker.close()
+
+    @app.before_request
+    async def bind_request_id() -> None:
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    async def tag_response(response: Any) -> Any:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.endpoint or "unknown"
+        health.REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        health.LATENCY.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        structlog.contextvars.unbind_contextvars("request_id")
+        return response
+
+    return app

@@ -1,0 +1,46 @@
+"""/healthz (Redis and Postgres reachable) and /metrics (Prometheus)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from quart import Blueprint, current_app
+from quart_schema import hide
+
+import actors
+
+blueprint = Blueprint("health", __name__)
+REQUESTS = Counter("backroom_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
+LATENCY = Histogram("backroom_http_request_seconds", "HTTP request latency", ["endpoint"])
+
+
+async def _check_redis() -> str:
+    await asyncio.wait_for(asyncio.to_thread(actors.broker.client.ping), timeout=2)
+    return "ok"
+
+
+async def _check_postgres() -> str:
+    async with current_app.config["DB_POOL"].acquire(timeout=2) as conn:
+        await conn.fetchval("select 1")
+    return "ok"
+
+
+@blueprint.get("/healthz")
+async def healthz() -> Any:
+    """200 when Redis and Postgres answer, else 503 naming what is down."""
+    checks: dict[str, str] = {}
+    for name, check in (("redis", _check_redis), ("postgres", _check_postgres)):
+        try:
+            checks[name] = await check()
+        except Exception as error:  # any failure of a dependency is reported, not raised
+            checks[name] = f"down: {type(error).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+
+
+@blueprint.get("/metrics")
+@hide
+async def metrics() -> Any:
+    """Prometheus exposition of the web process's metrics."""
+    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}

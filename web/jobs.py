@@ -1,0 +1,94 @@
+"""/v1/jobs: enqueue an operation, read a job's record, cancel a job that has not started."""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from dramatiq.common import current_millis
+from quart import Blueprint, current_app
+from quart_schema import document_response, tag, validate_request
+
+import actors
+from actors.ops import ping
+from domain.jobs import JobRecord, JobStatus
+from web.auth import require
+from web.enqueue import BROKER_DOWN, enqueue
+from web.errors import problem
+from web.schemas import (
+    OPERATIONS, Accepted, CollectionsJob, EmbedJob, EnrichJob, NotifyJob, PingJob, Problem, PruneJob, ScrapeJob,
+)
+
+blueprint = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
+
+
+@blueprint.post("/ping")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(PingJob)
+@document_response(Accepted, 202)
+async def post_ping(data: PingJob) -> Any:
+    """Enqueue a diagnostic ping (it can be asked to fail, to exercise retries)."""
+    return await enqueue(ping, **data.model_dump())
+
+
+def _not_yet(operation: str, model: type) -> None:
+    async def handler(data: Any) -> Any:
+        return problem(501, f"the {operation!r} operation is not available in this release yet")
+
+    handler.__name__ = f"post_{operation}"
+    handler.__doc__ = f"Enqueue a {operation} job (answers 501 until its actor ships)."
+    wrapped = document_response(Problem, 501)(handler)
+    wrapped = validate_request(model)(wrapped)
+    wrapped = tag(["jobs"])(wrapped)
+    wrapped = require("jobs")(wrapped)
+    blueprint.post(f"/{operation}")(wrapped)
+
+
+for _operation, _model in (("scrape", ScrapeJob), ("embed", EmbedJob), ("prune", PruneJob),
+                           ("enrich", EnrichJob), ("collections", CollectionsJob), ("notify", NotifyJob)):
+    _not_yet(_operation, _model)
+
+
+@blueprint.post("/<operation>")
+@require("jobs")
+async def post_unknown(operation: str) -> Any:
+    """Unknown operations answer 404 with the list of known ones."""
+    return problem(404, f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}")
+
+
+@blueprint.get("/<job_id>")
+@require("jobs")
+@tag(["jobs"])
+@document_response(JobRecord)
+async def get_job(job_id: str) -> Any:
+    """The record of one job: status, attempts, last error, times, worker, result."""
+    if not JOB_ID.match(job_id):
+        return problem(404, "no such job")
+    try:
+        record = await asyncio.to_thread(actors.broker.jobs.get, job_id)
+    except BROKER_DOWN:
+        return problem(503, "the job store is unreachable", headers={"Retry-After": "5"})
+    if record is None:
+        return problem(404, "no such job (unknown, or past its retention)")
+    return current_app.response_class(record.model_dump_json(), mimetype="application/json")
+
+
+@blueprint.delete("/<job_id>")
+@require("jobs")
+@tag(["jobs"])
+@document_response(JobRecord)
+async def cancel_job(job_id: str) -> Any:
+    """Cancel a job that has not started; 409 when it already runs or is over."""
+    if not JOB_ID.match(job_id):
+        return problem(404, "no such job")
+    try:
+        status = await asyncio.to_thread(actors.broker.jobs.cancel, job_id, now_ms=current_millis())
+    except BROKER_DOWN:
+        return problem(503, "the job store is unreachable", headers={"Retry-After": "5"})
+    if status is None:
+        return problem(404, "no such job (unknown, or past its retention)")
+    if status is not JobStatus.CANCELLED:
+        return problem(409, f"the job is {status.value} and can no longer be cancelled")
+    return await get_job(job_id)
