@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +45,10 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
                       f"-H 'Content-Type: application/json' -d '{{}}' http://127.0.0.1:{port}/v1/jobs/ping",
                       highlight=False, soft_wrap=True)
         console.rule()
-        honcho = [sys.executable, "-m", "honcho", "-f", "Procfile", "start", *processes]
-        return subprocess.call(honcho, env=env)
+        honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", *processes], env=env)
+        # SIGTERM (a supervisor, `timeout`) stops honcho's processes before the services go
+        signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
+        return honcho.wait()
     except KeyboardInterrupt:
         return 0
     finally:
