@@ -28,9 +28,9 @@ class JobStore:
         self.retention_s = retention_s
         self.scripts = {name: client.register_script(source) for name, source in _LUA.items()}
 
-    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int) -> bool:
+    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "") -> bool:
         """Mark a job running on `worker`; False when it was cancelled and must be skipped."""
-        args = [now_ms, worker, self.retention_s, actor, queue]
+        args = [now_ms, worker, self.retention_s, actor, queue, broker_id]
         return bool(self.scripts["claim"](keys=[self.keys.job(job_id)], args=args))
 
     def cancel(self, job_id: str, *, now_ms: int) -> JobStatus | None:
@@ -93,4 +93,7 @@ def record_from_hash(job_id: str, raw: dict[bytes, bytes]) -> JobRecord:
         worker=_text(raw.get(b"worker")),
         result=json.loads(result) if result else None,
         unique_key=_text(raw.get(b"unique_key")),
+        recoveries=int(raw.get(b"recoveries") or 0),
+        crashes=int(raw.get(b"crashes") or 0),
+        recovered_at=_ms_to_dt(raw.get(b"recovered_at")),
     )

@@ -28,7 +28,7 @@ class Keys:
 
     def job(self, job_id: str) -> str:
         """The HASH holding one job's record."""
-        return f"{self.ns}:job:{job_id}"
+        return f"{self.job_prefix}{job_id}"
 
     @property
     def job_index(self) -> str:
@@ -43,3 +43,25 @@ class Keys:
     def wake_pattern(self) -> str:
         """Pattern matching every wake channel."""
         return f"{self.ns}:wake:*"
+
+    def unique(self, unique_key: str) -> str:
+        """The lock naming the live job that holds a unique key."""
+        return f"{self.ns}:unique:{unique_key}"
+
+    @property
+    def job_prefix(self) -> str:
+        """Prefix of every job record key (`job_prefix + job_id`)."""
+        return f"{self.ns}:job:"
+
+    @property
+    def heartbeats(self) -> str:
+        """Dramatiq's ZSET of worker broker ids by last heartbeat (ms)."""
+        return f"{self.ns}:__heartbeats__"
+
+    def acks(self, broker_id: str, queue_name: str) -> str:
+        """The SET of message ids one worker process holds from a queue (Dramatiq's layout)."""
+        return f"{self.ns}:__acks__.{broker_id}.{queue_name}"
+
+    def worker(self, broker_id: str) -> str:
+        """The HASH describing a live worker process (host, pid, queues, last beat)."""
+        return f"{self.ns}:worker:{broker_id}"

@@ -22,9 +22,13 @@ class BackroomBroker(RedisBroker):
     """A RedisBroker whose every enqueue is one script call that also writes the job record."""
 
     def __init__(self, *, url: str, namespace: str, job_retention_s: int, **kwargs: Any) -> None:
+        if kwargs.get("client") is not None:
+            url = ""  # a Sentinel-managed client replaces the URL's host
         super().__init__(url=url, namespace=namespace, **kwargs)
         self.jobs = JobStore(self.client, namespace, job_retention_s)
         self.wakeups = Wakeups(self.client, self.jobs.keys.wake_pattern)
+        # queue -> redis ids fetched by a consumer that then lost its connection (see requeue_lost)
+        self.lost: dict[str, set[str]] = {}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -41,21 +45,40 @@ class BackroomBroker(RedisBroker):
             message = message.copy(queue_name=queue_name, options={"eta": eta})
 
         self.emit_before("enqueue", message, delay)
-        self._enqueue_script(message, queue_name, eta)
+        outcome = self._enqueue_script(message, queue_name, eta)
+        if isinstance(outcome, bytes):  # a live job holds this unique key: nothing was enqueued
+            return message.copy(message_id=outcome.decode(), options={"deduplicated": True})
         self.emit_after("enqueue", message, delay)
         return message
 
-    def _enqueue_script(self, message: Message, queue_name: str, eta: int | str) -> None:
+    def _enqueue_script(self, message: Message, queue_name: str, eta: int | str) -> Any:
         keys = self.jobs.keys
-        canonical = q_name(queue_name)
         status = status_on_enqueue(retries=message.options.get("retries", 0), delayed=eta != "")
         args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
-        rid = message.options["redis_message_id"]
-        self.jobs.scripts["enqueue"](
-            keys=[keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index],
-            args=[rid, message.encode(), status.value, current_millis(), self.jobs.retention_s,
-                  message.actor_name, canonical, args, eta, keys.wake(queue_name), message.message_id, queue_name],
+        unique_key = message.options.get("unique_key") or ""
+        return self.jobs.scripts["enqueue"](
+            keys=[keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index,
+                  keys.unique(unique_key)],
+            args=[message.options["redis_message_id"], message.encode(), status.value, current_millis(),
+                  self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
+                  message.message_id, queue_name, unique_key, keys.job_prefix],
         )
+
+    def requeue_lost(self, queue_name: str) -> int:
+        """Put back what this process fetched from `queue_name` but lost from memory; returns how many.
+
+        After a connection error Dramatiq drops a consumer's in-memory delayed messages and
+        its fetched-but-unhanded cache while their ids stay in this process's ack set, so
+        they would wait until the process dies. For a delay queue the whole ack set is
+        in memory only (and was dropped); for a ready queue only the recorded cache was.
+        """
+        lost = self.lost.get(queue_name, set())
+        if queue_name.endswith(".DQ"):
+            lost = lost | {m.decode() for m in self.client.smembers(self.jobs.keys.acks(self.broker_id, queue_name))}
+        if lost:
+            self.do_requeue(queue_name, *sorted(lost))
+        self.lost.pop(queue_name, None)
+        return len(lost)
 
     def close(self) -> None:
         """Stop the wake-up listener and close connections."""
@@ -121,6 +144,11 @@ class _WakingConsumer(_RedisConsumer):
     def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wake = broker.wakeups.event(queue_name)
+        if queue_name in broker.lost:
+            try:
+                broker.requeue_lost(queue_name)
+            except redis.ConnectionError as e:
+                raise ConnectionClosed(e) from None
 
     def __next__(self) -> MessageProxy | None:
         try:
@@ -148,4 +176,10 @@ class _WakingConsumer(_RedisConsumer):
                         time.sleep(backoff_ms / 1000)
                     return None
         except redis.ConnectionError as e:
+            self._remember_lost()
             raise ConnectionClosed(e) from None
+
+    def _remember_lost(self) -> None:
+        lost = self.broker.lost.setdefault(self.queue_name, set())
+        lost.update(Message.decode(data).options["redis_message_id"] for data in self.message_cache if data)
+        self.message_cache = []

@@ -5,9 +5,11 @@ import os
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.middleware import AsyncIO, CurrentMessage, Retries
 from periodiq import PeriodiqMiddleware
 
+from broker.recovery import Recovery
 from broker.redis import BackroomBroker
 from broker.tracking import JobTracking
 from config.settings import EdgeSettings
@@ -29,30 +31,59 @@ def init_sentry(settings: EdgeSettings, *, web: bool = False) -> None:
                     integrations=integrations, send_default_pii=False)
 
 
-def build_broker(settings: EdgeSettings, *, metrics: bool = False) -> BackroomBroker:
+def redis_client(settings: EdgeSettings) -> redis.Redis | None:
+    """A client on the Sentinel-managed primary when REDIS_SENTINELS is set (else None: use REDIS_URL)."""
+    if not settings.redis_sentinels:
+        return None
+    from redis.sentinel import Sentinel
+
+    hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
+                                                     settings.redis_sentinels.split(","))]
+    url = redis.connection.parse_url(settings.redis_url)
+    return Sentinel(hosts, socket_timeout=5).master_for(
+        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
+
+
+def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True) -> BackroomBroker:
     """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage."""
     init_sentry(settings)  # must precede the broker: it patches Broker.__init__
+    retention_s = int(settings.job_retention_days * 86400)
     broker = BackroomBroker(
         url=settings.redis_url,
+        client=redis_client(settings),
         namespace=settings.redis_namespace,
-        job_retention_s=int(settings.job_retention_days * 86400),
+        job_retention_s=retention_s,
         heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
         dead_message_ttl=int(settings.dlq_retention_days * 86400 * 1000),
+        maintenance_chance=0,  # Recovery reaps dead workers every few seconds instead of by chance
     )
     _bound_retries(broker, settings)
     # after_* hooks run in reverse order: tracking sits before Retries so it sees message.failed
     retries_at = next(i for i, m in enumerate(broker.middleware) if isinstance(m, Retries))
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))
-    for middleware in (AsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=3600)):
+    recovery = Recovery(heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
+                        poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap)
+    for middleware in (AsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400), recovery):
         broker.add_middleware(middleware)
     if metrics and settings.metrics_port:
         # Dramatiq's exposition server reads its address from the environment at import
         os.environ.setdefault("dramatiq_prom_host", settings.api_host)
         os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
-        from dramatiq.middleware.prometheus import Prometheus
-
-        broker.add_middleware(Prometheus())
+        broker.add_middleware(_prometheus())
     return broker
+
+
+def _prometheus() -> Any:
+    from dramatiq.middleware.prometheus import Prometheus
+
+    class PoolPrometheus(Prometheus):
+        """Every worker records metrics; only the pool's first process serves them (one port)."""
+
+        @property
+        def forks(self) -> list:
+            return super().forks if os.environ.get("BACKROOM_METRICS_EXPOSE", "1") != "0" else []
+
+    return PoolPrometheus()
 
 
 def _bound_retries(broker: BackroomBroker, settings: EdgeSettings) -> None:

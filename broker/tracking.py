@@ -43,7 +43,7 @@ class JobTracking(Middleware):
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         claimed = self.store.claim(
             message.message_id, worker=self.worker, actor=message.actor_name,
-            queue=message.queue_name, now_ms=current_millis(),
+            queue=message.queue_name, now_ms=current_millis(), broker_id=getattr(broker, "broker_id", ""),
         )
         if not claimed:
             message.options["backroom_cancelled"] = True

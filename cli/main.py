@@ -103,6 +103,25 @@ def tokens_revoke(token_id: int) -> None:
     console.print(f"revoked token {token_id}")
 
 
+@app.command("worker")
+def worker(
+    processes: int = typer.Option(2, "--processes", "-p", envvar="WORKER_PROCESSES", min=1),
+    threads: int = typer.Option(8, "--threads", "-t", envvar="WORKER_THREADS", min=1),
+    queues: list[str] = typer.Option(None, "--queue", "-Q", help="Queues to consume (default: the server queues)."),
+    edge: bool = typer.Option(False, "--edge", help="Run the edge worker (edge.worker, queue edge) instead."),
+    module: list[str] = typer.Option(None, "--module", "-m", help="Extra modules declaring actors to import."),
+) -> None:
+    """Run a supervised pool of worker processes; a process that dies is replaced."""
+    from cli.worker import SERVER_MODULES, dramatiq_command, supervise
+    from config.settings import EDGE_QUEUE, SERVER_QUEUES, get_edge_settings
+
+    settings = get_edge_settings() if edge else get_settings()
+    modules = (["edge.worker"] if edge else list(SERVER_MODULES)) + list(module or [])
+    chosen = list(queues or ([EDGE_QUEUE] if edge else SERVER_QUEUES))
+    command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
+    raise typer.Exit(supervise(command, processes))
+
+
 @app.command("dev")
 def dev(
     data_dir: Path = typer.Option(Path("var"), help="Where the embedded Postgres and Redis keep their data."),

@@ -29,7 +29,13 @@ class EdgeSettings(BaseSettings):
     default_max_retries: int = Field(3, ge=0, le=50)
     default_max_backoff_ms: int = Field(300_000, ge=1_000, le=86_400_000)
     default_time_limit_ms: int = Field(600_000, ge=1_000)
-    worker_heartbeat_timeout_ms: int = Field(60_000, ge=5_000)
+    worker_heartbeat_timeout_ms: int = Field(
+        20_000, ge=1_000, description="A worker silent this long is dead: its in-flight jobs run again elsewhere."
+    )
+    poison_threshold: int = Field(3, ge=1, le=100, description="Worker deaths during one job before it is dead-lettered.")
+    worker_shutdown_timeout_s: int = Field(30, ge=1, description="On SIGTERM, how long running jobs may take to finish.")
+    redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels (instead of REDIS_URL's host).")
+    redis_sentinel_master: str = Field("mymaster", description="The Sentinel-managed primary's name.")
     sentry_dsn: str | None = Field(None, description="Report errors to Sentry when set.")
     sentry_environment: str = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -53,6 +59,12 @@ class Settings(EdgeSettings):
     """Server processes (web, worker, scheduler, CLI): everything, plus the database."""
 
     database_url: str = Field(description="PostgreSQL 15+ with pgvector >= 0.5.")
+    scheduler_catchup_minutes: int = Field(
+        60, ge=0, le=2880, description="On start or takeover, fire ticks missed this recently (older ones are counted)."
+    )
+    scheduler_leader_ttl_ms: int = Field(
+        10_000, ge=1_000, le=300_000, description="The scheduler leader lock's lifetime; renewed every third of it."
+    )
 
     @field_validator("database_url")
     @classmethod

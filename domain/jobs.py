@@ -69,6 +69,9 @@ class JobRecord(BaseModel):
     worker: str | None = None
     result: Any = None
     unique_key: str | None = None
+    recoveries: int = 0
+    crashes: int = 0
+    recovered_at: datetime | None = None
 
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|api[_-]?key|authorization|credential|dsn)", re.I)

@@ -7,24 +7,32 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.errors import BrokerConnectionError
-from quart import g, url_for
+from quart import g, request, url_for
 
 from web.errors import problem
 
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError)
 
 
-async def enqueue(actor: dramatiq.Actor, **kwargs: Any) -> Any:
-    """Send one message in a thread; 202 with the job id, or 503 when Redis is unreachable."""
-    options = {"request_id": getattr(g, "request_id", None)}
+async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwargs: Any) -> Any:
+    """Send one message in a thread; 202 with the job id, or 503 when Redis is unreachable.
+
+    With a unique key (the body's `unique_key` or the `Unique-Key` header), a live job
+    holding that key is answered instead and nothing is enqueued (`deduplicated: true`).
+    """
+    options: dict[str, Any] = {"request_id": getattr(g, "request_id", None)}
+    unique_key = unique_key or request.headers.get("Unique-Key")
+    if unique_key:
+        options["unique_key"] = unique_key
     try:
         message = await asyncio.to_thread(actor.send_with_options, kwargs=kwargs, **options)
     except BROKER_DOWN:
         return problem(503, "the job queue is unreachable; nothing was enqueued, try again",
                        headers={"Retry-After": "5"})
-    return accepted(message.message_id)
+    return accepted(message.message_id, deduplicated=bool(message.options.get("deduplicated")))
 
 
-def accepted(job_id: str) -> Any:
+def accepted(job_id: str, *, deduplicated: bool = False) -> Any:
     """The 202 body every enqueueing endpoint answers."""
-    return {"job_id": job_id, "status_url": url_for("jobs.get_job", job_id=job_id, _external=False)}, 202
+    url = url_for("jobs.get_job", job_id=job_id, _external=False)
+    return {"job_id": job_id, "status_url": url, "deduplicated": deduplicated}, 202

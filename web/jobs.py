@@ -30,7 +30,7 @@ JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
 @document_response(Accepted, 202)
 async def post_ping(data: PingJob) -> Any:
     """Enqueue a diagnostic ping (it can be asked to fail, to exercise retries)."""
-    return await enqueue(ping, **data.model_dump())
+    return await enqueue(ping, unique_key=data.unique_key, **data.arguments())
 
 
 def _not_yet(operation: str, model: type) -> None:

@@ -5,13 +5,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-UNIQUE_KEY = Field(None, min_length=1, max_length=200, description="Reserved: enqueue at most once per key.")
-
-
 class JobBody(BaseModel):
     """Fields every job request accepts."""
 
     model_config = ConfigDict(extra="forbid")
+
+    unique_key: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="While a job with this key is queued, delayed, running or retrying, return it instead.",
+    )
+
+    def arguments(self) -> dict[str, Any]:
+        """The actor's keyword arguments (the body without the enqueue options)."""
+        return self.model_dump(exclude={"unique_key"})
 
 
 class PingJob(JobBody):
@@ -66,10 +72,11 @@ class NotifyJob(JobBody):
 
 
 class Accepted(BaseModel):
-    """A job was enqueued: poll `status_url` for its record."""
+    """A job was enqueued (or a live one holds the unique key): poll `status_url` for its record."""
 
     job_id: str
     status_url: str
+    deduplicated: bool = False
 
 
 class Problem(BaseModel):

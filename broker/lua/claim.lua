@@ -1,10 +1,10 @@
 -- A worker claims a job it is about to run: refused when the job was cancelled.
--- KEYS: job    ARGV: now_ms, worker, ttl_s, actor, queue
+-- KEYS: job    ARGV: now_ms, worker, ttl_s, actor, queue, broker id
 local status = redis.call("hget", KEYS[1], "status")
 if status == "cancelled" then
   return 0
 end
-redis.call("hset", KEYS[1], "status", "running", "started_at", ARGV[1], "worker", ARGV[2])
+redis.call("hset", KEYS[1], "status", "running", "started_at", ARGV[1], "worker", ARGV[2], "broker", ARGV[6])
 redis.call("hsetnx", KEYS[1], "actor", ARGV[4])
 redis.call("hsetnx", KEYS[1], "queue", ARGV[5])
 redis.call("hincrby", KEYS[1], "attempts", 1)

@@ -1,14 +1,30 @@
 -- Enqueue one message and write its job record in one atomic step.
--- KEYS: job, queue list, queue messages hash, job index
+-- KEYS: job, queue list, queue messages hash, job index, unique-key lock
 -- ARGV: redis_message_id, payload, status, now_ms, ttl_s, actor, canonical queue,
---       args json, eta_ms or "", wake channel, job id, queue name as stored
+--       args json, eta_ms or "", wake channel, job id, queue name as stored, unique key or "",
+--       job key prefix
+-- Returns 1 (enqueued), 0 (the job was cancelled: not put back), or the id of the live job
+-- that already holds the unique key (nothing enqueued).
 local current = redis.call("hget", KEYS[1], "status")
 if current == "cancelled" then
   -- a cancelled job is never put back (e.g. the delay-queue hop of a cancelled delayed job)
   return 0
 end
+if ARGV[13] ~= "" then
+  local owner = redis.call("get", KEYS[5])
+  if owner and owner ~= ARGV[11] then
+    local status = redis.call("hget", ARGV[14] .. owner, "status")
+    if status == "queued" or status == "delayed" or status == "running" or status == "retrying" then
+      return owner
+    end
+  end
+  redis.call("set", KEYS[5], ARGV[11], "EX", ARGV[5])
+end
 redis.call("hset", KEYS[1], "status", ARGV[3], "actor", ARGV[6], "queue", ARGV[7],
            "args", ARGV[8], "eta", ARGV[9], "rid", ARGV[1], "qname", ARGV[12])
+if ARGV[13] ~= "" then
+  redis.call("hset", KEYS[1], "unique_key", ARGV[13])
+end
 if not current then
   redis.call("hset", KEYS[1], "enqueued_at", ARGV[4], "attempts", 0)
   redis.call("zadd", KEYS[4], ARGV[4], ARGV[11])

@@ -47,11 +47,12 @@ async def token(database_url: str) -> str:
 
 
 @pytest.fixture()
-def stack(redis_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def stack(redis_client, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     port = free_port()
+    log = (tmp_path / "honcho.log").open("wb")  # a file, not a pipe nobody reads (honcho would block)
     env = {**os.environ, "API_PORT": str(port), "WORKER_PROCESSES": "1", "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web", "worker"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -72,6 +73,9 @@ def stack(redis_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError("honcho did not stop its processes within 30 s") from None
+        finally:
+            log.close()
 
 
 def wait_job(base: str, token: str, job_id: str, status: str, timeout: float = 60) -> dict:

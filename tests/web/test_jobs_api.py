@@ -130,3 +130,14 @@ async def test_healthz_and_metrics_and_openapi(client) -> None:
     spec = await (await client.get("/openapi.json")).get_json()
     assert "/v1/jobs/ping" in spec["paths"] and "/v1/jobs/{job_id}" in spec["paths"]
     assert spec["paths"]["/v1/jobs/ping"]["post"]["summary"]
+
+
+async def test_unique_key_in_body_or_header_deduplicates(client, tokens, redis_client: redis.Redis) -> None:
+    first = await (await client.post("/v1/jobs/ping", json={"unique_key": "u1"}, headers=bearer(tokens["jobs"]))).get_json()
+    again = await client.post("/v1/jobs/ping", json={"message": "x"}, headers={**bearer(tokens["jobs"]), "Unique-Key": "u1"})
+    body = await again.get_json()
+    assert again.status_code == 202 and body["job_id"] == first["job_id"] and body["deduplicated"] is True
+    assert first["deduplicated"] is False
+    assert redis_client.llen(actors.broker.jobs.keys.queue("default")) == 1
+    record = await (await client.get(first["status_url"], headers=bearer(tokens["jobs"]))).get_json()
+    assert "unique_key" not in record["kwargs"] and record["unique_key"] == "u1"

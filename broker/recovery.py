@@ -1,0 +1,105 @@
+"""Crash recovery: heartbeats from a thread of their own, and a reaper in every worker.
+
+Dramatiq re-runs a dead worker's messages only when a 0.1%-chance maintenance step runs
+(minutes later) and never counts a crash as a retry. Here every worker process
+heartbeats every `interval`, independent of how busy its worker threads are, and reaps
+dead workers every few seconds: their in-flight messages go back to their queues, and a
+message whose worker died while running it `poison_threshold` times is dead-lettered.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+import redis
+from dramatiq import Middleware
+from dramatiq.broker import Broker
+
+from config.settings import ALL_QUEUES
+
+log = logging.getLogger(__name__)
+_REAP = resources.files("broker").joinpath("lua/reap.lua").read_text()
+
+
+class Recovery(Middleware):
+    """Starts the heartbeat and reaper threads in each worker process."""
+
+    def __init__(self, *, heartbeat_timeout_ms: int, poison_threshold: int, job_retention_s: int,
+                 reap: bool = True) -> None:
+        self.timeout_ms = heartbeat_timeout_ms
+        self.threshold = poison_threshold
+        self.retention_s = job_retention_s
+        self.reap = reap
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        self.stopping.clear()
+        self.worker = worker
+        targets = [self._heartbeat_loop] + ([self._reap_loop] if self.reap else [])
+        self.threads = [threading.Thread(target=t, args=(broker,), daemon=True, name=t.__name__) for t in targets]
+        for thread in self.threads:
+            thread.start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
+        self.stopping.set()
+
+    def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
+        for thread in self.threads:
+            thread.join(timeout=5)
+        try:  # a clean exit: nothing in flight any more, so this worker needs no reaping
+            broker.client.zrem(f"{broker.namespace}:__heartbeats__", broker.broker_id)
+            broker.client.delete(f"{broker.namespace}:worker:{broker.broker_id}")
+        except redis.RedisError:
+            log.warning("could not remove this worker's heartbeat; the reaper will")
+
+    def _heartbeat_loop(self, broker: Any) -> None:
+        interval = max(0.2, self.timeout_ms / 10_000)
+        while not self.stopping.is_set():
+            try:
+                beat(broker, self.worker, ttl_s=max(1, self.timeout_ms * 3 // 1000))
+            except redis.RedisError as error:
+                log.warning("heartbeat failed: %s", error)
+            self.stopping.wait(interval)
+
+    def _reap_loop(self, broker: Any) -> None:
+        interval = max(0.5, min(5.0, self.timeout_ms / 4000))
+        while not self.stopping.wait(interval):
+            try:
+                reap(broker, timeout_ms=self.timeout_ms, threshold=self.threshold, retention_s=self.retention_s)
+            except redis.RedisError as error:
+                log.warning("reaper failed: %s", error)
+
+
+def beat(broker: Any, worker: Any, *, ttl_s: int) -> None:
+    """Write this process's heartbeat and a description of it (for the admin pages)."""
+    ns, now = broker.namespace, int(time.time() * 1000)
+    info = {"name": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(), "pid": os.getpid(),
+            "queues": ",".join(sorted(getattr(worker, "queues", None) or broker.get_declared_queues())),
+            "threads": getattr(worker, "worker_threads", 0), "last_beat": now}
+    with broker.client.pipeline(transaction=False) as pipe:
+        pipe.zadd(f"{ns}:__heartbeats__", {broker.broker_id: now})
+        pipe.hset(f"{ns}:worker:{broker.broker_id}", mapping=info)
+        pipe.expire(f"{ns}:worker:{broker.broker_id}", ttl_s)
+        pipe.execute()
+
+
+def reap(broker: Any, *, timeout_ms: int, threshold: int, retention_s: int) -> tuple[int, int, int]:
+    """Recover dead workers' messages once; returns (dead workers, recovered, poisoned)."""
+    client: redis.Redis = broker.client
+    # right after a Redis restart every heartbeat looks old: give live workers time to beat
+    if int(client.info("server")["uptime_in_seconds"]) * 1000 < timeout_ms * 1.5:
+        return (0, 0, 0)
+    queues = sorted({*ALL_QUEUES, *(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))})
+    result = client.eval(_REAP, 1, f"{broker.namespace}:__heartbeats__", broker.namespace,
+                         int(time.time() * 1000), timeout_ms, threshold, retention_s, *queues)
+    dead, recovered, poisoned = (int(x) for x in result)
+    if dead:
+        log.warning("reaped %d dead worker(s): %d job(s) re-queued, %d poison job(s) dead-lettered",
+                    dead, recovered, poisoned)
+    return dead, recovered, poisoned

@@ -1,0 +1,100 @@
+"""`backroom worker`: a pool of Dramatiq worker processes that replaces any that dies.
+
+Dramatiq's master stops every worker process and exits when one of them dies (and
+honcho then stops the whole stack). Here each worker process runs under its own
+one-process Dramatiq master, and this supervisor starts a new one in its place; the
+dead one's in-flight jobs are re-queued by the reaper of any live worker.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger("backroom.worker")
+SERVER_MODULES = ("actors", "schedules")
+
+
+@dataclass
+class Slot:
+    """One supervised Dramatiq master (one worker process) and its restart history."""
+
+    index: int
+    command: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    failures: int = 0
+    not_before: float = 0.0
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        """Start (or restart) the master in a session of its own (see `_detach`)."""
+        self.process = subprocess.Popen(self.command, env=self.env, preexec_fn=_detach)
+        self.started = time.monotonic()
+
+    def reap(self, now: float) -> bool:
+        """True when the process exited; schedules its restart with a crash-loop backoff."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        code = self.process.returncode
+        self.failures = self.failures + 1 if now - self.started < 10 else 1
+        self.not_before = now + min(30.0, 0.5 * 2 ** (self.failures - 1)) if self.failures > 1 else now
+        log.warning("worker %d (pid %d) exited with %s; restarting", self.index, self.process.pid, code)
+        self.process = None
+        self.restarts += 1
+        return True
+
+
+def _detach() -> None:
+    """Run in the child before exec: its own session, and SIGTERM when the supervisor dies.
+
+    A supervisor (honcho, systemd) that signals our whole process group would otherwise
+    hit each Dramatiq process twice (directly and via its master), and Dramatiq treats a
+    second SIGTERM as "kill now", abandoning running jobs. Only this supervisor signals them.
+    """
+    os.setsid()
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def dramatiq_command(modules: list[str], queues: list[str], threads: int, shutdown_timeout_s: int) -> list[str]:
+    """The command of one single-process Dramatiq master."""
+    return [sys.executable, "-m", "dramatiq", *modules, "--processes", "1", "--threads", str(threads),
+            "--queues", *queues, "--worker-shutdown-timeout", str(shutdown_timeout_s * 1000)]
+
+
+def supervise(command: list[str], processes: int) -> int:
+    """Run `processes` copies of `command`, replacing any that exits, until SIGTERM/SIGINT."""
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
+    slots = [Slot(i, command, {**os.environ, "BACKROOM_METRICS_EXPOSE": "1" if i == 0 else "0"})
+             for i in range(processes)]
+    for slot in slots:
+        slot.start()
+    while not stopping:
+        now = time.monotonic()
+        for slot in slots:
+            slot.reap(now)
+            if slot.process is None and now >= slot.not_before and not stopping:
+                slot.start()
+        time.sleep(0.2)
+    return _stop(slots)
+
+
+def _stop(slots: list[Slot]) -> int:
+    """Ask every master to shut down gracefully (they finish running jobs) and wait."""
+    for slot in slots:
+        if slot.process is not None and slot.process.poll() is None:
+            slot.process.send_signal(signal.SIGTERM)
+    for slot in slots:
+        if slot.process is not None:
+            slot.process.wait()
+    return 0

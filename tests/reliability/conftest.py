@@ -1,0 +1,85 @@
+"""Real worker pools (`backroom worker`) on a Redis server each test may restart or outlive."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from cli.stack import RedisProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT_MS = 2_000
+
+
+class Pool:
+    """A `backroom worker` process tree started for a test."""
+
+    def __init__(self, redis_url: str, processes: int, threads: int, extra_env: dict[str, str]) -> None:
+        env = {**os.environ, "REDIS_URL": redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
+               "LOG_LEVEL": "WARNING", **extra_env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", "-p", str(processes), "-t", str(threads),
+             "--module", "tests.reliability.effects"],
+            cwd=ROOT, env=env, start_new_session=True)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM the supervisor (graceful) and wait for it."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """Kill the whole process tree."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server (append-only) of this test's own, so it can be restarted."""
+    server = RedisProcess(tmp_path / "redis").start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture()
+def pools() -> Iterator[Callable[..., Pool]]:
+    """Start worker pools; all are killed at the end of the test."""
+    started: list[Pool] = []
+
+    def start(redis_url: str, processes: int = 2, threads: int = 2, **env: str) -> Pool:
+        pool = Pool(redis_url, processes, threads, env)
+        started.append(pool)
+        return pool
+
+    yield start
+    for pool in started:
+        pool.kill()
+
+
+def live_workers(client: redis.Redis, ns: str = "backroom") -> dict[str, dict[str, str]]:
+    """Broker id -> description of every worker process that heartbeats."""
+    out = {}
+    for key in client.scan_iter(f"{ns}:worker:*"):
+        info = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        if info:
+            out[key.decode().rsplit(":", 1)[1]] = info
+    return out
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> object:
+    """Poll `predicate` until truthy (returning its value) or fail with `message`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s: {message}")
