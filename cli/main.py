@@ -122,6 +122,14 @@ def worker(
     raise typer.Exit(supervise(command, processes))
 
 
+@app.command("scheduler")
+def scheduler() -> None:
+    """Fire the periodic actors' ticks in UTC; run several, one leads and each tick fires once."""
+    from cli.scheduler import run_scheduler
+
+    raise typer.Exit(run_scheduler())
+
+
 @app.command("dev")
 def dev(
     data_dir: Path = typer.Option(Path("var"), help="Where the embedded Postgres and Redis keep their data."),

@@ -1,22 +1,20 @@
-"""Periodic actors (periodiq, UTC): each only fans out to a real actor.
+"""Periodic actors, in UTC: each only fans out to a real actor.
 
-Run the scheduler with `periodiq schedules`; workers import this module too so they can
-run the fan-out messages.
+Declared the periodiq way (`periodic=cron("...")`, or a plain cron string) and fired by
+Backroom's own scheduler, `backroom scheduler` (schedules/runner.py): one leader among
+any number of processes, each tick exactly once, missed ticks caught up. Workers import
+this module too so they can run the fan-out messages.
 """
 from __future__ import annotations
 
-import os
+import dramatiq
+from periodiq import cron
 
-os.environ.setdefault("TZ", "UTC")  # periodiq reads local time: schedules are in UTC
-
-import dramatiq  # noqa: E402
-from periodiq import cron  # noqa: E402
-
-from actors import broker  # noqa: E402,F401  (the server broker, with PeriodiqMiddleware)
-from actors.jobs import trim_job_index  # noqa: E402
+from actors import broker  # noqa: F401  (the server broker, with PeriodiqMiddleware)
+from actors.jobs import trim_job_index
 
 
 @dramatiq.actor(queue_name="default", periodic=cron("17 3 * * *"), max_retries=3, max_backoff=60_000, time_limit=10_000)
 def schedule_trim_job_index() -> None:
-    """Daily at 03:17: trim the job index past the retention window."""
+    """Daily at 03:17 UTC: trim the job index past the retention window."""
     trim_job_index.send()

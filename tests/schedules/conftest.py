@@ -1,0 +1,68 @@
+"""A fake clock, runners on the real broker, a real worker, and readers of what was enqueued."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+import redis
+from dramatiq import Worker
+from dramatiq.message import Message
+
+import actors
+from schedules.runner import SchedulerRunner, discover_schedules
+from tests.schedules.periodic_actors import QUEUE
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_runner(clock: Callable[[], datetime], *names: str, owner: str, **options: int) -> SchedulerRunner:
+    """A runner over the named test schedules of the real server broker."""
+    return SchedulerRunner(actors.broker, schedules=discover_schedules(actors.broker, names), clock=clock,
+                           owner=owner, **options)
+
+
+def enqueued(client: redis.Redis, actor_name: str) -> list[str]:
+    """The schedule_tick of every message of `actor_name` waiting on the test queue, sorted."""
+    ticks = []
+    for payload in client.hvals(actors.broker.jobs.keys.messages(QUEUE)):
+        message = Message.decode(payload)
+        if message.actor_name == actor_name:
+            ticks.append(message.options["schedule_tick"])
+    return sorted(ticks)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll `predicate` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture()
+def worker(redis_client: redis.Redis) -> Iterator[Worker]:
+    """A started worker over every server queue (Redis emptied first)."""
+    worker = Worker(actors.broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
+    tracking = next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking")
+    tracking.writer.flush()
