@@ -4,8 +4,10 @@ from __future__ import annotations
 import time
 
 import dramatiq
+from dramatiq.common import current_millis
 
 from actors.broker import broker, settings
+from broker.deadletters import DeadLetters
 
 
 @dramatiq.actor(queue_name="default", max_retries=3, max_backoff=60_000, time_limit=120_000)
@@ -13,3 +15,9 @@ def trim_job_index() -> int:
     """Drop index entries of jobs older than the retention window; returns how many."""
     horizon_ms = int((time.time() - settings.job_retention_days * 86400) * 1000)
     return int(broker.client.zremrangebyscore(broker.jobs.keys.job_index, 0, horizon_ms))
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, max_backoff=60_000, time_limit=300_000)
+def trim_dead_letters() -> int:
+    """Drop dead letters older than DLQ_RETENTION_DAYS; returns how many."""
+    return DeadLetters.for_broker(broker).trim_expired(current_millis())

@@ -6,6 +6,7 @@ pipelined batches, so tracking costs a fraction of a round trip per message unde
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -55,7 +56,7 @@ class JobTracking(Middleware):
         status = status_after_attempt(failed=exception is not None, dead_lettered=message.failed)
         fields: dict[str, Any] = {"status": status.value, "finished_at": current_millis()}
         if exception is None:
-            fields["result"] = summarise_result(result)
+            fields["result"] = json.dumps(summarise_result(result), default=str)
         else:
             fields["last_error"] = error_text(exception)
             fields["traceback"] = "".join(traceback.format_exception(exception, limit=30))[-8000:]

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.dead import dead_app
 from config.settings import get_settings
 
 app = typer.Typer(help="Backroom: the background-job backbone.", no_args_is_help=True)
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(dead_app, name="dead")
 console = Console()
 
 
@@ -120,6 +122,14 @@ def worker(
     chosen = list(queues or ([EDGE_QUEUE] if edge else SERVER_QUEUES))
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
     raise typer.Exit(supervise(command, processes))
+
+
+@app.command("doctor")
+def doctor() -> None:
+    """Check a live deployment (Redis, PostgreSQL + pgvector, migrations, host) and print fixes."""
+    from cli.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(get_settings()))
 
 
 @app.command("scheduler")

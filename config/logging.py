@@ -17,9 +17,24 @@ def _scrub(_: object, __: str, event: dict) -> dict:
     return event
 
 
+class HideMessageArguments(logging.Filter):
+    """Dramatiq logs messages as `actor(args, kwargs)`; log `actor[job id]` instead (arguments may hold secrets)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(hasattr(a, "actor_name") for a in record.args):
+            record.args = tuple(_job_label(a) if hasattr(a, "actor_name") else a for a in record.args)
+        return True
+
+
+def _job_label(message: object) -> str:
+    return f"{getattr(message, 'actor_name', '?')}[{getattr(message, 'message_id', '?')}]"
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route stdlib and structlog logging through one JSON (or console) renderer."""
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    renderer = (structlog.processors.JSONRenderer() if fmt == "json" else
+                # no local variables in tracebacks: they would print actors' arguments
+                structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -32,6 +47,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(HideMessageArguments())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -11,10 +11,16 @@ import dramatiq
 from periodiq import cron
 
 from actors import broker  # noqa: F401  (the server broker, with PeriodiqMiddleware)
-from actors.jobs import trim_job_index
+from actors.jobs import trim_dead_letters, trim_job_index
 
 
 @dramatiq.actor(queue_name="default", periodic=cron("17 3 * * *"), max_retries=3, max_backoff=60_000, time_limit=10_000)
 def schedule_trim_job_index() -> None:
     """Daily at 03:17 UTC: trim the job index past the retention window."""
     trim_job_index.send()
+
+
+@dramatiq.actor(queue_name="default", periodic=cron("27 3 * * *"), max_retries=3, max_backoff=60_000, time_limit=10_000)
+def schedule_trim_dead_letters() -> None:
+    """Daily at 03:27 UTC: trim dead letters past DLQ_RETENTION_DAYS."""
+    trim_dead_letters.send()
