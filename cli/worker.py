@@ -59,9 +59,12 @@ def _detach() -> None:
     hit each Dramatiq process twice (directly and via its master), and Dramatiq treats a
     second SIGTERM as "kill now", abandoning running jobs. Only this supervisor signals them.
     """
+    supervisor = os.getppid()
     os.setsid()
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != supervisor:  # the supervisor died before the death signal was armed
+        os._exit(1)
 
 
 def dramatiq_command(modules: list[str], queues: list[str], threads: int, shutdown_timeout_s: int) -> list[str]:
