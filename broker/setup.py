@@ -63,7 +63,7 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))
     recovery = Recovery(heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
                         poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap)
-    for middleware in (AsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400), recovery):
+    for middleware in (DaemonAsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400), recovery):
         broker.add_middleware(middleware)
     if metrics and settings.metrics_port:
         # Dramatiq's exposition server reads its address from the environment at import
@@ -71,6 +71,23 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
         os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
         broker.add_middleware(_prometheus())
     return broker
+
+
+class DaemonAsyncIO(AsyncIO):
+    """Dramatiq's AsyncIO with a daemon event-loop thread.
+
+    A worker process that gets a second SIGTERM (a supervisor signalling the whole group
+    while the master forwards its own) calls sys.exit without stopping the worker; with a
+    non-daemon loop thread the process then hangs forever instead of exiting.
+    """
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
+
+        thread = EventLoopThread(self.logger)
+        thread.daemon = True
+        thread.start(timeout=1.0)
+        set_event_loop_thread(thread)
 
 
 def _prometheus() -> Any:
