@@ -1,0 +1,181 @@
+"""Orders from Stripe checkouts, and what admins and Printify do to them afterwards.
+
+Every actor commits its database change first and enqueues the next step after; each
+step is idempotent (guarded SQL, unique keys, notification keys), so a retry or a replay
+repeats nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import dramatiq
+
+from actors.chain import enqueue
+from actors.clients import call, get_providers
+from actors.notify import notify
+from actors.release import release_order
+from broker.waits import retry_policy
+from config.settings import get_settings
+from db.orders import (
+    Placed, create_order, restock_order, select_order, select_order_id_by_printify, update_order_cancelled,
+    update_order_progress, update_order_refunded, update_printify,
+)
+from db.pool import get_process_pool
+from db.profiles import upsert_membership
+from db.webhooks import insert_webhook_event, update_webhook_processed
+from domain.orders import (
+    Checkout, InvalidCheckout, Order, delay_ms, parse_checkout, status_from_printify, tracking_from_printify,
+)
+from providers.errors import NotConfigured, Permanent
+
+PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+RETRIES = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
+
+
+class OrderError(Exception):
+    """The order does not exist or is in a status that forbids the request."""
+
+
+@dramatiq.actor(queue_name="orders", time_limit=60_000, throws=(NotConfigured, Permanent), **RETRIES)
+async def handle_stripe_event(event_id: str) -> dict[str, Any]:
+    """Store a Stripe event once and act on it: a paid checkout becomes an order on hold."""
+    providers = get_providers()
+    event = await call("stripe", lambda: providers.stripe.retrieve_event(event_id))
+    checkout, placed = await _store_event(event)
+    if placed is not None and checkout is not None:
+        await _after_placed(placed.order_id, checkout)
+    elif checkout is not None and checkout.type == "membership" and checkout.profile_email:
+        await enqueue(notify, "email", checkout.profile_email, "membership_welcome", {},
+                      f"membership_welcome:{checkout.session_id}")
+    return {"event": event_id, "type": event.get("type"), "order_id": placed.order_id if placed else None,
+            "created": placed.created if placed else False}
+
+
+async def _store_event(event: dict[str, Any]) -> tuple[Checkout | None, Placed | None]:
+    """In one transaction: the event stored once, and its order (or membership) created once."""
+    checkout = placed = None
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        await insert_webhook_event(conn, provider="stripe", event_id=event["id"], event_type=event.get("type", "?"),
+                                   payload=event)
+        if event.get("type") in PAID_EVENTS:
+            try:
+                checkout = parse_checkout(event["data"]["object"])
+            except InvalidCheckout:
+                checkout = None  # e.g. an unpaid async session: nothing to fulfil (yet)
+        if checkout is not None and checkout.type == "membership" and checkout.profile_email:
+            await upsert_membership(conn, checkout.profile_email, stripe_customer=None)
+        elif checkout is not None and checkout.type == "goods":
+            placed = await create_order(conn, checkout, event_id=event["id"],
+                                        hold_seconds=get_settings().hold_minutes * 60)
+        await update_webhook_processed(conn, provider="stripe", event_id=event["id"])
+    return checkout, placed
+
+
+async def _after_placed(order_id: int, checkout: Checkout) -> None:
+    """Follow-ups of a placed order (again on a replay: each is deduplicated)."""
+    async with get_process_pool().acquire() as conn:
+        order = await select_order(conn, order_id)
+    assert order is not None
+    if order.status == "on_hold" and order.hold_until is not None:
+        wait = delay_ms(datetime.now(timezone.utc), order.hold_until)
+        await enqueue(release_order, order_id, delay_ms=wait, unique_key=f"release_order:{order_id}")
+    if order.status == "cancelled" and order.cancel_reason == "sold_out":
+        await enqueue(refund_order, order_id, unique_key=f"refund_order:{order_id}")
+        await enqueue(notify, "push", "admin", "race_lost", order.template_data(), f"race_lost:{order_id}")
+    elif checkout.email:
+        await enqueue(notify, "email", checkout.email, "order_confirmation",
+                      order.template_data(get_settings().hold_minutes), f"order_confirmation:{order_id}")
+
+
+@dramatiq.actor(queue_name="orders", time_limit=30_000, throws=(OrderError,), **RETRIES)
+async def cancel_order(order_id: int, reason: str = "cancelled_by_admin") -> dict[str, Any]:
+    """Cancel an order during its hold: items and stock go back, then it is refunded."""
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        if await update_order_cancelled(conn, order_id, reason):
+            await restock_order(conn, order_id)
+        else:
+            order = await select_order(conn, order_id)
+            if order is None or order.status != "cancelled":
+                raise OrderError(f"order {order_id} is {order.status if order else 'unknown'}; only a held order"
+                                 " can be cancelled")
+    await enqueue(refund_order, order_id, unique_key=f"refund_order:{order_id}")
+    return {"order_id": order_id, "status": "cancelled"}
+
+
+@dramatiq.actor(queue_name="orders", time_limit=60_000, throws=(OrderError, NotConfigured, Permanent), **RETRIES)
+async def refund_order(order_id: int) -> dict[str, Any]:
+    """Refund an order in full with an idempotency key, give its items back, and tell the buyer."""
+    order = await _held_cancelled_or_current(order_id)
+    refund_id = order.stripe_refund_id
+    if refund_id is None:
+        stripe = get_providers().stripe
+        refund_id = "no_payment" if not order.stripe_payment_intent else await call("stripe", lambda: stripe.refund(
+            str(order.stripe_payment_intent), amount=None, idempotency_key=f"refund:order:{order_id}",
+            metadata={"order_id": str(order_id)}))
+        async with get_process_pool().acquire() as conn, conn.transaction():
+            await update_order_refunded(conn, order_id, refund_id)
+            await restock_order(conn, order_id)
+    if order.customer_email:
+        template = {"sold_out": "order_sold_out", None: "order_refunded"}.get(order.cancel_reason, "order_cancelled")
+        await enqueue(notify, "email", order.customer_email, template, order.template_data(),
+                      f"order_refunded:{order_id}")
+    return {"order_id": order_id, "refund": refund_id}
+
+
+async def _held_cancelled_or_current(order_id: int) -> Order:
+    """The order; a refund asked for during the hold cancels it first (one guarded update)."""
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        if await update_order_cancelled(conn, order_id, "refunded_by_admin"):
+            await restock_order(conn, order_id)
+        order = await select_order(conn, order_id)
+    if order is None:
+        raise OrderError(f"order {order_id} does not exist")
+    return order
+
+
+@dramatiq.actor(queue_name="orders", time_limit=30_000, throws=(OrderError,), **RETRIES)
+async def dispatch_order(order_id: int, carrier: str = "", tracking_number: str = "",
+                         tracking_url: str = "") -> dict[str, Any]:
+    """Mark a released order dispatched (admin) and tell the buyer with tracking."""
+    tracking = {"carrier": carrier, "number": tracking_number, "url": tracking_url}
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        moved = await update_order_progress(conn, order_id, "dispatched", tracking)
+        order = await select_order(conn, order_id)
+    if order is None or (not moved and order.status != "dispatched"):
+        raise OrderError(f"order {order_id} is {order.status if order else 'unknown'}; only a released order"
+                         " can be dispatched")
+    await _tell_progress(order, "dispatched")
+    return {"order_id": order_id, "status": order.status}
+
+
+@dramatiq.actor(queue_name="orders", time_limit=60_000, throws=(NotConfigured, Permanent), **RETRIES)
+async def handle_printify_event(event_id: str, printify_order_id: str, event_type: str) -> dict[str, Any]:
+    """Store a Printify webhook once, re-read the order from Printify, move ours forward, tell the buyer."""
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        await insert_webhook_event(conn, provider="printify", event_id=event_id, event_type=event_type,
+                                   payload={"type": event_type, "printify_order_id": printify_order_id})
+        order_id = await select_order_id_by_printify(conn, printify_order_id)
+    if order_id is None:
+        return {"event": event_id, "ignored": "no order of ours"}
+    printify = get_providers().printify
+    remote = await call("printify", lambda: printify.get_order(printify_order_id))
+    target = status_from_printify(str(remote.get("status")), remote.get("shipments") or [])
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        await update_printify(conn, order_id, printify_status=str(remote.get("status")))
+        moved = target is not None and await update_order_progress(conn, order_id, target,
+                                                                   tracking_from_printify(remote))
+        await update_webhook_processed(conn, provider="printify", event_id=event_id)
+        order = await select_order(conn, order_id)
+    if order is not None and target is not None and order.status == target:
+        await _tell_progress(order, target)  # also on a replay: the notification key dedupes
+    return {"event": event_id, "order_id": order_id, "status": target, "moved": bool(moved)}
+
+
+async def _tell_progress(order: Order, status: str) -> None:
+    if not order.customer_email:
+        return
+    tracking = order.tracking or {}
+    data = {**order.template_data(), "carrier": tracking.get("carrier") or "our carrier",
+            "tracking_number": tracking.get("number") or "-", "tracking_url": tracking.get("url") or ""}
+    await enqueue(notify, "email", order.customer_email, f"order_{status}", data, f"order_{status}:{order.id}")

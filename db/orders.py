@@ -1,0 +1,239 @@
+"""Orders and their lines: creation with atomic item claims, and every guarded status change.
+
+Each status change is one UPDATE guarded by the status it leaves, so of two racing
+workers exactly one makes it, and doing it twice changes nothing.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from domain.orders import Checkout, Order, OrderLine, ReleaseLine, progress_sources
+
+_ORDER_COLUMNS = """id, status, stripe_session_id, stripe_payment_intent, hold_until, amount_total_cents, currency,
+    customer_email, customer_name, shipping, metadata, cancel_reason, printify_order_id, printify_requested_at,
+    printify_status, tracking, stripe_refund_id, restocked_at, release_started_at, released_at, refunded_at,
+    created_at"""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The outcome of placing a checkout: the order, whether this call created it, and its status."""
+
+    order_id: int
+    created: bool
+    status: str
+
+
+class _SoldOut(Exception):
+    """Raised inside the claims' savepoint to undo every claim of an order that cannot be filled."""
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _order(row: Mapping[str, Any], lines: list[OrderLine]) -> Order:
+    values = dict(row)
+    for key in ("shipping", "metadata", "tracking"):
+        values[key] = _json(values[key])
+    values["metadata"] = values["metadata"] or {}
+    return Order(**values, lines=tuple(lines))
+
+
+async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id: str,
+                       hold_seconds: float) -> Placed:
+    """Insert the order of a paid checkout once (by session id) and claim its items atomically.
+
+    A 1-of-1 flips available -> sold, a stable item's stock drops by the quantity, never
+    below zero. If any line cannot be had, no claim stays and the order is stored
+    `cancelled` with reason `sold_out` (to be refunded). Run inside a transaction.
+    """
+    order_id = await conn.fetchval(
+        """
+        INSERT INTO orders (stripe_session_id, stripe_payment_intent, stripe_event_id, status, hold_until,
+                            amount_total_cents, amount_subtotal_cents, shipping_cents, currency, customer_email,
+                            customer_name, shipping, metadata)
+        VALUES ($1, $2, $3, 'on_hold', now() + make_interval(secs => $4), $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (stripe_session_id) DO NOTHING
+        RETURNING id
+        """,
+        checkout.session_id, checkout.payment_intent, event_id, hold_seconds, checkout.amount_total,
+        checkout.amount_subtotal, checkout.shipping_cents, checkout.currency, checkout.email, checkout.name,
+        json.dumps(checkout.shipping) if checkout.shipping is not None else None, json.dumps(checkout.attribution))
+    if order_id is None:
+        row = await conn.fetchrow("SELECT id, status FROM orders WHERE stripe_session_id = $1", checkout.session_id)
+        return Placed(row["id"], False, row["status"])
+    items = {r["id"]: r for r in await conn.fetch(
+        "SELECT id, kind, title, price_cents FROM items WHERE id = ANY($1::bigint[])",
+        [line.item_id for line in checkout.lines])}
+    status = "on_hold"
+    try:
+        async with conn.transaction():  # a savepoint: a sold-out line undoes the other claims
+            for line in checkout.lines:
+                if not await _claim(conn, items.get(line.item_id), line.item_id, line.quantity):
+                    raise _SoldOut(line.item_id)
+    except _SoldOut:
+        status = "cancelled"
+        await conn.execute("UPDATE orders SET status = 'cancelled', cancel_reason = 'sold_out', restocked_at = now()"
+                           " WHERE id = $1", order_id)
+    await conn.executemany(
+        """
+        INSERT INTO order_lines (order_id, item_id, kind, quantity, unit_price_cents, title, position)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, position) DO NOTHING
+        """,
+        [(order_id, line.item_id if line.item_id in items else None,
+          items[line.item_id]["kind"] if line.item_id in items else "unknown", line.quantity,
+          (items[line.item_id]["price_cents"] or 0) if line.item_id in items else 0,
+          items[line.item_id]["title"] if line.item_id in items else f"item {line.item_id}", position)
+         for position, line in enumerate(checkout.lines)])
+    return Placed(order_id, True, status)
+
+
+async def _claim(conn: asyncpg.Connection, item: Mapping[str, Any] | None, item_id: int, quantity: int) -> bool:
+    if item is None:
+        return False
+    if item["kind"] == "one_of_one":
+        if quantity != 1:
+            return False
+        return await conn.fetchval(
+            "UPDATE items SET status = 'sold' WHERE id = $1 AND status = 'available' RETURNING id",
+            item_id) is not None
+    if item["kind"] == "stable":
+        return await conn.fetchval(
+            "UPDATE items SET stock = stock - $2 WHERE id = $1 AND status = 'available' AND stock >= $2 RETURNING id",
+            item_id, quantity) is not None
+    return await conn.fetchval("SELECT id FROM items WHERE id = $1 AND status = 'available'", item_id) is not None
+
+
+async def restock_order(conn: asyncpg.Connection, order_id: int) -> bool:
+    """Give the order's 1-of-1s back (sold -> available) and its stock back, once; False if already done."""
+    done = await conn.fetchval(
+        "UPDATE orders SET restocked_at = now() WHERE id = $1 AND restocked_at IS NULL RETURNING id", order_id)
+    if done is None:
+        return False
+    await conn.execute(
+        """
+        UPDATE items i SET status = 'available' FROM order_lines l
+        WHERE l.order_id = $1 AND l.item_id = i.id AND i.kind = 'one_of_one' AND i.status = 'sold'
+        """, order_id)
+    await conn.execute(
+        """
+        UPDATE items i SET stock = i.stock + l.quantity FROM order_lines l
+        WHERE l.order_id = $1 AND l.item_id = i.id AND i.kind = 'stable'
+        """, order_id)
+    return True
+
+
+async def select_order(conn: asyncpg.Connection, order_id: int) -> Order | None:
+    """The order with its lines, or None."""
+    row = await conn.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)
+    if row is None:
+        return None
+    lines = await conn.fetch(
+        "SELECT id, item_id, kind, quantity, unit_price_cents, title FROM order_lines WHERE order_id = $1"
+        " ORDER BY position", order_id)
+    return _order(row, [OrderLine(**dict(line)) for line in lines])
+
+
+async def select_order_id_by_printify(conn: asyncpg.Connection, printify_order_id: str) -> int | None:
+    """Our order id for a Printify order id."""
+    return await conn.fetchval("SELECT id FROM orders WHERE printify_order_id = $1", printify_order_id)
+
+
+async def select_release_lines(conn: asyncpg.Connection, order_id: int) -> list[ReleaseLine]:
+    """The lines with what release needs from their items (source URL and Printify ids included)."""
+    rows = await conn.fetch(
+        """
+        SELECT l.id AS line_id, l.item_id, coalesce(i.kind, l.kind) AS kind, l.quantity, l.title,
+               l.unit_price_cents, i.source_url, coalesce(i.attributes, '{}'::jsonb) AS attributes
+        FROM order_lines l LEFT JOIN items i ON i.id = l.item_id
+        WHERE l.order_id = $1 ORDER BY l.position
+        """, order_id)
+    return [ReleaseLine(**{**dict(r), "attributes": _json(r["attributes"]) or {}}) for r in rows]
+
+
+async def select_due_order_ids(conn: asyncpg.Connection, *, stalled_after_s: int = 300, limit: int = 1000) -> list[int]:
+    """Orders whose hold is over, and releases that stalled (no progress for `stalled_after_s`)."""
+    rows = await conn.fetch(
+        """
+        (SELECT id FROM orders WHERE status = 'on_hold' AND hold_until <= now() ORDER BY hold_until LIMIT $2)
+        UNION
+        (SELECT id FROM orders WHERE status = 'releasing'
+             AND updated_at < now() - make_interval(secs => $1) LIMIT $2)
+        """, float(stalled_after_s), limit)
+    return sorted(r["id"] for r in rows)
+
+
+async def update_order_cancelled(conn: asyncpg.Connection, order_id: int, reason: str) -> bool:
+    """on_hold -> cancelled; False when the order is not on hold (released, already cancelled...)."""
+    return await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled', cancel_reason = $2 WHERE id = $1 AND status = 'on_hold' RETURNING id",
+        order_id, reason) is not None
+
+
+async def update_order_releasing(conn: asyncpg.Connection, order_id: int) -> bool:
+    """on_hold -> releasing once the hold is over; False otherwise."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'releasing', release_started_at = now()
+        WHERE id = $1 AND status = 'on_hold' AND hold_until <= now() RETURNING id
+        """, order_id) is not None
+
+
+async def update_order_released(conn: asyncpg.Connection, order_id: int) -> bool:
+    """releasing -> released; False when it was not releasing."""
+    return await conn.fetchval(
+        "UPDATE orders SET status = 'released', released_at = now() WHERE id = $1 AND status = 'releasing'"
+        " RETURNING id", order_id) is not None
+
+
+async def update_order_failed(conn: asyncpg.Connection, order_id: int, error: str) -> bool:
+    """releasing -> failed with the reason (an admin takes over); False when it was not releasing."""
+    return await conn.fetchval(
+        "UPDATE orders SET status = 'failed', release_error = $2 WHERE id = $1 AND status = 'releasing' RETURNING id",
+        order_id, error[:1000]) is not None
+
+
+async def update_printify_requested(conn: asyncpg.Connection, order_id: int) -> None:
+    """Note that a Printify create is about to be sent (a retry then looks it up before creating)."""
+    await conn.execute("UPDATE orders SET printify_requested_at = coalesce(printify_requested_at, now())"
+                       " WHERE id = $1", order_id)
+
+
+async def update_printify(conn: asyncpg.Connection, order_id: int, *, printify_order_id: str | None = None,
+                          printify_status: str | None = None, sent: bool = False) -> None:
+    """Record Printify's order id (once), its last seen status, and when it was sent to production."""
+    await conn.execute(
+        """
+        UPDATE orders SET printify_order_id = coalesce(printify_order_id, $2),
+                          printify_status = coalesce($3, printify_status),
+                          sent_to_production_at = CASE WHEN $4 THEN coalesce(sent_to_production_at, now())
+                                                       ELSE sent_to_production_at END
+        WHERE id = $1
+        """, order_id, printify_order_id, printify_status, sent)
+
+
+async def update_order_refunded(conn: asyncpg.Connection, order_id: int, refund_id: str) -> None:
+    """Record the refund; a cancelled order stays cancelled, any other becomes refunded."""
+    await conn.execute(
+        """
+        UPDATE orders SET stripe_refund_id = coalesce(stripe_refund_id, $2), refunded_at = coalesce(refunded_at, now()),
+                          status = CASE WHEN status = 'cancelled' THEN status ELSE 'refunded' END
+        WHERE id = $1
+        """, order_id, refund_id)
+
+
+async def update_order_progress(conn: asyncpg.Connection, order_id: int, target: str,
+                                tracking: Mapping[str, str] | None = None) -> bool:
+    """Move a released order forward (in_production, dispatched) with tracking; never backwards."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = $2, tracking = coalesce($3::jsonb, tracking),
+                          dispatched_at = CASE WHEN $2 = 'dispatched' THEN now() ELSE dispatched_at END
+        WHERE id = $1 AND status = ANY($4::text[]) RETURNING id
+        """, order_id, target, json.dumps(tracking) if tracking else None, progress_sources(target)) is not None
