@@ -1,0 +1,154 @@
+"""Request and response bodies of the admin API (/v1/admin)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from broker.deadletters import DeadLetter
+from domain.admin import AuditRow, EdgeNode, QueueSample, QueueView
+from domain.jobs import JobStatus
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without a zone (a form's datetime-local) is read as UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class QueuesResponse(BaseModel):
+    """Every queue now."""
+
+    queues: list[QueueView]
+
+
+class QueueHistory(BaseModel):
+    """A queue's per-minute samples over the last hour, oldest first."""
+
+    queue: str
+    samples: list[QueueSample]
+
+
+class PauseState(BaseModel):
+    """A queue's pause state after an action."""
+
+    queue: str
+    paused: bool
+
+
+class JobQuery(BaseModel):
+    """Job search filters (all optional); `text` is searched in the arguments."""
+
+    status: JobStatus | None = None
+    actor: str | None = Field(None, max_length=200)
+    queue: str | None = Field(None, max_length=100)
+    text: str | None = Field(None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=100, pattern=r"^\d+:[0-9A-Za-z-]+$")
+
+    _zone = field_validator("since", "until")(_utc)
+
+
+class DeadQuery(BaseModel):
+    """Dead-letter listing filters (all optional)."""
+
+    actor: str | None = Field(None, max_length=200)
+    error: str | None = Field(None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=500)
+
+    _zone = field_validator("since", "until")(_utc)
+
+    def filters(self) -> dict[str, Any]:
+        """Keyword arguments of DeadLetters.list."""
+        return {"actor": self.actor, "error_contains": self.error, "since": self.since, "until": self.until,
+                "offset": self.offset, "limit": self.limit}
+
+
+class GroupQuery(BaseModel):
+    """How many of the newest dead letters to group."""
+
+    window: int = Field(1000, ge=1, le=10_000)
+
+
+class DeadCounts(BaseModel):
+    """Dead letters per queue."""
+
+    counts: dict[str, int]
+
+
+class DeadListResponse(BaseModel):
+    """A page of a queue's dead letters, newest first."""
+
+    items: list[DeadLetter]
+    total: int
+    offset: int
+    limit: int
+    exact: bool
+
+
+class DeadSelection(BaseModel):
+    """Which dead letters to act on: `ids` (redis or job ids), or `all_matching` the filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(default_factory=list, max_length=1000)
+    all_matching: bool = False
+    actor: str | None = Field(None, max_length=200)
+    error: str | None = Field(None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> DeadSelection:
+        if self.all_matching == bool(self.ids):
+            raise ValueError("give `ids` or `all_matching: true` (not both, not neither)")
+        if not self.all_matching and (self.actor or self.error or self.since or self.until):
+            raise ValueError("filters select dead letters only with `all_matching: true`")
+        return self
+
+    def filters(self) -> dict[str, Any]:
+        """Keyword arguments of the *_matching service calls."""
+        return {"actor": self.actor, "error_contains": self.error, "since": self.since, "until": self.until}
+
+
+class DiscardResult(BaseModel):
+    """How many dead letters were deleted."""
+
+    discarded: int
+
+
+class ReplayBody(BaseModel):
+    """Edited arguments for a replay; an omitted field keeps the dead message's.
+
+    A value sent back as "[redacted]" keeps the original (secret) value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+
+
+class EdgeNodes(BaseModel):
+    """Edge nodes, most recently seen first."""
+
+    nodes: list[EdgeNode]
+
+
+class AuditQuery(BaseModel):
+    """Audit log filters."""
+
+    target: str | None = Field(None, max_length=300)
+    action: str | None = Field(None, max_length=100)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class AuditLog(BaseModel):
+    """The newest audit rows."""
+
+    rows: list[AuditRow]
