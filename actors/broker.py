@@ -1,7 +1,9 @@
 """The server-side broker: built once per process from the settings."""
 from __future__ import annotations
 
+from actors.clients import ProviderClients
 from actors.resources import DatabasePool
+from broker.waits import WaitAccounting
 from broker.setup import build_broker, install
 from config.logging import configure_logging
 from config.settings import get_settings
@@ -10,3 +12,5 @@ settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
 broker = install(build_broker(settings, metrics=True))
 broker.add_middleware(DatabasePool(settings.database_url))
+broker.add_middleware(ProviderClients())  # third-party clients, opened at worker boot
+broker.add_middleware(WaitAccounting())  # last: its after-hook runs before Retries' (see broker.waits)

@@ -151,6 +151,11 @@ class DeadLetters:
             result.add(self.requeue(queue, batch))
         return result
 
+    def move(self, queue: str, redis_ids: Ids, stage: Callable[..., None]) -> tuple[Found, Ids]:
+        """Move dead letters with `stage(pipe, queue, rid, message, now_ms)` in one transaction (see `_transact`)."""
+        self._check(queue)
+        return self._transact(queue, redis_ids, stage, need_decode=True)
+
     def discard(self, queue: str, redis_ids: Iterable[str]) -> int:
         """Delete dead letters for good; their job records then expire like finished ones."""
         self._check(queue)
@@ -292,21 +297,30 @@ class DeadLetters:
             pipe.hsetnx(job, name, value)
         pipe.zadd(keys.job_index, {message.message_id: now_ms}, nx=True)
         pipe.expire(job, self.job_retention_s)
+        events = keys.events(message.message_id)
+        pipe.rpush(events, json.dumps({"at": now_ms, "event": "requeued", "queue": queue})).ltrim(events, -100, -1)
+        pipe.expire(events, self.job_retention_s)
         pipe.publish(keys.wake(queue), "1")
 
     def _stage_forget(self, mark: str) -> Callable[..., None]:
         def stage(pipe: Any, queue: str, rid: str, message: Message | None, now_ms: int) -> None:
             pipe.zrem(self.keys.dead(queue), rid).hdel(self.keys.dead_messages(queue), rid)
             if message is not None:
-                pipe.eval(_MARK_IF_EXISTS, 1, self.keys.job(message.message_id), mark, now_ms, self.job_retention_s)
+                job_id = message.message_id
+                pipe.eval(_MARK_IF_EXISTS, 2, self.keys.job(job_id), self.keys.events(job_id), mark, now_ms,
+                          self.job_retention_s, json.dumps({"at": now_ms, "event": mark.removesuffix("_at")}))
         return stage
 
 
-# HSET alone would create a status-less stub when the job's record is already gone
+# HSET alone would create a status-less stub when the job's record is already gone; the
+# timeline (KEYS[2]) gets the event and then expires with the record
 _MARK_IF_EXISTS = """
 if redis.call("exists", KEYS[1]) == 1 then
   redis.call("hset", KEYS[1], ARGV[1], ARGV[2])
   redis.call("expire", KEYS[1], ARGV[3])
+  redis.call("rpush", KEYS[2], ARGV[4])
+  redis.call("ltrim", KEYS[2], -100, -1)
+  redis.call("expire", KEYS[2], ARGV[3])
 end
 return 0
 """

@@ -16,6 +16,7 @@ import redis
 from broker.keys import Keys
 from domain.jobs import JobRecord, JobStatus
 
+EVENTS_CAP = 100  # timeline events kept per job (the Lua scripts trim to the same number)
 _LUA = {name: resources.files("broker").joinpath(f"lua/{name}.lua").read_text() for name in ("enqueue", "claim", "cancel")}
 
 
@@ -31,11 +32,12 @@ class JobStore:
     def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "") -> bool:
         """Mark a job running on `worker`; False when it was cancelled and must be skipped."""
         args = [now_ms, worker, self.retention_s, actor, queue, broker_id]
-        return bool(self.scripts["claim"](keys=[self.keys.job(job_id)], args=args))
+        return bool(self.scripts["claim"](keys=[self.keys.job(job_id), self.keys.events(job_id)], args=args))
 
     def cancel(self, job_id: str, *, now_ms: int) -> JobStatus | None:
         """Cancel a job that has not started; returns its status afterwards (None: unknown job)."""
-        status = self.scripts["cancel"](keys=[self.keys.job(job_id)], args=[now_ms, self.keys.ns])
+        status = self.scripts["cancel"](keys=[self.keys.job(job_id), self.keys.events(job_id)],
+                                        args=[now_ms, self.keys.ns])
         status = status.decode() if isinstance(status, bytes) else status
         return JobStatus(status) if status else None
 
@@ -44,14 +46,30 @@ class JobStore:
         raw = self.client.hgetall(self.keys.job(job_id))
         return record_from_hash(job_id, raw) if raw else None
 
-    def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool) -> None:
-        """Queue a status write on `pipe`; `keep` holds the record past retention (dead jobs)."""
+    def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool,
+                    event: dict[str, Any] | None = None) -> None:
+        """Queue a status write (and a timeline event) on `pipe`; `keep` holds them past retention (dead jobs)."""
         key = self.keys.job(job_id)
         pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
-        if keep:
-            pipe.persist(key)
-        else:
-            pipe.expire(key, self.retention_s)
+        touched = [key]
+        if event is not None:
+            touched.append(self.append_event(pipe, job_id, event))
+        for name in touched:
+            if keep:
+                pipe.persist(name)
+            else:
+                pipe.expire(name, self.retention_s)
+
+    def append_event(self, pipe: Any, job_id: str, event: dict[str, Any]) -> str:
+        """Queue one timeline event on `pipe` (capped list); returns its key for the caller to expire."""
+        events = self.keys.events(job_id)
+        pipe.rpush(events, json.dumps(event, default=str))
+        pipe.ltrim(events, -EVENTS_CAP, -1)
+        return events
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """One job's timeline events, oldest first."""
+        return [json.loads(raw) for raw in self.client.lrange(self.keys.events(job_id), 0, -1)]
 
 
 def _encode(value: Any) -> str | int | float:
@@ -96,4 +114,7 @@ def record_from_hash(job_id: str, raw: dict[bytes, bytes]) -> JobRecord:
         recoveries=int(raw.get(b"recoveries") or 0),
         crashes=int(raw.get(b"crashes") or 0),
         recovered_at=_ms_to_dt(raw.get(b"recovered_at")),
+        requeued_at=_ms_to_dt(raw.get(b"requeued_at")),
+        replayed_from=_text(raw.get(b"replayed_from")),
+        replayed_as=_text(raw.get(b"replayed_as")),
     )

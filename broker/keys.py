@@ -65,3 +65,24 @@ class Keys:
     def worker(self, broker_id: str) -> str:
         """The HASH describing a live worker process (host, pid, queues, last beat)."""
         return f"{self.ns}:worker:{broker_id}"
+
+    def events(self, job_id: str) -> str:
+        """The LIST of one job's timeline events (JSON), capped, expiring with its record."""
+        return f"{self.ns}:events:{job_id}"
+
+    @property
+    def paused(self) -> str:
+        """The SET of queue names whose consumers stop fetching (enqueue still works)."""
+        return f"{self.ns}:paused"
+
+    def stats(self, queue_name: str, hour: int) -> str:
+        """The HASH of one queue's outcome counters in one epoch hour (field `<epoch minute>:<counter>`)."""
+        return f"{self.ns}:stats:{queue_name}:{hour}"
+
+    def worker_stats(self, broker_id: str) -> str:
+        """The HASH of one worker process's outcome counters (outlives its description a while)."""
+        return f"{self.ns}:workerstats:{broker_id}"
+
+    def samples(self, queue_name: str) -> str:
+        """The ZSET of per-minute depth/latency samples of a queue (member `minute:depth:latency_ms`)."""
+        return f"{self.ns}:samples:{queue_name}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from importlib import resources
@@ -59,7 +60,7 @@ class Recovery(Middleware):
             log.warning("could not remove this worker's heartbeat; the reaper will")
 
     def _heartbeat_loop(self, broker: Any) -> None:
-        interval = max(0.2, self.timeout_ms / 10_000)
+        interval = heartbeat_interval_s(self.timeout_ms)
         while not self.stopping.is_set():
             try:
                 beat(broker, self.worker, ttl_s=max(1, self.timeout_ms * 3 // 1000))
@@ -68,7 +69,7 @@ class Recovery(Middleware):
             self.stopping.wait(interval)
 
     def _reap_loop(self, broker: Any) -> None:
-        interval = max(0.5, min(5.0, self.timeout_ms / 4000))
+        interval = reap_interval_s(self.timeout_ms)
         while not self.stopping.wait(interval):
             try:
                 reap(broker, timeout_ms=self.timeout_ms, threshold=self.threshold, retention_s=self.retention_s)
@@ -76,17 +77,48 @@ class Recovery(Middleware):
                 log.warning("reaper failed: %s", error)
 
 
+def heartbeat_interval_s(timeout_ms: int) -> float:
+    """How often a worker process heartbeats: ten beats per timeout."""
+    return max(0.2, timeout_ms / 10_000)
+
+
+def reap_interval_s(timeout_ms: int) -> float:
+    """How often each worker looks for dead ones (the admin pages add it to the expected rescue time)."""
+    return max(0.5, min(5.0, timeout_ms / 4000))
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux /proc), else its peak; 0 when unknown."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return peak if sys.platform == "darwin" else peak * 1024
+        except (ImportError, OSError):
+            return 0
+
+
 def beat(broker: Any, worker: Any, *, ttl_s: int) -> None:
     """Write this process's heartbeat and a description of it (for the admin pages)."""
     ns, now = broker.namespace, int(time.time() * 1000)
     info = {"name": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(), "pid": os.getpid(),
-            "queues": ",".join(sorted(getattr(worker, "queues", None) or broker.get_declared_queues())),
-            "threads": getattr(worker, "worker_threads", 0), "last_beat": now}
+            "queues": ",".join(sorted(_consumed(worker, broker))),
+            "threads": getattr(worker, "worker_threads", 0), "last_beat": now, "rss": rss_bytes()}
     with broker.client.pipeline(transaction=False) as pipe:
         pipe.zadd(f"{ns}:__heartbeats__", {broker.broker_id: now})
         pipe.hset(f"{ns}:worker:{broker.broker_id}", mapping=info)
         pipe.expire(f"{ns}:worker:{broker.broker_id}", ttl_s)
         pipe.execute()
+
+
+def _consumed(worker: Any, broker: Any) -> set[str]:
+    """The queues a worker consumes: its `--queues` whitelist, else every declared one."""
+    chosen = getattr(worker, "consumer_whitelist", None) or getattr(worker, "queues", None)
+    return set(chosen or (q for q in broker.get_declared_queues() if not q.endswith(".DQ")))
 
 
 def reap(broker: Any, *, timeout_ms: int, threshold: int, retention_s: int) -> tuple[int, int, int]:

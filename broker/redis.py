@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +16,7 @@ from dramatiq.message import Message
 from dramatiq.broker import MessageProxy
 
 from broker.jobs import JobStore
+from broker.pauses import Pauses
 from domain.jobs import redact, status_on_enqueue
 
 
@@ -27,8 +29,11 @@ class BackroomBroker(RedisBroker):
         super().__init__(url=url, namespace=namespace, **kwargs)
         self.jobs = JobStore(self.client, namespace, job_retention_s)
         self.wakeups = Wakeups(self.client, self.jobs.keys.wake_pattern)
+        self.pauses = Pauses(self.client, self.jobs.keys)
         # queue -> redis ids fetched by a consumer that then lost its connection (see requeue_lost)
         self.lost: dict[str, set[str]] = {}
+        # set by JobTracking: acks of ready-queue messages ride in its batched writes
+        self.ack_sink: Callable[[str, str], None] | None = None
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -51,18 +56,44 @@ class BackroomBroker(RedisBroker):
         self.emit_after("enqueue", message, delay)
         return message
 
-    def _enqueue_script(self, message: Message, queue_name: str, eta: int | str) -> Any:
+    def _enqueue_script(self, message: Message, queue_name: str, eta: int | str, client: Any = None) -> Any:
+        keys, args = self._enqueue_call(message, queue_name, eta)
+        # `client`: a pipeline, when the enqueue is one step of a transaction (see broker.replay)
+        return self.jobs.scripts["enqueue"](keys=keys, args=args, client=client)
+
+    def _enqueue_call(self, message: Message, queue_name: str, eta: int | str) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the enqueue script for `message` on `queue_name`."""
         keys = self.jobs.keys
         status = status_on_enqueue(retries=message.options.get("retries", 0), delayed=eta != "")
         args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
         unique_key = message.options.get("unique_key") or ""
-        return self.jobs.scripts["enqueue"](
-            keys=[keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index,
-                  keys.unique(unique_key)],
-            args=[message.options["redis_message_id"], message.encode(), status.value, current_millis(),
-                  self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
-                  message.message_id, queue_name, unique_key, keys.job_prefix],
+        return (
+            [keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index,
+             keys.unique(unique_key), keys.events(message.message_id)],
+            [message.options["redis_message_id"], message.encode(), status.value, current_millis(),
+             self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
+             message.message_id, queue_name, unique_key, keys.job_prefix],
         )
+
+    async def enqueue_async(self, script: Any, message: Message) -> Message:
+        """Enqueue `message` now through `script`, the enqueue script on an asyncio Redis client.
+
+        For the web process: the same script, middleware and job record as `enqueue`, without
+        a thread hop per request.
+        """
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        self.emit_before("enqueue", message, None)
+        keys, args = self._enqueue_call(message, message.queue_name, "")
+        outcome = await script(keys=keys, args=args)
+        if isinstance(outcome, bytes):
+            return message.copy(message_id=outcome.decode(), options={"deduplicated": True})
+        self.emit_after("enqueue", message, None)
+        return message
+
+    def ack_args(self, queue_name: str, redis_message_id: str) -> list[Any]:
+        """Arguments of Dramatiq's dispatch script acking one message of this process (for pipelines)."""
+        return ["ack", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
+                0, self._max_unpack_size(), redis_message_id]
 
     def requeue_lost(self, queue_name: str) -> int:
         """Put back what this process fetched from `queue_name` but lost from memory; returns how many.
@@ -141,6 +172,19 @@ class Wakeups:
 class _WakingConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, waiting on a wake-up event instead of sleeping when idle."""
 
+    def ack(self, message: MessageProxy) -> None:
+        """Ack through the batched writer when there is one (delay-queue hops stay synchronous).
+
+        Acking is then one pipelined command instead of one round trip per message, written
+        with the job's outcome; a crash before the batch lands re-runs the message
+        (at-least-once, as with any crash before an ack).
+        """
+        sink = self.broker.ack_sink
+        if sink is None or self.queue_name.endswith(".DQ"):
+            return super().ack(message)
+        self.queued_message_ids.discard(message.message_id)
+        sink(self.queue_name, message.options["redis_message_id"])
+
     def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wake = broker.wakeups.event(queue_name)
@@ -161,16 +205,20 @@ class _WakingConsumer(_RedisConsumer):
                     message = Message.decode(data)
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
-                messages = []
+                messages, paused = [], False
                 if self.outstanding_message_count < self.prefetch:
                     # clear before fetching: a wake-up published after the fetch is not missed
                     self.wake.clear()
-                    self.message_cache = messages = self.broker.do_fetch(
-                        self.queue_name, self.prefetch - self.outstanding_message_count
-                    )
+                    # an idle consumer asks Redis itself (see broker.pauses); a busy one the cached copy
+                    paused = self.broker.pauses.paused(self.queue_name, fresh=self.misses > 0)
+                    if not paused:
+                        self.message_cache = messages = self.broker.do_fetch(
+                            self.queue_name, self.prefetch - self.outstanding_message_count
+                        )
                 if not messages:
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                    if self.outstanding_message_count < self.prefetch:
+                    # while paused, enqueues' wake-ups are ignored: it re-checks once per backoff instead
+                    if self.outstanding_message_count < self.prefetch and not paused:
                         self.wake.wait(backoff_ms / 1000)
                     else:
                         time.sleep(backoff_ms / 1000)

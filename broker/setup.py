@@ -44,6 +44,21 @@ def redis_client(settings: EdgeSettings) -> redis.Redis | None:
         settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
 
 
+def async_redis_client(settings: EdgeSettings) -> Any:
+    """An asyncio Redis client on the same server as the broker (Sentinel-aware), for the web process."""
+    import redis.asyncio as aioredis
+
+    if not settings.redis_sentinels:
+        return aioredis.Redis.from_url(settings.redis_url)
+    from redis.asyncio.sentinel import Sentinel
+
+    hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
+                                                     settings.redis_sentinels.split(","))]
+    url = redis.connection.parse_url(settings.redis_url)
+    return Sentinel(hosts, socket_timeout=5).master_for(
+        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
+
+
 def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True) -> BackroomBroker:
     """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage."""
     init_sentry(settings)  # must precede the broker: it patches Broker.__init__
@@ -63,7 +78,10 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))
     recovery = Recovery(heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
                         poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap)
-    for middleware in (DaemonAsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400), recovery):
+    # before tracking: after_worker_shutdown runs in reverse, so the writer's last acks land
+    # before Recovery removes this worker's heartbeat (an ack set without a heartbeat is never reaped)
+    broker.middleware.insert(retries_at, recovery)
+    for middleware in (DaemonAsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400)):
         broker.add_middleware(middleware)
     if metrics and settings.metrics_port:
         # Dramatiq's exposition server reads its address from the environment at import

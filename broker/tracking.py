@@ -2,7 +2,9 @@
 
 The claim (queued -> running) is synchronous because it decides whether a cancelled job
 is skipped. Outcomes are handed to one writer thread per process that sends them in
-pipelined batches, so tracking costs a fraction of a round trip per message under load.
+pipelined batches, so tracking costs a fraction of a round trip per message under load. The
+same batches append each attempt to the job's timeline and add to per-minute outcome
+counters (one HINCRBY per queue, minute and counter per batch) for the admin pages.
 """
 from __future__ import annotations
 
@@ -14,18 +16,21 @@ import socket
 import threading
 import time
 import traceback
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 
 import redis
 from dramatiq import Middleware
 from dramatiq.broker import Broker, MessageProxy
-from dramatiq.common import current_millis
+from dramatiq.common import current_millis, q_name
 from dramatiq.middleware import SkipMessage
 
 from broker.jobs import JobStore
 from domain.jobs import JobStatus, error_text, status_after_attempt, summarise_result
 
 log = logging.getLogger(__name__)
+STATS_TTL_S = 2 * 3600 + 300  # the admin pages read the last hour of per-minute counters
+EVENT_TRACEBACK = 4000  # characters of traceback kept per failed attempt in the timeline
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -37,6 +42,12 @@ class JobTracking(Middleware):
         self.store = store
         self.writer = OutcomeWriter(store)
         self.worker = WORKER_NAME
+
+    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
+        self.writer.ack_args = getattr(broker, "ack_args", None)
+        if self.writer.dispatch is not None and self.writer.ack_args is not None:
+            broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
 
     def after_process_boot(self, broker: Broker) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # the pid of the forked child
@@ -54,45 +65,85 @@ class JobTracking(Middleware):
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         status = status_after_attempt(failed=exception is not None, dead_lettered=message.failed)
-        fields: dict[str, Any] = {"status": status.value, "finished_at": current_millis()}
+        now = current_millis()
+        fields: dict[str, Any] = {"status": status.value, "finished_at": now}
+        # "failed" (a retry follows) is the attempt's outcome; the retry's enqueue logs "retrying"
+        event: dict[str, Any] = {"at": now, "event": "failed" if status is JobStatus.RETRYING else status.value}
         if exception is None:
             fields["result"] = json.dumps(summarise_result(result), default=str)
         else:
-            fields["last_error"] = error_text(exception)
+            fields["last_error"] = event["error"] = error_text(exception)
             fields["traceback"] = "".join(traceback.format_exception(exception, limit=30))[-8000:]
+            event["traceback"] = fields["traceback"][-EVENT_TRACEBACK:]
             if status is JobStatus.RETRYING:
                 fields.pop("finished_at")
-        self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD)
+        counters = ("processed",) if exception is None else ("processed", "failed") + (
+            ("dead",) if status is JobStatus.DEAD else ())
+        self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD, event=event,
+                        queue_name=q_name(message.queue_name), broker_id=getattr(broker, "broker_id", ""),
+                        counters=counters)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         if message.options.pop("backroom_cancelled", False):
             return  # the cancel itself wrote the record
         fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
                   "finished_at": current_millis(), "last_error": "skipped by middleware (e.g. age limit)"}
-        self.writer.put(message.message_id, fields, keep=message.failed)
+        event = {"at": fields["finished_at"], "event": fields["status"], "error": fields["last_error"]}
+        self.writer.put(message.message_id, fields, keep=message.failed, event=event)
 
     def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         self.writer.close()
 
 
+class Outcome(NamedTuple):
+    """One record write: fields, a timeline event, and the counters it adds to."""
+
+    job_id: str
+    fields: dict[str, Any]
+    keep: bool
+    event: dict[str, Any] | None = None
+    queue: str = ""
+    broker_id: str = ""
+    counters: tuple[str, ...] = ()
+    at_ms: int = 0
+
+
+class Ack(NamedTuple):
+    """One message to ack (Dramatiq's dispatch script) in the next batch."""
+
+    queue: str
+    redis_message_id: str
+
+
 class OutcomeWriter:
-    """A writer thread that pipelines queued record writes; it starts on first use."""
+    """A writer thread that pipelines queued record writes and acks; it starts on first use."""
 
     def __init__(self, store: JobStore, batch: int = 256) -> None:
         self.store = store
         self.batch = batch
-        self.items: queue.Queue[tuple[str, dict[str, Any], bool] | None] = queue.Queue()
+        self.items: queue.Queue[Outcome | Ack | None] = queue.Queue()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
+        self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
+        self.ack_args: Any = None
 
-    def put(self, job_id: str, fields: dict[str, Any], *, keep: bool) -> None:
-        """Queue one record write."""
+    def put_ack(self, queue_name: str, redis_message_id: str) -> None:
+        """Queue the ack of one message (written after the outcomes queued before it)."""
+        self._start()
+        self.items.put(Ack(queue_name, redis_message_id))
+
+    def put(self, job_id: str, fields: dict[str, Any], *, keep: bool, event: dict[str, Any] | None = None,
+            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = ()) -> None:
+        """Queue one record write (and the per-minute counters `counters` of `queue_name` and `broker_id`)."""
+        self._start()
+        self.items.put(Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis()))
+
+    def _start(self) -> None:
         if self.thread is None:
             with self.lock:
                 if self.thread is None:
                     self.thread = threading.Thread(target=self._run, name="backroom-job-writer", daemon=True)
                     self.thread.start()
-        self.items.put((job_id, fields, keep))
 
     def _run(self) -> None:
         stop = False
@@ -108,20 +159,41 @@ class OutcomeWriter:
             for _ in pending:
                 self.items.task_done()
 
-    def _write(self, pending: list[tuple[str, dict[str, Any], bool]]) -> None:
-        if not pending:
+    def _write(self, batch: list[Outcome | Ack]) -> None:
+        if not batch:
             return
+        pending = [item for item in batch if isinstance(item, Outcome)]
+        acks = [item for item in batch if isinstance(item, Ack)]
         for attempt in range(30):
             try:
                 with self.store.client.pipeline(transaction=False) as pipe:
-                    for job_id, fields, keep in pending:
-                        self.store.write_final(pipe, job_id, fields, keep=keep)
+                    for item in pending:
+                        self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event)
+                    self._count(pipe, pending)
+                    for ack in acks:  # after the outcomes: a record never trails its ack
+                        self.dispatch(keys=[self.store.keys.ns], args=self.ack_args(*ack), client=pipe)
                     pipe.execute()
                 return
             except redis.ConnectionError:
                 log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
         log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+
+    def _count(self, pipe: Any, pending: list[Outcome]) -> None:
+        """Add the batch's outcomes to per-minute queue counters and per-worker totals (one HINCRBY each)."""
+        keys = self.store.keys
+        totals: Counter[tuple[str, str]] = Counter()
+        for item in pending:
+            minute = item.at_ms // 60_000
+            for name in item.counters:
+                if item.queue:
+                    totals[keys.stats(item.queue, minute // 60), f"{minute}:{name}"] += 1
+                if item.broker_id:
+                    totals[keys.worker_stats(item.broker_id), name] += 1
+        for (key, name), count in totals.items():
+            pipe.hincrby(key, name, count)
+        for key in {key for key, _ in totals}:
+            pipe.expire(key, STATS_TTL_S)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far is written (tests and shutdown)."""

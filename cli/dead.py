@@ -109,6 +109,11 @@ def requeue(
     else:
         result = dead.requeue(queue, found)
     result.skipped += unknown
+    from cli.admin import audited
+    from web.admin_service import plain_filters, requeue_audit
+
+    before = {"filter": plain_filters({"error_contains": error, "actor": actor})} if all_matching else {"ids": ids}
+    audited(requeue_audit(queue, before, result))
     _report_requeue(queue, result, as_json)
     if ids and not result.requeued:
         raise typer.Exit(1)
@@ -154,6 +159,11 @@ def discard(
         removed = dead.discard_matching(queue, error_contains=error, actor=actor)
     else:
         removed = dead.discard(queue, found)
+    from cli.admin import audited
+    from web.admin_service import discard_audit, plain_filters
+
+    before = {"filter": plain_filters({"error_contains": error, "actor": actor})} if all_matching else {"ids": ids}
+    audited(discard_audit(queue, before, removed, unknown))
     _done(removed, queue, unknown, as_json)
 
 
@@ -162,3 +172,64 @@ def _done(removed: int, queue: str, unknown: list[str], as_json: bool) -> None:
         _emit_json({"discarded": removed, "unknown": unknown})
     else:
         console().print(f"discarded [bold]{removed}[/bold] dead letter(s) from {queue}")
+
+
+@dead_app.command("groups")
+def groups(
+    queue: str = typer.Argument(..., callback=_queue, help=f"The queue ({QUEUES})."),
+    window: int = typer.Option(1000, "--window", min=1, max=10_000, help="How many of the newest to group."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Group the newest dead letters by error fingerprint (ids, numbers and quoted values blanked)."""
+    from cli.admin import emit_json, service as admin_service
+
+    result = admin_service().dead_groups(queue, window)
+    if as_json:
+        emit_json(result)
+        return
+    table = Table("count", "error", "actors", "fingerprint", title=f"{queue}: newest {result.scanned} of "
+                  f"{result.total} dead letters by error", title_justify="left")
+    for group in result.groups:
+        table.add_row(str(group.count), escape(group.example or "(no error recorded)"), ", ".join(group.actors),
+                      group.fingerprint)
+    console().print(table)
+
+
+@dead_app.command("replay")
+def replay(
+    queue: str = typer.Argument(..., callback=_queue, help=f"The queue ({QUEUES})."),
+    ident: str = typer.Argument(..., help="The dead letter's redis id or job id."),
+    args: str | None = typer.Option(None, "--args", help='New positional arguments, a JSON list (default: keep).'),
+    kwargs: str | None = typer.Option(None, "--kwargs", help='New keyword arguments, a JSON object (default: keep; '
+                                      '"[redacted]" keeps a secret).'),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Replay a dead letter as a new job with edited arguments, linked to the dead one."""
+    from broker.replay import NotDeadLettered
+    from cli.admin import audited, emit_json, service as admin_service
+
+    new_args, new_kwargs = _json_arg(args, list, "--args"), _json_arg(kwargs, dict, "--kwargs")
+    try:
+        result, entry = admin_service().replay(queue, ident, args=new_args, kwargs=new_kwargs)
+    except NotDeadLettered as error:
+        console().print(f"[red]{escape(str(error))}[/red] (never dead-lettered, or already requeued, replayed "
+                        "or discarded)")
+        raise typer.Exit(1) from None
+    audited(entry)
+    if as_json:
+        emit_json(result)
+        return
+    console().print(f"replayed [bold]{result.replayed_from}[/bold] as job [bold]{result.job_id}[/bold]",
+                    highlight=False)
+
+
+def _json_arg(raw: str | None, kind: type, name: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint=name) from None
+    if not isinstance(value, kind):
+        raise typer.BadParameter(f"must be a JSON {'list' if kind is list else 'object'}", param_hint=name)
+    return value

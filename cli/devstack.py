@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +31,11 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
             started.append(redis_process)
             env["REDIS_URL"] = redis_process.url
             console.print(f"embedded Redis (append-only) at {redis_process.url}, data in {data_dir / 'redis'}")
+        # notifications without a configured provider land in var/outbox.jsonl instead of failing
+        env.setdefault("NOTIFY_FALLBACK", "console")
+        # one admin-session key for every web process of this run (each would pick its own otherwise)
+        env.setdefault("ADMIN_SESSION_SECRET", secrets.token_hex(32))
+        env.setdefault("MEDIA_DIR", str(data_dir / "media"))  # rehosted images live beside the dev data
         os.environ.update(env)
         from cli.main import create_token
         from db.migrate import migrate
@@ -44,6 +50,9 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         console.print(f"try:     curl -X POST -H 'Authorization: Bearer {token}' "
                       f"-H 'Content-Type: application/json' -d '{{}}' http://127.0.0.1:{port}/v1/jobs/ping",
                       highlight=False, soft_wrap=True)
+        if not env.get("MODEL_DIR"):
+            console.print("[bold yellow]embeddings: MODEL_DIR is unset, so workers use the tiny TEST model; its vectors are "
+                          "NOT semantic (set MODEL_DIR to a `backroom models export` directory)[/bold yellow]")
         console.rule()
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", *processes], env=env)
         # SIGTERM (a supervisor, `timeout`) stops honcho's processes before the services go

@@ -9,7 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import admin
 from cli.dead import dead_app
+from cli.jobs import jobs_app
+from cli.embed import embed_app
+from cli.models import models_app
 from config.settings import get_settings
 
 app = typer.Typer(help="Backroom: the background-job backbone.", no_args_is_help=True)
@@ -18,6 +22,14 @@ tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(dead_app, name="dead")
+app.add_typer(admin.queues_app, name="queues")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(admin.edge_app, name="edge")
+app.command("workers")(admin.workers)
+app.command("schedules")(admin.schedules)
+app.command("audit")(admin.audit_log)
+app.add_typer(models_app, name="models")
+app.add_typer(embed_app, name="embed")
 console = Console()
 
 
@@ -114,10 +126,11 @@ def worker(
     module: list[str] = typer.Option(None, "--module", "-m", help="Extra modules declaring actors to import."),
 ) -> None:
     """Run a supervised pool of worker processes; a process that dies is replaced."""
-    from cli.worker import SERVER_MODULES, dramatiq_command, supervise
+    from cli.worker import SERVER_MODULES, dramatiq_command, expose_metrics, supervise
     from config.settings import EDGE_QUEUE, SERVER_QUEUES, get_edge_settings
 
     settings = get_edge_settings() if edge else get_settings()
+    expose_metrics(settings)
     modules = (["edge.worker"] if edge else list(SERVER_MODULES)) + list(module or [])
     chosen = list(queues or ([EDGE_QUEUE] if edge else SERVER_QUEUES))
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)

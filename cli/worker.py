@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("backroom.worker")
 SERVER_MODULES = ("actors", "schedules")
@@ -65,6 +66,18 @@ def _detach() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != supervisor:  # the supervisor died before the death signal was armed
         os._exit(1)
+
+
+def expose_metrics(settings: Any) -> None:
+    """Tell Dramatiq's metrics server where to listen (METRICS_PORT on API_HOST).
+
+    The server is a process each master forks from a bare import of Dramatiq's Prometheus
+    module: it never builds the broker, so only the environment it inherits reaches it
+    (otherwise it listens on 0.0.0.0:9191 whatever the settings say).
+    """
+    if settings.metrics_port:
+        os.environ.setdefault("dramatiq_prom_host", settings.api_host)
+        os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
 
 
 def dramatiq_command(modules: list[str], queues: list[str], threads: int, shutdown_timeout_s: int) -> list[str]:

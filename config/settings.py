@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders")
@@ -65,6 +66,50 @@ class Settings(EdgeSettings):
     scheduler_leader_ttl_ms: int = Field(
         10_000, ge=1_000, le=300_000, description="The scheduler leader lock's lifetime; renewed every third of it."
     )
+    # --- orders and notifications (providers unset = not configured) ---
+    hold_minutes: float = Field(15.0, gt=0, le=1440, description="How long a paid order is held before release.")
+    admin_email: str | None = Field(None, description="Where admin emails go (recipient `admin` on email).")
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = Field(None, description="whsec_... of the webhook endpoint.")
+    stripe_api_base: str | None = Field(None, description="Stripe API base (a local fake); unset = Stripe's.")
+    printify_token: SecretStr | None = None
+    printify_shop_id: str | None = None
+    printify_api_base: str = "https://api.printify.com"
+    printify_webhook_secret: SecretStr | None = None
+    resend_api_key: SecretStr | None = None
+    resend_api_base: str = "https://api.resend.com"
+    resend_from: str | None = Field(None, description="Sender, e.g. `Shop <orders@your-domain>` (verified at Resend).")
+    pushover_token: SecretStr | None = None
+    pushover_user: str | None = Field(None, description="The admin's Pushover user (or group) key.")
+    pushover_api_base: str = "https://api.pushover.net"
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = Field(None, description="The ops chat (recipient `ops` on chat).")
+    telegram_api_base: str = "https://api.telegram.org"
+    notify_fallback: Literal["none", "console"] = Field(
+        "none", description="`console`: channels without a provider go to the outbox file (`make run`)."
+    )
+    notify_outbox_path: str = "var/outbox.jsonl"
+    resend_rate_per_s: float = Field(2.0, gt=0)
+    pushover_rate_per_s: float = Field(2.0, gt=0)
+    telegram_rate_per_s: float = Field(1.0, gt=0)
+    printify_rate_per_min: int = Field(600, gt=0)
+    stripe_rate_per_s: float = Field(25.0, gt=0)
+    provider_timeout_s: float = Field(15.0, gt=0, le=120, description="How long a provider may take to answer.")
+    model_dir: Path | None = Field(
+        None, description="An exported CLIP model directory; unset = the bundled tiny test model (not semantic)."
+    )
+    model_precision: Literal["fp32", "int8"] = Field("fp32", description="int8 needs a model exported with --int8.")
+    ml_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per worker process (0 = every core).")
+    embed_batch_size: int = Field(32, ge=1, le=512, description="Items per embed_items message in a sync.")
+    media_dir: Path = Field(Path("var/media"), description="The local content-addressed media store.")
+    search_ef_search: int = Field(
+        200, ge=10, le=1000, description="HNSW candidates per similarity query (recall vs latency; see bench/search.py)."
+    )
+    # --- the admin page ---
+    admin_session_secret: SecretStr | None = Field(
+        None, min_length=32, description="Signs /admin/ session cookies; unset = random per process (sign-ins end on restart)."
+    )
+    admin_session_hours: float = Field(8.0, gt=0, le=720, description="How long an /admin/ sign-in lasts.")
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +117,11 @@ class Settings(EdgeSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql://")
         return value
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return value or None  # MODEL_DIR= (empty) means the bundled tiny test model
 
 
 def _one_line(error: ValidationError) -> str:

@@ -72,6 +72,9 @@ class JobRecord(BaseModel):
     recoveries: int = 0
     crashes: int = 0
     recovered_at: datetime | None = None
+    requeued_at: datetime | None = None
+    replayed_from: str | None = None  # the dead job this one is an edited replay of
+    replayed_as: str | None = None  # the job that replayed this (dead) one
 
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|api[_-]?key|authorization|credential|dsn)", re.I)

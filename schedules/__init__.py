@@ -24,3 +24,6 @@ def schedule_trim_job_index() -> None:
 def schedule_trim_dead_letters() -> None:
     """Daily at 03:27 UTC: trim dead letters past DLQ_RETENTION_DAYS."""
     trim_dead_letters.send()
+
+
+from schedules import orders  # noqa: E402,F401  (the hold-release sweep)

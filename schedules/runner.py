@@ -22,6 +22,7 @@ import redis
 from dramatiq import Actor, Broker
 from dramatiq.errors import BrokerConnectionError
 
+from broker.queues import QueueStats, known_queues
 from domain.cron import CronSchedule, due_ticks, floor_minute, parse
 from schedules.lock import LeaderLock
 from schedules.store import ScheduleStore
@@ -102,6 +103,8 @@ class SchedulerRunner:
         self.leading = False
         self._published: dict[str, tuple[str, str]] = {}
         self._stopping = threading.Event()
+        self.samples = QueueStats(broker.client, broker.jobs.keys, known_queues(broker), broker.heartbeat_timeout)
+        self._sampled_minute = -1
 
     def step(self) -> float:
         """One pass: hold or seek the lock, fire what is due when leading; returns seconds to wait."""
@@ -111,7 +114,21 @@ class SchedulerRunner:
         self.leading = leading
         if leading:
             self.fire_due(self.clock())
+            self._sample(self.clock())
         return self._delay()
+
+    def _sample(self, now: datetime) -> None:
+        """Once a minute the leader records each queue's depth and latency for the admin charts."""
+        minute = int(now.timestamp()) // 60
+        if minute == self._sampled_minute:
+            return
+        try:
+            self.samples.record_sample(int(now.timestamp() * 1000))
+        except _REDIS_DOWN:
+            raise
+        except Exception:  # a chart sample must never stop the ticks
+            log.exception("could not record the queue samples")
+        self._sampled_minute = minute
 
     def fire_due(self, now: datetime) -> int:
         """Enqueue every tick due at `now` that nobody enqueued yet; returns how many were sent."""

@@ -10,10 +10,13 @@ from quart import Quart, g, request
 from quart_schema import HttpSecurityScheme, Info, QuartSchema
 
 import actors
-from broker.setup import init_sentry
+from broker.setup import async_redis_client, init_sentry
 from config.settings import get_settings
 from db.pool import create_pool
 from web import health, jobs
+from web import orders, webhooks
+from web import search
+from web import admin_api, admin_pages
 from web.auth import TokenCache
 from web.errors import install_error_handlers
 
@@ -34,14 +37,22 @@ def create_app() -> Quart:
     install_error_handlers(app)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(orders.blueprint)
+    app.register_blueprint(search.blueprint)
+    app.register_blueprint(admin_api.blueprint)
+    admin_pages.install(app, settings)
 
     @app.before_serving
     async def open_resources() -> None:
         app.config["DB_POOL"] = await create_pool(settings.database_url, min_size=1, max_size=10)
+        app.config["REDIS"] = async_redis_client(settings)
+        app.config["ENQUEUE_SCRIPT"] = app.config["REDIS"].register_script(actors.broker.jobs.scripts["enqueue"].script)
 
     @app.after_serving
     async def close_resources() -> None:
         await app.config["DB_POOL"].close()
+        await app.config["REDIS"].aclose()
         actors.broker.close()
 
     @app.before_request

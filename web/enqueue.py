@@ -1,13 +1,12 @@
 """Enqueueing from the web process: off the event loop, and 503 when Redis is down."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import dramatiq
 import redis
 from dramatiq.errors import BrokerConnectionError
-from quart import g, jsonify, request, url_for
+from quart import current_app, g, jsonify, request, url_for
 
 from web.errors import problem
 
@@ -15,7 +14,7 @@ BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError)
 
 
 async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwargs: Any) -> Any:
-    """Send one message in a thread; 202 with the job id, or 503 when Redis is unreachable.
+    """Enqueue one message (asyncio Redis client); 202 with the job id, or 503 when Redis is unreachable.
 
     With a unique key (the body's `unique_key` or the `Unique-Key` header), a live job
     holding that key is answered instead and nothing is enqueued (`deduplicated: true`).
@@ -25,7 +24,8 @@ async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwa
     if unique_key:
         options["unique_key"] = unique_key
     try:
-        message = await asyncio.to_thread(actor.send_with_options, kwargs=kwargs, **options)
+        message = actor.message_with_options(kwargs=kwargs, **options)
+        message = await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
     except BROKER_DOWN:
         return problem(503, "the job queue is unreachable; nothing was enqueued, try again",
                        headers={"Retry-After": "5"})

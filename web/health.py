@@ -43,4 +43,5 @@ async def healthz() -> Any:
 @hide
 async def metrics() -> Any:
     """Prometheus exposition of the web process's metrics."""
-    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+    # in a thread: the queue gauges (web.admin_metrics) read Redis while collected
+    return await asyncio.to_thread(generate_latest), 200, {"Content-Type": CONTENT_TYPE_LATEST}

@@ -10,11 +10,13 @@ from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_request
 
 import actors
+from actors.embed import embed_items, sync_embeddings
 from actors.ops import ping
 from domain.jobs import JobRecord, JobStatus
 from web.auth import require
 from web.enqueue import BROKER_DOWN, enqueue
 from web.errors import problem
+from web.notify import enqueue_notify
 from web.schemas import (
     OPERATIONS, Accepted, CollectionsJob, EmbedJob, EnrichJob, NotifyJob, PingJob, Problem, PruneJob, ScrapeJob,
 )
@@ -33,6 +35,28 @@ async def post_ping(data: PingJob) -> Any:
     return await enqueue(ping, unique_key=data.unique_key, **data.arguments())
 
 
+@blueprint.post("/embed")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(EmbedJob)
+@document_response(Accepted, 202)
+async def post_embed(data: EmbedJob) -> Any:
+    """Embed these items' images, or sync every item missing a current vector when `item_ids` is empty."""
+    if data.item_ids:
+        return await enqueue(embed_items, unique_key=data.unique_key, item_ids=data.item_ids, force=data.force)
+    return await enqueue(sync_embeddings, unique_key=data.unique_key, force=data.force)
+
+
+@blueprint.post("/notify")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(NotifyJob)
+@document_response(Accepted, 202)
+async def post_notify(data: NotifyJob) -> Any:
+    """Send one templated email, push or chat message once per idempotency key (503: provider not configured)."""
+    return await enqueue_notify(data)
+
+
 def _not_yet(operation: str, model: type) -> None:
     async def handler(data: Any) -> Any:
         return problem(501, f"the {operation!r} operation is not available in this release yet")
@@ -46,8 +70,8 @@ def _not_yet(operation: str, model: type) -> None:
     blueprint.post(f"/{operation}")(wrapped)
 
 
-for _operation, _model in (("scrape", ScrapeJob), ("embed", EmbedJob), ("prune", PruneJob),
-                           ("enrich", EnrichJob), ("collections", CollectionsJob), ("notify", NotifyJob)):
+for _operation, _model in (("scrape", ScrapeJob), ("prune", PruneJob),
+                           ("enrich", EnrichJob), ("collections", CollectionsJob)):
     _not_yet(_operation, _model)
 
 

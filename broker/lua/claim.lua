@@ -1,5 +1,5 @@
 -- A worker claims a job it is about to run: refused when the job was cancelled.
--- KEYS: job    ARGV: now_ms, worker, ttl_s, actor, queue, broker id
+-- KEYS: job, job events list    ARGV: now_ms, worker, ttl_s, actor, queue, broker id
 local status = redis.call("hget", KEYS[1], "status")
 if status == "cancelled" then
   return 0
@@ -7,6 +7,10 @@ end
 redis.call("hset", KEYS[1], "status", "running", "started_at", ARGV[1], "worker", ARGV[2], "broker", ARGV[6])
 redis.call("hsetnx", KEYS[1], "actor", ARGV[4])
 redis.call("hsetnx", KEYS[1], "queue", ARGV[5])
-redis.call("hincrby", KEYS[1], "attempts", 1)
+local attempt = redis.call("hincrby", KEYS[1], "attempts", 1)
 redis.call("expire", KEYS[1], ARGV[3])
+redis.call("rpush", KEYS[2], cjson.encode({at = tonumber(ARGV[1]), event = "started", worker = ARGV[2],
+                                           attempt = attempt}))
+redis.call("ltrim", KEYS[2], -100, -1)
+redis.call("expire", KEYS[2], ARGV[3])
 return 1

@@ -1,5 +1,5 @@
 -- Enqueue one message and write its job record in one atomic step.
--- KEYS: job, queue list, queue messages hash, job index, unique-key lock
+-- KEYS: job, queue list, queue messages hash, job index, unique-key lock, job events list
 -- ARGV: redis_message_id, payload, status, now_ms, ttl_s, actor, canonical queue,
 --       args json, eta_ms or "", wake channel, job id, queue name as stored, unique key or "",
 --       job key prefix
@@ -30,6 +30,17 @@ if not current then
   redis.call("zadd", KEYS[4], ARGV[4], ARGV[11])
 end
 redis.call("expire", KEYS[1], ARGV[5])
+-- the job's timeline (admin pages): capped, expiring with the record
+-- a retry is logged twice: "retrying" when its backoff starts (with the eta), "retry_due" when it is ready
+local event = {at = tonumber(ARGV[4]), event = ARGV[3], queue = ARGV[7]}
+if ARGV[9] ~= "" then
+  event["eta"] = tonumber(ARGV[9])
+elseif ARGV[3] == "retrying" then
+  event["event"] = "retry_due"
+end
+redis.call("rpush", KEYS[6], cjson.encode(event))
+redis.call("ltrim", KEYS[6], -100, -1)
+redis.call("expire", KEYS[6], ARGV[5])
 redis.call("hset", KEYS[3], ARGV[1], ARGV[2])
 redis.call("rpush", KEYS[2], ARGV[1])
 redis.call("publish", ARGV[10], "1")

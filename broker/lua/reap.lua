@@ -10,16 +10,28 @@ local threshold = tonumber(ARGV[4])
 local dead_workers = redis.call("zrangebyscore", KEYS[1], 0, now - tonumber(ARGV[3]))
 local recovered, poisoned = 0, 0
 
-local function dead_letter(queue, rid, payload, job, crashes)
+-- the job's timeline (admin pages), capped; `keep` holds it as long as a dead record
+local function event(events, fields, keep)
+  redis.call("rpush", events, cjson.encode(fields))
+  redis.call("ltrim", events, -100, -1)
+  if keep then
+    redis.call("persist", events)
+  else
+    redis.call("expire", events, ARGV[5])
+  end
+end
+
+local function dead_letter(queue, rid, payload, job, crashes, events)
+  local reason = "poison message: its worker died while running it " .. crashes .. " times"
   redis.call("zadd", ns .. ":" .. queue .. ".XQ", now, rid)
   redis.call("hset", ns .. ":" .. queue .. ".XQ.msgs", rid, payload)
   redis.call("hdel", ns .. ":" .. queue .. ".msgs", rid)
-  redis.call("hset", job, "status", "dead", "finished_at", now, "last_error",
-             "poison message: its worker died while running it " .. crashes .. " times")
+  redis.call("hset", job, "status", "dead", "finished_at", now, "last_error", reason)
   redis.call("persist", job)
+  event(events, {at = now, event = "dead", error = reason}, true)
 end
 
-local function recover(name, rid, job, worker)
+local function recover(name, rid, job, worker, events)
   redis.call("rpush", ns .. ":" .. name, rid)
   redis.call("publish", ns .. ":wake:" .. name, "1")
   if redis.call("exists", job) == 1 then
@@ -29,6 +41,7 @@ local function recover(name, rid, job, worker)
     redis.call("hincrby", job, "recoveries", 1)
     redis.call("hset", job, "recovered_at", now, "recovered_from", worker)
     redis.call("expire", job, ARGV[5])
+    event(events, {at = now, event = "recovered", worker = worker}, false)
   end
 end
 
@@ -41,17 +54,18 @@ for _, worker in ipairs(dead_workers) do
       for _, rid in ipairs(redis.call("smembers", acks)) do
         local payload = redis.call("hget", ns .. ":" .. name .. ".msgs", rid)
         if payload then
-          local job = ns .. ":job:" .. cjson.decode(payload)["message_id"]
+          local job_id = cjson.decode(payload)["message_id"]
+          local job, events = ns .. ":job:" .. job_id, ns .. ":events:" .. job_id
           local crashes = 0
           if name == queue and redis.call("hget", job, "status") == "running"
              and redis.call("hget", job, "broker") == worker then
             crashes = redis.call("hincrby", job, "crashes", 1)
           end
           if crashes >= threshold then
-            dead_letter(queue, rid, payload, job, crashes)
+            dead_letter(queue, rid, payload, job, crashes, events)
             poisoned = poisoned + 1
           else
-            recover(name, rid, job, worker_name)
+            recover(name, rid, job, worker_name, events)
             recovered = recovered + 1
           end
         end

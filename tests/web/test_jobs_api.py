@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 import redis
+import redis.asyncio
 from dramatiq import Worker
 
 import actors
@@ -108,10 +109,13 @@ async def test_delete_of_a_finished_job_is_409(client, tokens, redis_client: red
     assert conflict.status_code == 409
 
 
-async def test_redis_unreachable_is_503_and_nothing_recorded(client, tokens, redis_client, monkeypatch) -> None:
-    # point the broker's client at a port where nothing listens: a real refused connection
-    dead = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+async def test_redis_unreachable_is_503_and_nothing_recorded(app, client, tokens, redis_client, monkeypatch) -> None:
+    # point the Redis clients at a port where nothing listens: a real refused connection
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    dead = redis.ConnectionPool.from_url(dead_url, socket_connect_timeout=0.2)
     monkeypatch.setattr(actors.broker.client, "connection_pool", dead)
+    async_dead = redis.asyncio.ConnectionPool.from_url(dead_url, socket_connect_timeout=0.2)
+    monkeypatch.setattr(app.app.config["REDIS"], "connection_pool", async_dead)
     response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
