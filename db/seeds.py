@@ -1,0 +1,113 @@
+"""Style seeds: reference looks with an image embedding; the stylist averages a few of them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+
+from db.items import EmbedTarget, as_array
+
+
+@dataclass(frozen=True)
+class SeedCard:
+    """A style seed as public clients see it."""
+
+    id: int
+    label: str
+    description: str | None
+    media_key: str | None
+    embedded: bool
+
+
+@dataclass(frozen=True)
+class SeedEmbedding:
+    """One seed's vector (None when not embedded yet) and the model that made it."""
+
+    id: int
+    vector: np.ndarray | None
+    model: str | None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def select_seeds(conn: asyncpg.Connection, *, q: str | None = None, limit: int = 50,
+                       offset: int = 0) -> list[SeedCard]:
+    """Seeds whose label or description contains `q` (any case), by label."""
+    rows = await conn.fetch(
+        """
+        SELECT id, label, description, media_key, embedding IS NOT NULL AS embedded FROM style_seeds
+        WHERE $1::text IS NULL OR label ILIKE $1 OR description ILIKE $1
+        ORDER BY label, id LIMIT $2 OFFSET $3
+        """,
+        None if not q else _like(q), limit, offset,
+    )
+    return [SeedCard(**dict(r)) for r in rows]
+
+
+async def select_seed_embeddings(conn: asyncpg.Connection, seed_ids: Sequence[int]) -> list[SeedEmbedding]:
+    """The vectors of these seeds (missing ids are simply absent), in id order."""
+    rows = await conn.fetch(
+        "SELECT id, embedding, embedding_model FROM style_seeds WHERE id = ANY($1::bigint[]) ORDER BY id",
+        list(seed_ids),
+    )
+    return [SeedEmbedding(r["id"], None if r["embedding"] is None else as_array(r["embedding"]), r["embedding_model"])
+            for r in rows]
+
+
+async def select_seed_embed_targets(conn: asyncpg.Connection, seed_ids: Sequence[int]) -> list[EmbedTarget]:
+    """The embedding state of these seeds, in id order."""
+    rows = await conn.fetch(
+        """
+        SELECT id, media_key, embedding_model, embedding_hash, embedding IS NOT NULL AS embedded, embed_error
+        FROM style_seeds WHERE id = ANY($1::bigint[]) ORDER BY id
+        """,
+        list(seed_ids),
+    )
+    return [EmbedTarget(**dict(r)) for r in rows]
+
+
+async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, force: bool = False) -> list[int]:
+    """Seeds with an image and no vector (or one of another model); every seed with an image with force."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM style_seeds
+        WHERE media_key IS NOT NULL
+          AND ($2 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $1)
+        ORDER BY id
+        """,
+        model, force,
+    )
+    return [r["id"] for r in rows]
+
+
+async def update_seed_embedding(
+    conn: asyncpg.Connection, seed_id: int, *, vector: np.ndarray, model: str, content_hash: str
+) -> None:
+    """Store a seed's vector with its model and image hash (clears any error)."""
+    await conn.execute(
+        """
+        UPDATE style_seeds SET embedding = $2, embedding_model = $3, embedding_hash = $4,
+                               embedded_at = now(), embed_error = NULL
+        WHERE id = $1
+        """,
+        seed_id, np.asarray(vector, dtype=np.float32), model, content_hash,
+    )
+
+
+async def update_seed_embed_error(
+    conn: asyncpg.Connection, seed_id: int, *, model: str, content_hash: str | None, error: str
+) -> None:
+    """Mark a seed whose image could not be embedded."""
+    await conn.execute(
+        """
+        UPDATE style_seeds SET embedding = NULL, embedding_model = $2, embedding_hash = $3,
+                               embedded_at = now(), embed_error = $4
+        WHERE id = $1
+        """,
+        seed_id, model, content_hash, error[:500],
+    )

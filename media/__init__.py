@@ -1,0 +1,1 @@
+"""Our media store: rehosted item images, content-addressed (a local directory now; S3 later)."""

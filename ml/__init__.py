@@ -1,0 +1,1 @@
+"""The CLIP runtime without torch: Pillow/NumPy preprocessing, a BPE tokenizer, ONNX Runtime sessions."""

@@ -1,0 +1,1 @@
+"""Exporting open_clip checkpoints to ONNX model directories: needs the `[export]` extra (torch)."""
