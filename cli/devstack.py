@@ -20,6 +20,8 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
     """Start what is missing, migrate, mint a dev admin token, run the Procfile; returns an exit code."""
     started: list[RedisProcess | PostgresProcess] = []
     env = dict(os.environ)
+    # the Procfile names console scripts (hypercorn, backroom): use this interpreter's
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     try:
         if not env.get("DATABASE_URL"):
             postgres = PostgresProcess(data_dir / "postgres").start()

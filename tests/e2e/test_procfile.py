@@ -50,7 +50,9 @@ async def token(database_url: str) -> str:
 def stack(redis_client, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     port = free_port()
     log = (tmp_path / "honcho.log").open("wb")  # a file, not a pipe nobody reads (honcho would block)
-    env = {**os.environ, "API_PORT": str(port), "WORKER_PROCESSES": "1", "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "API_PORT": str(port), "WORKER_PROCESSES": "1", "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING",
+           # the Procfile names console scripts: find this interpreter's (make test does not activate the venv)
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     process = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web", "worker"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
