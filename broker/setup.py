@@ -37,11 +37,7 @@ def redis_client(settings: EdgeSettings) -> redis.Redis | None:
         return None
     from redis.sentinel import Sentinel
 
-    hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
-                                                     settings.redis_sentinels.split(","))]
-    url = redis.connection.parse_url(settings.redis_url)
-    return Sentinel(hosts, socket_timeout=5).master_for(
-        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
+    return _primary(Sentinel, settings)
 
 
 def async_redis_client(settings: EdgeSettings) -> Any:
@@ -52,10 +48,15 @@ def async_redis_client(settings: EdgeSettings) -> Any:
         return aioredis.Redis.from_url(settings.redis_url)
     from redis.asyncio.sentinel import Sentinel
 
+    return _primary(Sentinel, settings)
+
+
+def _primary(sentinel_class: Any, settings: EdgeSettings) -> Any:
+    """The primary named REDIS_SENTINEL_MASTER, found through REDIS_SENTINELS (REDIS_URL gives password and db)."""
     hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
-                                                     settings.redis_sentinels.split(","))]
+                                                     (settings.redis_sentinels or "").split(","))]
     url = redis.connection.parse_url(settings.redis_url)
-    return Sentinel(hosts, socket_timeout=5).master_for(
+    return sentinel_class(hosts, socket_timeout=5).master_for(
         settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
 
 
