@@ -7,6 +7,7 @@ TEST_DATABASE_URL point the suite at servers you run yourself instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -51,6 +52,8 @@ _start_services()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    # pgserver logs again from its atexit hook, after pytest closed the stream it would write to
+    logging.getLogger("pgserver").disabled = True
     if "redis" in SERVICES:
         SERVICES["redis"].stop()
     if "postgres" in SERVICES:
