@@ -50,7 +50,10 @@ class BackroomBroker(RedisBroker):
             message = message.copy(queue_name=queue_name, options={"eta": eta})
 
         self.emit_before("enqueue", message, delay)
-        outcome = self._enqueue_script(message, queue_name, eta)
+        return self._enqueued(message, self._enqueue_script(message, queue_name, eta), delay)
+
+    def _enqueued(self, message: Message, outcome: Any, delay: int | None) -> Message:
+        """The message the caller gets back: the live job holding its unique key, or itself."""
         if isinstance(outcome, bytes):  # a live job holds this unique key: nothing was enqueued
             return message.copy(message_id=outcome.decode(), options={"deduplicated": True})
         self.emit_after("enqueue", message, delay)
@@ -84,11 +87,7 @@ class BackroomBroker(RedisBroker):
         message = message.copy(options={"redis_message_id": str(uuid4())})
         self.emit_before("enqueue", message, None)
         keys, args = self._enqueue_call(message, message.queue_name, "")
-        outcome = await script(keys=keys, args=args)
-        if isinstance(outcome, bytes):
-            return message.copy(message_id=outcome.decode(), options={"deduplicated": True})
-        self.emit_after("enqueue", message, None)
-        return message
+        return self._enqueued(message, await script(keys=keys, args=args), None)
 
     def ack_args(self, queue_name: str, redis_message_id: str) -> list[Any]:
         """Arguments of Dramatiq's dispatch script acking one message of this process (for pipelines)."""

@@ -19,17 +19,22 @@ async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwa
     With a unique key (the body's `unique_key` or the `Unique-Key` header), a live job
     holding that key is answered instead and nothing is enqueued (`deduplicated: true`).
     """
-    options: dict[str, Any] = {"request_id": getattr(g, "request_id", None)}
-    unique_key = unique_key or request.headers.get("Unique-Key")
-    if unique_key:
-        options["unique_key"] = unique_key
     try:
-        message = actor.message_with_options(kwargs=kwargs, **options)
-        message = await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+        message = await send(actor, kwargs=kwargs, unique_key=unique_key or request.headers.get("Unique-Key"))
     except BROKER_DOWN:
         return problem(503, "the job queue is unreachable; nothing was enqueued, try again",
                        headers={"Retry-After": "5"})
     return accepted(message.message_id, deduplicated=bool(message.options.get("deduplicated")))
+
+
+async def send(actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
+               unique_key: str | None = None) -> dramatiq.Message:
+    """Enqueue one message through the app's asyncio Redis client (raises BROKER_DOWN errors)."""
+    options: dict[str, Any] = {"request_id": getattr(g, "request_id", None)}
+    if unique_key:
+        options["unique_key"] = unique_key
+    message = actor.message_with_options(args=args, kwargs=kwargs or {}, **options)
+    return await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
 
 
 def accepted(job_id: str, *, deduplicated: bool = False) -> Any:

@@ -5,7 +5,6 @@ nothing enqueued; an unreachable Redis is 503 so the provider delivers again lat
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -17,7 +16,7 @@ from actors.orders import handle_printify_event, handle_stripe_event
 from config.settings import get_settings
 from providers.payments import InvalidSignature, verify_event
 from providers.printify import verify_webhook
-from web.enqueue import BROKER_DOWN
+from web.enqueue import BROKER_DOWN, send
 from web.errors import problem
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
@@ -65,7 +64,7 @@ async def printify_webhook() -> Any:
 
 async def _enqueue(actor: dramatiq.Actor, unique_key: str, *args: Any) -> Any:
     try:
-        message = await asyncio.to_thread(actor.send_with_options, args=args, unique_key=unique_key)
+        message = await send(actor, args=args, unique_key=unique_key)
     except BROKER_DOWN:
         return problem(503, "the job queue is unreachable; deliver again later", headers={"Retry-After": "30"})
     return {"received": True, "job_id": message.message_id}, 200

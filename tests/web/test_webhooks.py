@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+import redis.asyncio
 from dramatiq import Worker
 
 import actors
@@ -79,10 +80,13 @@ async def test_ten_deliveries_of_one_event_make_one_order(fake, client, running_
         await conn.close()
 
 
-async def test_redis_down_is_503_so_stripe_delivers_again(fake, client, redis_client, monkeypatch) -> None:
+async def test_redis_down_is_503_so_stripe_delivers_again(fake, app, client, redis_client, monkeypatch) -> None:
     body, signature = fake.stripe.signed(fake.stripe.checkout_completed(items="1"))
-    dead = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    dead = redis.ConnectionPool.from_url(dead_url, socket_connect_timeout=0.2)
     monkeypatch.setattr(actors.broker.client, "connection_pool", dead)
+    async_dead = redis.asyncio.ConnectionPool.from_url(dead_url, socket_connect_timeout=0.2)
+    monkeypatch.setattr(app.app.config["REDIS"], "connection_pool", async_dead)
     response = await post_stripe(client, body, signature)
     monkeypatch.undo()
     assert response.status_code == 503
