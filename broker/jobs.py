@@ -1,12 +1,14 @@
 """The job store: one Redis hash per job, written in the same round trip as the work.
 
 Redis and not Postgres because every status change happens on the hot path of every
-message: the enqueue writes the record inside the enqueue script, a worker's claim is one
-script call, and the final status is written in batches (see `tracking`).
+message: the enqueue writes the record inside the enqueue script, and a worker's start and
+outcome are written in batches (see `tracking`); only a recovered message's start is one
+synchronous script call (the claim).
 """
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
@@ -34,11 +36,22 @@ class JobStore:
         args = [now_ms, worker, self.retention_s, actor, queue, broker_id]
         return bool(self.scripts["claim"](keys=[self.keys.job(job_id), self.keys.events(job_id)], args=args))
 
-    def cancel(self, job_id: str, *, now_ms: int) -> JobStatus | None:
-        """Cancel a job that has not started; returns its status afterwards (None: unknown job)."""
-        status = self.scripts["cancel"](keys=[self.keys.job(job_id), self.keys.events(job_id)],
-                                        args=[now_ms, self.keys.ns])
+    def cancel(self, job_id: str, *, now_ms: int, answer_within_s: float = 2.0) -> JobStatus | None:
+        """Cancel a job that has not started; returns its status afterwards (None: unknown job).
+
+        When a worker has already fetched the message, that worker decides (it alone knows
+        whether the job started) and clears `cancel_requested`; this waits for its answer.
+        """
+        key = self.keys.job(job_id)
+        status = self.scripts["cancel"](keys=[key, self.keys.events(job_id)], args=[now_ms, self.keys.ns, job_id])
         status = status.decode() if isinstance(status, bytes) else status
+        deadline = time.monotonic() + answer_within_s
+        while status == "cancelling":
+            asked, current = self.client.hmget(key, "cancel_requested", "status")
+            if not asked or time.monotonic() > deadline:  # answered (or the worker is silent: still queued)
+                status = current.decode() if current else ""
+            else:
+                time.sleep(0.002)
         return JobStatus(status) if status else None
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -47,10 +60,18 @@ class JobStore:
         return record_from_hash(job_id, raw) if raw else None
 
     def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool,
-                    event: dict[str, Any] | None = None) -> None:
-        """Queue a status write (and a timeline event) on `pipe`; `keep` holds them past retention (dead jobs)."""
+                    event: dict[str, Any] | None = None, incr: str = "", drop: tuple[str, ...] = ()) -> None:
+        """Queue a status write (and a timeline event) on `pipe`; `keep` holds them past retention (dead jobs).
+
+        `incr` names a counter field to add one to (a start's `attempts`); `drop` fields to delete.
+        """
         key = self.keys.job(job_id)
-        pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
+        if fields:
+            pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
+        if incr:
+            pipe.hincrby(key, incr, 1)
+        if drop:
+            pipe.hdel(key, *drop)
         touched = [key]
         if event is not None:
             touched.append(self.append_event(pipe, job_id, event))

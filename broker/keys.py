@@ -35,6 +35,10 @@ class Keys:
         """ZSET of job ids scored by first-enqueue time (ms), for listing and retention."""
         return f"{self.ns}:jobs"
 
+    def cancel(self, broker_id: str) -> str:
+        """The pub/sub channel on which one worker process hears cancel requests for messages it holds."""
+        return f"{self.ns}:cancel:{broker_id}"
+
     def wake(self, queue_name: str) -> str:
         """The pub/sub channel that tells idle consumers of a queue to fetch now."""
         return f"{self.ns}:wake:{queue_name}"
@@ -86,3 +90,12 @@ class Keys:
     def samples(self, queue_name: str) -> str:
         """The ZSET of per-minute depth/latency samples of a queue (member `minute:depth:latency_ms`)."""
         return f"{self.ns}:samples:{queue_name}"
+
+    @property
+    def edge_nodes(self) -> str:
+        """The ZSET of edge worker processes (`node_id/pid`) by last registry beat (ms)."""
+        return f"{self.ns}:edgenodes"
+
+    def edge_node(self, node_id: str, pid: int | str) -> str:
+        """The HASH one edge worker process writes to the registry (expires when it falls silent)."""
+        return f"{self.ns}:edgenode:{node_id}:{pid}"

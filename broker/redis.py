@@ -23,17 +23,21 @@ from domain.jobs import redact, status_on_enqueue
 class BackroomBroker(RedisBroker):
     """A RedisBroker whose every enqueue is one script call that also writes the job record."""
 
-    def __init__(self, *, url: str, namespace: str, job_retention_s: int, **kwargs: Any) -> None:
+    def __init__(self, *, url: str, namespace: str, job_retention_s: int, wake_queues: str = "*",
+                 broker_id_prefix: str = "", **kwargs: Any) -> None:
         if kwargs.get("client") is not None:
             url = ""  # a Sentinel-managed client replaces the URL's host
         super().__init__(url=url, namespace=namespace, **kwargs)
+        # an edge worker names its keys (ack sets, worker description) after its node, so an ACL can fence them
+        self.broker_id = broker_id_prefix + self.broker_id
         self.jobs = JobStore(self.client, namespace, job_retention_s)
-        self.wakeups = Wakeups(self.client, self.jobs.keys.wake_pattern)
+        # `wake_queues`: a glob of the queues whose wake-ups this process listens to (an edge ACL allows only its own)
+        self.wakeups = Wakeups(self.client, self.jobs.keys.wake(wake_queues), prefix=self.jobs.keys.wake(""))
         self.pauses = Pauses(self.client, self.jobs.keys)
         # queue -> redis ids fetched by a consumer that then lost its connection (see requeue_lost)
         self.lost: dict[str, set[str]] = {}
         # set by JobTracking: acks of ready-queue messages ride in its batched writes
-        self.ack_sink: Callable[[str, str], None] | None = None
+        self.ack_sink: Callable[[str, str, str], None] | None = None
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -119,19 +123,23 @@ class BackroomBroker(RedisBroker):
 class Wakeups:
     """One pub/sub listener per process that wakes idle consumers when work is enqueued.
 
+    It also hears this worker's cancel requests (see broker.tracking).
+
     Bare Dramatiq consumers poll an empty queue with a backoff up to the worker timeout;
     here they wait on an event the listener sets, so pickup takes milliseconds, and the
     timeout stays as the fallback when pub/sub is down.
     """
 
-    def __init__(self, client: redis.Redis, pattern: str) -> None:
+    def __init__(self, client: redis.Redis, pattern: str, *, prefix: str) -> None:
         self.client = client
         self.pattern = pattern
-        self.prefix = pattern[:-1]
+        self.prefix = prefix
         self.events: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
+        self.cancel_channel = ""
+        self.cancel_handler: Callable[[str], None] = lambda job_id: None
 
     def event(self, queue_name: str) -> threading.Event:
         """The event set whenever something is enqueued on `queue_name`; starts the listener."""
@@ -141,14 +149,30 @@ class Wakeups:
                 self.thread.start()
             return self.events.setdefault(queue_name, threading.Event())
 
+    def on_cancel(self, channel: str, handler: Callable[[str], None]) -> None:
+        """Call `handler(job_id)` for every cancel request published on `channel` (this worker's)."""
+        with self.lock:
+            self.cancel_channel, self.cancel_handler = channel, handler
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._listen, name="backroom-wakeups", daemon=True)
+                self.thread.start()
+
     def _listen(self) -> None:
         while not self.stopping.is_set():
             try:
                 pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(self.pattern)
+                cancels = ""
                 while not self.stopping.is_set():
-                    item = pubsub.get_message(timeout=1.0)
-                    if item is not None:
+                    if self.cancel_channel != cancels:  # set at worker boot, after the consumers started
+                        cancels = self.cancel_channel
+                        pubsub.subscribe(cancels)
+                    item = pubsub.get_message(timeout=0.25)
+                    if item is None:
+                        continue
+                    if item["type"] == "message":
+                        self.cancel_handler(item["data"].decode())
+                    else:
                         self._set(item["channel"])
             except redis.RedisError:
                 self._set_all()  # let consumers poll while we reconnect
@@ -182,7 +206,7 @@ class _WakingConsumer(_RedisConsumer):
         if sink is None or self.queue_name.endswith(".DQ"):
             return super().ack(message)
         self.queued_message_ids.discard(message.message_id)
-        sink(self.queue_name, message.options["redis_message_id"])
+        sink(self.queue_name, message.options["redis_message_id"], message.message_id)
 
     def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)

@@ -60,8 +60,14 @@ def _primary(sentinel_class: Any, settings: EdgeSettings) -> Any:
         settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
 
 
-def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True) -> BackroomBroker:
-    """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage."""
+def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True, wake_queues: str = "*",
+                 broker_id_prefix: str = "") -> BackroomBroker:
+    """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage.
+
+    An edge worker passes reap=False (the reaper touches every queue's keys; server workers
+    reap dead edge workers too), wake_queues="edge*" and a node-named broker_id_prefix, so
+    it needs no Redis permission beyond its own queue's keys (see broker.acl).
+    """
     init_sentry(settings)  # must precede the broker: it patches Broker.__init__
     retention_s = int(settings.job_retention_days * 86400)
     broker = BackroomBroker(
@@ -69,6 +75,8 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
         client=redis_client(settings),
         namespace=settings.redis_namespace,
         job_retention_s=retention_s,
+        wake_queues=wake_queues,
+        broker_id_prefix=broker_id_prefix,
         heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
         dead_message_ttl=int(settings.dlq_retention_days * 86400 * 1000),
         maintenance_chance=0,  # Recovery reaps dead workers every few seconds instead of by chance

@@ -1,10 +1,15 @@
 """Job tracking: every attempt of every message updates its job record.
 
-The claim (queued -> running) is synchronous because it decides whether a cancelled job
-is skipped. Outcomes are handed to one writer thread per process that sends them in
+Starts and outcomes are handed to one writer thread per process that sends them in
 pipelined batches, so tracking costs a fraction of a round trip per message under load. The
-same batches append each attempt to the job's timeline and add to per-minute outcome
-counters (one HINCRBY per queue, minute and counter per batch) for the admin pages.
+same batches carry the acks, append each attempt to the job's timeline and add to
+per-minute outcome counters (one HINCRBY per queue, minute and counter per batch).
+
+Cancelling a message this process has fetched is decided here, under one lock: the
+cancel script publishes the request to the holding worker (see lua/cancel.lua), which
+cancels it if it has not started and refuses otherwise. A message the reaper recovered
+from a dead worker is claimed synchronously instead (lua/claim.lua), so the poison guard
+sees every start of a job that keeps killing its worker.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import redis
@@ -42,24 +48,61 @@ class JobTracking(Middleware):
         self.store = store
         self.writer = OutcomeWriter(store)
         self.worker = WORKER_NAME
+        self.lock = threading.Lock()
+        self.started: set[str] = set()  # job ids started here whose ack is not written yet
+        self.cancelled: set[str] = set()  # job ids fetched here and cancelled before they started
+        self.writer.on_acked = self._acked
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
         self.writer.ack_args = getattr(broker, "ack_args", None)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
+        wakeups = getattr(broker, "wakeups", None)
+        if wakeups is not None:
+            wakeups.on_cancel(self.store.keys.cancel(broker.broker_id), self.request_cancel)  # type: ignore[attr-defined]
 
     def after_process_boot(self, broker: Broker) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # the pid of the forked child
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        claimed = self.store.claim(
-            message.message_id, worker=self.worker, actor=message.actor_name,
-            queue=message.queue_name, now_ms=current_millis(), broker_id=getattr(broker, "broker_id", ""),
-        )
-        if not claimed:
+        job_id, broker_id = message.message_id, getattr(broker, "broker_id", "")
+        with self.lock:
+            if job_id in self.cancelled:
+                self.cancelled.discard(job_id)
+                message.options["backroom_cancelled"] = True
+                raise SkipMessage("job was cancelled")
+            self.started.add(job_id)
+        now = current_millis()
+        if message.options.get("backroom_recovered") and not self.store.claim(
+            job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
+            broker_id=broker_id,
+        ):
             message.options["backroom_cancelled"] = True
             raise SkipMessage("job was cancelled")
+        if not message.options.get("backroom_recovered"):
+            fields = {"status": JobStatus.RUNNING.value, "started_at": now, "worker": self.worker, "broker": broker_id}
+            event = {"at": now, "event": "started", "worker": self.worker,
+                     "attempt": message.options.get("retries", 0) + 1}
+            self.writer.put(job_id, fields, keep=False, event=event, incr="attempts")
+
+    def request_cancel(self, job_id: str) -> None:
+        """A cancel request for a message this process holds: cancel it unless it started."""
+        with self.lock:
+            cancel = job_id not in self.started
+            if cancel:
+                self.cancelled.add(job_id)
+        now = current_millis()
+        if cancel:
+            self.writer.put(job_id, {"status": JobStatus.CANCELLED.value, "finished_at": now}, keep=False,
+                            event={"at": now, "event": "cancelled"}, drop=("cancel_requested",))
+        else:  # written after this job's start, so the asker sees it running
+            self.writer.put(job_id, {}, keep=False, drop=("cancel_requested",),
+                            event={"at": now, "event": "cancel refused: already started"})
+
+    def _acked(self, job_ids: list[str]) -> None:
+        with self.lock:
+            self.started.difference_update(job_ids)
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
@@ -82,10 +125,14 @@ class JobTracking(Middleware):
         self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD, event=event,
                         queue_name=q_name(message.queue_name), broker_id=getattr(broker, "broker_id", ""),
                         counters=counters)
+        if message.failed:  # nacked (dead-lettered) now, not acked through the writer
+            self._acked([message.message_id])
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         if message.options.pop("backroom_cancelled", False):
             return  # the cancel itself wrote the record
+        if message.failed:
+            self._acked([message.message_id])
         fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
                   "finished_at": current_millis(), "last_error": "skipped by middleware (e.g. age limit)"}
         event = {"at": fields["finished_at"], "event": fields["status"], "error": fields["last_error"]}
@@ -106,6 +153,8 @@ class Outcome(NamedTuple):
     broker_id: str = ""
     counters: tuple[str, ...] = ()
     at_ms: int = 0
+    incr: str = ""
+    drop: tuple[str, ...] = ()
 
 
 class Ack(NamedTuple):
@@ -113,6 +162,7 @@ class Ack(NamedTuple):
 
     queue: str
     redis_message_id: str
+    job_id: str = ""
 
 
 class OutcomeWriter:
@@ -126,17 +176,20 @@ class OutcomeWriter:
         self.lock = threading.Lock()
         self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
         self.ack_args: Any = None
+        self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
 
-    def put_ack(self, queue_name: str, redis_message_id: str) -> None:
+    def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
         self._start()
-        self.items.put(Ack(queue_name, redis_message_id))
+        self.items.put(Ack(queue_name, redis_message_id, job_id))
 
     def put(self, job_id: str, fields: dict[str, Any], *, keep: bool, event: dict[str, Any] | None = None,
-            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = ()) -> None:
+            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = (), incr: str = "",
+            drop: tuple[str, ...] = ()) -> None:
         """Queue one record write (and the per-minute counters `counters` of `queue_name` and `broker_id`)."""
         self._start()
-        self.items.put(Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis()))
+        self.items.put(Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis(),
+                               incr, drop))
 
     def _start(self) -> None:
         if self.thread is None:
@@ -168,11 +221,14 @@ class OutcomeWriter:
             try:
                 with self.store.client.pipeline(transaction=False) as pipe:
                     for item in pending:
-                        self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event)
+                        self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
+                                               incr=item.incr, drop=item.drop)
                     self._count(pipe, pending)
                     for ack in acks:  # after the outcomes: a record never trails its ack
-                        self.dispatch(keys=[self.store.keys.ns], args=self.ack_args(*ack), client=pipe)
+                        self.dispatch(keys=[self.store.keys.ns], args=self.ack_args(ack.queue, ack.redis_message_id),
+                                      client=pipe)
                     pipe.execute()
+                self.on_acked([ack.job_id for ack in acks])
                 return
             except redis.ConnectionError:
                 log.warning("job record write failed, retrying (attempt %d)", attempt + 1)

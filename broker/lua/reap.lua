@@ -1,7 +1,11 @@
 -- Re-queue the in-flight messages of dead worker processes; dead-letter poison messages.
 -- A worker is dead when its heartbeat is older than the timeout. A message it was running
 -- (its job record says running on that broker) counts a crash; after `threshold` crashes
--- the message goes to the dead-letter queue instead of running again.
+-- the message goes to the dead-letter queue instead of running again. Workers record a
+-- first start asynchronously, so a job that kills its worker at once may not show it: the
+-- first recovery of a message whose record does not say running counts one crash as well
+-- (once per job), and a recovered message is marked so that its next start is claimed
+-- synchronously. A message whose cancel was requested is cancelled instead of re-queued.
 -- KEYS: heartbeats zset
 -- ARGV: namespace, now_ms, timeout_ms, threshold, job ttl_s, queue names (canonical)...
 local ns = ARGV[1]
@@ -31,6 +35,25 @@ local function dead_letter(queue, rid, payload, job, crashes, events)
   event(events, {at = now, event = "dead", error = reason}, true)
 end
 
+-- mark the payload (Dramatiq's JSON: options come right before message_id) as recovered
+local function mark_recovered(name, rid, payload, job_id)
+  local anchor = ',"message_id":"' .. job_id .. '"'
+  local at = string.find(payload, anchor, 1, true)
+  if not at or string.find(payload, '"backroom_recovered"', 1, true) then
+    return
+  end
+  local sep = string.sub(payload, at - 2, at - 2) == "{" and "" or ","
+  local marked = string.sub(payload, 1, at - 2) .. sep .. '"backroom_recovered":1' .. string.sub(payload, at - 1)
+  redis.call("hset", ns .. ":" .. name .. ".msgs", rid, marked)
+end
+
+local function cancel(name, rid, job, events)
+  redis.call("hdel", ns .. ":" .. name .. ".msgs", rid)
+  redis.call("hset", job, "status", "cancelled", "finished_at", now)
+  redis.call("hdel", job, "cancel_requested")
+  event(events, {at = now, event = "cancelled"}, false)
+end
+
 local function recover(name, rid, job, worker, events)
   redis.call("rpush", ns .. ":" .. name, rid)
   redis.call("publish", ns .. ":wake:" .. name, "1")
@@ -57,11 +80,18 @@ for _, worker in ipairs(dead_workers) do
           local job_id = cjson.decode(payload)["message_id"]
           local job, events = ns .. ":job:" .. job_id, ns .. ":events:" .. job_id
           local crashes = 0
-          if name == queue and redis.call("hget", job, "status") == "running"
-             and redis.call("hget", job, "broker") == worker then
+          local status = redis.call("hget", job, "status")
+          if name == queue and status == "running" and redis.call("hget", job, "broker") == worker then
+            crashes = redis.call("hincrby", job, "crashes", 1)
+          elseif name == queue and status == "queued" and redis.call("hsetnx", job, "unseen_crash", 1) == 1 then
             crashes = redis.call("hincrby", job, "crashes", 1)
           end
-          if crashes >= threshold then
+          if name == queue then
+            mark_recovered(name, rid, payload, job_id)
+          end
+          if name == queue and status == "queued" and redis.call("hexists", job, "cancel_requested") == 1 then
+            cancel(name, rid, job, events)
+          elseif crashes >= threshold then
             dead_letter(queue, rid, payload, job, crashes, events)
             poisoned = poisoned + 1
           else

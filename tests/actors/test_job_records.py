@@ -98,14 +98,49 @@ def test_cancelled_delayed_job_is_not_put_back_by_the_delay_hop(
     assert actors.broker.jobs.get(message.message_id).status is JobStatus.CANCELLED
 
 
-def test_a_fetched_but_cancelled_job_is_skipped_at_claim(redis_client: redis.Redis) -> None:
-    message = count_run.send("skip")
+def test_a_fetched_job_is_cancelled_by_its_worker_unless_it_started(
+    redis_client: redis.Redis, worker: dramatiq.Worker
+) -> None:
     store = actors.broker.jobs
-    # simulate a worker having fetched it already: the message is no longer in the list
-    redis_client.lpop(store.keys.queue("default"))
-    assert store.cancel(message.message_id, now_ms=1) is JobStatus.CANCELLED
-    assert store.claim(message.message_id, worker="w", actor="count_run", queue="default", now_ms=2) is False
-    assert store.get(message.message_id).attempts == 0
+    busy = [ping.send(message="busy", sleep_ms=1500) for _ in range(4)]  # the fixture's 4 threads
+    for message in busy:
+        wait_for_status(message.message_id, JobStatus.RUNNING)
+    held = count_run.send("held")
+    deadline = time.monotonic() + 10
+    while redis_client.llen(store.keys.queue("default")) and time.monotonic() < deadline:
+        time.sleep(0.005)  # prefetched: out of the list, into the worker's memory (and ack set)
+    assert redis_client.llen(store.keys.queue("default")) == 0
+    assert store.cancel(held.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
+    assert store.cancel(busy[0].message_id, now_ms=int(time.time() * 1000)) is JobStatus.RUNNING
+    # as if its start were still on the way to Redis: the worker is asked, and refuses
+    redis_client.hset(store.keys.job(busy[1].message_id), "status", "queued")
+    assert store.cancel(busy[1].message_id, now_ms=int(time.time() * 1000)) is not JobStatus.CANCELLED
+    for message in busy:
+        wait_for_status(message.message_id, JobStatus.SUCCEEDED)
+    probe = count_run.send("probe")
+    wait_for_status(probe.message_id, JobStatus.SUCCEEDED)
+    assert runs(redis_client, "held") == 0
+    record = store.get(held.message_id)
+    assert record.status is JobStatus.CANCELLED and record.attempts == 0
+    assert "cancel refused: already started" in [e["event"] for e in store.events(busy[1].message_id)]
+    assert not redis_client.hexists(store.keys.job(held.message_id), "cancel_requested")
+
+
+def test_a_cancel_for_a_message_in_transit_is_refused(redis_client: redis.Redis) -> None:
+    message = count_run.send("transit")
+    store = actors.broker.jobs
+    redis_client.lpop(store.keys.queue("default"))  # neither in the list nor held by a live worker
+    assert store.cancel(message.message_id, now_ms=1) is JobStatus.QUEUED
+
+
+def test_a_recovered_message_is_claimed_and_a_cancelled_one_refused(redis_client: redis.Redis) -> None:
+    message = count_run.send("claim")
+    store = actors.broker.jobs
+    assert store.claim(message.message_id, worker="w", actor="count_run", queue="default", now_ms=2) is True
+    assert store.get(message.message_id).status is JobStatus.RUNNING
+    other = count_run.send("claim2")
+    redis_client.hset(store.keys.job(other.message_id), "status", "cancelled")
+    assert store.claim(other.message_id, worker="w", actor="count_run", queue="default", now_ms=2) is False
 
 
 @pytest.mark.parametrize("status", ["running", "succeeded", "dead"])
