@@ -7,6 +7,11 @@ from __future__ import annotations
 from actors.broker import broker
 from actors import ops, jobs  # noqa: F401  (declares the actors)
 from actors import embed  # noqa: F401  (declares the embedding actors)
+from actors import ingest  # noqa: F401  (ingest_listings, rehost_images, approve_item, reject_item)
+from actors import enrich  # noqa: F401  (declares enrich_items and sweep_enrichment)
+from actors import collections  # noqa: F401  (declares generate_collections)
 from actors import notify, orders, release  # noqa: F401  (declares the order and notification actors)
+from actors import watch  # noqa: F401  (declares check_edge_nodes and watch_dead_letters)
+from actors import prune, retention  # noqa: F401  (prune_listings, check_listing, record_listing_check, purge_expired)
 
 __all__ = ["broker"]

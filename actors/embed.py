@@ -96,7 +96,7 @@ async def embed_rows(family: Family, ids: Sequence[int], *, force: bool) -> dict
     pool = get_process_pool()
     async with pool.acquire() as conn:
         targets = await family.select_targets(conn, ids)
-    images, errors = await asyncio.to_thread(read_images, open_store(get_settings().media_dir), targets)
+    images, errors = await asyncio.to_thread(read_images, open_store(get_settings()), targets)
     hashes = await asyncio.to_thread(lambda: {i: hashlib.sha256(data).hexdigest() for i, data in images.items()})
     current = {t.id for t in targets if not force and t.id in hashes and t.is_current(model.model_id, hashes[t.id])}
     todo = {i: data for i, data in images.items() if i not in current}

@@ -153,31 +153,35 @@ def workers(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
 
 @edge_app.command("nodes")
 def edge_nodes(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Edge nodes: id, version, last seen, current job, done/failed, offline since."""
+    """Edge nodes: id, version, last seen, current job, done/failed/blocked, offline since."""
     admin = service()
     nodes = with_db(admin.edge_nodes)
     if as_json:
         emit_json(nodes)
         return
-    table = Table("node", "state", "version", "last seen (UTC)", "current job", "done/failed", "offline since",
+    table = Table("node", "state", "version", "last seen (UTC)", "current job", "done/failed/blocked", "offline since",
                   title="edge nodes", title_justify="left")
     for n in nodes:
         table.add_row(n.node_id, "online" if n.online else "[red]offline[/red]", n.version or "-", when(n.last_seen),
-                      n.current_job or "-", f"{n.done}/{n.failed}", when(n.offline_since))
+                      n.current_job or "-", f"{n.done}/{n.failed}/{n.blocked}", when(n.offline_since))
     console().print(table if nodes else "no edge node has registered or heartbeated")
 
 
 def schedules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Schedules (UTC): cron, next run, last run and its outcome, missed runs, the leading scheduler."""
-    view = service().schedules()
+    """Schedules (UTC): cron, on/off, next run, last run and its outcome, missed runs, the leading scheduler."""
+    from web.admin_schedules import schedule_settings
+
+    settings, config = with_db(schedule_settings)
+    view = service().schedules(settings, config)
     if as_json:
         emit_json(view)
         return
-    table = Table("actor", "cron", "queue", "next run", "last run", "outcome", "missed",
+    table = Table("actor", "cron", "state", "queue", "next run", "last run", "outcome", "missed",
                   title=f"schedules (leader: {view.leader or 'none running'})", title_justify="left")
     for s in view.schedules:
-        table.add_row(s.actor, s.spec, s.queue, when(s.next_tick), when(s.last_tick), s.last_outcome or "-",
-                      _red(s.missed))
+        spec = s.spec if s.spec == s.default_spec else f"{s.spec} [dim](declared {s.default_spec})[/dim]"
+        table.add_row(s.actor, spec, "on" if s.enabled else "[red]off[/red]", s.queue, when(s.next_tick),
+                      when(s.last_tick), s.last_outcome or "-", _red(s.missed))
     console().print(table)
 
 

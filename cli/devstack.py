@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -19,6 +20,7 @@ console = Console()
 def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
     """Start what is missing, migrate, mint a dev admin token, run the Procfile; returns an exit code."""
     started: list[RedisProcess | PostgresProcess] = []
+    market: Any = None
     env = dict(os.environ)
     # the Procfile names console scripts (hypercorn, backroom): use this interpreter's
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -38,6 +40,7 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         # one admin-session key for every web process of this run (each would pick its own otherwise)
         env.setdefault("ADMIN_SESSION_SECRET", secrets.token_hex(32))
         env.setdefault("MEDIA_DIR", str(data_dir / "media"))  # rehosted images live beside the dev data
+        market = start_marketplace(env)
         os.environ.update(env)
         from cli.main import create_token
         from db.migrate import migrate
@@ -63,5 +66,22 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if market is not None:
+            market.stop()
         for service in reversed(started):
             service.stop()
+
+
+def start_marketplace(env: dict[str, str]) -> Any:
+    """The local marketplace (fakes/marketplace) for the demo scrape cycle; sources not set already point at it."""
+    if env.get("DEV_MARKETPLACE", "1") == "0":
+        return None
+    from fakes.marketplace import HOSTS, Marketplace
+
+    base = int(env.get("DEV_MARKETPLACE_PORT", "6400"))  # 0: any free ports
+    market = Marketplace().start({host: base + i for i, host in enumerate(HOSTS)} if base else None)
+    for name, value in market.env().items():
+        env.setdefault(name, value)
+    console.print(f"local marketplace: vinted {market.vinted_url}, grailed {market.grailed_url}, shop {market.shop_url} "
+                  "(sources vinted, grailed, shop; DEV_MARKETPLACE=0 turns it off)", highlight=False)
+    return market

@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import admin
+from cli import edge as edge_cli
 from cli.dead import dead_app
 from cli.jobs import jobs_app
+from cli.schedules import schedules_app
 from cli.embed import embed_app
 from cli.models import models_app
 from config.settings import get_settings
@@ -25,8 +27,9 @@ app.add_typer(dead_app, name="dead")
 app.add_typer(admin.queues_app, name="queues")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin.edge_app, name="edge")
+admin.edge_app.command("credentials")(edge_cli.credentials)
 app.command("workers")(admin.workers)
-app.command("schedules")(admin.schedules)
+app.add_typer(schedules_app, name="schedules")
 app.command("audit")(admin.audit_log)
 app.add_typer(models_app, name="models")
 app.add_typer(embed_app, name="embed")

@@ -20,13 +20,16 @@ def run_scheduler() -> int:
     from actors import broker
     from config.settings import get_settings
     from schedules.runner import SchedulerRunner
+    from schedules.settings import scheduler_settings
 
     settings = get_settings()
+    overrides, loader = scheduler_settings(settings.database_url, settings.scheduler_settings_ttl_s)
     try:
         runner = SchedulerRunner(broker, catchup_minutes=settings.scheduler_catchup_minutes,
-                                 leader_ttl_ms=settings.scheduler_leader_ttl_ms)
+                                 leader_ttl_ms=settings.scheduler_leader_ttl_ms, settings=overrides)
     except ValueError as error:  # a periodic actor with a bad cron spec: refuse to start
         print(f"backroom scheduler: {error}", file=sys.stderr)
+        loader.close()
         return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -42,6 +45,7 @@ def run_scheduler() -> int:
         thread.join()
     finally:
         broker.close()
+        loader.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 1 if crashed else 0

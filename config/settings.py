@@ -6,12 +6,34 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders")
 EDGE_QUEUE = "edge"
 ALL_QUEUES = (*SERVER_QUEUES, EDGE_QUEUE)
+
+
+class GenericSource(BaseModel):
+    """A storefront scraped by CSS selectors on its search page and/or JSON-LD `Product` on item pages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    search_path: str = Field("/search?q={query}", description="Search page; {query} is URL-encoded in.")
+    card_selector: str = Field(description="One product card on the search page.")
+    link_selector: str = Field("a[href]", description="Inside a card: the link to the product page.")
+    title_selector: str | None = None
+    price_selector: str | None = None
+    brand_selector: str | None = None
+    size_selector: str | None = None
+    condition_selector: str | None = None
+    image_selector: str | None = Field("img", description="Inside a card: images (src / data-src).")
+    sold_selector: str | None = Field(None, description="Inside a card: present when the product is sold.")
+    next_selector: str | None = Field("a[rel=next]", description="The search page's link to its next page.")
+    currency: str | None = Field(None, description="Currency when the page's price text carries none (ISO 4217).")
+    json_ld: bool = Field(True, description="Open each product page and read its JSON-LD Product.")
+    id_pattern: str = Field(r"/([^/?#]+)/?(?:[?#].*)?$", description="Regex on the product URL; group 1 = listing id.")
 
 
 class EdgeSettings(BaseSettings):
@@ -46,6 +68,25 @@ class EdgeSettings(BaseSettings):
     api_public_url: str | None = Field(None, description="Base URL printed in status_url; defaults to relative.")
     metrics_port: int = Field(9191, ge=0, le=65535, description="Worker Prometheus port; 0 turns it off.")
     edge_node_id: str | None = Field(None, description="Name of this edge node (defaults to the host name).")
+    edge_outbox_path: Path = Field(
+        Path("var/edge-outbox.sqlite3"), description="The edge node's durable outbox (results kept while Redis is unreachable)."
+    )
+    edge_outbox_flush_s: float = Field(5.0, gt=0, le=3600, description="How often the edge worker retries its outbox.")
+    edge_heartbeat_s: float = Field(5.0, gt=0, le=300, description="How often an edge worker writes its registry entry.")
+    edge_node_ttl_s: int = Field(30, ge=2, le=3600, description="An edge node silent this long is no longer live.")
+    # --- scraping on the edge (edge/browser.py, edge/sources/) ---
+    edge_chromium_path: str = Field("/usr/bin/chromium", description="The system Chromium Playwright drives.")
+    edge_pages_in_flight: int = Field(2, ge=1, le=16, description="Browser pages open at once per edge worker process.")
+    edge_page_timeout_ms: int = Field(15_000, ge=1_000, le=120_000, description="Per page load / source request.")
+    vinted_base_url: str = Field("https://www.vinted.fr", description="The Vinted site whose session is bootstrapped.")
+    vinted_api_base_url: str | None = Field(None, description="Vinted's catalogue API; unset = api. + the site host.")
+    vinted_item_details: bool = Field(False, description="Always open item pages (else only when fields are missing).")
+    grailed_base_url: str = Field("https://www.grailed.com", description="Grailed's site (its /shop page holds the key).")
+    grailed_algolia_url: str | None = Field(None, description="Algolia host; unset = https://<app id>-dsn.algolia.net.")
+    grailed_algolia_index: str = Field("Listing_production", description="The Algolia index searched for Grailed.")
+    edge_sources: dict[str, GenericSource] = Field(
+        default_factory=dict, description="JSON {name: {base_url, card_selector, ...}}: generic storefronts (CSS/JSON-LD)."
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -65,6 +106,12 @@ class Settings(EdgeSettings):
     )
     scheduler_leader_ttl_ms: int = Field(
         10_000, ge=1_000, le=300_000, description="The scheduler leader lock's lifetime; renewed every third of it."
+    )
+    scheduler_settings_ttl_s: float = Field(
+        10.0, ge=0, le=300, description="How long the scheduler caches the admin's schedule settings (cadence, on/off)."
+    )
+    ops_alert_channel: Literal["push", "email", "chat"] = Field(
+        "push", description="Where ops alerts go (edge node silent, dead letters grew, LLM cost cap): push/email admin, chat ops."
     )
     # --- orders and notifications (providers unset = not configured) ---
     hold_minutes: float = Field(15.0, gt=0, le=1440, description="How long a paid order is held before release.")
@@ -101,15 +148,95 @@ class Settings(EdgeSettings):
     model_precision: Literal["fp32", "int8"] = Field("fp32", description="int8 needs a model exported with --int8.")
     ml_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per worker process (0 = every core).")
     embed_batch_size: int = Field(32, ge=1, le=512, description="Items per embed_items message in a sync.")
+    # --- enrichment (enrich_items): zero-shot stylist slot + style tags, optional LLM description ---
+    enrich_vocabulary_path: Path | None = Field(
+        None, description="A JSON enrichment vocabulary (slots, style tags, occasions); unset = the built-in one."
+    )
+    enrich_batch_size: int = Field(32, ge=1, le=512, description="Items per enrich_items message in a sweep.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible API base with /v1; unset = no LLM stage.")
+    llm_api_key: SecretStr | None = None
+    llm_model: str = Field("gpt-4o-mini", min_length=1, description="The chat model asked for descriptions.")
+    llm_response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="json_schema (strict structured outputs) or json_object for servers without it."
+    )
+    llm_max_tokens: int = Field(500, ge=50, le=16_384, description="Completion tokens per call (a cut-off fails).")
+    llm_timeout_s: float = Field(60.0, gt=0, le=600, description="How long one chat completion may take.")
+    llm_concurrency: int = Field(4, ge=1, le=64, description="LLM calls in flight per enrich_items message.")
+    llm_prompt_price_per_1k: float = Field(0.00015, ge=0, description="USD per 1,000 prompt tokens (cost log, cap).")
+    llm_completion_price_per_1k: float = Field(0.0006, ge=0, description="USD per 1,000 completion tokens.")
+    llm_daily_cost_cap: float | None = Field(
+        5.0, ge=0, description="USD per UTC day; once reached no more LLM calls and one admin alert. Empty = no cap."
+    )
     media_dir: Path = Field(Path("var/media"), description="The local content-addressed media store.")
+    # --- the S3-compatible media store (when MEDIA_S3_BUCKET is set; workers on several machines share it) ---
+    media_s3_bucket: str | None = Field(None, description="Store media in this S3 bucket instead of MEDIA_DIR.")
+    media_s3_endpoint_url: str | None = Field(None, description="An S3-compatible endpoint (MinIO, R2...); unset = AWS.")
+    media_s3_region: str | None = None
+    media_s3_access_key_id: str | None = Field(None, description="Unset = boto3's default credential chain.")
+    media_s3_secret_access_key: SecretStr | None = None
+    media_s3_prefix: str = Field("", pattern=r"^([A-Za-z0-9._-]+/)*$", description="Key prefix, e.g. `media/`.")
+    # --- ingest: margin scoring of scraped listings and image rehosting ---
+    margin_default_multiplier: float = Field(2.0, gt=0, le=100, description="Resale estimate = price x this.")
+    margin_brand_multipliers: dict[str, PositiveFloat] = Field(
+        default_factory=dict, description='Per-brand multipliers as JSON, e.g. {"Rick Owens": 3.0}.'
+    )
+    margin_fee_percent: float = Field(12.0, ge=0, lt=100, description="Selling fees, percent of the resale price.")
+    margin_shipping_cents: int = Field(1_500, ge=0, description="Shipping we pay per item (minor units).")
+    margin_green_cents: int = Field(5_000, description="A margin at least this large is green (minor units).")
+    auto_approve_green: bool = Field(False, description="New green items go live without review.")
+    rehost_max_images: int = Field(8, ge=1, le=50, description="Images rehosted per item (the first N).")
+    rehost_max_bytes: int = Field(10_000_000, ge=1_000, description="Largest image download accepted.")
+    rehost_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height).")
+    rehost_max_edge_px: int = Field(2048, ge=64, le=10_000, description="Rehosted images are scaled to fit this.")
+    rehost_timeout_s: float = Field(20.0, gt=0, le=300, description="How long one image download may take.")
+    rehost_allowed_hosts: str = Field(
+        "", description="Comma-separated host names (and their subdomains) images may come from; empty = any."
+    )
     search_ef_search: int = Field(
         200, ge=10, le=1000, description="HNSW candidates per similarity query (recall vs latency; see bench/search.py)."
     )
+    # --- curated collections (generate_collections) ---
+    collections_per_surface: int = Field(6, ge=1, le=50, description="Collections per surface per generation.")
+    collection_size: int = Field(12, ge=1, le=100, description="Items picked per collection (at most).")
+    collection_min_size: int = Field(4, ge=1, le=100, description="A collection with fewer picks is left out.")
+    collection_brand_cap: int = Field(2, ge=1, le=100, description="Items of one brand per collection (at most).")
+    collection_duplicate_cosine: float = Field(
+        0.95, ge=-1, le=1, description="Two items more similar than this (cosine) are near-duplicates: one is kept."
+    )
+    collection_relevance_weight: float = Field(
+        0.7, ge=0, le=1, description="MMR weight: 1 = nearest to the seed only, lower = more varied picks."
+    )
+    collection_candidates: int = Field(200, ge=10, le=1000, description="Nearest items considered per collection.")
+    collection_valid_hours: float = Field(48.0, gt=0, le=8760, description="A generation is served this long at most.")
+    collection_keep_generations: int = Field(3, ge=1, le=100, description="Generations kept per surface (older deleted).")
+    collection_cluster_sample: int = Field(5000, ge=10, le=200_000, description="Items k-means samples when no seed exists.")
     # --- the admin page ---
     admin_session_secret: SecretStr | None = Field(
         None, min_length=32, description="Signs /admin/ session cookies; unset = random per process (sign-ins end on restart)."
     )
     admin_session_hours: float = Field(8.0, gt=0, le=720, description="How long an /admin/ sign-in lasts.")
+    # --- prune: is each sourced listing still for sale? (actors/prune.py) ---
+    prune_edge_sources: str = Field(
+        "vinted", pattern=r"^[a-z0-9_,-]*$", description="Sources that block datacenter IPs: checked on the edge."
+    )
+    prune_host_rate_per_s: float = Field(0.5, gt=0, le=100, description="Listing checks per second per host, at most.")
+    prune_host_concurrency: int = Field(2, ge=1, le=64, description="Listing checks in flight per host, at most.")
+    prune_jitter: float = Field(0.3, ge=0, le=5, description="Random extra gap between checks of a host (fraction).")
+    prune_timeout_s: float = Field(20.0, gt=0, le=120, description="How long a listing page may take to answer.")
+    prune_recheck_minutes: float = Field(
+        60.0, gt=0, description="After an unknown outcome (blocked, timeout) check again this much later, doubling."
+    )
+    prune_max_rechecks: int = Field(3, ge=0, le=20, description="Unknowns in a row rechecked before the next prune.")
+    prune_batch_size: int = Field(500, ge=1, le=10_000, description="Item ids read per page by the prune fan-out.")
+    # --- retention (purge_expired) ---
+    notification_retention_days: float = Field(90.0, gt=0, description="Finished notification logs are kept this long.")
+    webhook_retention_days: float = Field(30.0, ge=3, description="Processed webhook events are kept this long.")
+    listing_check_retention_days: float = Field(
+        90.0, gt=0, description="Listing check evidence is kept this long (the check that changed an item, for good)."
+    )
+    media_orphan_grace_hours: float = Field(
+        24.0, gt=0, description="Media files no item or seed references are deleted once this old."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -122,6 +249,17 @@ class Settings(EdgeSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return value or None  # MODEL_DIR= (empty) means the bundled tiny test model
+
+    @field_validator("media_s3_bucket", "media_s3_endpoint_url", "media_s3_region", "media_s3_access_key_id",
+                     "media_s3_secret_access_key", mode="before")
+    @classmethod
+    def _s3_unset_when_empty(cls, value: object) -> object:
+        return value or None  # MEDIA_S3_BUCKET= (empty, as in .env.example) means the local directory
+
+    @field_validator("enrich_vocabulary_path", "llm_base_url", "llm_api_key", "llm_daily_cost_cap", mode="before")
+    @classmethod
+    def _enrich_unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # LLM_BASE_URL= means no LLM stage; a cap of 0 stays 0 (no calls)
 
 
 def _one_line(error: ValidationError) -> str:

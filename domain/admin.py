@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from domain.edge_registry import LiveEdgeNode
+from domain.schedules import ScheduleConfig
+
 
 def ms_to_dt(ms: float) -> datetime:
     """An aware UTC datetime from milliseconds since the epoch."""
@@ -153,22 +156,39 @@ class EdgeNode(BaseModel):
     online: bool
     offline_since: datetime | None = None
     source: Literal["table", "heartbeat", "both"]
+    blocked: int = 0
+    sources: list[str] = Field(default_factory=list, description="What the node can scrape (from its registry beat).")
+    browser: bool | None = Field(None, description="Whether the node has Chromium (None: not reported).")
+    processes: int = 0
 
 
 def edge_nodes(rows: Iterable[EdgeNodeRow], workers: Iterable[WorkerView], *, now: datetime,
-               offline_after: timedelta) -> list[EdgeNode]:
-    """Merge table rows with live `edge` worker processes (matched by host); newest first."""
-    live = [w for w in workers if w.alive and "edge" in w.queues]
+               offline_after: timedelta, registry: Iterable[LiveEdgeNode] = ()) -> list[EdgeNode]:
+    """Merge table rows, the live edge registry (by node id) and live `edge` worker processes (by host); newest first."""
+    registered = {node.node_id: node for node in registry}
+    described = {node.host for node in registered.values()} | set(registered)
+    live = [w for w in workers if w.alive and "edge" in w.queues and w.host not in described]
+    rows = list(rows)
+    nodes = [_from_registry(node, next((r for r in rows if r.node_id == node.node_id), None))
+             for node in registered.values()]
+    rows = [row for row in rows if row.node_id not in registered]
     by_host: dict[str, list[WorkerView]] = {}
     for worker in live:
         by_host.setdefault(worker.host, []).append(worker)
-    nodes = [_from_row(row, by_host.pop(row.node_id, None) or by_host.pop(row.host or "", []), now, offline_after)
-             for row in rows]
+    nodes += [_from_row(row, by_host.pop(row.node_id, None) or by_host.pop(row.host or "", []), now, offline_after)
+              for row in rows]
     for host, processes in by_host.items():
         nodes.append(EdgeNode(node_id=host, host=host, last_seen=max(p.last_beat for p in processes),
                               current_job=_running(processes), done=sum(p.processed for p in processes),
                               failed=sum(p.failed for p in processes), online=True, source="heartbeat"))
     return sorted(nodes, key=lambda n: n.last_seen, reverse=True)
+
+
+def _from_registry(node: LiveEdgeNode, row: EdgeNodeRow | None) -> EdgeNode:
+    return EdgeNode(node_id=node.node_id, version=node.version, host=node.host, last_seen=node.last_beat,
+                    current_job=node.current_job, done=node.done, failed=node.failed, blocked=node.blocked,
+                    sources=node.sources, browser=node.browser, processes=node.processes, online=True,
+                    source="both" if row else "heartbeat")
 
 
 def _from_row(row: EdgeNodeRow, processes: list[WorkerView], now: datetime, offline_after: timedelta) -> EdgeNode:
@@ -196,6 +216,8 @@ class ScheduleView(BaseModel):
     last_outcome: str | None = Field(None, description="The last run's job status (None when unknown or expired).")
     fired_at: datetime | None = None
     missed: int = 0
+    default_spec: str | None = Field(None, description="The declared cron (`spec` differs when an admin overrode it).")
+    enabled: bool = Field(True, description="False: switched off by an admin; it does not fire.")
 
 
 class SchedulesView(BaseModel):
@@ -203,6 +225,7 @@ class SchedulesView(BaseModel):
 
     leader: str | None
     schedules: list[ScheduleView]
+    config: ScheduleConfig | None = Field(None, description="Scrape sources, brands and collection surfaces.")
 
 
 class AuditEntry(BaseModel):

@@ -79,12 +79,15 @@ class JobRecord(BaseModel):
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|api[_-]?key|authorization|credential|dsn)", re.I)
 REDACTED = "[redacted]"
+# marketplace addresses ride in edge results (ingest_listings); job records never show them
+_PRIVATE_URL_KEY = re.compile(r"^(url|source_url|image_urls|final_url)$")
 
 
 def redact(value: Any) -> Any:
-    """Copy `value` with every secret-looking mapping key's value replaced by a marker."""
+    """Copy `value` with every secret-looking (or marketplace-URL) mapping key's value replaced by a marker."""
     if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+        return {k: REDACTED if _SECRET_KEY.search(str(k)) or _PRIVATE_URL_KEY.match(str(k)) else redact(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value

@@ -1,1 +1,1 @@
-"""Our media store: rehosted item images, content-addressed (a local directory now; S3 later)."""
+"""Our media store: rehosted item images, content-addressed (a local directory, or an S3-compatible bucket)."""

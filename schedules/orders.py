@@ -8,6 +8,6 @@ from actors.release import release_due_orders
 
 
 @dramatiq.actor(queue_name="orders", periodic=cron("* * * * *"), max_retries=3, max_backoff=60_000, time_limit=10_000)
-def schedule_release_due_orders() -> None:
+def schedule_release_due_orders() -> str:
     """Every minute: have release_due_orders send release_order for each due or stalled order."""
-    release_due_orders.send()
+    return str(release_due_orders.send().message_id)

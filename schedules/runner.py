@@ -4,7 +4,9 @@ Schedules are declared the periodiq way (`@dramatiq.actor(periodic=cron("..."))`
 periodiq's own loop is not used: it double-fires with two processes, re-fires on restart,
 loses ticks missed while down, reads local time and never fires Sunday as `0`. Here one
 process at a time leads (a Redis lock), every (actor, tick) is claimed in Redis before it
-is enqueued, and the last handled tick is persisted so a new leader catches up.
+is enqueued, and the last handled tick is persisted so a new leader catches up. The
+admin's settings (schedules.settings) override a cron or switch a schedule off, read anew
+on every pass (the caller caches them briefly).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ from dramatiq.errors import BrokerConnectionError
 
 from broker.queues import QueueStats, known_queues
 from domain.cron import CronSchedule, due_ticks, floor_minute, parse
+from domain.schedules import ScheduleSetting, effective_spec, is_enabled
 from schedules.lock import LeaderLock
 from schedules.store import ScheduleStore
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("backroom.scheduler")
 
 Clock = Callable[[], datetime]
+Settings = Callable[[], Mapping[str, ScheduleSetting]]
 RETRY_S = 1.0  # how often a follower tries to take the lock
 BOUNDARY_SLACK_S = 0.05  # wake just after the minute starts, never just before
 _MINUTE = timedelta(minutes=1)
@@ -82,6 +86,18 @@ def discover_schedules(broker: Broker, names: Iterable[str] | None = None) -> li
     return schedules
 
 
+def configured(schedule: Schedule, setting: ScheduleSetting | None) -> tuple[Schedule, bool]:
+    """`schedule` with the admin's cadence (a bad stored one is logged and ignored), and whether it fires."""
+    spec = effective_spec(schedule.cron.spec, setting)
+    if spec != schedule.cron.spec:
+        try:
+            schedule = Schedule(schedule.actor, parse(spec))
+        except ValueError as error:
+            log.error("schedule %s: ignoring the stored cadence (%s); using %s", schedule.name, error,
+                      schedule.cron.spec)
+    return schedule, is_enabled(setting)
+
+
 def default_owner() -> str:
     """A scheduler id unique to this process (host, pid and a random suffix)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -92,9 +108,10 @@ class SchedulerRunner:
 
     def __init__(
         self, broker: BackroomBroker, *, schedules: list[Schedule] | None = None, catchup_minutes: int = 60,
-        leader_ttl_ms: int = 10_000, clock: Clock = utc_now, owner: str | None = None,
+        leader_ttl_ms: int = 10_000, clock: Clock = utc_now, owner: str | None = None, settings: Settings | None = None,
     ) -> None:
         self.schedules = discover_schedules(broker) if schedules is None else schedules
+        self.settings: Settings = settings or dict  # the admin's overrides (schedules.settings), read every pass
         self.store = ScheduleStore(broker.client, broker.jobs.keys.ns)
         self.owner = owner or default_owner()
         self.lock = LeaderLock(broker.client, self.store.keys.leader, self.owner, leader_ttl_ms)
@@ -133,21 +150,26 @@ class SchedulerRunner:
     def fire_due(self, now: datetime) -> int:
         """Enqueue every tick due at `now` that nobody enqueued yet; returns how many were sent."""
         sent = 0
+        current = self.settings()
         for schedule in self.schedules:
             try:
-                sent += self._fire_schedule(schedule, now)
+                sent += self._fire_schedule(*configured(schedule, current.get(schedule.name)), now)
             except _REDIS_DOWN:
                 raise
             except Exception:  # one broken actor must not starve the others; its tick is retried
                 log.exception("schedule %s failed; its tick is tried again on the next pass", schedule.name)
         return sent
 
-    def _fire_schedule(self, schedule: Schedule, now: datetime) -> int:
+    def _fire_schedule(self, schedule: Schedule, enabled: bool, now: datetime) -> int:
         name = schedule.name
+        if not enabled:  # ticks while switched off are skipped, not owed: re-enabling fires no backlog
+            self.store.advance(name, floor_minute(now))
+            self._publish(schedule, now, enabled=False)
+            return 0
         last = self.store.last(name)
-        if last is None:  # first sight: no backlog, but the current minute is due
-            last = floor_minute(now) - _MINUTE
-            self.store.advance(name, last, since=_iso(now))
+        if last is None or self._cadence_changed(schedule):  # no backlog, but the current minute is due
+            self.store.advance(name, floor_minute(now) - _MINUTE, since=_iso(now))
+            last = self.store.last(name) or floor_minute(now) - _MINUTE
         due = due_ticks(schedule.cron, last, now, self.catchup_minutes)
         if due.skip_to is not None and self.store.advance(name, due.skip_to, missed=due.missed) and due.missed:
             log.warning("schedule %s: %d tick(s) older than %d minute(s) were missed and not fired",
@@ -172,11 +194,20 @@ class SchedulerRunner:
         log.info("schedule %s: tick %s enqueued as job %s", name, _iso(tick), message.message_id)
         return 1
 
-    def _publish(self, schedule: Schedule, now: datetime) -> None:
-        upcoming = schedule.cron.next_after(now)
-        fields = (schedule.cron.spec, _iso(upcoming) if upcoming else "")
+    def _cadence_changed(self, schedule: Schedule) -> bool:
+        """True when the admin (or a deploy) changed the cron since it was last published."""
+        published = self._published.get(schedule.name)
+        if published is not None and published[0] == schedule.cron.spec:
+            return False
+        stored = self.store.state(schedule.name).get("spec")
+        return stored is not None and stored != schedule.cron.spec
+
+    def _publish(self, schedule: Schedule, now: datetime, *, enabled: bool = True) -> None:
+        upcoming = schedule.cron.next_after(now) if enabled else None
+        fields = (schedule.cron.spec, _iso(upcoming) if upcoming else "", "1" if enabled else "0")
         if self._published.get(schedule.name) != fields:
-            self.store.set_fields(schedule.name, spec=fields[0], next_tick=fields[1], queue=schedule.actor.queue_name)
+            self.store.set_fields(schedule.name, spec=fields[0], next_tick=fields[1], enabled=fields[2],
+                                  queue=schedule.actor.queue_name)
             self._published[schedule.name] = fields
 
     def _delay(self) -> float:
@@ -228,22 +259,26 @@ class ScheduleOverview:
     fired_at: datetime | None
     next_tick: datetime | None
     missed: int
+    default_spec: str
+    enabled: bool
 
 
 def schedule_overview(
-    client: redis.Redis, namespace: str, broker: Broker, *, now: datetime | None = None
+    client: redis.Redis, namespace: str, broker: Broker, *, now: datetime | None = None,
+    settings: Mapping[str, ScheduleSetting] | None = None,
 ) -> list[ScheduleOverview]:
-    """Every schedule of `broker` with its last run (tick, job id), next run and missed count."""
+    """Every schedule of `broker` (with the admin's `settings`): last run, next run, missed count."""
     store = ScheduleStore(client, namespace)
     now = now or utc_now()
     rows = []
-    for schedule in discover_schedules(broker):
+    for declared in discover_schedules(broker):
+        schedule, enabled = configured(declared, (settings or {}).get(declared.name))
         state = store.state(schedule.name)
         rows.append(ScheduleOverview(
             actor=schedule.name, queue=schedule.actor.queue_name, spec=schedule.cron.spec,
             last_tick=_parse_iso(state.get("last_tick")), last_job_id=state.get("last_job_id") or None,
-            fired_at=_parse_iso(state.get("fired_at")), next_tick=schedule.cron.next_after(now),
-            missed=int(state.get("missed") or 0),
+            fired_at=_parse_iso(state.get("fired_at")), next_tick=schedule.cron.next_after(now) if enabled else None,
+            missed=int(state.get("missed") or 0), default_spec=declared.cron.spec, enabled=enabled,
         ))
     return rows
 

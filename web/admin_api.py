@@ -22,6 +22,7 @@ from web.admin_schemas import (
     AuditLog, AuditQuery, DeadCounts, DeadListResponse, DeadQuery, DeadSelection, DiscardResult, EdgeNodes,
     GroupQuery, JobQuery, PauseState, QueueHistory, QueuesResponse, ReplayBody,
 )
+from web.admin_schedules import schedule_settings
 from web.admin_service import Admin, audit
 from web.auth import require
 from web.enqueue import BROKER_DOWN
@@ -263,8 +264,10 @@ async def list_edge_nodes() -> Any:
 @tag(["admin"])
 @document_response(SchedulesView)
 async def list_schedules() -> Any:
-    """Schedules: cron, next run, last run and its outcome, missed runs, and the leading scheduler."""
-    return reply(await run(service().schedules))
+    """Schedules: cron (and the admin's overrides), next and last run, outcome, missed runs, sources, leader."""
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        settings, config = await schedule_settings(conn)
+    return reply(await run(service().schedules, settings, config))
 
 
 @blueprint.get("/audit")

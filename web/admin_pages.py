@@ -18,6 +18,7 @@ from domain.admin import QueueSample, QueueView
 from domain.charts import human_bytes, human_seconds, sparkline
 from web.admin_api import run, service
 from web.admin_schemas import DeadQuery, JobQuery
+from web.admin_schedules import schedule_settings
 from web.admin_session import (
     can_act, configure_sessions, csrf_token, csrf_valid, page_error, session_token, sign_in, signed_in, token_for,
 )
@@ -210,8 +211,10 @@ async def edge() -> Any:
 @blueprint.get("/schedules")
 @signed_in()
 async def schedules() -> Any:
-    """Schedules and the leading scheduler."""
-    return await render_template("admin/schedules.html", view=await run(service().schedules))
+    """Schedules (cadence, on/off), scrape sources, brands, surfaces and the leading scheduler."""
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        settings, config = await schedule_settings(conn)
+    return await render_template("admin/schedules.html", view=await run(service().schedules, settings, config))
 
 
 @blueprint.get("/audit")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import socket
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +18,19 @@ import asyncpg
 from dramatiq.common import current_millis
 
 from broker.deadletters import DeadLetters, DeadPage, RequeueResult
+from broker.edge_registry import live_edge_nodes
 from broker.jobsearch import JobSearch
 from broker.pauses import pause_queue, resume_queue
 from broker.queues import QueueStats, known_queues
 from broker.replay import replay
 from broker.workers import Workers
+from config.settings import get_settings
 from db.audit import insert_audit
 from db.edge_nodes import select_edge_nodes
 from domain.admin import (
     AuditEntry, AuditRow, EdgeNode, QueueSample, QueueView, SchedulesView, ScheduleView, WorkersView, edge_nodes,
 )
+from domain.schedules import ScheduleConfig, ScheduleSetting
 from domain.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult, group_errors
 
 if TYPE_CHECKING:
@@ -96,25 +100,30 @@ class Admin:
         groups = group_errors((item.error, item.actor, item.dead_at) for item in page.items)
         return ErrorGroups(queue=queue, groups=groups, scanned=len(page.items), total=page.total)
 
-    def schedules(self) -> SchedulesView:
-        """Every periodic actor's cron, next and last run with its outcome, and missed ticks."""
+    def schedules(self, settings: Mapping[str, ScheduleSetting] | None = None,
+                  config: ScheduleConfig | None = None) -> SchedulesView:
+        """Every periodic actor's cron (with the admin's `settings`), next and last run, outcome, missed ticks."""
         import schedules  # noqa: F401  (declares the periodic actors on this process's broker)
         from schedules.runner import current_leader, schedule_overview
 
-        rows = schedule_overview(self.broker.client, self.broker.namespace, self.broker)
+        rows = schedule_overview(self.broker.client, self.broker.namespace, self.broker, settings=settings)
         with self.broker.client.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.hget(self.keys.job(row.last_job_id or "-"), "status")
             outcomes = pipe.execute()
         views = [ScheduleView(**vars(row), last_outcome=o.decode() if o else None) for row, o in zip(rows, outcomes)]
-        return SchedulesView(leader=current_leader(self.broker.client, self.broker.namespace), schedules=views)
+        return SchedulesView(leader=current_leader(self.broker.client, self.broker.namespace), schedules=views,
+                             config=config)
 
     async def edge_nodes(self, conn: asyncpg.Connection) -> list[EdgeNode]:
-        """Edge nodes from the database merged with live `edge` worker heartbeats."""
+        """Edge nodes from the database merged with the live edge registry and `edge` worker heartbeats."""
         rows = await select_edge_nodes(conn)
         workers = (await asyncio.to_thread(self.workers)).workers
+        registry = await asyncio.to_thread(live_edge_nodes, self.broker.client, self.keys,
+                                           ttl_s=get_settings().edge_node_ttl_s)
         offline_after = timedelta(milliseconds=self.broker.heartbeat_timeout * 3)
-        return edge_nodes(rows, workers, now=datetime.now(timezone.utc), offline_after=offline_after)
+        return edge_nodes(rows, workers, now=datetime.now(timezone.utc), offline_after=offline_after,
+                          registry=registry)
 
     # -- actions (each returns what happened and its audit entry) ---------------------------
 

@@ -16,6 +16,8 @@ from db.pool import create_pool
 from web import health, jobs
 from web import orders, webhooks
 from web import search
+from web import items
+from web import collections
 from web import admin_api, admin_pages
 from web.auth import TokenCache
 from web.errors import install_error_handlers
@@ -40,6 +42,8 @@ def create_app() -> Quart:
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(orders.blueprint)
     app.register_blueprint(search.blueprint)
+    app.register_blueprint(items.blueprint)
+    app.register_blueprint(collections.blueprint)
     app.register_blueprint(admin_api.blueprint)
     admin_pages.install(app, settings)
 

@@ -10,10 +10,15 @@ from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_request
 
 import actors
+from actors.collections import generate_collections
 from actors.embed import embed_items, sync_embeddings
+from actors.enrich import enrich_items
 from actors.ops import ping
+from actors.prune import prune_listings
+from domain.contracts import SCRAPE_SOURCE
 from domain.jobs import JobRecord, JobStatus
 from web.auth import require
+from web.edge_jobs import enqueue_edge
 from web.enqueue import BROKER_DOWN, enqueue
 from web.errors import problem
 from web.notify import enqueue_notify
@@ -57,22 +62,46 @@ async def post_notify(data: NotifyJob) -> Any:
     return await enqueue_notify(data)
 
 
-def _not_yet(operation: str, model: type) -> None:
-    async def handler(data: Any) -> Any:
-        return problem(501, f"the {operation!r} operation is not available in this release yet")
-
-    handler.__name__ = f"post_{operation}"
-    handler.__doc__ = f"Enqueue a {operation} job (answers 501 until its actor ships)."
-    wrapped = document_response(Problem, 501)(handler)
-    wrapped = validate_request(model)(wrapped)
-    wrapped = tag(["jobs"])(wrapped)
-    wrapped = require("jobs")(wrapped)
-    blueprint.post(f"/{operation}")(wrapped)
+@blueprint.post("/collections")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(CollectionsJob)
+@document_response(Accepted, 202)
+async def post_collections(data: CollectionsJob) -> Any:
+    """Generate a new generation of one surface's curated collections and swap it in."""
+    return await enqueue(generate_collections, unique_key=data.unique_key, **data.arguments())
 
 
-for _operation, _model in (("scrape", ScrapeJob), ("prune", PruneJob),
-                           ("enrich", EnrichJob), ("collections", CollectionsJob)):
-    _not_yet(_operation, _model)
+@blueprint.post("/enrich")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(EnrichJob)
+@document_response(Accepted, 202)
+async def post_enrich(data: EnrichJob) -> Any:
+    """Enrich these items: stylist slot and style tags (and an LLM description when configured)."""
+    return await enqueue(enrich_items, unique_key=data.unique_key, item_ids=data.item_ids, force=data.force)
+
+
+@blueprint.post("/prune")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(PruneJob)
+@document_response(Accepted, 202)
+async def post_prune(data: PruneJob) -> Any:
+    """Check that available items' source listings still exist (sold -> sold, removed -> archived)."""
+    return await enqueue(prune_listings, unique_key=data.unique_key, **data.arguments())
+
+
+@blueprint.post("/scrape")
+@require("jobs")
+@tag(["jobs"])
+@validate_request(ScrapeJob)
+@document_response(Accepted, 202)
+@document_response(Problem, 409)
+async def post_scrape(data: ScrapeJob) -> Any:
+    """Scrape one marketplace search on an edge worker; 409 when no edge node is live (unless `force`)."""
+    return await enqueue_edge(SCRAPE_SOURCE, {"source": data.source, "query": data.query, "limit": data.limit},
+                              force=data.force, unique_key=data.unique_key)
 
 
 @blueprint.post("/<operation>")

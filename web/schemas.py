@@ -34,6 +34,7 @@ class ScrapeJob(JobBody):
     source: str = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")
     query: str = Field(min_length=1, max_length=200)
     limit: int = Field(40, ge=1, le=200)
+    force: bool = Field(False, description="Queue it even when no edge node is live (otherwise 409).")
 
 
 class EmbedJob(JobBody):
@@ -53,6 +54,7 @@ class EnrichJob(JobBody):
     """Derive category and style tags for items."""
 
     item_ids: list[int] = Field(min_length=1, max_length=1000)
+    force: bool = Field(False, description="Enrich again even when image, model and vocabulary are unchanged.")
 
 
 class CollectionsJob(JobBody):

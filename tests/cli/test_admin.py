@@ -98,6 +98,6 @@ def test_workers_edge_schedules_and_audit_commands(redis_client: redis.Redis) ->
     edge = runner.invoke(app, ["edge", "nodes"], env=WIDE)
     assert edge.exit_code == 0, edge.output
     schedules = runner.invoke(app, ["schedules"], env=WIDE)
-    assert schedules.exit_code == 0 and "schedule_trim_job_index" in schedules.output
+    assert schedules.exit_code == 0 and "schedule_purge_expired" in schedules.output
     audit = runner.invoke(app, ["audit", "--json"])
     assert audit.exit_code == 0 and isinstance(json.loads(audit.output), list)

@@ -216,13 +216,13 @@ async def test_migration_status(empty_db_dsn: str, mig_dir: Path) -> None:
         before = await migration_status(conn, mig_dir)
         assert [(s.name, s.state) for s in before] == [(n, "pending") for n in repo_migrations()]
         await migrate(conn, mig_dir)
-        (mig_dir / "0009_next.sql").write_text("SELECT 1;")
+        (mig_dir / "9999_next.sql").write_text("SELECT 1;")
         (mig_dir / "0001_extensions.sql").write_text("-- changed\n")
         after = {s.name: s for s in await migration_status(conn, mig_dir)}
         assert after["0001_extensions.sql"].state == "changed"
         assert after["0002_core.sql"].state == "applied"
         assert after["0002_core.sql"].applied_at is not None
-        assert after["0009_next.sql"].state == "pending"
+        assert after["9999_next.sql"].state == "pending"
         (mig_dir / "0002_core.sql").unlink()
         gone = {s.name: s.state for s in await migration_status(conn, mig_dir)}
         assert gone["0002_core.sql"] == "missing"

@@ -62,3 +62,10 @@ def test_tokens_and_scopes() -> None:
         validate_scopes([])
     assert grants(("admin",), "jobs") and grants(("admin",), "admin:read")
     assert not grants(("admin:read",), "admin") and not grants(("jobs",), "admin:read")
+
+
+def test_redact_hides_marketplace_urls_in_edge_results() -> None:
+    value = {"source": "vinted", "listings": [{"title": "Coat", "url": "https://www.vinted.fr/items/1",
+                                               "image_urls": ["https://images1.vinted.net/a.jpg"]}]}
+    assert redact(value) == {"source": "vinted", "listings": [{"title": "Coat", "url": REDACTED,
+                                                               "image_urls": REDACTED}]}

@@ -1,10 +1,13 @@
 """A fake clock, runners on the real broker, a real worker, and readers of what was enqueued."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 import redis
 from dramatiq import Worker
@@ -31,7 +34,7 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-def make_runner(clock: Callable[[], datetime], *names: str, owner: str, **options: int) -> SchedulerRunner:
+def make_runner(clock: Callable[[], datetime], *names: str, owner: str, **options: Any) -> SchedulerRunner:
     """A runner over the named test schedules of the real server broker."""
     return SchedulerRunner(actors.broker, schedules=discover_schedules(actors.broker, names), clock=clock,
                            owner=owner, **options)
@@ -66,3 +69,22 @@ def worker(redis_client: redis.Redis) -> Iterator[Worker]:
     worker.stop()
     tracking = next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking")
     tracking.writer.flush()
+
+
+def run_db(database_url: str, work: Callable[..., Any]) -> Any:
+    """Run `work(conn)` on a fresh connection to the test database."""
+    async def go() -> Any:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture()
+def schedule_tables(database_url: str) -> str:
+    """The admin's schedule settings and lists emptied (every schedule as declared, default lists)."""
+    run_db(database_url, lambda conn: conn.execute("TRUNCATE schedule_settings, schedule_config"))
+    return database_url

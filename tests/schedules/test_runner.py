@@ -38,7 +38,7 @@ def test_specs_are_read_from_periodiq_cron_objects_and_plain_strings() -> None:
     assert spec_of(cron("@weekly")) == "@weekly"
     assert spec_of(cron("0 9 * * sun").replace(h=[10])) == "0 10 * * Sun"  # rebuilt text still parses
     found = {s.name: s.cron.spec for s in discover_schedules(actors.broker)}
-    assert found["schedule_trim_job_index"] == "17 3 * * *"
+    assert found["schedule_purge_expired"] == "17 3 * * *"
     assert found["sched_new_year"] == "0 0 1 jan *" and found[EVERY] == "* * * * *"
     assert "count_run" not in found and "ping" not in found
     rebuilt = discover_schedules(actors.broker, ["sched_sunday_name"])[0].cron

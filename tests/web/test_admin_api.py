@@ -209,7 +209,7 @@ async def test_edge_nodes_from_table_and_heartbeats(client, tokens, database_url
 async def test_schedules_and_openapi(client, tokens) -> None:
     body = await (await client.get("/v1/admin/schedules", headers=bearer(tokens["reader"]))).get_json()
     names = {s["actor"]: s for s in body["schedules"]}
-    assert names["schedule_trim_job_index"]["spec"] == "17 3 * * *" and names["schedule_trim_job_index"]["next_tick"]
+    assert names["schedule_purge_expired"]["spec"] == "17 3 * * *" and names["schedule_purge_expired"]["next_tick"]
     spec = await (await client.get("/openapi.json")).get_json()
     assert spec["paths"]["/v1/admin/queues"]["get"]["summary"]
     assert "/v1/admin/dead/{queue}/{ident}/replay" in spec["paths"]

@@ -52,12 +52,12 @@ async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: r
     assert redis_client.dbsize() == 0  # nothing half-written
 
 
-async def test_operations_without_actors_validate_then_answer_501(client, tokens) -> None:
+async def test_operations_validate_then_enqueue(client, tokens) -> None:
     bad = await client.post("/v1/jobs/notify", json={"channel": "fax"}, headers=bearer(tokens["jobs"]))
     assert bad.status_code == 422
     assert {"channel", "recipient", "template", "idempotency_key"} <= set((await bad.get_json())["fields"])
-    good = await client.post("/v1/jobs/collections", json={"surface": "home"}, headers=bearer(tokens["jobs"]))
-    assert good.status_code == 501
+    good = await client.post("/v1/jobs/prune", json={"source": "grailed"}, headers=bearer(tokens["jobs"]))
+    assert good.status_code == 202 and (await good.get_json())["job_id"]
 
 
 async def test_unknown_operation_is_404(client, tokens) -> None:

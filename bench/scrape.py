@@ -1,0 +1,196 @@
+"""Scraping throughput and memory: a real edge worker with real Chromium against the local marketplace.
+
+Run from the repo root with no arguments: `python bench/scrape.py` (about 3 minutes).
+It starts its own redis-server in a temp dir (like the tests), the local marketplace
+(fakes/marketplace) in this process, and for each of EDGE_PAGES_IN_FLIGHT = 1 and 4 one
+`backroom worker --edge -p 1 -t BENCH_THREADS` (default 4: jobs run side by side, so
+pages in flight is the bound). Each run first scrapes once to launch Chromium (not timed),
+then enqueues BENCH_JOBS (default 12) scrape_source jobs at once, two in three for the
+generic shop (a search page, then every product page for its JSON-LD) and one in three for
+Vinted with VINTED_ITEM_DETAILS=true (session page, svc-catalogue, then every item page),
+BENCH_LIMIT (default 12) listings each, and waits until every job's listings are on the
+`ingest` queue. listings/minute = listings delivered / (last delivery - first enqueue).
+
+Memory: every 0.2 s the RSS (and PSS) of every process in the edge worker's tree (the
+supervisor, Dramatiq's master and worker, the Playwright driver, every Chromium process)
+is summed; rss_mb is the peak sum over both runs. RSS counts pages shared between
+Chromium processes once per process, so it overstates; pss_mb splits shared pages fairly.
+Ends with one line: `bench: scrape lpm_1=.. lpm_4=.. rss_mb=..` (target rss_mb <= 600).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import redis  # noqa: E402
+from dramatiq.message import Message  # noqa: E402
+
+from bench._services import BIN, Stack, say, wait_until  # noqa: E402
+from broker.redis import BackroomBroker  # noqa: E402
+from domain import contracts  # noqa: E402
+from domain.jobs import JobStatus  # noqa: E402
+from fakes.marketplace import Marketplace  # noqa: E402
+from fakes.marketplace.data import BRANDS  # noqa: E402
+
+JOBS = int(os.environ.get("BENCH_JOBS", "12"))
+LIMIT = int(os.environ.get("BENCH_LIMIT", "12"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+SCRUB = ("REDIS_NAMESPACE", "REDIS_SENTINELS", "SENTRY_DSN", "EDGE_SOURCES", "EDGE_PAGES_IN_FLIGHT")
+
+
+def tree(root: int) -> list[int]:
+    """`root` and every live descendant, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [root], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def kind(pid: int) -> str:
+    """What a process of the tree is: python, the Playwright driver (node), or Chromium's process type."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    if "chromium" in raw:
+        match = re.search(r"--type=(\S+)", raw)
+        return f"chromium-{match.group(1)}" if match else "chromium-browser"
+    return "playwright-node" if "driver/node" in raw else "python"
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in kB; zeros when it is gone."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+        return int(fields["Rss"].split()[0]), int(fields["Pss"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return 0, 0
+
+
+class Sampler(threading.Thread):
+    """Samples the summed RSS/PSS of a process tree until stopped; keeps the peaks and the most processes."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.peak_rss_kb = self.peak_pss_kb = self.most_processes = 0
+        self.at_peak: dict[str, list[int]] = {}  # kind -> [processes, rss kB] when the RSS sum peaked
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.2):
+            pids = tree(self.root)
+            sizes = [memory_kb(pid) for pid in pids]
+            if sum(r for r, _ in sizes) > self.peak_rss_kb:
+                self.peak_rss_kb = sum(r for r, _ in sizes)
+                self.at_peak = {}
+                for pid, (rss, _) in zip(pids, sizes):
+                    entry = self.at_peak.setdefault(kind(pid), [0, 0])
+                    entry[0], entry[1] = entry[0] + 1, entry[1] + rss
+            self.peak_pss_kb = max(self.peak_pss_kb, sum(p for _, p in sizes))
+            self.most_processes = max(self.most_processes, len(pids))
+
+
+def send(broker: BackroomBroker, source: str, query: str, limit: int) -> Message:
+    """Enqueue scrape_source on `edge` by name."""
+    message = Message(queue_name=contracts.EDGE_QUEUE, actor_name=contracts.SCRAPE_SOURCE, args=(),
+                      kwargs={"source": source, "query": query, "limit": limit}, options={"max_retries": 0})
+    broker.enqueue(message)
+    return message
+
+
+def delivered(client: redis.Redis) -> list[dict]:
+    """The ingest messages waiting on `ingest`."""
+    ids = client.lrange(f"backroom:{contracts.INGEST_QUEUE}", 0, -1)
+    return [json.loads(client.hget(f"backroom:{contracts.INGEST_QUEUE}.msgs", i)) for i in ids]
+
+
+def check_jobs(broker: BackroomBroker, messages: list[Message]) -> None:
+    """Fail loudly when a job died (blocked or error) instead of waiting for its delivery forever."""
+    for message in messages:
+        record = broker.jobs.get(message.message_id)
+        if record is not None and record.status in (JobStatus.DEAD, JobStatus.RETRYING):
+            raise RuntimeError(f"job {message.kwargs} failed: {record.last_error}")
+
+
+def run(stack: Stack, market: Marketplace, pages: int) -> tuple[float, Sampler]:
+    """One edge worker with `pages` pages in flight: (listings/minute, its memory sampler)."""
+    assert stack.redis is not None
+    client = redis.Redis.from_url(stack.redis.url)
+    client.flushdb()
+    broker = BackroomBroker(url=stack.redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
+    env = stack.env(**market.env(), EDGE_PAGES_IN_FLIGHT=str(pages), VINTED_ITEM_DETAILS="true",
+                    EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}.db"), EDGE_NODE_ID=f"bench-{pages}",
+                    PYTHONPATH=str(REPO))  # not bench/: its module names must not shadow the stdlib's
+    child = stack.spawn(f"edge-{pages}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env)
+    sampler = Sampler(child.process.pid)
+    sampler.start()
+    try:
+        warm = send(broker, "shop", "", 1)
+        wait_until(lambda: (check_jobs(broker, [warm]) or len(delivered(client)) == 1) or not child.alive(),
+                   timeout=120, what="the warm-up scrape")
+        if not child.alive():
+            raise RuntimeError(f"edge worker exited:\n{child.tail()}")
+        client.delete(f"backroom:{contracts.INGEST_QUEUE}", f"backroom:{contracts.INGEST_QUEUE}.msgs")
+        brands = [name.split()[0] for name, _ in BRANDS]
+        started = time.monotonic()
+        messages = [send(broker, "vinted" if n % 3 == 2 else "shop",
+                         f"brand:{BRANDS[n % len(BRANDS)][1]}" if n % 3 == 2 else brands[n % len(brands)], LIMIT)
+                    for n in range(JOBS)]
+        finished = wait_until(lambda: check_jobs(broker, messages) or len(delivered(client)) == JOBS,
+                              timeout=900, what=f"{JOBS} deliveries")
+        listings = sum(len(m["kwargs"]["listings"]) for m in delivered(client))
+    finally:
+        child.stop()
+        sampler.stopping.set()
+        sampler.join()
+    rate = listings / ((finished - started) / 60)
+    say(f"  pages_in_flight={pages}: {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
+        f"peak tree rss={sampler.peak_rss_kb / 1024:.0f} MB pss={sampler.peak_pss_kb / 1024:.0f} MB "
+        f"({sampler.most_processes} processes)")
+    say("    at peak: " + ", ".join(f"{name} x{n} {kb / 1024:.0f} MB" for name, (n, kb) in
+                                  sorted(sampler.at_peak.items(), key=lambda item: -item[1][1])))
+    return rate, sampler
+
+
+def main() -> None:
+    """Both runs, then the summary line."""
+    for name in SCRUB:
+        os.environ.pop(name, None)
+    stack = Stack()
+    market = Marketplace(seed=7, per_source=240, slow_s=30.0, promoted=False)
+    try:
+        stack.start_redis()
+        market.start()
+        say(f"bench scrape: {JOBS} jobs x {LIMIT} listings, {THREADS} worker threads, real Chromium")
+        lpm_1, one = run(stack, market, 1)
+        lpm_4, four = run(stack, market, 4)
+    finally:
+        market.stop()
+        stack.stop()
+    rss = max(one.peak_rss_kb, four.peak_rss_kb) / 1024
+    pss = max(one.peak_pss_kb, four.peak_pss_kb) / 1024
+    say(f"peak PSS (shared pages split fairly) {pss:.0f} MB; target rss <= 600 MB: {'met' if rss <= 600 else 'MISSED'}")
+    say(f"bench: scrape lpm_1={lpm_1:.0f} lpm_4={lpm_4:.0f} rss_mb={rss:.0f}")
+
+
+if __name__ == "__main__":
+    main()

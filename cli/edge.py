@@ -1,0 +1,72 @@
+"""`backroom edge credentials NODE`: a Redis ACL user that can only do an edge worker's work."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import redis
+import typer
+
+from broker.acl import edge_acl_rules, edge_user_name
+from broker.keys import Keys
+from domain.contracts import EDGE_ACTORS, SERVER_ACTORS, queue_of
+from domain.edge_registry import valid_node_id
+
+EXTRA_EDGE_ACTORS = ("ping_edge",)  # declared in edge.actors, not part of the cross-boundary contract
+
+
+@dataclass(frozen=True)
+class EdgeCredentials:
+    """What a node needs: its user, its password (shown once) and its REDIS_URL."""
+
+    node_id: str
+    user: str
+    password: str
+    redis_url: str
+
+
+def create_edge_credentials(client: Any, namespace: str, node_id: str, *, host: str, port: int, db: int = 0,
+                            tls: bool = False) -> EdgeCredentials:
+    """Create or replace `node_id`'s ACL user on the server behind `client` with a new random password."""
+    if not valid_node_id(node_id):
+        raise ValueError("a node id is letters, digits, `_`, `.` and `-` (at most 63, starting with a letter or digit)")
+    major = int(str(client.info("server")["redis_version"]).split(".")[0])
+    password = secrets.token_urlsafe(32)
+    rules = edge_acl_rules(Keys(namespace), node_id, password=password, redis7=major >= 7,
+                           deliver_to={queue_of(actor) for actor in SERVER_ACTORS},
+                           edge_actors=[*EDGE_ACTORS, *EXTRA_EDGE_ACTORS])
+    user = edge_user_name(node_id)
+    client.execute_command("ACL", "SETUSER", user, *rules)
+    scheme = "rediss" if tls else "redis"
+    url = f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{db}"
+    return EdgeCredentials(node_id=node_id, user=user, password=password, redis_url=url)
+
+
+def credentials(
+    node: str = typer.Argument(..., help="The edge node's id (its EDGE_NODE_ID)."),
+    host: str = typer.Option(None, help="The Redis host as the node reaches it (default: REDIS_URL's)."),
+    port: int = typer.Option(None, help="The Redis port as the node reaches it (default: REDIS_URL's)."),
+    tls: bool = typer.Option(None, "--tls/--no-tls", help="Print a rediss:// URL (default: as REDIS_URL)."),
+) -> None:
+    """Create or update NODE's Redis ACL user (consume `edge`, deliver to `ingest`, heartbeat); print it once."""
+    from broker.setup import redis_client
+    from config.settings import get_edge_settings
+
+    settings = get_edge_settings()
+    parsed = redis.connection.parse_url(settings.redis_url)
+    client = redis_client(settings) or redis.Redis.from_url(settings.redis_url)
+    try:
+        made = create_edge_credentials(
+            client, settings.redis_namespace, node, host=host or parsed.get("host") or "127.0.0.1",
+            port=port or parsed.get("port") or 6379, db=int(parsed.get("db") or 0),
+            tls=settings.redis_url.startswith("rediss://") if tls is None else tls)
+    except ValueError as error:
+        typer.echo(f"backroom: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
+    typer.echo(f"# Redis user {made.user} (password shown once; run this again to replace it)")
+    typer.echo(f"REDIS_URL={made.redis_url}")
+    typer.echo(f"EDGE_NODE_ID={made.node_id}")

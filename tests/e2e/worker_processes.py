@@ -1,0 +1,72 @@
+"""Real `backroom worker` process trees for e2e tests, and polling them with a deadline (no fixed sleeps)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from fakes.marketplace import Marketplace
+from media.store import LocalMediaStore
+from tests.reliability.conftest import descendants
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 300.0  # Chromium, the model and three sources on a loaded 2-core machine
+T = TypeVar("T")
+
+
+class Process:
+    """One `backroom worker` tree started for a test module; its output goes to a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", *args], cwd=ROOT,
+                                            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        """SIGTERM (graceful, closes Chromium), then SIGKILL whatever is left of the tree."""
+        pids = [*descendants(self.process.pid), self.process.pid]
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+
+
+class Stack:
+    """The marketplace, the edge worker, the server pool and where the media land."""
+
+    def __init__(self, market: Marketplace, edge: Process, server: Process, media: LocalMediaStore) -> None:
+        self.market, self.edge, self.server, self.media = market, edge, server, media
+
+    def logs(self) -> str:
+        return f"--- edge worker ---\n{self.edge.tail()}\n--- server worker ---\n{self.server.tail()}"
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, stack: Stack,
+                timeout: float = DEADLINE_S) -> T:
+    """Poll `probe` until it returns something truthy, or fail naming `what` with the workers' logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {what}\n{stack.logs()}")
+        await asyncio.sleep(0.25)

