@@ -58,6 +58,10 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         if not env.get("MODEL_DIR"):
             console.print("[bold yellow]embeddings: MODEL_DIR is unset, so workers use the tiny TEST model; its vectors are "
                           "NOT semantic (set MODEL_DIR to a `backroom models export` directory)[/bold yellow]")
+        if market is not None:
+            from cli.demo import start_demo_cycle
+
+            start_demo_cycle(env, market, processes, console)
         console.rule()
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", *processes], env=env)
         # SIGTERM (a supervisor, `timeout`) stops honcho's processes before the services go
