@@ -136,6 +136,12 @@ def worker(
     expose_metrics(settings)
     modules = (["edge.worker"] if edge else list(SERVER_MODULES)) + list(module or [])
     chosen = list(queues or ([EDGE_QUEUE] if edge else SERVER_QUEUES))
+    if edge:  # a Pi's memory: a stdlib-only supervisor over master-less worker processes (cli.worker_process)
+        from cli import worker_process
+        from cli.worker import lean_supervise
+
+        lean_supervise(worker_process.command(modules[0], modules[1:], chosen, threads,
+                                              settings.worker_shutdown_timeout_s), processes)
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
     raise typer.Exit(supervise(command, processes))
 

@@ -4,6 +4,10 @@ Dramatiq's master stops every worker process and exits when one of them dies (an
 honcho then stops the whole stack). Here each worker process runs under its own
 one-process Dramatiq master, and this supervisor starts a new one in its place; the
 dead one's in-flight jobs are re-queued by the reaper of any live worker.
+
+`backroom worker --edge` execs `python -m cli.worker` (`lean_supervise`): the same supervisor
+with only the standard library loaded (~10 MB instead of the CLI's ~45), over single
+Dramatiq processes without a master (`cli.worker_process`): two Python processes, not three.
 """
 from __future__ import annotations
 
@@ -86,6 +90,13 @@ def dramatiq_command(modules: list[str], queues: list[str], threads: int, shutdo
             "--queues", *queues, "--worker-shutdown-timeout", str(shutdown_timeout_s * 1000)]
 
 
+def lean_supervise(command: list[str], processes: int) -> None:
+    """Replace this process by `python -m cli.worker PROCESSES COMMAND...` (same pid, signals and env)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "cli.worker", str(processes), *command])
+
+
 def supervise(command: list[str], processes: int) -> int:
     """Run `processes` copies of `command`, replacing any that exits, until SIGTERM/SIGINT."""
     stopping: list[int] = []
@@ -114,3 +125,7 @@ def _stop(slots: list[Slot]) -> int:
         if slot.process is not None:
             slot.process.wait()
     return 0
+
+
+if __name__ == "__main__":  # lean_supervise's target: nothing but the standard library is imported
+    sys.exit(supervise(sys.argv[2:], int(sys.argv[1])))

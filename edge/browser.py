@@ -4,7 +4,8 @@ The browser is opened lazily on the worker's event loop (the AsyncIO middleware'
 the first time a job needs it, reused by every later job, and closed by `BrowserMiddleware`
 when the worker shuts down - never at import. Each job gets a fresh context (its own
 cookies), with images, fonts and media aborted by a route; pages in flight across all jobs
-of the process are bounded by a semaphore (EDGE_PAGES_IN_FLIGHT).
+of the process are bounded (EDGE_PAGES_IN_FLIGHT), and so are contexts (EDGE_CONTEXTS_IN_FLIGHT):
+Chromium gives each context a renderer process of its own, the dearest part of the tree.
 """
 from __future__ import annotations
 
@@ -20,14 +21,32 @@ from dramatiq.middleware import Middleware
 log = logging.getLogger("backroom.edge.browser")
 
 BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
-# Fewer Chromium processes for a 4 GB Pi (bench/scrape.py measures the tree): the GPU and network
-# services inside the browser process, and no site isolation (one renderer fewer per page; the
-# contexts hold only anonymous marketplace sessions). Chromium keeps only the last
-# --enable-features, so Playwright's own two are repeated here.
+# Chromium keeps only the LAST --enable-features / --disable-features, so Playwright's own lists
+# (its chromiumSwitches) are repeated here; tests/edge/test_browser.py fails when a Playwright
+# upgrade adds a feature these lists drop.
+PLAYWRIGHT_ENABLED = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
+PLAYWRIGHT_DISABLED = ("AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+                       "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+                       "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect", "TcpPortRandomizationWin",
+                       "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled", "PreconnectToSearch",
+                       "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion")
+# Full Chromium (new headless) preloads the omnibox popups as WebUI: one renderer per context, ~60 MB, never
+# shown. (chromium-headless-shell has no such UI; the flags are harmless there.)
+NO_TOP_CHROME_UI = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "PreloadTopChromeWebUI")
+# Fewer, smaller Chromium processes for a 4 GB Pi (bench/scrape.py measures the tree): the GPU and network
+# services inside the browser process; no site isolation, one process per site and a process limit of one,
+# so a job's pages share its context's one renderer (Chromium never shares a renderer across contexts, so
+# there is one per job in flight); the contexts hold only anonymous marketplace sessions.
 LAUNCH_ARGS = ("--disable-gpu", "--in-process-gpu", "--disable-site-isolation-trials",
-               "--enable-features=NetworkServiceInProcess2,CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies",
+               "--process-per-site", "--renderer-process-limit=1",
+               "--enable-features=" + ",".join(("NetworkServiceInProcess2", *PLAYWRIGHT_ENABLED)),
+               "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED, *NO_TOP_CHROME_UI)),
                "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--mute-audio")
+# The Playwright driver (node) reads NODE_OPTIONS: a 1 MB young generation saved it ~13 MB in isolation
+# (within the noise of bench/scrape.py, where the driver peaks at 125-160 MB either way).
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
+VIEWPORT = {"width": 1280, "height": 900}
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/156.0.0.0 Safari/537.36")
 
@@ -35,15 +54,20 @@ USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
 class Browser:
     """The process's Chromium, opened on first use; `context()` per job, `page()` per page."""
 
-    def __init__(self, executable_path: str, pages_in_flight: int, timeout_ms: int) -> None:
+    def __init__(self, executable_path: str, pages_in_flight: int, timeout_ms: int,
+                 contexts_in_flight: int | None = None) -> None:
         self.executable_path = executable_path
         self.pages_in_flight = pages_in_flight
+        self.contexts_in_flight = contexts_in_flight  # None: as many as jobs run (the worker's threads)
         self.timeout_ms = timeout_ms
-        self.no_sandbox = os.geteuid() == 0  # Chromium's sandbox refuses root; a Pi runs us as a plain user
+        # Chromium's sandbox refuses root. NB Playwright adds --no-sandbox itself unless launch() gets
+        # chromium_sandbox=True (it never does here), so Chromium runs without its sandbox for any user.
+        self.no_sandbox = os.geteuid() == 0
         self._playwright: Any = None
         self._browser: Any = None
         self._lock: asyncio.Lock | None = None
         self._slots: asyncio.Condition | None = None
+        self._contexts: asyncio.Semaphore | None = None
         self._idle: dict[Any, list[Any]] = {}  # context -> its open pages nobody uses right now
         self._open = 0  # pages open (busy or idle) across the process: never more than pages_in_flight
         self.launches = 0
@@ -53,6 +77,7 @@ class Browser:
         if self._lock is None:
             self._lock = asyncio.Lock()
             self._slots = asyncio.Condition()
+            self._contexts = asyncio.Semaphore(self.contexts_in_flight or 1 << 30)
         async with self._lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
@@ -69,19 +94,25 @@ class Browser:
 
     @asynccontextmanager
     async def context(self) -> AsyncIterator[Any]:
-        """A fresh browser context for one job (own cookies), heavy resources blocked; closed after."""
+        """A fresh browser context for one job (own cookies), heavy resources blocked; closed after.
+
+        At most EDGE_CONTEXTS_IN_FLIGHT at once (a job waits here for its turn): Chromium gives every
+        context a renderer process of its own (~110 MB RSS, ~35 MB PSS), whatever the pages bound.
+        """
         browser = await self._ensure()
-        context = await browser.new_context(user_agent=USER_AGENT, service_workers="block",
-                                            locale="en-GB", viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(self.timeout_ms)
-        context.set_default_navigation_timeout(self.timeout_ms)
-        await context.route("**/*", _block_heavy)
-        self._idle[context] = []
-        try:
-            yield context
-        finally:
-            await self._forget(context)
-            await context.close()
+        assert self._contexts is not None
+        async with self._contexts:
+            context = await browser.new_context(user_agent=USER_AGENT, service_workers="block",
+                                                locale="en-GB", viewport=dict(VIEWPORT))
+            self._idle[context] = []
+            try:
+                context.set_default_timeout(self.timeout_ms)
+                context.set_default_navigation_timeout(self.timeout_ms)
+                await context.route("**/*", _block_heavy)
+                yield context
+            finally:
+                await self._forget(context)
+                await context.close()
 
     @asynccontextmanager
     async def page(self, context: Any) -> AsyncIterator[Any]:
@@ -183,12 +214,20 @@ def get_browser() -> Browser:
         from config.settings import get_edge_settings
 
         settings = get_edge_settings()
-        _browser = Browser(settings.edge_chromium_path, settings.edge_pages_in_flight, settings.edge_page_timeout_ms)
+        _browser = Browser(settings.edge_chromium_path, settings.edge_pages_in_flight, settings.edge_page_timeout_ms,
+                           settings.edge_contexts_in_flight)
     return _browser
 
 
 class BrowserMiddleware(Middleware):
-    """Closes the process's browser when its worker shuts down (add it after the AsyncIO middleware)."""
+    """Tunes the driver's environment at boot; closes the process's browser when its worker shuts down.
+
+    Add it after the AsyncIO middleware.
+    """
+
+    def after_process_boot(self, broker: Any) -> None:
+        """Give the Playwright driver a small young generation (at boot, before worker threads; NODE_OPTIONS set wins)."""
+        os.environ.setdefault("NODE_OPTIONS", DRIVER_NODE_OPTIONS)
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         """Run `Browser.close()` on the event loop thread before that loop stops."""

@@ -38,6 +38,12 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends chromium python3 python3-venv python3-pip ca-certificates \
   fonts-liberation rsync
 command -v chromium >/dev/null || die "chromium is not on PATH after apt-get install chromium"
+# The headless shell (Playwright's own default for headless) takes about half the memory of the full
+# browser (bench/scrape.py); where the archive lacks it, the full chromium runs in its place.
+apt-get install -y -q --no-install-recommends chromium-headless-shell \
+  || say "chromium-headless-shell is not installable here: the edge worker drives the full chromium"
+CHROMIUM=/usr/lib/chromium/chromium-headless-shell
+[ -x "$CHROMIUM" ] || CHROMIUM=$(command -v chromium)
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || die "$("$PYTHON" -V) found; Backroom needs Python 3.11 (bookworm's python3; else set PYTHON=/path/to/python3.11)"
@@ -76,9 +82,10 @@ if [ ! -f "$ENV_FILE" ]; then
 # Backroom edge worker settings (see .env.example for every name)
 REDIS_URL=${REDIS_URL}
 EDGE_NODE_ID=${EDGE_NODE_ID:-$(hostname)}
-EDGE_CHROMIUM_PATH=$(command -v chromium)
+EDGE_CHROMIUM_PATH=${CHROMIUM}
 EDGE_OUTBOX_PATH=/var/lib/backroom/edge-outbox.sqlite3
 EDGE_PAGES_IN_FLIGHT=2
+EDGE_CONTEXTS_IN_FLIGHT=2
 WORKER_THREADS=2
 LOG_FORMAT=json
 METRICS_PORT=0
