@@ -3,7 +3,7 @@
 Run from the repo root with no arguments: `python bench/queue_overhead.py`. It starts its own
 redis-server and embedded Postgres (like the tests), real `dramatiq` worker processes and a
 real hypercorn, and ends with one `bench: queue_overhead ...` line. BENCH_JOBS overrides the
-backlog size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 2).
+backlog size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 3).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from _services import BENCH_DIR, BIN, Child, Stack, create_token, percentile, sa
 from cli.stack import free_port  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "30000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SEND_SECONDS = 5.0
 API_CONCURRENCY = 32
 PICKUPS = 200

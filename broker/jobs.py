@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
@@ -60,31 +61,33 @@ class JobStore:
         return record_from_hash(job_id, raw) if raw else None
 
     def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool,
-                    event: dict[str, Any] | None = None, incr: str = "", drop: tuple[str, ...] = ()) -> None:
-        """Queue a status write (and a timeline event) on `pipe`; `keep` holds them past retention (dead jobs).
+                    event: dict[str, Any] | list[dict[str, Any]] | None = None, incr: tuple[str, ...] = (),
+                    drop: tuple[str, ...] = ()) -> None:
+        """Queue a status write (and timeline events) on `pipe`; `keep` holds them past retention (dead jobs).
 
-        `incr` names a counter field to add one to (a start's `attempts`); `drop` fields to delete.
+        `incr` names counter fields to add one to, once per mention (a start's `attempts`);
+        `drop` fields to delete.
         """
         key = self.keys.job(job_id)
         if fields:
             pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
-        if incr:
-            pipe.hincrby(key, incr, 1)
+        for name, count in Counter(incr).items():
+            pipe.hincrby(key, name, count)
         if drop:
             pipe.hdel(key, *drop)
         touched = [key]
-        if event is not None:
-            touched.append(self.append_event(pipe, job_id, event))
+        if event:
+            touched.append(self.append_event(pipe, job_id, *(event if isinstance(event, list) else [event])))
         for name in touched:
             if keep:
                 pipe.persist(name)
             else:
                 pipe.expire(name, self.retention_s)
 
-    def append_event(self, pipe: Any, job_id: str, event: dict[str, Any]) -> str:
-        """Queue one timeline event on `pipe` (capped list); returns its key for the caller to expire."""
+    def append_event(self, pipe: Any, job_id: str, *events_: dict[str, Any]) -> str:
+        """Queue timeline events on `pipe` (capped list); returns its key for the caller to expire."""
         events = self.keys.events(job_id)
-        pipe.rpush(events, json.dumps(event, default=str))
+        pipe.rpush(events, *(json.dumps(event, default=str) for event in events_))
         pipe.ltrim(events, -EVENTS_CAP, -1)
         return events
 

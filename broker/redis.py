@@ -211,6 +211,7 @@ class _WakingConsumer(_RedisConsumer):
     def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wake = broker.wakeups.event(queue_name)
+        self.idle = True
         if queue_name in broker.lost:
             try:
                 broker.requeue_lost(queue_name)
@@ -233,11 +234,14 @@ class _WakingConsumer(_RedisConsumer):
                     # clear before fetching: a wake-up published after the fetch is not missed
                     self.wake.clear()
                     # an idle consumer asks Redis itself (see broker.pauses); a busy one the cached copy
-                    paused = self.broker.pauses.paused(self.queue_name, fresh=self.misses > 0)
+                    paused = self.broker.pauses.paused(self.queue_name, fresh=self.idle)
                     if not paused:
                         self.message_cache = messages = self.broker.do_fetch(
                             self.queue_name, self.prefetch - self.outstanding_message_count
                         )
+                        self.idle = not messages  # not set by a full prefetch: only an empty fetch is idle
+                    else:
+                        self.idle = True  # re-check Redis itself next time, so a resume is seen at once
                 if not messages:
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                     # while paused, enqueues' wake-ups are ignored: it re-checks once per backoff instead

@@ -84,7 +84,7 @@ class JobTracking(Middleware):
             fields = {"status": JobStatus.RUNNING.value, "started_at": now, "worker": self.worker, "broker": broker_id}
             event = {"at": now, "event": "started", "worker": self.worker,
                      "attempt": message.options.get("retries", 0) + 1}
-            self.writer.put(job_id, fields, keep=False, event=event, incr="attempts")
+            self.writer.put(job_id, fields, keep=False, event=event, incr=("attempts",))
 
     def request_cancel(self, job_id: str) -> None:
         """A cancel request for a message this process holds: cancel it unless it started."""
@@ -148,13 +148,33 @@ class Outcome(NamedTuple):
     job_id: str
     fields: dict[str, Any]
     keep: bool
-    event: dict[str, Any] | None = None
+    event: dict[str, Any] | list[dict[str, Any]] | None = None
     queue: str = ""
     broker_id: str = ""
     counters: tuple[str, ...] = ()
     at_ms: int = 0
-    incr: str = ""
+    incr: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+
+
+def coalesce(pending: list[Outcome]) -> list[Outcome]:
+    """One write per job: a start and its outcome queued in the same batch become one (half the commands)."""
+    merged: dict[str, Outcome] = {}
+    for item in pending:
+        first = merged.get(item.job_id)
+        if first is None:
+            merged[item.job_id] = item
+            continue
+        events = [e for e in (*_as_list(first.event), *_as_list(item.event))]
+        merged[item.job_id] = item._replace(
+            fields={**first.fields, **item.fields}, event=events or None, incr=first.incr + item.incr,
+            drop=tuple(dict.fromkeys((*first.drop, *item.drop))), counters=first.counters + item.counters,
+            queue=item.queue or first.queue, broker_id=item.broker_id or first.broker_id)
+    return list(merged.values())
+
+
+def _as_list(event: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [] if event is None else event if isinstance(event, list) else [event]
 
 
 class Ack(NamedTuple):
@@ -184,7 +204,7 @@ class OutcomeWriter:
         self.items.put(Ack(queue_name, redis_message_id, job_id))
 
     def put(self, job_id: str, fields: dict[str, Any], *, keep: bool, event: dict[str, Any] | None = None,
-            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = (), incr: str = "",
+            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = (), incr: tuple[str, ...] = (),
             drop: tuple[str, ...] = ()) -> None:
         """Queue one record write (and the per-minute counters `counters` of `queue_name` and `broker_id`)."""
         self._start()
@@ -215,7 +235,7 @@ class OutcomeWriter:
     def _write(self, batch: list[Outcome | Ack]) -> None:
         if not batch:
             return
-        pending = [item for item in batch if isinstance(item, Outcome)]
+        pending = coalesce([item for item in batch if isinstance(item, Outcome)])
         acks = [item for item in batch if isinstance(item, Ack)]
         for attempt in range(30):
             try:
@@ -225,15 +245,30 @@ class OutcomeWriter:
                                                incr=item.incr, drop=item.drop)
                     self._count(pipe, pending)
                     for ack in acks:  # after the outcomes: a record never trails its ack
-                        self.dispatch(keys=[self.store.keys.ns], args=self.ack_args(ack.queue, ack.redis_message_id),
-                                      client=pipe)
-                    pipe.execute()
+                        self._ack(pipe, ack)
+                    results = pipe.execute(raise_on_error=False)
+                self._reack([ack for ack, result in zip(acks, results[len(results) - len(acks):])
+                             if isinstance(result, redis.exceptions.NoScriptError)])
                 self.on_acked([ack.job_id for ack in acks])
                 return
             except redis.ConnectionError:
                 log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
         log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+
+    def _ack(self, pipe: Any, ack: Ack) -> None:
+        # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline
+        args = self.ack_args(ack.queue, ack.redis_message_id)
+        pipe.evalsha(self.dispatch.sha, 1, self.store.keys.ns, *args)
+
+    def _reack(self, acks: list[Ack]) -> None:
+        """Ack again what Redis refused for want of the script (its script cache was flushed, e.g. a restart)."""
+        if acks:
+            self.store.client.script_load(self.dispatch.script)
+            with self.store.client.pipeline(transaction=False) as pipe:
+                for ack in acks:
+                    self._ack(pipe, ack)
+                pipe.execute()
 
     def _count(self, pipe: Any, pending: list[Outcome]) -> None:
         """Add the batch's outcomes to per-minute queue counters and per-worker totals (one HINCRBY each)."""

@@ -153,3 +153,38 @@ def test_started_or_finished_jobs_cannot_be_cancelled(redis_client: redis.Redis,
 def test_unknown_job_cancel_and_get() -> None:
     assert actors.broker.jobs.cancel("00000000-0000-0000-0000-000000000000", now_ms=1) is None
     assert actors.broker.jobs.get("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_a_start_and_its_outcomes_in_one_batch_are_one_write_with_every_event() -> None:
+    from broker.tracking import Outcome, coalesce
+
+    start = Outcome("j", {"status": "running", "worker": "w"}, False, {"event": "started"}, incr=("attempts",))
+    failed = Outcome("j", {"status": "retrying", "last_error": "E"}, False, {"event": "failed"}, queue="q",
+                     counters=("processed", "failed"))
+    again = Outcome("j", {"status": "running"}, False, {"event": "started"}, incr=("attempts",))
+    dead = Outcome("j", {"status": "dead"}, True, {"event": "dead"}, queue="q", counters=("processed", "dead"))
+    other = Outcome("k", {"status": "succeeded"}, False, {"event": "succeeded"})
+    merged = coalesce([start, other, failed, again, dead])
+    assert [m.job_id for m in merged] == ["j", "k"]
+    job = merged[0]
+    assert job.fields == {"status": "dead", "worker": "w", "last_error": "E"} and job.keep is True
+    assert [e["event"] for e in job.event] == ["started", "failed", "started", "dead"]
+    assert job.incr == ("attempts", "attempts") and job.counters == ("processed", "failed", "processed", "dead")
+    assert merged[1] == other
+
+
+def test_a_batched_write_applies_every_start(redis_client: redis.Redis) -> None:
+    from broker.tracking import Outcome, coalesce
+
+    store = actors.broker.jobs
+    message = count_run.send("batched")
+    batch = coalesce([Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
+                      Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
+                      Outcome(message.message_id, {"status": "succeeded"}, False, {"event": "succeeded"})])
+    with redis_client.pipeline(transaction=False) as pipe:
+        for item in batch:
+            store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event, incr=item.incr)
+        pipe.execute()
+    record = store.get(message.message_id)
+    assert record.status is JobStatus.SUCCEEDED and record.attempts == 2
+    assert [e["event"] for e in store.events(message.message_id)] == ["queued", "started", "started", "succeeded"]
