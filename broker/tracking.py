@@ -228,7 +228,10 @@ class OutcomeWriter:
                 except queue.Empty:
                     break
             stop = pending[-1] is None
-            self._write([item for item in pending if item is not None])
+            try:
+                self._write([item for item in pending if item is not None])
+            except Exception:  # the writer must outlive a bad batch: every later job depends on it
+                log.exception("job record batch of %d item(s) failed", len(pending))
             for _ in pending:
                 self.items.task_done()
 
@@ -247,6 +250,9 @@ class OutcomeWriter:
                     for ack in acks:  # after the outcomes: a record never trails its ack
                         self._ack(pipe, ack)
                     results = pipe.execute(raise_on_error=False)
+                refused = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
+                if refused:  # e.g. OOM under maxmemory: logged, not retried (the batch would refuse again)
+                    log.error("Redis refused %d job record command(s): %s", len(refused), refused[0])
                 self._reack([ack for ack, result in zip(acks, results[len(results) - len(acks):])
                              if isinstance(result, redis.exceptions.NoScriptError)])
                 self.on_acked([ack.job_id for ack in acks])
