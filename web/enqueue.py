@@ -19,22 +19,37 @@ async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwa
     With a unique key (the body's `unique_key` or the `Unique-Key` header), a live job
     holding that key is answered instead and nothing is enqueued (`deduplicated: true`).
     """
+    options = message_options(unique_key or request.headers.get("Unique-Key"))
+    return await enqueue_message(actor.broker, actor.message_with_options(kwargs=kwargs, **options))
+
+
+async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:
+    """Enqueue a message built by the caller (e.g. for an edge actor this process does not declare); 202 or 503."""
     try:
-        message = await send(actor, kwargs=kwargs, unique_key=unique_key or request.headers.get("Unique-Key"))
+        message = await broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
     except BROKER_DOWN:
-        return problem(503, "the job queue is unreachable; nothing was enqueued, try again",
-                       headers={"Retry-After": "5"})
+        return unreachable()
     return accepted(message.message_id, deduplicated=bool(message.options.get("deduplicated")))
 
 
 async def send(actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
                unique_key: str | None = None) -> dramatiq.Message:
     """Enqueue one message through the app's asyncio Redis client (raises BROKER_DOWN errors)."""
+    message = actor.message_with_options(args=args, kwargs=kwargs or {}, **message_options(unique_key))
+    return await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+
+
+def message_options(unique_key: str | None) -> dict[str, Any]:
+    """The options every message enqueued by the web carries: the request id, and the unique key if any."""
     options: dict[str, Any] = {"request_id": getattr(g, "request_id", None)}
     if unique_key:
         options["unique_key"] = unique_key
-    message = actor.message_with_options(args=args, kwargs=kwargs or {}, **options)
-    return await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+    return options
+
+
+def unreachable() -> Any:
+    """The 503 answered when Redis cannot be reached: nothing was enqueued."""
+    return problem(503, "the job queue is unreachable; nothing was enqueued, try again", headers={"Retry-After": "5"})
 
 
 def accepted(job_id: str, *, deduplicated: bool = False) -> Any:
