@@ -42,6 +42,7 @@ from dramatiq.message import Message  # noqa: E402
 
 from bench._services import BIN, Stack, say, wait_until  # noqa: E402
 from broker.redis import BackroomBroker  # noqa: E402
+from cli.stack import process_tree  # noqa: E402
 from config.settings import EdgeSettings  # noqa: E402
 from domain import contracts  # noqa: E402
 from domain.jobs import JobStatus  # noqa: E402
@@ -53,25 +54,6 @@ LIMIT = int(os.environ.get("BENCH_LIMIT", "12"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 CONTEXTS = os.environ.get("EDGE_CONTEXTS_IN_FLIGHT") or str(EdgeSettings.model_fields["edge_contexts_in_flight"].default)
 SCRUB = ("REDIS_NAMESPACE", "REDIS_SENTINELS", "SENTRY_DSN", "EDGE_SOURCES", "EDGE_PAGES_IN_FLIGHT")
-
-
-def tree(root: int) -> dict[int, int]:
-    """`root` and every live descendant, read from /proc: pid -> parent pid."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = {root: 0}, [root]
-    while stack:
-        parent = stack.pop()
-        for child in children.get(parent, []):
-            found[child] = parent
-            stack.append(child)
-    return found
 
 
 def cmdline(pid: int) -> str:
@@ -120,7 +102,7 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.wait(0.2):
-            family = tree(self.root)
+            family = process_tree(self.root)
             sizes = {pid: memory_kb(pid) for pid in family}
             rss, pss = sum(r for r, _ in sizes.values()), sum(p for _, p in sizes.values())
             if rss > self.peak_rss_kb:

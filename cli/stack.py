@@ -4,7 +4,9 @@ Used by `backroom dev` (`make run`), the test suite and the bench scripts alike.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,3 +111,48 @@ class PostgresProcess:
         if self.server is not None:
             self.server.cleanup()  # type: ignore[attr-defined]
             self.server = None
+
+
+def process_tree(root: int) -> dict[int, int]:
+    """`root` and every live descendant, read from /proc: pid -> parent pid (the root's is 0)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone while we looked
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = {root: 0}, [root]
+    while stack:
+        parent = stack.pop()
+        for child in children.get(parent, []):
+            found[child] = parent
+            stack.append(child)
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (children, grandchildren, ...)."""
+    return [child for child in process_tree(pid) if child != pid]
+
+
+def stop_tree(process: subprocess.Popen, *, grace_s: float = 0.0) -> None:
+    """SIGTERM `process` and wait up to `grace_s` (0: no wait), then SIGKILL whatever is left of its tree.
+
+    The tree is read first: processes in sessions of their own (worker masters, Chromium)
+    would otherwise outlive their parent.
+    """
+    pids = [*descendants(process.pid), process.pid]
+    if grace_s > 0:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass  # killed below
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already gone
+    process.wait(timeout=10)

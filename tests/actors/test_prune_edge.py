@@ -22,7 +22,7 @@ from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
 from tests.actors.test_prune import put_listing
 from tests.orders_support import connect, eventually, wait_sync
-from tests.reliability.conftest import descendants
+from cli.stack import stop_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,12 +55,7 @@ def edge_worker(server_worker: Worker, tmp_path: Path) -> Iterator[subprocess.Po
     keys = actors.broker.jobs.keys
     wait_sync(lambda: live_edge_nodes(actors.broker.client, keys, ttl_s=30), timeout=60, what="a live edge node")
     yield process
-    for pid in [*descendants(process.pid), process.pid]:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=10)
+    stop_tree(process)
     log.close()
 
 

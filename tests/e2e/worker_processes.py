@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from cli.stack import stop_tree
 from fakes.marketplace import Marketplace
 from media.store import LocalMediaStore
-from tests.reliability.conftest import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 300.0  # Chromium, the model and three sources on a loaded 2-core machine
@@ -35,18 +34,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM (graceful, closes Chromium), then SIGKILL whatever is left of the tree."""
-        pids = [*descendants(self.process.pid), self.process.pid]
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(timeout=10)
+        stop_tree(self.process, grace_s=60)
 
 
 class Stack:

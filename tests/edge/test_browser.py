@@ -9,6 +9,7 @@ from pathlib import Path
 import playwright
 import pytest
 
+from cli.stack import descendants
 from edge.browser import LAUNCH_ARGS, Browser
 from fakes.marketplace import Marketplace
 from tests.edge.scrape_support import CHROMIUM, market, market_server  # noqa: F401
@@ -37,23 +38,14 @@ def test_our_feature_lists_keep_playwrights_own() -> None:
 
 def _chromium_processes() -> dict[int, str]:
     """Chromium processes anywhere below this test process: pid -> command line."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    found, stack = {}, [os.getpid()]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            stack.append(child)
-            try:
-                raw = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "chromium" in raw:
-                found[child] = raw
+    found = {}
+    for child in descendants(os.getpid()):
+        try:
+            raw = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "chromium" in raw:
+            found[child] = raw
     return found
 
 

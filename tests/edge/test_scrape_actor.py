@@ -20,7 +20,8 @@ from domain import contracts
 from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.edge.scrape_support import expected, market, market_server  # noqa: F401
-from tests.reliability.conftest import descendants, wait_until
+from cli.stack import descendants, stop_tree
+from tests.reliability.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,12 +42,7 @@ def edge_worker(edge_redis: RedisProcess, market: Marketplace, tmp_path: Path) -
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2"],
                                cwd=ROOT, env=env, start_new_session=True)
     yield process
-    for pid in [*descendants(process.pid), process.pid]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=10)
+    stop_tree(process)
 
 
 def send_scrape(broker: BackroomBroker, **options: Any) -> Message:

@@ -12,7 +12,8 @@ from broker.edge_registry import live_edge_nodes, send_edge_message
 from broker.keys import Keys
 from broker.redis import BackroomBroker
 from cli.stack import RedisProcess
-from tests.edge.conftest import EdgeWorker, _descendants, wait_until
+from cli.stack import descendants
+from tests.edge.conftest import EdgeWorker, wait_until
 
 NS = "backroom"
 
@@ -25,7 +26,7 @@ def _cmdline(pid: int) -> str:
 
 
 def _python_children(pid: int) -> list[int]:
-    return [child for child in _descendants(pid) if "python" in _cmdline(child)]
+    return [child for child in descendants(pid) if "python" in _cmdline(child)]
 
 
 def _succeeded(client: redis.Redis, job_id: str) -> bool:

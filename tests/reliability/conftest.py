@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cli.stack import RedisProcess
+from cli.stack import RedisProcess, stop_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_MS = 2_000
@@ -36,30 +36,7 @@ class Pool:
 
     def kill(self) -> None:
         """Kill the whole process tree (the masters run in sessions of their own)."""
-        for pid in [*descendants(self.process.pid), self.process.pid]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(timeout=10)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid`, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
+        stop_tree(self.process)
 
 
 @pytest.fixture()
