@@ -307,8 +307,8 @@ class DeadLetters:
             pipe.zrem(self.keys.dead(queue), rid).hdel(self.keys.dead_messages(queue), rid)
             if message is not None:
                 job_id = message.message_id
-                pipe.eval(_MARK_IF_EXISTS, 2, self.keys.job(job_id), self.keys.events(job_id), mark, now_ms,
-                          self.job_retention_s, json.dumps({"at": now_ms, "event": mark.removesuffix("_at")}))
+                mark_if_exists(pipe, self.keys, job_id, {mark: now_ms}, ttl_s=self.job_retention_s,
+                               event={"at": now_ms, "event": mark.removesuffix("_at")})
         return stage
 
 
@@ -316,14 +316,21 @@ class DeadLetters:
 # timeline (KEYS[2]) gets the event and then expires with the record
 _MARK_IF_EXISTS = """
 if redis.call("exists", KEYS[1]) == 1 then
-  redis.call("hset", KEYS[1], ARGV[1], ARGV[2])
-  redis.call("expire", KEYS[1], ARGV[3])
-  redis.call("rpush", KEYS[2], ARGV[4])
+  redis.call("hset", KEYS[1], unpack(ARGV, 3))
+  redis.call("expire", KEYS[1], ARGV[1])
+  redis.call("rpush", KEYS[2], ARGV[2])
   redis.call("ltrim", KEYS[2], -100, -1)
-  redis.call("expire", KEYS[2], ARGV[3])
+  redis.call("expire", KEYS[2], ARGV[1])
 end
 return 0
 """
+
+
+def mark_if_exists(pipe: Any, keys: Keys, job_id: str, fields: dict[str, Any], *, ttl_s: int,
+                   event: dict[str, Any]) -> None:
+    """Queue on `pipe`: set `fields` on a job's record and append `event`, only if the record still exists."""
+    pairs = [item for pair in fields.items() for item in pair]
+    pipe.eval(_MARK_IF_EXISTS, 2, keys.job(job_id), keys.events(job_id), ttl_s, json.dumps(event), *pairs)
 
 
 def _present(ids: Ids, payloads: Sequence[bytes | None], scores: Sequence[float | None], need_decode: bool) -> Found:

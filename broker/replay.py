@@ -14,24 +14,13 @@ from uuid import uuid4
 
 from dramatiq.message import Message
 
-from broker.deadletters import DROPPED_OPTIONS, DeadLetters
+from broker.deadletters import DROPPED_OPTIONS, DeadLetters, mark_if_exists
 from domain.jobs import redact
 from domain.timeline import ReplayResult, unredact
 
 if TYPE_CHECKING:
     from broker.redis import BackroomBroker
 
-# the dead job's record may be gone already: then there is nothing to mark (HSET would make a stub)
-_LINK_DEAD = """
-if redis.call("exists", KEYS[1]) == 1 then
-  redis.call("hset", KEYS[1], "replayed_as", ARGV[1], "replayed_at", ARGV[2])
-  redis.call("expire", KEYS[1], ARGV[3])
-  redis.call("rpush", KEYS[2], ARGV[4])
-  redis.call("ltrim", KEYS[2], -100, -1)
-  redis.call("expire", KEYS[2], ARGV[3])
-end
-return 0
-"""
 
 
 class NotDeadLettered(LookupError):
@@ -61,8 +50,8 @@ def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | 
         pipe.hset(keys.job(new_id), "replayed_from", message.message_id)
         event = _event(now_ms, "replay_of", message.message_id)
         pipe.rpush(keys.events(new_id), event)
-        pipe.eval(_LINK_DEAD, 2, keys.job(message.message_id), keys.events(message.message_id), new_id, now_ms,
-                  broker.jobs.retention_s, _event(now_ms, "replayed", new_id))
+        mark_if_exists(pipe, keys, message.message_id, {"replayed_as": new_id, "replayed_at": now_ms},
+                       ttl_s=broker.jobs.retention_s, event={"at": now_ms, "event": "replayed", "job_id": new_id})
 
     moved, _ = dead.move(queue, found, stage)
     if not moved:
