@@ -234,7 +234,9 @@ async def test_public_responses_never_show_the_marketplace(
     for source in QUERIES:
         item = next(r for r in scraped["rows"][source] if r["status"] == "available")
         similar = {i["id"]: i for i in (await get(f"/v1/items/{item['id']}/similar?limit=50"))["items"]}
-        assert len(similar) == min(50, live - 1) and all(i["media_keys"] for i in similar.values())
+        assert len(similar) == min(50, live - 1)
+        # ours carry their re-hosted images (other tests' rows in a full run may have none)
+        assert all(similar[i]["media_keys"] for i in ours & similar.keys())
         if live <= 51:  # then every other live item is among them (other tests' items may crowd a full run)
             assert ours - {item["id"]} <= set(similar)
     for record in scraped["records"].values():
