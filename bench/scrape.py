@@ -17,12 +17,14 @@ process) are summed. rss_mb is the peak summed RSS of the 4-pages run: the figur
 target (<= 600 MB) is about, and an upper bound, since RSS counts a page shared by several
 processes (Chromium's code, the zygote's forked pages) once per process. pss_mb, the peak
 summed PSS of the same run, splits each shared page between its sharers: the memory the tree
-really occupies. Both runs print both, with the share of each process kind at the RSS peak.
+really occupies. Every run prints both, with the share of each process kind at the RSS peak.
 Chromium is EDGE_CHROMIUM_PATH when set, else chromium-headless-shell when installed (what
 deploy/edge/setup-pi.sh installs), else /usr/bin/chromium.
-Jobs holding a browser context at once: EDGE_CONTEXTS_IN_FLIGHT (the setting's default when unset).
+Jobs holding a browser context at once: EDGE_CONTEXTS_IN_FLIGHT (the setting's default when unset);
+a third run, for reference, has 4 pages and one more context in flight (lpm_4_cN, rss_cN_mb).
 Ends with one line:
-`bench: scrape lpm_1=.. lpm_4=.. rss_mb=.. pss_mb=.. rss_1_mb=.. pss_1_mb=.. contexts=.. browser=..`.
+`bench: scrape lpm_1=.. lpm_4=.. rss_mb=.. pss_mb=.. rss_1_mb=.. pss_1_mb=.. contexts=.. lpm_4_cN=.. rss_cN_mb=..
+browser=..`.
 """
 from __future__ import annotations
 
@@ -103,12 +105,13 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(0.2):
             family = process_tree(self.root)
+            kinds = {pid: kind(pid, parent) for pid, parent in family.items()}  # before a process can go
             sizes = {pid: memory_kb(pid) for pid in family}
             rss, pss = sum(r for r, _ in sizes.values()), sum(p for _, p in sizes.values())
             if rss > self.peak_rss_kb:
                 self.peak_rss_kb, self.at_peak = rss, {}
                 for pid, (one_rss, one_pss) in sizes.items():
-                    entry = self.at_peak.setdefault(kind(pid, family[pid]), [0, 0, 0])
+                    entry = self.at_peak.setdefault(kinds[pid], [0, 0, 0])
                     entry[0], entry[1], entry[2] = entry[0] + 1, entry[1] + one_rss, entry[2] + one_pss
             self.peak_pss_kb = max(self.peak_pss_kb, pss)
             self.most_processes = max(self.most_processes, len(family))
@@ -142,17 +145,18 @@ def check_jobs(broker: BackroomBroker, messages: list[Message]) -> None:
             raise RuntimeError(f"job {message.kwargs} failed: {record.last_error}")
 
 
-def run(stack: Stack, market: Marketplace, pages: int) -> tuple[float, Sampler]:
-    """One edge worker with `pages` pages in flight: (listings/minute, its memory sampler)."""
+def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS) -> tuple[float, Sampler]:
+    """One edge worker with `pages` pages and `contexts` contexts in flight: (listings/minute, its memory sampler)."""
     assert stack.redis is not None
     client = redis.Redis.from_url(stack.redis.url)
     client.flushdb()
     broker = BackroomBroker(url=stack.redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
     env = stack.env(**market.env(), EDGE_PAGES_IN_FLIGHT=str(pages), VINTED_ITEM_DETAILS="true",
-                    EDGE_CHROMIUM_PATH=chromium_path(), EDGE_CONTEXTS_IN_FLIGHT=CONTEXTS,
-                    EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}.db"), EDGE_NODE_ID=f"bench-{pages}",
+                    EDGE_CHROMIUM_PATH=chromium_path(), EDGE_CONTEXTS_IN_FLIGHT=contexts,
+                    EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}-{contexts}.db"),
+                    EDGE_NODE_ID=f"bench-{pages}-{contexts}",
                     PYTHONPATH=str(REPO))  # not bench/: its module names must not shadow the stdlib's
-    child = stack.spawn(f"edge-{pages}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env)
+    child = stack.spawn(f"edge-{pages}-{contexts}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env)
     sampler = Sampler(child.process.pid)
     sampler.start()
     try:
@@ -175,7 +179,7 @@ def run(stack: Stack, market: Marketplace, pages: int) -> tuple[float, Sampler]:
         sampler.stopping.set()
         sampler.join()
     rate = listings / ((finished - started) / 60)
-    say(f"  pages_in_flight={pages}: {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
+    say(f"  pages_in_flight={pages} contexts_in_flight={contexts}: {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
         f"peak tree rss={sampler.peak_rss_kb / 1024:.0f} MB pss={sampler.peak_pss_kb / 1024:.0f} MB "
         f"({sampler.most_processes} processes)")
     say("    at the rss peak (rss/pss MB): " + ", ".join(
@@ -185,7 +189,7 @@ def run(stack: Stack, market: Marketplace, pages: int) -> tuple[float, Sampler]:
 
 
 def main() -> None:
-    """Both runs, then the summary line."""
+    """The three runs, then the summary line."""
     for name in SCRUB:
         os.environ.pop(name, None)
     stack = Stack()
@@ -197,6 +201,8 @@ def main() -> None:
             f"real {chromium_path()}")
         lpm_1, one = run(stack, market, 1)
         lpm_4, four = run(stack, market, 4)
+        more = str(int(CONTEXTS) + 1)  # for reference: what one more context in flight buys and costs
+        lpm_more, wider = run(stack, market, 4, more)
     finally:
         market.stop()
         stack.stop()
@@ -205,7 +211,8 @@ def main() -> None:
         f"{pss:.0f} MB (shared pages split); target rss <= 600 MB: {'met' if rss <= 600 else 'MISSED'}")
     say(f"bench: scrape lpm_1={lpm_1:.0f} lpm_4={lpm_4:.0f} rss_mb={rss:.0f} pss_mb={pss:.0f} "
         f"rss_1_mb={one.peak_rss_kb / 1024:.0f} pss_1_mb={one.peak_pss_kb / 1024:.0f} "
-        f"contexts={CONTEXTS} browser={Path(chromium_path()).name}")
+        f"contexts={CONTEXTS} lpm_4_c{more}={lpm_more:.0f} rss_c{more}_mb={wider.peak_rss_kb / 1024:.0f} "
+        f"browser={Path(chromium_path()).name}")
 
 if __name__ == "__main__":
     main()

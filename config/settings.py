@@ -78,7 +78,7 @@ class EdgeSettings(BaseSettings):
     edge_chromium_path: str = Field("/usr/bin/chromium", description="The system Chromium Playwright drives.")
     edge_pages_in_flight: int = Field(2, ge=1, le=16, description="Browser pages open at once per edge worker process.")
     edge_contexts_in_flight: int = Field(
-        2, ge=1, le=16, description="Jobs holding a browser context at once per edge worker (each costs a renderer process)."
+        1, ge=1, le=16, description="Jobs holding a browser context at once per edge worker (each costs a renderer process)."
     )
     edge_page_timeout_ms: int = Field(15_000, ge=1_000, le=120_000, description="Per page load / source request.")
     vinted_base_url: str = Field("https://www.vinted.fr", description="The Vinted site whose session is bootstrapped.")
