@@ -143,7 +143,7 @@ class Bench:
         self.client.flushdb()
         port = free_port()
         args = [str(BIN / "hypercorn"), "web.asgi:app", "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(workers)]  # as the Procfile's `web` runs it
+                "--workers", str(workers), "--read-timeout", "60"]  # as the Procfile's `web` runs it
         child = self.stack.spawn(f"api-{workers}w", args, self.stack.env())
         base = f"http://127.0.0.1:{port}"
         try:

@@ -44,8 +44,11 @@ def async_redis_client(settings: EdgeSettings) -> Any:
     """An asyncio Redis client on the same server as the broker (Sentinel-aware), for the web process."""
     import redis.asyncio as aioredis
 
+    from broker.batching import connection_class
+
     if not settings.redis_sentinels:
-        return aioredis.Redis.from_url(settings.redis_url)
+        packing = connection_class(settings.redis_url)
+        return aioredis.Redis.from_url(settings.redis_url, **({"connection_class": packing} if packing else {}))
     from redis.asyncio.sentinel import Sentinel
 
     return _primary(Sentinel, settings)

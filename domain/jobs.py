@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from datetime import datetime
@@ -86,11 +87,16 @@ _PRIVATE_URL_KEY = re.compile(r"^(url|source_url|image_urls|final_url)$")
 def redact(value: Any) -> Any:
     """Copy `value` with every secret-looking (or marketplace-URL) mapping key's value replaced by a marker."""
     if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(str(k)) or _PRIVATE_URL_KEY.match(str(k)) else redact(v)
-                for k, v in value.items()}
+        return {k: REDACTED if _hidden(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _hidden(key: str) -> bool:
+    """Whether a mapping key names a secret or a marketplace URL (the same few keys recur in every job)."""
+    return bool(_SECRET_KEY.search(key) or _PRIVATE_URL_KEY.match(key))
 
 
 def summarise_result(value: Any, limit: int = 2000) -> Any:

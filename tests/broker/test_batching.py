@@ -1,0 +1,95 @@
+"""BatchedScript: concurrent script calls share round trips, each caller gets its own answer."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, ResponseError
+
+from broker.batching import BatchedScript, HiredisConnection, HiredisSSLConnection, connection_class
+
+# returns its argument doubled, after appending it to a list; ARGV[1] == 'boom' raises a script error
+SCRIPT = """
+if ARGV[1] == 'boom' then return redis.error_reply('ERR boom asked') end
+redis.call('rpush', KEYS[1], ARGV[1])
+return tonumber(ARGV[1]) * 2
+"""
+
+
+def client() -> aioredis.Redis:
+    url = os.environ["REDIS_URL"]
+    return aioredis.Redis.from_url(url, connection_class=connection_class(url))
+
+
+async def test_concurrent_calls_share_round_trips_and_each_gets_its_result(redis_client: redis.Redis) -> None:
+    async with client() as r:
+        script = BatchedScript(r, SCRIPT)
+        results = await asyncio.gather(*(script(keys=["seen"], args=[n]) for n in range(200)))
+        assert results == [2 * n for n in range(200)]
+        assert sorted(int(x) for x in redis_client.lrange("seen", 0, -1)) == list(range(200))
+        assert script.round_trips < 20  # 200 calls, batched (at most 128 a round trip)
+        assert await script(keys=["seen"], args=[7]) == 14  # a lone call is sent at once
+
+
+async def test_a_script_error_fails_only_its_own_caller(redis_client: redis.Redis) -> None:
+    async with client() as r:
+        script = BatchedScript(r, SCRIPT)
+        results = await asyncio.gather(script(keys=["seen"], args=[1]), script(keys=["seen"], args=["boom"]),
+                                       script(keys=["seen"], args=[3]), return_exceptions=True)
+        assert results[0] == 2 and results[2] == 6
+        assert isinstance(results[1], ResponseError) and "boom asked" in str(results[1])
+        assert redis_client.lrange("seen", 0, -1) == [b"1", b"3"]
+
+
+async def test_a_flushed_script_cache_is_reloaded_once(redis_client: redis.Redis) -> None:
+    async with client() as r:
+        script = BatchedScript(r, SCRIPT)
+        assert await script(keys=["seen"], args=[1]) == 2
+        redis_client.script_flush()
+        results = await asyncio.gather(*(script(keys=["seen"], args=[n]) for n in range(10)))
+        assert results == [2 * n for n in range(10)]
+        assert redis_client.llen("seen") == 11  # every call ran exactly once
+
+
+async def test_an_unreachable_redis_fails_every_caller_of_the_round_trip() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    async with aioredis.Redis.from_url(url, connection_class=connection_class(url), socket_connect_timeout=1) as r:
+        script = BatchedScript(r, SCRIPT)
+        results = await asyncio.gather(*(script(keys=["k"], args=[n]) for n in range(5)), return_exceptions=True)
+    assert all(isinstance(result, RedisConnectionError) for result in results), results
+    assert not script._sending  # the next call starts a new round trip
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_answers(redis_client: redis.Redis) -> None:
+    async with client() as r:
+        script = BatchedScript(r, SCRIPT)
+        first = asyncio.ensure_future(script(keys=["seen"], args=[1]))
+        second = asyncio.ensure_future(script(keys=["seen"], args=[2]))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == 4
+        assert not script._sending
+
+
+async def test_hiredis_packing_connections_speak_redis(redis_client: redis.Redis) -> None:
+    assert connection_class("redis://h:1/0") is HiredisConnection
+    assert connection_class("rediss://h:1/0") is HiredisSSLConnection
+    assert connection_class("unix:///tmp/redis.sock") is None
+    async with client() as r:
+        assert isinstance(await r.connection_pool.get_connection(), HiredisConnection)
+        await r.set("text", "héllo")
+        await r.set(b"bytes", memoryview(b"\x00\xff"))
+        await r.set("number", 12)
+        await r.set("float", 1.5)
+        assert await r.mget("text", "bytes", "number", "float") == ["héllo".encode(), b"\x00\xff", b"12", b"1.5"]
+        assert (await r.config_get("maxmemory-policy"))  # 'CONFIG GET' goes out as two words
+        with pytest.raises(DataError):
+            await r.set("bad", {"a": 1})  # type: ignore[arg-type]
