@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from quart import Blueprint, current_app, g
-from quart_schema import document_response, tag, validate_querystring, validate_request
+from quart_schema import document_response, tag, validate_querystring
 
 from broker.deadletters import RequeueResult
 from broker.replay import NotDeadLettered
@@ -25,6 +25,7 @@ from web.admin_schemas import (
 from web.admin_schedules import schedule_settings
 from web.admin_service import Admin, audit
 from web.auth import require
+from web.bodies import validate_body
 from web.enqueue import BROKER_DOWN
 from web.errors import problem
 
@@ -168,7 +169,7 @@ async def dead_groups(queue: str, query_args: GroupQuery) -> Any:
 @blueprint.post("/dead/<queue>/requeue")
 @require(ACT)
 @tag(["admin"])
-@validate_request(DeadSelection)
+@validate_body(DeadSelection)
 @document_response(RequeueResult)
 async def requeue_dead(queue: str, data: DeadSelection) -> Any:
     """Requeue dead letters (by id, or all matching filters) as fresh messages with the same job ids."""
@@ -186,7 +187,7 @@ async def requeue_dead(queue: str, data: DeadSelection) -> Any:
 @blueprint.post("/dead/<queue>/discard")
 @require(ACT)
 @tag(["admin"])
-@validate_request(DeadSelection)
+@validate_body(DeadSelection)
 @document_response(DiscardResult)
 async def discard_dead(queue: str, data: DeadSelection) -> Any:
     """Delete dead letters for good (by id, or all matching filters)."""
@@ -204,7 +205,7 @@ async def discard_dead(queue: str, data: DeadSelection) -> Any:
 @blueprint.post("/dead/<queue>/<ident>/replay")
 @require(ACT)
 @tag(["admin"])
-@validate_request(ReplayBody)
+@validate_body(ReplayBody)
 @document_response(ReplayResult, 201)
 async def replay_dead(queue: str, ident: str, data: ReplayBody) -> Any:
     """Replay a dead letter as a new job with edited arguments, linked to the dead one (`replayed_from`)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from dramatiq.common import current_millis
 from quart import Blueprint, current_app
-from quart_schema import document_response, tag, validate_request
+from quart_schema import document_response, tag
 
 import actors
 from actors.collections import generate_collections
@@ -18,6 +18,7 @@ from actors.prune import prune_listings
 from domain.contracts import SCRAPE_SOURCE
 from domain.jobs import JobRecord, JobStatus
 from web.auth import require
+from web.bodies import validate_body
 from web.edge_jobs import enqueue_edge
 from web.enqueue import BROKER_DOWN, enqueue
 from web.errors import problem
@@ -33,7 +34,7 @@ JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
 @blueprint.post("/ping")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(PingJob)
+@validate_body(PingJob)
 @document_response(Accepted, 202)
 async def post_ping(data: PingJob) -> Any:
     """Enqueue a diagnostic ping (it can be asked to fail, to exercise retries)."""
@@ -43,7 +44,7 @@ async def post_ping(data: PingJob) -> Any:
 @blueprint.post("/embed")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(EmbedJob)
+@validate_body(EmbedJob)
 @document_response(Accepted, 202)
 async def post_embed(data: EmbedJob) -> Any:
     """Embed these items' images, or sync every item missing a current vector when `item_ids` is empty."""
@@ -55,7 +56,7 @@ async def post_embed(data: EmbedJob) -> Any:
 @blueprint.post("/notify")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(NotifyJob)
+@validate_body(NotifyJob)
 @document_response(Accepted, 202)
 async def post_notify(data: NotifyJob) -> Any:
     """Send one templated email, push or chat message once per idempotency key (503: provider not configured)."""
@@ -65,7 +66,7 @@ async def post_notify(data: NotifyJob) -> Any:
 @blueprint.post("/collections")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(CollectionsJob)
+@validate_body(CollectionsJob)
 @document_response(Accepted, 202)
 async def post_collections(data: CollectionsJob) -> Any:
     """Generate a new generation of one surface's curated collections and swap it in."""
@@ -75,7 +76,7 @@ async def post_collections(data: CollectionsJob) -> Any:
 @blueprint.post("/enrich")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(EnrichJob)
+@validate_body(EnrichJob)
 @document_response(Accepted, 202)
 async def post_enrich(data: EnrichJob) -> Any:
     """Enrich these items: stylist slot and style tags (and an LLM description when configured)."""
@@ -85,7 +86,7 @@ async def post_enrich(data: EnrichJob) -> Any:
 @blueprint.post("/prune")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(PruneJob)
+@validate_body(PruneJob)
 @document_response(Accepted, 202)
 async def post_prune(data: PruneJob) -> Any:
     """Check that available items' source listings still exist (sold -> sold, removed -> archived)."""
@@ -95,7 +96,7 @@ async def post_prune(data: PruneJob) -> Any:
 @blueprint.post("/scrape")
 @require("jobs")
 @tag(["jobs"])
-@validate_request(ScrapeJob)
+@validate_body(ScrapeJob)
 @document_response(Accepted, 202)
 @document_response(Problem, 409)
 async def post_scrape(data: ScrapeJob) -> Any:

@@ -6,12 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, current_app
-from quart_schema import document_response, tag, validate_request
+from quart_schema import document_response, tag
 
 from actors.orders import cancel_order, dispatch_order, refund_order
 from db.orders import select_order
 from domain.orders import Order
 from web.auth import require
+from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import problem
 from web.schemas import Accepted
@@ -116,7 +117,7 @@ async def post_refund(order_id: int) -> Any:
 @blueprint.post("/<int:order_id>/dispatch")
 @require("admin")
 @tag(["orders"])
-@validate_request(DispatchBody)
+@validate_body(DispatchBody)
 @document_response(Accepted, 202)
 async def post_dispatch(order_id: int, data: DispatchBody) -> Any:
     """Mark a released order dispatched and email the buyer its tracking."""

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from quart import Blueprint, current_app
-from quart_schema import document_response, tag, validate_querystring, validate_request
+from quart_schema import document_response, tag, validate_querystring
 
 from config.settings import get_settings
 from db.item_search import select_nearest_items
 from db.items import ItemCard, select_item_embedding, select_item_exists
 from db.seeds import select_seed_embeddings, select_seeds
 from web.auth import require
+from web.bodies import validate_body
 from web.errors import problem
 
 blueprint = Blueprint("search", __name__, url_prefix="/v1")
@@ -127,7 +128,7 @@ async def _centroid(conn: Any, seed_ids: list[int]) -> tuple[np.ndarray, str]:
 @blueprint.post("/stylist/match")
 @require("jobs")
 @tag(["search"])
-@validate_request(StylistMatch)
+@validate_body(StylistMatch)
 @document_response(Matches)
 async def post_stylist_match(data: StylistMatch) -> Any:
     """Available items nearest to the centroid of 1-7 style seeds, optionally in one slot."""
