@@ -26,6 +26,15 @@ class HideMessageArguments(logging.Filter):
         return True
 
 
+class DropDiscardedResultWarning(logging.Filter):
+    """Dramatiq warns whenever an actor returns a value without its Results middleware; here an
+    actor's return value is meant for its job record (a small result summary), so the warning,
+    one per job, is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Actor '%s' returned a value that is not None"))
+
+
 def _job_label(message: object) -> str:
     return f"{getattr(message, 'actor_name', '?')}[{getattr(message, 'message_id', '?')}]"
 
@@ -48,6 +57,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(HideMessageArguments())
+    handler.addFilter(DropDiscardedResultWarning())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -22,3 +22,15 @@ def test_dramatiq_message_arguments_are_not_logged(monkeypatch) -> None:
     output = stream.getvalue()
     assert f"charge_card[{message.message_id}]" in output
     assert "sk_live_secret" not in output and "4242" not in output and "hunter2" not in output
+
+
+def test_the_discarded_result_warning_is_dropped_and_other_warnings_kept(monkeypatch) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json")
+    monkeypatch.setattr(logging.getLogger().handlers[0], "stream", stream)
+    worker_log = logging.getLogger("dramatiq.worker.WorkerThread")
+    worker_log.warning("Actor '%s' returned a value that is not None, and you haven't added the Results middleware "
+                       "to the broker, so the value has been discarded.", "ping")
+    worker_log.warning("Actor '%s' is slow", "ping")
+    output = stream.getvalue()
+    assert "Results middleware" not in output and "is slow" in output
