@@ -45,7 +45,7 @@ from dramatiq.message import Message  # noqa: E402
 from bench._services import BIN, Stack, say, wait_until  # noqa: E402
 from broker.redis import BackroomBroker  # noqa: E402
 from cli.stack import process_tree  # noqa: E402
-from config.settings import EdgeSettings  # noqa: E402
+from config.settings import EdgeSettings, default_chromium  # noqa: E402
 from domain import contracts  # noqa: E402
 from domain.jobs import JobStatus  # noqa: E402
 from fakes.marketplace import Marketplace  # noqa: E402
@@ -118,9 +118,8 @@ class Sampler(threading.Thread):
 
 
 def chromium_path() -> str:
-    """EDGE_CHROMIUM_PATH, else the headless shell when installed, else the full Chromium."""
-    shell = Path("/usr/lib/chromium/chromium-headless-shell")
-    return os.environ.get("EDGE_CHROMIUM_PATH") or (str(shell) if shell.exists() else "/usr/bin/chromium")
+    """EDGE_CHROMIUM_PATH, else the edge worker's default (the headless shell when installed)."""
+    return os.environ.get("EDGE_CHROMIUM_PATH") or default_chromium()
 
 
 def send(broker: BackroomBroker, source: str, query: str, limit: int) -> Message:

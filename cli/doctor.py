@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -256,9 +257,14 @@ def host_checks(settings: EdgeSettings) -> list[Check]:
     checks = []
     if "model_dir" in getattr(type(settings), "model_fields", {}):
         checks.append(_model_dir(getattr(settings, "model_dir", None)))
-    chromium = (getattr(settings, "chromium_path", None) or shutil.which("chromium")
+    configured = getattr(settings, "edge_chromium_path", None)  # what an edge worker here would launch
+    chromium = ((configured if configured and os.access(configured, os.X_OK) else None) or shutil.which("chromium")
                 or shutil.which("chromium-browser") or shutil.which("google-chrome"))
-    if chromium:
+    if configured and chromium != configured:
+        checks.append(Check("Chromium (edge scraping)", WARN, f"EDGE_CHROMIUM_PATH {configured} is not an "
+                            f"executable here" + (f" (found {chromium})" if chromium else ""),
+                            "point EDGE_CHROMIUM_PATH at the installed Chromium"))
+    elif chromium:
         checks.append(Check("Chromium (edge scraping)", OK, str(chromium)))
     else:
         checks.append(Check("Chromium (edge scraping)", WARN, "not found on this host: only edge nodes that "

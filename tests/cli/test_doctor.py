@@ -14,7 +14,7 @@ import pytest
 import redis
 from rich.console import Console
 
-from cli.doctor import PROBLEM, UNKNOWN, WARN, Check, postgres_checks, redis_checks, run_doctor
+from cli.doctor import OK, PROBLEM, UNKNOWN, WARN, Check, host_checks, postgres_checks, redis_checks, run_doctor
 from cli.stack import free_port, redis_server_binary
 from config.settings import Settings
 
@@ -131,3 +131,16 @@ async def _in_thread(dsn: str) -> list[Check]:
     import asyncio
 
     return await asyncio.to_thread(postgres_checks, dsn)  # postgres_checks runs its own event loop
+
+
+def test_the_chromium_check_follows_edge_chromium_path(tmp_path: Path) -> None:
+    def chromium_check(config: Settings) -> Check:
+        return next(c for c in host_checks(config) if c.name == "Chromium (edge scraping)")
+
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    found = chromium_check(settings(edge_chromium_path=str(fake)))
+    assert found.status == OK and str(fake) in found.detail
+    missing = chromium_check(settings(edge_chromium_path=str(tmp_path / "nowhere")))
+    assert missing.status == WARN and "nowhere" in missing.detail and "EDGE_CHROMIUM_PATH" in missing.detail
