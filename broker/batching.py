@@ -32,8 +32,9 @@ class BatchedScript:
     """`await script(keys=..., args=...)` like redis-py's AsyncScript, batched per event loop.
 
     Each caller gets its own result, or its own exception: a script error fails only that
-    call; a connection error fails every call of the round trip (none of them may be assumed
-    to have run, as with a single EVALSHA). At most `max_batch` calls share a round trip.
+    call; a connection error fails every call of the round trip (whether one ran is then
+    unknown, as with a single EVALSHA whose reply is lost). At most `max_batch` calls share
+    a round trip.
     """
 
     def __init__(self, client: Any, script: str, *, max_batch: int = 128) -> None:
@@ -43,6 +44,7 @@ class BatchedScript:
         self.max_batch = max_batch
         self._pending: list[Call] = []
         self._sending = False
+        self._sender: asyncio.Task | None = None  # held: the loop keeps only weak references to tasks
         self.round_trips = 0  # for tests and curiosity: how many pipelines were sent
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
@@ -50,7 +52,7 @@ class BatchedScript:
         self._pending.append((keys, args, future))
         if not self._sending:
             self._sending = True
-            asyncio.get_running_loop().create_task(self._send_all())
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
         return await future
 
     async def _send_all(self) -> None:
