@@ -11,10 +11,11 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 
@@ -80,3 +81,21 @@ def redis_client() -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture()
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool (pgvector codec on) on the suite's database, the one workers write."""
+    from db.pool import create_pool
+
+    pool = await create_pool(database_url, min_size=1, max_size=3)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server (append-only) of this test's own: it can be restarted, and ACL users stay in it."""
+    server = RedisProcess(tmp_path / "redis").start()
+    yield server
+    server.stop(kill=True)

@@ -1,13 +1,14 @@
 """Fixtures and helpers for the enrichment tests: items with chosen vectors, label vectors, waiting on jobs.
 
-Test modules import the fixtures by name (`from tests.enrich_support import pool, tiny`).
+Test modules import the fixtures by name (`from tests.enrich_support import tiny`); `pool` is the
+suite's (tests/conftest.py).
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import numpy as np
@@ -16,7 +17,6 @@ import pytest
 from actors.embed import reset_clip_model
 from config.settings import get_settings
 from db.enrichments import ItemEnrichment, select_item_enrichment
-from db.pool import create_pool
 from domain.enrichment import Vocabulary
 from domain.jobs import JobRecord, JobStatus
 from ml.clip import ClipModel
@@ -40,13 +40,6 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_clip_model()
     clear_cache()
 
-
-@pytest.fixture()
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the suite's database (the one the worker writes)."""
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 def labels(vocabulary: Vocabulary) -> tuple[LabelMatrix, LabelMatrix]:

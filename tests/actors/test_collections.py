@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -16,19 +15,11 @@ from dramatiq import Worker
 from actors.collections import generate_collections
 from config.settings import get_settings
 from db.collections import SurfaceView, select_surface_collections
-from db.pool import create_pool
 from domain.jobs import JobRecord, JobStatus
 from tests.actors.helpers import wait_for_status
 
 SIZE, CAP, DUPLICATE = 6, 2, 0.95
 
-
-@pytest.fixture()
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the suite's database (the one the worker writes)."""
-    pool = await create_pool(database_url, min_size=1, max_size=3)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +17,6 @@ from dramatiq import Worker
 import actors
 from actors.embed import embed_items, embed_seeds, reset_clip_model, sync_embeddings
 from config.settings import get_settings
-from db.pool import create_pool
 from domain.jobs import JobRecord, JobStatus
 from media.store import LocalMediaStore
 from ml.clip import ClipModel
@@ -44,13 +43,6 @@ def model_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     reset_clip_model()
 
-
-@pytest.fixture()
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the suite's database (the one the worker writes)."""
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 def put(media: LocalMediaStore, name: str) -> str:

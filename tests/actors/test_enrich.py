@@ -13,7 +13,7 @@ from config.settings import get_settings
 from domain.enrichment import DEFAULT_VOCABULARY, parse_vocabulary
 from domain.jobs import JobStatus
 from ml.zeroshot import cached_keys
-from tests.enrich_support import TINY_ID, enrichment, insert_item, labels, pool, row, run, tiny  # noqa: F401
+from tests.enrich_support import TINY_ID, enrichment, insert_item, labels, row, run, tiny  # noqa: F401
 from tests.orders_support import eventually
 
 

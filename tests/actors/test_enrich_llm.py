@@ -25,7 +25,7 @@ from fakes.base import FakeRunner
 from fakes.llm import FakeLlm
 from providers.errors import Permanent, RateLimited
 from providers.llm import BadReply, ChatClient
-from tests.enrich_support import enrichment, insert_item, labels, pool, row, run, tiny  # noqa: F401
+from tests.enrich_support import enrichment, insert_item, labels, row, run, tiny  # noqa: F401
 from tests.orders_support import fake, fakes, wait_sync  # noqa: F401
 
 PROMPT_PRICE, COMPLETION_PRICE = 0.5, 1.5  # USD per 1k tokens: big enough to read costs at a glance

@@ -5,7 +5,7 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from PIL import Image
 from actors.embed import reset_clip_model
 from actors.ingest import ingest_listings
 from config.settings import get_settings
-from db.pool import create_pool
 from domain.jobs import JobRecord, JobStatus
 from fakes.marketplace import FakeListing, Marketplace
 from media.store import LocalMediaStore, open_store
@@ -49,13 +48,6 @@ def setup(market: Marketplace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     yield
     reset_clip_model()
 
-
-@pytest.fixture()
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the suite's database (the one the worker writes)."""
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 def as_listing(market: Marketplace, fake: FakeListing, source: str, **changes: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.stack import RedisProcess, stop_tree
+from cli.stack import stop_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,13 +36,6 @@ class EdgeWorker:
         """SIGTERM the tree (the masters run in sessions of their own), then SIGKILL what is left."""
         stop_tree(self.process, grace_s=30)
 
-
-@pytest.fixture()
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server (append-only) of this test's own: ACL users and restarts stay here."""
-    server = RedisProcess(tmp_path / "redis").start()
-    yield server
-    server.stop(kill=True)
 
 
 @pytest.fixture()

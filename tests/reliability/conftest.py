@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cli.stack import RedisProcess, stop_tree
+from cli.stack import stop_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_MS = 2_000
@@ -38,13 +38,6 @@ class Pool:
         """Kill the whole process tree (the masters run in sessions of their own)."""
         stop_tree(self.process)
 
-
-@pytest.fixture()
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server (append-only) of this test's own, so it can be restarted."""
-    server = RedisProcess(tmp_path / "redis").start()
-    yield server
-    server.stop(kill=True)
 
 
 @pytest.fixture()

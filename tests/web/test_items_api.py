@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,6 @@ def worker(redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.Monkey
     worker.stop()
     reset_clip_model()
 
-
-@pytest.fixture()
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 async def ingested(market: Marketplace, pool: asyncpg.Pool, count: int) -> list[int]:
