@@ -18,12 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import DataError, NoScriptError, ResponseError
-
-try:
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - hiredis is a dependency; without it redis-py packs
-    _pack = None
+from redis.connection import HiredisRespSerializer
+from redis.exceptions import NoScriptError, ResponseError
+from redis.utils import HIREDIS_AVAILABLE
 
 Call = tuple[Sequence[Any], Sequence[Any], asyncio.Future]
 
@@ -98,21 +95,12 @@ class BatchedScript:
 
 
 class _HiredisPacking:
-    """`pack_command` by hiredis (what redis-py's blocking connections use when it is installed)."""
+    """`pack_command` by redis-py's own hiredis serializer (the one its blocking connections use)."""
+
+    _serializer = HiredisRespSerializer()
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):  # 'CONFIG GET' and the like go out as separate words
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        try:
-            return [_pack(args)]
-        except TypeError:  # hiredis takes str, bytes, int and float; buffers are copied to bytes
-            pass
-        try:
-            return [_pack(tuple(bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg for arg in args))]
-        except TypeError as error:
-            raise DataError(str(error)) from error
+        return self._serializer.pack(*args)
 
 
 class HiredisConnection(_HiredisPacking, aioredis.Connection):
@@ -125,7 +113,7 @@ class HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
 
 def connection_class(url: str) -> type | None:
     """The hiredis-packing connection class for a redis:// or rediss:// URL (None: keep redis-py's)."""
-    if _pack is None:
+    if not HIREDIS_AVAILABLE:  # hiredis is a dependency; without it redis-py packs in Python
         return None
     scheme = url.partition("://")[0].lower()
     return {"redis": HiredisConnection, "rediss": HiredisSSLConnection}.get(scheme)
