@@ -93,3 +93,14 @@ async def test_hiredis_packing_connections_speak_redis(redis_client: redis.Redis
         assert (await r.config_get("maxmemory-policy"))  # 'CONFIG GET' goes out as two words
         with pytest.raises(DataError):
             await r.set("bad", {"a": 1})  # type: ignore[arg-type]
+
+
+async def test_a_connection_the_server_closed_is_replaced_not_reused(redis_client: redis.Redis) -> None:
+    async with client() as r:
+        script = BatchedScript(r, SCRIPT)
+        assert await script(keys=["seen"], args=[1]) == 2
+        assert redis_client.client_kill_filter(_type="normal", skipme=True) >= 1  # drops the pooled connection
+        await asyncio.sleep(0.05)  # (between two round trips)
+        results = await asyncio.gather(*(script(keys=["seen"], args=[n]) for n in range(2, 6)))
+        assert results == [4, 6, 8, 10]
+        assert redis_client.lrange("seen", 0, -1) == [b"1", b"2", b"3", b"4", b"5"]  # each ran once
