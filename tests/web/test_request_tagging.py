@@ -58,3 +58,16 @@ async def test_refused_and_unknown_requests_are_tagged_and_counted(client, token
     assert count(after, "jobs.post_ping", 202) == count(before, "jobs.post_ping", 202) + 1
     assert count(after, "unknown", 404) == count(before, "unknown", 404) + 1
     assert 'backroom_http_request_seconds_count{endpoint="jobs.post_ping"}' in after
+
+
+def test_the_redis_ids_the_web_makes_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from web.enqueue import random_uuid
+
+    made = [random_uuid() for _ in range(2000)]
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert len(set(made)) == len(made)
+    assert {text[19] for text in made} == set("89ab")  # every variant digit turns up: those bits are random
