@@ -31,6 +31,9 @@ def test_pause_holds_a_pool_and_resume_releases_it(redis_client: redis.Redis, po
     wait_until(lambda: len(live_workers(redis_client)) == 2, 60, "two workers heartbeat")
     admin = Admin(actors.broker)
     admin.pause("default")
+    # a consumer that checked the paused set just before the pause may still be fetching: that
+    # fetch runs what it gets (broker.pauses), so the jobs are sent once such a fetch is over
+    time.sleep(0.5)
     held = [slow_effect.send(f"held-{i}", 0.0) for i in range(6)]
     time.sleep(2.0)  # long enough for either idle process to have fetched them, were it allowed to
     assert [status(m.message_id) for m in held] == [JobStatus.QUEUED] * 6
