@@ -42,7 +42,7 @@ class BatchedScript:
         self._pending: list[Call] = []
         self._sending = False
         self._sender: asyncio.Task | None = None  # held: the loop keeps only weak references to tasks
-        self.round_trips = 0  # for tests and curiosity: how many pipelines were sent
+        self.round_trips = 0  # for tests and curiosity: how many round trips were made
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -77,16 +77,16 @@ class BatchedScript:
             self._sending = False
 
     async def _run(self, batch: list[Call]) -> list[Any]:
-        results = await self._pipeline(batch)
+        results = await self._round_trip(batch)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)
                    or (isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT"))]
         if missing:  # a restarted or flushed Redis: load the script once and run those calls again
             await self.client.script_load(self.script)
-            for i, result in zip(missing, await self._pipeline([batch[i] for i in missing])):
+            for i, result in zip(missing, await self._round_trip([batch[i] for i in missing])):
                 results[i] = result
         return results
 
-    async def _pipeline(self, batch: list[Call]) -> list[Any]:
+    async def _round_trip(self, batch: list[Call]) -> list[Any]:
         """EVALSHA each call over one pooled connection: one write, then the replies in order.
 
         redis-py's `Pipeline` would do the same with more bookkeeping per command (about a

@@ -13,14 +13,13 @@ SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders")
 EDGE_QUEUE = "edge"
 ALL_QUEUES = (*SERVER_QUEUES, EDGE_QUEUE)
 
-
-
 HEADLESS_SHELL = Path("/usr/lib/chromium/chromium-headless-shell")  # Debian's chromium-headless-shell
 
 
 def default_chromium() -> str:
     """The headless shell when installed (about half the memory of the full browser), else /usr/bin/chromium."""
     return str(HEADLESS_SHELL) if HEADLESS_SHELL.exists() else "/usr/bin/chromium"
+
 
 class GenericSource(BaseModel):
     """A storefront scraped by CSS selectors on its search page and/or JSON-LD `Product` on item pages."""
@@ -84,7 +83,7 @@ class EdgeSettings(BaseSettings):
     edge_node_ttl_s: int = Field(30, ge=2, le=3600, description="An edge node silent this long is no longer live.")
     # --- scraping on the edge (edge/browser.py, edge/sources/) ---
     edge_chromium_path: str = Field(
-        default_factory=lambda: default_chromium(),
+        default_factory=default_chromium,
         description="The system Chromium Playwright drives (unset: the headless shell when installed, else chromium).",
     )
     edge_pages_in_flight: int = Field(2, ge=1, le=16, description="Browser pages open at once per edge worker process.")

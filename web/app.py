@@ -12,6 +12,7 @@ import quart_schema.conversion
 import structlog
 from quart import Quart
 from quart.asgi import ASGIHTTPConnection
+from quart.helpers import _split_blueprint_path  # what Quart's own property calls (cached)
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.utils import encode_headers
 from quart.wrappers import Request, Response
@@ -70,16 +71,7 @@ class BackroomRequest(Request):
     def blueprints(self) -> list[str]:
         """This request's blueprint, then its parents (empty outside a blueprint)."""
         name = self.blueprint
-        return _blueprint_chain(name) if name is not None else []
-
-
-@functools.cache
-def _blueprint_chain(name: str) -> list[str]:
-    """`a.b.c` -> `["a.b.c", "a.b", "a"]` (as Quart's own helper, cached the same way)."""
-    chain = [name]
-    while "." in chain[-1]:
-        chain.append(chain[-1].rpartition(".")[0])
-    return chain
+        return _split_blueprint_path(name) if name is not None else []
 
 
 class WholeBodyConnection(ASGIHTTPConnection):

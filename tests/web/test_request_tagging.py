@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import redis
 
 import actors
 from tests.web.conftest import bearer
+from web.enqueue import random_uuid
 
 
 def enqueued_request_ids(redis_client: redis.Redis) -> list[str]:
@@ -61,10 +63,6 @@ async def test_refused_and_unknown_requests_are_tagged_and_counted(client, token
 
 
 def test_the_redis_ids_the_web_makes_are_random_version_4_uuids() -> None:
-    import uuid
-
-    from web.enqueue import random_uuid
-
     made = [random_uuid() for _ in range(2000)]
     for text in made:
         parsed = uuid.UUID(text)
