@@ -2,13 +2,15 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# the system Chromium the edge scraper and the /admin/ browser test drive (never `playwright install`)
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean chromium
 
 run: install
 	$(BIN)/backroom dev
 
-test: install lint
+test: install lint chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
@@ -21,6 +23,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
+
+# Provision Chromium where we can (root with apt), else stop at once with one line saying how.
+chromium:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "make test: installing Chromium (apt-get install chromium)" && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "make test: $(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (Debian/Ubuntu), then make test again"; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make test: $(CHROMIUM) is still missing after apt-get install chromium"; exit 1; }
 
 bench: install
 	for script in bench/*.py; do case $$script in */_*) continue;; esac; $(BIN)/python $$script || exit 1; done
