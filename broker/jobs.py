@@ -157,4 +157,5 @@ def record_from_hash(job_id: str, raw: dict[bytes, bytes]) -> JobRecord:
         requeued_at=_ms_to_dt(raw.get(b"requeued_at")),
         replayed_from=_text(raw.get(b"replayed_from")),
         replayed_as=_text(raw.get(b"replayed_as")),
+        token_id=int(raw[b"token_id"]) if raw.get(b"token_id") else None,
     )

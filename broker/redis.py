@@ -114,7 +114,7 @@ class BackroomBroker(RedisBroker):
              keys.unique(unique_key), keys.events(message.message_id)],
             [message.options["redis_message_id"], message.encode(), status.value, current_millis(),
              self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
-             message.message_id, queue_name, unique_key, keys.job_prefix],
+             message.message_id, queue_name, unique_key, keys.job_prefix, message.options.get("token_id", "")],
         )
 
     async def enqueue_async(self, script: Any, message: Message) -> Message:

@@ -95,7 +95,7 @@ async def login_post() -> Any:
         page = await render_template("admin/login.html", next=_safe_next(form.get("next")),
                                      error="That token is unknown, revoked, or lacks the admin:read scope.")
         return page, 401
-    sign_in(token, form["token"])
+    await sign_in(token)
     return redirect(_safe_next(form.get("next")), 303)
 
 
