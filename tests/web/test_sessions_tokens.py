@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
 
 import asyncpg
 import pytest
@@ -10,7 +11,7 @@ import redis
 import redis.asyncio
 
 import actors
-from db.tokens import insert_token
+from db.tokens import ApiToken, insert_token
 from domain.tokens import display_prefix, hash_token, make_token
 from tests.orders_support import restore_env, set_env
 from tests.web.conftest import bearer
@@ -213,18 +214,33 @@ async def test_the_default_limit_applies_to_tokens_without_their_own(app, make_t
         limiter.default = saved_default
 
 
-async def test_every_web_process_shares_a_tokens_bucket(redis_client: redis.Redis) -> None:
-    from db.tokens import ApiToken
-    from datetime import datetime, timezone
+def api_token(per_min: int) -> ApiToken:
+    return ApiToken(id=987654, name="shared", prefix="brt_abc", scopes=("jobs",), created_at=datetime.now(timezone.utc),
+                    last_used_at=None, revoked_at=None, rate_limit_per_min=per_min)
 
-    token = ApiToken(id=987654, name="shared", prefix="brt_abc", scopes=("jobs",), created_at=datetime.now(timezone.utc),
-                     last_used_at=None, revoked_at=None, rate_limit_per_min=4)
+
+@pytest.fixture()
+async def limiters(redis_client: redis.Redis) -> AsyncIterator[list[TokenRateLimiter]]:
+    """Two web processes' limiters, each on its own Redis client."""
     url = redis_client.connection_pool.connection_kwargs
     clients = [redis.asyncio.Redis(host=url["host"], port=url["port"]) for _ in range(2)]
-    try:
-        limiters = [TokenRateLimiter(c, "backroom", 1200) for c in clients]  # two processes' limiters
-        waits = [await limiters[i % 2].wait_s(token) for i in range(5)]
-        assert waits[:4] == [0, 0, 0, 0] and waits[4] > 0
-    finally:
-        for c in clients:
-            await c.aclose()
+    yield [TokenRateLimiter(c, "backroom", 1200) for c in clients]
+    for c in clients:
+        await c.aclose()
+
+
+async def test_every_web_process_shares_a_tokens_bucket(limiters: list[TokenRateLimiter]) -> None:
+    token = api_token(4)
+    waits = [await limiters[i % 2].wait_s(token) for i in range(5)]
+    assert waits[:4] == [0, 0, 0, 0] and waits[4] > 0
+
+
+async def test_a_busy_token_takes_leases_not_a_round_trip_per_request(limiters: list[TokenRateLimiter]) -> None:
+    token = api_token(1200)  # leases of 10 (half a second's worth)
+    for _ in range(100):
+        assert await limiters[0].wait_s(token) == 0
+    assert limiters[0].script.round_trips == 10
+    shared = api_token(240)  # leases of 2: both processes together stay within the bucket
+    shared = ApiToken(**{**shared.__dict__, "id": 987655})
+    allowed = sum([await limiters[i % 2].wait_s(shared) == 0 for i in range(300)])
+    assert 240 <= allowed <= 240 + 2 * 2 + 8  # the bucket, the leases, and what refills meanwhile (4/s)
