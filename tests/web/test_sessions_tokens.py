@@ -137,6 +137,16 @@ async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(client, tokens, 
     assert by_admin.status_code == 200
 
 
+async def test_unique_keys_are_per_token(client, tokens, make_token_row: Make, redis_client: redis.Redis) -> None:
+    other, _ = await make_token_row("jobs")
+    mine = [await (await client.post("/v1/jobs/ping", json={"unique_key": "order-7"}, headers=bearer(other))).get_json()
+            for _ in range(2)]
+    theirs = await (await client.post("/v1/jobs/ping", json={"unique_key": "order-7"},
+                                      headers=bearer(tokens["jobs"]))).get_json()
+    assert mine[1]["deduplicated"] and mine[1]["job_id"] == mine[0]["job_id"]
+    assert not theirs["deduplicated"] and theirs["job_id"] != mine[0]["job_id"]  # another token's id is not answered
+
+
 async def test_a_job_without_a_token_is_for_admins_only(client, tokens, redis_client: redis.Redis) -> None:
     from actors.ops import ping
 
