@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+import asyncpg
 from quart import Quart, current_app, g, redirect, render_template, request, session, url_for
 from quart.sessions import SecureCookieSession, SessionInterface
 
@@ -35,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 COOKIE = "backroom_admin"
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 SEEN_EVERY_S = 60.0  # a session's last use is written at most this often (unless its data changed)
+DB_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class AdminSession(SecureCookieSession):
@@ -46,6 +48,7 @@ class AdminSession(SecureCookieSession):
         self.sid, self.token, self.csrf, self.last_seen = sid, token, csrf, last_seen
         self.send_id = fresh_id  # the browser needs a Set-Cookie with this id
         self.ended = False
+        self.unavailable = False  # the session store could not be read: pages answer 503
 
 
 class ServerSessions(SessionInterface):
@@ -63,8 +66,14 @@ class ServerSessions(SessionInterface):
         raw = request.cookies.get(COOKIE, "")
         if not SESSION_ID.fullmatch(raw):
             return AdminSession(sid=secrets.token_urlsafe(32), fresh_id=True)
-        async with app.config["DB_POOL"].acquire() as conn:
-            row = await select_admin_session(conn, _hash(raw), idle_s=self.idle_s, absolute_s=self.absolute_s)
+        try:
+            async with app.config["DB_POOL"].acquire() as conn:
+                row = await select_admin_session(conn, _hash(raw), idle_s=self.idle_s, absolute_s=self.absolute_s)
+        except DB_DOWN as error:  # raised here it would escape Quart's error handling: a bare 500
+            log.warning("admin session lookup failed: %s", error)
+            unavailable = AdminSession(sid=raw)
+            unavailable.unavailable = True
+            return unavailable
         if row is None:  # unknown, ended or expired: it carries no rights; a sign-in replaces it
             return AdminSession(sid=raw)
         return AdminSession(row.data, sid=raw, token=row.token, csrf=row.csrf, last_seen=row.last_seen_at)
@@ -77,8 +86,11 @@ class ServerSessions(SessionInterface):
             response.delete_cookie(COOKIE, path="/admin")
             return
         if session.token is not None and (session.modified or _stale(session.last_seen)):
-            async with app.config["DB_POOL"].acquire() as conn:
-                await update_admin_session_seen(conn, _hash(session.sid), dict(session))
+            try:
+                async with app.config["DB_POOL"].acquire() as conn:
+                    await update_admin_session_seen(conn, _hash(session.sid), dict(session))
+            except DB_DOWN as error:  # the page was served; only its last use (or a flash) is lost
+                log.warning("admin session not saved: %s", error)
         if session.send_id:
             expires = None if session.token is None else datetime.now(timezone.utc).timestamp() + self.absolute_s
             response.set_cookie(COOKIE, session.sid, expires=expires, path="/admin", secure=self.secure,
@@ -130,6 +142,11 @@ async def sign_out() -> None:
     session.token, session.ended = None, True
 
 
+def store_down() -> bool:
+    """True when this request's session could not be read (PostgreSQL unreachable)."""
+    return bool(getattr(session, "unavailable", False))
+
+
 async def session_token() -> ApiToken | None:
     """The signed-in token, or None (no session, expired, revoked, or the token was revoked)."""
     token = getattr(session, "token", None)
@@ -155,6 +172,8 @@ def signed_in(scope: str = "admin:read") -> Callable[[F], F]:
     def decorate(handler: F) -> F:
         @functools.wraps(handler)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if store_down():
+                return await page_error(503, "The session store (PostgreSQL) is unreachable. Retry shortly.")
             token = await session_token()
             if token is None:
                 if request.method == "GET" and not request.path.endswith(".json"):

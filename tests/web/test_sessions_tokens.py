@@ -115,6 +115,19 @@ async def test_revoking_the_token_ends_its_sessions_at_once(app, db, make_token_
     assert (await client.get("/admin/")).status_code == 302
 
 
+async def test_an_unreachable_session_store_is_503_not_a_crash(app, tokens, monkeypatch) -> None:
+    client = app.test_client()
+    await sign_in(client, tokens["admin"])
+
+    class Down:
+        def acquire(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise ConnectionRefusedError("PostgreSQL is down")
+
+    monkeypatch.setitem(app.app.config, "DB_POOL", Down())
+    assert (await client.get("/admin/")).status_code == 503
+    assert (await client.post("/admin/login", form={"token": tokens["admin"]})).status_code == 503
+
+
 # --- jobs belong to the token that made them ---
 
 async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(client, tokens, make_token_row: Make,
