@@ -54,7 +54,7 @@ class TokenCache:
         try:
             async with current_app.config["DB_POOL"].acquire() as conn:
                 await update_token_used(conn, token.id)  # its SQL also skips a write within the minute
-        except (asyncpg.PostgresError, OSError) as error:  # bookkeeping must not fail the request
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:  # bookkeeping only
             log.warning("could not record the use of token %s: %s", token.prefix, error)
 
 
