@@ -92,12 +92,12 @@ async def get_order(order_id: int) -> Any:
 @tag(["orders"])
 @document_response(Accepted, 202)
 async def post_cancel(order_id: int) -> Any:
-    """Cancel an order during its hold: refund (idempotent), items and stock back, buyer told."""
+    """Cancel an order during its hold (or under review): refund (idempotent), items and stock back, buyer told."""
     order = await _order(order_id)
     if order is None:
         return problem(404, "no such order")
-    if order.status not in ("on_hold", "cancelled"):
-        return problem(409, f"the order is {order.status}; only an order on hold can be cancelled")
+    if order.status not in ("on_hold", "needs_review", "cancelled"):
+        return problem(409, f"the order is {order.status}; only an order on hold or under review can be cancelled")
     return await enqueue(cancel_order, unique_key=f"cancel_order:{order_id}", order_id=order_id)
 
 

@@ -146,6 +146,25 @@ async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tok
         await conn.close()
 
 
+async def test_an_order_under_review_is_shown_and_can_be_cancelled(fake, client, tokens, running_worker,
+                                                                  database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        item = await insert_item(conn, "one_of_one", price_cents=62200)
+        event = fake.stripe.checkout_completed(items=str(item), amount_total=5000)
+        body, signature = fake.stripe.signed(event)
+        assert (await post_stripe(client, body, signature)).status_code == 200
+        order = await eventually(lambda: order_of(conn, event["data"]["object"]["id"]), what="the order")
+        view = await (await client.get(f"/v1/orders/{order['id']}", headers=bearer(tokens["reader"]))).get_json()
+        assert view["status"] == "needs_review" and "622.00" in view["review_reason"]
+        cancelled = await client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(tokens["admin"]))
+        assert cancelled.status_code == 202
+        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
+                         what="the refund")
+    finally:
+        await conn.close()
+
+
 async def test_notify_enqueues_for_a_configured_provider(fake, client, tokens, redis_client) -> None:
     body = {"channel": "chat", "recipient": "ops", "template": "ops_message",
             "data": {"title": "t", "text": "x"}, "idempotency_key": "ops:1"}
