@@ -6,6 +6,7 @@ repeats nothing.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,7 @@ from domain.orders import (
 )
 from providers.errors import NotConfigured, Permanent
 
+log = logging.getLogger("backroom.orders")
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 RETRIES = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
 
@@ -80,12 +82,25 @@ async def _after_placed(order_id: int, checkout: Checkout) -> None:
     if order.status == "on_hold" and order.hold_until is not None:
         wait = delay_ms(datetime.now(timezone.utc), order.hold_until)
         await enqueue(release_order, order_id, delay_ms=wait, unique_key=f"release_order:{order_id}")
-    if order.status == "cancelled" and order.cancel_reason == "sold_out":
+    if order.status == "needs_review":
+        await _alert_mismatch(order)
+    elif order.status == "cancelled" and order.cancel_reason == "sold_out":
         await enqueue(refund_order, order_id, unique_key=f"refund_order:{order_id}")
         await enqueue(notify, "push", "admin", "race_lost", order.template_data(), f"race_lost:{order_id}")
     elif checkout.email:
         await enqueue(notify, "email", checkout.email, "order_confirmation",
                       order.template_data(get_settings().hold_minutes), f"order_confirmation:{order_id}")
+
+
+async def _alert_mismatch(order: Order) -> None:
+    """Tell the admin (OPS_ALERT_CHANNEL) once that a paid order waits for review."""
+    log.warning("order %s needs review: %s", order.id, order.review_reason)
+    channel = get_settings().ops_alert_channel
+    text = (f"Order #{order.id} ({order.summary()}) was paid, but {order.review_reason}. It is held as needs_review"
+            " and is not released; cancel it (refund) or settle it by hand.")
+    await enqueue(notify, channel, "ops" if channel == "chat" else "admin", "ops_message",
+                  {"title": f"Order #{order.id} needs review: payment mismatch", "text": text},
+                  f"payment_mismatch:{order.id}")
 
 
 @dramatiq.actor(queue_name="orders", time_limit=30_000, throws=(OrderError,), **RETRIES)

@@ -102,7 +102,8 @@ def one_run(run: str, fakes: Fakes, stack: Stack, items: tuple[int, int], *, kil
     interval, started, killed = CREATE_S / ORDERS, time.monotonic(), None
     for i in range(ORDERS):
         item = items[1] if i % 3 == 0 else items[0]
-        event = fakes.stripe.checkout_completed(items=str(item), amount_total=2500, email=f"b{i}@example.com",
+        event = fakes.stripe.checkout_completed(items=str(item), amount_total=3000 if item == items[1] else 2500,
+                                                email=f"b{i}@example.com",
                                                 metadata={"bench_run": run})
         handle_stripe_event.send(event["id"])
         if kill and killed is None and i >= ORDERS // 2:

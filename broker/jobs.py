@@ -91,6 +91,22 @@ class JobStore:
         pipe.ltrim(events, -EVENTS_CAP, -1)
         return events
 
+    def adopt(self, pipe: Any, job_id: str, *, actor: str, queue: str, args: str, enqueued_ms: int,
+              redis_message_id: str, queue_name: str) -> None:
+        """Queue on `pipe` what the enqueue script would have written for a job a foreign producer enqueued.
+
+        A message pushed the way Dramatiq documents for other languages (RPUSH + HSET, no
+        Backroom script) has no record until a worker sees it; its first start writes this.
+        """
+        key = self.keys.job(job_id)
+        pipe.hset(key, mapping={"actor": actor, "queue": queue, "args": args, "rid": redis_message_id,
+                                "qname": queue_name})
+        pipe.hsetnx(key, "enqueued_at", enqueued_ms)
+        pipe.zadd(self.keys.job_index, {job_id: enqueued_ms}, nx=True)
+        self.append_event(pipe, job_id, {"at": enqueued_ms, "event": "queued", "queue": queue,
+                                         "producer": "foreign"})
+        pipe.expire(key, self.retention_s)
+
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """One job's timeline events, oldest first."""
         return [json.loads(raw) for raw in self.client.lrange(self.keys.events(job_id), 0, -1)]
@@ -141,4 +157,5 @@ def record_from_hash(job_id: str, raw: dict[bytes, bytes]) -> JobRecord:
         requeued_at=_ms_to_dt(raw.get(b"requeued_at")),
         replayed_from=_text(raw.get(b"replayed_from")),
         replayed_as=_text(raw.get(b"replayed_as")),
+        token_id=int(raw[b"token_id"]) if raw.get(b"token_id") else None,
     )

@@ -108,13 +108,15 @@ class BackroomBroker(RedisBroker):
         keys = self.jobs.keys
         status = status_on_enqueue(retries=message.options.get("retries", 0), delayed=eta != "")
         args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
-        unique_key = message.options.get("unique_key") or ""
+        unique_key, token_id = message.options.get("unique_key") or "", message.options.get("token_id", "")
+        # an API token's unique keys are its own: another token's job with the same key is never answered
+        lock = f"token{token_id}:{unique_key}" if token_id != "" and unique_key else unique_key
         return (
             [keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index,
-             keys.unique(unique_key), keys.events(message.message_id)],
+             keys.unique(lock), keys.events(message.message_id)],
             [message.options["redis_message_id"], message.encode(), status.value, current_millis(),
              self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
-             message.message_id, queue_name, unique_key, keys.job_prefix],
+             message.message_id, queue_name, unique_key, keys.job_prefix, token_id],
         )
 
     async def enqueue_async(self, script: Any, message: Message) -> Message:

@@ -32,7 +32,7 @@ from dramatiq.common import current_millis, q_name
 from dramatiq.middleware import SkipMessage
 
 from broker.jobs import JobStore
-from domain.jobs import JobStatus, error_text, status_after_attempt, summarise_result
+from domain.jobs import JobStatus, error_text, redact, status_after_attempt, summarise_result
 
 log = logging.getLogger(__name__)
 STATS_TTL_S = 2 * 3600 + 300  # the admin pages read the last hour of per-minute counters
@@ -84,7 +84,9 @@ class JobTracking(Middleware):
             fields = {"status": JobStatus.RUNNING.value, "started_at": now, "worker": self.worker, "broker": broker_id}
             event = {"at": now, "event": "started", "worker": self.worker,
                      "attempt": message.options.get("retries", 0) + 1}
-            self.writer.put(job_id, fields, keep=False, event=event, incr=("attempts",))
+            # a first attempt may be a foreign producer's message, with no record yet (see OutcomeWriter._adopt)
+            adopt = None if message.options.get("retries") else message
+            self.writer.put(job_id, fields, keep=False, event=event, incr=("attempts",), adopt=adopt)
 
     def request_cancel(self, job_id: str) -> None:
         """A cancel request for a message this process holds: cancel it unless it started."""
@@ -155,6 +157,7 @@ class Outcome(NamedTuple):
     at_ms: int = 0
     incr: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    adopt: MessageProxy | None = None  # a first start: the message, to write its record if no enqueue did
 
 
 def coalesce(pending: list[Outcome]) -> list[Outcome]:
@@ -169,7 +172,8 @@ def coalesce(pending: list[Outcome]) -> list[Outcome]:
         merged[item.job_id] = item._replace(
             fields={**first.fields, **item.fields}, event=events or None, incr=first.incr + item.incr,
             drop=tuple(dict.fromkeys((*first.drop, *item.drop))), counters=first.counters + item.counters,
-            queue=item.queue or first.queue, broker_id=item.broker_id or first.broker_id)
+            queue=item.queue or first.queue, broker_id=item.broker_id or first.broker_id,
+            adopt=first.adopt or item.adopt)
     return list(merged.values())
 
 
@@ -205,11 +209,11 @@ class OutcomeWriter:
 
     def put(self, job_id: str, fields: dict[str, Any], *, keep: bool, event: dict[str, Any] | None = None,
             queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = (), incr: tuple[str, ...] = (),
-            drop: tuple[str, ...] = ()) -> None:
+            drop: tuple[str, ...] = (), adopt: MessageProxy | None = None) -> None:
         """Queue one record write (and the per-minute counters `counters` of `queue_name` and `broker_id`)."""
         self._start()
         self.items.put(Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis(),
-                               incr, drop))
+                               incr, drop, adopt))
 
     def _start(self) -> None:
         if self.thread is None:
@@ -240,9 +244,12 @@ class OutcomeWriter:
             return
         pending = coalesce([item for item in batch if isinstance(item, Outcome)])
         acks = [item for item in batch if isinstance(item, Ack)]
+        adopting = [item for item in pending if item.adopt is not None]
         for attempt in range(30):
             try:
                 with self.store.client.pipeline(transaction=False) as pipe:
+                    for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
+                        pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
                     for item in pending:
                         self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
                                                incr=item.incr, drop=item.drop)
@@ -255,12 +262,26 @@ class OutcomeWriter:
                     log.error("Redis refused %d job record command(s): %s", len(refused), refused[0])
                 self._reack([ack for ack, result in zip(acks, results[len(results) - len(acks):])
                              if isinstance(result, redis.exceptions.NoScriptError)])
+                self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
                 self.on_acked([ack.job_id for ack in acks])
                 return
             except redis.ConnectionError:
                 log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
         log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+
+    def _adopt(self, messages: list[MessageProxy]) -> None:
+        """Write the records of foreign producers' messages (rare: Backroom's enqueue writes its own)."""
+        if not messages:
+            return
+        with self.store.client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
+                self.store.adopt(pipe, message.message_id, actor=message.actor_name, queue=q_name(message.queue_name),
+                                 args=args, enqueued_ms=int(message.message_timestamp or current_millis()),
+                                 redis_message_id=str(message.options.get("redis_message_id", "")),
+                                 queue_name=message.queue_name)
+            pipe.execute()
 
     def _ack(self, pipe: Any, ack: Ack) -> None:
         # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline

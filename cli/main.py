@@ -53,14 +53,27 @@ def db_migrate() -> None:
 def tokens_create(
     scope: list[str] = typer.Option(..., "--scope", help="jobs, admin or admin:read (repeatable)"),
     name: str = typer.Option("api", "--name", help="Who or what holds the token."),
+    rate_limit: str | None = typer.Option(
+        None, "--rate-limit", help="Requests it may make, e.g. 120/min, 5/s, 600/h; 0 = unlimited "
+                                   "(default: TOKEN_RATE_LIMIT_PER_MIN)."),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    token = asyncio.run(create_token(get_settings().database_url, name=name, scopes=scope))
+    token = asyncio.run(create_token(get_settings().database_url, name=name, scopes=scope,
+                                     rate_limit_per_min=_rate(rate_limit)))
     console.print(token, soft_wrap=True, highlight=False)
 
 
-async def create_token(dsn: str, *, name: str, scopes: list[str]) -> str:
-    """Store a new token's hash with `scopes`; return the token itself."""
+def _rate(text: str | None) -> int | None:
+    from domain.tokens import parse_rate
+
+    try:
+        return None if text is None else parse_rate(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rate-limit") from None
+
+
+async def create_token(dsn: str, *, name: str, scopes: list[str], rate_limit_per_min: int | None = None) -> str:
+    """Store a new token's hash with `scopes` (and its own rate limit); return the token itself."""
     import asyncpg
 
     from db.tokens import insert_token
@@ -73,7 +86,8 @@ async def create_token(dsn: str, *, name: str, scopes: list[str]) -> str:
     token = make_token(secrets.token_hex(32))
     conn = await asyncpg.connect(dsn)
     try:
-        await insert_token(conn, name=name, token_hash=hash_token(token), prefix=display_prefix(token), scopes=checked)
+        await insert_token(conn, name=name, token_hash=hash_token(token), prefix=display_prefix(token), scopes=checked,
+                           rate_limit_per_min=rate_limit_per_min)
     finally:
         await conn.close()
     return token
@@ -93,11 +107,36 @@ def tokens_list() -> None:
         finally:
             await conn.close()
 
-    table = Table("id", "prefix", "name", "scopes", "created", "last used", "revoked")
+    table = Table("id", "prefix", "name", "scopes", "rate limit", "created", "last used", "revoked")
     for token in asyncio.run(fetch()):
-        table.add_row(str(token.id), token.prefix, token.name, " ".join(token.scopes), str(token.created_at)[:19],
-                      str(token.last_used_at or "")[:19], str(token.revoked_at or "")[:19])
+        limit = "default" if token.rate_limit_per_min is None else f"{token.rate_limit_per_min}/min" \
+            if token.rate_limit_per_min else "unlimited"
+        table.add_row(str(token.id), token.prefix, token.name, " ".join(token.scopes), limit,
+                      str(token.created_at)[:19], str(token.last_used_at or "")[:19], str(token.revoked_at or "")[:19])
     console.print(table)
+
+
+@tokens_app.command("limit")
+def tokens_limit(token_id: int, rate: str = typer.Argument(..., help="e.g. 120/min, 5/s; 0 = unlimited; "
+                                                                      "'default' = TOKEN_RATE_LIMIT_PER_MIN")) -> None:
+    """Set a token's rate limit (every web process applies it within 30 s)."""
+    import asyncpg
+
+    from db.tokens import update_token_rate_limit
+
+    per_min = None if rate == "default" else _rate(rate)
+
+    async def update() -> bool:
+        conn = await asyncpg.connect(get_settings().database_url)
+        try:
+            return await update_token_rate_limit(conn, token_id, per_min)
+        finally:
+            await conn.close()
+
+    if not asyncio.run(update()):
+        console.print(f"[red]no token with id {token_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"token {token_id}: {rate}")
 
 
 @tokens_app.command("revoke")

@@ -225,9 +225,24 @@ class Settings(EdgeSettings):
     collection_cluster_sample: int = Field(5000, ge=10, le=200_000, description="Items k-means samples when no seed exists.")
     # --- the admin page ---
     admin_session_secret: SecretStr | None = Field(
-        None, min_length=32, description="Signs /admin/ session cookies; unset = random per process (sign-ins end on restart)."
+        None, min_length=32,
+        description="Keys the /admin/ sign-in form's CSRF token; unset = random per process (a sign-in form shown by "
+                    "another process, or before a restart, must be reloaded).",
     )
-    admin_session_hours: float = Field(8.0, gt=0, le=720, description="How long an /admin/ sign-in lasts.")
+    admin_session_hours: float = Field(8.0, gt=0, le=720, description="How long an /admin/ sign-in lasts at most.")
+    admin_session_idle_minutes: float = Field(
+        30.0, gt=0, le=43200, description="An /admin/ sign-in unused this long ends (idle timeout)."
+    )
+    # --- the API's own protection ---
+    token_rate_limit_per_min: int = Field(
+        1200, ge=0, le=1_000_000,
+        description="Requests a minute per API token unless the token sets its own (0 = unlimited); shared by every "
+                    "web process through Redis. Over it: 429 with Retry-After.",
+    )
+    metrics_access: Literal["token", "private", "open"] = Field(
+        "token", description="Who may read the API's /metrics: a bearer token with admin:read, clients on a private "
+                             "or loopback address, or anyone.",
+    )
     # --- prune: is each sourced listing still for sale? (actors/prune.py) ---
     prune_edge_sources: str = Field(
         "vinted", pattern=r"^[a-z0-9_,-]*$", description="Sources that block datacenter IPs: checked on the edge."

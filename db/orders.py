@@ -12,12 +12,12 @@ from typing import Any
 
 import asyncpg
 
-from domain.orders import Checkout, Order, OrderLine, ReleaseLine, progress_sources
+from domain.orders import Checkout, Order, OrderLine, PricedItem, ReleaseLine, payment_mismatch, progress_sources
 
 _ORDER_COLUMNS = """id, status, stripe_session_id, stripe_payment_intent, hold_until, amount_total_cents, currency,
     customer_email, customer_name, shipping, metadata, cancel_reason, printify_order_id, printify_requested_at,
     printify_status, tracking, stripe_refund_id, restocked_at, release_started_at, released_at, refunded_at,
-    created_at"""
+    created_at, review_reason"""
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
         row = await conn.fetchrow("SELECT id, status FROM orders WHERE stripe_session_id = $1", checkout.session_id)
         return Placed(row["id"], False, row["status"])
     items = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, kind, title, price_cents FROM items WHERE id = ANY($1::bigint[])",
+        "SELECT id, kind, title, price_cents, currency FROM items WHERE id = ANY($1::bigint[])",
         [line.item_id for line in checkout.lines])}
     status = "on_hold"
     try:
@@ -81,6 +81,11 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
         status = "cancelled"
         await conn.execute("UPDATE orders SET status = 'cancelled', cancel_reason = 'sold_out', restocked_at = now()"
                            " WHERE id = $1", order_id)
+    mismatch = payment_mismatch(checkout, {i: PricedItem(r["price_cents"], r["currency"]) for i, r in items.items()})
+    if status == "on_hold" and mismatch is not None:  # claimed, but never released by itself
+        status = "needs_review"
+        await conn.execute("UPDATE orders SET status = 'needs_review', review_reason = $2 WHERE id = $1",
+                           order_id, mismatch)
     await conn.executemany(
         """
         INSERT INTO order_lines (order_id, item_id, kind, quantity, unit_price_cents, title, position)
@@ -170,9 +175,10 @@ async def select_due_order_ids(conn: asyncpg.Connection, *, stalled_after_s: int
 
 
 async def update_order_cancelled(conn: asyncpg.Connection, order_id: int, reason: str) -> bool:
-    """on_hold -> cancelled; False when the order is not on hold (released, already cancelled...)."""
+    """on_hold or needs_review -> cancelled; False when the order is neither (released, already cancelled...)."""
     return await conn.fetchval(
-        "UPDATE orders SET status = 'cancelled', cancel_reason = $2 WHERE id = $1 AND status = 'on_hold' RETURNING id",
+        "UPDATE orders SET status = 'cancelled', cancel_reason = $2"
+        " WHERE id = $1 AND status IN ('on_hold', 'needs_review') RETURNING id",
         order_id, reason) is not None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-_COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at"
+_COLUMNS = "id, name, prefix, scopes, created_at, last_used_at, revoked_at, rate_limit_per_min"
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    rate_limit_per_min: int | None = None  # None: the TOKEN_RATE_LIMIT_PER_MIN default; 0: unlimited
 
     @property
     def revoked(self) -> bool:
@@ -38,7 +39,13 @@ def _token(row: Mapping[str, Any]) -> ApiToken:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+        rate_limit_per_min=row["rate_limit_per_min"],
     )
+
+
+def token_from_row(row: Mapping[str, Any]) -> ApiToken:
+    """An ApiToken from a row carrying the token columns (e.g. joined into another query)."""
+    return _token(row)
 
 
 async def insert_token(
@@ -48,13 +55,14 @@ async def insert_token(
     token_hash: str,
     prefix: str,
     scopes: Sequence[str],
+    rate_limit_per_min: int | None = None,
 ) -> ApiToken:
     """Store a token by hash; inserting the same hash again returns the stored token."""
     # The no-op DO UPDATE makes RETURNING yield the existing row on a retry.
     row = await conn.fetchrow(
         f"""
-        INSERT INTO api_tokens (name, token_hash, prefix, scopes)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO api_tokens (name, token_hash, prefix, scopes, rate_limit_per_min)
+        VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (token_hash) DO UPDATE SET token_hash = EXCLUDED.token_hash
         RETURNING {_COLUMNS}
         """,
@@ -62,6 +70,7 @@ async def insert_token(
         token_hash,
         prefix,
         list(scopes),
+        rate_limit_per_min,
     )
     return _token(row)
 
@@ -92,6 +101,12 @@ async def update_token_revoked(conn: asyncpg.Connection, token_id: int) -> bool:
         token_id,
     )
     return revoked is not None
+
+
+async def update_token_rate_limit(conn: asyncpg.Connection, token_id: int, per_min: int | None) -> bool:
+    """Set a token's requests a minute (None: the default; 0: unlimited); False when no such token exists."""
+    return await conn.fetchval(
+        "UPDATE api_tokens SET rate_limit_per_min = $2 WHERE id = $1 RETURNING id", token_id, per_min) is not None
 
 
 async def update_token_used(conn: asyncpg.Connection, token_id: int) -> None:

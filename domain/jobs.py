@@ -76,6 +76,7 @@ class JobRecord(BaseModel):
     requeued_at: datetime | None = None
     replayed_from: str | None = None  # the dead job this one is an edited replay of
     replayed_as: str | None = None  # the job that replayed this (dead) one
+    token_id: int | None = None  # the API token that enqueued it (None: a schedule, an actor, an admin action)
 
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|api[_-]?key|authorization|credential|dsn)", re.I)

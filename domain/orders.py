@@ -111,6 +111,37 @@ def _id_of(value: Any) -> str | None:
     return str(value) if value else None
 
 
+@dataclass(frozen=True)
+class PricedItem:
+    """What one item costs now, as the shop lists it."""
+
+    price_cents: int | None
+    currency: str | None
+
+
+def payment_mismatch(checkout: Checkout, items: Mapping[int, PricedItem]) -> str | None:
+    """Why the paid amount or currency does not match what the checkout buys (None: it matches).
+
+    The items' subtotal is compared (Stripe's `amount_subtotal`: before discounts, shipping
+    and tax); lines for unknown items are left to the claims (they cancel the order).
+    """
+    expected, currencies = 0, set()
+    for line in checkout.lines:
+        item = items.get(line.item_id)
+        if item is None:
+            continue
+        if item.price_cents is None:
+            return f"item {line.item_id} has no price"
+        expected += item.price_cents * line.quantity
+        currencies.add((item.currency or "").upper())
+    paid = checkout.amount_subtotal if checkout.amount_subtotal is not None else checkout.amount_total
+    if currencies and currencies != {checkout.currency}:
+        return f"paid in {checkout.currency or '?'}, the items are priced in {', '.join(sorted(currencies))}"
+    if currencies and paid != expected:
+        return f"paid {money(paid, checkout.currency)} for items priced {money(expected, checkout.currency)}"
+    return None
+
+
 def hold_until(now: datetime, hold_minutes: float) -> datetime:
     """When the hold of an order created at `now` ends."""
     return now + timedelta(minutes=hold_minutes)
@@ -222,6 +253,7 @@ class Order:
     refunded_at: datetime | None
     created_at: datetime
     lines: tuple[OrderLine, ...] = ()
+    review_reason: str | None = None  # why a paid order waits for an admin (status needs_review)
 
     def summary(self) -> str:
         """`2 x Tee, 1 x Jacket` for messages."""

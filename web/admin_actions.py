@@ -10,12 +10,12 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Blueprint, flash, redirect, request, session, url_for
+from quart import Blueprint, flash, redirect, request, url_for
 
 from broker.replay import NotDeadLettered
 from web.admin_api import record, run, service
 from web.admin_schemas import DeadQuery
-from web.admin_session import csrf_valid, page_error, signed_in
+from web.admin_session import csrf_valid, page_error, sign_out, signed_in
 
 blueprint = Blueprint("admin_actions", __name__, url_prefix="/admin")
 
@@ -25,7 +25,7 @@ async def logout() -> Any:
     """End the session."""
     if not await csrf_valid():
         return await page_error(403, "The form was stale (CSRF check failed). Reload and retry.")
-    session.clear()
+    await sign_out()
     return redirect(url_for("admin_pages.login"), 303)
 
 

@@ -20,7 +20,8 @@ from web.admin_api import run, service
 from web.admin_schemas import DeadQuery, JobQuery
 from web.admin_schedules import schedule_settings
 from web.admin_session import (
-    can_act, configure_sessions, csrf_token, csrf_valid, page_error, session_token, sign_in, signed_in, token_for,
+    can_act, configure_sessions, csrf_token, csrf_valid, page_error, session_token, sign_in, signed_in, store_down,
+    token_for,
 )
 
 blueprint = Blueprint("admin_pages", __name__, url_prefix="/admin", template_folder="templates",
@@ -88,6 +89,8 @@ async def login() -> Any:
 async def login_post() -> Any:
     """Exchange an admin or admin:read token for a session."""
     form = await request.form
+    if store_down():
+        return await page_error(503, "The session store (PostgreSQL) is unreachable. Retry shortly.")
     if not await csrf_valid():  # no login CSRF: the form must come from our own sign-in page
         return await page_error(403, "The sign-in form was stale. Reload the page and try again.")
     token = await token_for(form.get("token", "")) if form.get("token") else None
@@ -95,7 +98,7 @@ async def login_post() -> Any:
         page = await render_template("admin/login.html", next=_safe_next(form.get("next")),
                                      error="That token is unknown, revoked, or lacks the admin:read scope.")
         return page, 401
-    sign_in(token, form["token"])
+    await sign_in(token)
     return redirect(_safe_next(form.get("next")), 303)
 
 

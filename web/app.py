@@ -13,7 +13,6 @@ import structlog
 from quart import Quart
 from quart.asgi import ASGIHTTPConnection
 from quart.helpers import _split_blueprint_path  # what Quart's own property calls (cached)
-from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.utils import encode_headers
 from quart.wrappers import Request, Response
 from quart.wrappers.response import DataBody
@@ -33,27 +32,12 @@ from web import admin_api, admin_pages
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers
+from web.ratelimit import TokenRateLimiter
 
 
 # quart-schema builds a pydantic TypeAdapter for every body it validates (~0.3 ms a request);
 # a model class never changes, so one adapter per class serves every request
 quart_schema.conversion.TypeAdapter = functools.lru_cache(maxsize=256)(pydantic.TypeAdapter)  # type: ignore[misc]
-
-
-class LazyCookieSessions(SecureCookieSessionInterface):
-    """Cookie sessions (the /admin/ sign-in) that cost nothing on requests carrying no session cookie."""
-
-    async def open_session(self, app: Quart, request: Any) -> SecureCookieSession | None:
-        """No session outside /admin/ without a cookie; there, a new one without building a signer.
-
-        Only the admin pages write to the session (sign-in, flash messages). Elsewhere a request
-        without a session cookie gets Quart's null session, which reads as empty and is not
-        saved after the request (an empty cookie session is checked for saving on every request,
-        ~17k CPU instructions).
-        """
-        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
-            return self.session_class() if request.path.startswith("/admin") else None
-        return await super().open_session(app, request)
 
 
 # a caller's X-Request-ID is kept when it looks like an id (it lands in logs and job records)
@@ -211,7 +195,6 @@ def create_app() -> Quart:
     # a timer each, ~5% of an enqueue request); the Procfile's hypercorn --read-timeout drops a
     # client that stops sending instead, and a client slow to read holds only its own connection
     app.config.update(BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
-    app.session_interface = LazyCookieSessions()
     app.config["TOKEN_CACHE"] = TokenCache()
     QuartSchema(
         app,
@@ -236,6 +219,8 @@ def create_app() -> Quart:
     async def open_resources() -> None:
         app.config["DB_POOL"] = await create_pool(settings.database_url, min_size=1, max_size=10)
         app.config["REDIS"] = async_redis_client(settings)
+        app.config["RATE_LIMITER"] = TokenRateLimiter(app.config["REDIS"], settings.redis_namespace,
+                                                      settings.token_rate_limit_per_min)
         # concurrent requests' enqueues share a round trip (one pipelined EVALSHA each)
         app.config["ENQUEUE_SCRIPT"] = BatchedScript(app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script)
 

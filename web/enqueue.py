@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.errors import BrokerConnectionError
-from quart import Response, current_app, request, url_for
+from quart import Response, current_app, g, request, url_for
 
 from web.context import REQUEST_ID, header
 from web.errors import problem
@@ -44,13 +44,16 @@ async def send(actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any
 
 
 def message_options(unique_key: str | None) -> dict[str, Any]:
-    """The options every message enqueued by the web carries: the request id, and the unique key if any.
+    """The options every message enqueued by the web carries: the request id, the token, the unique key if any.
 
     Its Redis id too, so that enqueue_async need not copy the message to add one.
     """
     options: dict[str, Any] = {"request_id": REQUEST_ID.get(), "redis_message_id": random_uuid()}
     if unique_key:
         options["unique_key"] = unique_key
+    token = g.get("token")
+    if token is not None:  # the job's owner: a `jobs` token reads and cancels only its own jobs
+        options["token_id"] = token.id
     return options
 
 

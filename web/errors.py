@@ -1,10 +1,11 @@
 """Error responses: one JSON shape, and 422s that name every bad field."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, jsonify
+from quart import Quart, Response, jsonify
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -16,6 +17,12 @@ def problem(status: int, error: str, *, fields: dict[str, str] | None = None,
     if fields:
         body["fields"] = fields
     return jsonify(body), status, headers or {}
+
+
+def problem_response(status: int, title: str, detail: str, *, headers: dict[str, str] | None = None) -> Response:
+    """An RFC 9457 problem body (`application/problem+json`: type, title, status, detail)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return Response(json.dumps(body), status=status, headers=headers or {}, content_type="application/problem+json")
 
 
 def field_errors(error: ValidationError) -> dict[str, str]:

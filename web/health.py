@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from quart import Blueprint, current_app
+from quart import Blueprint, current_app, request
 from quart_schema import hide
 
 import actors
+from config.settings import get_settings
+from domain.tokens import grants, hash_token
+from web.errors import problem_response
 
 blueprint = Blueprint("health", __name__)
 REQUESTS = Counter("backroom_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -24,6 +28,28 @@ async def _check_postgres() -> str:
     async with current_app.config["DB_POOL"].acquire(timeout=2) as conn:
         await conn.fetchval("select 1")
     return "ok"
+
+
+async def _metrics_refusal(access: str) -> Any:
+    """None when this client may read /metrics, else the problem answer."""
+    if access == "open":
+        return None
+    if access == "private":
+        try:
+            address = ipaddress.ip_address(request.remote_addr or "")
+        except ValueError:
+            address = None
+        if address is not None and (address.is_private or address.is_loopback):
+            return None
+        return problem_response(403, "Forbidden", "/metrics answers only clients on a private address")
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    token = await current_app.config["TOKEN_CACHE"].lookup(hash_token(raw.strip())) if raw.strip() else None
+    if scheme.lower() != "bearer" or token is None:
+        return problem_response(401, "Unauthorized", "/metrics needs a bearer token with the admin:read scope",
+                                headers={"WWW-Authenticate": "Bearer"})
+    if not grants(token.scopes, "admin:read"):
+        return problem_response(403, "Forbidden", "this token lacks the 'admin:read' scope")
+    return None
 
 
 @blueprint.get("/healthz")
@@ -42,6 +68,9 @@ async def healthz() -> Any:
 @blueprint.get("/metrics")
 @hide
 async def metrics() -> Any:
-    """Prometheus exposition of the web process's metrics."""
+    """Prometheus exposition of the web process's metrics (METRICS_ACCESS: token, private or open)."""
+    refusal = await _metrics_refusal(get_settings().metrics_access)
+    if refusal is not None:
+        return refusal
     # in a thread: the queue gauges (web.admin_metrics) read Redis while collected
     return await asyncio.to_thread(generate_latest), 200, {"Content-Type": CONTENT_TYPE_LATEST}

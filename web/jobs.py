@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from dramatiq.common import current_millis
-from quart import Blueprint, current_app
+from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag
 
 import actors
@@ -17,6 +17,7 @@ from actors.ops import ping
 from actors.prune import prune_listings
 from domain.contracts import SCRAPE_SOURCE
 from domain.jobs import JobRecord, JobStatus
+from domain.tokens import grants
 from web.auth import require
 from web.bodies import validate_body
 from web.edge_jobs import enqueue_edge
@@ -117,16 +118,26 @@ async def post_unknown(operation: str) -> Any:
 @tag(["jobs"])
 @document_response(JobRecord)
 async def get_job(job_id: str) -> Any:
-    """The record of one job: status, attempts, last error, times, worker, result."""
+    """The record of one job: status, attempts, last error, times, worker, result (a `jobs` token: its own jobs)."""
     if not JOB_ID.match(job_id):
         return problem(404, "no such job")
     try:
         record = await asyncio.to_thread(actors.broker.jobs.get, job_id)
     except BROKER_DOWN:
         return problem(503, "the job store is unreachable", headers={"Retry-After": "5"})
-    if record is None:
+    if record is None or not _may_see(record.token_id):
         return problem(404, "no such job (unknown, or past its retention)")
     return current_app.response_class(record.model_dump_json(), mimetype="application/json")
+
+
+def _may_see(owner: int | None) -> bool:
+    """Admin tokens see every job; a `jobs` token only those it enqueued (others answer 404: ids do not leak)."""
+    return grants(g.token.scopes, "admin") or (owner is not None and owner == g.token.id)
+
+
+def _owner(job_id: str) -> int | None:
+    raw = actors.broker.client.hget(actors.broker.jobs.keys.job(job_id), "token_id")
+    return int(raw) if raw else None
 
 
 @blueprint.delete("/<job_id>")
@@ -134,10 +145,12 @@ async def get_job(job_id: str) -> Any:
 @tag(["jobs"])
 @document_response(JobRecord)
 async def cancel_job(job_id: str) -> Any:
-    """Cancel a job that has not started; 409 when it already runs or is over."""
+    """Cancel a job that has not started; 409 when it already runs or is over (a `jobs` token: its own jobs)."""
     if not JOB_ID.match(job_id):
         return problem(404, "no such job")
     try:
+        if not grants(g.token.scopes, "admin") and not _may_see(await asyncio.to_thread(_owner, job_id)):
+            return problem(404, "no such job (unknown, or past its retention)")
         status = await asyncio.to_thread(actors.broker.jobs.cancel, job_id, now_ms=current_millis())
     except BROKER_DOWN:
         return problem(503, "the job store is unreachable", headers={"Retry-After": "5"})

@@ -50,6 +50,7 @@ class OrderView(BaseModel):
     currency: str | None
     customer_email: str | None
     cancel_reason: str | None
+    review_reason: str | None = None
     printify_order_id: str | None
     printify_status: str | None
     tracking: dict[str, Any] | None
@@ -63,7 +64,7 @@ def _view(order: Order) -> OrderView:
     return OrderView(
         id=order.id, status=order.status, hold_until=order.hold_until, amount_total_cents=order.amount_total_cents,
         currency=order.currency, customer_email=order.customer_email, cancel_reason=order.cancel_reason,
-        printify_order_id=order.printify_order_id, printify_status=order.printify_status, tracking=order.tracking,
+        review_reason=order.review_reason, printify_order_id=order.printify_order_id, printify_status=order.printify_status, tracking=order.tracking,
         refunded=order.stripe_refund_id is not None, released_at=order.released_at, created_at=order.created_at,
         lines=[OrderLineView(item_id=line.item_id, kind=line.kind, quantity=line.quantity,
                              unit_price_cents=line.unit_price_cents, title=line.title) for line in order.lines])
@@ -91,12 +92,12 @@ async def get_order(order_id: int) -> Any:
 @tag(["orders"])
 @document_response(Accepted, 202)
 async def post_cancel(order_id: int) -> Any:
-    """Cancel an order during its hold: refund (idempotent), items and stock back, buyer told."""
+    """Cancel an order during its hold (or under review): refund (idempotent), items and stock back, buyer told."""
     order = await _order(order_id)
     if order is None:
         return problem(404, "no such order")
-    if order.status not in ("on_hold", "cancelled"):
-        return problem(409, f"the order is {order.status}; only an order on hold can be cancelled")
+    if order.status not in ("on_hold", "needs_review", "cancelled"):
+        return problem(409, f"the order is {order.status}; only an order on hold or under review can be cancelled")
     return await enqueue(cancel_order, unique_key=f"cancel_order:{order_id}", order_id=order_id)
 
 

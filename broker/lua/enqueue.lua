@@ -2,7 +2,7 @@
 -- KEYS: job, queue list, queue messages hash, job index, unique-key lock, job events list
 -- ARGV: redis_message_id, payload, status, now_ms, ttl_s, actor, canonical queue,
 --       args json, eta_ms or "", wake channel, job id, queue name as stored, unique key or "",
---       job key prefix
+--       job key prefix, id of the API token that made the job or ""
 -- Returns 1 (enqueued), 0 (the job was cancelled: not put back), or the id of the live job
 -- that already holds the unique key (nothing enqueued).
 local current = redis.call("hget", KEYS[1], "status")
@@ -24,6 +24,9 @@ redis.call("hset", KEYS[1], "status", ARGV[3], "actor", ARGV[6], "queue", ARGV[7
            "args", ARGV[8], "eta", ARGV[9], "rid", ARGV[1], "qname", ARGV[12])
 if ARGV[13] ~= "" then
   redis.call("hset", KEYS[1], "unique_key", ARGV[13])
+end
+if ARGV[15] ~= "" then
+  redis.call("hset", KEYS[1], "token_id", ARGV[15])
 end
 if not current then
   redis.call("hset", KEYS[1], "enqueued_at", ARGV[4], "attempts", 0)

@@ -49,7 +49,7 @@ async def test_two_paid_sessions_racing_for_one_piece_one_keeps_it_the_other_is_
         fake, worker, database_url) -> None:
     conn = await connect(database_url)
     try:
-        item = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, title="Margiela tabi")
+        item = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, title="Margiela tabi", price_cents=42000)
         first = fake.stripe.checkout_completed(items=str(item), amount_total=42000, email="one@example.com")
         second = fake.stripe.checkout_completed(items=str(item), amount_total=42000, email="two@example.com")
         for message in [handle_stripe_event.send(first["id"]), handle_stripe_event.send(second["id"])]:
@@ -94,8 +94,8 @@ async def test_a_hundred_buyers_of_stock_ten_make_exactly_ten_orders(fake, worke
 async def test_cancel_during_the_hold_refunds_once_restores_and_tells_the_buyer(fake, worker, database_url) -> None:
     conn = await connect(database_url)
     try:
-        piece = await insert_item(conn, "one_of_one", source_url=SOURCE_URL)
-        stable = await insert_item(conn, "stable", stock=4)
+        piece = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, price_cents=3000)
+        stable = await insert_item(conn, "stable", stock=4, price_cents=2000)
         event, message = buy(fake, f"{piece},{stable}x3", amount_total=9000)
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
@@ -128,7 +128,7 @@ async def test_release_after_the_hold_waits_for_printify_on_hold_then_sends_once
     conn = await connect(database_url)
     try:
         poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes(), title="Poster")
-        event, message = buy(fake, f"{poster}x2")
+        event, message = buy(fake, f"{poster}x2", amount_total=10000)
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
         released = await eventually(lambda: conn.fetchrow(
@@ -215,7 +215,7 @@ async def test_sourced_pieces_push_tap_to_secure_with_the_private_url(fake, work
     conn = await connect(database_url)
     try:
         piece = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, title="Raf parka", price_cents=80000)
-        event, message = buy(fake, str(piece))
+        event, message = buy(fake, str(piece), amount_total=80000)
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
         await eventually(lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
@@ -333,5 +333,46 @@ async def test_a_membership_upgrades_the_profile(fake, worker, database_url) -> 
         wait_sync(lambda: any("Society" in m["subject"] for m in fake.resend.sent), what="the welcome")
         await asyncio.sleep(0.3)
         assert sum("Society" in m["subject"] for m in fake.resend.sent) == 1
+    finally:
+        await conn.close()
+
+
+async def test_a_payment_below_the_price_waits_for_review_is_never_released_and_alerts(
+        fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        piece = await insert_item(conn, "one_of_one", price_cents=62200, title="Margiela tabi")
+        event, message = buy(fake, str(piece), amount_total=5000)
+        wait_for_status(message.message_id, JobStatus.SUCCEEDED)
+        order = await order_of(conn, event["data"]["object"]["id"])
+        assert order["status"] == "needs_review"
+        assert order["review_reason"] == "paid 50.00 EUR for items priced 622.00 EUR"
+        assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "sold"  # kept while reviewed
+        wait_sync(lambda: any("needs review" in p["title"] for p in fake.pushover.sent), what="the admin told")
+        assert not actors.broker.client.exists(f"backroom:unique:release_order:{order['id']}")
+        await conn.execute("UPDATE orders SET hold_until = now() - interval '1 second' WHERE id = $1", order["id"])
+        wait_for_status(release_due_orders.send().message_id, JobStatus.SUCCEEDED)
+        released = wait_for_status(release_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)
+        assert released.result["released"] is False
+        assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "needs_review"
+        assert fake.resend.sent == [] and fake.printify.creates == {}
+        wait_for_status(cancel_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)  # the admin's way out
+        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
+                         what="the refund")
+        assert fake.stripe.refunded(order["stripe_payment_intent"]) == 5000
+        assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "available"
+    finally:
+        await conn.close()
+
+
+async def test_a_payment_in_another_currency_waits_for_review(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        item = await insert_item(conn, "stable", stock=2, price_cents=5000)
+        event = fake.stripe.checkout_completed(items=str(item), amount_total=5000)
+        event["data"]["object"]["currency"] = "usd"
+        wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
+        order = await order_of(conn, event["data"]["object"]["id"])
+        assert (order["status"], order["review_reason"]) == ("needs_review", "paid in USD, the items are priced in EUR")
     finally:
         await conn.close()

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.orders import (
-    CheckoutLine, InvalidCheckout, delay_ms, may_progress, parse_checkout, parse_items, printify_address,
-    printify_step, status_from_printify, tracking_from_printify,
+    CheckoutLine, InvalidCheckout, PricedItem, delay_ms, may_progress, parse_checkout, parse_items, payment_mismatch,
+    printify_address, printify_step, status_from_printify, tracking_from_printify,
 )
 
 SESSION = {
@@ -92,3 +92,18 @@ def test_printify_address_from_stripe_shipping() -> None:
     address = printify_address(SESSION["collected_information"]["shipping_details"], "a@example.com")
     assert address["first_name"] == "Ada" and address["last_name"] == "Lovelace"
     assert address["zip"] == "75001" and address["country"] == "FR" and address["email"] == "a@example.com"
+
+
+@pytest.mark.parametrize(("prices", "change", "reason"), [
+    ({3: (2500, "EUR"), 4: (3000, "EUR")}, {}, None),  # 2500 + 2 x 3000 = 8500, the subtotal
+    ({3: (2500, "EUR"), 4: (3000, "EUR")}, {"amount_subtotal": None, "amount_total": 8500}, None),
+    ({3: (2500, "EUR")}, {}, "paid 85.00 EUR for items priced 25.00 EUR"),  # item 4 unknown: the claims cancel
+    ({3: (62200, "EUR"), 4: (0, "EUR")}, {"amount_subtotal": 5000}, "paid 50.00 EUR for items priced 622.00 EUR"),
+    ({3: (2500, "EUR"), 4: (3000, "EUR")}, {"currency": "usd"}, "paid in USD, the items are priced in EUR"),
+    ({3: (2500, "EUR"), 4: (None, None)}, {}, "item 4 has no price"),
+    ({}, {}, None),
+])
+def test_the_paid_amount_and_currency_must_match_the_items(prices: dict, change: dict, reason: str | None) -> None:
+    checkout = parse_checkout({**SESSION, **change})
+    items = {item: PricedItem(price, currency) for item, (price, currency) in prices.items()}
+    assert payment_mismatch(checkout, items) == reason

@@ -29,7 +29,7 @@ def client(app, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 async def tokens(database_url: str) -> AsyncIterator[dict[str, str]]:
-    """One bearer token per scope, plus a revoked one."""
+    """One bearer token per scope, plus a revoked one (unlimited: the rate limit tests make their own)."""
     conn = await asyncpg.connect(database_url)
     made: dict[str, str] = {}
     try:
@@ -37,7 +37,7 @@ async def tokens(database_url: str) -> AsyncIterator[dict[str, str]]:
                              ("revoked", ["jobs"])):
             token = make_token(secrets.token_hex(32))
             row = await insert_token(conn, name=f"test-{name}-{secrets.token_hex(3)}", token_hash=hash_token(token),
-                                     prefix=display_prefix(token), scopes=scopes)
+                                     prefix=display_prefix(token), scopes=scopes, rate_limit_per_min=0)
             made[name] = token
             if name == "revoked":
                 await conn.execute("update api_tokens set revoked_at = now() where id = $1", row.id)

@@ -215,9 +215,9 @@ async def test_schedules_and_openapi(client, tokens) -> None:
     assert "/v1/admin/dead/{queue}/{ident}/replay" in spec["paths"]
 
 
-async def test_metrics_has_queue_gauges(client, redis_client: redis.Redis) -> None:
+async def test_metrics_has_queue_gauges(client, tokens, redis_client: redis.Redis) -> None:
     actors.broker.enqueue(ping.message(message="gauge").copy(queue_name="notify"))
-    text = (await (await client.get("/metrics")).get_data()).decode()
+    text = (await (await client.get("/metrics", headers=bearer(tokens["reader"]))).get_data()).decode()
     assert 'backroom_queue_ready{queue="notify"} 1.0' in text
     assert 'backroom_queue_dead{queue="default"} 0.0' in text
     assert 'backroom_queue_latency_seconds{queue="notify"}' in text
@@ -230,5 +230,5 @@ async def test_redis_down_is_503_for_admin_and_metrics_still_answer(client, toke
     monkeypatch.setattr(actors.broker.client, "connection_pool", dead)
     response = await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-    metrics = await client.get("/metrics")
+    metrics = await client.get("/metrics", headers=bearer(tokens["reader"]))
     assert metrics.status_code == 200 and b"backroom_queue_stats_up 0.0" in await metrics.get_data()

@@ -125,11 +125,11 @@ async def test_redis_unreachable_is_503_and_nothing_recorded(app, client, tokens
     assert redis_client.dbsize() == 0
 
 
-async def test_healthz_and_metrics_and_openapi(client) -> None:
+async def test_healthz_and_metrics_and_openapi(client, tokens) -> None:
     health = await client.get("/healthz")
     assert health.status_code == 200
     assert await health.get_json() == {"status": "ok", "redis": "ok", "postgres": "ok"}
-    metrics = await client.get("/metrics")
+    metrics = await client.get("/metrics", headers=bearer(tokens["reader"]))
     assert b"backroom_http_requests_total" in await metrics.get_data()
     spec = await (await client.get("/openapi.json")).get_json()
     assert "/v1/jobs/ping" in spec["paths"] and "/v1/jobs/{job_id}" in spec["paths"]

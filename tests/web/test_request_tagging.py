@@ -48,14 +48,14 @@ async def test_refused_and_unknown_requests_are_tagged_and_counted(client, token
         found = re.search(pattern, text)
         return float(found.group(1)) if found else 0.0
 
-    before = await (await client.get("/metrics")).get_data(as_text=True)
+    before = await (await client.get("/metrics", headers=bearer(tokens["reader"]))).get_data(as_text=True)
     refused = await client.post("/v1/jobs/ping", json={})
     assert refused.status_code == 401 and refused.headers["X-Request-ID"]
     accepted = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
     assert accepted.status_code == 202
     unknown = await client.post("/v1/nowhere", json={})
     assert unknown.status_code == 404 and unknown.headers["X-Request-ID"]
-    after = await (await client.get("/metrics")).get_data(as_text=True)
+    after = await (await client.get("/metrics", headers=bearer(tokens["reader"]))).get_data(as_text=True)
     assert count(after, "jobs.post_ping", 401) == count(before, "jobs.post_ping", 401) + 1
     assert count(after, "jobs.post_ping", 202) == count(before, "jobs.post_ping", 202) + 1
     assert count(after, "unknown", 404) == count(before, "unknown", 404) + 1

@@ -43,11 +43,12 @@ async def test_a_signed_event_is_enqueued_and_answered_200(fake, client, redis_c
     assert redis_client.llen(QUEUE) == 1
 
 
-@pytest.mark.parametrize("tamper", ["body", "secret", "stale", "missing"])
+@pytest.mark.parametrize("tamper", ["body", "secret", "stale", "future", "missing"])
 async def test_a_bad_signature_is_400_and_nothing_is_enqueued(fake, client, redis_client: redis.Redis,
                                                               tamper: str) -> None:
     event = fake.stripe.checkout_completed(items="1")
-    body, signature = fake.stripe.signed(event, timestamp=int(time.time()) - 301 if tamper == "stale" else None)
+    skew = {"stale": -301, "future": 301}.get(tamper)
+    body, signature = fake.stripe.signed(event, timestamp=int(time.time()) + skew if skew else None)
     if tamper == "body":
         body = body.replace(b'"paid"', b'"PAID"')
     if tamper == "secret":
@@ -120,7 +121,8 @@ async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tok
                                                                database_url) -> None:
     conn = await connect(database_url)
     try:
-        item = await insert_item(conn, "one_of_one", source_url="https://www.grailed.com/listings/1-private")
+        item = await insert_item(conn, "one_of_one", source_url="https://www.grailed.com/listings/1-private",
+                                 price_cents=7000)
         event = fake.stripe.checkout_completed(items=str(item), amount_total=7000)
         body, signature = fake.stripe.signed(event)
         assert (await post_stripe(client, body, signature)).status_code == 200
@@ -140,6 +142,25 @@ async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tok
         assert (await client.post("/v1/orders/999999999/cancel", headers=bearer(tokens["admin"]))).status_code == 404
         bad = await client.post(f"{url}/dispatch", json={"tracking_url": "ftp://x"}, headers=bearer(tokens["admin"]))
         assert bad.status_code == 422
+    finally:
+        await conn.close()
+
+
+async def test_an_order_under_review_is_shown_and_can_be_cancelled(fake, client, tokens, running_worker,
+                                                                  database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        item = await insert_item(conn, "one_of_one", price_cents=62200)
+        event = fake.stripe.checkout_completed(items=str(item), amount_total=5000)
+        body, signature = fake.stripe.signed(event)
+        assert (await post_stripe(client, body, signature)).status_code == 200
+        order = await eventually(lambda: order_of(conn, event["data"]["object"]["id"]), what="the order")
+        view = await (await client.get(f"/v1/orders/{order['id']}", headers=bearer(tokens["reader"]))).get_json()
+        assert view["status"] == "needs_review" and "622.00" in view["review_reason"]
+        cancelled = await client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(tokens["admin"]))
+        assert cancelled.status_code == 202
+        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
+                         what="the refund")
     finally:
         await conn.close()
 
