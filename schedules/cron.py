@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
-from functools import cached_property
 
 from cronsim import CronSim, CronSimError
 
@@ -34,7 +33,7 @@ FIELDS = (
     ("day-of-week", "0-7 (0 and 7 are Sunday) or sun-sat"),
 )
 _FORMS = "a value, a list a,b, a range a-b (low to high) or a step */n, a-b/n"
-_SAMPLE_DAY = datetime(2000, 1, 1, tzinfo=timezone.utc)  # any midnight: every matching day has the same ticks
+_SAMPLE_DAY = datetime(2000, 1, 1, tzinfo=timezone.utc)  # where parse() lets cronsim check a spec
 
 
 @dataclass(frozen=True)
@@ -67,24 +66,23 @@ class CronSchedule:
         """How many ticks t satisfy after < t <= until; whole days count at once (a long outage stays cheap)."""
         start, end = minute_window(after, until)
         count, tick = 0, self.next_after(start - MINUTE)
+        per_day = self._day_ticks(tick) if tick is not None else ()
         while tick is not None and tick <= end:
             day_end = datetime.combine(tick.date(), time(23, 59), tzinfo=timezone.utc)
-            if tick.time() == self._day_ticks[0] and day_end <= end:
-                count, tick = count + len(self._day_ticks), self.next_after(day_end)
+            if tick.time() == per_day[0] and day_end <= end:
+                count, tick = count + len(per_day), self.next_after(day_end)
             else:
                 count, tick = count + 1, self.next_after(tick)
         return count
 
-    @cached_property
-    def _day_ticks(self) -> tuple[time, ...]:
-        """The times of day of the ticks of any matching day (the day rules only pick the days)."""
-        ticks = CronSim(self.fields, _SAMPLE_DAY - MINUTE)
-        first = next(ticks)
-        times = [first.time()]
-        for tick in ticks:
-            if tick.date() != first.date():
+    def _day_ticks(self, tick: datetime) -> tuple[time, ...]:
+        """The times of the ticks on the day of `tick` (every matching day has the same: day fields pick days)."""
+        midnight = datetime.combine(tick.date(), time(), tzinfo=timezone.utc)
+        times = []
+        for each in CronSim(self.fields, midnight - MINUTE):
+            if each.date() != midnight.date():
                 break
-            times.append(tick.time())
+            times.append(each.time())
         return tuple(times)
 
 
