@@ -8,21 +8,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import dramatiq
 
 from config.settings import get_settings
-from db.items import (
-    EmbedTarget, select_item_embed_targets, select_item_ids_to_embed, update_item_embed_error, update_item_embedding,
-)
+from db.embeddings import Embeddable, EmbedTarget, select_embed_targets, update_embedding
+from db.items import select_item_ids_to_embed
 from db.pool import get_process_pool
-from db.seeds import (
-    select_seed_embed_targets, select_seed_ids_to_embed, update_seed_embed_error, update_seed_embedding,
-)
+from db.seeds import select_seed_ids_to_embed
 from media.store import MediaNotFound, MediaStore, open_store
 from ml.clip import ClipModel, model_id
 from ml.manifest import TINY_MODEL_DIR, ModelDirError, read_manifest
@@ -55,19 +51,6 @@ def current_model_id() -> str:
     return model_id(read_manifest(settings.model_dir or TINY_MODEL_DIR), settings.model_precision)
 
 
-@dataclass(frozen=True)
-class Family:
-    """Where one kind of embedded row (items, seeds) is read and written."""
-
-    select_targets: Callable[[asyncpg.Connection, Sequence[int]], Awaitable[list[EmbedTarget]]]
-    update_embedding: Callable[..., Awaitable[None]]
-    update_error: Callable[..., Awaitable[None]]
-
-
-ITEMS = Family(select_item_embed_targets, update_item_embedding, update_item_embed_error)
-SEEDS = Family(select_seed_embed_targets, update_seed_embedding, update_seed_embed_error)
-
-
 def read_images(store: MediaStore, targets: Sequence[EmbedTarget]) -> tuple[dict[int, bytes], dict[int, str]]:
     """Each target's image bytes by id, and why the others have none."""
     images: dict[int, bytes] = {}
@@ -90,12 +73,12 @@ def embed_images(model: ClipModel, images: dict[int, bytes]) -> tuple[dict[int, 
     return ({ids[i]: v for i, v in result.vectors.items()}, {ids[i]: e for i, e in result.errors.items()})
 
 
-async def embed_rows(family: Family, ids: Sequence[int], *, force: bool) -> dict[str, Any]:
-    """Embed these rows' images; unchanged ones are skipped, unusable ones marked with the reason."""
+async def embed_rows(table: Embeddable, ids: Sequence[int], *, force: bool) -> dict[str, Any]:
+    """Embed the images of these rows of `table`; unchanged ones are skipped, unusable ones marked with the reason."""
     model = await asyncio.to_thread(clip_model)
     pool = get_process_pool()
     async with pool.acquire() as conn:
-        targets = await family.select_targets(conn, ids)
+        targets = await select_embed_targets(conn, table, ids)
     images, errors = await asyncio.to_thread(read_images, open_store(get_settings()), targets)
     hashes = await asyncio.to_thread(lambda: {i: hashlib.sha256(data).hexdigest() for i, data in images.items()})
     current = {t.id for t in targets if not force and t.id in hashes and t.is_current(model.model_id, hashes[t.id])}
@@ -104,9 +87,11 @@ async def embed_rows(family: Family, ids: Sequence[int], *, force: bool) -> dict
     errors.update(broken)
     async with pool.acquire() as conn, conn.transaction():
         for row_id, vector in vectors.items():
-            await family.update_embedding(conn, row_id, vector=vector, model=model.model_id, content_hash=hashes[row_id])
+            await update_embedding(conn, table, row_id, model=model.model_id, content_hash=hashes[row_id],
+                                   vector=vector)
         for row_id, reason in errors.items():
-            await family.update_error(conn, row_id, model=model.model_id, content_hash=hashes.get(row_id), error=reason)
+            await update_embedding(conn, table, row_id, model=model.model_id, content_hash=hashes.get(row_id),
+                                   error=reason)
     return {"model": model.model_id, "embedded": len(vectors), "skipped": len(current), "failed": len(errors),
             "missing": len(ids) - len(targets)}
 
@@ -115,7 +100,7 @@ async def embed_rows(family: Family, ids: Sequence[int], *, force: bool) -> dict
                 throws=(ModelDirError,))
 async def embed_items(item_ids: list[int], force: bool = False) -> dict:
     """Embed these items' first images; skip unchanged ones unless `force`; mark broken ones."""
-    return await embed_rows(ITEMS, item_ids, force=force)
+    return await embed_rows("items", item_ids, force=force)
 
 
 @dramatiq.actor(queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=900_000,
@@ -125,7 +110,7 @@ async def embed_seeds(seed_ids: list[int] | None = None, force: bool = False) ->
     if seed_ids is None:
         async with get_process_pool().acquire() as conn:
             seed_ids = await select_seed_ids_to_embed(conn, model=current_model_id(), force=force)
-    return await embed_rows(SEEDS, seed_ids, force=force)
+    return await embed_rows("style_seeds", seed_ids, force=force)
 
 
 async def plan_item_batches(conn: asyncpg.Connection, *, model: str, force: bool, size: int) -> list[list[int]]:

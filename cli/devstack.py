@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import secrets
 import signal
@@ -80,6 +81,10 @@ def start_marketplace(env: dict[str, str]) -> Any:
     """The local marketplace (fakes/marketplace) for the demo scrape cycle; sources not set already point at it."""
     if env.get("DEV_MARKETPLACE", "1") == "0":
         return None
+    if not fakes_available():
+        console.print("local marketplace: not started (fakes/ is not in the wheel: run `make run` from a clone "
+                      "of the repository to get it; DEV_MARKETPLACE=0 silences this)", highlight=False, soft_wrap=True)
+        return None
     from fakes.marketplace import HOSTS, Marketplace
 
     base = int(env.get("DEV_MARKETPLACE_PORT", "6400"))  # 0: any free ports
@@ -89,3 +94,13 @@ def start_marketplace(env: dict[str, str]) -> Any:
     console.print(f"local marketplace: vinted {market.vinted_url}, grailed {market.grailed_url}, shop {market.shop_url} "
                   "(sources vinted, grailed, shop; DEV_MARKETPLACE=0 turns it off)", highlight=False)
     return market
+
+
+def fakes_available() -> bool:
+    """True when the local fakes import: in a source checkout, whose root then goes on sys.path."""
+    # fakes/ ships in no wheel; `backroom dev` runs as a console script, so the checkout (the
+    # directory holding this cli/ next to fakes/) is not on sys.path by itself
+    root = Path(__file__).resolve().parent.parent
+    if (root / "fakes" / "marketplace" / "__init__.py").is_file() and str(root) not in sys.path:
+        sys.path.append(str(root))
+    return importlib.util.find_spec("fakes") is not None

@@ -8,6 +8,7 @@ import sys
 import structlog
 
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+_DISCARDED_RESULT = re.compile(r"Actor '[^']*' returned a value that is not None, and you haven't added the Results")
 
 
 def _scrub(_: object, __: str, event: dict) -> dict:
@@ -32,7 +33,8 @@ class DropDiscardedResultWarning(logging.Filter):
     one per job, is only noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("Actor '%s' returned a value that is not None"))
+        # Dramatiq formats the actor's name into the text itself (`"..." % name`), so match the message
+        return not (record.name.startswith("dramatiq.worker") and _DISCARDED_RESULT.match(record.getMessage()))
 
 
 def _job_label(message: object) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 import numpy as np
 
-from db.items import EmbedTarget, as_array
+from db.items import as_array
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,6 @@ async def select_seed_embeddings(conn: asyncpg.Connection, seed_ids: Sequence[in
             for r in rows]
 
 
-async def select_seed_embed_targets(conn: asyncpg.Connection, seed_ids: Sequence[int]) -> list[EmbedTarget]:
-    """The embedding state of these seeds, in id order."""
-    rows = await conn.fetch(
-        """
-        SELECT id, media_key, embedding_model, embedding_hash, embedding IS NOT NULL AS embedded, embed_error
-        FROM style_seeds WHERE id = ANY($1::bigint[]) ORDER BY id
-        """,
-        list(seed_ids),
-    )
-    return [EmbedTarget(**dict(r)) for r in rows]
-
-
 async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, force: bool = False) -> list[int]:
     """Seeds with an image and no vector (or one of another model); every seed with an image with force."""
     rows = await conn.fetch(
@@ -83,31 +71,3 @@ async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, forc
         model, force,
     )
     return [r["id"] for r in rows]
-
-
-async def update_seed_embedding(
-    conn: asyncpg.Connection, seed_id: int, *, vector: np.ndarray, model: str, content_hash: str
-) -> None:
-    """Store a seed's vector with its model and image hash (clears any error)."""
-    await conn.execute(
-        """
-        UPDATE style_seeds SET embedding = $2, embedding_model = $3, embedding_hash = $4,
-                               embedded_at = now(), embed_error = NULL
-        WHERE id = $1
-        """,
-        seed_id, np.asarray(vector, dtype=np.float32), model, content_hash,
-    )
-
-
-async def update_seed_embed_error(
-    conn: asyncpg.Connection, seed_id: int, *, model: str, content_hash: str | None, error: str
-) -> None:
-    """Mark a seed whose image could not be embedded."""
-    await conn.execute(
-        """
-        UPDATE style_seeds SET embedding = NULL, embedding_model = $2, embedding_hash = $3,
-                               embedded_at = now(), embed_error = $4
-        WHERE id = $1
-        """,
-        seed_id, model, content_hash, error[:500],
-    )

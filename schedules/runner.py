@@ -25,8 +25,9 @@ from dramatiq import Actor, Broker
 from dramatiq.errors import BrokerConnectionError
 
 from broker.queues import QueueStats, known_queues
-from domain.cron import CronSchedule, due_ticks, floor_minute, parse
+from domain.cron import due_ticks, floor_minute
 from domain.schedules import ScheduleSetting, effective_spec, is_enabled
+from schedules.cron import CronSchedule, parse
 from schedules.lock import LeaderLock
 from schedules.store import ScheduleStore
 

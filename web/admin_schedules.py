@@ -17,10 +17,10 @@ from db.schedules import (
     select_stored_config, upsert_schedule_config, upsert_schedule_setting,
 )
 from domain.admin import AuditEntry
-from domain.cron import parse
 from domain.schedules import (
     ScheduleConfig, ScheduleSetting, ScrapeSource, check_name, clean_list, config_from, upsert_source,
 )
+from schedules.cron import parse
 
 UNSET: Any = object()
 

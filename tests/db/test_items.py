@@ -7,10 +7,8 @@ import pytest
 
 from db import item_search
 from db.item_search import select_nearest_items, select_vector_version
-from db.items import (
-    select_item_embed_targets, select_item_embedding, select_item_ids_to_embed, update_item_embed_error,
-    update_item_embedding,
-)
+from db.embeddings import select_embed_targets, update_embedding
+from db.items import select_item_embedding, select_item_ids_to_embed
 
 MODEL = "test-model"
 
@@ -59,11 +57,11 @@ async def test_embedding_state_roundtrip(db_pool: asyncpg.Pool) -> None:
         assert await select_item_ids_to_embed(conn, model="other") == [1, 3]  # 2 has no image
         assert await select_item_ids_to_embed(conn, model=MODEL, force=True, after_id=1) == [3]
         vector = clustered(1, seed=5)[0]
-        await update_item_embedding(conn, 3, vector=vector, model=MODEL, content_hash="h3")
+        await update_embedding(conn, "items", 3, vector=vector, model=MODEL, content_hash="h3")
         stored, model = await select_item_embedding(conn, 3)
         np.testing.assert_allclose(stored, vector, atol=1e-7)
-        await update_item_embed_error(conn, 1, model=MODEL, content_hash="h1", error="broken image")
-        targets = {t.id: t for t in await select_item_embed_targets(conn, [1, 3])}
+        await update_embedding(conn, "items", 1, model=MODEL, content_hash="h1", error="broken image")
+        targets = {t.id: t for t in await select_embed_targets(conn, "items", [1, 3])}
         assert targets[1].embed_error == "broken image" and not targets[1].embedded
         assert targets[1].is_current(MODEL, "h1") and not targets[1].is_current(MODEL, "other")
         assert targets[3].is_current(MODEL, "h3") and not targets[3].is_current("other", "h3")

@@ -42,7 +42,8 @@ def test_specs_are_read_from_periodiq_cron_objects_and_plain_strings() -> None:
     assert found["sched_new_year"] == "0 0 1 jan *" and found[EVERY] == "* * * * *"
     assert "count_run" not in found and "ping" not in found
     rebuilt = discover_schedules(actors.broker, ["sched_sunday_name"])[0].cron
-    assert rebuilt.weekdays == {0}
+    sunday = at("2026-04-19T09:00")
+    assert rebuilt.matches(sunday) and rebuilt.next_after(sunday) == at("2026-04-26T09:00")
 
 
 def test_a_bad_spec_or_unknown_name_is_refused_naming_the_actor() -> None:

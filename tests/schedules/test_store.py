@@ -10,7 +10,7 @@ import redis
 from dramatiq.message import Message
 
 import actors
-from domain.cron import parse
+from schedules.cron import parse
 from schedules.lock import LeaderLock
 from schedules.runner import Schedule, discover_schedules
 from schedules.store import ScheduleStore

@@ -1,11 +1,12 @@
-"""Cron expressions: parsing, matching, ticks and catch-up rules (pure, UTC)."""
+"""Cron expressions (cronsim behind schedules.cron): parsing, matching, ticks and catch-up rules (UTC)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from domain.cron import due_ticks, epoch_minute, floor_minute, from_epoch_minute, parse
+from domain.cron import due_ticks, epoch_minute, floor_minute, from_epoch_minute
+from schedules.cron import parse
 
 UTC = timezone.utc
 SUNDAY = datetime(2026, 4, 19, 9, 0, tzinfo=UTC)  # a Sunday
@@ -16,15 +17,17 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("spec", [
-    "0 9 * * 0", "0 9 * * 7", "0 9 * * sun", "0 9 * * SUN", "0 9 * * Sun", "0 9 * * 0-1", "0 9 * * 5-7",
-    "0 9 * * fri-sun", "0 9 * * sat,sun", "0 9 * * 0,3", "0 9 * * */7", "0 9 * * 6-7",
+@pytest.mark.parametrize(("spec", "weekdays"), [
+    ("0 9 * * 0", {7}), ("0 9 * * 7", {7}), ("0 9 * * sun", {7}), ("0 9 * * SUN", {7}), ("0 9 * * Sun", {7}),
+    ("0 9 * * 0-1", {7, 1}), ("0 9 * * 5-7", {5, 6, 7}), ("0 9 * * fri-7", {5, 6, 7}), ("0 9 * * sat,sun", {6, 7}),
+    ("0 9 * * 0,3", {7, 3}), ("0 9 * * */7", {7}), ("0 9 * * 6-7", {6, 7}), ("0 9 * * 0,7", {7}),
 ])
-def test_every_spelling_of_sunday_fires_on_sunday(spec: str) -> None:
+def test_every_spelling_of_sunday_fires_on_sunday(spec: str, weekdays: set[int]) -> None:
     schedule = parse(spec)
     assert schedule.matches(SUNDAY)
     assert not schedule.matches(SUNDAY + timedelta(minutes=1))
-    assert 0 in schedule.weekdays and 7 not in schedule.weekdays
+    week = schedule.ticks_between(SUNDAY - timedelta(minutes=1), SUNDAY + timedelta(days=6, hours=23))
+    assert [t.isoweekday() for t in week] == sorted(weekdays, key=lambda d: d % 7)  # Sunday once, not twice
 
 
 @pytest.mark.parametrize("spec", ["0 9 * * 0", "0 9 * * 7", "0 9 * * sun", "@weekly"])
@@ -58,14 +61,17 @@ def test_weekday_ranges(spec: str, sunday: bool, monday: bool, saturday: bool) -
     ("5,5,1-3", (1, 2, 3, 5)),
     ("59", (59,)),
     ("0-4/1,50-59/3", (0, 1, 2, 3, 4, 50, 53, 56, 59)),
+    ("5/15", (5, 20, 35, 50)),  # cronsim reads `a/n` as `a-59/n`
 ])
 def test_minute_lists_ranges_and_steps(field: str, expected: tuple[int, ...]) -> None:
-    assert parse(f"{field} * * * *").minutes == expected
+    hour = parse(f"{field} * * * *").ticks_between(at("2026-04-19T09:59"), at("2026-04-19T10:59"))
+    assert tuple(t.minute for t in hour) == expected
 
 
 def test_hour_steps() -> None:
     schedule = parse("0 */6 * * *")
-    assert schedule.hours == (0, 6, 12, 18)
+    day = schedule.ticks_between(at("2025-12-31T23:59"), at("2026-01-01T23:59"))
+    assert [t.hour for t in day] == [0, 6, 12, 18]
     assert schedule.matches(at("2026-01-01T18:00")) and not schedule.matches(at("2026-01-01T19:00"))
 
 
@@ -118,25 +124,27 @@ def test_star_prefixed_field_means_and(spec: str, when: str, expected: bool) -> 
     ("* * * *", "got 4"),
     ("* * * * * *", "got 6"),
     ("60 * * * *", "minute field: 60"),
-    ("-1 * * * *", "not a number"),
+    ("-1 * * * *", "minute field: -1 is not valid"),
     ("* 24 * * *", "hour field: 24"),
     ("* * 0 * *", "day-of-month field: 0"),
-    ("* * 32 * *", "outside 1-31"),
+    ("* * 32 * *", "day-of-month field: 32 is not valid (allowed: 1-31"),
     ("* * * 13 *", "month field: 13"),
     ("* * * * 8", "day-of-week field: 8"),
-    ("*/0 * * * *", "positive whole number"),
-    ("*/x * * * *", "positive whole number"),
-    ("5/15 * * * *", "5-59/15"),
-    ("10-5 * * * *", "backwards"),
-    ("1-2-3 * * * *", "not a number"),
-    ("a * * * *", "'a'"),
-    ("1,,2 * * * *", "empty list item"),
+    ("*/0 * * * *", "minute field: */0"),
+    ("*/x * * * *", "minute field: */x"),
+    ("10-5 * * * *", "minute field: 10-5"),
+    ("1-2-3 * * * *", "minute field: 1-2-3"),
+    ("a * * * *", "minute field: a is not valid"),
+    ("1,,2 * * * *", "minute field: 1,,2"),
+    ("* * * * fri-sun", "day-of-week field: fri-sun is not valid (allowed: 0-7 (0 and 7 are Sunday)"),
+    ("0 0 * * * 0", "got 6"),  # no seconds field: ticks are whole minutes
     ("* * * foo *", "jan"),
     ("* * * * funday", "sun"),
     ("* * * * jan", "day-of-week field"),
     ("@reboot", "unknown nickname"),
     ("@every 5m", "unknown nickname"),
-    ("0 0 30 feb *", "never fires"),
+    ("0 0 30 feb *", "never fires: no month in 'feb' has a day '30'"),
+    ("0 0 31 2 *", "never fires: no month in '2' has a day '31'"),
     ("0 0 31 apr,jun *", "never fires"),
 ])
 def test_bad_specs_are_refused_with_a_clear_message(spec: str, fragment: str) -> None:
@@ -144,6 +152,12 @@ def test_bad_specs_are_refused_with_a_clear_message(spec: str, fragment: str) ->
         parse(spec)
     assert fragment in str(caught.value)
     assert repr(spec) in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", [None, 5, ["* * * * *"]])
+def test_a_spec_that_is_not_text_is_refused(spec: object) -> None:
+    with pytest.raises(ValueError, match="cron spec must be a string"):
+        parse(spec)  # type: ignore[arg-type]  # what a bad stored setting or JSON body may hold
 
 
 def test_a_leap_day_schedule_is_possible() -> None:
@@ -167,6 +181,12 @@ def test_ticks_between_bounds(after: str, until: str, expected: list[str]) -> No
     assert all(t.tzinfo is UTC and t.second == 0 for t in ticks)
 
 
+def test_count_between_a_year_of_minutes_counts_whole_days_at_once() -> None:
+    start = at("2026-01-01T00:00:30")
+    assert parse("* * * * *").count_between(start, start + timedelta(days=365)) == 365 * 1440
+    assert parse("*/15 9-17 * * mon-fri").count_between(start, start + timedelta(days=365)) == 261 * 9 * 4
+
+
 def test_ticks_between_a_whole_day_of_minutes() -> None:
     start = at("2026-04-19T00:00")
     ticks = parse("* * * * *").ticks_between(start, start + timedelta(days=1))
@@ -175,7 +195,7 @@ def test_ticks_between_a_whole_day_of_minutes() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["* * * * *", "*/7 3-5 * * *", "0 9 * * sun", "0 0 13 * fri", "@monthly", "30 23 31 * *"]
+    "spec", ["* * * * *", "*/7 3-5 * * *", "0 9 * * sun", "0 0 13 * fri", "@monthly", "30 23 31 * *", "0,59 0,23 * * *"]
 )
 @pytest.mark.parametrize(("after", "until"), [
     ("2026-04-19T10:07:30", "2026-04-19T11:00"), ("2026-01-30T22:00", "2026-03-02T04:10"),
