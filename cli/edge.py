@@ -1,4 +1,4 @@
-"""`backroom edge credentials NODE`: a Redis ACL user that can only do an edge worker's work."""
+"""`backroom edge credentials|revoke NODE`: a Redis ACL user that can only do an edge worker's work, and its end."""
 from __future__ import annotations
 
 import secrets
@@ -10,9 +10,11 @@ import redis
 import typer
 
 from broker.acl import edge_acl_rules, edge_user_name
+from broker.gateway import drop_signing_key, store_signing_key
 from broker.keys import Keys
-from domain.contracts import EDGE_ACTORS, SERVER_ACTORS, queue_of
+from domain.contracts import EDGE_ACTORS, RESULTS_QUEUE
 from domain.edge_registry import valid_node_id
+from domain.edge_results import signing_key
 
 EXTRA_EDGE_ACTORS = ("ping_edge",)  # declared in edge.actors, not part of the cross-boundary contract
 
@@ -35,13 +37,34 @@ def create_edge_credentials(client: Any, namespace: str, node_id: str, *, host: 
     major = int(str(client.info("server")["redis_version"]).split(".")[0])
     password = secrets.token_urlsafe(32)
     rules = edge_acl_rules(Keys(namespace), node_id, password=password, redis7=major >= 7,
-                           deliver_to={queue_of(actor) for actor in SERVER_ACTORS},
-                           edge_actors=[*EDGE_ACTORS, *EXTRA_EDGE_ACTORS])
+                           deliver_to=[RESULTS_QUEUE], edge_actors=[*EDGE_ACTORS, *EXTRA_EDGE_ACTORS])
     user = edge_user_name(node_id)
     client.execute_command("ACL", "SETUSER", user, *rules)
+    # the old password's connections and signed deliveries stop working with the new credential
+    store_signing_key(client, Keys(namespace), node_id, signing_key(password))
+    kill_connections(client, user)
     scheme = "rediss" if tls else "redis"
     url = f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{db}"
     return EdgeCredentials(node_id=node_id, user=user, password=password, redis_url=url)
+
+
+def kill_connections(client: Any, user: str) -> int:
+    """Close every live connection of `user`; returns how many."""
+    return int(client.execute_command("CLIENT", "KILL", "USER", user))
+
+
+def revoke_edge_credentials(client: Any, namespace: str, node_id: str) -> bool:
+    """Delete `node_id`'s ACL user, drop its live connections and refuse its deliveries; False when it had none."""
+    if not valid_node_id(node_id):
+        raise ValueError("a node id is letters, digits, `_`, `.` and `-` (at most 63, starting with a letter or digit)")
+    user = edge_user_name(node_id)
+    try:
+        kill_connections(client, user)
+    except redis.ResponseError:  # no such user
+        pass
+    existed = bool(client.execute_command("ACL", "DELUSER", user))  # also closes connections opened since
+    dropped = drop_signing_key(client, Keys(namespace), node_id)
+    return existed or dropped
 
 
 def credentials(

@@ -127,8 +127,10 @@ def worker(
     queues: list[str] = typer.Option(None, "--queue", "-Q", help="Queues to consume (default: the server queues)."),
     edge: bool = typer.Option(False, "--edge", help="Run the edge worker (edge.worker, queue edge) instead."),
     module: list[str] = typer.Option(None, "--module", "-m", help="Extra modules declaring actors to import."),
+    gateway: bool = typer.Option(True, "--gateway/--no-gateway",
+                                 help="Also run the edge gateway (checks and forwards edge results; server only)."),
 ) -> None:
-    """Run a supervised pool of worker processes; a process that dies is replaced."""
+    """Run a supervised pool of worker processes (and the edge gateway); a process that dies is replaced."""
     from cli.worker import SERVER_MODULES, dramatiq_command, expose_metrics, supervise
     from config.settings import EDGE_QUEUE, SERVER_QUEUES, get_edge_settings
 
@@ -143,7 +145,14 @@ def worker(
         lean_supervise(worker_process.command(modules[0], modules[1:], chosen, threads,
                                               settings.worker_shutdown_timeout_s), processes)
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
-    raise typer.Exit(supervise(command, processes))
+    extra = ()
+    if gateway:  # edge results reach server actors only through it (broker.gateway)
+        from cli import worker_process
+        from domain.contracts import RESULTS_QUEUE
+
+        extra = (worker_process.command("broker.gateway_worker", [], [RESULTS_QUEUE], 2,
+                                        settings.worker_shutdown_timeout_s),)
+    raise typer.Exit(supervise(command, processes, extra))
 
 
 @app.command("doctor")
