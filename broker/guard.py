@@ -46,9 +46,9 @@ def record_refusal(client: Any, key: str, entry: dict[str, Any]) -> None:
         pipe.execute()
 
 
-def take_refusals(client: Any, key: str, limit: int = 100) -> list[dict[str, Any]]:
-    """Pop up to `limit` refusals, oldest first (garbage entries are skipped)."""
-    raw = client.rpop(key, limit) or []
+def oldest_refusals(client: Any, key: str, limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+    """Up to `limit` refusals, oldest first, and how many list entries they came from (garbage is skipped)."""
+    raw = list(reversed(client.lrange(key, -limit, -1)))
     entries = []
     for item in raw:
         try:
@@ -57,7 +57,13 @@ def take_refusals(client: Any, key: str, limit: int = 100) -> list[dict[str, Any
             continue
         if isinstance(entry, dict):
             entries.append(entry)
-    return entries
+    return entries, len(raw)
+
+
+def drop_oldest_refusals(client: Any, key: str, count: int) -> None:
+    """Forget the `count` oldest refusals (once they are in the audit log; newer ones are pushed at the head)."""
+    if count:
+        client.ltrim(key, 0, -count - 1)
 
 
 class QueueGuard(Middleware):
@@ -73,12 +79,38 @@ class QueueGuard(Middleware):
             return
         message.options[REFUSED] = reason
         message.fail()  # nacked: the message goes to the dead-letter queue, and its job record says dead
-        log.warning("message %s %s", message.message_id, reason)
-        if self.refusals_key is not None:
-            entry = {"at": current_millis(), "queue": queue_name, "actor": str(message.actor_name)[:200],
-                     "message_id": str(message.message_id)[:100], "namespace": broker.namespace, "reason": reason}
-            try:
-                record_refusal(broker.client, self.refusals_key, entry)
-            except redis.RedisError as error:
-                log.error("could not record the refusal of %s for the audit log: %s", message.message_id, error)
+        self._record(broker, message, queue_name, reason)
         raise SkipMessage(reason)
+
+    def after_nack(self, broker: Any, message: Any) -> None:
+        # Dramatiq's consumer dead-letters a message for an undeclared actor before any middleware
+        # sees it (no before_process_message): record the refusal and the job's end here
+        if REFUSED in message.options or str(message.actor_name) in broker.actors:
+            return
+        queue_name = q_name(message.queue_name)
+        reason = refusal_reason(broker, str(message.actor_name), queue_name, None) or "refused"
+        message.options[REFUSED] = reason
+        self._record(broker, message, queue_name, reason)
+        jobs = getattr(broker, "jobs", None)
+        if jobs is None:
+            return
+        now = current_millis()
+        try:
+            with broker.client.pipeline(transaction=False) as pipe:
+                jobs.write_final(pipe, message.message_id, {"status": "dead", "finished_at": now,
+                                                            "last_error": reason},
+                                 keep=True, event={"at": now, "event": "dead", "error": reason})
+                pipe.execute()
+        except redis.RedisError as error:
+            log.error("could not mark refused message %s dead: %s", message.message_id, error)
+
+    def _record(self, broker: Any, message: Any, queue_name: str, reason: str) -> None:
+        log.warning("message %s %s", message.message_id, reason)
+        if self.refusals_key is None:
+            return
+        entry = {"at": current_millis(), "queue": queue_name, "actor": str(message.actor_name)[:200],
+                 "message_id": str(message.message_id)[:100], "namespace": broker.namespace, "reason": reason}
+        try:
+            record_refusal(broker.client, self.refusals_key, entry)
+        except redis.RedisError as error:
+            log.error("could not record the refusal of %s for the audit log: %s", message.message_id, error)

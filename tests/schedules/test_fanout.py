@@ -29,6 +29,7 @@ SINGLE = {
     "schedule_sweep_enrichment": ("sweep_enrichment", "ml", []),
     "schedule_check_edge_nodes": ("check_edge_nodes", "default", []),
     "schedule_watch_dead_letters": ("watch_dead_letters", "default", []),
+    "schedule_audit_refused_messages": ("audit_refused_messages", "default", []),
     "schedule_release_due_orders": ("release_due_orders", "orders", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
