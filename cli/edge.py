@@ -67,19 +67,42 @@ def revoke_edge_credentials(client: Any, namespace: str, node_id: str) -> bool:
     return existed or dropped
 
 
+def _server_client() -> tuple[Any, Any]:
+    """The edge settings and a client on the server's Redis (Sentinel-aware)."""
+    from broker.setup import redis_client
+    from config.settings import get_edge_settings
+
+    settings = get_edge_settings()
+    return settings, redis_client(settings) or redis.Redis.from_url(settings.redis_url)
+
+
+def _history(node: str, action: str, user: str) -> None:
+    """Keep the credential's history and an audit row (Postgres); a warning when the database is unreachable."""
+    from cli.admin import audited, with_db
+    from db.edge_credentials import insert_edge_credential, revoke_edge_credential
+    from domain.admin import AuditEntry
+    from web.admin_service import cli_actor
+
+    by = cli_actor()
+    try:
+        if action == "edge.credentials":
+            with_db(lambda conn: insert_edge_credential(conn, node, user, by=by))
+        else:
+            with_db(lambda conn: revoke_edge_credential(conn, node, by=by))
+        audited(AuditEntry(action=action, target=f"edge:{node}", after={"redis_user": user}))
+    except Exception as error:  # noqa: BLE001  the credential itself is done; say what was not recorded
+        typer.echo(f"backroom: warning: {action} for {node} not recorded in the database: {error}", err=True)
+
+
 def credentials(
     node: str = typer.Argument(..., help="The edge node's id (its EDGE_NODE_ID)."),
     host: str = typer.Option(None, help="The Redis host as the node reaches it (default: REDIS_URL's)."),
     port: int = typer.Option(None, help="The Redis port as the node reaches it (default: REDIS_URL's)."),
     tls: bool = typer.Option(None, "--tls/--no-tls", help="Print a rediss:// URL (default: as REDIS_URL)."),
 ) -> None:
-    """Create or update NODE's Redis ACL user (consume `edge`, deliver to `ingest`, heartbeat); print it once."""
-    from broker.setup import redis_client
-    from config.settings import get_edge_settings
-
-    settings = get_edge_settings()
+    """Create or replace NODE's Redis ACL user (consume `edge`, deliver signed results, heartbeat); print it once."""
+    settings, client = _server_client()
     parsed = redis.connection.parse_url(settings.redis_url)
-    client = redis_client(settings) or redis.Redis.from_url(settings.redis_url)
     try:
         made = create_edge_credentials(
             client, settings.redis_namespace, node, host=host or parsed.get("host") or "127.0.0.1",
@@ -90,6 +113,21 @@ def credentials(
         raise typer.Exit(2) from None
     finally:
         client.close()
+    _history(node, "edge.credentials", made.user)
     typer.echo(f"# Redis user {made.user} (password shown once; run this again to replace it)")
     typer.echo(f"REDIS_URL={made.redis_url}")
     typer.echo(f"EDGE_NODE_ID={made.node_id}")
+
+
+def revoke(node: str = typer.Argument(..., help="The edge node's id (its EDGE_NODE_ID).")) -> None:
+    """Delete NODE's Redis user, drop its live connections and refuse its results; kept in its history."""
+    settings, client = _server_client()
+    try:
+        existed = revoke_edge_credentials(client, settings.redis_namespace, node)
+    except ValueError as error:
+        typer.echo(f"backroom: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
+    _history(node, "edge.revoke", edge_user_name(node))
+    typer.echo(f"revoked {edge_user_name(node)}" if existed else f"{node} had no credential (nothing to revoke)")
