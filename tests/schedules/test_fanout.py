@@ -77,7 +77,7 @@ def sent(job_id: str) -> JobRecord:
 
 def edge_messages(client: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
     """(actor, kwargs) of every message waiting on the `edge` queue, sorted."""
-    decoded = [Message.decode(p) for p in client.hvals(actors.broker.jobs.keys.messages("edge"))]
+    decoded = [Message.decode(p) for p in client.hvals(actors.broker.jobs.keys.edge.messages("edge"))]
     return sorted(((m.actor_name, m.kwargs) for m in decoded), key=repr)
 
 

@@ -25,7 +25,7 @@ async def test_scrape_is_refused_with_409_when_no_edge_node_is_live(client, toke
     response = await client.post("/v1/jobs/scrape", json=BODY, headers=bearer(tokens["jobs"]))
     assert response.status_code == 409
     assert "no edge node is live" in (await response.get_json())["error"]
-    assert redis_client.llen("backroom:edge") == 0
+    assert redis_client.llen("backroom-edge:edge") == 0
 
 
 async def test_scrape_is_queued_on_edge_when_a_node_is_live_or_forced(client, tokens, redis_client) -> None:
@@ -36,7 +36,7 @@ async def test_scrape_is_queued_on_edge_when_a_node_is_live_or_forced(client, to
     assert response.status_code == 202
     job = await (await client.get((await response.get_json())["status_url"], headers=bearer(tokens["jobs"]))).get_json()
     assert (job["actor"], job["queue"], job["status"], job["kwargs"]) == ("scrape_source", "edge", "queued", BODY)
-    assert redis_client.llen("backroom:edge") == 2
+    assert redis_client.llen("backroom-edge:edge") == 2
 
 
 async def test_scrape_validates_its_body(client, tokens, redis_client) -> None:
