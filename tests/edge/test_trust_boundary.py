@@ -117,7 +117,7 @@ def test_custom_lua_is_confined_to_the_nodes_own_keys(acl_redis: RedisProcess) -
     server = BackroomBroker(url=acl_redis.url, namespace=NS, job_retention_s=3600, maintenance_chance=0)
     secret = server.enqueue(server_message("notify"))
     _, edge, _ = _edge_user(acl_redis, "pi-a")
-    read = edge.script_load("return redis.call('hgetall', KEYS[1])")
+    read = edge.script_load("return redis.call('hget', KEYS[1], 'args')")
     _denied(lambda: edge.evalsha(read, 1, KEYS.job(secret.message_id)))
     undeclared = edge.script_load(f"return redis.call('sadd', '{KEYS.paused}', 'ingest')")
     _denied(lambda: edge.evalsha(undeclared, 0))
