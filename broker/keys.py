@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EDGE_SUFFIX = "-edge"
+EDGE_NAMESPACE_QUEUES = ("edge", "results")  # queues that live in the edge namespace (edge workers, edge gateway)
 
 
 def edge_namespace(namespace: str) -> str:
@@ -21,6 +22,10 @@ class Keys:
     def edge(self) -> Keys:
         """The keys of this namespace's edge namespace (itself when it is one)."""
         return Keys(edge_namespace(self.ns))
+
+    def for_queue(self, queue_name: str) -> Keys:
+        """The keys of the namespace `queue_name` (or its delay/dead-letter queue) lives in."""
+        return self.edge if queue_name.split(".")[0] in EDGE_NAMESPACE_QUEUES else self
 
     @property
     def server_ns(self) -> str:

@@ -57,17 +57,21 @@ class Pauses:
 
 
 def paused_queues(client: Any, keys: Keys) -> set[str]:
-    """The names of the paused queues, read from Redis."""
-    return set(_members(client, keys.paused))
+    """The names of the paused queues, read from Redis (`edge` from the edge namespace's set)."""
+    return set(_members(client, keys.paused)) | ({"edge"} & _members(client, keys.edge.paused))
 
 
 def pause_queue(client: Any, keys: Keys, queue_name: str) -> bool:
     """Stop consumers of `queue_name` from fetching; False when it was already paused."""
+    if queue_name == "edge":  # edge workers read their own namespace's set (the server's is out of their reach)
+        keys = keys.edge
     return bool(client.sadd(keys.paused, queue_name))
 
 
 def resume_queue(client: Any, keys: Keys, queue_name: str) -> bool:
     """Let consumers of `queue_name` fetch again; False when it was not paused."""
+    if queue_name == "edge":
+        keys = keys.edge
     with client.pipeline(transaction=True) as pipe:
         pipe.srem(keys.paused, queue_name).publish(keys.wake(queue_name), "1")
         removed, _ = pipe.execute()

@@ -56,3 +56,30 @@ async def test_the_admin_lists_registry_nodes(client, tokens, redis_client) -> N
     await sign_in(client, tokens["reader"])
     page = await client.get("/admin/edge")
     assert page.status_code == 200 and "grailed, vinted" in await page.get_data(as_text=True)
+
+
+async def test_corrupt_shared_keys_leave_the_admin_answering(client, tokens, redis_client) -> None:
+    keys = Keys("backroom")
+    redis_client.set(keys.paused, "garbage")  # a string where the paused set belongs
+    redis_client.set(keys.edge.paused, "garbage")
+    redis_client.set(keys.edge.edge_nodes, "garbage")
+    redis_client.hset(keys.edge.stats("edge", 1), "not-a-minute:processed", "x")
+    redis_client.rpush(keys.edge.queue("edge"), "r1")
+    redis_client.hset(keys.edge.messages("edge"), "r1", "{not json")
+    for path in ("/v1/admin/queues", "/v1/admin/edge-nodes"):
+        response = await client.get(path, headers=bearer(tokens["reader"]))
+        assert response.status_code == 200, (path, await response.get_data(as_text=True))
+    queues = (await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json())["queues"]
+    edge = next(q for q in queues if q["name"] == "edge")
+    assert edge["ready"] == 1 and not any(q["paused"] for q in queues)  # the edge queue, read where it lives
+
+
+async def test_pausing_edge_pauses_it_where_edge_workers_look(client, tokens, redis_client) -> None:
+    keys = Keys("backroom")
+    response = await client.post("/v1/admin/queues/edge/pause", headers=bearer(tokens["admin"]))
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    assert redis_client.smembers(keys.edge.paused) == {b"edge"} and not redis_client.exists(keys.paused)
+    queues = (await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json())["queues"]
+    assert next(q for q in queues if q["name"] == "edge")["paused"] is True
+    await client.post("/v1/admin/queues/edge/resume", headers=bearer(tokens["admin"]))
+    assert not redis_client.smembers(keys.edge.paused)
