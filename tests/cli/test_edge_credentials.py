@@ -37,3 +37,4 @@ def test_reissue_keeps_history_and_revoke_drops_the_user_and_its_connections(red
     table = runner.invoke(app, ["edge", "nodes"], env={"COLUMNS": "240"})
     assert "edge credentials" in table.output and "revoked" in table.output
     assert "nothing to revoke" in runner.invoke(app, ["edge", "revoke", "pi-hist"]).output
+

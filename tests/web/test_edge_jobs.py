@@ -83,3 +83,22 @@ async def test_pausing_edge_pauses_it_where_edge_workers_look(client, tokens, re
     assert next(q for q in queues if q["name"] == "edge")["paused"] is True
     await client.post("/v1/admin/queues/edge/resume", headers=bearer(tokens["admin"]))
     assert not redis_client.smembers(keys.edge.paused)
+
+
+async def test_the_admin_edge_page_and_api_show_credentials(client, tokens, database_url) -> None:
+    import asyncpg
+
+    from db.edge_credentials import insert_edge_credential, revoke_edge_credential
+
+    conn = await asyncpg.connect(database_url)
+    try:  # what `backroom edge credentials pi-page` then `backroom edge revoke pi-page` record
+        await insert_edge_credential(conn, "pi-page", "edge-pi-page", by="cli:test")
+        await revoke_edge_credential(conn, "pi-page", by="cli:test")
+    finally:
+        await conn.close()
+    body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
+    latest = next(c for c in body["credentials"] if c["node_id"] == "pi-page")
+    assert latest["redis_user"] == "edge-pi-page" and latest["revoked_at"] is not None
+    await sign_in(client, tokens["reader"])
+    page = await (await client.get("/admin/edge")).get_data(as_text=True)
+    assert "edge-pi-page" in page and "revoked" in page
