@@ -5,10 +5,12 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import asyncpg
 import pytest
 import redis
 from dramatiq.message import Message
 
+from actors.refusals import write_refusals
 from broker.edge_registry import live_edge_nodes, twin_broker
 from broker.keys import Keys
 from broker.redis import BackroomBroker
@@ -53,8 +55,8 @@ def _server_queues_empty(admin: redis.Redis) -> bool:
     return all(admin.llen(f"{NS}:{q}") == 0 and admin.hlen(f"{NS}:{q}.msgs") == 0 for q in SERVER_QUEUES)
 
 
-def test_server_actors_named_by_an_edge_credential_never_run(
-        acl_redis: RedisProcess, gateways: Callable[[str], Gateway]) -> None:
+async def test_server_actors_named_by_an_edge_credential_never_run(
+        acl_redis: RedisProcess, gateways: Callable[[str], Gateway], pool: asyncpg.Pool) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds, edge, as_node = _edge_user(acl_redis, "pi-a")
     attacks = {"approve_item": {"item_id": 1}, "refund_order": {"order_id": 1}, "ping": {"message": "owned"}}
@@ -83,6 +85,10 @@ def test_server_actors_named_by_an_edge_credential_never_run(
     assert admin.zcard(f"{EDGE_NS}:results.XQ") == 4 and _server_queues_empty(admin)
     refused = _refusals(admin)  # what the audit writer (actors.refusals) puts in the audit log
     assert sorted(r["actor"] for r in refused) == ["approve_item", "approve_item", "ping", "refund_order"]
+    audited = "SELECT count(*) FROM audit_log WHERE action = 'message.refused' AND after->>'namespace' = $1"
+    before = await pool.fetchval(audited, EDGE_NS)
+    assert await write_refusals(admin, KEYS.refused, pool) == 4
+    assert await pool.fetchval(audited, EDGE_NS) == before + 4 and admin.llen(KEYS.refused) == 0
 
 
 def test_shared_server_state_is_out_of_reach(acl_redis: RedisProcess) -> None:
