@@ -38,3 +38,15 @@ def test_reissue_keeps_history_and_revoke_drops_the_user_and_its_connections(red
     assert "edge credentials" in table.output and "revoked" in table.output
     assert "nothing to revoke" in runner.invoke(app, ["edge", "revoke", "pi-hist"]).output
 
+
+
+def test_the_dev_stack_gives_its_edge_node_a_credential_of_its_own(own_redis) -> None:  # type: ignore[no-untyped-def]
+    from cli.devstack import dev_edge_credentials
+
+    env = dev_edge_credentials({"REDIS_URL": own_redis.url})
+    assert env["EDGE_NODE_ID"] == "dev-edge" and env["EDGE_REDIS_URL"].startswith("redis://edge-dev-edge:")
+    edge = redis.Redis.from_url(env["EDGE_REDIS_URL"])
+    assert edge.ping() is True
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        edge.lrange("backroom:ingest", 0, -1)
+    assert redis.Redis.from_url(own_redis.url).hexists("backroom:edgesigning", "dev-edge")
