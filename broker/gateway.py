@@ -13,17 +13,19 @@ its error, and recorded for the audit log like every refused message (broker.gua
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import redis
+from dramatiq import Middleware
 from dramatiq.common import current_millis
 from dramatiq.message import Message
 from pydantic import ValidationError
 
 from broker.guard import record_refusal
 from broker.keys import Keys
-from domain.contracts import queue_of
+from domain.contracts import EDGE_QUEUE, RESULTS_QUEUE, queue_of
 from domain.edge_results import EdgeDelivery, forwarded_kwargs, signature_valid
 
 log = logging.getLogger(__name__)
@@ -103,3 +105,54 @@ def accept(server: Any, args: tuple, envelope: dict[str, Any]) -> dict[str, Any]
         raise
     server.enqueue(message)
     return {"node_id": delivery.node_id, "actor": delivery.actor, "forwarded": message.message_id}
+
+
+def expected_types(keys: Keys) -> dict[str, bytes]:
+    """The shared edge-namespace keys every edge consumer (and the gateway) needs, with their Redis type."""
+    edge = keys.edge
+    types = {edge.heartbeats: b"zset", edge.edge_nodes: b"zset", edge.job_index: b"zset", edge.paused: b"set"}
+    for queue in (EDGE_QUEUE, f"{EDGE_QUEUE}.DQ", RESULTS_QUEUE):
+        types.update({edge.queue(queue): b"list", edge.messages(queue): b"hash"})
+    return types
+
+
+def repair_edge_keys(client: Any, keys: Keys) -> list[str]:
+    """Delete shared edge keys a node overwrote with the wrong type (they would stop every edge consumer)."""
+    expected = expected_types(keys)
+    with client.pipeline(transaction=False) as pipe:
+        for key in expected:
+            pipe.type(key)
+        found = pipe.execute()
+    broken = [key for (key, want), got in zip(expected.items(), found) if got not in (want, b"none", want.decode())]
+    if broken:
+        client.delete(*broken)
+        log.warning("edge keys of the wrong type deleted (a node wrote them): %s", ", ".join(broken))
+    return broken
+
+
+class EdgeKeyRepair(Middleware):
+    """Checks the shared edge keys every `interval_s` from a thread of the gateway, and repairs them."""
+
+    def __init__(self, keys: Keys, interval_s: float = 5.0) -> None:
+        self.keys = keys
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._run, args=(broker.client,), name="edge-key-repair", daemon=True)
+        self.thread.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def _run(self, client: Any) -> None:
+        while not self.stopping.is_set():
+            try:
+                repair_edge_keys(client, self.keys)
+            except redis.RedisError as error:
+                log.warning("edge key repair failed: %s", error)
+            self.stopping.wait(self.interval_s)

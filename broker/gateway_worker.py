@@ -2,7 +2,8 @@
 
 The server pool (`backroom worker`) runs one such process: a worker on the edge namespace
 with the server's reaper for it (dead edge workers' messages go back to `edge`), paused by
-the server's paused set (which no node can write), declaring `accept_edge_result` only.
+the server's paused set (which no node can write), repairing shared edge keys a node
+overwrote with the wrong type, declaring `accept_edge_result` only.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import dramatiq
 
 from broker.edge_registry import twin_broker
-from broker.gateway import RefusedDelivery, accept
+from broker.gateway import EdgeKeyRepair, RefusedDelivery, accept
 from broker.keys import Keys
 from broker.pauses import Pauses
 from broker.setup import build_broker, install
@@ -23,6 +24,7 @@ settings = get_edge_settings()
 configure_logging(settings.log_level, settings.log_format)
 broker = install(build_broker(settings, edge=True, reap=True, broker_id_prefix="gateway-"))
 broker.pauses = Pauses(broker.client, Keys(settings.redis_namespace))
+broker.add_middleware(EdgeKeyRepair(Keys(settings.redis_namespace)))  # a node may corrupt what all edge consumers share
 server = twin_broker(broker, settings.redis_namespace)
 
 

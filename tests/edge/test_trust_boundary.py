@@ -207,3 +207,18 @@ def test_corrupt_shared_state_is_skipped(redis_client: redis.Redis, garbage: str
     redis_client.zadd(keys.edge.edge_nodes, {"pi-x/1": int(datetime.now(timezone.utc).timestamp() * 1000)})
     redis_client.hset(keys.edge.edge_node("pi-x", 1), "beat", "{not json")
     assert live_edge_nodes(redis_client, keys, ttl_s=30) == []
+
+
+def test_shared_edge_keys_a_node_corrupts_are_repaired_by_the_gateway(
+        acl_redis: RedisProcess, gateways: Callable[[str], Gateway]) -> None:
+    admin = redis.Redis.from_url(acl_redis.url)
+    creds, edge, as_node = _edge_user(acl_redis, "pi-a")
+    honest = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "d-r"},
+                              delivery_id="d-r", signed_by=_key_of(creds))
+    as_node.enqueue(honest)
+    for key in (f"{EDGE_NS}:__heartbeats__", f"{EDGE_NS}:edgenodes", f"{EDGE_NS}:edge"):
+        edge.set(key, "garbage")  # every edge consumer's fetch (and the gateway's) would fail on these
+    gateway = gateways(acl_redis.url)
+    wait_until(lambda: admin.llen(f"{NS}:ingest") == 1, 60, f"nothing forwarded\n{gateway.output()}")
+    assert admin.type(f"{EDGE_NS}:__heartbeats__") == b"zset" and admin.type(f"{EDGE_NS}:edge") == b"none"
+    assert "wrong type deleted" in gateway.output()
