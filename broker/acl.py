@@ -27,7 +27,8 @@ What a node user can do, and why (the README's "Least privilege" lists the same)
 
 Within the edge namespace a node is not isolated from other nodes: it shares `edge`, the
 edge heartbeat ZSET (a forged beat can make the gateway re-run a result, which is
-idempotent, or delay the reaping of a dead edge worker), and edge job records.
+idempotent, or delay the reaping of a dead edge worker), and edge job records. A shared key
+it overwrites with the wrong type is deleted by the gateway (broker.gateway.EdgeKeyRepair).
 """
 from __future__ import annotations
 
