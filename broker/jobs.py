@@ -45,17 +45,20 @@ class JobStore:
         When a worker has already fetched the message, that worker decides (it alone knows
         whether the job started) and clears `cancel_requested`; this waits for its answer.
         """
-        key = self.keys.job(job_id)
-        status = self.scripts["cancel"](keys=[key, self.keys.events(job_id)], args=[now_ms, self.keys.ns, job_id])
-        status = status.decode() if isinstance(status, bytes) else status
+        for keys in (self.keys, self.keys.edge):  # an edge job's record lives in the edge namespace
+            key = keys.job(job_id)
+            status = self.scripts["cancel"](keys=[key, keys.events(job_id)], args=[now_ms, keys.ns, job_id])
+            status = status.decode(errors="replace") if isinstance(status, bytes) else status
+            if status:
+                break
         deadline = time.monotonic() + answer_within_s
         while status == "cancelling":
             asked, current = self.client.hmget(key, "cancel_requested", "status")
             if not asked or time.monotonic() > deadline:  # answered (or the worker is silent: still queued)
-                status = current.decode() if current else ""
+                status = current.decode(errors="replace") if current else ""
             else:
                 time.sleep(0.002)
-        return JobStatus(status) if status else None
+        return JobStatus(status) if status in {s.value for s in JobStatus} else None  # edge records may hold garbage
 
     def get(self, job_id: str) -> JobRecord | None:
         """The record of one job (its namespace's, else the edge namespace's), or None when unknown or expired."""

@@ -36,3 +36,16 @@ def test_edge_dead_letters_are_listed_and_requeued_where_edge_workers_consume(re
     assert dead.requeue(EDGE_QUEUE, [item.redis_id]).job_ids == [message.message_id]
     assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 1 and redis_client.llen(KEYS.queue(EDGE_QUEUE)) == 0
     assert JobStore(redis_client, "backroom", 3600).get(message.message_id).status.value == "queued"
+
+
+def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis) -> None:
+    import actors
+    from broker.edge_registry import send_edge_message
+
+    message = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                                ttl_s=30, force=True)
+    assert actors.broker.jobs.cancel(message.message_id, now_ms=1).value == "cancelled"
+    assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 0
+    assert actors.broker.jobs.get(message.message_id).status.value == "cancelled"
+    redis_client.hset(KEYS.edge.job("forged"), "status", "owned")  # a node's garbage reads as unknown
+    assert actors.broker.jobs.cancel("forged", now_ms=1) is None
