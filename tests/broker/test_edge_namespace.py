@@ -49,3 +49,18 @@ def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis)
     assert actors.broker.jobs.get(message.message_id).status.value == "cancelled"
     redis_client.hset(KEYS.edge.job("forged"), "status", "owned")  # a node's garbage reads as unknown
     assert actors.broker.jobs.cancel("forged", now_ms=1) is None
+
+
+def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_client: redis.Redis) -> None:
+    from broker.jobsearch import JobSearch
+
+    edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
+                          maintenance_chance=0)
+    message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
+                                   kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
+    search = JobSearch(redis_client, KEYS)
+    detail = search.detail(message.message_id)
+    assert detail is not None and (detail.record.actor, detail.record.queue) == (SCRAPE_SOURCE, EDGE_QUEUE)
+    redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "owned", "args": "{not json"})
+    redis_client.rpush(KEYS.edge.events("forged"), "garbage")
+    assert search.detail("forged") is None
