@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 from pydantic import ValidationError
 
 from actors.chain import enqueue
@@ -76,7 +77,8 @@ async def ingest_listings(source: str, listings: list[dict[str, Any]], delivery_
     valid, dropped = parse_listings(source, listings)
     settings = get_settings()
     policy = margin_policy(settings)
-    summary: dict[str, Any] = {"delivery_id": delivery_id, "received": len(listings), "dropped": dropped[:20]}
+    summary: dict[str, Any] = {"delivery_id": delivery_id, "received": len(listings), "dropped": dropped[:20],
+                               "edge_node": edge_node()}
     async with get_process_pool().acquire() as conn:
         async with conn.transaction():
             if await insert_delivery(conn, delivery_id, source=source, listings=len(listings)):
@@ -90,6 +92,12 @@ async def ingest_listings(source: str, listings: list[dict[str, Any]], delivery_
         to_rehost = await select_item_ids_to_rehost(conn, source, [x.source_listing_id for x in valid])
     jobs = [await enqueue(rehost_images, item_id, unique_key=f"rehost_images:{item_id}") for item_id in to_rehost]
     return {**summary, "rehost": to_rehost, "rehost_jobs": jobs}
+
+
+def edge_node() -> str | None:
+    """The edge node the edge gateway attributed the delivery being ingested to (message option `edge_node`)."""
+    message = CurrentMessage.get_current_message()
+    return message.options.get("edge_node") if message is not None else None
 
 
 def summarise(items: list[IngestedItem]) -> dict[str, list[int]]:

@@ -105,7 +105,13 @@ def main() -> int:
             from broker.edge_registry import live_edge_nodes
             from broker.keys import Keys
 
-            stack.spawn("edge", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", "2"], env)
+            from cli.edge import create_edge_credentials
+
+            # the node on its own credential: its results reach record_listing_check through the pool's gateway
+            creds = create_edge_credentials(client, "backroom", "bench-pi", host="127.0.0.1",
+                                            port=stack.redis.port)  # type: ignore[union-attr]
+            stack.spawn("edge", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", "2"],
+                        {**env, "REDIS_URL": creds.redis_url})
             wait_until(lambda: live_edge_nodes(client, Keys("backroom"), ttl_s=30), timeout=90, what="an edge node")
         say(f"bench: {len(states)} items ({PER_HOST} per host), limit {RATE:g}/s per host (+ jitter {JITTER:g}), "
             f"{CONCURRENCY} in flight per host, vinted on the {'edge (Chromium)' if EDGE else 'server'}")

@@ -9,7 +9,9 @@ then enqueues BENCH_JOBS (default 12) scrape_source jobs at once, two in three f
 generic shop (a search page, then every product page for its JSON-LD) and one in three for
 Vinted with VINTED_ITEM_DETAILS=true (session page, svc-catalogue, then every item page),
 BENCH_LIMIT (default 12) listings each, and waits until every job's listings are on the
-`ingest` queue. listings/minute = listings delivered / (last delivery - first enqueue).
+`ingest` queue: the node runs with its own ACL credential (`backroom edge credentials`) and
+delivers signed results to `results`, which an edge gateway process checks and forwards.
+listings/minute = listings delivered / (last delivery - first enqueue).
 
 Memory: every 0.2 s the RSS and the PSS (/proc/<pid>/smaps_rollup) of every process in the
 edge worker's tree (the supervisor, the worker process, the Playwright driver, every Chromium
@@ -44,6 +46,8 @@ from dramatiq.message import Message  # noqa: E402
 
 from bench._services import BIN, Stack, say, wait_until  # noqa: E402
 from broker.redis import BackroomBroker  # noqa: E402
+from cli import worker_process  # noqa: E402
+from cli.edge import create_edge_credentials  # noqa: E402
 from cli.stack import process_tree  # noqa: E402
 from config.settings import EdgeSettings, default_chromium  # noqa: E402
 from domain import contracts  # noqa: E402
@@ -149,12 +153,18 @@ def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS)
     assert stack.redis is not None
     client = redis.Redis.from_url(stack.redis.url)
     client.flushdb()
-    broker = BackroomBroker(url=stack.redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
+    # edge work goes to the edge namespace; the node runs with its own ACL credential, and its signed
+    # deliveries reach `ingest` through the edge gateway, as in production
+    broker = BackroomBroker(url=stack.redis.url, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0)
+    node = f"bench-{pages}-{contexts}"
+    creds = create_edge_credentials(client, "backroom", node, host="127.0.0.1", port=stack.redis.port)
     env = stack.env(**market.env(), EDGE_PAGES_IN_FLIGHT=str(pages), VINTED_ITEM_DETAILS="true",
                     EDGE_CHROMIUM_PATH=chromium_path(), EDGE_CONTEXTS_IN_FLIGHT=contexts,
                     EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}-{contexts}.db"),
-                    EDGE_NODE_ID=f"bench-{pages}-{contexts}",
+                    EDGE_NODE_ID=node, REDIS_URL=creds.redis_url,
                     PYTHONPATH=str(REPO))  # not bench/: its module names must not shadow the stdlib's
+    gateway = stack.spawn(f"gateway-{pages}-{contexts}", worker_process.command("broker.gateway_worker", [],
+                [contracts.RESULTS_QUEUE], 2, 10), stack.env(PYTHONPATH=str(REPO)))
     child = stack.spawn(f"edge-{pages}-{contexts}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env)
     sampler = Sampler(child.process.pid)
     sampler.start()
@@ -175,6 +185,7 @@ def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS)
         listings = sum(len(m["kwargs"]["listings"]) for m in delivered(client))
     finally:
         child.stop()
+        gateway.stop()
         sampler.stopping.set()
         sampler.join()
     rate = listings / ((finished - started) / 60)

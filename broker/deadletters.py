@@ -99,9 +99,13 @@ class DeadLetters:
         """The service over `broker`'s client, namespace and retention settings."""
         return cls(broker.client, broker.namespace, broker.dead_message_ttl, job_retention_s=broker.jobs.retention_s)
 
+    def _keys(self, queue: str) -> Keys:
+        """The keys of `queue`'s namespace (the edge queue's dead letters and job records live in the edge one)."""
+        return self.keys.for_queue(queue)
+
     def counts(self) -> dict[str, int]:
         """How many dead letters each queue holds."""
-        return dict(zip(self.queues, map(int, self._pipelined(lambda p, q: p.zcard(self.keys.dead(q)), self.queues))))
+        return dict(zip(self.queues, map(int, self._pipelined(lambda p, q: p.zcard(self._keys(q).dead(q)), self.queues))))
 
     def list(self, queue: str, *, offset: int = 0, limit: int = 50, actor: str | None = None,
              error_contains: str | None = None, since: Stamp = None, until: Stamp = None) -> DeadPage:
@@ -128,8 +132,8 @@ class DeadLetters:
         if not asked:
             return [], []
         # a job's record names the redis id of its last enqueue, which is the one that died
-        rids = [r.decode() if r else "" for r in self._pipelined(lambda p, i: p.hget(self.keys.job(i), "rid"), asked)]
-        scores = self.client.zmscore(self.keys.dead(queue), asked + rids)
+        rids = [r.decode() if r else "" for r in self._pipelined(lambda p, i: p.hget(self._keys(queue).job(i), "rid"), asked)]
+        scores = self.client.zmscore(self._keys(queue).dead(queue), asked + rids)
         picks = [i if mine is not None else (r if theirs is not None else None)
                  for i, r, mine, theirs in zip(asked, rids, scores[:len(asked)], scores[len(asked):])]
         return _unique(p for p in picks if p), [i for i, p in zip(asked, picks) if p is None]
@@ -171,7 +175,7 @@ class DeadLetters:
         removed = 0
         for queue in self.queues:
             while ids := [m.decode() for m in self.client.zrangebyscore(
-                    self.keys.dead(queue), "-inf", now_ms - self.retention_ms, start=0, num=BATCH)]:
+                    self._keys(queue).dead(queue), "-inf", now_ms - self.retention_ms, start=0, num=BATCH)]:
                 removed += len(self._transact(queue, ids, self._stage_forget("dlq_expired_at"))[0])
         return removed
 
@@ -188,7 +192,7 @@ class DeadLetters:
             return pipe.execute()  # type: ignore[no-any-return]
 
     def _plain_page(self, queue: str, page: DeadPage, low: str, high: str) -> DeadPage:
-        key, start, num = self.keys.dead(queue), page.offset, page.limit
+        key, start, num = self._keys(queue).dead(queue), page.offset, page.limit
         with self.client.pipeline(transaction=False) as pipe:  # by rank, or by score for a time window
             if (low, high) == ("-inf", "+inf"):
                 pipe.zrevrange(key, start, start + num - 1, withscores=True).zcard(key)
@@ -204,7 +208,7 @@ class DeadLetters:
         seen: set[str] = set()  # ids already yielded that carry the cursor's score
         while True:
             want = CHUNK + len(seen)
-            rows = self.client.zrevrangebyscore(self.keys.dead(queue), high, low, start=0, num=want, withscores=True)
+            rows = self.client.zrevrangebyscore(self._keys(queue).dead(queue), high, low, start=0, num=want, withscores=True)
             fresh = [(m.decode(), s) for m, s in rows if not (s == edge and m.decode() in seen)]
             if not fresh:
                 return
@@ -218,10 +222,10 @@ class DeadLetters:
     def _load(self, queue: str, rows: Rows) -> Letters:
         if not rows:
             return []
-        payloads = self.client.hmget(self.keys.dead_messages(queue), [rid for rid, _ in rows])
+        payloads = self.client.hmget(self._keys(queue).dead_messages(queue), [rid for rid, _ in rows])
         messages = [_decode(raw) for raw in payloads]
         job_ids = [m.message_id if m else "-" for m in messages]
-        records = self._pipelined(lambda p, job_id: p.hmget(self.keys.job(job_id), _RECORD_FIELDS), job_ids)
+        records = self._pipelined(lambda p, job_id: p.hmget(self._keys(queue).job(job_id), _RECORD_FIELDS), job_ids)
         return [self._item(queue, rid, score, m, dict(zip(_RECORD_FIELDS, r)))
                 for (rid, score), m, r in zip(rows, messages, records)]
 
@@ -258,7 +262,7 @@ class DeadLetters:
     def _transact(self, queue: str, ids: Ids, stage: Callable[..., None], *,
                   need_decode: bool = False) -> tuple[Found, Ids]:
         """Move `ids` in one MULTI, retried whenever the dead letters changed underneath."""
-        dead, dead_messages = self.keys.dead(queue), self.keys.dead_messages(queue)
+        dead, dead_messages = self._keys(queue).dead(queue), self._keys(queue).dead_messages(queue)
         with self.client.pipeline() as pipe:
             for _ in range(WATCH_ATTEMPTS):
                 try:
@@ -279,7 +283,7 @@ class DeadLetters:
         raise RuntimeError(f"dead letters of {queue!r} kept changing; gave up after {WATCH_ATTEMPTS} attempts")
 
     def _stage_requeue(self, pipe: Any, queue: str, rid: str, message: Message, now_ms: int) -> None:
-        keys = self.keys
+        keys = self._keys(queue)
         options = {k: v for k, v in message.options.items() if k not in DROPPED_OPTIONS}
         new_rid = options["redis_message_id"] = str(uuid4())
         options["retries"] = 0
@@ -304,10 +308,10 @@ class DeadLetters:
 
     def _stage_forget(self, mark: str) -> Callable[..., None]:
         def stage(pipe: Any, queue: str, rid: str, message: Message | None, now_ms: int) -> None:
-            pipe.zrem(self.keys.dead(queue), rid).hdel(self.keys.dead_messages(queue), rid)
+            pipe.zrem(self._keys(queue).dead(queue), rid).hdel(self._keys(queue).dead_messages(queue), rid)
             if message is not None:
                 job_id = message.message_id
-                mark_if_exists(pipe, self.keys, job_id, {mark: now_ms}, ttl_s=self.job_retention_s,
+                mark_if_exists(pipe, self._keys(queue), job_id, {mark: now_ms}, ttl_s=self.job_retention_s,
                                event={"at": now_ms, "event": mark.removesuffix("_at")})
         return stage
 

@@ -8,6 +8,7 @@ synchronous script call (the claim).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ import redis
 from broker.keys import Keys
 from domain.jobs import JobRecord, JobStatus
 
+log = logging.getLogger(__name__)
 EVENTS_CAP = 100  # timeline events kept per job (the Lua scripts trim to the same number)
 _LUA = {name: resources.files("broker").joinpath(f"lua/{name}.lua").read_text() for name in ("enqueue", "claim", "cancel")}
 
@@ -43,22 +45,34 @@ class JobStore:
         When a worker has already fetched the message, that worker decides (it alone knows
         whether the job started) and clears `cancel_requested`; this waits for its answer.
         """
-        key = self.keys.job(job_id)
-        status = self.scripts["cancel"](keys=[key, self.keys.events(job_id)], args=[now_ms, self.keys.ns, job_id])
-        status = status.decode() if isinstance(status, bytes) else status
+        for keys in (self.keys, self.keys.edge):  # an edge job's record lives in the edge namespace
+            key = keys.job(job_id)
+            status = self.scripts["cancel"](keys=[key, keys.events(job_id)], args=[now_ms, keys.ns, job_id])
+            status = status.decode(errors="replace") if isinstance(status, bytes) else status
+            if status:
+                break
         deadline = time.monotonic() + answer_within_s
         while status == "cancelling":
             asked, current = self.client.hmget(key, "cancel_requested", "status")
             if not asked or time.monotonic() > deadline:  # answered (or the worker is silent: still queued)
-                status = current.decode() if current else ""
+                status = current.decode(errors="replace") if current else ""
             else:
                 time.sleep(0.002)
-        return JobStatus(status) if status else None
+        return JobStatus(status) if status in {s.value for s in JobStatus} else None  # edge records may hold garbage
 
     def get(self, job_id: str) -> JobRecord | None:
-        """The record of one job, or None when unknown or expired."""
-        raw = self.client.hgetall(self.keys.job(job_id))
-        return record_from_hash(job_id, raw) if raw else None
+        """The record of one job (its namespace's, else the edge namespace's), or None when unknown or expired."""
+        # edge jobs' records live in the edge namespace, where edge nodes can write them: every
+        # record is read as untrusted (a wrong type or garbage is logged once and reads as unknown)
+        for keys in (self.keys, self.keys.edge):
+            try:
+                raw = self.client.hgetall(keys.job(job_id))
+                if raw:
+                    return record_from_hash(job_id, raw)
+            except (redis.ResponseError, ValueError, KeyError, TypeError, AttributeError) as error:
+                _report_garbled(keys.job(job_id), error)
+                return None
+        return None
 
     def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool,
                     event: dict[str, Any] | list[dict[str, Any]] | None = None, incr: tuple[str, ...] = (),
@@ -110,6 +124,16 @@ class JobStore:
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """One job's timeline events, oldest first."""
         return [json.loads(raw) for raw in self.client.lrange(self.keys.events(job_id), 0, -1)]
+
+
+_garbled: set[str] = set()
+
+
+def _report_garbled(key: str, error: Exception) -> None:
+    """Log an unreadable job record once per process."""
+    if key not in _garbled and len(_garbled) < 10_000:
+        _garbled.add(key)
+        log.warning("job record %s is unreadable, skipped: %s", key, str(error)[:200])
 
 
 def _encode(value: Any) -> str | int | float:

@@ -75,18 +75,29 @@ class JobSearch:
                 return
 
     def detail(self, job_id: str) -> JobDetail | None:
-        """A job's record, attempts, timeline and, when it is dead-lettered, where its message waits."""
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.job(job_id)).lrange(self.keys.events(job_id), 0, -1)
-            raw, events_raw = pipe.execute()
-        if not raw or b"status" not in raw:
-            return None
+        """A job's record, attempts, timeline and, when it is dead-lettered, where its message waits.
+
+        An edge job's record lives in the edge namespace, which edge nodes can write: a record
+        that does not parse reads as unknown.
+        """
+        for keys in (self.keys, self.keys.edge):
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.job(job_id)).lrange(keys.events(job_id), 0, -1)
+                raw, events_raw = pipe.execute(raise_on_error=False)
+            if isinstance(raw, dict) and b"status" in raw:
+                try:
+                    return self._detail(keys, job_id, raw, events_raw if isinstance(events_raw, list) else [])
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    return None
+        return None
+
+    def _detail(self, keys: Keys, job_id: str, raw: dict[bytes, bytes], events_raw: list[bytes]) -> JobDetail:
         record = record_from_hash(job_id, raw)
         events = ordered([event_from_raw(json.loads(e)) for e in events_raw])
         dead_letter = None
         rid, qname = raw.get(b"rid"), raw.get(b"qname")
         if record.status is JobStatus.DEAD and rid and qname:
-            if self.client.zscore(self.keys.dead(qname.decode()), rid) is not None:
+            if self.client.zscore(keys.dead(qname.decode()), rid) is not None:
                 dead_letter = DeadRef(queue=qname.decode(), redis_id=rid.decode())
         return JobDetail(record=record, attempts=attempts_from(events), timeline=events, dead_letter=dead_letter)
 

@@ -3,12 +3,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+EDGE_SUFFIX = "-edge"
+EDGE_NAMESPACE_QUEUES = ("edge", "results")  # queues that live in the edge namespace (edge workers, edge gateway)
+
+
+def edge_namespace(namespace: str) -> str:
+    """The namespace edge workers run on: every key an edge node's user may touch lives under it."""
+    return namespace if namespace.endswith(EDGE_SUFFIX) else namespace + EDGE_SUFFIX
+
 
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key Backroom reads or writes, derived from the namespace."""
 
     ns: str
+
+    @property
+    def edge(self) -> Keys:
+        """The keys of this namespace's edge namespace (itself when it is one)."""
+        return Keys(edge_namespace(self.ns))
+
+    def for_queue(self, queue_name: str) -> Keys:
+        """The keys of the namespace `queue_name` (or its delay/dead-letter queue) lives in."""
+        return self.edge if queue_name.split(".")[0] in EDGE_NAMESPACE_QUEUES else self
+
+    @property
+    def server_ns(self) -> str:
+        """The server namespace this one belongs to (itself when it is not an edge namespace)."""
+        return self.ns[:-len(EDGE_SUFFIX)] if self.ns.endswith(EDGE_SUFFIX) else self.ns
+
+    @property
+    def refused(self) -> str:
+        """The LIST of refused messages (JSON) waiting for the audit writer (server namespace only)."""
+        return f"{self.server_ns}:refused"
+
+    @property
+    def edge_signing_keys(self) -> str:
+        """The HASH node id -> delivery signing key (hex) of each credentialled edge node (server namespace)."""
+        return f"{self.server_ns}:edgesigning"
 
     def queue(self, queue_name: str) -> str:
         """The LIST of ready message ids (Dramatiq's layout)."""

@@ -39,12 +39,17 @@ class QueueStats:
         minute = now_ms // 60_000
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(self.keys.heartbeats, now_ms - self.timeout_ms, "+inf")
-            pipe.smembers(self.keys.paused)
+            pipe.smembers(self.keys.paused).smembers(self.keys.edge.paused)
             for queue in self.queues:
-                pipe.llen(self.keys.queue(queue)).hlen(self.keys.messages(f"{queue}.DQ"))
-                pipe.zcard(self.keys.dead(queue)).lindex(self.keys.queue(queue), 0)
-                pipe.hgetall(self.keys.stats(queue, minute // 60)).hgetall(self.keys.stats(queue, minute // 60 - 1))
-            live, paused, *rest = pipe.execute()
+                keys = self.keys.for_queue(queue)  # the edge queue lives in the edge namespace
+                pipe.llen(keys.queue(queue)).hlen(keys.messages(f"{queue}.DQ"))
+                pipe.zcard(keys.dead(queue)).lindex(keys.queue(queue), 0)
+                pipe.hgetall(keys.stats(queue, minute // 60)).hgetall(keys.stats(queue, minute // 60 - 1))
+            # a key of the wrong type (a corrupted paused set, say) reads as empty, not as an error page
+            replies = pipe.execute(raise_on_error=False)
+        live, paused, edge_paused = (_or(r, empty) for r, empty in zip(replies, ([], set(), set())))
+        rest = [_or(r, (0, 0, 0, None, {}, {})[i % _STRIDE]) for i, r in enumerate(replies[3:])]
+        paused = {*paused, *({b"edge"} & set(edge_paused))}  # edge consumers obey the edge namespace's set
         brokers = [b.decode() for b in live]
         heads, consumers, in_flight = self._second_pass(rest, brokers)
         views = []
@@ -61,16 +66,17 @@ class QueueStats:
         """Head payloads, consumers by queue and in-flight counts (one more round trip)."""
         with self.client.pipeline(transaction=False) as pipe:
             for i, queue in enumerate(self.queues):
-                _read_head(pipe, self.keys.messages(queue), rest[i * _STRIDE + 3])
+                _read_head(pipe, self.keys.for_queue(queue).messages(queue), rest[i * _STRIDE + 3])
             for broker_id in brokers:
                 pipe.hmget(self.keys.worker(broker_id), ("name", "queues"))
                 for queue in self.queues:
                     pipe.scard(self.keys.acks(broker_id, queue))
-            results = pipe.execute()
-        heads, per_worker = results[:len(self.queues)], results[len(self.queues):]
+            results = pipe.execute(raise_on_error=False)
+        heads = [_or(r, None) for r in results[:len(self.queues)]]
+        step = len(self.queues) + 1
+        per_worker = [_or(r, (None, None) if i % step == 0 else 0) for i, r in enumerate(results[len(self.queues):])]
         consumers: dict[str, list[str]] = {q: [] for q in self.queues}
         in_flight = dict.fromkeys(self.queues, 0)
-        step = len(self.queues) + 1
         for w, broker_id in enumerate(brokers):
             (name, queues), counts = per_worker[w * step], per_worker[w * step + 1:(w + 1) * step]
             consumed = set((queues or b"").decode().split(","))
@@ -85,11 +91,11 @@ class QueueStats:
         minute = now_ms // 60_000
         with self.client.pipeline(transaction=False) as pipe:
             for queue in self.queues:
-                pipe.llen(self.keys.queue(queue)).lindex(self.keys.queue(queue), 0)
-            rows = pipe.execute()
+                pipe.llen(self.keys.for_queue(queue).queue(queue)).lindex(self.keys.for_queue(queue).queue(queue), 0)
+            rows = [_or(r, (0, None)[i % 2]) for i, r in enumerate(pipe.execute(raise_on_error=False))]
         with self.client.pipeline(transaction=False) as pipe:
             for i, queue in enumerate(self.queues):
-                _read_head(pipe, self.keys.messages(queue), rows[2 * i + 1])
+                _read_head(pipe, self.keys.for_queue(queue).messages(queue), rows[2 * i + 1])
             heads = pipe.execute()
         with self.client.pipeline(transaction=True) as pipe:
             for i, queue in enumerate(self.queues):
@@ -117,6 +123,11 @@ class QueueStats:
         return {queue: [parse_sample(m) for m in members] for queue, members in zip(self.queues, rows)}
 
 
+def _or(reply: Any, empty: Any) -> Any:
+    """A pipeline reply, or `empty` where Redis answered an error (a key of the wrong type)."""
+    return empty if isinstance(reply, Exception) else reply
+
+
 def _read_head(pipe: Any, messages: str, head: bytes | None) -> None:
     """Queue the read of a ready list's head payload (a placeholder reply when the list is empty)."""
     if head is None:
@@ -129,10 +140,13 @@ def _sums(counters: dict[bytes, bytes], minute: int) -> dict[str, int]:
     """processed/failed over the last 5 and 60 minutes from `<minute>:<counter>` fields."""
     sums = dict.fromkeys(("processed_5m", "failed_5m", "processed_60m", "failed_60m"), 0)
     for field, value in counters.items():
-        at, _, name = field.decode().partition(":")
-        age = minute - int(at)
+        at, _, name = field.decode(errors="replace").partition(":")
+        try:  # the edge queue's counters are written by edge nodes: skip what is not a count
+            age, count = minute - int(at), int(value)
+        except ValueError:
+            continue
         if name in ("processed", "failed") and 0 <= age < 60:
-            sums[f"{name}_60m"] += int(value)
+            sums[f"{name}_60m"] += count
             if age < 5:
-                sums[f"{name}_5m"] += int(value)
+                sums[f"{name}_5m"] += count
     return sums

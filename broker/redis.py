@@ -16,6 +16,7 @@ from dramatiq.message import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from broker.guard import CLAIMED_QUEUE
 from broker.jobs import JobStore
 from broker.pauses import Pauses
 from domain.jobs import redact, status_on_enqueue
@@ -265,6 +266,9 @@ class _WakingConsumer(_RedisConsumer):
                         continue
                     self.misses = 0
                     message = Message.decode(data)
+                    if message.queue_name != self.queue_name:  # a forged payload: the guard refuses it
+                        message = message.copy(queue_name=self.queue_name,
+                                               options={CLAIMED_QUEUE: str(message.queue_name)})
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 messages, paused = [], False

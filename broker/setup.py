@@ -9,6 +9,8 @@ import redis
 from dramatiq.middleware import AsyncIO, CurrentMessage, Retries
 from periodiq import PeriodiqMiddleware
 
+from broker.guard import QueueGuard
+from broker.keys import Keys, edge_namespace
 from broker.recovery import Recovery
 from broker.redis import BackroomBroker
 from broker.tracking import JobTracking
@@ -64,19 +66,21 @@ def _primary(sentinel_class: Any, settings: EdgeSettings) -> Any:
 
 
 def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True, wake_queues: str = "*",
-                 broker_id_prefix: str = "") -> BackroomBroker:
-    """A BackroomBroker with bounded retries, job tracking, AsyncIO and CurrentMessage.
+                 broker_id_prefix: str = "", edge: bool = False) -> BackroomBroker:
+    """A BackroomBroker with the queue guard, bounded retries, job tracking, AsyncIO and CurrentMessage.
 
-    An edge worker passes reap=False (the reaper touches every queue's keys; server workers
-    reap dead edge workers too), wake_queues="edge*" and a node-named broker_id_prefix, so
-    it needs no Redis permission beyond its own queue's keys (see broker.acl).
+    `edge` puts the broker on the edge namespace (broker.keys.edge_namespace): an edge worker
+    passes it with reap=False (the edge gateway reaps dead edge workers), wake_queues="edge*"
+    and a node-named broker_id_prefix, so it needs no Redis permission beyond its own
+    queue's keys (see broker.acl); the edge gateway passes it with the reaper on.
     """
     init_sentry(settings)  # must precede the broker: it patches Broker.__init__
     retention_s = int(settings.job_retention_days * 86400)
+    namespace = edge_namespace(settings.redis_namespace) if edge else settings.redis_namespace
     broker = BackroomBroker(
         url=settings.redis_url,
         client=redis_client(settings),
-        namespace=settings.redis_namespace,
+        namespace=namespace,
         job_retention_s=retention_s,
         wake_queues=wake_queues,
         broker_id_prefix=broker_id_prefix,
@@ -85,6 +89,10 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
         maintenance_chance=0,  # Recovery reaps dead workers every few seconds instead of by chance
     )
     _bound_retries(broker, settings)
+    # first: a refused message is seen by no other middleware (no job start, no retry);
+    # an edge worker cannot write the server's refusal list, so its refusals are only logged
+    edge_worker = edge and not reap
+    broker.middleware.insert(0, QueueGuard(None if edge_worker else Keys(settings.redis_namespace).refused))
     # after_* hooks run in reverse order: tracking sits before Retries so it sees message.failed
     retries_at = next(i for i, m in enumerate(broker.middleware) if isinstance(m, Retries))
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))

@@ -136,7 +136,8 @@ class JobTracking(Middleware):
         if message.failed:
             self._acked([message.message_id])
         fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
-                  "finished_at": current_millis(), "last_error": "skipped by middleware (e.g. age limit)"}
+                  "finished_at": current_millis(),
+                  "last_error": message.options.get("backroom_refused") or "skipped by middleware (e.g. age limit)"}
         event = {"at": fields["finished_at"], "event": fields["status"], "error": fields["last_error"]}
         self.writer.put(message.message_id, fields, keep=message.failed, event=event)
 

@@ -154,10 +154,14 @@ def workers(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
 @edge_app.command("nodes")
 def edge_nodes(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Edge nodes: id, version, last seen, current job, done/failed/blocked, offline since."""
+    from db.edge_credentials import select_edge_credentials
+
     admin = service()
     nodes = with_db(admin.edge_nodes)
+    creds = with_db(select_edge_credentials)
     if as_json:
-        emit_json(nodes)
+        emit_json({"nodes": [n.model_dump(mode="json") for n in nodes],
+                   "credentials": [c.model_dump(mode="json") | {"state": c.state} for c in creds]})
         return
     table = Table("node", "state", "version", "last seen (UTC)", "current job", "done/failed/blocked", "offline since",
                   title="edge nodes", title_justify="left")
@@ -165,6 +169,13 @@ def edge_nodes(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
         table.add_row(n.node_id, "online" if n.online else "[red]offline[/red]", n.version or "-", when(n.last_seen),
                       n.current_job or "-", f"{n.done}/{n.failed}/{n.blocked}", when(n.offline_since))
     console().print(table if nodes else "no edge node has registered or heartbeated")
+    seen = {n.node_id: n.last_seen for n in nodes}
+    issued = Table("node", "redis user", "credential", "created (UTC)", "by", "replaced / revoked (UTC)",
+                   "node last seen (UTC)", title="edge credentials (newest first)", title_justify="left")
+    for c in creds:
+        issued.add_row(c.node_id, c.redis_user, "[red]revoked[/red]" if c.revoked_at else c.state, when(c.created_at),
+                       escape(c.created_by), when(c.revoked_at or c.replaced_at), when(seen.get(c.node_id)))
+    console().print(issued if creds else "no edge credential has been issued")
 
 
 def schedules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:

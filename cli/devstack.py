@@ -49,6 +49,8 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         applied = asyncio.run(migrate(env["DATABASE_URL"]))
         console.print(f"migrations applied: {len(applied)}")
         token = asyncio.run(create_token(env["DATABASE_URL"], name="dev", scopes=["admin"]))
+        if "edge" in processes and not env.get("EDGE_REDIS_URL"):
+            env.update(dev_edge_credentials(env))
         port = env.setdefault("API_PORT", "8000")
         console.rule("[bold green]Backroom is starting")
         console.print(f"API:     http://127.0.0.1:{port}/   (docs: http://127.0.0.1:{port}/docs)")
@@ -75,6 +77,25 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
             market.stop()
         for service in reversed(started):
             service.stop()
+
+
+def dev_edge_credentials(env: dict[str, str]) -> dict[str, str]:
+    """The local edge node's own least-privilege credential (its results are refused without one)."""
+    import redis
+
+    from cli.edge import create_edge_credentials
+
+    node = env.get("EDGE_NODE_ID") or "dev-edge"
+    url = redis.connection.parse_url(env["REDIS_URL"])
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        made = create_edge_credentials(client, env.get("REDIS_NAMESPACE", "backroom"), node,
+                                       host=url.get("host") or "127.0.0.1", port=url.get("port") or 6379,
+                                       db=int(url.get("db") or 0), tls=env["REDIS_URL"].startswith("rediss://"))
+    finally:
+        client.close()
+    console.print(f"edge:    node {node} runs as Redis user {made.user} (least privilege)")
+    return {"EDGE_REDIS_URL": made.redis_url, "EDGE_NODE_ID": node}
 
 
 def start_marketplace(env: dict[str, str]) -> Any:

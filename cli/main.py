@@ -28,6 +28,7 @@ app.add_typer(admin.queues_app, name="queues")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin.edge_app, name="edge")
 admin.edge_app.command("credentials")(edge_cli.credentials)
+admin.edge_app.command("revoke")(edge_cli.revoke)
 app.command("workers")(admin.workers)
 app.add_typer(schedules_app, name="schedules")
 app.command("audit")(admin.audit_log)
@@ -166,8 +167,10 @@ def worker(
     queues: list[str] = typer.Option(None, "--queue", "-Q", help="Queues to consume (default: the server queues)."),
     edge: bool = typer.Option(False, "--edge", help="Run the edge worker (edge.worker, queue edge) instead."),
     module: list[str] = typer.Option(None, "--module", "-m", help="Extra modules declaring actors to import."),
+    gateway: bool = typer.Option(True, "--gateway/--no-gateway",
+                                 help="Also run the edge gateway (checks and forwards edge results; server only)."),
 ) -> None:
-    """Run a supervised pool of worker processes; a process that dies is replaced."""
+    """Run a supervised pool of worker processes (and the edge gateway); a process that dies is replaced."""
     from cli.worker import SERVER_MODULES, dramatiq_command, expose_metrics, supervise
     from config.settings import EDGE_QUEUE, SERVER_QUEUES, get_edge_settings
 
@@ -182,7 +185,14 @@ def worker(
         lean_supervise(worker_process.command(modules[0], modules[1:], chosen, threads,
                                               settings.worker_shutdown_timeout_s), processes)
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
-    raise typer.Exit(supervise(command, processes))
+    extra = ()
+    if gateway:  # edge results reach server actors only through it (broker.gateway)
+        from cli import worker_process
+        from domain.contracts import RESULTS_QUEUE
+
+        extra = (worker_process.command("broker.gateway_worker", [], [RESULTS_QUEUE], 2,
+                                        settings.worker_shutdown_timeout_s),)
+    raise typer.Exit(supervise(command, processes, extra))
 
 
 @app.command("doctor")

@@ -97,13 +97,15 @@ def lean_supervise(command: list[str], processes: int) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "cli.worker", str(processes), *command])
 
 
-def supervise(command: list[str], processes: int) -> int:
-    """Run `processes` copies of `command`, replacing any that exits, until SIGTERM/SIGINT."""
+def supervise(command: list[str], processes: int, extra: tuple[list[str], ...] = ()) -> int:
+    """Run `processes` copies of `command` and one of each `extra` command, replacing any that exits,
+    until SIGTERM/SIGINT."""
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
-    slots = [Slot(i, command, {**os.environ, "BACKROOM_METRICS_EXPOSE": "1" if i == 0 else "0"})
-             for i in range(processes)]
+    commands = [command] * processes + list(extra)
+    slots = [Slot(i, c, {**os.environ, "BACKROOM_METRICS_EXPOSE": "1" if i == 0 else "0"})
+             for i, c in enumerate(commands)]
     for slot in slots:
         slot.start()
     while not stopping:

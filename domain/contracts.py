@@ -9,6 +9,10 @@ from types import MappingProxyType
 
 INGEST_QUEUE = "ingest"
 EDGE_QUEUE = "edge"
+RESULTS_QUEUE = "results"  # in the edge namespace: what edge nodes deliver to (the edge gateway consumes it)
+
+# the edge gateway's actor: checks, validates and forwards every edge result to its server actor
+ACCEPT_EDGE_RESULT = "accept_edge_result"
 
 # server actors that edge workers deliver to
 INGEST_LISTINGS = "ingest_listings"

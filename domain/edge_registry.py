@@ -64,3 +64,21 @@ def live_nodes(beats: Iterable[EdgeBeat]) -> list[LiveEdgeNode]:
             done=sum(b.done for b in group), failed=sum(b.failed for b in group),
             blocked=sum(b.blocked for b in group), last_beat=newest.last_beat))
     return nodes
+
+
+class EdgeCredential(BaseModel):
+    """One Redis credential issued to an edge node, as the history keeps it."""
+
+    id: int
+    node_id: str
+    redis_user: str
+    created_at: datetime
+    created_by: str
+    replaced_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    @property
+    def state(self) -> str:
+        """live, replaced or revoked."""
+        return "revoked" if self.revoked_at else "replaced" if self.replaced_at else "live"

@@ -1,7 +1,11 @@
-"""Edge -> server delivery: results travel as messages to server actors named in domain.contracts.
+"""Edge -> server delivery: results travel, signed by this node, to the edge gateway on `results`.
 
-The edge process does not declare server actors, so the message is built by hand and
-enqueued through the edge broker (one script call that also writes its job record). When
+A result for server actor X (named in domain.contracts) is one `accept_edge_result` message
+on the edge namespace's `results` queue: an envelope naming this node and X, with an
+HMAC of its content under this node's signing key (domain.edge_results, derived from the
+password in REDIS_URL). The server's edge gateway checks it, validates the payload and
+forwards it to X. The message is built by hand and enqueued through the edge broker (one
+script call that also writes its job record). When
 Redis is unreachable the message goes to the durable on-device outbox instead, and the
 outbox flusher delivers it when the link returns. The message id is derived from the
 delivery id, so every re-delivery of one result carries the same id.
@@ -14,11 +18,14 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import dramatiq
+import redis
 from dramatiq.message import Message
 
 from config.settings import get_edge_settings
-from domain.contracts import EDGE_QUEUE, queue_of
+from domain.contracts import ACCEPT_EDGE_RESULT, EDGE_QUEUE, RESULTS_QUEUE, queue_of
+from domain.edge_results import sign, signing_key
 from edge.outbox import UNREACHABLE, Outbox
+from edge.registry import node_id
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +36,23 @@ def outbox() -> Outbox:
     return Outbox(get_edge_settings().edge_outbox_path)
 
 
-def delivery_message(actor_name: str, kwargs: dict[str, Any], *, delivery_id: str) -> Message:
-    """The message for server actor `actor_name` on its contract queue, with an id fixed by `delivery_id`."""
-    queue_name = queue_of(actor_name)
-    if queue_name == EDGE_QUEUE:
+@functools.cache
+def signer() -> tuple[str, str]:
+    """This node's id and delivery signing key (from EDGE_NODE_ID and the password in REDIS_URL)."""
+    settings = get_edge_settings()
+    password = redis.connection.parse_url(settings.redis_url).get("password") or ""
+    return node_id(settings), signing_key(password)
+
+
+def delivery_message(actor_name: str, kwargs: dict[str, Any], *, delivery_id: str,
+                     signed_by: tuple[str, str] | None = None) -> Message:
+    """The signed envelope for server actor `actor_name` on `results`, with an id fixed by `delivery_id`."""
+    if queue_of(actor_name) == EDGE_QUEUE:
         raise ValueError(f"{actor_name} is an edge actor: deliver() sends to server actors only")
-    message = Message(queue_name=queue_name, actor_name=actor_name, args=(), kwargs=kwargs, options={},
+    node, key = signed_by or signer()
+    envelope = {"node_id": node, "actor": actor_name, "delivery_id": delivery_id, "payload": kwargs,
+                "signature": sign(key, node, actor_name, delivery_id, kwargs)}
+    message = Message(queue_name=RESULTS_QUEUE, actor_name=ACCEPT_EDGE_RESULT, args=(), kwargs=envelope, options={},
                       message_id=str(uuid5(NAMESPACE_URL, f"backroom-delivery:{actor_name}:{delivery_id}")))
     message.encode()  # fail here, in the job, when kwargs are not JSON (never store what cannot be sent)
     return message

@@ -12,8 +12,9 @@ from edge.registry import EdgeRegistry, node_id
 
 settings = get_edge_settings()
 configure_logging(settings.log_level, settings.log_format)
-# least privilege (broker.acl): no reaper (it touches every queue), wake-ups of `edge` only, keys named after the node
-broker = install(build_broker(settings, reap=False, wake_queues=f"{EDGE_QUEUE}*",
+# least privilege (broker.acl): the edge namespace, no reaper (the server's edge gateway reaps),
+# wake-ups of `edge` only, keys named after the node
+broker = install(build_broker(settings, edge=True, reap=False, wake_queues=f"{EDGE_QUEUE}*",
                               broker_id_prefix=edge_broker_id_prefix(node_id(settings))))
 broker.add_middleware(EdgeRegistry(settings, broker.jobs.keys))
 broker.add_middleware(OutboxFlusher(outbox, settings.edge_outbox_flush_s))

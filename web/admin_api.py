@@ -16,6 +16,7 @@ from quart_schema import document_response, tag, validate_querystring
 from broker.deadletters import RequeueResult
 from broker.replay import NotDeadLettered
 from db.audit import select_audit
+from db.edge_credentials import select_edge_credentials
 from domain.admin import AuditEntry, SchedulesView, WorkersView
 from domain.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult
 from web.admin_schemas import (
@@ -254,10 +255,11 @@ async def list_workers() -> Any:
 @tag(["admin"])
 @document_response(EdgeNodes)
 async def list_edge_nodes() -> Any:
-    """Edge nodes: id, version, last seen, current job, done/failed counts, offline since."""
+    """Edge nodes (id, version, last seen, current job, done/failed counts, offline since) and their credentials."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         rows = await service().edge_nodes(conn)
-    return reply(EdgeNodes(nodes=rows))
+        credentials = await select_edge_credentials(conn)
+    return reply(EdgeNodes(nodes=rows, credentials=credentials))
 
 
 @blueprint.get("/schedules")

@@ -14,6 +14,7 @@ from quart import Blueprint, Quart, current_app, g, redirect, render_template, r
 
 from config.settings import Settings
 from db.audit import select_audit
+from db.edge_credentials import select_edge_credentials
 from domain.admin import QueueSample, QueueView
 from domain.charts import human_bytes, human_seconds, sparkline
 from web.admin_api import run, service
@@ -208,7 +209,9 @@ async def edge() -> Any:
     """Edge nodes."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         nodes = await service().edge_nodes(conn)
-    return await render_template("admin/edge.html", nodes=nodes)
+        credentials = await select_edge_credentials(conn)
+    seen = {n.node_id: n.last_seen for n in nodes}
+    return await render_template("admin/edge.html", nodes=nodes, credentials=credentials, seen=seen)
 
 
 @blueprint.get("/schedules")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from broker.deadletters import DeadLetter
 from domain.admin import AuditRow, EdgeNode, QueueSample, QueueView
+from domain.edge_registry import EdgeCredential
 from domain.jobs import JobStatus
 
 
@@ -135,9 +136,10 @@ class ReplayBody(BaseModel):
 
 
 class EdgeNodes(BaseModel):
-    """Edge nodes, most recently seen first."""
+    """Edge nodes, most recently seen first, and every Redis credential issued to them, newest first."""
 
     nodes: list[EdgeNode]
+    credentials: list[EdgeCredential] = []
 
 
 class AuditQuery(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from quart import request
 
 import actors
-from broker.edge_registry import edge_message, live_edge_nodes
+from broker.edge_registry import edge_broker, edge_message, live_edge_nodes
 from config.settings import get_settings
 from web.context import header
 from web.enqueue import BROKER_DOWN, enqueue_message, message_options, unreachable
@@ -26,4 +26,5 @@ async def enqueue_edge(actor_name: str, kwargs: dict[str, Any], *, force: bool, 
         return problem(409, f"no edge node is live (none heartbeated in the last {ttl_s} s), so nothing would "
                             "run this job; start `backroom worker --edge`, or send `force: true` to queue it anyway")
     options = message_options(unique_key or header(request, b"unique-key") or None)
-    return await enqueue_message(broker, edge_message(actor_name, kwargs, options=options))
+    # on the edge namespace, where edge workers consume (the job's record lives there too)
+    return await enqueue_message(edge_broker(broker), edge_message(actor_name, kwargs, options=options))

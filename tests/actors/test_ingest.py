@@ -163,6 +163,17 @@ async def test_invalid_and_foreign_listings_are_dropped_with_reasons(
     assert result is not None and len(result["created"]) == 1
     assert result["dropped"] == ["listing 1: 2 invalid field(s): price_cents, currency",
                                  f"listing 2: source 'grailed' is not {source!r}"]
+    assert result["edge_node"] is None  # not forwarded by the edge gateway
+
+
+async def test_a_forwarded_delivery_names_the_node_that_sent_it(
+        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    source = source_name()
+    message = ingest_listings.send_with_options(
+        args=(source, [as_listing(market, market.listings("vinted")[0], source)], f"d-{source}"),
+        edge_node="pi-hall")  # what broker.gateway sets on what it forwards
+    record = await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, timeout=60)
+    assert record.result is not None and record.result["edge_node"] == "pi-hall"
 
 
 async def test_green_items_go_live_when_auto_approval_is_on(

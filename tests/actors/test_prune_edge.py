@@ -1,4 +1,4 @@
-"""Vinted listings are checked on the edge: a real edge worker with real Chromium, results back on `ingest`."""
+"""Vinted listings are checked on the edge: a real edge worker with real Chromium, results back through the gateway."""
 from __future__ import annotations
 
 import os
@@ -22,7 +22,9 @@ from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
 from tests.actors.test_prune import put_listing
 from tests.orders_support import connect, eventually, wait_sync
+from cli.edge import create_edge_credentials
 from cli.stack import stop_tree
+from tests.edge.conftest import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +48,14 @@ def server_worker(redis_client: redis.Redis) -> Iterator[Worker]:
 
 @pytest.fixture()
 def edge_worker(server_worker: Worker, tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """`backroom worker --edge` (one process, two threads) on the suite's Redis; killed at the end."""
-    env = {**os.environ, "EDGE_OUTBOX_PATH": str(tmp_path / "outbox.db"), "EDGE_NODE_ID": "prune-pi",
-           "EDGE_HEARTBEAT_S": "0.3", "EDGE_PAGE_TIMEOUT_MS": "3000", "LOG_LEVEL": "WARNING", "METRICS_PORT": "0"}
+    """`backroom worker --edge` (one process, two threads) on the suite's Redis with its own credential, and the
+    edge gateway that forwards its results; killed at the end."""
+    url = redis.connection.parse_url(os.environ["REDIS_URL"])
+    creds = create_edge_credentials(actors.broker.client, "backroom", "prune-pi", host=url["host"], port=url["port"])
+    gateway = Gateway(os.environ["REDIS_URL"], tmp_path)
+    env = {**os.environ, "REDIS_URL": creds.redis_url, "EDGE_OUTBOX_PATH": str(tmp_path / "outbox.db"),
+           "EDGE_NODE_ID": "prune-pi", "EDGE_HEARTBEAT_S": "0.3", "EDGE_PAGE_TIMEOUT_MS": "3000", "LOG_LEVEL": "WARNING",
+           "METRICS_PORT": "0"}
     log = (tmp_path / "edge.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -56,7 +63,9 @@ def edge_worker(server_worker: Worker, tmp_path: Path) -> Iterator[subprocess.Po
     wait_sync(lambda: live_edge_nodes(actors.broker.client, keys, ttl_s=30), timeout=60, what="a live edge node")
     yield process
     stop_tree(process)
+    gateway.stop()
     log.close()
+    actors.broker.client.execute_command("ACL", "DELUSER", creds.user)
 
 
 @pytest.fixture()

@@ -57,7 +57,7 @@ def test_first_scrapes_are_queued_on_edge_without_a_live_node_and_only_once(redi
     first = queue_demo_scrapes(plan)
     again = queue_demo_scrapes(plan)  # a restart while they still wait
     assert first == again and len(set(first)) == 2
-    keys = actors.broker.jobs.keys
+    keys = actors.broker.jobs.keys.edge  # edge work waits in the edge namespace
     waiting = [Message.decode(m) for m in redis_client.hvals(keys.messages(EDGE_QUEUE))]
     assert sorted((m.actor_name, m.kwargs["source"], m.options["unique_key"]) for m in waiting) == [
         (SCRAPE_SOURCE, "shop", "scrape_source:shop:jeans"), (SCRAPE_SOURCE, "vinted", "scrape_source:vinted:jacket")]

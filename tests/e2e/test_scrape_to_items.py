@@ -1,5 +1,6 @@
-"""Scrape to items for real: the API enqueues, an edge worker drives Chromium against the local marketplace,
-a server worker pool ingests, rehosts and embeds, and Postgres ends up with the items (issue 5's "Done when")."""
+"""Scrape to items for real: the API enqueues, an edge worker (with its own ACL credential) drives Chromium against
+the local marketplace, the server pool's edge gateway checks its signed results, the pool ingests, rehosts and
+embeds, and Postgres ends up with the items (issue 5's "Done when")."""
 from __future__ import annotations
 
 import io
@@ -19,6 +20,7 @@ from PIL import Image
 import actors
 from actors.collections import generate_collections
 from broker.edge_registry import live_edge_nodes
+from cli.edge import create_edge_credentials
 from db.tokens import insert_token
 from domain.tokens import display_prefix, hash_token, make_token
 from fakes.marketplace import Marketplace
@@ -38,11 +40,16 @@ QUERIES = {"vinted": "jacket", "grailed": "hoodie", "shop": "fleece"}
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Marketplace + `backroom worker --edge` (real Chromium) + `backroom worker` (server queues), suite's Redis."""
     tmp = tmp_path_factory.mktemp("scrape-e2e")
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    admin = redis.Redis.from_url(os.environ["REDIS_URL"])
+    admin.flushdb()
+    url = redis.connection.parse_url(os.environ["REDIS_URL"])
+    # the node holds only its own least-privilege credential; its results reach ingest through the gateway
+    creds = create_edge_credentials(admin, "backroom", "e2e-pi", host=url["host"], port=url["port"])
     market = Marketplace(seed=11, per_source=30, slow_s=30.0).start()
     quiet = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "METRICS_PORT": "0"}
     edge = Process(["--edge", "-p", "1", "-t", "2"],
-                   {**quiet, **market.env(), "EDGE_NODE_ID": "e2e-pi", "EDGE_HEARTBEAT_S": "0.5",
+                   {**quiet, **market.env(), "REDIS_URL": creds.redis_url, "EDGE_NODE_ID": "e2e-pi",
+                    "EDGE_HEARTBEAT_S": "0.5",
                     "EDGE_OUTBOX_PATH": str(tmp / "outbox.sqlite3"), "EDGE_PAGE_TIMEOUT_MS": "30000"},
                    tmp / "edge.log")
     server = Process(["-p", "1", "-t", "4"],
@@ -59,6 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         edge.stop()
         server.stop()
         market.stop()
+        admin.execute_command("ACL", "DELUSER", creds.user)
 
 
 @pytest.fixture(scope="session")

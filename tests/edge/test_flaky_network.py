@@ -16,7 +16,7 @@ from edge.deliver import delivery_message
 from edge.outbox import Outbox
 from tests.edge.conftest import EdgeWorker, wait_until
 
-NS = "backroom"
+NS = "backroom-edge"  # edge workers' namespace: their jobs, and the `results` queue they deliver to
 
 
 def _status(client: redis.Redis, job_id: str) -> str | None:
@@ -24,8 +24,9 @@ def _status(client: redis.Redis, job_id: str) -> str | None:
     return raw.decode() if raw else None
 
 
-def _ingest_ids(client: redis.Redis) -> list[str]:
-    return [json.loads(client.hget(f"{NS}:ingest.msgs", rid))["message_id"] for rid in client.lrange(f"{NS}:ingest", 0, -1)]
+def _delivered_ids(client: redis.Redis) -> list[str]:
+    return [json.loads(client.hget(f"{NS}:results.msgs", rid))["message_id"]
+            for rid in client.lrange(f"{NS}:results", 0, -1)]
 
 
 def test_a_delivery_during_an_outage_is_kept_and_delivered_exactly_once(
@@ -47,14 +48,14 @@ def test_a_delivery_during_an_outage_is_kept_and_delivered_exactly_once(
 
     own_redis.start()  # same port, same append-only file
     admin = redis.Redis.from_url(own_redis.url)
-    delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="flaky-1").message_id
+    delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="flaky-1", signed_by=("n", "00" * 32)).message_id
     wait_until(lambda: outbox.pending() == 0, 30, f"the outbox was never flushed\n{worker.output()}")
     wait_until(lambda: _status(admin, job.message_id) == "succeeded", 30,
                f"the edge job's outcome never landed: {_status(admin, job.message_id)}")
-    assert _ingest_ids(admin) == [delivered]
+    assert _delivered_ids(admin) == [delivered]
     assert _status(admin, delivered) == "queued"
     # a few more flush rounds and registry beats later, still exactly one delivery
     done = lambda: [n.done for n in live_edge_nodes(admin, Keys(NS), ttl_s=10)] == [1]
     wait_until(done, 30, "the node never beat its counters again")
-    assert _ingest_ids(admin) == [delivered] and outbox.pending() == 0
+    assert _delivered_ids(admin) == [delivered] and outbox.pending() == 0
     assert "Redis unreachable" in worker.output() or "outbox" in worker.output()

@@ -27,8 +27,8 @@ def test_live_nodes_are_those_that_beat_within_the_ttl(redis_client: redis.Redis
     write_beat(redis_client, KEYS, _beat("pi-old", 3, now - timedelta(minutes=5)), ttl_s=600)
     [node] = live_edge_nodes(redis_client, KEYS, ttl_s=30, now=now)
     assert (node.node_id, node.processes, node.done, node.failed, node.current_job) == ("pi-a", 2, 2, 1, "j1")
-    assert redis_client.zscore(KEYS.edge_nodes, "pi-old/3") is None  # stale index entries are pruned
-    assert redis_client.ttl(KEYS.edge_node("pi-a", 1)) > 0
+    assert redis_client.zscore(KEYS.edge.edge_nodes, "pi-old/3") is None  # stale index entries are pruned
+    assert redis_client.ttl(KEYS.edge.edge_node("pi-a", 1)) > 0  # the registry lives in the edge namespace
 
 
 def test_edge_work_is_refused_while_no_node_is_live_unless_forced(redis_client: redis.Redis) -> None:
@@ -37,13 +37,13 @@ def test_edge_work_is_refused_while_no_node_is_live_unless_forced(redis_client: 
 
     with pytest.raises(NoLiveEdgeNode):
         send_to_edge("scrape_source", {"source": "vinted", "query": "coat", "limit": 5})
-    assert redis_client.llen("backroom:edge") == 0
+    assert redis_client.llen("backroom-edge:edge") == 0
     job_id = send_to_edge("scrape_source", {"source": "vinted", "query": "coat", "limit": 5}, force=True)
     assert actors.broker.jobs.get(job_id).actor == "scrape_source"
     write_beat(redis_client, KEYS, _beat("pi-a", 1, datetime.now(timezone.utc)), ttl_s=30)
     message = send_edge_message(actors.broker, "scrape_source", {"source": "grailed", "query": "x", "limit": 1},
                                 ttl_s=30)
-    assert message.queue_name == "edge" and redis_client.llen("backroom:edge") == 2
+    assert message.queue_name == "edge" and redis_client.llen("backroom-edge:edge") == 2
     with pytest.raises(ValueError):
         send_to_edge("ingest_listings", {}, force=True)
 

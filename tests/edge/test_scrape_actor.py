@@ -1,4 +1,4 @@
-"""A real edge worker (`backroom worker --edge`) runs scrape_source: results arrive on `ingest`, blocks retry."""
+"""A real edge worker (`backroom worker --edge`) runs scrape_source: results arrive on `results`, blocks retry."""
 from __future__ import annotations
 
 import json
@@ -55,9 +55,11 @@ def send_scrape(broker: BackroomBroker, **options: Any) -> Message:
 
 
 def ingest_messages(client: redis.Redis) -> list[dict[str, Any]]:
-    """The messages waiting on the `ingest` queue."""
-    ids = client.lrange(f"backroom:{contracts.INGEST_QUEUE}", 0, -1)
-    return [json.loads(client.hget(f"backroom:{contracts.INGEST_QUEUE}.msgs", i)) for i in ids]
+    """The deliveries for `ingest` waiting on `results` (unwrapped from their signed envelopes)."""
+    ids = client.lrange(f"backroom-edge:{contracts.RESULTS_QUEUE}", 0, -1)
+    envelopes = [json.loads(client.hget(f"backroom-edge:{contracts.RESULTS_QUEUE}.msgs", i))["kwargs"] for i in ids]
+    return [{"actor_name": e["actor"], "queue_name": contracts.queue_of(e["actor"]), "kwargs": e["payload"]}
+            for e in envelopes]
 
 
 def chromium_pids(root: int) -> list[int]:
@@ -75,7 +77,7 @@ def chromium_pids(root: int) -> list[int]:
 def test_scrape_source_delivers_listings_to_ingest(edge_redis: RedisProcess, edge_worker: subprocess.Popen,
                                                    market: Marketplace) -> None:
     client = redis.Redis.from_url(edge_redis.url)
-    broker = BackroomBroker(url=edge_redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
+    broker = BackroomBroker(url=edge_redis.url, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0)
     message = send_scrape(broker, kwargs={"source": "vinted", "query": "jacket brand:53,14", "limit": 40})
     [delivered] = wait_until(lambda: ingest_messages(client), 120, "the ingest message arrives")
     assert delivered["actor_name"] == contracts.INGEST_LISTINGS and delivered["queue_name"] == "ingest"
@@ -102,7 +104,7 @@ def test_a_blocked_scrape_is_retried_and_delivers_once_unblocked(edge_redis: Red
                                                                   edge_worker: subprocess.Popen,
                                                                   market: Marketplace) -> None:
     client = redis.Redis.from_url(edge_redis.url)
-    broker = BackroomBroker(url=edge_redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
+    broker = BackroomBroker(url=edge_redis.url, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0)
     market.rate_limit("vinted", retry_after=2)
     message = send_scrape(broker, kwargs={"source": "vinted", "query": "hoodie", "limit": 10})
     record = wait_until(lambda: (r := broker.jobs.get(message.message_id)) and r.last_error and r, 120,
@@ -119,7 +121,7 @@ def test_a_blocked_scrape_is_retried_and_delivers_once_unblocked(edge_redis: Red
 
 
 def test_an_unknown_source_fails_at_once(edge_redis: RedisProcess, edge_worker: subprocess.Popen) -> None:
-    broker = BackroomBroker(url=edge_redis.url, namespace="backroom", job_retention_s=3600, maintenance_chance=0)
+    broker = BackroomBroker(url=edge_redis.url, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0)
     message = send_scrape(broker, kwargs={"source": "ebay", "query": "x", "limit": 5})
     record = wait_until(lambda: (r := broker.jobs.get(message.message_id)) and r.status is JobStatus.DEAD and r,
                         120, "the job is dead-lettered without retries")

@@ -30,7 +30,7 @@ def _python_children(pid: int) -> list[int]:
 
 
 def _succeeded(client: redis.Redis, job_id: str) -> bool:
-    return client.hget(f"{NS}:job:{job_id}", "status") == b"succeeded"
+    return client.hget(f"{NS}-edge:job:{job_id}", "status") == b"succeeded"  # edge jobs live in the edge namespace
 
 
 def test_two_python_processes_and_a_dead_worker_process_is_replaced(

@@ -29,6 +29,7 @@ SINGLE = {
     "schedule_sweep_enrichment": ("sweep_enrichment", "ml", []),
     "schedule_check_edge_nodes": ("check_edge_nodes", "default", []),
     "schedule_watch_dead_letters": ("watch_dead_letters", "default", []),
+    "schedule_audit_refused_messages": ("audit_refused_messages", "default", []),
     "schedule_release_due_orders": ("release_due_orders", "orders", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
@@ -76,7 +77,7 @@ def sent(job_id: str) -> JobRecord:
 
 def edge_messages(client: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
     """(actor, kwargs) of every message waiting on the `edge` queue, sorted."""
-    decoded = [Message.decode(p) for p in client.hvals(actors.broker.jobs.keys.messages("edge"))]
+    decoded = [Message.decode(p) for p in client.hvals(actors.broker.jobs.keys.edge.messages("edge"))]
     return sorted(((m.actor_name, m.kwargs) for m in decoded), key=repr)
 
 

@@ -25,7 +25,7 @@ async def test_scrape_is_refused_with_409_when_no_edge_node_is_live(client, toke
     response = await client.post("/v1/jobs/scrape", json=BODY, headers=bearer(tokens["jobs"]))
     assert response.status_code == 409
     assert "no edge node is live" in (await response.get_json())["error"]
-    assert redis_client.llen("backroom:edge") == 0
+    assert redis_client.llen("backroom-edge:edge") == 0
 
 
 async def test_scrape_is_queued_on_edge_when_a_node_is_live_or_forced(client, tokens, redis_client) -> None:
@@ -36,7 +36,7 @@ async def test_scrape_is_queued_on_edge_when_a_node_is_live_or_forced(client, to
     assert response.status_code == 202
     job = await (await client.get((await response.get_json())["status_url"], headers=bearer(tokens["jobs"]))).get_json()
     assert (job["actor"], job["queue"], job["status"], job["kwargs"]) == ("scrape_source", "edge", "queued", BODY)
-    assert redis_client.llen("backroom:edge") == 2
+    assert redis_client.llen("backroom-edge:edge") == 2
 
 
 async def test_scrape_validates_its_body(client, tokens, redis_client) -> None:
@@ -56,3 +56,49 @@ async def test_the_admin_lists_registry_nodes(client, tokens, redis_client) -> N
     await sign_in(client, tokens["reader"])
     page = await client.get("/admin/edge")
     assert page.status_code == 200 and "grailed, vinted" in await page.get_data(as_text=True)
+
+
+async def test_corrupt_shared_keys_leave_the_admin_answering(client, tokens, redis_client) -> None:
+    keys = Keys("backroom")
+    redis_client.set(keys.paused, "garbage")  # a string where the paused set belongs
+    redis_client.set(keys.edge.paused, "garbage")
+    redis_client.set(keys.edge.edge_nodes, "garbage")
+    redis_client.hset(keys.edge.stats("edge", 1), "not-a-minute:processed", "x")
+    redis_client.rpush(keys.edge.queue("edge"), "r1")
+    redis_client.hset(keys.edge.messages("edge"), "r1", "{not json")
+    for path in ("/v1/admin/queues", "/v1/admin/edge-nodes"):
+        response = await client.get(path, headers=bearer(tokens["reader"]))
+        assert response.status_code == 200, (path, await response.get_data(as_text=True))
+    queues = (await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json())["queues"]
+    edge = next(q for q in queues if q["name"] == "edge")
+    assert edge["ready"] == 1 and not any(q["paused"] for q in queues)  # the edge queue, read where it lives
+
+
+async def test_pausing_edge_pauses_it_where_edge_workers_look(client, tokens, redis_client) -> None:
+    keys = Keys("backroom")
+    response = await client.post("/v1/admin/queues/edge/pause", headers=bearer(tokens["admin"]))
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    assert redis_client.smembers(keys.edge.paused) == {b"edge"} and not redis_client.exists(keys.paused)
+    queues = (await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json())["queues"]
+    assert next(q for q in queues if q["name"] == "edge")["paused"] is True
+    await client.post("/v1/admin/queues/edge/resume", headers=bearer(tokens["admin"]))
+    assert not redis_client.smembers(keys.edge.paused)
+
+
+async def test_the_admin_edge_page_and_api_show_credentials(client, tokens, database_url) -> None:
+    import asyncpg
+
+    from db.edge_credentials import insert_edge_credential, revoke_edge_credential
+
+    conn = await asyncpg.connect(database_url)
+    try:  # what `backroom edge credentials pi-page` then `backroom edge revoke pi-page` record
+        await insert_edge_credential(conn, "pi-page", "edge-pi-page", by="cli:test")
+        await revoke_edge_credential(conn, "pi-page", by="cli:test")
+    finally:
+        await conn.close()
+    body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
+    latest = next(c for c in body["credentials"] if c["node_id"] == "pi-page")
+    assert latest["redis_user"] == "edge-pi-page" and latest["revoked_at"] is not None
+    await sign_in(client, tokens["reader"])
+    page = await (await client.get("/admin/edge")).get_data(as_text=True)
+    assert "edge-pi-page" in page and "revoked" in page

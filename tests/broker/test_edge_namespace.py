@@ -1,0 +1,66 @@
+"""Edge work lives in the edge namespace: the admin's dead letters, job lookups and queue keys find it there."""
+from __future__ import annotations
+
+import redis
+from dramatiq.message import Message
+
+from broker.deadletters import DeadLetters
+from broker.jobs import JobStore
+from broker.keys import Keys, edge_namespace
+from broker.redis import BackroomBroker
+from domain.contracts import EDGE_QUEUE, SCRAPE_SOURCE
+
+KEYS = Keys("backroom")
+
+
+def test_the_edge_namespace_and_the_queues_that_live_there() -> None:
+    assert edge_namespace("backroom") == edge_namespace("backroom-edge") == "backroom-edge"
+    assert KEYS.for_queue("edge.DQ").ns == KEYS.for_queue("results").ns == "backroom-edge"
+    assert KEYS.for_queue("ingest").ns == "backroom" and KEYS.edge.server_ns == "backroom"
+    assert KEYS.edge.refused == KEYS.refused == "backroom:refused"  # audit state stays in the server namespace
+
+
+def test_edge_dead_letters_are_listed_and_requeued_where_edge_workers_consume(redis_client: redis.Redis) -> None:
+    edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
+                          maintenance_chance=0)
+    message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
+                                   kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
+    rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))  # as if its last attempt died: on edge.XQ
+    redis_client.zadd(KEYS.edge.dead(EDGE_QUEUE), {rid: 1})
+    redis_client.hset(KEYS.edge.dead_messages(EDGE_QUEUE), rid, redis_client.hget(KEYS.edge.messages(EDGE_QUEUE), rid))
+    redis_client.hset(KEYS.edge.job(message.message_id), "status", "dead")
+    dead = DeadLetters(redis_client, "backroom", 86_400_000)
+    assert dead.counts()[EDGE_QUEUE] == 1
+    [item] = dead.list(EDGE_QUEUE).items
+    assert (item.job_id, item.actor) == (message.message_id, SCRAPE_SOURCE)
+    assert dead.requeue(EDGE_QUEUE, [item.redis_id]).job_ids == [message.message_id]
+    assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 1 and redis_client.llen(KEYS.queue(EDGE_QUEUE)) == 0
+    assert JobStore(redis_client, "backroom", 3600).get(message.message_id).status.value == "queued"
+
+
+def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis) -> None:
+    import actors
+    from broker.edge_registry import send_edge_message
+
+    message = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                                ttl_s=30, force=True)
+    assert actors.broker.jobs.cancel(message.message_id, now_ms=1).value == "cancelled"
+    assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 0
+    assert actors.broker.jobs.get(message.message_id).status.value == "cancelled"
+    redis_client.hset(KEYS.edge.job("forged"), "status", "owned")  # a node's garbage reads as unknown
+    assert actors.broker.jobs.cancel("forged", now_ms=1) is None
+
+
+def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_client: redis.Redis) -> None:
+    from broker.jobsearch import JobSearch
+
+    edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
+                          maintenance_chance=0)
+    message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
+                                   kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
+    search = JobSearch(redis_client, KEYS)
+    detail = search.detail(message.message_id)
+    assert detail is not None and (detail.record.actor, detail.record.queue) == (SCRAPE_SOURCE, EDGE_QUEUE)
+    redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "owned", "args": "{not json"})
+    redis_client.rpush(KEYS.edge.events("forged"), "garbage")
+    assert search.detail("forged") is None
