@@ -99,7 +99,7 @@ async def test_refusals(client, tokens, worker, pool) -> None:  # type: ignore[n
            VALUES ('test', $1, 'sold thing', 'one_of_one', 'sold') RETURNING id""", uuid.uuid4().hex)
     for action in ("approve", "reject"):
         response = await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["admin"]))
-        assert response.status_code == 409 and "sold" in (await response.get_json())["error"]
+        assert response.status_code == 409 and "sold" in (await response.get_json())["detail"]
         assert (await client.post(f"/v1/items/999999999/{action}", headers=bearer(tokens["admin"]))).status_code == 404
         assert (await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["jobs"]))).status_code == 403
         assert (await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["reader"]))).status_code == 403

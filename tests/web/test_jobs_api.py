@@ -47,7 +47,7 @@ async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: r
     response = await client.post("/v1/jobs/ping", json={"sleep_ms": -1, "fail": "maybe", "extra": 1},
                                  headers=bearer(tokens["jobs"]))
     assert response.status_code == 422
-    fields = (await response.get_json())["fields"]
+    fields = (await response.get_json())["errors"]
     assert set(fields) == {"sleep_ms", "fail", "extra"}
     assert redis_client.dbsize() == 0  # nothing half-written
 
@@ -55,7 +55,7 @@ async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: r
 async def test_operations_validate_then_enqueue(client, tokens) -> None:
     bad = await client.post("/v1/jobs/notify", json={"channel": "fax"}, headers=bearer(tokens["jobs"]))
     assert bad.status_code == 422
-    assert {"channel", "recipient", "template", "idempotency_key"} <= set((await bad.get_json())["fields"])
+    assert {"channel", "recipient", "template", "idempotency_key"} <= set((await bad.get_json())["errors"])
     good = await client.post("/v1/jobs/prune", json={"source": "grailed"}, headers=bearer(tokens["jobs"]))
     assert good.status_code == 202 and (await good.get_json())["job_id"]
 
@@ -63,7 +63,7 @@ async def test_operations_validate_then_enqueue(client, tokens) -> None:
 async def test_unknown_operation_is_404(client, tokens) -> None:
     response = await client.post("/v1/jobs/teleport", json={}, headers=bearer(tokens["jobs"]))
     assert response.status_code == 404
-    assert "ping" in (await response.get_json())["error"]
+    assert "ping" in (await response.get_json())["detail"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
