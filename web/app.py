@@ -33,6 +33,7 @@ from web import admin_api, admin_pages
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers
+from web.openapi import BackroomOpenAPI, IdConverter
 
 
 # quart-schema builds a pydantic TypeAdapter for every body it validates (~0.3 ms a request);
@@ -219,9 +220,11 @@ def create_app() -> Quart:
                   description="Validate and enqueue background jobs; read their records."),
         security_schemes={"bearer": HttpSecurityScheme(scheme="bearer")},
         security=[{"bearer": []}],
+        openapi_provider_class=BackroomOpenAPI,
     )
     _answer_responses_directly(app)
     install_error_handlers(app)
+    app.url_map.converters["id"] = IdConverter  # before the blueprints: their rules use it
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(webhooks.blueprint)

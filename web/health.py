@@ -6,7 +6,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from quart import Blueprint, current_app
-from quart_schema import hide
+from pydantic import BaseModel
+from quart_schema import document_response, hide, security_scheme
 
 import actors
 
@@ -26,7 +27,18 @@ async def _check_postgres() -> str:
     return "ok"
 
 
+class Health(BaseModel):
+    """Each dependency's state: `ok`, or `down: <error>`."""
+
+    status: str
+    redis: str
+    postgres: str
+
+
 @blueprint.get("/healthz")
+@security_scheme([])  # public: for load balancers and probes
+@document_response(Health, 200)
+@document_response(Health, 503)
 async def healthz() -> Any:
     """200 when Redis and Postgres answer, else 503 naming what is down."""
     checks: dict[str, str] = {}
