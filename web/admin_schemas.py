@@ -19,8 +19,10 @@ ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([
 
 
 def _iso(value: Any) -> Any:
-    if isinstance(value, str) and not ISO_TIME.fullmatch(value):
-        raise ValueError("expected an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+    if isinstance(value, str):
+        if not ISO_TIME.fullmatch(value):
+            raise ValueError("expected an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+        return datetime.fromisoformat(value)
     return value
 
 
