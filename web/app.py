@@ -57,6 +57,7 @@ class LazyCookieSessions(SecureCookieSessionInterface):
         return await super().open_session(app, request)
 
 
+MAX_BODY_BYTES = 1024 * 1024
 # a caller's X-Request-ID is kept when it looks like an id (it lands in logs and job records)
 CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -212,12 +213,15 @@ def create_app() -> Quart:
     # a timer each, ~5% of an enqueue request); the Procfile's hypercorn --read-timeout drops a
     # client that stops sending instead, and a client slow to read holds only its own connection
     app.config.update(BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
+    # no body here needs more (Quart's default is 16 MiB): past it, 413 before any parsing
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.session_interface = LazyCookieSessions()
     app.config["TOKEN_CACHE"] = TokenCache()
     QuartSchema(
         app,
         info=Info(title="Backroom API", version="0.1.0",
-                  description="Validate and enqueue background jobs; read their records."),
+                  description="Validate and enqueue background jobs; read their records. Errors are problem "
+                              f"bodies (RFC 9457); a request body is at most {MAX_BODY_BYTES // 1024} KiB (413)."),
         security_schemes={"bearer": HttpSecurityScheme(scheme="bearer")},
         security=[{"bearer": []}],
         openapi_provider_class=BackroomOpenAPI,

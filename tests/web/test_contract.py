@@ -50,7 +50,8 @@ async def test_the_document_states_what_is_required_public_and_bounded(document:
     unique_key = next(p for p in ping["parameters"] if p["name"] == "Unique-Key")
     assert unique_key["in"] == "header" and unique_key["schema"]["maxLength"] == 200
     notify = document["paths"]["/v1/jobs/notify"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert "16384 bytes" in notify["properties"]["data"]["description"] and notify["allOf"]
+    data = notify["properties"]["data"]
+    assert data["maxProperties"] == 16 and "16 KiB" in data["description"] and notify["allOf"]
     assert "409" in document["paths"]["/v1/jobs/scrape"]["post"]["responses"]
 
 
@@ -68,7 +69,7 @@ async def test_the_document_states_what_is_required_public_and_bounded(document:
     ("POST", "/v1/jobs/prune", {"source": "vin\u0000ted"}, 422),
     ("POST", "/v1/jobs/scrape", {"source": "vinted", "query": "a\u0000", "force": True}, 422),
     ("POST", "/v1/jobs/notify", {"channel": "email", "recipient": "a@example.com", "template": "ops_message",
-                                 "data": {"title": "t", "text": "x" * (16 * 1024)}, "idempotency_key": "k"}, 422),
+                                 "data": {"title": "t", "text": "x" * 961}, "idempotency_key": "k"}, 422),
     ("POST", "/v1/jobs/notify", {"channel": "email", "recipient": "a@example.com", "template": "ops_message",
                                  "data": {"title": "t", "text": "a\u0000"}, "idempotency_key": "k"}, 422),
 ])
@@ -88,6 +89,14 @@ async def test_the_unique_key_header_is_bounded_like_the_body_field(client, toke
     assert redis_client.dbsize() == 0
     fits = await client.post("/v1/jobs/ping", json={}, headers={**headers, "Unique-Key": "k" * 200})
     assert fits.status_code == 202
+
+
+async def test_a_body_past_one_mebibyte_is_413_before_parsing(client, tokens, redis_client: redis.Redis) -> None:
+    body = b'{"message": "' + b"x" * (1024 * 1024) + b'"}'
+    response = await client.post("/v1/jobs/ping", data=body,
+                                 headers={**bearer(tokens["jobs"]), "Content-Type": "application/json"})
+    assert response.status_code == 413 and (await response.get_json())["status"] == 413
+    assert redis_client.dbsize() == 0
 
 
 @pytest.mark.parametrize(("path", "body"), [
