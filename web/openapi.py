@@ -19,8 +19,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from quart import Quart
-from quart_schema import OpenAPIProvider, QuartSchema
+from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import BaseConverter, IntegerConverter, NumberConverter, UnicodeConverter
 
@@ -45,10 +44,6 @@ class IdConverter(IntegerConverter):
 
 class BackroomOpenAPI(OpenAPIProvider):
     """quart-schema's provider, with the error answers and requirements every handler shares."""
-
-    def __init__(self, app: Quart, extension: QuartSchema) -> None:
-        super().__init__(app, extension)
-        self.app = app
 
     def generate_rules(self) -> Any:
         """Every documented rule but the /admin/ pages (HTML behind a session cookie)."""
