@@ -120,7 +120,7 @@ class DeadSelection(BaseModel):
         {"required": ["all_matching"], "properties": {"all_matching": {"const": True}, "ids": {"maxItems": 0}}},
     ]})
 
-    ids: list[str] = Field(default_factory=list, max_length=1000)
+    ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=1000)
     all_matching: bool = False
     actor: str | None = Field(None, max_length=200)
     error: str | None = Field(None, max_length=200)
@@ -154,8 +154,9 @@ class ReplayBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    args: list[Any] | None = None
-    kwargs: dict[str, Any] | None = None
+    # bounded by the request body's 1 MiB: the dead message's own arguments were not bounded either
+    args: list[Any] | None = Field(None, description="Positional arguments (within the 1 MiB body limit).")
+    kwargs: dict[str, Any] | None = Field(None, description="Keyword arguments (within the 1 MiB body limit).")
 
 
 class EdgeNodes(BaseModel):
