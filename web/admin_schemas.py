@@ -120,10 +120,11 @@ class DeadSelection(BaseModel):
         {"required": ["all_matching"], "properties": {"all_matching": {"const": True}, "ids": {"maxItems": 0}}},
     ]})
 
-    ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=1000)
+    ids: list[Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT)]] = Field(
+        default_factory=list, max_length=1000)
     all_matching: bool = False
-    actor: str | None = Field(None, max_length=200)
-    error: str | None = Field(None, max_length=200)
+    actor: str | None = Field(None, max_length=200, pattern=TEXT)
+    error: str | None = Field(None, max_length=200, pattern=TEXT)
     since: Time | None = None
     until: Time | None = None
 

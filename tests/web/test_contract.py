@@ -1,10 +1,13 @@
 """The API as a contract: a document that tells the truth, no 5xx from any input, refusals at the door."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
 from db.schedules import select_schedule_config
+from tests.admin_support import make_dead
 from tests.web.conftest import bearer
 
 TOO_BIG = 2**63  # one past what a bigint column holds
@@ -119,3 +122,13 @@ async def test_configured_sources_and_surfaces_are_accepted(client, tokens, pool
                        ("/v1/jobs/prune", {"source": source}), ("/v1/jobs/collections", {"surface": surface})):
         response = await client.post(path, json=body, headers=bearer(tokens["jobs"]))
         assert response.status_code == 202, (path, await response.get_json())
+
+
+async def test_a_replay_whose_arguments_hold_nul_is_audited_not_a_server_error(client, tokens, pool) -> None:  # type: ignore[no-untyped-def]
+    old_id = make_dead("nul")
+    response = await client.post(f"/v1/admin/dead/default/{old_id}/replay", json={"args": ["a\u0000b"]},
+                                 headers=bearer(tokens["admin"]))
+    assert response.status_code == 201  # the replay is done: its audit row must be written too
+    after = await pool.fetchval("SELECT after FROM audit_log WHERE target = $1 AND action = 'dead.replay'",
+                                f"job:{old_id}")
+    assert json.loads(after)["args"] == ["a\ufffdb"]
