@@ -6,6 +6,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import asyncpg
 from pydantic import BaseModel, Field, ValidationError
 from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError, document_response
@@ -13,6 +14,9 @@ from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
 T = TypeVar("T", bound=Callable[..., Any])
+# Postgres unreachable, refusing connections, or the pool waited too long: the request can be tried again
+DATABASE_DOWN = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                 asyncpg.TooManyConnectionsError)
 
 
 class Problem(BaseModel):
@@ -87,6 +91,12 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(InvalidInput)
     async def invalid_input(error: InvalidInput) -> Any:
         return problem(422, "invalid request", fields=error.fields)
+
+    async def database_down(error: Exception) -> Any:
+        return problem(503, "the database is unreachable; nothing was done, try again", headers={"Retry-After": "5"})
+
+    for down in DATABASE_DOWN:
+        app.register_error_handler(down, database_down)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import secrets
 
+import asyncpg
 import pytest
 import redis
 
+from cli.stack import free_port
 from db.schedules import select_schedule_config
 from tests.admin_support import make_dead
 from tests.web.conftest import bearer
@@ -122,6 +125,16 @@ async def test_configured_sources_and_surfaces_are_accepted(client, tokens, pool
                        ("/v1/jobs/prune", {"source": source}), ("/v1/jobs/collections", {"surface": surface})):
         response = await client.post(path, json=body, headers=bearer(tokens["jobs"]))
         assert response.status_code == 202, (path, await response.get_json())
+
+
+async def test_postgres_unreachable_is_503_as_documented(app, client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a pool on a port where nothing listens: a real refused connection, for a token not cached yet
+    dead = await asyncpg.create_pool(f"postgresql://backroom@127.0.0.1:{free_port()}/none", min_size=0)
+    monkeypatch.setitem(app.app.config, "DB_POOL", dead)
+    response = await client.get("/v1/seeds", headers=bearer("brt_" + secrets.token_hex(32)))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert (await response.get_json())["title"] == "Service Unavailable"
+    await dead.close()
 
 
 async def test_a_replay_whose_arguments_hold_nul_is_audited_not_a_server_error(client, tokens, pool) -> None:  # type: ignore[no-untyped-def]
