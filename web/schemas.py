@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain.notifications import TEMPLATES, required_fields
-from web.errors import Problem  # noqa: F401  (the error body; handlers document it from here)
+from web.errors import Problem  # noqa: F401  (the error body, defined in web.errors; imported from here too)
 
 
 def _integral(value: Any) -> Any:
