@@ -13,7 +13,19 @@ _COLUMNS = "id, actor, action, target, before, after, at"
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    return None if value is None else json.dumps(_storable(value), default=str)
+
+
+def _storable(value: Any) -> Any:
+    """`value` with each NUL character as U+FFFD: Postgres text and jsonb refuse NUL, and an action
+    already done (a replay whose arguments hold one) must still get its audit row."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _row(row: Mapping[str, Any]) -> AuditRow:
@@ -32,7 +44,7 @@ async def insert_audit(conn: asyncpg.Connection, *, actor: str, entry: AuditEntr
         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
         RETURNING {_COLUMNS}
         """,
-        actor, entry.action, entry.target, _json(entry.before), _json(entry.after),
+        _storable(actor), entry.action, _storable(entry.target), _json(entry.before), _json(entry.after),
     )
     return _row(row)
 

@@ -33,6 +33,7 @@ from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers
 from web.ratelimit import TokenRateLimiter
+from web.openapi import BackroomOpenAPI, IdConverter
 
 
 # quart-schema builds a pydantic TypeAdapter for every body it validates (~0.3 ms a request);
@@ -40,6 +41,7 @@ from web.ratelimit import TokenRateLimiter
 quart_schema.conversion.TypeAdapter = functools.lru_cache(maxsize=256)(pydantic.TypeAdapter)  # type: ignore[misc]
 
 
+MAX_BODY_BYTES = 1024 * 1024
 # a caller's X-Request-ID is kept when it looks like an id (it lands in logs and job records)
 CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -195,16 +197,21 @@ def create_app() -> Quart:
     # a timer each, ~5% of an enqueue request); the Procfile's hypercorn --read-timeout drops a
     # client that stops sending instead, and a client slow to read holds only its own connection
     app.config.update(BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
+    # no body here needs more (Quart's default is 16 MiB): past it, 413 before any parsing
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["TOKEN_CACHE"] = TokenCache()
     QuartSchema(
         app,
         info=Info(title="Backroom API", version="0.1.0",
-                  description="Validate and enqueue background jobs; read their records."),
+                  description="Validate and enqueue background jobs; read their records. Errors are problem "
+                              f"bodies (RFC 9457); a request body is at most {MAX_BODY_BYTES // 1024} KiB (413)."),
         security_schemes={"bearer": HttpSecurityScheme(scheme="bearer")},
         security=[{"bearer": []}],
+        openapi_provider_class=BackroomOpenAPI,
     )
     _answer_responses_directly(app)
     install_error_handlers(app)
+    app.url_map.converters["id"] = IdConverter  # before the blueprints: their rules use it
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(webhooks.blueprint)

@@ -2,11 +2,11 @@
 
 quart-schema's `validate_request` parses the body with `json.loads` and then validates the
 Python objects; pydantic's `validate_json` does both in one pass (~3% of an enqueue
-request). The body is documented in the OpenAPI document through quart-schema's
-`document_request`, and errors take the same paths as before: a body that is not JSON
-(malformed: 400) as Quart's `get_json` answers it, and an invalid one, or one sent with
-another Content-Type, as quart-schema's `RequestSchemaValidationError` (422 naming each
-field, web.errors).
+request). Validation is strict: JSON types are taken as they are (`"yes"` is no boolean,
+`false` no integer), as the OpenAPI document states them. The body is documented through
+quart-schema's `document_request`. A body that is not JSON answers 400 naming where it
+breaks; an invalid one, or one sent with another Content-Type, raises quart-schema's
+`RequestSchemaValidationError` (422 naming each field, web.errors).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 from quart import request
 from quart_schema import RequestSchemaValidationError, document_request
+
+from web.errors import problem
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -32,12 +34,13 @@ def validate_body(model: type) -> Callable[[F], F]:
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 if request.is_json:
-                    data = adapter.validate_json(await request.get_data())
+                    data = adapter.validate_json(await request.get_data(), strict=True)
                 else:  # get_json() gives None for another Content-Type, and None is no valid body
                     data = adapter.validate_python(None)
             except ValidationError as error:
-                if any(item["type"] == "json_invalid" for item in error.errors()):
-                    request.on_json_loading_failed(ValueError(error.errors()[0]["msg"]))  # raises 400
+                broken = next((item for item in error.errors() if item["type"] == "json_invalid"), None)
+                if broken is not None:
+                    return problem(400, f"the body is not valid JSON: {broken['ctx'].get('error', broken['msg'])}")
                 raise RequestSchemaValidationError(error) from None
             return await handler(*args, data=data, **kwargs)
 

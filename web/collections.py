@@ -85,7 +85,7 @@ async def get_collections(query_args: SurfaceQuery) -> Any:
                             collections=[_collection(c) for c in view.collections]))
 
 
-@blueprint.get("/collections/<int:collection_id>")
+@blueprint.get("/collections/<id:collection_id>")
 @require("jobs")
 @tag(["collections"])
 @validate_querystring(CollectionQuery)

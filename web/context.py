@@ -8,7 +8,7 @@ from typing import Any
 REQUEST_ID: ContextVar[str | None] = ContextVar("backroom_request_id", default=None)
 
 
-def header(request: Any, name: bytes, default: str = "") -> str:
+def header(request: Any, name: bytes, default: Any = "") -> Any:
     """The first value of header `name` (lowercase bytes) as the client sent it, or `default`.
 
     Read from the ASGI scope, where header names are lowercase. `request.headers` is a

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from typing import Any
 
 import dramatiq
@@ -12,9 +13,11 @@ from dramatiq.errors import BrokerConnectionError
 from quart import Response, current_app, g, request, url_for
 
 from web.context import REQUEST_ID, header
-from web.errors import problem
+from web.errors import InvalidInput, problem
+from web.schemas import UNIQUE_KEY_MAX
 
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError)
+UNIQUE_KEY = re.compile(rf"[\x21-\x7e]{{1,{UNIQUE_KEY_MAX}}}")  # visible ASCII, as long as the body's field
 
 
 async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwargs: Any) -> Any:
@@ -23,8 +26,19 @@ async def enqueue(actor: dramatiq.Actor, *, unique_key: str | None = None, **kwa
     With a unique key (the body's `unique_key` or the `Unique-Key` header), a live job
     holding that key is answered instead and nothing is enqueued (`deduplicated: true`).
     """
-    options = message_options(unique_key or header(request, b"unique-key") or None)
+    sent = unique_key_header()  # checked even when the handler names its own key
+    options = message_options(unique_key or sent)
     return await enqueue_message(actor.broker, actor.message_with_options(kwargs=kwargs, **options))
+
+
+def unique_key_header() -> str | None:
+    """The request's `Unique-Key` header (None without one); InvalidInput (422) past 200 visible ASCII characters."""
+    sent = header(request, b"unique-key", None)
+    if sent is None:
+        return None
+    if not UNIQUE_KEY.fullmatch(sent):
+        raise InvalidInput({"header.unique-key": f"1 to {UNIQUE_KEY_MAX} visible ASCII characters"})
+    return sent
 
 
 async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:

@@ -7,12 +7,13 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from quart import Blueprint, current_app, request
-from quart_schema import hide
+from pydantic import BaseModel
+from quart_schema import document_response, hide, security_scheme
 
 import actors
 from config.settings import get_settings
 from domain.tokens import grants, hash_token
-from web.errors import problem_response
+from web.errors import problem
 
 blueprint = Blueprint("health", __name__)
 REQUESTS = Counter("backroom_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -41,18 +42,29 @@ async def _metrics_refusal(access: str) -> Any:
             address = None
         if address is not None and (address.is_private or address.is_loopback):
             return None
-        return problem_response(403, "Forbidden", "/metrics answers only clients on a private address")
+        return problem(403, "/metrics answers only clients on a private address")
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     token = await current_app.config["TOKEN_CACHE"].lookup(hash_token(raw.strip())) if raw.strip() else None
     if scheme.lower() != "bearer" or token is None:
-        return problem_response(401, "Unauthorized", "/metrics needs a bearer token with the admin:read scope",
-                                headers={"WWW-Authenticate": "Bearer"})
+        return problem(401, "/metrics needs a bearer token with the admin:read scope",
+                       headers={"WWW-Authenticate": "Bearer"})
     if not grants(token.scopes, "admin:read"):
-        return problem_response(403, "Forbidden", "this token lacks the 'admin:read' scope")
+        return problem(403, "this token lacks the 'admin:read' scope")
     return None
 
 
+class Health(BaseModel):
+    """Each dependency's state: `ok`, or `down: <error>`."""
+
+    status: str
+    redis: str
+    postgres: str
+
+
 @blueprint.get("/healthz")
+@security_scheme([])  # public: for load balancers and probes
+@document_response(Health, 200)
+@document_response(Health, 503)
 async def healthz() -> Any:
     """200 when Redis and Postgres answer, else 503 naming what is down."""
     checks: dict[str, str] = {}

@@ -11,7 +11,7 @@ from actors.ingest import approve_item, reject_item
 from db.ingest import select_item_status
 from web.auth import require
 from web.enqueue import enqueue
-from web.errors import problem
+from web.errors import document_errors, problem
 from web.schemas import Accepted
 
 blueprint = Blueprint("items", __name__, url_prefix="/v1/items")
@@ -27,10 +27,11 @@ async def _status(item_id: int) -> str | None:
         return await select_item_status(conn, item_id)
 
 
-@blueprint.post("/<int:item_id>/approve")
+@blueprint.post("/<id:item_id>/approve")
 @require("admin")
 @tag(["items"])
 @document_response(Accepted, 202)
+@document_errors(409)
 async def post_approve(item_id: int) -> Any:
     """Put a pending (or rejected) item live; 409 when it is sold or archived."""
     status = await _status(item_id)
@@ -41,10 +42,11 @@ async def post_approve(item_id: int) -> Any:
     return await enqueue(approve_item, unique_key=f"approve_item:{item_id}", item_id=item_id, by=_by())
 
 
-@blueprint.post("/<int:item_id>/reject")
+@blueprint.post("/<id:item_id>/reject")
 @require("admin")
 @tag(["items"])
 @document_response(Accepted, 202)
+@document_errors(409)
 async def post_reject(item_id: int) -> Any:
     """Take a pending or available item out of the shop; 409 when it is sold or archived."""
     status = await _status(item_id)

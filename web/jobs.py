@@ -22,10 +22,11 @@ from web.auth import require
 from web.bodies import validate_body
 from web.edge_jobs import enqueue_edge
 from web.enqueue import BROKER_DOWN, enqueue
-from web.errors import problem
+from web.errors import document_errors, problem
+from web.known import unknown_source, unknown_surface
 from web.notify import enqueue_notify
 from web.schemas import (
-    OPERATIONS, Accepted, CollectionsJob, EmbedJob, EnrichJob, NotifyJob, PingJob, Problem, PruneJob, ScrapeJob,
+    Accepted, CollectionsJob, EmbedJob, EnrichJob, NotifyJob, PingJob, PruneJob, ScrapeJob,
 )
 
 blueprint = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -69,8 +70,11 @@ async def post_notify(data: NotifyJob) -> Any:
 @tag(["jobs"])
 @validate_body(CollectionsJob)
 @document_response(Accepted, 202)
+@document_errors(404)
 async def post_collections(data: CollectionsJob) -> Any:
-    """Generate a new generation of one surface's curated collections and swap it in."""
+    """Generate a new generation of one surface's curated collections and swap it in (404: unknown surface)."""
+    if (unknown := await unknown_surface(data.surface)) is not None:
+        return unknown
     return await enqueue(generate_collections, unique_key=data.unique_key, **data.arguments())
 
 
@@ -89,8 +93,11 @@ async def post_enrich(data: EnrichJob) -> Any:
 @tag(["jobs"])
 @validate_body(PruneJob)
 @document_response(Accepted, 202)
+@document_errors(404)
 async def post_prune(data: PruneJob) -> Any:
     """Check that available items' source listings still exist (sold -> sold, removed -> archived)."""
+    if (unknown := await unknown_source(data.source)) is not None:
+        return unknown
     return await enqueue(prune_listings, unique_key=data.unique_key, **data.arguments())
 
 
@@ -99,21 +106,18 @@ async def post_prune(data: PruneJob) -> Any:
 @tag(["jobs"])
 @validate_body(ScrapeJob)
 @document_response(Accepted, 202)
-@document_response(Problem, 409)
+@document_errors(404, 409)
 async def post_scrape(data: ScrapeJob) -> Any:
     """Scrape one marketplace search on an edge worker; 409 when no edge node is live (unless `force`)."""
+    if (unknown := await unknown_source(data.source)) is not None:
+        return unknown
     return await enqueue_edge(SCRAPE_SOURCE, {"source": data.source, "query": data.query, "limit": data.limit},
                               force=data.force, unique_key=data.unique_key)
 
 
-@blueprint.post("/<operation>")
-@require("jobs")
-async def post_unknown(operation: str) -> Any:
-    """Unknown operations answer 404 with the list of known ones."""
-    return problem(404, f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}")
-
-
-@blueprint.get("/<job_id>")
+# a job id is a UUID (36 characters): /v1/jobs/ping is an operation, never a job, so that a path
+# answers (and advertises in `Allow`) only the methods it documents
+@blueprint.get("/<string(length=36):job_id>")
 @require("jobs")
 @tag(["jobs"])
 @document_response(JobRecord)
@@ -140,10 +144,11 @@ def _owner(job_id: str) -> int | None:
     return int(raw) if raw else None
 
 
-@blueprint.delete("/<job_id>")
+@blueprint.post("/<string(length=36):job_id>/cancel")
 @require("jobs")
 @tag(["jobs"])
 @document_response(JobRecord)
+@document_errors(409)
 async def cancel_job(job_id: str) -> Any:
     """Cancel a job that has not started; 409 when it already runs or is over (a `jobs` token: its own jobs)."""
     if not JOB_ID.match(job_id):

@@ -14,8 +14,8 @@ from domain.orders import Order
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
-from web.errors import problem
-from web.schemas import Accepted
+from web.errors import document_errors, problem
+from web.schemas import TEXT, Accepted
 
 blueprint = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
@@ -25,8 +25,8 @@ class DispatchBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    carrier: str = Field("", max_length=100)
-    tracking_number: str = Field("", max_length=100)
+    carrier: str = Field("", max_length=100, pattern=TEXT)
+    tracking_number: str = Field("", max_length=100, pattern=TEXT)
     tracking_url: str = Field("", max_length=500, pattern=r"^(https?://\S*)?$")
 
 
@@ -75,7 +75,7 @@ async def _order(order_id: int) -> Order | None:
         return await select_order(conn, order_id)
 
 
-@blueprint.get("/<int:order_id>")
+@blueprint.get("/<id:order_id>")
 @require("admin:read")
 @tag(["orders"])
 @document_response(OrderView)
@@ -87,10 +87,11 @@ async def get_order(order_id: int) -> Any:
     return current_app.response_class(_view(order).model_dump_json(), mimetype="application/json")
 
 
-@blueprint.post("/<int:order_id>/cancel")
+@blueprint.post("/<id:order_id>/cancel")
 @require("admin")
 @tag(["orders"])
 @document_response(Accepted, 202)
+@document_errors(409)
 async def post_cancel(order_id: int) -> Any:
     """Cancel an order during its hold (or under review): refund (idempotent), items and stock back, buyer told."""
     order = await _order(order_id)
@@ -101,10 +102,11 @@ async def post_cancel(order_id: int) -> Any:
     return await enqueue(cancel_order, unique_key=f"cancel_order:{order_id}", order_id=order_id)
 
 
-@blueprint.post("/<int:order_id>/refund")
+@blueprint.post("/<id:order_id>/refund")
 @require("admin")
 @tag(["orders"])
 @document_response(Accepted, 202)
+@document_errors(409)
 async def post_refund(order_id: int) -> Any:
     """Refund an order in full (an order on hold is cancelled first); items and stock go back."""
     order = await _order(order_id)
@@ -115,11 +117,12 @@ async def post_refund(order_id: int) -> Any:
     return await enqueue(refund_order, unique_key=f"refund_order:{order_id}", order_id=order_id)
 
 
-@blueprint.post("/<int:order_id>/dispatch")
+@blueprint.post("/<id:order_id>/dispatch")
 @require("admin")
 @tag(["orders"])
 @validate_body(DispatchBody)
 @document_response(Accepted, 202)
+@document_errors(409)
 async def post_dispatch(order_id: int, data: DispatchBody) -> Any:
     """Mark a released order dispatched and email the buyer its tracking."""
     order = await _order(order_id)

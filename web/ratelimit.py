@@ -19,7 +19,7 @@ import redis
 
 from broker.batching import BatchedScript
 from db.tokens import ApiToken
-from web.errors import problem_response
+from web.errors import problem
 
 log = logging.getLogger("backroom.web")
 MAX_LEASE = 100

@@ -16,7 +16,8 @@ from db.items import ItemCard, select_item_embedding, select_item_exists
 from db.seeds import select_seed_embeddings, select_seeds
 from web.auth import require
 from web.bodies import validate_body
-from web.errors import problem
+from web.errors import document_errors, problem
+from web.schemas import TEXT, Id, Int
 
 blueprint = Blueprint("search", __name__, url_prefix="/v1")
 SLOT = r"^[a-z0-9_-]{1,50}$"
@@ -27,10 +28,10 @@ class StylistMatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed_ids: list[int] = Field(min_length=1, max_length=7)
+    seed_ids: list[Id] = Field(min_length=1, max_length=7, json_schema_extra={"uniqueItems": True})
     slot: str | None = Field(None, pattern=SLOT, description="Only items of this stylist slot/category.")
-    limit: int = Field(20, ge=1, le=50)
-    offset: int = Field(0, ge=0, le=1000)
+    limit: Int = Field(20, ge=1, le=50)
+    offset: Int = Field(0, ge=0, le=1000)
 
     @field_validator("seed_ids")
     @classmethod
@@ -50,9 +51,9 @@ class Page(BaseModel):
 class SeedQuery(BaseModel):
     """Text search over seed labels and descriptions."""
 
-    q: str | None = Field(None, max_length=100)
+    q: str | None = Field(None, max_length=100, pattern=TEXT)
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=100_000)
 
 
 class ItemOut(BaseModel):
@@ -130,6 +131,7 @@ async def _centroid(conn: Any, seed_ids: list[int]) -> tuple[np.ndarray, str]:
 @tag(["search"])
 @validate_body(StylistMatch)
 @document_response(Matches)
+@document_errors(404, 409)
 async def post_stylist_match(data: StylistMatch) -> Any:
     """Available items nearest to the centroid of 1-7 style seeds, optionally in one slot."""
     async with current_app.config["DB_POOL"].acquire() as conn:
@@ -142,11 +144,12 @@ async def post_stylist_match(data: StylistMatch) -> Any:
     return _matches(cards, data.limit, data.offset, model)
 
 
-@blueprint.get("/items/<int:item_id>/similar")
+@blueprint.get("/items/<id:item_id>/similar")
 @require("jobs")
 @tag(["search"])
 @validate_querystring(Page)
 @document_response(Matches)
+@document_errors(409)
 async def get_similar_items(item_id: int, query_args: Page) -> Any:
     """Available items most similar to this item (itself excluded)."""
     async with current_app.config["DB_POOL"].acquire() as conn:

@@ -21,6 +21,7 @@ import actors
 from actors.collections import generate_collections
 from broker.edge_registry import live_edge_nodes
 from cli.edge import create_edge_credentials
+from db.schedules import delete_schedule_config, select_stored_config, upsert_schedule_config
 from db.tokens import insert_token
 from domain.tokens import display_prefix, hash_token, make_token
 from fakes.marketplace import Marketplace
@@ -30,6 +31,7 @@ from ml.clip import model_id
 from ml.manifest import TINY_MODEL_DIR, read_manifest
 from tests.edge.scrape_support import expected
 from tests.e2e.worker_processes import Process, Stack, until
+from web.admin_schedules import change_source
 from web.app import create_app
 
 pytestmark = pytest.mark.e2e
@@ -88,6 +90,23 @@ async def headers(database_url: str) -> dict[str, str]:
     finally:
         await conn.close()
     return {"Authorization": f"Bearer {value}"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def sources_configured(database_url: str) -> AsyncIterator[None]:
+    """The scraped sources configured, as an admin would (the API refuses others); as they were afterwards."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await select_stored_config(conn)
+        for source in QUERIES:
+            await change_source(conn, source, by="e2e")
+        yield
+        if "sources" in stored:
+            await upsert_schedule_config(conn, "sources", stored["sources"], by="e2e")
+        else:
+            await delete_schedule_config(conn, "sources")
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")

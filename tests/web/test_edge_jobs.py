@@ -24,7 +24,7 @@ def _beat(redis_client: redis.Redis, **fields: object) -> None:
 async def test_scrape_is_refused_with_409_when_no_edge_node_is_live(client, tokens, redis_client) -> None:
     response = await client.post("/v1/jobs/scrape", json=BODY, headers=bearer(tokens["jobs"]))
     assert response.status_code == 409
-    assert "no edge node is live" in (await response.get_json())["error"]
+    assert "no edge node is live" in (await response.get_json())["detail"]
     assert redis_client.llen("backroom-edge:edge") == 0
 
 

@@ -20,5 +20,5 @@ async def test_enrich_enqueues_enrich_items(client, tokens, redis_client: redis.
 
 async def test_enrich_needs_item_ids(client, tokens, redis_client: redis.Redis) -> None:
     response = await client.post("/v1/jobs/enrich", json={"item_ids": []}, headers=bearer(tokens["jobs"]))
-    assert response.status_code == 422 and "item_ids" in (await response.get_json())["fields"]
+    assert response.status_code == 422 and "item_ids" in (await response.get_json())["errors"]
     assert redis_client.dbsize() == 0

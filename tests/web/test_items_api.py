@@ -99,7 +99,7 @@ async def test_refusals(client, tokens, worker, pool) -> None:  # type: ignore[n
            VALUES ('test', $1, 'sold thing', 'one_of_one', 'sold') RETURNING id""", uuid.uuid4().hex)
     for action in ("approve", "reject"):
         response = await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["admin"]))
-        assert response.status_code == 409 and "sold" in (await response.get_json())["error"]
+        assert response.status_code == 409 and "sold" in (await response.get_json())["detail"]
         assert (await client.post(f"/v1/items/999999999/{action}", headers=bearer(tokens["admin"]))).status_code == 404
         assert (await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["jobs"]))).status_code == 403
         assert (await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["reader"]))).status_code == 403
@@ -127,16 +127,16 @@ async def test_no_public_response_carries_a_marketplace_address(client, app, tok
         path = rule.rule
         if "GET" not in rule.methods or not path.startswith("/v1/") or path.startswith("/v1/admin"):
             continue
-        if list(rule.arguments) and path.count("<int:") == len(rule.arguments) == 1:
+        if list(rule.arguments) and path.count("<id:") == len(rule.arguments) == 1:
             for item_id in item_ids:
-                prefix, _, rest = path.partition("<int:")
+                prefix, _, rest = path.partition("<id:")
                 responses[f"{path}:{item_id}"] = await client.get(prefix + str(item_id) + rest.partition(">")[2],
                                                                   headers=public)
     assert responses["similar"].status_code == 200 and responses["match"].status_code == 200
     similar = (await responses["similar"].get_json())["items"]
     mine = [card for card in similar if card["id"] in item_ids]  # the suite's database holds other items too
     assert {c["id"] for c in mine} == set(item_ids[1:]) and all(c["media_keys"] for c in mine)
-    assert "/v1/items/<int:item_id>/similar:" + str(item_ids[1]) in responses  # the crawl found the item routes
+    assert "/v1/items/<id:item_id>/similar:" + str(item_ids[1]) in responses  # the crawl found the item routes
     for name, response in responses.items():
         body = await response.get_data(as_text=True)
         assert not [p for p in private if p in body], f"{name} leaks a marketplace address: {body[:500]}"

@@ -47,7 +47,7 @@ async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: r
     response = await client.post("/v1/jobs/ping", json={"sleep_ms": -1, "fail": "maybe", "extra": 1},
                                  headers=bearer(tokens["jobs"]))
     assert response.status_code == 422
-    fields = (await response.get_json())["fields"]
+    fields = (await response.get_json())["errors"]
     assert set(fields) == {"sleep_ms", "fail", "extra"}
     assert redis_client.dbsize() == 0  # nothing half-written
 
@@ -55,15 +55,16 @@ async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: r
 async def test_operations_validate_then_enqueue(client, tokens) -> None:
     bad = await client.post("/v1/jobs/notify", json={"channel": "fax"}, headers=bearer(tokens["jobs"]))
     assert bad.status_code == 422
-    assert {"channel", "recipient", "template", "idempotency_key"} <= set((await bad.get_json())["fields"])
+    assert {"channel", "recipient", "template", "idempotency_key"} <= set((await bad.get_json())["errors"])
     good = await client.post("/v1/jobs/prune", json={"source": "grailed"}, headers=bearer(tokens["jobs"]))
     assert good.status_code == 202 and (await good.get_json())["job_id"]
 
 
-async def test_unknown_operation_is_404(client, tokens) -> None:
+async def test_unknown_operation_is_404_and_an_operation_is_no_job(client, tokens) -> None:
     response = await client.post("/v1/jobs/teleport", json={}, headers=bearer(tokens["jobs"]))
-    assert response.status_code == 404
-    assert "ping" in (await response.get_json())["error"]
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+    not_a_job = await client.get("/v1/jobs/ping", headers=bearer(tokens["jobs"]))
+    assert not_a_job.status_code == 405 and set(not_a_job.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
@@ -91,21 +92,22 @@ async def test_unknown_job_is_404(client, tokens) -> None:
         assert response.status_code == 404
 
 
-async def test_delete_cancels_a_job_that_has_not_started(client, tokens) -> None:
+async def test_cancel_cancels_a_job_that_has_not_started(client, tokens) -> None:
     response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
     url = (await response.get_json())["status_url"]
-    cancelled = await client.delete(url, headers=bearer(tokens["jobs"]))
+    cancelled = await client.post(f"{url}/cancel", headers=bearer(tokens["jobs"]))
     assert cancelled.status_code == 200
     assert (await cancelled.get_json())["status"] == "cancelled"
-    again = await client.delete(url, headers=bearer(tokens["jobs"]))
+    again = await client.post(f"{url}/cancel", headers=bearer(tokens["jobs"]))
     assert again.status_code == 200
+    assert (await client.get(url, headers=bearer(tokens["jobs"]))).status_code == 200  # cancelled, not deleted
 
 
-async def test_delete_of_a_finished_job_is_409(client, tokens, redis_client: redis.Redis) -> None:
+async def test_cancel_of_a_finished_job_is_409(client, tokens, redis_client: redis.Redis) -> None:
     response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
     job_id = (await response.get_json())["job_id"]
     redis_client.hset(actors.broker.jobs.keys.job(job_id), "status", JobStatus.SUCCEEDED.value)
-    conflict = await client.delete(f"/v1/jobs/{job_id}", headers=bearer(tokens["jobs"]))
+    conflict = await client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(tokens["jobs"]))
     assert conflict.status_code == 409
 
 

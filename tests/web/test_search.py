@@ -144,7 +144,7 @@ async def test_seed_text_search(client, tokens, catalogue: Catalogue) -> None:
 async def test_bad_match_bodies_are_422(client, tokens, body: dict, field: str) -> None:
     response = await client.post("/v1/stylist/match", json=body, headers=bearer(tokens["jobs"]))
     assert response.status_code == 422
-    assert field in (await response.get_json())["fields"]
+    assert field in (await response.get_json())["errors"]
 
 
 async def test_unknown_or_unembedded_seeds_and_items(client, tokens, catalogue: Catalogue, database_url: str) -> None:
@@ -158,7 +158,7 @@ async def test_unknown_or_unembedded_seeds_and_items(client, tokens, catalogue: 
     finally:
         await conn.close()
     bare = await client.post("/v1/stylist/match", json={"seed_ids": [seed]}, headers=bearer(tokens["jobs"]))
-    assert bare.status_code == 409 and "no embedding" in (await bare.get_json())["error"]
+    assert bare.status_code == 409 and "no embedding" in (await bare.get_json())["detail"]
     assert (await client.get(f"/v1/items/{item}/similar", headers=bearer(tokens["jobs"]))).status_code == 409
     assert (await client.get("/v1/items/987654321/similar", headers=bearer(tokens["jobs"]))).status_code == 404
 

@@ -179,7 +179,7 @@ async def test_notify_validates_the_template_before_enqueueing(fake, client, tok
     missing = {**unknown, "template": "ops_message", "data": {"title": "only"}}
     for body, field in ((unknown, "template"), (missing, "data")):
         response = await client.post("/v1/jobs/notify", json=body, headers=bearer(tokens["jobs"]))
-        assert response.status_code == 422 and field in (await response.get_json())["fields"]
+        assert response.status_code == 422 and field in (await response.get_json())["errors"]
     assert redis_client.dbsize() == 0
 
 
@@ -196,5 +196,5 @@ async def test_notify_to_an_unconfigured_provider_is_503(fakes, client, tokens, 
             restore_env(fallback)
     finally:
         restore_env(saved)
-    assert response.status_code == 503 and "provider not configured" in (await response.get_json())["error"]
+    assert response.status_code == 503 and "provider not configured" in (await response.get_json())["detail"]
     assert console.status_code == 202
