@@ -82,6 +82,5 @@ class TokenRateLimiter:
 
 def too_many(token: ApiToken, wait_s: int) -> Any:
     """The 429 a token over its rate limit gets."""
-    return problem_response(429, "Too Many Requests",
-                            f"token {token.prefix}... is over its rate limit; retry in {wait_s} s",
-                            headers={"Retry-After": str(wait_s)})
+    return problem(429, f"token {token.prefix}... is over its rate limit; retry in {wait_s} s",
+                   headers={"Retry-After": str(wait_s)})

@@ -138,15 +138,15 @@ async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(client, tokens, 
     record = actors.broker.jobs.get(mine["job_id"])
     assert record is not None and record.token_id == other_id
     assert (await client.get(f"/v1/jobs/{mine['job_id']}", headers=bearer(other))).status_code == 200
-    for method in (client.get, client.delete):
-        refused = await method(f"/v1/jobs/{theirs['job_id']}", headers=bearer(other))
+    for refused in (await client.get(f"/v1/jobs/{theirs['job_id']}", headers=bearer(other)),
+                    await client.post(f"/v1/jobs/{theirs['job_id']}/cancel", headers=bearer(other))):
         assert refused.status_code == 404  # as for an unknown id: another token's ids do not leak
     assert actors.broker.jobs.get(theirs["job_id"]).status.value == "queued"  # not cancelled
     admin = await client.get(f"/v1/jobs/{mine['job_id']}", headers=bearer(tokens["admin"]))
     assert admin.status_code == 200 and (await admin.get_json())["token_id"] == other_id
-    cancelled = await client.delete(f"/v1/jobs/{mine['job_id']}", headers=bearer(other))
+    cancelled = await client.post(f"/v1/jobs/{mine['job_id']}/cancel", headers=bearer(other))
     assert cancelled.status_code == 200 and (await cancelled.get_json())["status"] == "cancelled"
-    by_admin = await client.delete(f"/v1/jobs/{theirs['job_id']}", headers=bearer(tokens["admin"]))
+    by_admin = await client.post(f"/v1/jobs/{theirs['job_id']}/cancel", headers=bearer(tokens["admin"]))
     assert by_admin.status_code == 200
 
 
