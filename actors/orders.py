@@ -21,7 +21,7 @@ from broker.waits import retry_policy
 from config.settings import get_settings
 from db.orders import (
     Placed, create_order, restock_order, select_order, select_order_id_by_printify, update_order_cancelled,
-    update_order_paid, update_order_progress, update_order_refunded, update_printify,
+    update_order_paid, update_order_progress, update_order_refunded, update_printify, update_printify_webhook_seen,
 )
 from db.pool import get_process_pool
 from db.profiles import upsert_membership
@@ -192,8 +192,18 @@ async def handle_printify_event(event_id: str, printify_order_id: str, event_typ
         await insert_webhook_event(conn, provider="printify", event_id=event_id, event_type=event_type,
                                    payload={"type": event_type, "printify_order_id": printify_order_id})
         order_id = await select_order_id_by_printify(conn, printify_order_id)
+        if order_id is not None:
+            await update_printify_webhook_seen(conn, order_id)
     if order_id is None:
         return {"event": event_id, "ignored": "no order of ours"}
+    followed = await follow_printify(order_id, printify_order_id)
+    async with get_process_pool().acquire() as conn:
+        await update_webhook_processed(conn, provider="printify", event_id=event_id)
+    return {"event": event_id, **followed}
+
+
+async def follow_printify(order_id: int, printify_order_id: str) -> dict[str, Any]:
+    """Read the Printify order (the truth; a webhook is only a hint), move ours forward, tell the buyer."""
     printify = get_providers().printify
     remote = await call("printify", lambda: printify.get_order(printify_order_id))
     target = status_from_printify(str(remote.get("status")), remote.get("shipments") or [])
@@ -201,11 +211,10 @@ async def handle_printify_event(event_id: str, printify_order_id: str, event_typ
         await update_printify(conn, order_id, printify_status=str(remote.get("status")))
         moved = target is not None and await update_order_progress(conn, order_id, target,
                                                                    tracking_from_printify(remote))
-        await update_webhook_processed(conn, provider="printify", event_id=event_id)
         order = await select_order(conn, order_id)
     if order is not None and target is not None and order.status == target:
         await _tell_progress(order, target)  # also on a replay: the notification key dedupes
-    return {"event": event_id, "order_id": order_id, "status": target, "moved": bool(moved)}
+    return {"order_id": order_id, "status": target, "moved": bool(moved)}
 
 
 async def _tell_progress(order: Order, status: str) -> None:

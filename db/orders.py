@@ -319,3 +319,21 @@ async def update_order_disputed(conn: asyncpg.Connection, order_id: int, *, disp
         FROM before WHERE o.id = before.id
         RETURNING before.status IN ('on_hold', 'awaiting_payment')
         """, order_id, dispute_id, status, reason, closed) is True
+
+
+async def update_printify_webhook_seen(conn: asyncpg.Connection, order_id: int) -> None:
+    """Note that Printify told us about this order (it is not polled while webhooks arrive)."""
+    await conn.execute("UPDATE orders SET printify_webhook_at = now() WHERE id = $1", order_id)
+
+
+async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s: float,
+                                            limit: int = 500) -> list[int]:
+    """Released Printify orders, not yet dispatched, with no webhook for `quiet_s` (to be polled)."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM orders
+        WHERE status IN ('released', 'in_production') AND printify_order_id IS NOT NULL
+          AND coalesce(printify_webhook_at, released_at, updated_at) < now() - make_interval(secs => $1)
+        ORDER BY coalesce(printify_webhook_at, released_at, updated_at) LIMIT $2
+        """, quiet_s, limit)
+    return [r["id"] for r in rows]

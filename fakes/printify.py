@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import time
 from collections import Counter
@@ -33,6 +34,11 @@ class FakePrintify(FakeServer):
         self.creates: Counter[str] = Counter()  # external_id -> orders created with it
         self.sends: Counter[str] = Counter()  # printify order id -> successful send_to_production calls
         self.created_at: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}
+        self.drop_webhooks = 0.0  # the share of webhook deliveries lost on the way (0..1)
+        self.dropped: Counter[str] = Counter()  # printify order id -> webhooks lost
+        # when set, an order sent to production is in production after this long, shipped after twice it
+        self.production_s: float | None = None
 
     # --- helpers for tests ---
     def order_for(self, external_id: str) -> dict[str, Any] | None:
@@ -59,7 +65,11 @@ class FakePrintify(FakeServer):
         return body, sign_webhook(self.webhook_secret, body)
 
     async def deliver(self, url: str, order_id: str, topic: str = "order:updated") -> int:
-        """POST a signed webhook to `url` (what Printify does); returns the status answered."""
+        """POST a signed webhook to `url` (what Printify does); returns the status answered (0: dropped)."""
+        if self.drop_webhooks and random.random() < self.drop_webhooks:
+            with self.lock:
+                self.dropped[order_id] += 1
+            return 0
         body, signature = self.webhook(order_id, topic)
         async with aiohttp.ClientSession() as session:
             async with session.post(url, data=body, headers={"X-Pfy-Signature": signature,
@@ -92,7 +102,19 @@ class FakePrintify(FakeServer):
         if order is not None and order["status"] == "pending" \
                 and time.monotonic() - self.created_at[order_id] >= self.pending_s:
             order["status"] = "on-hold"  # Printify finished calculating costs
+        if order is not None and self.production_s is not None and order_id in self.sent_at:
+            self._produce(order, time.monotonic() - self.sent_at[order_id])
         return order
+
+    def _produce(self, order: dict[str, Any], since_sent: float) -> None:
+        """Move an order sent to production on by the clock (in production, then shipped with tracking)."""
+        assert self.production_s is not None
+        if since_sent >= 2 * self.production_s and order["status"] != "fulfilled":
+            order["status"] = "fulfilled"
+            order["shipments"].append({"carrier": "usps", "number": f"9400{order['id'][:12]}",
+                                       "url": f"https://tools.usps.com/go/TrackConfirmAction?tLabels={order['id']}"})
+        elif since_sent >= self.production_s and order["status"] == "sending-to-production":
+            order["status"] = "in-production"
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         if (failure := await self.inject("create", request)) is not None:
@@ -147,6 +169,7 @@ class FakePrintify(FakeServer):
                 return web.json_response({"code": 8501, "message": "Order is not on hold."}, status=400)
             order["status"] = "sending-to-production"
             self.sends[order["id"]] += 1
+            self.sent_at[order["id"]] = time.monotonic()
         return web.json_response(order)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:

@@ -27,3 +27,9 @@ ALTER TABLE webhook_events
     ADD COLUMN unmatched_at timestamptz;
 CREATE INDEX webhook_events_unmatched_ref_idx ON webhook_events (order_ref)
     WHERE unmatched_at IS NOT NULL AND processed_at IS NULL;
+
+-- The last Printify webhook about a released order; without one for PRINTIFY_POLL_AFTER_MINUTES
+-- the order is polled (a lost webhook never leaves it stuck).
+ALTER TABLE orders ADD COLUMN printify_webhook_at timestamptz;
+CREATE INDEX orders_printify_progress_idx ON orders (released_at)
+    WHERE status IN ('released', 'in_production') AND printify_order_id IS NOT NULL;

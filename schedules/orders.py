@@ -1,9 +1,10 @@
-"""The hold-release sweep: every minute, fan out release_order for holds that slipped through."""
+"""Order sweeps: every minute the holds that slipped through, every 5 minutes the Printify orders gone quiet."""
 from __future__ import annotations
 
 import dramatiq
 from periodiq import cron
 
+from actors.provider_poll import poll_stalled_printify_orders
 from actors.release import release_due_orders
 
 
@@ -11,3 +12,10 @@ from actors.release import release_due_orders
 def schedule_release_due_orders() -> str:
     """Every minute: have release_due_orders send release_order for each due or stalled order."""
     return str(release_due_orders.send().message_id)
+
+
+@dramatiq.actor(queue_name="orders", periodic=cron("*/5 * * * *"), max_retries=3, max_backoff=60_000,
+                time_limit=10_000)
+def schedule_poll_stalled_printify_orders() -> str:
+    """Every 5 minutes: poll the released Printify orders whose webhooks have not come."""
+    return str(poll_stalled_printify_orders.send().message_id)
