@@ -17,6 +17,7 @@ from actors.clients import call, get_providers
 from actors.notify import notify
 from actors.payment_events import alert_ops, apply_payment_event
 from actors.release import release_order
+from actors.tickets import open_ticket
 from broker.waits import retry_policy
 from config.settings import get_settings
 from db.orders import (
@@ -36,6 +37,8 @@ log = logging.getLogger("backroom.orders")
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 # money that arrived for an order Backroom had already dropped goes back
 REFUNDED_WHEN_PAID = ("sold_out", "payment_failed", "expired")
+# Printify statuses of a released order that need a person (production or shipping went wrong)
+PRINTIFY_TROUBLE = ("has-issues", "had-issues", "canceled", "cancelled")
 RETRIES = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
 
 
@@ -214,6 +217,12 @@ async def follow_printify(order_id: int, printify_order_id: str) -> dict[str, An
         order = await select_order(conn, order_id)
     if order is not None and target is not None and order.status == target:
         await _tell_progress(order, target)  # also on a replay: the notification key dedupes
+    status = str(remote.get("status"))
+    if order is not None and status in PRINTIFY_TROUBLE and order.status in ("released", "in_production"):
+        await enqueue(open_ticket, "shipping_problem", f"shipping_problem:{order_id}:{status}",
+                      f"Order #{order_id} is {status} at Printify", f"Printify order {printify_order_id} is {status};"
+                      " look at it in Printify and tell the buyer.", order_id, order.customer_email,
+                      unique_key=f"ticket:shipping_problem:{order_id}:{status}")
     return {"order_id": order_id, "status": target, "moved": bool(moved)}
 
 

@@ -15,6 +15,7 @@ import asyncpg
 
 from actors.chain import enqueue
 from actors.notify import notify
+from actors.tickets import open_ticket
 from config.settings import get_settings
 from db.orders import (
     lock_order_refs, restock_order, select_order, select_order_id_by_ref, update_order_disputed,
@@ -72,10 +73,14 @@ async def _change(conn: asyncpg.Connection, order_id: int, change: PaymentEvent)
 
 async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
     """Tell the buyer or the admin (again on a replay: every message is keyed)."""
-    if change.change == "payment_failed" and order.cancel_reason == "payment_failed" and order.customer_email:
-        await enqueue(notify, "email", order.customer_email, "order_payment_failed",
-                      {**order.template_data(), "reason": change.failure or "the payment was declined"},
-                      f"order_payment_failed:{order.id}")
+    if change.change == "payment_failed" and order.cancel_reason == "payment_failed":
+        reason = change.failure or "the payment was declined"
+        await enqueue(open_ticket, "payment_failed", f"payment_failed:{order.id}",
+                      f"Payment failed for order #{order.id}", f"{reason} ({order.summary()})", order.id,
+                      order.customer_email, unique_key=f"ticket:payment_failed:{order.id}")
+        if order.customer_email:
+            await enqueue(notify, "email", order.customer_email, "order_payment_failed",
+                          {**order.template_data(), "reason": reason}, f"order_payment_failed:{order.id}")
     elif change.change == "refunded" and change.full_refund:
         if order.customer_email:
             await enqueue(notify, "email", order.customer_email, "order_refunded", order.template_data(),
@@ -87,6 +92,9 @@ async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
     elif change.change in ("dispute_created", "dispute_closed"):
         text = dispute_text(change, order.id, order.summary())
         await alert_ops(text["title"], text["text"], f"{change.change}:{change.dispute_id}")
+        await enqueue(open_ticket, "dispute", f"dispute:{change.dispute_id}", text["title"], text["text"], order.id,
+                      order.customer_email, note_key=change.change,
+                      unique_key=f"ticket:{change.change}:{change.dispute_id}")
 
 
 async def alert_ops(title: str, text: str, key: str) -> None:

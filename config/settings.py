@@ -153,6 +153,9 @@ class Settings(EdgeSettings):
     pushover_rate_per_s: float = Field(2.0, gt=0)
     telegram_rate_per_s: float = Field(1.0, gt=0)
     printify_rate_per_min: int = Field(600, gt=0)
+    refund_window_days: float = Field(
+        30.0, ge=0, le=3650, description="A refund asked for this soon after payment is approved without an admin."
+    )
     printify_poll_after_minutes: float = Field(
         30.0, gt=0, le=10080, description="A released Printify order with no webhook for this long is polled."
     )

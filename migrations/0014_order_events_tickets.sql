@@ -33,3 +33,39 @@ CREATE INDEX webhook_events_unmatched_ref_idx ON webhook_events (order_ref)
 ALTER TABLE orders ADD COLUMN printify_webhook_at timestamptz;
 CREATE INDEX orders_printify_progress_idx ON orders (released_at)
     WHERE status IN ('released', 'in_production') AND printify_order_id IS NOT NULL;
+
+-- Ops tickets: opened by the system (a failed payment, a dispute, a provider rejection, a
+-- shipping problem, a refund request) or by reconciliation, worked by admins.
+CREATE TABLE tickets (
+    id         bigserial PRIMARY KEY,
+    kind       text NOT NULL CHECK (kind IN ('payment_failed', 'dispute', 'provider_rejected', 'shipping_problem',
+                                             'refund_request', 'mismatch')),
+    -- one ticket per cause, whoever opens it how often (e.g. `dispute:dp_123`, `reconcile:...`)
+    key        text NOT NULL UNIQUE CHECK (length(key) <= 300),
+    subject    text NOT NULL CHECK (length(subject) <= 300),
+    order_id   bigint REFERENCES orders (id) ON DELETE SET NULL,
+    contact    text CHECK (length(contact) <= 320),  -- the customer's email, when known
+    status     text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'waiting', 'closed')),
+    assignee   text CHECK (length(assignee) <= 100),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    closed_at  timestamptz
+);
+CREATE INDEX tickets_status_idx ON tickets (status, created_at DESC);
+CREATE INDEX tickets_order_idx ON tickets (order_id);
+CREATE TRIGGER tickets_set_updated_at BEFORE UPDATE ON tickets
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- The thread of a ticket: what the system noted and what admins wrote or did, oldest first.
+CREATE TABLE ticket_interactions (
+    id         bigserial PRIMARY KEY,
+    ticket_id  bigint NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
+    author     text NOT NULL CHECK (length(author) <= 100),  -- `system` or the admin token's name
+    action     text NOT NULL CHECK (action IN ('opened', 'comment', 'assigned', 'closed', 'reopened',
+                                               'approved', 'refused')),
+    body       text NOT NULL DEFAULT '' CHECK (length(body) <= 5000),
+    -- an action sent twice (a job retried) is written once
+    key        text UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ticket_interactions_ticket_idx ON ticket_interactions (ticket_id, id);
