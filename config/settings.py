@@ -156,6 +156,10 @@ class Settings(EdgeSettings):
     refund_window_days: float = Field(
         30.0, ge=0, le=3650, description="A refund asked for this soon after payment is approved without an admin."
     )
+    reconcile_days: int = Field(7, ge=1, le=90, description="How far back the nightly reconciliation looks.")
+    reconcile_max_pages: int = Field(
+        50, ge=1, le=1000, description="At most this many pages of Stripe sessions and of Printify orders a run."
+    )
     printify_poll_after_minutes: float = Field(
         30.0, gt=0, le=10080, description="A released Printify order with no webhook for this long is polled."
     )

@@ -35,6 +35,7 @@ class FakePrintify(FakeServer):
         self.sends: Counter[str] = Counter()  # printify order id -> successful send_to_production calls
         self.created_at: dict[str, float] = {}
         self.sent_at: dict[str, float] = {}
+        self.products: dict[str, dict[str, Any]] = {}
         self.drop_webhooks = 0.0  # the share of webhook deliveries lost on the way (0..1)
         self.dropped: Counter[str] = Counter()  # printify order id -> webhooks lost
         # when set, an order sent to production is in production after this long, shipped after twice it
@@ -86,7 +87,29 @@ class FakePrintify(FakeServer):
         base = "/v1/shops/{shop}/orders"
         return [web.post(f"{base}.json", self.create), web.get(f"{base}.json", self.list_orders),
                 web.get(f"{base}/{{id}}.json", self.get), web.post(f"{base}/{{id}}/send_to_production.json", self.send),
-                web.post(f"{base}/{{id}}/cancel.json", self.cancel)]
+                web.post(f"{base}/{{id}}/cancel.json", self.cancel),
+                web.get("/v1/shops/{shop}/products.json", self.list_products)]
+
+    def add_product(self, title: str, variants: list[tuple[int, int]]) -> str:
+        """A product with (variant id, price in cents) variants; returns its id."""
+        product_id = secrets.token_hex(12)
+        with self.lock:
+            self.products[product_id] = {"id": product_id, "title": title, "visible": True, "variants": [
+                {"id": vid, "title": f"variant {vid}", "price": price, "is_enabled": True, "sku": f"SKU{vid}"}
+                for vid, price in variants]}
+        return product_id
+
+    async def list_products(self, request: web.Request) -> web.StreamResponse:
+        if (failure := await self.inject("products", request)) is not None:
+            return failure
+        if (refused := self._check(request)) is not None:
+            return refused
+        page, limit = int(request.query.get("page", 1)), max(1, min(50, int(request.query.get("limit", 10))))
+        with self.lock:
+            products = list(self.products.values())
+        last = max(1, -(-len(products) // limit))
+        return web.json_response({"current_page": page, "last_page": last, "total": len(products),
+                                  "data": products[(page - 1) * limit: page * limit]})
 
     def _check(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":

@@ -30,6 +30,7 @@ class FakeStripe(FakeServer):
         self.refunds: dict[str, dict[str, Any]] = {}
         self.charged: dict[str, int] = {}  # payment intent -> amount paid
         self.idempotency: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}  # completed Checkout Sessions, for listing
         self.emitted: list[dict[str, Any]] = []  # events Stripe would deliver on its own (charge.refunded)
 
     # --- building and signing events (tests, bench, dev) ---
@@ -50,6 +51,9 @@ class FakeStripe(FakeServer):
                 "line1": "1 Rue X", "line2": None, "city": "Paris", "postal_code": "75001", "state": None,
                 "country": "FR"}}},
         }
+        session["created"] = int(time.time())
+        with self.lock:
+            self.sessions[session_id] = session
         return self.add_event("checkout.session.completed", session, charged=(intent, amount_total))
 
     def add_event(self, event_type: str, obj: dict[str, Any], *,
@@ -68,6 +72,8 @@ class FakeStripe(FakeServer):
         """`checkout.session.async_payment_succeeded` / `_failed` for the session of `completed`."""
         session = {**completed["data"]["object"], "payment_status": "paid" if succeeded else "unpaid"}
         kind = "succeeded" if succeeded else "failed"
+        with self.lock:
+            self.sessions[session["id"]] = session
         charged = (session["payment_intent"], session["amount_total"]) if succeeded else None
         return self.add_event(f"checkout.session.async_payment_{kind}", session, charged=charged)
 
@@ -137,7 +143,24 @@ class FakeStripe(FakeServer):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v1/events/{id}", self.get_event), web.post("/v1/refunds", self.post_refund),
-                web.get("/v1/refunds/{id}", self.get_refund), web.post("/_fake/checkout", self.fake_checkout)]
+                web.get("/v1/refunds/{id}", self.get_refund), web.post("/_fake/checkout", self.fake_checkout),
+                web.get("/v1/checkout/sessions", self.list_sessions)]
+
+    async def list_sessions(self, request: web.Request) -> web.StreamResponse:
+        """Stripe's list: newest first, `created[gte]`, `limit` (<= 100), `starting_after` cursor."""
+        if (failure := await self.inject("sessions", request)) is not None:
+            return failure
+        if not self._authorised(request):
+            return self._unauthorised()
+        since = int(request.query.get("created[gte]", 0))
+        limit = max(1, min(100, int(request.query.get("limit", 10))))
+        with self.lock:
+            newest = [s for s in reversed(list(self.sessions.values())) if s["created"] >= since]
+        after = request.query.get("starting_after")
+        start = next((i + 1 for i, s in enumerate(newest) if s["id"] == after), 0) if after else 0
+        page = newest[start:start + limit]
+        return web.json_response({"object": "list", "url": "/v1/checkout/sessions", "data": page,
+                                  "has_more": start + limit < len(newest)})
 
     async def fake_checkout(self, request: web.Request) -> web.StreamResponse:
         """Dev helper: `{"items": "12,13x2", "deliver_to": "http://127.0.0.1:8000/v1/webhooks/stripe"}`

@@ -5,6 +5,7 @@ import dramatiq
 from periodiq import cron
 
 from actors.provider_poll import poll_stalled_printify_orders
+from actors.reconcile import reconcile_orders
 from actors.release import release_due_orders
 
 
@@ -19,3 +20,10 @@ def schedule_release_due_orders() -> str:
 def schedule_poll_stalled_printify_orders() -> str:
     """Every 5 minutes: poll the released Printify orders whose webhooks have not come."""
     return str(poll_stalled_printify_orders.send().message_id)
+
+
+@dramatiq.actor(queue_name="orders", periodic=cron("40 3 * * *"), max_retries=3, max_backoff=60_000,
+                time_limit=10_000)
+def schedule_reconcile_orders() -> str:
+    """Nightly: compare orders and stock with Stripe and Printify, a ticket per mismatch."""
+    return str(reconcile_orders.send().message_id)
