@@ -156,6 +156,9 @@ class Settings(EdgeSettings):
     refund_window_days: float = Field(
         30.0, ge=0, le=3650, description="A refund asked for this soon after payment is approved without an admin."
     )
+    printify_catalog_rate_per_min: float = Field(
+        2.0, gt=0, le=600, description="Requests a minute the nightly catalog sync may make to Printify."
+    )
     reconcile_days: int = Field(7, ge=1, le=90, description="How far back the nightly reconciliation looks.")
     reconcile_max_pages: int = Field(
         50, ge=1, le=1000, description="At most this many pages of Stripe sessions and of Printify orders a run."

@@ -69,3 +69,29 @@ CREATE TABLE ticket_interactions (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ticket_interactions_ticket_idx ON ticket_interactions (ticket_id, id);
+
+-- The print provider's catalog (products, variants, prices), synced nightly page by page.
+CREATE TABLE provider_catalog (
+    provider      text NOT NULL,
+    product_id    text NOT NULL,
+    variant_id    text NOT NULL,
+    title         text,
+    variant_title text,
+    price_cents   integer,
+    enabled       boolean NOT NULL DEFAULT true,
+    synced_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, product_id, variant_id)
+);
+
+-- One catalog sync run: the page it goes on from, so a stopped run resumes where it stopped.
+CREATE TABLE catalog_syncs (
+    id          bigserial PRIMARY KEY,
+    provider    text NOT NULL,
+    page_size   integer NOT NULL CHECK (page_size BETWEEN 1 AND 100),
+    next_page   integer NOT NULL DEFAULT 1 CHECK (next_page >= 1),
+    variants    integer NOT NULL DEFAULT 0,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+-- at most one unfinished run per provider
+CREATE UNIQUE INDEX catalog_syncs_running_idx ON catalog_syncs (provider) WHERE finished_at IS NULL;

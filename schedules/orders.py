@@ -4,6 +4,7 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
+from actors.catalog import sync_catalog
 from actors.provider_poll import poll_stalled_printify_orders
 from actors.reconcile import reconcile_orders
 from actors.release import release_due_orders
@@ -27,3 +28,10 @@ def schedule_poll_stalled_printify_orders() -> str:
 def schedule_reconcile_orders() -> str:
     """Nightly: compare orders and stock with Stripe and Printify, a ticket per mismatch."""
     return str(reconcile_orders.send().message_id)
+
+
+@dramatiq.actor(queue_name="orders", periodic=cron("10 2 * * *"), max_retries=3, max_backoff=60_000,
+                time_limit=10_000)
+def schedule_sync_catalog() -> str:
+    """Nightly: sync the print provider's products, variants and prices (resuming a stopped run)."""
+    return str(sync_catalog.send().message_id)
