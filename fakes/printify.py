@@ -36,6 +36,7 @@ class FakePrintify(FakeServer):
         self.created_at: dict[str, float] = {}
         self.sent_at: dict[str, float] = {}
         self.products: dict[str, dict[str, Any]] = {}
+        self.announced: dict[str, str] = {}  # the last status changes() reported per order
         self.drop_webhooks = 0.0  # the share of webhook deliveries lost on the way (0..1)
         self.dropped: Counter[str] = Counter()  # printify order id -> webhooks lost
         # when set, an order sent to production is in production after this long, shipped after twice it
@@ -54,6 +55,18 @@ class FakePrintify(FakeServer):
             order["status"] = status
             if shipment:
                 order["shipments"].append(shipment)
+
+    def changes(self) -> list[tuple[str, str]]:
+        """(order id, status) of each order whose status moved since the last call: what Printify
+        would send `order:updated` webhooks about (the bench delivers them, or drops them)."""
+        moved = []
+        with self.lock:
+            for order_id in list(self.orders):
+                status = self._order(order_id)["status"]  # type: ignore[index]
+                if self.announced.get(order_id) != status:
+                    self.announced[order_id] = status
+                    moved.append((order_id, status))
+        return moved
 
     def webhook(self, order_id: str, topic: str = "order:updated") -> tuple[bytes, str]:
         """A signed webhook delivery about `order_id`: (body, X-Pfy-Signature)."""
