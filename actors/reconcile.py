@@ -18,10 +18,15 @@ from config.settings import get_settings
 from db.pool import get_process_pool
 from db.reconcile import select_known_sessions, select_printify_orders_since, select_stock_mismatches
 from db.tickets import insert_ticket
+from db.webhooks import select_unmatched_events
 from domain.orders import PRINTIFY_DEAD
 from providers.errors import NotConfigured, Permanent
 
 log = logging.getLogger("backroom.orders")
+# kept events worth a person when their order never showed up (a declined card at checkout is not)
+UNMATCHED_WORTH_A_TICKET = ["charge.refunded", "charge.dispute.created", "charge.dispute.closed",
+                            "checkout.session.async_payment_failed"]
+UNMATCHED_AFTER_S = 3600.0
 
 
 @dramatiq.actor(queue_name="orders", time_limit=900_000, throws=(Permanent,),
@@ -30,7 +35,7 @@ async def reconcile_orders() -> dict[str, int]:
     """Compare, open a ticket per mismatch (once); returns how many mismatches of each kind were seen."""
     since = datetime.now(timezone.utc) - timedelta(days=get_settings().reconcile_days)
     found: dict[str, int] = {}
-    for name, check in (("stripe", _stripe), ("printify", _printify), ("stock", _stock)):
+    for name, check in (("stripe", _stripe), ("printify", _printify), ("stock", _stock), ("kept", _kept)):
         try:
             tickets = await check(since)
         except NotConfigured:
@@ -110,3 +115,12 @@ async def _stock(since: datetime) -> list[Mismatch]:
             "available_but_ordered": "is available, but an order still holds it (it may be sold twice)"}
     return [(f"stock:{item_id}:{state}", f"Item {item_id} {state.replace('_', ' ')}", f"Item {item_id} ({title})"
              f" {text[state]}.", None) for item_id, title, state in rows]
+
+
+async def _kept(since: datetime) -> list[Mismatch]:
+    """Stripe events about orders that never showed up (kept by handle_stripe_event for an hour or more)."""
+    async with get_process_pool().acquire() as conn:
+        rows = await select_unmatched_events(conn, types=UNMATCHED_WORTH_A_TICKET, older_than_s=UNMATCHED_AFTER_S)
+    return [(f"kept_event:{r['event_id']}", f"Stripe {r['event_type']} for no known order ({r['order_ref']})",
+             f"Stripe event {r['event_id']} ({r['event_type']}) names {r['order_ref']}, which matches no order"
+             f" here since {r['received_at']:%Y-%m-%d %H:%M} UTC.", None) for r in rows]

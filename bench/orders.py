@@ -1,12 +1,12 @@
 """Orders when things go wrong: many orders through the fakes, lost webhooks, failed and disputed
 payments, a worker killed mid-run; how many reach the right final state, and nothing twice.
 
-Run from the repo root with no arguments: `python bench/orders.py` (a few minutes). It starts
+Run from the repo root with no arguments: `python bench/orders.py` (about 4 minutes on 2 cores). It starts
 its own redis-server and embedded PostgreSQL in a temp dir (like the tests), the five fake
 providers in this process, and one `backroom worker -p 2 -t 8` pool; the hold is BENCH_HOLD_S
 (default 5 s).
 
-BENCH_ORDERS (default 1000) orders arrive evenly over BENCH_CREATE_S (default 60) seconds:
+BENCH_ORDERS (default 2000) orders arrive evenly over BENCH_CREATE_S (default 120) seconds:
 - 5% pay asynchronously and fail (`checkout.session.completed` unpaid, then
   `async_payment_failed`, in either order): right = `cancelled` / `payment_failed`, stock back,
   no refund, no Printify order;
@@ -47,8 +47,8 @@ from bench._services import BIN, Stack, percentile, say, wait_until  # noqa: E40
 from bench.hold_release import SCRUB, kill_one_worker  # noqa: E402
 from fakes import Fakes  # noqa: E402
 
-ORDERS = int(os.environ.get("BENCH_ORDERS", "1000"))
-CREATE_S = float(os.environ.get("BENCH_CREATE_S", "60"))
+ORDERS = int(os.environ.get("BENCH_ORDERS", "2000"))
+CREATE_S = float(os.environ.get("BENCH_CREATE_S", "120"))
 HOLD_S = float(os.environ.get("BENCH_HOLD_S", "5"))
 DROP = float(os.environ.get("BENCH_DROP", "0.2"))
 SETTLE_S = 120.0

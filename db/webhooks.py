@@ -40,9 +40,14 @@ async def select_unmatched_event_ids(conn: asyncpg.Connection, *, provider: str,
     return [r["event_id"] for r in rows]
 
 
-async def select_unmatched_events(conn: asyncpg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Events about orders Backroom does not know, newest first (for admins and reconciliation)."""
+async def select_unmatched_events(conn: asyncpg.Connection, *, types: list[str], older_than_s: float,
+                                  limit: int = 500) -> list[dict[str, Any]]:
+    """Kept events of `types` still about no known order after `older_than_s`, oldest first (reconciliation)."""
     rows = await conn.fetch(
-        "SELECT provider, event_id, event_type, order_ref, received_at FROM webhook_events"
-        " WHERE unmatched_at IS NOT NULL AND processed_at IS NULL ORDER BY received_at DESC LIMIT $1", limit)
+        """
+        SELECT provider, event_id, event_type, order_ref, received_at FROM webhook_events
+        WHERE unmatched_at IS NOT NULL AND processed_at IS NULL AND event_type = ANY($1::text[])
+          AND unmatched_at < now() - make_interval(secs => $2)
+        ORDER BY received_at LIMIT $3
+        """, types, older_than_s, limit)
     return [dict(r) for r in rows]

@@ -43,12 +43,17 @@ async def test_each_planted_mismatch_gets_one_ticket_across_runs(fake, worker, d
                 await conn.execute("UPDATE orders SET restocked_at = now() WHERE id = $1", order["id"])
             else:  # its order still holds it, but the piece is for sale again
                 await conn.execute("UPDATE items SET status = 'available' WHERE id = $1", piece)
+        orphan = fake.stripe.dashboard_refund(lost["data"]["object"]["payment_intent"])  # its order never came
+        wait_for_status(handle_stripe_event.send(orphan["id"]).message_id, JobStatus.SUCCEEDED)
+        await conn.execute("UPDATE webhook_events SET unmatched_at = now() - interval '2 hours' WHERE event_id = $1",
+                           orphan["id"])
         fake.printify.calls.clear()
         first = reconcile()
         assert first["stripe"] >= 1 and first["printify"] >= 2 and first["stock"] >= 2
         planted = {f"reconcile:printify_missing:{gone['id']}", f"reconcile:printify_cancelled:{cancelled['id']}",
                    f"reconcile:stripe_paid_no_order:{lost['data']['object']['id']}",
-                   f"reconcile:stock:{sold}:sold_without_order", f"reconcile:stock:{freed}:available_but_ordered"}
+                   f"reconcile:stock:{sold}:sold_without_order", f"reconcile:stock:{freed}:available_but_ordered",
+                   f"reconcile:kept_event:{orphan['id']}"}
         count = "SELECT count(*) FROM tickets WHERE key LIKE 'reconcile:%'"
         total = await conn.fetchval(count)
         assert unique_keys(await conn.fetch("SELECT key FROM tickets WHERE key = ANY($1)", list(planted))) == planted

@@ -18,6 +18,8 @@ async def test_admins_list_assign_comment_and_close_a_ticket(fake, client, token
         wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
         await conn.execute("UPDATE orders SET paid_at = now() - interval '60 days' WHERE id = $1", order["id"])
+        view = await (await client.get(f"/v1/orders/{order['id']}", headers=bearer(tokens["reader"]))).get_json()
+        assert view["paid_at"] is not None and view["dispute_status"] is None and view["refunded_cents"] is None
         url = f"/v1/orders/{order['id']}/refund-request"
         wrong = await client.post(url, json={"email": "eve@example.com"}, headers=bearer(tokens["jobs"]))
         assert wrong.status_code == 404
