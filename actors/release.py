@@ -16,6 +16,7 @@ import dramatiq
 from actors.chain import enqueue
 from actors.clients import call, get_providers
 from actors.notify import MaybeSent, NoAddress, deliver, notify
+from actors.tickets import open_ticket
 from broker.waits import Wait, retry_policy
 from db.orders import (
     select_due_order_ids, select_order, select_release_lines, update_order_failed, update_order_released,
@@ -62,6 +63,9 @@ async def _give_up(order_id: int, reason: str) -> None:
     if failed:
         await enqueue(notify, "push", "admin", "release_failed", {"order_id": order_id, "reason": reason[:300]},
                       f"release_failed:{order_id}")
+        await enqueue(open_ticket, "provider_rejected", f"provider_rejected:{order_id}",
+                      f"Order #{order_id} refused at release", reason[:2000], order_id,
+                      unique_key=f"ticket:provider_rejected:{order_id}")
 
 
 async def _start(order_id: int) -> Order:

@@ -153,6 +153,19 @@ class Settings(EdgeSettings):
     pushover_rate_per_s: float = Field(2.0, gt=0)
     telegram_rate_per_s: float = Field(1.0, gt=0)
     printify_rate_per_min: int = Field(600, gt=0)
+    refund_window_days: float = Field(
+        30.0, ge=0, le=3650, description="A refund asked for this soon after payment is approved without an admin."
+    )
+    printify_catalog_rate_per_min: float = Field(
+        2.0, gt=0, le=600, description="Requests a minute the nightly catalog sync may make to Printify."
+    )
+    reconcile_days: int = Field(7, ge=1, le=90, description="How far back the nightly reconciliation looks.")
+    reconcile_max_pages: int = Field(
+        50, ge=1, le=1000, description="At most this many pages of Stripe sessions and of Printify orders a run."
+    )
+    printify_poll_after_minutes: float = Field(
+        30.0, gt=0, le=10080, description="A released Printify order with no webhook for this long is polled."
+    )
     stripe_rate_per_s: float = Field(25.0, gt=0)
     provider_timeout_s: float = Field(15.0, gt=0, le=120, description="How long a provider may take to answer.")
     model_dir: Path | None = Field(

@@ -17,7 +17,7 @@ from domain.orders import Checkout, Order, OrderLine, PricedItem, ReleaseLine, p
 _ORDER_COLUMNS = """id, status, stripe_session_id, stripe_payment_intent, hold_until, amount_total_cents, currency,
     customer_email, customer_name, shipping, metadata, cancel_reason, printify_order_id, printify_requested_at,
     printify_status, tracking, stripe_refund_id, restocked_at, release_started_at, released_at, refunded_at,
-    created_at, review_reason"""
+    created_at, review_reason, paid_at, refunded_cents, dispute_id, dispute_status"""
 
 
 @dataclass(frozen=True)
@@ -51,27 +51,32 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
 
     A 1-of-1 flips available -> sold, a stable item's stock drops by the quantity, never
     below zero. If any line cannot be had, no claim stays and the order is stored
-    `cancelled` with reason `sold_out` (to be refunded). Run inside a transaction.
+    `cancelled` with reason `sold_out` (to be refunded). An unpaid (asynchronous) checkout
+    is stored `awaiting_payment` with its items claimed. Run inside a transaction.
     """
+    await lock_order_refs(conn, checkout.session_id, checkout.payment_intent)
     order_id = await conn.fetchval(
         """
         INSERT INTO orders (stripe_session_id, stripe_payment_intent, stripe_event_id, status, hold_until,
                             amount_total_cents, amount_subtotal_cents, shipping_cents, currency, customer_email,
-                            customer_name, shipping, metadata)
-        VALUES ($1, $2, $3, 'on_hold', now() + make_interval(secs => $4), $5, $6, $7, $8, $9, $10, $11, $12)
+                            customer_name, shipping, metadata, paid_at)
+        VALUES ($1, $2, $3, CASE WHEN $13 THEN 'on_hold' ELSE 'awaiting_payment' END,
+                CASE WHEN $13 THEN now() + make_interval(secs => $4) END, $5, $6, $7, $8, $9, $10, $11, $12,
+                CASE WHEN $13 THEN now() END)
         ON CONFLICT (stripe_session_id) DO NOTHING
         RETURNING id
         """,
         checkout.session_id, checkout.payment_intent, event_id, hold_seconds, checkout.amount_total,
         checkout.amount_subtotal, checkout.shipping_cents, checkout.currency, checkout.email, checkout.name,
-        json.dumps(checkout.shipping) if checkout.shipping is not None else None, json.dumps(checkout.attribution))
+        json.dumps(checkout.shipping) if checkout.shipping is not None else None, json.dumps(checkout.attribution),
+        checkout.paid)
     if order_id is None:
         row = await conn.fetchrow("SELECT id, status FROM orders WHERE stripe_session_id = $1", checkout.session_id)
         return Placed(row["id"], False, row["status"])
     items = {r["id"]: r for r in await conn.fetch(
         "SELECT id, kind, title, price_cents, currency FROM items WHERE id = ANY($1::bigint[])",
         [line.item_id for line in checkout.lines])}
-    status = "on_hold"
+    status = "on_hold" if checkout.paid else "awaiting_payment"
     try:
         async with conn.transaction():  # a savepoint: a sold-out line undoes the other claims
             for line in checkout.lines:
@@ -82,10 +87,10 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
         await conn.execute("UPDATE orders SET status = 'cancelled', cancel_reason = 'sold_out', restocked_at = now()"
                            " WHERE id = $1", order_id)
     mismatch = payment_mismatch(checkout, {i: PricedItem(r["price_cents"], r["currency"]) for i, r in items.items()})
-    if status == "on_hold" and mismatch is not None:  # claimed, but never released by itself
-        status = "needs_review"
-        await conn.execute("UPDATE orders SET status = 'needs_review', review_reason = $2 WHERE id = $1",
-                           order_id, mismatch)
+    if status != "cancelled" and mismatch is not None:  # claimed, but never released by itself
+        status = "needs_review" if status == "on_hold" else status  # an unpaid one: when its payment arrives
+        await conn.execute("UPDATE orders SET status = $3, review_reason = $2 WHERE id = $1",
+                           order_id, mismatch, status)
     await conn.executemany(
         """
         INSERT INTO order_lines (order_id, item_id, kind, quantity, unit_price_cents, title, position)
@@ -243,3 +248,92 @@ async def update_order_progress(conn: asyncpg.Connection, order_id: int, target:
                           dispatched_at = CASE WHEN $2 = 'dispatched' THEN now() ELSE dispatched_at END
         WHERE id = $1 AND status = ANY($4::text[]) RETURNING id
         """, order_id, target, json.dumps(tracking) if tracking else None, progress_sources(target)) is not None
+
+
+async def lock_order_refs(conn: asyncpg.Connection, *refs: str | None) -> None:
+    """Serialise, until commit, an order's creation with Stripe events naming its session or payment intent."""
+    for ref in sorted({r for r in refs if r}):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('stripe_ref:' || $1))", ref)
+
+
+async def select_order_id_by_ref(conn: asyncpg.Connection, ref: str) -> int | None:
+    """Our order id for a Checkout Session id or a payment intent id."""
+    return await conn.fetchval(
+        "SELECT id FROM orders WHERE stripe_session_id = $1 OR stripe_payment_intent = $1 ORDER BY id LIMIT 1", ref)
+
+
+async def update_order_paid(conn: asyncpg.Connection, order_id: int, hold_seconds: float) -> bool:
+    """awaiting_payment -> on_hold (or needs_review when it was mismatched) as the payment arrives; hold starts."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET paid_at = coalesce(paid_at, now()), hold_until = now() + make_interval(secs => $2),
+                          status = CASE WHEN status = 'awaiting_payment'
+                                        THEN CASE WHEN review_reason IS NULL THEN 'on_hold' ELSE 'needs_review' END
+                                        ELSE status END
+        WHERE id = $1 AND paid_at IS NULL RETURNING id
+        """, order_id, hold_seconds) is not None
+
+
+async def update_order_unpaid_cancelled(conn: asyncpg.Connection, order_id: int, reason: str) -> bool:
+    """awaiting_payment -> cancelled (payment failed, session expired); False when it was not waiting."""
+    return await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled', cancel_reason = $2 WHERE id = $1 AND status = 'awaiting_payment'"
+        " RETURNING id", order_id, reason) is not None
+
+
+async def update_order_refunded_in_stripe(conn: asyncpg.Connection, order_id: int, *, refund_id: str,
+                                          refunded_cents: int | None, full: bool) -> str | None:
+    """Record what Stripe says was refunded; a full refund makes the order refunded (a cancelled one stays).
+
+    Returns the status the order had before a full refund first reached it, else None.
+    """
+    return await conn.fetchval(
+        """
+        WITH before AS (SELECT id, status, refunded_at FROM orders WHERE id = $1 FOR UPDATE)
+        UPDATE orders o SET refunded_cents = greatest(coalesce(o.refunded_cents, 0), coalesce($3, 0)),
+               stripe_refund_id = CASE WHEN $4 THEN coalesce(o.stripe_refund_id, $2) ELSE o.stripe_refund_id END,
+               refunded_at = CASE WHEN $4 THEN coalesce(o.refunded_at, now()) ELSE o.refunded_at END,
+               status = CASE WHEN $4 AND o.status NOT IN ('cancelled', 'refunded') THEN 'refunded' ELSE o.status END
+        FROM before WHERE o.id = before.id
+        RETURNING CASE WHEN $4 AND before.refunded_at IS NULL THEN before.status END
+        """, order_id, refund_id, refunded_cents, full)
+
+
+async def update_order_disputed(conn: asyncpg.Connection, order_id: int, *, dispute_id: str, status: str,
+                                reason: str, closed: bool) -> bool:
+    """Flag a disputed order (a held one waits for review, never released); a closed outcome is kept.
+
+    True when this call stopped a held order's release.
+    """
+    return await conn.fetchval(
+        """
+        WITH before AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
+        UPDATE orders o SET dispute_id = coalesce(o.dispute_id, $2), disputed_at = coalesce(o.disputed_at, now()),
+               dispute_reason = coalesce(o.dispute_reason, nullif($4, '')),
+               dispute_status = CASE WHEN $5 OR o.dispute_closed_at IS NULL THEN $3 ELSE o.dispute_status END,
+               dispute_closed_at = CASE WHEN $5 THEN coalesce(o.dispute_closed_at, now()) ELSE o.dispute_closed_at END,
+               status = CASE WHEN o.status IN ('on_hold', 'awaiting_payment') THEN 'needs_review' ELSE o.status END,
+               review_reason = CASE WHEN o.status IN ('on_hold', 'awaiting_payment')
+                                    THEN 'the payment is disputed (' || coalesce(nullif($4, ''), 'no reason') || ')'
+                                    ELSE o.review_reason END
+        FROM before WHERE o.id = before.id
+        RETURNING before.status IN ('on_hold', 'awaiting_payment')
+        """, order_id, dispute_id, status, reason, closed) is True
+
+
+async def update_printify_webhook_seen(conn: asyncpg.Connection, order_id: int) -> None:
+    """Note that Printify told us about this order (it is not polled while webhooks arrive)."""
+    await conn.execute("UPDATE orders SET printify_webhook_at = now() WHERE id = $1", order_id)
+
+
+async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s: float,
+                                            limit: int = 500) -> list[int]:
+    """Released Printify orders, not yet dispatched, with no webhook for `quiet_s` (to be polled)."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM orders
+        WHERE status IN ('released', 'in_production') AND printify_order_id IS NOT NULL
+          AND coalesce(printify_webhook_at, released_at, updated_at) < now() - make_interval(secs => $1)
+        ORDER BY coalesce(printify_webhook_at, released_at, updated_at) LIMIT $2
+        """, quiet_s, limit)
+    return [r["id"] for r in rows]

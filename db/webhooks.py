@@ -23,3 +23,31 @@ async def update_webhook_processed(conn: asyncpg.Connection, *, provider: str, e
     await conn.execute(
         "UPDATE webhook_events SET processed_at = coalesce(processed_at, now()) WHERE provider = $1 AND event_id = $2",
         provider, event_id)
+
+
+async def update_webhook_unmatched(conn: asyncpg.Connection, *, provider: str, event_id: str, order_ref: str) -> None:
+    """Keep an event about an order we do not know (yet), with the session or payment intent it names."""
+    await conn.execute(
+        "UPDATE webhook_events SET order_ref = $3, unmatched_at = coalesce(unmatched_at, now())"
+        " WHERE provider = $1 AND event_id = $2 AND processed_at IS NULL", provider, event_id, order_ref)
+
+
+async def select_unmatched_event_ids(conn: asyncpg.Connection, *, provider: str, refs: list[str]) -> list[str]:
+    """Kept events naming one of `refs` (an order just created), oldest first."""
+    rows = await conn.fetch(
+        "SELECT event_id FROM webhook_events WHERE provider = $1 AND order_ref = ANY($2::text[])"
+        " AND unmatched_at IS NOT NULL AND processed_at IS NULL ORDER BY received_at, id", provider, refs)
+    return [r["event_id"] for r in rows]
+
+
+async def select_unmatched_events(conn: asyncpg.Connection, *, types: list[str], older_than_s: float,
+                                  limit: int = 500) -> list[dict[str, Any]]:
+    """Kept events of `types` still about no known order after `older_than_s`, oldest first (reconciliation)."""
+    rows = await conn.fetch(
+        """
+        SELECT provider, event_id, event_type, order_ref, received_at FROM webhook_events
+        WHERE unmatched_at IS NOT NULL AND processed_at IS NULL AND event_type = ANY($1::text[])
+          AND unmatched_at < now() - make_interval(secs => $2)
+        ORDER BY received_at LIMIT $3
+        """, types, older_than_s, limit)
+    return [dict(r) for r in rows]

@@ -46,6 +46,11 @@ TEMPLATES: dict[str, MessageTemplate] = {
         "Your refund for order #$order_id",
         "We refunded $total for order #$order_id. It reaches your card within 5-10 days.",
     ),
+    "order_payment_failed": MessageTemplate(
+        "Your payment for order #$order_id did not go through",
+        "The payment for order #$order_id ($total) failed: $reason. Nothing was charged and the order is"
+        " cancelled; you are welcome to order again.",
+    ),
     "order_sold_out": MessageTemplate(
         "Sorry: order #$order_id could not be fulfilled",
         "Someone secured $items a moment before you. We refunded $total in full.",

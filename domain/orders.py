@@ -52,6 +52,7 @@ class Checkout:
     attribution: dict[str, str]
     lines: tuple[CheckoutLine, ...] = field(default_factory=tuple)
     profile_email: str | None = None
+    paid: bool = True  # False: a completed checkout whose asynchronous payment is still processing
 
 
 def parse_items(raw: str | None) -> tuple[CheckoutLine, ...]:
@@ -81,9 +82,15 @@ def _merge(lines: list[CheckoutLine]) -> tuple[CheckoutLine, ...]:
     return tuple(CheckoutLine(item, qty) for item, qty in merged.items())
 
 
-def parse_checkout(session: Mapping[str, Any]) -> Checkout:
-    """Read a paid `checkout.session.completed` session; InvalidCheckout when it cannot be an order."""
-    if session.get("payment_status") not in ("paid", "no_payment_required"):
+def parse_checkout(session: Mapping[str, Any], *, allow_unpaid: bool = False) -> Checkout:
+    """Read a completed Checkout Session; InvalidCheckout when it cannot be an order.
+
+    With `allow_unpaid`, a completed session whose asynchronous payment is still processing
+    is read too (`paid=False`): its order waits for the payment with its items claimed.
+    """
+    paid = session.get("payment_status") in ("paid", "no_payment_required")
+    pending = allow_unpaid and session.get("payment_status") == "unpaid" and session.get("status") == "complete"
+    if not paid and not pending:
         raise InvalidCheckout(f"session is not paid (payment_status={session.get('payment_status')!r})")
     metadata = {str(k): str(v) for k, v in (session.get("metadata") or {}).items()}
     kind: CheckoutType = "membership" if metadata.get("type", "").lower() in MEMBERSHIP_TYPES else "goods"
@@ -101,7 +108,7 @@ def parse_checkout(session: Mapping[str, Any]) -> Checkout:
         amount_total=session.get("amount_total"), amount_subtotal=session.get("amount_subtotal"),
         shipping_cents=totals.get("amount_shipping"), shipping=collected.get("shipping_details"),
         attribution={k: v for k, v in metadata.items() if k not in _STEERING}, lines=lines,
-        profile_email=metadata.get("profile_email") or email,
+        profile_email=metadata.get("profile_email") or email, paid=paid,
     )
 
 
@@ -254,6 +261,10 @@ class Order:
     created_at: datetime
     lines: tuple[OrderLine, ...] = ()
     review_reason: str | None = None  # why a paid order waits for an admin (status needs_review)
+    paid_at: datetime | None = None
+    refunded_cents: int | None = None
+    dispute_id: str | None = None
+    dispute_status: str | None = None
 
     def summary(self) -> str:
         """`2 x Tee, 1 x Jacket` for messages."""

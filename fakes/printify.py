@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import time
 from collections import Counter
@@ -33,6 +34,13 @@ class FakePrintify(FakeServer):
         self.creates: Counter[str] = Counter()  # external_id -> orders created with it
         self.sends: Counter[str] = Counter()  # printify order id -> successful send_to_production calls
         self.created_at: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}
+        self.products: dict[str, dict[str, Any]] = {}
+        self.announced: dict[str, str] = {}  # the last status changes() reported per order
+        self.drop_webhooks = 0.0  # the share of webhook deliveries lost on the way (0..1)
+        self.dropped: Counter[str] = Counter()  # printify order id -> webhooks lost
+        # when set, an order sent to production is in production after this long, shipped after twice it
+        self.production_s: float | None = None
 
     # --- helpers for tests ---
     def order_for(self, external_id: str) -> dict[str, Any] | None:
@@ -48,6 +56,18 @@ class FakePrintify(FakeServer):
             if shipment:
                 order["shipments"].append(shipment)
 
+    def changes(self) -> list[tuple[str, str]]:
+        """(order id, status) of each order whose status moved since the last call: what Printify
+        would send `order:updated` webhooks about (the bench delivers them, or drops them)."""
+        moved = []
+        with self.lock:
+            for order_id in list(self.orders):
+                status = self._order(order_id)["status"]  # type: ignore[index]
+                if self.announced.get(order_id) != status:
+                    self.announced[order_id] = status
+                    moved.append((order_id, status))
+        return moved
+
     def webhook(self, order_id: str, topic: str = "order:updated") -> tuple[bytes, str]:
         """A signed webhook delivery about `order_id`: (body, X-Pfy-Signature)."""
         with self.lock:
@@ -59,7 +79,11 @@ class FakePrintify(FakeServer):
         return body, sign_webhook(self.webhook_secret, body)
 
     async def deliver(self, url: str, order_id: str, topic: str = "order:updated") -> int:
-        """POST a signed webhook to `url` (what Printify does); returns the status answered."""
+        """POST a signed webhook to `url` (what Printify does); returns the status answered (0: dropped)."""
+        if self.drop_webhooks and random.random() < self.drop_webhooks:
+            with self.lock:
+                self.dropped[order_id] += 1
+            return 0
         body, signature = self.webhook(order_id, topic)
         async with aiohttp.ClientSession() as session:
             async with session.post(url, data=body, headers={"X-Pfy-Signature": signature,
@@ -76,7 +100,29 @@ class FakePrintify(FakeServer):
         base = "/v1/shops/{shop}/orders"
         return [web.post(f"{base}.json", self.create), web.get(f"{base}.json", self.list_orders),
                 web.get(f"{base}/{{id}}.json", self.get), web.post(f"{base}/{{id}}/send_to_production.json", self.send),
-                web.post(f"{base}/{{id}}/cancel.json", self.cancel)]
+                web.post(f"{base}/{{id}}/cancel.json", self.cancel),
+                web.get("/v1/shops/{shop}/products.json", self.list_products)]
+
+    def add_product(self, title: str, variants: list[tuple[int, int]]) -> str:
+        """A product with (variant id, price in cents) variants; returns its id."""
+        product_id = secrets.token_hex(12)
+        with self.lock:
+            self.products[product_id] = {"id": product_id, "title": title, "visible": True, "variants": [
+                {"id": vid, "title": f"variant {vid}", "price": price, "is_enabled": True, "sku": f"SKU{vid}"}
+                for vid, price in variants]}
+        return product_id
+
+    async def list_products(self, request: web.Request) -> web.StreamResponse:
+        if (failure := await self.inject("products", request)) is not None:
+            return failure
+        if (refused := self._check(request)) is not None:
+            return refused
+        page, limit = int(request.query.get("page", 1)), max(1, min(50, int(request.query.get("limit", 10))))
+        with self.lock:
+            products = list(self.products.values())
+        last = max(1, -(-len(products) // limit))
+        return web.json_response({"current_page": page, "last_page": last, "total": len(products),
+                                  "data": products[(page - 1) * limit: page * limit]})
 
     def _check(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -92,7 +138,19 @@ class FakePrintify(FakeServer):
         if order is not None and order["status"] == "pending" \
                 and time.monotonic() - self.created_at[order_id] >= self.pending_s:
             order["status"] = "on-hold"  # Printify finished calculating costs
+        if order is not None and self.production_s is not None and order_id in self.sent_at:
+            self._produce(order, time.monotonic() - self.sent_at[order_id])
         return order
+
+    def _produce(self, order: dict[str, Any], since_sent: float) -> None:
+        """Move an order sent to production on by the clock (in production, then shipped with tracking)."""
+        assert self.production_s is not None
+        if since_sent >= 2 * self.production_s and order["status"] != "fulfilled":
+            order["status"] = "fulfilled"
+            order["shipments"].append({"carrier": "usps", "number": f"9400{order['id'][:12]}",
+                                       "url": f"https://tools.usps.com/go/TrackConfirmAction?tLabels={order['id']}"})
+        elif since_sent >= self.production_s and order["status"] == "sending-to-production":
+            order["status"] = "in-production"
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         if (failure := await self.inject("create", request)) is not None:
@@ -147,6 +205,7 @@ class FakePrintify(FakeServer):
                 return web.json_response({"code": 8501, "message": "Order is not on hold."}, status=400)
             order["status"] = "sending-to-production"
             self.sends[order["id"]] += 1
+            self.sent_at[order["id"]] = time.monotonic()
         return web.json_response(order)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:

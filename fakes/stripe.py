@@ -30,6 +30,8 @@ class FakeStripe(FakeServer):
         self.refunds: dict[str, dict[str, Any]] = {}
         self.charged: dict[str, int] = {}  # payment intent -> amount paid
         self.idempotency: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}  # completed Checkout Sessions, for listing
+        self.emitted: list[dict[str, Any]] = []  # events Stripe would deliver on its own (charge.refunded)
 
     # --- building and signing events (tests, bench, dev) ---
     def checkout_completed(self, *, items: str, amount_total: int = 5000, email: str = "buyer@example.com",
@@ -49,6 +51,9 @@ class FakeStripe(FakeServer):
                 "line1": "1 Rue X", "line2": None, "city": "Paris", "postal_code": "75001", "state": None,
                 "country": "FR"}}},
         }
+        session["created"] = int(time.time())
+        with self.lock:
+            self.sessions[session_id] = session
         return self.add_event("checkout.session.completed", session, charged=(intent, amount_total))
 
     def add_event(self, event_type: str, obj: dict[str, Any], *,
@@ -61,6 +66,61 @@ class FakeStripe(FakeServer):
             self.events[event["id"]] = event
             if charged:
                 self.charged[charged[0]] = charged[1]
+        return event
+
+    def async_payment(self, completed: dict[str, Any], *, succeeded: bool) -> dict[str, Any]:
+        """`checkout.session.async_payment_succeeded` / `_failed` for the session of `completed`."""
+        session = {**completed["data"]["object"], "payment_status": "paid" if succeeded else "unpaid"}
+        kind = "succeeded" if succeeded else "failed"
+        with self.lock:
+            self.sessions[session["id"]] = session
+        charged = (session["payment_intent"], session["amount_total"]) if succeeded else None
+        return self.add_event(f"checkout.session.async_payment_{kind}", session, charged=charged)
+
+    def session_expired(self, completed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`checkout.session.expired` (for the session of `completed`, or a session never seen)."""
+        session = dict(completed["data"]["object"]) if completed else {
+            "id": f"cs_test_{secrets.token_hex(8)}", "object": "checkout.session", "payment_intent": None,
+            "metadata": {}, "amount_total": 0}
+        return self.add_event("checkout.session.expired", {**session, "status": "expired",
+                                                           "payment_status": "unpaid"})
+
+    def payment_failed(self, payment_intent: str, *, amount: int = 5000,
+                       message: str = "Your card was declined.") -> dict[str, Any]:
+        """`payment_intent.payment_failed` with Stripe's `last_payment_error`."""
+        intent = {"id": payment_intent, "object": "payment_intent", "amount": amount, "currency": "eur",
+                  "status": "requires_payment_method",
+                  "last_payment_error": {"type": "card_error", "code": "card_declined", "message": message}}
+        return self.add_event("payment_intent.payment_failed", intent)
+
+    def dashboard_refund(self, payment_intent: str, amount: int | None = None) -> dict[str, Any]:
+        """A refund made in Stripe's dashboard: the refund recorded, and its `charge.refunded` event."""
+        with self.lock:
+            status, refund = self._refund({"payment_intent": payment_intent, "amount": amount or ""})
+        if status != 200:
+            raise ValueError(refund["error"]["message"])
+        return self.charge_refunded_event(payment_intent)
+
+    def dispute(self, payment_intent: str, *, status: str = "needs_response", reason: str = "fraudulent",
+                dispute_id: str | None = None) -> dict[str, Any]:
+        """`charge.dispute.created`, or `charge.dispute.closed` when `status` is an outcome (won, lost...)."""
+        closed = status in ("won", "lost", "warning_closed")
+        dispute = {"id": dispute_id or f"dp_{secrets.token_hex(8)}", "object": "dispute", "status": status,
+                   "reason": reason, "amount": self.charged.get(payment_intent, 0), "currency": "eur",
+                   "charge": f"ch_{payment_intent[3:]}", "payment_intent": payment_intent}
+        return self.add_event("charge.dispute.closed" if closed else "charge.dispute.created", dispute)
+
+    def charge_refunded_event(self, payment_intent: str) -> dict[str, Any]:
+        """Register the `charge.refunded` event of `payment_intent` as it stands (Stripe sends one per refund)."""
+        with self.lock:
+            paid = self.charged.get(payment_intent, 0)
+            refunds = [r for r in self.refunds.values() if r["payment_intent"] == payment_intent]
+        refunded = sum(r["amount"] for r in refunds)
+        charge = {"id": f"ch_{payment_intent[3:]}", "object": "charge", "payment_intent": payment_intent,
+                  "amount": paid, "amount_refunded": refunded, "refunded": refunded >= paid, "currency": "eur",
+                  "refunds": {"object": "list", "data": sorted(refunds, key=lambda r: -r["created"])}}
+        event = self.add_event("charge.refunded", charge)
+        self.emitted.append(event)
         return event
 
     def signed(self, event: dict[str, Any], *, timestamp: int | None = None) -> tuple[bytes, str]:
@@ -83,7 +143,24 @@ class FakeStripe(FakeServer):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v1/events/{id}", self.get_event), web.post("/v1/refunds", self.post_refund),
-                web.get("/v1/refunds/{id}", self.get_refund), web.post("/_fake/checkout", self.fake_checkout)]
+                web.get("/v1/refunds/{id}", self.get_refund), web.post("/_fake/checkout", self.fake_checkout),
+                web.get("/v1/checkout/sessions", self.list_sessions)]
+
+    async def list_sessions(self, request: web.Request) -> web.StreamResponse:
+        """Stripe's list: newest first, `created[gte]`, `limit` (<= 100), `starting_after` cursor."""
+        if (failure := await self.inject("sessions", request)) is not None:
+            return failure
+        if not self._authorised(request):
+            return self._unauthorised()
+        since = int(request.query.get("created[gte]", 0))
+        limit = max(1, min(100, int(request.query.get("limit", 10))))
+        with self.lock:
+            newest = [s for s in reversed(list(self.sessions.values())) if s["created"] >= since]
+        after = request.query.get("starting_after")
+        start = next((i + 1 for i, s in enumerate(newest) if s["id"] == after), 0) if after else 0
+        page = newest[start:start + limit]
+        return web.json_response({"object": "list", "url": "/v1/checkout/sessions", "data": page,
+                                  "has_more": start + limit < len(newest)})
 
     async def fake_checkout(self, request: web.Request) -> web.StreamResponse:
         """Dev helper: `{"items": "12,13x2", "deliver_to": "http://127.0.0.1:8000/v1/webhooks/stripe"}`
@@ -140,6 +217,8 @@ class FakeStripe(FakeServer):
             status, body = self._refund(form)
             if key:
                 self.idempotency[key] = (digest, status, body)
+        if status == 200:
+            self.charge_refunded_event(body["payment_intent"])
         return web.json_response(body, status=status)
 
     def _refund(self, form: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -83,6 +83,17 @@ class Stripe:
         return str(refund.id)
 
 
+    async def list_sessions(self, *, created_gte: int, starting_after: str | None = None,
+                            limit: int = 100) -> tuple[list[dict], str | None]:
+        """One page of Checkout Sessions created since `created_gte`, newest first; the next page's cursor."""
+        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = await _call(self.client.v1.checkout.sessions.list_async(params))
+        sessions = [session.to_dict() for session in page.data]
+        return sessions, (str(sessions[-1]["id"]) if page.has_more and sessions else None)
+
+
 async def _call(awaitable: Awaitable[T]) -> T:
     """Await a Stripe call, translating its errors to retryable / rate-limited / permanent."""
     try:

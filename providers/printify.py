@@ -60,6 +60,16 @@ class Printify:
                 return None
         return None
 
+    async def list_orders(self, page: int, *, limit: int = 50) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the shop's orders, newest first; whether a later page exists."""
+        listing = await self._call("GET", "orders.json", params={"page": page, "limit": limit})
+        return list(listing.get("data") or []), page < int(listing.get("last_page") or 1)
+
+    async def list_products(self, page: int, *, limit: int = 50) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the shop's products with their variants and prices; whether a later page exists."""
+        listing = await self._call("GET", "products.json", params={"page": page, "limit": limit})
+        return list(listing.get("data") or []), page < int(listing.get("last_page") or 1)
+
     async def send_to_production(self, order_id: str) -> None:
         """Release the order to production (this charges the merchant)."""
         await self._call("POST", f"orders/{order_id}/send_to_production.json")

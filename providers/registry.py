@@ -48,7 +48,9 @@ def limits(settings: Settings) -> dict[str, Limit]:
             "pushover": Limit(settings.pushover_rate_per_s, burst=max(1, int(settings.pushover_rate_per_s))),
             "telegram": Limit(settings.telegram_rate_per_s, burst=max(1, int(settings.telegram_rate_per_s))),
             "printify": Limit(settings.printify_rate_per_min / 60, burst=max(1, settings.printify_rate_per_min // 60)),
-            "stripe": Limit(settings.stripe_rate_per_s, burst=max(1, int(settings.stripe_rate_per_s)))}
+            "stripe": Limit(settings.stripe_rate_per_s, burst=max(1, int(settings.stripe_rate_per_s))),
+            # the nightly catalog sync's own, slower budget (on top of Printify's)
+            "printify_catalog": Limit(settings.printify_catalog_rate_per_min / 60, burst=1)}
 
 
 @dataclass

@@ -21,7 +21,7 @@ from fakes import Fakes
 # fast enough for tests: limits stay on, but do not throttle a 100-order burst
 TEST_ENV = {"NOTIFY_FALLBACK": "none", "PROVIDER_TIMEOUT_S": "1.5", "ADMIN_EMAIL": "admin@example.com",
             "RESEND_RATE_PER_S": "500", "PUSHOVER_RATE_PER_S": "500", "TELEGRAM_RATE_PER_S": "500",
-            "PRINTIFY_RATE_PER_MIN": "60000", "STRIPE_RATE_PER_S": "500", "HOLD_MINUTES": "15"}
+            "PRINTIFY_RATE_PER_MIN": "60000", "PRINTIFY_CATALOG_RATE_PER_MIN": "600", "STRIPE_RATE_PER_S": "500", "HOLD_MINUTES": "15"}
 
 
 def set_env(values: dict[str, str]) -> dict[str, str | None]:

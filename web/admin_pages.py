@@ -36,13 +36,14 @@ SECURITY_HEADERS = {
 
 def install(app: Quart, settings: Settings) -> None:
     """Register the admin pages and actions with their session set-up and template helpers."""
-    from web import admin_actions
+    from web import admin_actions, admin_tickets
     from web.admin_metrics import install_queue_metrics
 
     configure_sessions(app, settings)
     install_queue_metrics()
     app.register_blueprint(blueprint)
     app.register_blueprint(admin_actions.blueprint)
+    app.register_blueprint(admin_tickets.blueprint)
     app.jinja_env.filters.update(ago=ago, when=when, seconds=human_seconds, size=human_bytes, pretty=pretty)
 
 

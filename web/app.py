@@ -24,7 +24,7 @@ from broker.setup import async_redis_client, init_sentry
 from config.settings import get_settings
 from db.pool import create_pool
 from web import health, jobs
-from web import orders, webhooks
+from web import orders, tickets, webhooks
 from web import search
 from web import items
 from web import collections
@@ -216,6 +216,7 @@ def create_app() -> Quart:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(orders.blueprint)
+    app.register_blueprint(tickets.blueprint)
     app.register_blueprint(search.blueprint)
     app.register_blueprint(items.blueprint)
     app.register_blueprint(collections.blueprint)

@@ -51,6 +51,9 @@ class OrderView(BaseModel):
     customer_email: str | None
     cancel_reason: str | None
     review_reason: str | None = None
+    paid_at: datetime | None = None
+    refunded_cents: int | None = None
+    dispute_status: str | None = None
     printify_order_id: str | None
     printify_status: str | None
     tracking: dict[str, Any] | None
@@ -64,7 +67,8 @@ def _view(order: Order) -> OrderView:
     return OrderView(
         id=order.id, status=order.status, hold_until=order.hold_until, amount_total_cents=order.amount_total_cents,
         currency=order.currency, customer_email=order.customer_email, cancel_reason=order.cancel_reason,
-        review_reason=order.review_reason, printify_order_id=order.printify_order_id, printify_status=order.printify_status, tracking=order.tracking,
+        review_reason=order.review_reason, paid_at=order.paid_at, refunded_cents=order.refunded_cents,
+        dispute_status=order.dispute_status, printify_order_id=order.printify_order_id, printify_status=order.printify_status, tracking=order.tracking,
         refunded=order.stripe_refund_id is not None, released_at=order.released_at, created_at=order.created_at,
         lines=[OrderLineView(item_id=line.item_id, kind=line.kind, quantity=line.quantity,
                              unit_price_cents=line.unit_price_cents, title=line.title) for line in order.lines])

@@ -31,6 +31,9 @@ SINGLE = {
     "schedule_watch_dead_letters": ("watch_dead_letters", "default", []),
     "schedule_audit_refused_messages": ("audit_refused_messages", "default", []),
     "schedule_release_due_orders": ("release_due_orders", "orders", []),
+    "schedule_poll_stalled_printify_orders": ("poll_stalled_printify_orders", "orders", []),
+    "schedule_reconcile_orders": ("reconcile_orders", "orders", []),
+    "schedule_sync_catalog": ("sync_catalog", "orders", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
 BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=timezone.utc)

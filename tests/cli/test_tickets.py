@@ -1,0 +1,51 @@
+"""`backroom tickets ...`: list and show from Postgres; changes go to the ticket actors."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from typer.testing import CliRunner
+
+from cli.main import app
+from domain.jobs import JobStatus
+from tests.actors.helpers import wait_for_status
+from tests.admin_support import running_worker
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "220"}
+
+
+def db(database_url: str, query: str, *args: Any) -> Any:
+    async def fetch() -> Any:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def ok(*args: str) -> str:
+    result = runner.invoke(app, list(args), env=WIDE)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_show_assign_comment_close(database_url: str, redis_client: Any) -> None:
+    ticket_id = db(database_url, "INSERT INTO tickets (kind, key, subject, contact) VALUES ('dispute', 'cli:t1',"
+                                 " 'Order #1: payment disputed', 'ada@example.com') RETURNING id")
+    assert "payment disputed" in ok("tickets", "--status", "open")
+    with running_worker({"orders"}):
+        for args in (["assign", str(ticket_id), "ana"], ["comment", str(ticket_id), "called the bank"],
+                     ["close", str(ticket_id), "--note", "won"]):
+            output = ok("tickets", *args)
+            wait_for_status(output.split("(job ")[1].rstrip(")\n"), JobStatus.SUCCEEDED)
+    shown = json.loads(ok("tickets", "show", str(ticket_id), "--json"))
+    assert shown["status"] == "closed" and shown["assignee"] == "ana"
+    assert [e["action"] for e in shown["thread"]] == ["assigned", "comment", "closed"]
+    assert shown["thread"][0]["author"].startswith("cli:")
+    assert runner.invoke(app, ["tickets", "close", "99999999"], env=WIDE).exit_code == 1
+    assert runner.invoke(app, ["tickets", "comment", str(ticket_id), " "], env=WIDE).exit_code == 1
