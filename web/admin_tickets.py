@@ -32,7 +32,7 @@ async def tickets() -> Any:
                                  statuses=(*STATUSES, "all"))
 
 
-@blueprint.post("/tickets/<int:ticket_id>/<action>")
+@blueprint.post("/tickets/<id:ticket_id>/<action>")
 @signed_in("admin")
 async def ticket_action(ticket_id: int, action: str) -> Any:
     """Assign, comment, close, reopen or approve a refund, from the page's forms."""

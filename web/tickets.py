@@ -17,8 +17,8 @@ from domain.tickets import Ticket
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
-from web.errors import problem
-from web.schemas import Accepted
+from web.errors import document_errors, problem
+from web.schemas import MAX_ID, TEXT, Accepted
 
 blueprint = Blueprint("tickets", __name__, url_prefix="/v1")
 Kind = Literal["payment_failed", "dispute", "provider_rejected", "shipping_problem", "refund_request", "mismatch"]
@@ -29,8 +29,8 @@ class TicketQuery(BaseModel):
 
     status: Literal["open", "waiting", "closed"] | None = None
     kind: Kind | None = None
-    order_id: int | None = Field(None, ge=1, le=2**62)
-    before_id: int | None = Field(None, ge=1, le=2**62)
+    order_id: int | None = Field(None, ge=1, le=MAX_ID)
+    before_id: int | None = Field(None, ge=1, le=MAX_ID)
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -38,22 +38,29 @@ class AssignBody(BaseModel):
     """Who works the ticket."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    assignee: str = Field(min_length=1, max_length=100)
+    assignee: str = Field(min_length=1, max_length=100, pattern=TEXT)
 
 
 class NoteBody(BaseModel):
-    """A comment (required) or a closing note (optional)."""
+    """A closing note (optional)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    body: str = Field("", max_length=5000)
+    body: str = Field("", max_length=5000, pattern=TEXT)
+
+
+class CommentBody(BaseModel):
+    """A comment: some text that is not only blanks."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    body: str = Field(min_length=1, max_length=5000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
 
 
 class RefundRequestBody(BaseModel):
     """A customer's refund request, with the buyer's email as the storefront knows it."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    email: str = Field(min_length=3, max_length=320)
-    reason: str = Field("", max_length=2000)
+    email: str = Field(min_length=3, max_length=320, pattern=TEXT)
+    reason: str = Field("", max_length=2000, pattern=TEXT)
 
 
 class InteractionView(BaseModel):
@@ -115,10 +122,11 @@ async def list_tickets(query_args: TicketQuery) -> Any:
     return _json(TicketList(tickets=[_view(t) for t in tickets]))
 
 
-@blueprint.get("/tickets/<int:ticket_id>")
+@blueprint.get("/tickets/<id:ticket_id>")
 @require("admin:read")
 @tag(["tickets"])
 @document_response(TicketView)
+@document_errors(404)
 async def get_ticket(ticket_id: int) -> Any:
     """One ticket with its thread of interactions."""
     ticket = await _ticket(ticket_id)
@@ -133,42 +141,44 @@ async def _act(ticket_id: int, action: str, body: str = "", assignee: str | None
                          assignee=assignee)
 
 
-@blueprint.post("/tickets/<int:ticket_id>/assign")
+@blueprint.post("/tickets/<id:ticket_id>/assign")
 @require("admin")
 @tag(["tickets"])
 @validate_body(AssignBody)
 @document_response(Accepted, 202)
+@document_errors(404)
 async def assign_ticket(ticket_id: int, data: AssignBody) -> Any:
     """Assign the ticket to someone (noted in its thread)."""
     return await _act(ticket_id, "assigned", assignee=data.assignee)
 
 
-@blueprint.post("/tickets/<int:ticket_id>/comments")
+@blueprint.post("/tickets/<id:ticket_id>/comments")
 @require("admin")
 @tag(["tickets"])
-@validate_body(NoteBody)
+@validate_body(CommentBody)
 @document_response(Accepted, 202)
-async def comment_ticket(ticket_id: int, data: NoteBody) -> Any:
+@document_errors(404)
+async def comment_ticket(ticket_id: int, data: CommentBody) -> Any:
     """Add a comment to the ticket's thread."""
-    if not data.body.strip():
-        return problem(422, "a comment needs a body")
     return await _act(ticket_id, "comment", body=data.body)
 
 
-@blueprint.post("/tickets/<int:ticket_id>/close")
+@blueprint.post("/tickets/<id:ticket_id>/close")
 @require("admin")
 @tag(["tickets"])
 @validate_body(NoteBody)
 @document_response(Accepted, 202)
+@document_errors(404)
 async def close_ticket(ticket_id: int, data: NoteBody) -> Any:
     """Close the ticket, with an optional note."""
     return await _act(ticket_id, "closed", body=data.body)
 
 
-@blueprint.post("/tickets/<int:ticket_id>/approve-refund")
+@blueprint.post("/tickets/<id:ticket_id>/approve-refund")
 @require("admin")
 @tag(["tickets"])
 @document_response(Accepted, 202)
+@document_errors(404, 409)
 async def approve_ticket_refund(ticket_id: int) -> Any:
     """Approve a waiting refund request: the order is refunded, the ticket closed."""
     ticket = await _ticket(ticket_id)
@@ -180,11 +190,12 @@ async def approve_ticket_refund(ticket_id: int) -> Any:
                          author=str(getattr(g.token, "name", "admin")))
 
 
-@blueprint.post("/orders/<int:order_id>/refund-request")
+@blueprint.post("/orders/<id:order_id>/refund-request")
 @require("jobs")
 @tag(["orders"])
 @validate_body(RefundRequestBody)
 @document_response(Accepted, 202)
+@document_errors(404)
 async def post_refund_request(order_id: int, data: RefundRequestBody) -> Any:
     """A customer asks for a refund: approved at once inside REFUND_WINDOW_DAYS, else an admin decides."""
     async with current_app.config["DB_POOL"].acquire() as conn:
