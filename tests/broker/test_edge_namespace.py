@@ -20,15 +20,21 @@ def test_the_edge_namespace_and_the_queues_that_live_there() -> None:
     assert KEYS.edge.refused == KEYS.refused == "backroom:refused"  # audit state stays in the server namespace
 
 
-def test_edge_dead_letters_are_listed_and_requeued_where_edge_workers_consume(redis_client: redis.Redis) -> None:
+def _dead_edge_job(redis_client: redis.Redis) -> Message:
+    """An edge job whose last attempt died: its message on edge.XQ, its record dead (edge namespace)."""
     edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
                           maintenance_chance=0)
     message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
                                    kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
-    rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))  # as if its last attempt died: on edge.XQ
+    rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))
     redis_client.zadd(KEYS.edge.dead(EDGE_QUEUE), {rid: 1})
     redis_client.hset(KEYS.edge.dead_messages(EDGE_QUEUE), rid, redis_client.hget(KEYS.edge.messages(EDGE_QUEUE), rid))
     redis_client.hset(KEYS.edge.job(message.message_id), "status", "dead")
+    return message
+
+
+def test_edge_dead_letters_are_listed_and_requeued_where_edge_workers_consume(redis_client: redis.Redis) -> None:
+    message = _dead_edge_job(redis_client)
     dead = DeadLetters(redis_client, "backroom", 86_400_000)
     assert dead.counts()[EDGE_QUEUE] == 1
     [item] = dead.list(EDGE_QUEUE).items
@@ -64,3 +70,20 @@ def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_cl
     redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "owned", "args": "{not json"})
     redis_client.rpush(KEYS.edge.events("forged"), "garbage")
     assert search.detail("forged") is None
+
+
+def test_an_edited_edge_dead_letter_is_replayed_where_edge_workers_consume(redis_client: redis.Redis) -> None:
+    from broker.replay import replay
+
+    old = _dead_edge_job(redis_client)
+    server = BackroomBroker(url="", client=redis_client, namespace="backroom", job_retention_s=3600,
+                            maintenance_chance=0)
+    result = replay(server, EDGE_QUEUE, old.message_id, kwargs={"source": "vinted", "query": "edited", "limit": 2})
+    assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 1 and redis_client.llen(KEYS.queue(EDGE_QUEUE)) == 0
+    assert redis_client.zcard(KEYS.edge.dead(EDGE_QUEUE)) == 0 and not redis_client.exists(KEYS.job(result.job_id))
+    [rid] = redis_client.lrange(KEYS.edge.queue(EDGE_QUEUE), 0, -1)
+    sent = Message.decode(redis_client.hget(KEYS.edge.messages(EDGE_QUEUE), rid))
+    assert (sent.message_id, sent.kwargs["query"]) == (result.job_id, "edited")
+    edge_jobs = JobStore(redis_client, "backroom-edge", 3600)
+    assert edge_jobs.get(result.job_id).replayed_from == old.message_id
+    assert edge_jobs.get(old.message_id).replayed_as == result.job_id
