@@ -87,3 +87,35 @@ def test_an_edited_edge_dead_letter_is_replayed_where_edge_workers_consume(redis
     edge_jobs = JobStore(redis_client, "backroom-edge", 3600)
     assert edge_jobs.get(result.job_id).replayed_from == old.message_id
     assert edge_jobs.get(old.message_id).replayed_as == result.job_id
+
+
+def _describe(redis_client: redis.Redis, keys: Keys, broker_id: str, queues: str, beat: int, **extra: object) -> None:
+    redis_client.zadd(keys.heartbeats, {broker_id: beat})
+    redis_client.hset(keys.worker(broker_id), mapping={"name": f"{broker_id}:1", "host": broker_id, "pid": 1,
+                                                        "queues": queues, "threads": 2, "last_beat": beat, **extra})
+
+
+def test_workers_list_edge_workers_and_the_gateway_marked_edge_and_skip_a_nodes_garbage(
+        redis_client: redis.Redis) -> None:
+    from broker.workers import Workers
+    from config.settings import ALL_QUEUES
+
+    message = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
+                             maintenance_chance=0).enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE,
+                                                                   args=(), kwargs={}, options={}))
+    rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))  # fetched by a pi1 worker that then died
+    now = 10_000_000
+    _describe(redis_client, KEYS, "server-1", "default,ingest", now)
+    _describe(redis_client, KEYS.edge, "edge-pi1-aa", "edge", now - 60_000)
+    redis_client.sadd(KEYS.edge.acks("edge-pi1-aa", EDGE_QUEUE), rid)
+    _describe(redis_client, KEYS.edge, "gateway-bb", "results", now)
+    _describe(redis_client, KEYS.edge, "edge-pi2-cc", "edge", now, pid="not a pid")  # a node's garbage
+    redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi2-dd": now})
+    redis_client.set(KEYS.edge.worker("edge-pi2-dd"), "wrong type")
+    view = Workers(redis_client, KEYS, ALL_QUEUES, 10_000).view(now)
+    assert {(w.broker_id, w.edge, w.alive) for w in view.workers} == {
+        ("server-1", False, True), ("gateway-bb", True, True), ("edge-pi1-aa", True, False)}
+    (orphan,) = view.orphans
+    assert (orphan.job_id, orphan.queue, orphan.worker) == (message.message_id, EDGE_QUEUE, "edge-pi1-aa:1")
+    redis_client.set(KEYS.edge.heartbeats, "wrong type")
+    assert [w.broker_id for w in Workers(redis_client, KEYS, ALL_QUEUES, 10_000).view(now).workers] == ["server-1"]
