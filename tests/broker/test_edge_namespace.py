@@ -119,3 +119,18 @@ def test_workers_list_edge_workers_and_the_gateway_marked_edge_and_skip_a_nodes_
     assert (orphan.job_id, orphan.queue, orphan.worker) == (message.message_id, EDGE_QUEUE, "edge-pi1-aa:1")
     redis_client.set(KEYS.edge.heartbeats, "wrong type")
     assert [w.broker_id for w in Workers(redis_client, KEYS, ALL_QUEUES, 10_000).view(now).workers] == ["server-1"]
+
+
+def test_the_edge_queues_consumers_and_in_flight_are_the_edge_namespaces_workers(redis_client: redis.Redis) -> None:
+    from broker.queues import QueueStats
+    from config.settings import ALL_QUEUES
+
+    now = 10_000_000
+    _describe(redis_client, KEYS, "server-1", "default,ingest", now)
+    _describe(redis_client, KEYS.edge, "edge-pi1-aa", "edge,default", now)  # claiming a server queue: ignored
+    redis_client.sadd(KEYS.edge.acks("edge-pi1-aa", EDGE_QUEUE), "r1", "r2")
+    redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi2-bb": now})
+    redis_client.set(KEYS.edge.worker("edge-pi2-bb"), "wrong type")  # a node's garbage: not a consumer
+    views = {q.name: q for q in QueueStats(redis_client, KEYS, ALL_QUEUES, 10_000).overview(now)}
+    assert (views[EDGE_QUEUE].workers, views[EDGE_QUEUE].in_flight) == (["edge-pi1-aa:1"], 2)
+    assert views["default"].workers == ["server-1:1"] and views["default"].in_flight == 0
