@@ -134,3 +134,47 @@ def test_the_edge_queues_consumers_and_in_flight_are_the_edge_namespaces_workers
     views = {q.name: q for q in QueueStats(redis_client, KEYS, ALL_QUEUES, 10_000).overview(now)}
     assert (views[EDGE_QUEUE].workers, views[EDGE_QUEUE].in_flight) == (["edge-pi1-aa:1"], 2)
     assert views["default"].workers == ["server-1:1"] and views["default"].in_flight == 0
+
+
+def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_nodes_garbage(
+        redis_client: redis.Redis) -> None:
+    from broker.jobsearch import JobSearch
+
+    def job(namespace: str, queue: str, actor: str, at: int) -> str:
+        broker = BackroomBroker(url="", client=redis_client, namespace=namespace, job_retention_s=3600,
+                                maintenance_chance=0)
+        job_id = broker.enqueue(Message(queue_name=queue, actor_name=actor, args=(), kwargs={}, options={})).message_id
+        redis_client.zadd(Keys(namespace).job_index, {job_id: at})  # a chosen enqueue time
+        return job_id
+
+    s1, e1 = job("backroom", "default", "ping", 1000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 2000)
+    s2, e2 = job("backroom", "default", "ping", 3000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 4000)
+    same = job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 3000)  # the same millisecond as s2
+    redis_client.zadd(KEYS.edge.job_index, {"not an id!": 3500, "inf": float("inf"), "forged": 2500, "junk": 1500})
+    redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "queued", "queue": "default", "actor": "ping"})
+    redis_client.hset(KEYS.edge.job("junk"), mapping={"status": "owned", "queue": EDGE_QUEUE})
+    search = JobSearch(redis_client, KEYS)
+    page = search.search()
+    tie = sorted([(s2, "default"), (same, EDGE_QUEUE)], reverse=True)  # one millisecond: by id, as Redis orders
+    assert [(j.job_id, j.queue) for j in page.items] == [(e2, EDGE_QUEUE), *tie, (e1, EDGE_QUEUE), (s1, "default")]
+    seen, cursor = [], None
+    while True:
+        one = search.search(limit=1, cursor=cursor)
+        seen += [j.job_id for j in one.items]
+        if one.complete:
+            break
+        cursor = one.next_cursor
+    assert seen == [j.job_id for j in page.items]
+    seen, cursor = [], None
+    for _ in range(20):  # one entry a call, garbage included: every cursor moves on
+        one = search.search(cursor=cursor, max_scan=1)
+        seen += [j.job_id for j in one.items]
+        if one.complete:
+            break
+        cursor = one.next_cursor
+    assert seen == [j.job_id for j in page.items] and one.complete
+    assert [j.job_id for j in search.search(queue=EDGE_QUEUE).items] == [e2, same, e1]
+    assert [j.job_id for j in search.search(queue="default").items] == [s2, s1]
+    redis_client.delete(KEYS.edge.job_index)
+    redis_client.set(KEYS.edge.job_index, "wrong type")
+    assert [j.job_id for j in search.search().items] == [s2, s1]

@@ -58,6 +58,8 @@ def test_jobs_list_and_show_every_attempt(redis_client: redis.Redis) -> None:
     detail = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
     assert detail["dead_letter"]["queue"] == "default"
     assert runner.invoke(app, ["jobs", "show", "no-such-job"]).exit_code == 1
+    bad = runner.invoke(app, ["jobs", "list", "--cursor", "soon:x"])
+    assert bad.exit_code == 2 and "cursor" in bad.output
 
 
 def test_dead_requeue_is_audited_and_the_job_succeeds(redis_client: redis.Redis, database_url: str) -> None:

@@ -164,6 +164,22 @@ async def test_job_search_filters(client, tokens, redis_client: redis.Redis) -> 
     assert (await search(status="bogus")).status_code == 422
 
 
+async def test_job_search_pages_through_server_and_edge_jobs(client, tokens, redis_client: redis.Redis) -> None:
+    from broker.edge_registry import send_edge_message
+    from domain.contracts import SCRAPE_SOURCE
+
+    server = ping.send(message="first")
+    edge = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                             ttl_s=30, force=True)
+    redis_client.zadd(KEYS.edge.job_index, {edge.message_id: current_millis() + 60_000})  # newest: first page
+    page = await (await client.get("/v1/admin/jobs", query_string={"limit": 1},
+                                   headers=bearer(tokens["reader"]))).get_json()
+    assert [(j["job_id"], j["queue"]) for j in page["items"]] == [(edge.message_id, "edge")]
+    rest = await (await client.get("/v1/admin/jobs", query_string={"limit": 5, "cursor": page["next_cursor"]},
+                                   headers=bearer(tokens["reader"]))).get_json()
+    assert [(j["job_id"], j["queue"]) for j in rest["items"]] == [(server.message_id, "default")]
+
+
 async def test_workers_and_orphans_with_rescue_time(client, tokens, redis_client: redis.Redis) -> None:
     message = actors.broker.enqueue(ping.message(message="held"))
     rid = message.options["redis_message_id"]
