@@ -114,7 +114,8 @@ class Workers:
         with self.client.pipeline(transaction=False) as pipe:
             for _, queue, rid in pairs:
                 pipe.hget(keys.messages(queue), rid)
-            payloads = [_payload(keys.messages(q), p) for (_, q, _), p in zip(pairs, pipe.execute(raise_on_error=False))]
+            replies = pipe.execute(raise_on_error=False)
+        payloads = [_payload(keys.messages(q), p) for (_, q, _), p in zip(pairs, replies)]
         found = [(pair, p) for pair, p in zip(pairs, payloads) if p]
         with self.client.pipeline(transaction=False) as pipe:
             for _, payload in found:
