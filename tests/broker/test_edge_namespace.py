@@ -1,6 +1,9 @@
 """Edge work lives in the edge namespace: the admin's dead letters, job lookups and queue keys find it there."""
 from __future__ import annotations
 
+import logging
+
+import pytest
 import redis
 from dramatiq.message import Message
 
@@ -137,7 +140,7 @@ def test_the_edge_queues_consumers_and_in_flight_are_the_edge_namespaces_workers
 
 
 def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_nodes_garbage(
-        redis_client: redis.Redis) -> None:
+        redis_client: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
     from broker.jobsearch import JobSearch
 
     def job(namespace: str, queue: str, actor: str, at: int) -> str:
@@ -178,3 +181,9 @@ def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_n
     redis_client.delete(KEYS.edge.job_index)
     redis_client.set(KEYS.edge.job_index, "wrong type")
     assert [j.job_id for j in search.search().items] == [s2, s1]
+    garbled = [r.args[0] for r in caplog.records if r.name == "broker.garbled"]
+    assert len(garbled) == len(set(garbled))  # each unreadable key logged once, however often it was read
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="broker.garbled"):
+        search.search()
+    assert not caplog.records
