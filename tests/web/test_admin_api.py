@@ -209,9 +209,11 @@ async def test_edge_nodes_from_table_and_heartbeats(client, tokens, database_url
         await conn.execute("delete from edge_nodes")
         await conn.execute("insert into edge_nodes (node_id, version, host, last_seen, done_count, failed_count) "
                            "values ('pi-kitchen', '1.2.0', 'pi-kitchen', now() - interval '1 hour', 40, 2)")
-        redis_client.zadd(KEYS.heartbeats, {"edge1": current_millis()})
-        redis_client.hset(KEYS.worker("edge1"), mapping={"name": "pi-hall:7", "host": "pi-hall", "pid": 7,
-                                                         "queues": "edge", "threads": 2, "last_beat": current_millis()})
+        # edge workers beat in the edge namespace
+        redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi-hall-1": current_millis()})
+        redis_client.hset(KEYS.edge.worker("edge-pi-hall-1"), mapping={
+            "name": "pi-hall:7", "host": "pi-hall", "pid": 7, "queues": "edge", "threads": 2,
+            "last_beat": current_millis()})
         body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
     finally:
         await conn.execute("delete from edge_nodes")
