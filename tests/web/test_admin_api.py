@@ -122,6 +122,29 @@ async def test_edit_and_replay_links_lineage(client, tokens, database_url, redis
     assert detail["record"]["replayed_as"] == new.job_id and detail["timeline"][-1]["event"] == "replayed"
 
 
+async def test_an_edge_dead_letter_is_replayed_onto_the_edge_namespace(client, tokens, redis_client) -> None:
+    from broker.edge_registry import send_edge_message
+    from domain.contracts import SCRAPE_SOURCE
+
+    old = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                            ttl_s=30, force=True)
+    edge = KEYS.edge
+    rid = redis_client.lpop(edge.queue("edge"))  # its last attempt died: on edge.XQ, its record dead
+    redis_client.zadd(edge.dead("edge"), {rid: current_millis()})
+    redis_client.hset(edge.dead_messages("edge"), rid, redis_client.hget(edge.messages("edge"), rid))
+    redis_client.hset(edge.job(old.message_id), "status", "dead")
+    response = await client.post(f"/v1/admin/dead/edge/{old.message_id}/replay", json={"kwargs": {"query": "new"}},
+                                 headers=bearer(tokens["admin"]))
+    assert response.status_code == 201, await response.get_data()
+    new_id = (await response.get_json())["job_id"]
+    assert redis_client.llen(edge.queue("edge")) == 1 and redis_client.llen(KEYS.queue("edge")) == 0
+    detail = await (await client.get(f"/v1/admin/jobs/{new_id}", headers=bearer(tokens["reader"]))).get_json()
+    assert detail["record"]["replayed_from"] == old.message_id and detail["record"]["kwargs"]["query"] == "new"
+    old_detail = await (await client.get(f"/v1/admin/jobs/{old.message_id}",
+                                         headers=bearer(tokens["reader"]))).get_json()
+    assert old_detail["record"]["replayed_as"] == new_id
+
+
 async def test_discard_and_bad_selections(client, tokens, database_url, redis_client: redis.Redis) -> None:
     job_id = make_dead("gone")
     neither = await client.post("/v1/admin/dead/default/discard", json={}, headers=bearer(tokens["admin"]))
