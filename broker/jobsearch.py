@@ -28,6 +28,7 @@ from domain.timeline import DeadRef, JobDetail, JobPage, JobSummary, attempts_fr
 
 CHUNK = 500
 MAX_SCAN = 20_000
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the highest score a search reads
 _FIELDS = ("status", "actor", "queue", "args", "enqueued_at", "finished_at", "attempts", "last_error")
 _ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # what a cursor can name (and what an edge job id looks like)
 _EDGE = "edge"  # a cursor's suffix when it stopped on an edge-namespace entry
@@ -73,11 +74,10 @@ class JobSearch:
     def _walk(self, keys: Keys, rank: int, since: datetime | None, until: datetime | None,
               after: tuple[int, bytes, int] | None) -> Iterator[Row]:
         """One namespace's entries newest first (by score, then member, both descending), past the cursor."""
-        # exclusive infinities: a node's entry scored +-inf is never read (a cursor could not name it)
-        high = str(int(until.timestamp() * 1000)) if until else "(+inf"
-        low = str(int(since.timestamp() * 1000)) if since else "(-inf"
-        if after:
-            high = str(after[0])
+        # bounded to [0, year 9999]: an entry a node scored outside is never read (no cursor could name it)
+        high = str(after[0]) if after else str(min(_ms(until), MAX_MS) if until else MAX_MS)
+        low = str(max(_ms(since), 0) if since else 0)
+        pinned = bool(after or until)
         offset = 0
         while True:
             try:
@@ -86,8 +86,8 @@ class JobSearch:
             except redis.ResponseError as error:  # the edge index overwritten with another type
                 skip_garbled(keys.job_index, error)
                 return
-            if high == "(+inf" and rows:  # pin the top: jobs enqueued meanwhile must not shift the offsets
-                high = str(int(rows[0][1]))
+            if not pinned and rows:  # pin the top: jobs enqueued meanwhile must not shift the offsets
+                high, pinned = str(int(rows[0][1])), True
             offset += len(rows)
             # within one score ZREVRANGEBYSCORE orders members by descending bytes: skip what the cursor saw
             kept = [(int(s), m) for m, s in rows
@@ -172,6 +172,10 @@ def _cursor_of(row: Row) -> str:
     member = row.member.decode(errors="replace")
     job_id = member if _ID.fullmatch(member) else "-"
     return f"{row.score}:{job_id}" + (f":{_EDGE}" if row.rank else "")
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 def _order(row: Row) -> tuple[int, bytes, int]:

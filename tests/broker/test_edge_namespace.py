@@ -153,7 +153,7 @@ def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_n
     s1, e1 = job("backroom", "default", "ping", 1000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 2000)
     s2, e2 = job("backroom", "default", "ping", 3000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 4000)
     same = job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 3000)  # the same millisecond as s2
-    redis_client.zadd(KEYS.edge.job_index, {"not an id!": 3500, "inf": float("inf"), "forged": 2500, "junk": 1500})
+    redis_client.zadd(KEYS.edge.job_index, {"not an id!": 3500, "inf": float("inf"), "far": 1e300, "minus": -5, "forged": 2500, "junk": 1500})
     redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "queued", "queue": "default", "actor": "ping"})
     redis_client.hset(KEYS.edge.job("junk"), mapping={"status": "owned", "queue": EDGE_QUEUE})
     search = JobSearch(redis_client, KEYS)
