@@ -139,7 +139,8 @@ def workers(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
         table.add_column(column, overflow="fold")
     for w in view.workers:
         # an edge worker describes itself: its names may hold markup
-        jobs = "\n".join(f"{j.job_id[:8]} {escape(j.actor)} {'running' if j.running else 'prefetched'}" for j in w.jobs)
+        jobs = "\n".join(f"{j.job_id[:8]} {escape(j.actor)} {'running' if j.running else 'prefetched'}"
+                         for j in w.jobs)
         name = escape(w.name) + (" [cyan]edge[/cyan]" if w.edge else "")
         table.add_row(name, "alive" if w.alive else "[red]dead[/red]", escape(",".join(w.queues)), str(w.threads),
                       jobs or "idle", human_bytes(w.rss_bytes), f"{w.processed}/{w.failed}", when(w.last_beat))
