@@ -2,7 +2,8 @@
 
 Nothing here scans messages: backlog sizes are LLEN/HLEN/ZCARD, latency reads only the
 head of the ready list, in-flight counts are SCARDs of the live workers' ack sets (found
-through the heartbeat ZSET, never KEYS), and recent outcomes come from per-minute counter
+through the heartbeat ZSETs, never KEYS: the edge queue's consumers are the workers beating in
+the edge namespace), and recent outcomes come from per-minute counter
 hashes the job tracker writes. Per-minute depth/latency samples for the charts are taken
 by the scheduler's leader (`record_sample`).
 """
@@ -16,6 +17,7 @@ from config.settings import ALL_QUEUES
 from domain.admin import QueueSample, QueueView, latency_seconds, parse_sample, ready_since_ms
 
 SAMPLE_KEEP_MINUTES = 120
+MAX_CONSUMERS = 1_000  # live processes read per namespace (a node can pad the edge heartbeat set)
 _STRIDE = 6  # pipeline replies per queue: LLEN, HLEN DQ, ZCARD XQ, LINDEX head, this and last hour's counters
 
 
@@ -38,7 +40,8 @@ class QueueStats:
         """Every queue's counts, latency, last 5/60 minutes' outcomes, consumers and pause state."""
         minute = now_ms // 60_000
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self.keys.heartbeats, now_ms - self.timeout_ms, "+inf")
+            for keys in (self.keys, self.keys.edge):
+                pipe.zrangebyscore(keys.heartbeats, now_ms - self.timeout_ms, "+inf", start=0, num=MAX_CONSUMERS)
             pipe.smembers(self.keys.paused).smembers(self.keys.edge.paused)
             for queue in self.queues:
                 keys = self.keys.for_queue(queue)  # the edge queue lives in the edge namespace
@@ -47,10 +50,11 @@ class QueueStats:
                 pipe.hgetall(keys.stats(queue, minute // 60)).hgetall(keys.stats(queue, minute // 60 - 1))
             # a key of the wrong type (a corrupted paused set, say) reads as empty, not as an error page
             replies = pipe.execute(raise_on_error=False)
-        live, paused, edge_paused = (_or(r, empty) for r, empty in zip(replies, ([], set(), set())))
-        rest = [_or(r, (0, 0, 0, None, {}, {})[i % _STRIDE]) for i, r in enumerate(replies[3:])]
+        live, edge_live, paused, edge_paused = (_or(r, empty) for r, empty in zip(replies, ([], [], set(), set())))
+        rest = [_or(r, (0, 0, 0, None, {}, {})[i % _STRIDE]) for i, r in enumerate(replies[4:])]
         paused = {*paused, *({b"edge"} & set(edge_paused))}  # edge consumers obey the edge namespace's set
-        brokers = [b.decode() for b in live]
+        brokers = [(self.keys, b.decode(errors="replace")) for b in live]
+        brokers += [(self.keys.edge, b.decode(errors="replace")) for b in edge_live]
         heads, consumers, in_flight = self._second_pass(rest, brokers)
         views = []
         for i, queue in enumerate(self.queues):
@@ -62,29 +66,37 @@ class QueueStats:
             ))
         return views
 
-    def _second_pass(self, rest: list[Any], brokers: list[str]) -> tuple[list[Any], dict[str, list[str]], dict[str, int]]:
-        """Head payloads, consumers by queue and in-flight counts (one more round trip)."""
+    def _second_pass(self, rest: list[Any], brokers: list[tuple[Keys, str]]) -> tuple[list[Any], dict[str, list[str]],
+                                                                                     dict[str, int]]:
+        """Head payloads, consumers by queue and in-flight counts (one more round trip).
+
+        A process counts only for the queues of the namespace it beats in: an edge worker's
+        description (which its node writes) cannot make it a consumer of a server queue.
+        """
         with self.client.pipeline(transaction=False) as pipe:
             for i, queue in enumerate(self.queues):
                 _read_head(pipe, self.keys.for_queue(queue).messages(queue), rest[i * _STRIDE + 3])
-            for broker_id in brokers:
-                pipe.hmget(self.keys.worker(broker_id), ("name", "queues"))
-                for queue in self.queues:
-                    pipe.scard(self.keys.acks(broker_id, queue))
+            for keys, broker_id in brokers:
+                pipe.hmget(keys.worker(broker_id), ("name", "queues"))
+                for queue in self._queues_in(keys):
+                    pipe.scard(keys.acks(broker_id, queue))
             results = pipe.execute(raise_on_error=False)
         heads = [_or(r, None) for r in results[:len(self.queues)]]
-        step = len(self.queues) + 1
-        per_worker = [_or(r, (None, None) if i % step == 0 else 0) for i, r in enumerate(results[len(self.queues):])]
+        replies = iter(results[len(self.queues):])
         consumers: dict[str, list[str]] = {q: [] for q in self.queues}
         in_flight = dict.fromkeys(self.queues, 0)
-        for w, broker_id in enumerate(brokers):
-            (name, queues), counts = per_worker[w * step], per_worker[w * step + 1:(w + 1) * step]
-            consumed = set((queues or b"").decode().split(","))
-            for queue, count in zip(self.queues, counts):
-                in_flight[queue] += int(count)
+        for keys, broker_id in brokers:
+            name, queues = _or(next(replies), (None, None))
+            consumed = set((queues or b"").decode(errors="replace").split(","))
+            for queue in self._queues_in(keys):
+                in_flight[queue] += int(_or(next(replies), 0))
                 if queue in consumed:
-                    consumers[queue].append((name or broker_id.encode()).decode())
+                    consumers[queue].append((name or broker_id.encode()).decode(errors="replace")[:200])
         return heads, consumers, in_flight
+
+    def _queues_in(self, keys: Keys) -> tuple[str, ...]:
+        """The queues (of those shown) whose ack sets live in `keys`' namespace."""
+        return tuple(q for q in self.queues if self.keys.for_queue(q) == keys)
 
     def record_sample(self, now_ms: int) -> int:
         """Store this minute's ready count and latency of every queue (again in the same minute: replaced)."""

@@ -15,6 +15,7 @@ from uuid import uuid4
 from dramatiq.message import Message
 
 from broker.deadletters import DROPPED_OPTIONS, DeadLetters, mark_if_exists
+from broker.edge_registry import edge_broker
 from domain.jobs import redact
 from domain.timeline import ReplayResult, unredact
 
@@ -32,7 +33,8 @@ def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | 
     """Replay dead letter `ident` (redis id or job id) of `queue` as a new job, arguments edited.
 
     Omitted `args`/`kwargs` keep the dead message's; a value left as the redaction marker
-    (the admin saw it redacted) keeps the original value.
+    (the admin saw it redacted) keeps the original value. An edge queue's dead letter is
+    replayed in the edge namespace, where its record lives and edge workers consume.
     """
     dead = DeadLetters.for_broker(broker)
     found, _ = dead.resolve(queue, [ident])
@@ -40,13 +42,14 @@ def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | 
         raise NotDeadLettered(f"{ident} is not a dead letter of {queue!r}")
     new_id = str(uuid4())
     made: list[Message] = []
+    keys = broker.jobs.keys.for_queue(queue)
+    target = broker if keys == broker.jobs.keys else edge_broker(broker)
 
     def stage(pipe: Any, queue_name: str, rid: str, message: Message, now_ms: int) -> None:
         fresh = _fresh(message, new_id, now_ms, args, kwargs)
         made.append(fresh)
-        keys = broker.jobs.keys
         pipe.zrem(keys.dead(queue_name), rid).hdel(keys.dead_messages(queue_name), rid)
-        broker._enqueue_script(fresh, queue_name, "", client=pipe)  # noqa: SLF001  (same package)
+        target._enqueue_script(fresh, queue_name, "", client=pipe)  # noqa: SLF001  (same package)
         pipe.hset(keys.job(new_id), "replayed_from", message.message_id)
         event = _event(now_ms, "replay_of", message.message_id)
         pipe.rpush(keys.events(new_id), event)

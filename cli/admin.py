@@ -138,8 +138,11 @@ def workers(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
     for column in ("process", "state", "queues", "threads", "jobs", "memory", "done/failed", "last beat (UTC)"):
         table.add_column(column, overflow="fold")
     for w in view.workers:
-        jobs = "\n".join(f"{j.job_id[:8]} {j.actor} {'running' if j.running else 'prefetched'}" for j in w.jobs)
-        table.add_row(w.name, "alive" if w.alive else "[red]dead[/red]", ",".join(w.queues), str(w.threads),
+        # an edge worker describes itself: its names may hold markup
+        jobs = "\n".join(f"{j.job_id[:8]} {escape(j.actor)} {'running' if j.running else 'prefetched'}"
+                         for j in w.jobs)
+        name = escape(w.name) + (" [cyan]edge[/cyan]" if w.edge else "")
+        table.add_row(name, "alive" if w.alive else "[red]dead[/red]", escape(",".join(w.queues)), str(w.threads),
                       jobs or "idle", human_bytes(w.rss_bytes), f"{w.processed}/{w.failed}", when(w.last_beat))
     console().print(table)
     if view.orphans:

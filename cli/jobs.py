@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from broker.jobsearch import parse_cursor
 from cli.admin import JSON_HELP, console, emit_json, service, when
 from domain.jobs import JobStatus
 
@@ -32,6 +33,11 @@ def list_jobs(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Search jobs, newest first (a bounded scan: `--cursor` continues it)."""
+    if cursor:
+        try:
+            parse_cursor(cursor)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--cursor") from None
     page = service().jobs(status=status.value if status else None, actor=actor, queue=queue, text=text,
                           since=_utc(since), until=_utc(until), limit=limit, cursor=cursor)
     if as_json:

@@ -90,6 +90,7 @@ class WorkerView(BaseModel):
     jobs: list[HeldJob] = Field(default_factory=list)
     processed: int = 0
     failed: int = 0
+    edge: bool = Field(False, description="An edge-namespace process: an edge node's worker or the edge gateway.")
 
 
 class OrphanJob(BaseModel):
@@ -118,7 +119,7 @@ def rescue_expected_ms(last_beat_ms: int, timeout_ms: int, reap_interval_s: floa
 
 
 def worker_view(broker_id: str, last_ms: int, info: Mapping[str, str], *, alive: bool,
-                jobs: list[HeldJob], stats: Mapping[str, str]) -> WorkerView:
+                jobs: list[HeldJob], stats: Mapping[str, str], edge: bool = False) -> WorkerView:
     """A WorkerView from a heartbeat and the worker's description hash (decoded)."""
     pid = info.get("pid")
     rss = info.get("rss")
@@ -127,7 +128,7 @@ def worker_view(broker_id: str, last_ms: int, info: Mapping[str, str], *, alive:
         pid=int(pid) if pid else None, queues=[q for q in (info.get("queues") or "").split(",") if q],
         threads=int(info.get("threads") or 0), rss_bytes=int(rss) if rss else None,
         last_beat=ms_to_dt(int(info.get("last_beat") or last_ms)), alive=alive, jobs=jobs,
-        processed=int(stats.get("processed") or 0), failed=int(stats.get("failed") or 0),
+        processed=int(stats.get("processed") or 0), failed=int(stats.get("failed") or 0), edge=edge,
     )
 
 

@@ -65,7 +65,7 @@ class JobQuery(BaseModel):
     since: Time | None = None
     until: Time | None = None
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=100, pattern=r"^\d+:[0-9A-Za-z-]+$")
+    cursor: str | None = Field(None, max_length=100, pattern=r"^\d+:[0-9A-Za-z-]+(:edge)?$")
 
     _zone = field_validator("since", "until")(_utc)
 

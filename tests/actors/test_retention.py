@@ -97,6 +97,8 @@ async def test_purge_removes_exactly_what_is_past_due(media, worker, conn, redis
     # the job index: entries older than JOB_RETENTION_DAYS go (the records themselves expire by TTL)
     index, now_ms = actors.broker.jobs.keys.job_index, int(time.time() * 1000)
     redis_client.zadd(index, {"old-job": now_ms - 8 * DAY * 1000, "new-job": now_ms - 6 * DAY * 1000})
+    edge_index = actors.broker.jobs.keys.edge.job_index  # edge jobs' entries, where their records live
+    redis_client.zadd(edge_index, {"old-edge-job": now_ms - 8 * DAY * 1000, "new-edge-job": now_ms - 6 * DAY * 1000})
     # media: files older than the grace period that nothing references go
     referenced = aged(media, b"item image", 2 * DAY)
     seed_image = aged(media, b"seed image", 2 * DAY)
@@ -118,9 +120,11 @@ async def test_purge_removes_exactly_what_is_past_due(media, worker, conn, redis
     assert await existing(conn, "webhook_events", "event_id", gone_w + kept_w) == set(kept_w)
     assert await existing(conn, "listing_checks", "check_id", gone_c + kept_c) == set(kept_c)
     assert redis_client.zscore(index, "old-job") is None and redis_client.zscore(index, "new-job") is not None
+    assert redis_client.zscore(edge_index, "old-edge-job") is None
+    assert redis_client.zscore(edge_index, "new-edge-job") is not None
     assert {k for k in (referenced, seed_image, orphan, fresh_orphan, reused) if media.exists(k)} == {
         referenced, seed_image, fresh_orphan, reused}
     assert not temp.exists()
     # nothing else in the suite's database is that old, so the counts are exactly ours
     assert (result["notifications"], result["webhook_events"], result["listing_checks"], result["media"]) == (4, 1, 1, 2)
-    assert result["job_index"] >= 1
+    assert result["job_index"] >= 2

@@ -58,6 +58,8 @@ def test_jobs_list_and_show_every_attempt(redis_client: redis.Redis) -> None:
     detail = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
     assert detail["dead_letter"]["queue"] == "default"
     assert runner.invoke(app, ["jobs", "show", "no-such-job"]).exit_code == 1
+    bad = runner.invoke(app, ["jobs", "list", "--cursor", "soon:x"])
+    assert bad.exit_code == 2 and "cursor" in bad.output
 
 
 def test_dead_requeue_is_audited_and_the_job_succeeds(redis_client: redis.Redis, database_url: str) -> None:
@@ -88,13 +90,19 @@ def test_dead_replay_and_groups(redis_client: redis.Redis, database_url: str) ->
 
 
 def test_workers_edge_schedules_and_audit_commands(redis_client: redis.Redis) -> None:
+    from dramatiq.common import current_millis
+
+    beat = current_millis() + 60_000  # alive throughout; the edge gateway beats in the edge namespace
+    redis_client.zadd(KEYS.edge.heartbeats, {"gateway-1": beat})
+    redis_client.hset(KEYS.edge.worker("gateway-1"), mapping={"name": "gw:9", "host": "gw", "pid": 9,
+                                                              "queues": "results", "last_beat": beat})
     with running_worker():
         reaches(ping.send(message="w").message_id, JobStatus.SUCCEEDED)
         workers = json.loads(runner.invoke(app, ["workers", "--json"]).output)
         table = runner.invoke(app, ["workers"], env=WIDE)
-    (worker,) = [w for w in workers["workers"] if w["alive"]]
+    (worker,) = [w for w in workers["workers"] if w["alive"] and not w["edge"]]
     assert worker["rss_bytes"] > 0 and worker["processed"] >= 1 and worker["threads"] == 2
-    assert "alive" in table.output and "MiB" in table.output
+    assert "alive" in table.output and "MiB" in table.output and "gw:9 edge" in table.output
     edge = runner.invoke(app, ["edge", "nodes"], env=WIDE)
     assert edge.exit_code == 0, edge.output
     schedules = runner.invoke(app, ["schedules"], env=WIDE)

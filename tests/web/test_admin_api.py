@@ -122,6 +122,29 @@ async def test_edit_and_replay_links_lineage(client, tokens, database_url, redis
     assert detail["record"]["replayed_as"] == new.job_id and detail["timeline"][-1]["event"] == "replayed"
 
 
+async def test_an_edge_dead_letter_is_replayed_onto_the_edge_namespace(client, tokens, redis_client) -> None:
+    from broker.edge_registry import send_edge_message
+    from domain.contracts import SCRAPE_SOURCE
+
+    old = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                            ttl_s=30, force=True)
+    edge = KEYS.edge
+    rid = redis_client.lpop(edge.queue("edge"))  # its last attempt died: on edge.XQ, its record dead
+    redis_client.zadd(edge.dead("edge"), {rid: current_millis()})
+    redis_client.hset(edge.dead_messages("edge"), rid, redis_client.hget(edge.messages("edge"), rid))
+    redis_client.hset(edge.job(old.message_id), "status", "dead")
+    response = await client.post(f"/v1/admin/dead/edge/{old.message_id}/replay", json={"kwargs": {"query": "new"}},
+                                 headers=bearer(tokens["admin"]))
+    assert response.status_code == 201, await response.get_data()
+    new_id = (await response.get_json())["job_id"]
+    assert redis_client.llen(edge.queue("edge")) == 1 and redis_client.llen(KEYS.queue("edge")) == 0
+    detail = await (await client.get(f"/v1/admin/jobs/{new_id}", headers=bearer(tokens["reader"]))).get_json()
+    assert detail["record"]["replayed_from"] == old.message_id and detail["record"]["kwargs"]["query"] == "new"
+    old_detail = await (await client.get(f"/v1/admin/jobs/{old.message_id}",
+                                         headers=bearer(tokens["reader"]))).get_json()
+    assert old_detail["record"]["replayed_as"] == new_id
+
+
 async def test_discard_and_bad_selections(client, tokens, database_url, redis_client: redis.Redis) -> None:
     job_id = make_dead("gone")
     neither = await client.post("/v1/admin/dead/default/discard", json={}, headers=bearer(tokens["admin"]))
@@ -164,6 +187,22 @@ async def test_job_search_filters(client, tokens, redis_client: redis.Redis) -> 
     assert (await search(status="bogus")).status_code == 422
 
 
+async def test_job_search_pages_through_server_and_edge_jobs(client, tokens, redis_client: redis.Redis) -> None:
+    from broker.edge_registry import send_edge_message
+    from domain.contracts import SCRAPE_SOURCE
+
+    server = ping.send(message="first")
+    edge = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
+                             ttl_s=30, force=True)
+    redis_client.zadd(KEYS.edge.job_index, {edge.message_id: current_millis() + 60_000})  # newest: first page
+    page = await (await client.get("/v1/admin/jobs", query_string={"limit": 1},
+                                   headers=bearer(tokens["reader"]))).get_json()
+    assert [(j["job_id"], j["queue"]) for j in page["items"]] == [(edge.message_id, "edge")]
+    rest = await (await client.get("/v1/admin/jobs", query_string={"limit": 5, "cursor": page["next_cursor"]},
+                                   headers=bearer(tokens["reader"]))).get_json()
+    assert [(j["job_id"], j["queue"]) for j in rest["items"]] == [(server.message_id, "default")]
+
+
 async def test_workers_and_orphans_with_rescue_time(client, tokens, redis_client: redis.Redis) -> None:
     message = actors.broker.enqueue(ping.message(message="held"))
     rid = message.options["redis_message_id"]
@@ -193,9 +232,11 @@ async def test_edge_nodes_from_table_and_heartbeats(client, tokens, database_url
         await conn.execute("delete from edge_nodes")
         await conn.execute("insert into edge_nodes (node_id, version, host, last_seen, done_count, failed_count) "
                            "values ('pi-kitchen', '1.2.0', 'pi-kitchen', now() - interval '1 hour', 40, 2)")
-        redis_client.zadd(KEYS.heartbeats, {"edge1": current_millis()})
-        redis_client.hset(KEYS.worker("edge1"), mapping={"name": "pi-hall:7", "host": "pi-hall", "pid": 7,
-                                                         "queues": "edge", "threads": 2, "last_beat": current_millis()})
+        # edge workers beat in the edge namespace
+        redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi-hall-1": current_millis()})
+        redis_client.hset(KEYS.edge.worker("edge-pi-hall-1"), mapping={
+            "name": "pi-hall:7", "host": "pi-hall", "pid": 7, "queues": "edge", "threads": 2,
+            "last_beat": current_millis()})
         body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
     finally:
         await conn.execute("delete from edge_nodes")

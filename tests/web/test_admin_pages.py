@@ -108,3 +108,19 @@ async def test_edit_and_replay_from_the_job_page(app, tokens, redis_client: redi
     new_id = response.headers["Location"].rsplit("/", 1)[1]
     page = await (await client.get(f"/admin/jobs/{new_id}")).get_data(as_text=True)
     assert f'data-link="replayed_from"' in page and job_id in page and "form-2" in page
+
+
+async def test_workers_page_marks_edge_workers_and_survives_their_garbage(app, tokens, redis_client) -> None:
+    from dramatiq.common import current_millis
+
+    beat = current_millis() + 60_000
+    redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi7-1": beat, "edge-pi7-2": beat})
+    redis_client.hset(KEYS.edge.worker("edge-pi7-1"), mapping={"name": "pi7:3", "host": "pi7", "pid": 3,
+                                                               "queues": "edge", "last_beat": beat})
+    redis_client.hset(KEYS.edge.worker("edge-pi7-2"), mapping={"host": "pi7", "pid": "<b>x</b>"})  # garbage
+    client = app.test_client()
+    await sign_in(client, tokens["reader"])
+    response = await client.get("/admin/workers")
+    html = await response.get_data(as_text=True)
+    assert response.status_code == 200 and re.search(r"<strong>pi7</strong>:3 <span[^>]*>edge</span>", html)
+    assert "<b>x</b>" not in html
