@@ -32,6 +32,7 @@ from dramatiq.common import current_millis, q_name
 from dramatiq.middleware import SkipMessage
 
 from broker.jobs import JobStore
+from broker.outage import backoff_s, transient
 from domain.jobs import JobStatus, error_text, status_after_attempt, summarise_result
 
 log = logging.getLogger(__name__)
@@ -236,45 +237,50 @@ class OutcomeWriter:
                 self.items.task_done()
 
     def _write(self, batch: list[Outcome | Ack]) -> None:
-        if not batch:
-            return
         pending = coalesce([item for item in batch if isinstance(item, Outcome)])
         acks = [item for item in batch if isinstance(item, Ack)]
-        for attempt in range(30):
+        attempt = 0
+        # until the batch lands: a dropped ack re-runs a finished job after a later crash
+        while pending or acks:
             try:
-                with self.store.client.pipeline(transaction=False) as pipe:
-                    for item in pending:
-                        self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
-                                               incr=item.incr, drop=item.drop)
-                    self._count(pipe, pending)
-                    for ack in acks:  # after the outcomes: a record never trails its ack
-                        self._ack(pipe, ack)
-                    results = pipe.execute(raise_on_error=False)
-                refused = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
-                if refused:  # e.g. OOM under maxmemory: logged, not retried (the batch would refuse again)
-                    log.error("Redis refused %d job record command(s): %s", len(refused), refused[0])
-                self._reack([ack for ack, result in zip(acks, results[len(results) - len(acks):])
-                             if isinstance(result, redis.exceptions.NoScriptError)])
-                self.on_acked([ack.job_id for ack in acks])
-                return
-            except redis.ConnectionError:
-                log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
-                time.sleep(min(5.0, 0.1 * 2**attempt))
-        log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+                acks = self._send(pending, acks)
+                pending = []
+            except redis.RedisError as error:
+                if not transient(error):
+                    raise
+                if attempt == 0:
+                    log.warning("job record batch not written (%s); retrying until Redis takes it", error)
+                time.sleep(backoff_s(attempt))
+                attempt += 1
+
+    def _send(self, pending: list[Outcome], acks: list[Ack]) -> list[Ack]:
+        """Write the batch in one transaction; returns the acks to send again (their script was flushed).
+
+        A transaction, so that a full or read-only Redis refuses all of it: an ack never
+        lands without the outcome queued before it, and the retry doubles no counter.
+        """
+        with self.store.client.pipeline(transaction=True) as pipe:
+            for item in pending:
+                self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
+                                       incr=item.incr, drop=item.drop)
+            self._count(pipe, pending)
+            for ack in acks:  # after the outcomes: a record never trails its ack
+                self._ack(pipe, ack)
+            results = pipe.execute(raise_on_error=False)
+        ack_results = results[len(results) - len(acks):]
+        again = [ack for ack, result in zip(acks, ack_results) if isinstance(result, redis.exceptions.NoScriptError)]
+        rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
+        if rejected:  # e.g. WRONGTYPE: retrying would not help
+            log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
+        if again:
+            self.store.client.script_load(self.dispatch.script)  # its script cache was flushed (a restart)
+        self.on_acked([ack.job_id for ack in acks if ack not in again])
+        return again
 
     def _ack(self, pipe: Any, ack: Ack) -> None:
         # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline
         args = self.ack_args(ack.queue, ack.redis_message_id)
         pipe.evalsha(self.dispatch.sha, 1, self.store.keys.ns, *args)
-
-    def _reack(self, acks: list[Ack]) -> None:
-        """Ack again what Redis refused for want of the script (its script cache was flushed, e.g. a restart)."""
-        if acks:
-            self.store.client.script_load(self.dispatch.script)
-            with self.store.client.pipeline(transaction=False) as pipe:
-                for ack in acks:
-                    self._ack(pipe, ack)
-                pipe.execute()
 
     def _count(self, pipe: Any, pending: list[Outcome]) -> None:
         """Add the batch's outcomes to per-minute queue counters and per-worker totals (one HINCRBY each)."""

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from pydantic import ValidationError
 from quart import Quart, jsonify
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
+
+from broker.outage import refusal
 
 
 def problem(status: int, error: str, *, fields: dict[str, str] | None = None,
@@ -40,3 +43,12 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:
         return problem(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(redis.ResponseError)
+    async def redis_refused(error: redis.ResponseError) -> Any:
+        # a full (maxmemory, noeviction) or read-only (replica) Redis refuses writes until it recovers
+        why = refusal(error)
+        if not why:
+            raise error
+        return problem(503, f"the job queue's Redis is {why} and refused the write; nothing was changed, "
+                            "try again later", headers={"Retry-After": "30"})

@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from quart import Blueprint, current_app
 from quart_schema import hide
 
 import actors
+from broker.outage import refusal
 
 blueprint = Blueprint("health", __name__)
 REQUESTS = Counter("backroom_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -16,7 +18,15 @@ LATENCY = Histogram("backroom_http_request_seconds", "HTTP request latency", ["e
 
 
 async def _check_redis() -> str:
-    await asyncio.wait_for(asyncio.to_thread(actors.broker.client.ping), timeout=2)
+    # a write, not a PING: a full (maxmemory, noeviction) or read-only Redis answers PING but takes no job
+    key = f"{actors.broker.namespace}:healthz"
+    try:
+        await asyncio.wait_for(asyncio.to_thread(actors.broker.client.set, key, "1", px=60_000), timeout=2)
+    except redis.ResponseError as error:
+        why = refusal(error)
+        if not why:
+            raise
+        return f"down: {why} (refuses writes)"
     return "ok"
 
 
@@ -28,7 +38,7 @@ async def _check_postgres() -> str:
 
 @blueprint.get("/healthz")
 async def healthz() -> Any:
-    """200 when Redis and Postgres answer, else 503 naming what is down."""
+    """200 when Redis takes writes and Postgres answers, else 503 naming what is down (Redis full or read-only too)."""
     checks: dict[str, str] = {}
     for name, check in (("redis", _check_redis), ("postgres", _check_postgres)):
         try:

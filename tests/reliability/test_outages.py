@@ -1,0 +1,146 @@
+"""Ordinary operations lose nothing: Redis outages, deploys during long jobs, a full Redis, orphans."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from broker.setup import build_broker
+from cli.stack import descendants
+from config.settings import get_settings
+from domain.jobs import JobStatus
+from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.effects import EFFECTS, counted_effect, fail_first_attempt, slow_effect
+
+pytestmark = pytest.mark.reliability
+
+
+def count(client: redis.Redis, tag: str) -> int:
+    return int(client.hget(EFFECTS, tag) or 0)
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, exited but not yet reaped by its new parent, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.fixture()
+def own_broker(own_redis) -> Iterator:  # type: ignore[no-untyped-def]
+    """A broker on the test's own Redis (the one the pool under test uses)."""
+    broker = build_broker(get_settings().model_copy(update={"redis_url": own_redis.url}))
+    yield broker
+    broker.close()
+
+
+def test_delayed_jobs_and_retry_backoffs_run_once_across_a_redis_restart(own_redis, own_broker, pools) -> None:
+    client = own_broker.client
+    pools(own_redis.url, processes=2, threads=2)
+    wait_until(lambda: len(live_workers(client)) == 2, 60, "two workers heartbeat")
+    # etas 40 ms apart: some come due while Redis is down, before the consumers notice the outage
+    delayed = [own_broker.enqueue(slow_effect.message(f"delayed-{i}", 0.0), delay=3_000 + 40 * i)
+               for i in range(60)]
+    last_eta = max(m.options["eta"] for m in delayed)
+    failing = own_broker.enqueue(fail_first_attempt.message("retried", 2.0))
+    wait_until(lambda: client.llen("backroom:default.DQ") == 0 and count(client, "retried:started") == 1, 30,
+               "delayed messages fetched into memory, the failing job started")
+    wait_until(lambda: time.time() * 1000 > delayed[30].options["eta"], 30, "half of the delayed jobs are due")
+    own_redis.stop()  # the failing job fails while Redis is down: its retry is enqueued then
+    wait_until(lambda: time.time() * 1000 > last_eta + 1_000, 30, "every delayed job came due during the outage")
+    own_redis.start()
+    for message in [*delayed, failing]:
+        wait_until(lambda m=message: (r := own_broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
+                   90, f"{message.args[0]} runs after the restart")
+    assert [count(client, f"delayed-{i}") for i in range(60)] == [1] * 60
+    assert count(client, "retried") == 1 and count(client, "retried:started") == 2
+
+
+def test_a_graceful_stop_hands_back_jobs_running_past_the_deadline(own_redis, own_broker, pools) -> None:
+    client = own_broker.client
+    pool = pools(own_redis.url, processes=1, threads=1, WORKER_SHUTDOWN_TIMEOUT_S="1")
+    wait_until(lambda: len(live_workers(client)) == 1, 60, "the worker heartbeats")
+    message = own_broker.enqueue(slow_effect.message("long", 8.0))
+    wait_until(lambda: count(client, "long:started") == 1, 30, "the long job starts")
+    assert pool.terminate() == 0
+    handed = own_broker.jobs.get(message.message_id)
+    assert handed.status is JobStatus.QUEUED and "handed back" in (handed.last_error or "")
+    assert "handed back" in [event["event"] for event in own_broker.jobs.events(message.message_id)]
+    assert count(client, "long") == 0  # stopped mid-job: no effect
+    pools(own_redis.url, processes=1, threads=1)
+    done = wait_until(lambda: (r := own_broker.jobs.get(message.message_id)) and r.status is JobStatus.SUCCEEDED
+                      and r, 90, "the handed-back job runs again")
+    assert done.attempts == 2 and count(client, "long:started") == 2 and count(client, "long") == 1
+
+
+def test_finished_jobs_keep_their_outcome_through_a_full_redis(own_redis, own_broker, pools, redis_client) -> None:
+    client = own_broker.client
+    # effects counted in the suite's Redis: the broker's refuses every write for a while
+    pool = pools(own_redis.url, processes=1, threads=2, EFFECTS_REDIS_URL=os.environ["REDIS_URL"])
+    wait_until(lambda: len(live_workers(client)) == 1, 60, "the worker heartbeats")
+    jobs = [own_broker.enqueue(counted_effect.message(f"full-{i}", 1.0)) for i in range(2)]
+    wait_until(lambda: all(count(redis_client, f"full-{i}:started") for i in range(2)), 30, "both jobs start")
+    refused_before = _oom_refusals(client)
+    client.config_set("maxmemory", "1")  # noeviction: every write is refused (OOM)
+    try:
+        wait_until(lambda: all(count(redis_client, f"full-{i}") for i in range(2)), 30, "both jobs finish")
+        wait_until(lambda: _oom_refusals(client) > refused_before, 30, "Redis refuses their outcomes and acks")
+    finally:
+        client.config_set("maxmemory", "0")
+    for message in jobs:
+        wait_until(lambda m=message: own_broker.jobs.get(m.message_id).status is JobStatus.SUCCEEDED, 30,
+                   "the outcome lands once Redis has room")
+    wait_until(lambda: client.hlen("backroom:default.msgs") == 0, 30, "the acks land too")
+    [worker] = live_workers(client).values()
+    os.kill(int(worker["pid"]), signal.SIGKILL)  # what the worker still held would now run again
+    wait_until(lambda: (w := live_workers(client)) and worker["pid"] not in {i["pid"] for i in w.values()}, 60,
+               "the pool replaced the killed worker")
+    assert [count(redis_client, f"full-{i}:started") for i in range(2)] == [1, 1]
+    assert client.hlen("backroom:default.msgs") == 0 and client.llen("backroom:default") == 0
+    pool.kill()
+
+
+def _oom_refusals(client: redis.Redis) -> int:
+    return int(client.info("errorstats").get("errorstat_OOM", {}).get("count", 0))
+
+
+def test_a_killed_master_takes_its_worker_process_down(redis_client, pools) -> None:
+    pool = pools(os.environ["REDIS_URL"], processes=1, threads=1)
+    [worker] = wait_until(lambda: list(live_workers(redis_client).values()), 60, "the worker heartbeats")
+    worker_pid = int(worker["pid"])
+    master_pid = next(pid for pid in descendants(pool.process.pid) if worker_pid in descendants(pid))
+    message = slow_effect.send("orphaned", 2.0)
+    wait_until(lambda: count(redis_client, "orphaned:started") == 1, 30, "the job starts")
+    os.kill(master_pid, signal.SIGKILL)
+    try:
+        wait_until(lambda: not alive(worker_pid), 60, "the master's worker process exits with it")
+    finally:
+        if alive(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)  # an orphan outlives the pool's own stop
+    from actors import broker
+
+    wait_until(lambda: broker.jobs.get(message.message_id).status is JobStatus.SUCCEEDED, 60,
+               "the job finishes (or is reaped and re-run)")
+    assert count(redis_client, "orphaned") == 1
+
+
+def test_a_worker_killed_while_booting_is_replaced_without_waiting_for_its_boot(redis_client, pools,
+                                                                                tmp_path: Path) -> None:
+    gate = tmp_path / "boot-gate"
+    pool = pools(os.environ["REDIS_URL"], processes=1, threads=1, BOOT_GATE=str(gate))
+    [master] = wait_until(lambda: [pid for pid in descendants(pool.process.pid) if descendants(pid)], 60,
+                          "the master forked its worker process")
+    booting = descendants(master)[0]  # held at the boot gate
+    os.kill(booting, signal.SIGKILL)
+    # Dramatiq's master waits 30 s for the boot signal of a dead child; the pool replaces it at once
+    wait_until(lambda: master not in descendants(pool.process.pid), 20, "the stuck master is replaced")
+    gate.touch()
+    wait_until(lambda: len(live_workers(redis_client)) == 1, 60, "the replacement boots and heartbeats")
+    slow_effect.send("after-boot", 0.0)
+    wait_until(lambda: count(redis_client, "after-boot") == 1, 30, "the replacement runs jobs")
