@@ -239,12 +239,17 @@ class OutcomeWriter:
     def _write(self, batch: list[Outcome | Ack]) -> None:
         pending = coalesce([item for item in batch if isinstance(item, Outcome)])
         acks = [item for item in batch if isinstance(item, Ack)]
-        attempt = 0
+        attempt, reload = 0, False
         # until the batch lands: a dropped ack re-runs a finished job after a later crash
         while pending or acks:
             try:
+                if reload:  # Redis lost the ack script (a restart flushes its script cache)
+                    self.store.client.script_load(self.dispatch.script)
+                    reload = False
                 acks = self._send(pending, acks)
-                pending = []
+                pending, reload = [], bool(acks)
+            except redis.exceptions.NoScriptError:  # refused before EXEC: nothing was written
+                reload = True
             except redis.RedisError as error:
                 if not transient(error):
                     raise
@@ -254,7 +259,7 @@ class OutcomeWriter:
                 attempt += 1
 
     def _send(self, pending: list[Outcome], acks: list[Ack]) -> list[Ack]:
-        """Write the batch in one transaction; returns the acks to send again (their script was flushed).
+        """Write the batch in one transaction; returns the acks to send again (Redis lacked their script).
 
         A transaction, so that a full or read-only Redis refuses all of it: an ack never
         lands without the outcome queued before it, and the retry doubles no counter.
@@ -272,8 +277,6 @@ class OutcomeWriter:
         rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
         if rejected:  # e.g. WRONGTYPE: retrying would not help
             log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
-        if again:
-            self.store.client.script_load(self.dispatch.script)  # its script cache was flushed (a restart)
         self.on_acked([ack.job_id for ack in acks if ack not in again])
         return again
 
