@@ -14,7 +14,7 @@ from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, MiddlewareError
+from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 
 from broker.jobs import JobStore
 from broker.outage import refusal, transient, until_it_lands
@@ -41,8 +41,8 @@ class BackroomBroker(RedisBroker):
         self.lost: dict[str, set[str]] = {}
         # set by JobTracking: acks of ready-queue messages ride in its batched writes
         self.ack_sink: Callable[[str, str, str], None] | None = None
-        # set in worker processes (see broker.recovery): their enqueues (a delayed message come
-        # due, a retry's backoff, an actor's next step) wait out a Redis outage instead of raising
+        # set in worker processes (see broker.recovery): Dramatiq's own enqueues there (a delayed
+        # message come due, a retry's backoff) wait out a Redis outage instead of raising
         self.enqueue_until_it_lands = False
 
     @property
@@ -93,7 +93,8 @@ class BackroomBroker(RedisBroker):
             message = message.copy(queue_name=queue_name, options={"eta": eta})
 
         self.emit_before("enqueue", message, delay)
-        if self.enqueue_until_it_lands:
+        # not an actor's own send: that raises, so its job fails and is retried (or the edge keeps it in its outbox)
+        if self.enqueue_until_it_lands and CurrentMessage.get_current_message() is None:
             # the script is idempotent per redis_message_id: a retry after a lost reply enqueues nothing twice
             outcome = until_it_lands(lambda: self._enqueue_script(message, queue_name, eta),
                                      f"enqueue of {message.actor_name} {message.message_id}")
