@@ -50,11 +50,14 @@ def counted_effect(tag: str, seconds: float) -> None:
     _store().hincrby(EFFECTS, tag, 1)
 
 
-@dramatiq.actor(queue_name="default", max_retries=3, min_backoff=2_000, max_backoff=3_000, time_limit=60_000)
-def fail_first_attempt(tag: str, seconds: float) -> None:
-    """Count a start; the first attempt sleeps then fails (touching no Redis), a retry counts the effect."""
+@dramatiq.actor(queue_name="default", max_retries=3, min_backoff=1_000, max_backoff=2_000, time_limit=120_000)
+def fail_first_attempt(tag: str, gate: str) -> None:
+    """Count a start; the first attempt waits for the file `gate`, marks `gate`.failing and fails (no Redis
+    touched after the wait); a retry counts the effect."""
     started = _store().hincrby(EFFECTS, f"{tag}:started", 1)
     if started == 1:
-        time.sleep(seconds)
+        while not os.path.exists(gate):
+            time.sleep(0.05)
+        open(gate + ".failing", "w").close()
         raise RuntimeError("first attempt fails")
     _store().hincrby(EFFECTS, tag, 1)
