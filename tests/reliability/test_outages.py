@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from broker.setup import build_broker
-from cli.stack import descendants
+from cli.stack import descendants, free_port
 from config.settings import get_settings
 from domain.jobs import JobStatus
 from tests.reliability.conftest import live_workers, wait_until
@@ -126,19 +126,24 @@ def _refused_counters(client: redis.Redis) -> int:
     return int(client.info("commandstats").get("cmdstat_hincrby", {}).get("rejected_calls", 0))
 
 
-def test_a_killed_master_takes_its_worker_process_down(redis_client, pools) -> None:
-    pool = pools(os.environ["REDIS_URL"], processes=1, threads=1)
+def test_a_killed_master_takes_its_worker_and_metrics_processes_down(redis_client, pools) -> None:
+    # with metrics on, the master of the pool's first slot also forks Dramatiq's exposition server
+    pool = pools(os.environ["REDIS_URL"], processes=1, threads=1, METRICS_PORT=str(free_port()),
+                 API_HOST="127.0.0.1")
     [worker] = wait_until(lambda: list(live_workers(redis_client).values()), 60, "the worker heartbeats")
     worker_pid = int(worker["pid"])
     master_pid = next(pid for pid in descendants(pool.process.pid) if worker_pid in descendants(pid))
+    children = wait_until(lambda: (c := descendants(master_pid)) and len(c) == 2 and c, 60,
+                          "the master runs its worker and its metrics server")
     message = slow_effect.send("orphaned", 2.0)
     wait_until(lambda: count(redis_client, "orphaned:started") == 1, 30, "the job starts")
     os.kill(master_pid, signal.SIGKILL)
     try:
-        wait_until(lambda: not alive(worker_pid), 60, "the master's worker process exits with it")
+        wait_until(lambda: not any(alive(pid) for pid in children), 60, "the master's processes exit with it")
     finally:
-        if alive(worker_pid):
-            os.kill(worker_pid, signal.SIGKILL)  # an orphan outlives the pool's own stop
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)  # an orphan outlives the pool's own stop
     from actors import broker
 
     wait_until(lambda: broker.jobs.get(message.message_id).status is JobStatus.SUCCEEDED, 60,
