@@ -40,21 +40,24 @@ def own_broker(own_redis) -> Iterator:  # type: ignore[no-untyped-def]
     broker.close()
 
 
-def test_delayed_jobs_and_retry_backoffs_run_once_across_a_redis_restart(own_redis, own_broker, pools,
-                                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+def test_delayed_jobs_and_retry_backoffs_run_once_across_a_redis_restart(own_redis, own_broker, pools, redis_client,
+                                                                        tmp_path: Path, kill: bool) -> None:
     client = own_broker.client
-    pools(own_redis.url, processes=2, threads=2)
+    client.config_set("appendfsync", "always")  # a SIGKILL then loses no acknowledged write
+    # effects counted in the suite's Redis, which stays up: a job running at the kill still counts once
+    pools(own_redis.url, processes=2, threads=2, EFFECTS_REDIS_URL=os.environ["REDIS_URL"])
     wait_until(lambda: len(live_workers(client)) == 2, 60, "two workers heartbeat")
     # etas 40 ms apart: some come due while Redis is down, before the consumers notice the outage
-    delayed = [own_broker.enqueue(slow_effect.message(f"delayed-{i}", 0.0), delay=3_000 + 40 * i)
+    delayed = [own_broker.enqueue(counted_effect.message(f"delayed-{i}", 0.0), delay=3_000 + 40 * i)
                for i in range(60)]
     last_eta = max(m.options["eta"] for m in delayed)
     gate = tmp_path / "fail-now"
     failing = own_broker.enqueue(fail_first_attempt.message("retried", str(gate)))
-    wait_until(lambda: client.llen("backroom:default.DQ") == 0 and count(client, "retried:started") == 1, 30,
+    wait_until(lambda: client.llen("backroom:default.DQ") == 0 and count(redis_client, "retried:started") == 1, 30,
                "delayed messages fetched into memory, the failing job started")
     wait_until(lambda: time.time() * 1000 > delayed[30].options["eta"], 30, "half of the delayed jobs are due")
-    own_redis.stop()
+    own_redis.stop(kill=kill)
     gate.touch()  # the first attempt fails now, while Redis is down: its retry's enqueue must wait
     wait_until(lambda: Path(f"{gate}.failing").exists(), 30, "the first attempt fails during the outage")
     wait_until(lambda: time.time() * 1000 > last_eta + 1_000, 30, "every delayed job came due during the outage")
@@ -62,8 +65,8 @@ def test_delayed_jobs_and_retry_backoffs_run_once_across_a_redis_restart(own_red
     for message in [failing, *delayed]:
         wait_until(lambda m=message: (r := own_broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
                    90, f"{message.args[0]} runs after the restart")
-    assert [count(client, f"delayed-{i}") for i in range(60)] == [1] * 60
-    assert count(client, "retried") == 1 and count(client, "retried:started") == 2
+    assert [count(redis_client, f"delayed-{i}") for i in range(60)] == [1] * 60
+    assert count(redis_client, "retried") == 1 and count(redis_client, "retried:started") == 2
 
 
 def test_a_graceful_stop_hands_back_jobs_running_past_the_deadline(own_redis, own_broker, pools) -> None:
