@@ -120,7 +120,10 @@ class JobTracking(Middleware):
             fields["traceback"] = "".join(traceback.format_exception(exception, limit=30))[-8000:]
             event["traceback"] = fields["traceback"][-EVENT_TRACEBACK:]
             if status is JobStatus.RETRYING:
+                # the retry's enqueue wrote `retrying` already; after an outage this write may land
+                # late, and must not overwrite the status of the retry that ran meanwhile
                 fields.pop("finished_at")
+                fields.pop("status")
         counters = ("processed",) if exception is None else ("processed", "failed") + (
             ("dead",) if status is JobStatus.DEAD else ())
         self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD, event=event,
