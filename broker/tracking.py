@@ -276,8 +276,9 @@ class OutcomeWriter:
                 self._ack(pipe, ack)
             results = pipe.execute(raise_on_error=False)
         ack_results = results[len(results) - len(acks):]
-        again = [ack for ack, result in zip(acks, ack_results) if isinstance(result, redis.exceptions.NoScriptError)]
-        rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
+        noscript = redis.exceptions.NoScriptError
+        again = [ack for ack, result in zip(acks, ack_results) if isinstance(result, noscript)]
+        rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, noscript)]
         if rejected:  # e.g. WRONGTYPE: retrying would not help
             log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
         self.on_acked([ack.job_id for ack in acks if ack not in again])
