@@ -39,7 +39,7 @@ from broker.keys import Keys
 
 EDGE_QUEUE = "edge"
 COMMANDS = (
-    "ping", "select", "evalsha", "script|load", "script|exists",
+    "ping", "select", "evalsha", "script|load", "script|exists", "multi", "exec", "discard",
     "lpop", "rpush", "ltrim", "sadd", "srem", "smembers", "zadd", "zrem",
     "get", "set", "del", "expire", "persist", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hincrby",
     "publish", "psubscribe", "punsubscribe", "subscribe", "unsubscribe",

@@ -21,6 +21,8 @@ import redis
 from dramatiq import Middleware
 from dramatiq.broker import Broker
 
+from broker.handback import hand_back
+from broker.outage import die_with_parent, guard_threads
 from config.settings import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,15 @@ class Recovery(Middleware):
         self.reap = reap
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.beat_failed_at = float("-inf")  # monotonic time of this process's last refused heartbeat
+
+    def after_process_boot(self, broker: Broker) -> None:
+        # a worker process (not the web or the scheduler): it dies with its parent (no orphan
+        # consumes on after a master's SIGKILL), with any of its threads, and waits out outages
+        die_with_parent()
+        guard_threads()
+        if hasattr(broker, "enqueue_until_it_lands"):
+            broker.enqueue_until_it_lands = True
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.stopping.clear()
@@ -53,6 +64,10 @@ class Recovery(Middleware):
     def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         for thread in self.threads:
             thread.join(timeout=5)
+        # jobs still running past the shutdown deadline go back to their queues; when Redis
+        # refuses, the heartbeat stays so that it expires and the reaper re-queues them
+        if not hand_back(broker, sorted(getattr(worker, "consumers", {})), int(time.time() * 1000)):
+            return
         try:  # a clean exit: nothing in flight any more, so this worker needs no reaping
             broker.client.zrem(f"{broker.namespace}:__heartbeats__", broker.broker_id)
             broker.client.delete(f"{broker.namespace}:worker:{broker.broker_id}")
@@ -65,12 +80,18 @@ class Recovery(Middleware):
             try:
                 beat(broker, self.worker, ttl_s=max(1, self.timeout_ms * 3 // 1000))
             except redis.RedisError as error:
-                log.warning("heartbeat failed: %s", error)
+                if self.beat_failed_at < time.monotonic() - interval * 2:  # one line per outage
+                    log.warning("heartbeat failed: %s", error)
+                self.beat_failed_at = time.monotonic()
             self.stopping.wait(interval)
 
     def _reap_loop(self, broker: Any) -> None:
         interval = reap_interval_s(self.timeout_ms)
         while not self.stopping.wait(interval):
+            # when Redis refused our heartbeats (down, full, read-only) it refused everyone's:
+            # every heartbeat looks old until all workers beat again
+            if time.monotonic() - self.beat_failed_at < self.timeout_ms * 1.5 / 1000:
+                continue
             try:
                 reap(broker, timeout_ms=self.timeout_ms, threshold=self.threshold, retention_s=self.retention_s)
             except redis.RedisError as error:

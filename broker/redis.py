@@ -14,10 +14,11 @@ from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, MiddlewareError
+from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 
 from broker.guard import CLAIMED_QUEUE
 from broker.jobs import JobStore
+from broker.outage import refusal, transient, until_it_lands
 from broker.pauses import Pauses
 from domain.jobs import redact, status_on_enqueue
 
@@ -41,6 +42,9 @@ class BackroomBroker(RedisBroker):
         self.lost: dict[str, set[str]] = {}
         # set by JobTracking: acks of ready-queue messages ride in its batched writes
         self.ack_sink: Callable[[str, str, str], None] | None = None
+        # set in worker processes (see broker.recovery): Dramatiq's own enqueues there (a delayed
+        # message come due, a retry's backoff) wait out a Redis outage instead of raising
+        self.enqueue_until_it_lands = False
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -90,7 +94,14 @@ class BackroomBroker(RedisBroker):
             message = message.copy(queue_name=queue_name, options={"eta": eta})
 
         self.emit_before("enqueue", message, delay)
-        return self._enqueued(message, self._enqueue_script(message, queue_name, eta), delay)
+        # not an actor's own send: that raises, so its job fails and is retried (or the edge keeps it in its outbox)
+        if self.enqueue_until_it_lands and CurrentMessage.get_current_message() is None:
+            # the script is idempotent per redis_message_id: a retry after a lost reply enqueues nothing twice
+            outcome = until_it_lands(lambda: self._enqueue_script(message, queue_name, eta),
+                                     f"enqueue of {message.actor_name} {message.message_id}")
+        else:
+            outcome = self._enqueue_script(message, queue_name, eta)
+        return self._enqueued(message, outcome, delay)
 
     def _enqueued(self, message: Message, outcome: Any, delay: int | None) -> Message:
         """The message the caller gets back: the live job holding its unique key, or itself."""
@@ -243,9 +254,24 @@ class _WakingConsumer(_RedisConsumer):
         """
         sink = self.broker.ack_sink
         if sink is None or self.queue_name.endswith(".DQ"):
-            return super().ack(message)
+            return self._unless_refused(super().ack, message)
         self.queued_message_ids.discard(message.message_id)
         sink(self.queue_name, message.options["redis_message_id"], message.message_id)
+
+    def nack(self, message: MessageProxy) -> None:
+        """Dramatiq's nack, retried like a lost connection while Redis is full or read-only."""
+        self._unless_refused(super().nack, message)
+
+    @staticmethod
+    def _unless_refused(call: Callable[[MessageProxy], None], message: MessageProxy) -> None:
+        # Dramatiq retries an ack or nack every second on a connection error, but drops it on
+        # any other (the message then stays held and re-runs after a crash)
+        try:
+            call(message)
+        except redis.ResponseError as error:
+            if not refusal(error):
+                raise
+            raise ConnectionClosed(error) from None
 
     def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
@@ -254,7 +280,9 @@ class _WakingConsumer(_RedisConsumer):
         if queue_name in broker.lost:
             try:
                 broker.requeue_lost(queue_name)
-            except redis.ConnectionError as e:
+            except redis.RedisError as e:
+                if not transient(e):
+                    raise
                 raise ConnectionClosed(e) from None
 
     def __next__(self) -> MessageProxy | None:
@@ -292,7 +320,11 @@ class _WakingConsumer(_RedisConsumer):
                     else:
                         time.sleep(backoff_ms / 1000)
                     return None
-        except redis.ConnectionError as e:
+        except redis.RedisError as e:
+            if not transient(e):
+                raise
+            # a full or read-only Redis refuses the fetch script as a lost connection fails it:
+            # the consumer restarts, and what it held in memory goes back (see requeue_lost)
             self._remember_lost()
             raise ConnectionClosed(e) from None
 

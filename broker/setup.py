@@ -11,6 +11,7 @@ from periodiq import PeriodiqMiddleware
 
 from broker.guard import QueueGuard
 from broker.keys import Keys, edge_namespace
+from broker.outage import die_with_parent
 from broker.recovery import Recovery
 from broker.redis import BackroomBroker
 from broker.tracking import JobTracking
@@ -136,9 +137,21 @@ def _prometheus() -> Any:
 
         @property
         def forks(self) -> list:
-            return super().forks if os.environ.get("BACKROOM_METRICS_EXPOSE", "1") != "0" else []
+            return [serve_metrics] if os.environ.get("BACKROOM_METRICS_EXPOSE", "1") != "0" else []
 
     return PoolPrometheus()
+
+
+def serve_metrics() -> int:
+    """Dramatiq's Prometheus exposition server, in a process that dies with the master that forked it.
+
+    Otherwise a SIGKILLed master leaves it serving stale metrics on the port its replacement needs.
+    """
+    from dramatiq.middleware.prometheus import Prometheus
+
+    die_with_parent()
+    [serve] = Prometheus().forks
+    return int(serve())
 
 
 def _bound_retries(broker: BackroomBroker, settings: EdgeSettings) -> None:

@@ -32,6 +32,7 @@ from dramatiq.common import current_millis, q_name
 from dramatiq.middleware import SkipMessage
 
 from broker.jobs import JobStore
+from broker.outage import backoff_s, transient
 from domain.jobs import JobStatus, error_text, redact, status_after_attempt, summarise_result
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,10 @@ class JobTracking(Middleware):
             fields["traceback"] = "".join(traceback.format_exception(exception, limit=30))[-8000:]
             event["traceback"] = fields["traceback"][-EVENT_TRACEBACK:]
             if status is JobStatus.RETRYING:
+                # the retry's enqueue wrote `retrying` already; after an outage this write may land
+                # late, and must not overwrite the status of the retry that ran meanwhile
                 fields.pop("finished_at")
+                fields.pop("status")
         counters = ("processed",) if exception is None else ("processed", "failed") + (
             ("dead",) if status is JobStatus.DEAD else ())
         self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD, event=event,
@@ -241,40 +245,68 @@ class OutcomeWriter:
                 self.items.task_done()
 
     def _write(self, batch: list[Outcome | Ack]) -> None:
-        if not batch:
-            return
         pending = coalesce([item for item in batch if isinstance(item, Outcome)])
         acks = [item for item in batch if isinstance(item, Ack)]
-        adopting = [item for item in pending if item.adopt is not None]
-        for attempt in range(30):
+        attempt, reload = 0, False
+        # until the batch lands: a dropped ack re-runs a finished job after a later crash
+        while pending or acks:
             try:
-                with self.store.client.pipeline(transaction=False) as pipe:
-                    for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
-                        pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
-                    for item in pending:
-                        self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
-                                               incr=item.incr, drop=item.drop)
-                    self._count(pipe, pending)
-                    for ack in acks:  # after the outcomes: a record never trails its ack
-                        self._ack(pipe, ack)
-                    results = pipe.execute(raise_on_error=False)
-                refused = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
-                if refused:  # e.g. OOM under maxmemory: logged, not retried (the batch would refuse again)
-                    log.error("Redis refused %d job record command(s): %s", len(refused), refused[0])
-                self._reack([ack for ack, result in zip(acks, results[len(results) - len(acks):])
-                             if isinstance(result, redis.exceptions.NoScriptError)])
-                self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
-                self.on_acked([ack.job_id for ack in acks])
-                return
-            except redis.ConnectionError:
-                log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
-                time.sleep(min(5.0, 0.1 * 2**attempt))
-        log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+                if reload:  # Redis lost the ack script (a restart flushes its script cache)
+                    self.store.client.script_load(self.dispatch.script)
+                    reload = False
+                acks = self._send(pending, acks)
+                pending, reload = [], bool(acks)
+            except redis.exceptions.NoScriptError:  # refused before EXEC: nothing was written
+                reload = True
+            except redis.RedisError as error:
+                if not transient(error):
+                    raise
+                if attempt == 0:
+                    log.warning("job record batch not written (%s); retrying until Redis takes it", error)
+                time.sleep(backoff_s(attempt))
+                attempt += 1
+
+    def _send(self, pending: list[Outcome], acks: list[Ack]) -> list[Ack]:
+        """Write the batch in one transaction; returns the acks to send again (Redis lacked their script).
+
+        A transaction, so that a full or read-only Redis refuses all of it: an ack never
+        lands without the outcome queued before it, and the retry doubles no counter.
+        """
+        adopting = [item for item in pending if item.adopt is not None]
+        with self.store.client.pipeline(transaction=True) as pipe:
+            for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
+                pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
+            for item in pending:
+                self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
+                                       incr=item.incr, drop=item.drop)
+            self._count(pipe, pending)
+            for ack in acks:  # after the outcomes: a record never trails its ack
+                self._ack(pipe, ack)
+            results = pipe.execute(raise_on_error=False)
+        ack_results = results[len(results) - len(acks):]
+        noscript = redis.exceptions.NoScriptError
+        again = [ack for ack, result in zip(acks, ack_results) if isinstance(result, noscript)]
+        rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, noscript)]
+        if rejected:  # e.g. WRONGTYPE: retrying would not help
+            log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
+        self.on_acked([ack.job_id for ack in acks if ack not in again])
+        self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
+        return again
 
     def _adopt(self, messages: list[MessageProxy]) -> None:
-        """Write the records of foreign producers' messages (rare: Backroom's enqueue writes its own)."""
+        """Write the records of foreign producers' messages (rare: Backroom's enqueue writes its own).
+
+        After the batch landed: a failure here is logged, never retried with the batch (which
+        would write its outcomes and counters twice); the record then lacks only its arguments.
+        """
         if not messages:
             return
+        try:
+            self._adopt_now(messages)
+        except redis.RedisError as error:
+            log.warning("could not complete the records of %d foreign job(s): %s", len(messages), error)
+
+    def _adopt_now(self, messages: list[MessageProxy]) -> None:
         with self.store.client.pipeline(transaction=False) as pipe:
             for message in messages:
                 args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
@@ -288,15 +320,6 @@ class OutcomeWriter:
         # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline
         args = self.ack_args(ack.queue, ack.redis_message_id)
         pipe.evalsha(self.dispatch.sha, 1, self.store.keys.ns, *args)
-
-    def _reack(self, acks: list[Ack]) -> None:
-        """Ack again what Redis refused for want of the script (its script cache was flushed, e.g. a restart)."""
-        if acks:
-            self.store.client.script_load(self.dispatch.script)
-            with self.store.client.pipeline(transaction=False) as pipe:
-                for ack in acks:
-                    self._ack(pipe, ack)
-                pipe.execute()
 
     def _count(self, pipe: Any, pending: list[Outcome]) -> None:
         """Add the batch's outcomes to per-minute queue counters and per-worker totals (one HINCRBY each)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 log = logging.getLogger("backroom.worker")
 SERVER_MODULES = ("actors", "schedules")
+BOOT_REAP_GRACE_S = 1.5  # longer than the master's own 1 s join loop, once it runs
 
 
 @dataclass
@@ -38,11 +39,30 @@ class Slot:
     failures: int = 0
     not_before: float = 0.0
     restarts: int = field(default=0)
+    orphaned_since: float | None = None
 
     def start(self) -> None:
         """Start (or restart) the master in a session of its own (see `_detach`)."""
         self.process = subprocess.Popen(self.command, env=self.env, preexec_fn=_detach)
         self.started = time.monotonic()
+        self.orphaned_since = None
+
+    def check_boot(self, now: float) -> None:
+        """Kill a Dramatiq master whose worker process died while booting (it would wait ~30 s for it).
+
+        Dramatiq's master waits up to its fork timeout for the boot signal of a worker that
+        may already be dead, with its signals blocked; its only child then stays unreaped.
+        Its join loop reaps a child within a second of booting, so a longer wait means boot.
+        """
+        if self.process is None or self.process.poll() is not None or "dramatiq" not in self.command[:3]:
+            return
+        if not _only_child_dead(self.process.pid):
+            self.orphaned_since = None
+        elif self.orphaned_since is None:
+            self.orphaned_since = now
+        elif now - self.orphaned_since > BOOT_REAP_GRACE_S:
+            log.warning("worker %d died while booting; replacing it", self.index)
+            self.process.kill()  # SIGKILL: a booting master blocks SIGTERM, and it holds no job
 
     def reap(self, now: float) -> bool:
         """True when the process exited; schedules its restart with a crash-loop backoff."""
@@ -55,6 +75,19 @@ class Slot:
         self.process = None
         self.restarts += 1
         return True
+
+
+def _only_child_dead(pid: int) -> bool:
+    """True when `pid`'s only child has exited and is not reaped yet (a zombie; Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            children = listing.read().split()
+        if len(children) != 1:
+            return False
+        with open(f"/proc/{children[0]}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _detach() -> None:
@@ -111,6 +144,7 @@ def supervise(command: list[str], processes: int, extra: tuple[list[str], ...] =
     while not stopping:
         now = time.monotonic()
         for slot in slots:
+            slot.check_boot(now)
             slot.reap(now)
             if slot.process is None and now >= slot.not_before and not stopping:
                 slot.start()

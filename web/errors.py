@@ -7,10 +7,13 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import asyncpg
+import redis
 from pydantic import BaseModel, Field, ValidationError
 from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError, document_response
 from werkzeug.exceptions import HTTPException
+
+from broker.outage import refusal
 
 PROBLEM_JSON = "application/problem+json"
 T = TypeVar("T", bound=Callable[..., Any])
@@ -105,3 +108,12 @@ def install_error_handlers(app: Quart) -> None:
             if name in (headers := dict(error.get_headers())):
                 response.headers[name] = headers[name]
         return response
+
+    @app.errorhandler(redis.ResponseError)
+    async def redis_refused(error: redis.ResponseError) -> Any:
+        # a full (maxmemory, noeviction) or read-only (replica) Redis refuses writes until it recovers
+        why = refusal(error)
+        if not why:
+            raise error
+        return problem(503, f"the job queue's Redis is {why} and refused the write; nothing was changed, "
+                            "try again later", headers={"Retry-After": "30"})

@@ -5,12 +5,14 @@ import asyncio
 import ipaddress
 from typing import Any
 
+import redis
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from quart import Blueprint, current_app, request
 from pydantic import BaseModel
 from quart_schema import document_response, hide, security_scheme
 
 import actors
+from broker.outage import refusal
 from config.settings import get_settings
 from domain.tokens import grants, hash_token
 from web.errors import problem
@@ -21,7 +23,15 @@ LATENCY = Histogram("backroom_http_request_seconds", "HTTP request latency", ["e
 
 
 async def _check_redis() -> str:
-    await asyncio.wait_for(asyncio.to_thread(actors.broker.client.ping), timeout=2)
+    # a write, not a PING: a full (maxmemory, noeviction) or read-only Redis answers PING but takes no job
+    key = f"{actors.broker.namespace}:healthz"
+    try:
+        await asyncio.wait_for(asyncio.to_thread(actors.broker.client.set, key, "1", px=60_000), timeout=2)
+    except redis.ResponseError as error:
+        why = refusal(error)
+        if not why:
+            raise
+        return f"down: {why} (refuses writes)"
     return "ok"
 
 
@@ -66,7 +76,7 @@ class Health(BaseModel):
 @document_response(Health, 200)
 @document_response(Health, 503)
 async def healthz() -> Any:
-    """200 when Redis and Postgres answer, else 503 naming what is down."""
+    """200 when Redis takes writes and Postgres answers, else 503 naming what is down (Redis full or read-only too)."""
     checks: dict[str, str] = {}
     for name, check in (("redis", _check_redis), ("postgres", _check_postgres)):
         try:

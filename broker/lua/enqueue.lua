@@ -5,6 +5,10 @@
 --       job key prefix, id of the API token that made the job or ""
 -- Returns 1 (enqueued), 0 (the job was cancelled: not put back), or the id of the live job
 -- that already holds the unique key (nothing enqueued).
+if redis.call("hexists", KEYS[3], ARGV[1]) == 1 then
+  -- already enqueued: a retry whose first reply was lost (a worker retries through Redis outages)
+  return 1
+end
 local current = redis.call("hget", KEYS[1], "status")
 if current == "cancelled" then
   -- a cancelled job is never put back (e.g. the delay-queue hop of a cancelled delayed job)

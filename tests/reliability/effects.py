@@ -6,10 +6,20 @@ import signal
 import time
 
 import dramatiq
+import redis
 
 import actors
 
 EFFECTS = "test:effects"
+# a test that makes the broker's Redis refuse writes counts effects in another one (EFFECTS_REDIS_URL)
+_STORE = redis.Redis.from_url(os.environ["EFFECTS_REDIS_URL"]) if os.environ.get("EFFECTS_REDIS_URL") else None
+# a test that kills a worker process while it boots holds the boot here until the file BOOT_GATE exists
+while os.environ.get("BOOT_GATE") and not os.path.exists(os.environ["BOOT_GATE"]):
+    time.sleep(0.05)
+
+
+def _store() -> redis.Redis:
+    return _STORE or actors.broker.client
 
 
 def effects(tag: str) -> int:
@@ -30,3 +40,24 @@ def kill_my_worker(tag: str) -> None:
     """A poison message: it SIGKILLs the worker process running it, every time."""
     actors.broker.client.hincrby(EFFECTS, tag, 1)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=300_000)
+def counted_effect(tag: str, seconds: float) -> None:
+    """slow_effect counting in the effects store (EFFECTS_REDIS_URL), not in the broker's Redis."""
+    _store().hincrby(EFFECTS, f"{tag}:started", 1)
+    time.sleep(seconds)
+    _store().hincrby(EFFECTS, tag, 1)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, min_backoff=1_000, max_backoff=2_000, time_limit=120_000)
+def fail_first_attempt(tag: str, gate: str) -> None:
+    """Count a start; the first attempt waits for the file `gate`, marks `gate`.failing and fails (no Redis
+    touched after the wait); a retry counts the effect."""
+    started = _store().hincrby(EFFECTS, f"{tag}:started", 1)
+    if started == 1:
+        while not os.path.exists(gate):
+            time.sleep(0.05)
+        open(gate + ".failing", "w").close()
+        raise RuntimeError("first attempt fails")
+    _store().hincrby(EFFECTS, tag, 1)
