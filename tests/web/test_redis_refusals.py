@@ -27,7 +27,7 @@ async def test_an_enqueue_on_a_refusing_redis_is_a_503_with_retry_after(client, 
     response = await client.post("/v1/jobs/ping", json={"message": "hi"}, headers=bearer(tokens["jobs"]))
     assert response.status_code == 503
     assert response.headers["Retry-After"].isdigit()
-    assert refusing_redis in (await response.get_json())["error"]
+    assert refusing_redis in (await response.get_json())["detail"]
 
 
 async def test_healthz_names_a_refusing_redis(client, refusing_redis) -> None:
