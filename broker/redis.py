@@ -238,6 +238,9 @@ class _WakingConsumer(_RedisConsumer):
         with the job's outcome; a crash before the batch lands re-runs the message
         (at-least-once, as with any crash before an ack).
         """
+        if message.options.get("backroom_fenced"):  # handed back by a fenced worker (broker.gate): not done
+            self.queued_message_ids.discard(message.message_id)
+            return
         sink = self.broker.ack_sink
         if sink is None or self.queue_name.endswith(".DQ"):
             return super().ack(message)

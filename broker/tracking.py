@@ -10,6 +10,11 @@ cancel script publishes the request to the holding worker (see lua/cancel.lua), 
 cancels it if it has not started and refuses otherwise. A message the reaper recovered
 from a dead worker is claimed synchronously instead (lua/claim.lua), so the poison guard
 sees every start of a job that keeps killing its worker.
+
+A batch is written in a transaction that watches this worker's reaper tombstone: once the
+reaper has re-queued this worker's jobs (it was cut off from Redis, see broker.recovery),
+its late starts, outcomes and acks describe attempts that newer ones replaced, and are
+dropped instead of overwriting them.
 """
 from __future__ import annotations
 
@@ -56,6 +61,8 @@ class JobTracking(Middleware):
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
         self.writer.ack_args = getattr(broker, "ack_args", None)
+        if getattr(broker, "broker_id", ""):
+            self.writer.fence_key = self.store.keys.reaped(broker.broker_id)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
         wakeups = getattr(broker, "wakeups", None)
@@ -76,7 +83,7 @@ class JobTracking(Middleware):
         now = current_millis()
         if message.options.get("backroom_recovered") and not self.store.claim(
             job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
-            broker_id=broker_id,
+            broker_id=broker_id, alone=bool(message.options.get("backroom_isolate")),
         ):
             message.options["backroom_cancelled"] = True
             raise SkipMessage("job was cancelled")
@@ -129,8 +136,8 @@ class JobTracking(Middleware):
             self._acked([message.message_id])
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        if message.options.pop("backroom_cancelled", False):
-            return  # the cancel itself wrote the record
+        if message.options.pop("backroom_cancelled", False) or message.options.get("backroom_fenced"):
+            return  # the cancel itself wrote the record; a fenced worker handed the message back
         if message.failed:
             self._acked([message.message_id])
         fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
@@ -197,6 +204,7 @@ class OutcomeWriter:
         self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
         self.ack_args: Any = None
         self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
+        self.fence_key = ""  # this worker's reaper tombstone, watched by every batch
 
     def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
@@ -242,7 +250,11 @@ class OutcomeWriter:
         acks = [item for item in batch if isinstance(item, Ack)]
         for attempt in range(30):
             try:
-                with self.store.client.pipeline(transaction=False) as pipe:
+                with self.store.client.pipeline(transaction=bool(self.fence_key)) as pipe:
+                    if self.fence_key and not self._fenced_in(pipe):
+                        log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
+                        self.on_acked([ack.job_id for ack in acks])
+                        return
                     for item in pending:
                         self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
                                                incr=item.incr, drop=item.drop)
@@ -257,10 +269,21 @@ class OutcomeWriter:
                              if isinstance(result, redis.exceptions.NoScriptError)])
                 self.on_acked([ack.job_id for ack in acks])
                 return
+            except redis.WatchError:  # reaped while this batch was on its way: look again
+                continue
             except redis.ConnectionError:
                 log.warning("job record write failed, retrying (attempt %d)", attempt + 1)
                 time.sleep(min(5.0, 0.1 * 2**attempt))
         log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
+
+    def _fenced_in(self, pipe: Any) -> bool:
+        """Watch this worker's tombstone; True (the batch may go on, in MULTI) unless it was reaped."""
+        pipe.watch(self.fence_key)
+        if pipe.exists(self.fence_key):
+            pipe.unwatch()
+            return False
+        pipe.multi()
+        return True
 
     def _ack(self, pipe: Any, ack: Ack) -> None:
         # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline

@@ -1,0 +1,78 @@
+"""A worker host cut off from Redis (partitioned, not killed): its jobs run elsewhere, it fences itself,
+and its late record writes never overwrite a newer attempt."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from broker.setup import build_broker
+from config.settings import get_settings
+from domain.jobs import JobStatus
+from tests.reliability import netns
+from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.effects import file_effect, noted
+
+WHY_NOT = netns.unavailable()
+pytestmark = [pytest.mark.reliability, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
+HOLD_S = 5.0  # each job's run: the cut comes while the first two run
+
+
+@pytest.fixture()
+def linked(tmp_path: Path) -> Iterator[tuple[netns.Host, netns.LinkedRedis]]:
+    """A namespaced host and a Redis it reaches over its link."""
+    host = netns.Host().create()
+    server = netns.LinkedRedis(tmp_path / "redis", host=host)
+    try:
+        yield host, server.start()
+    finally:
+        server.stop(kill=True)
+        host.remove()
+
+
+def _pid(worker: object) -> int:
+    return int(str(worker or "?:0").rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("partition", ["cut", "blackhole"])
+def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, pools, tmp_path, partition) -> None:
+    host, server = linked
+    effects = str(tmp_path / "effects")
+    client = redis.Redis.from_url(server.url)
+    broker = build_broker(get_settings().model_copy(update={"redis_url": server.url}))
+
+    def notes(event: str, side: str) -> list[str]:
+        return [tag for e, tag, s, _ in noted(effects) if e == event and s == side]
+
+    cut_off = pools(server.remote_url, processes=1, threads=2, wrap=host.wrap(), EFFECTS_FILE=effects,
+                    EFFECTS_SIDE="cut")
+    wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
+    jobs = [broker.enqueue(file_effect.message(f"job-{i}", HOLD_S)) for i in range(4)]
+    wait_until(lambda: client.llen("backroom:default") == 0 and len(notes("start", "cut")) == 2, 30,
+               "two jobs run on the namespaced host, two wait there prefetched")
+    getattr(host, partition)()
+    pools(server.url, processes=1, threads=4, EFFECTS_FILE=effects, EFFECTS_SIDE="host")
+    wait_until(lambda: len(notes("start", "host")) == 4, 90, "the cut-off host's four jobs run again elsewhere")
+    wait_until(lambda: len(notes("done", "cut")) == 2, 60, "the cut-off host finishes the two it was running")
+    host.heal()
+    wait_until(lambda: len(notes("done", "host")) == 4, 90, "the re-runs finish")
+    cut_off.terminate(timeout=120)  # a join: whatever the cut-off host was still going to write has landed
+
+    cut_pids = {pid for _, _, side, pid in noted(effects) if side == "cut"}
+    assert sorted(Counter(notes("start", "cut")).values()) == [1, 1]  # nothing started after the cut
+    assert Counter(notes("done", "host")) == {f"job-{i}": 1 for i in range(4)}
+    for message in jobs:
+        record = broker.jobs.get(message.message_id)
+        assert record is not None and record.status is JobStatus.SUCCEEDED
+        assert _pid(record.worker) not in cut_pids, "the record describes the cut-off host's attempt"
+        events = broker.jobs.events(message.message_id)
+        recovered = next(i for i, event in enumerate(events) if event["event"] == "recovered")
+        late = [event for event in events[recovered + 1:] if _pid(event.get("worker")) in cut_pids]
+        assert not late, f"late starts of the cut-off host landed after the recovery: {late}"
+        outcomes = [event["event"] for event in events if event["event"] in ("succeeded", "failed", "dead")]
+        assert outcomes == ["succeeded"], f"the cut-off host's late outcome landed too: {events}"
+    broker.close()
+    client.close()
