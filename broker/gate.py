@@ -8,25 +8,34 @@ until what runs has finished.
 Fencing (a host cut off from Redis, see broker.recovery): once this process's last
 successful heartbeat is older than `FENCE_FRACTION` of the heartbeat timeout, the reaper may
 soon hand what it holds to other workers, so nothing more starts here, prefetched messages
-included. A message waits at the gate until a heartbeat lands again; if this worker was
-reaped meanwhile (or it is stopping), the message is handed back instead: re-queued when it
-is still ours (Dramatiq's requeue is a no-op for what the reaper took), else left to the
-reaper, and never acked or recorded here.
+included, and running async jobs are asked to stop (`Fenced`, an interrupt like Dramatiq's
+time limit: their coroutine is cancelled). A message waits at the gate until a heartbeat
+lands again; if this worker was reaped meanwhile (or it is stopping), the message is handed
+back instead, like a stopped async job: re-queued when it is still ours (Dramatiq's requeue
+is a no-op for what the reaper took; retried when Redis answers again), else left to the
+reaper, and never acked, retried or recorded here.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from dramatiq import Middleware
 from dramatiq.broker import Broker, MessageProxy
-from dramatiq.middleware import SkipMessage
+from dramatiq.middleware import Interrupt, SkipMessage
+from dramatiq.middleware.threading import raise_thread_exception
 
 log = logging.getLogger(__name__)
 FENCE_FRACTION = 0.5  # of the heartbeat timeout: the reaper needs the whole timeout, plus a reap interval
+
+
+class Fenced(Interrupt):
+    """Raised in a thread running an async job when its worker fences itself off."""
 
 
 class Fence:
@@ -38,6 +47,13 @@ class Fence:
         self.reaped = threading.Event()  # the reaper re-queued what this process held: it must restart
         self.stopping = threading.Event()
         self.changed = threading.Event()
+        self.listeners: list[Callable[[bool], None]] = []  # told of each fence and lift (heartbeat thread)
+
+    def notify(self, fenced: bool) -> None:
+        """The heartbeat thread saw the fence go up (True) or lift (False)."""
+        self.changed.set()
+        for listener in self.listeners:
+            listener(fenced)
 
     def beat_ok(self) -> None:
         """A heartbeat landed: the fence lifts (unless this worker was reaped)."""
@@ -63,6 +79,15 @@ class StartGate(Middleware):
         self.alone = False  # a suspect runs
         self.waiting_alone = 0
         self.held: dict[str, bool] = {}  # job id -> ran alone, while it runs
+        self.running_async: dict[str, tuple[int, MessageProxy]] = {}  # job id -> (thread, message)
+        self.unreturned: list[tuple[str, str]] = []  # (queue, redis id) to hand back once Redis answers
+        self.returning = threading.Lock()
+        self.is_async: dict[str, bool] = {}
+        self.broker: Any = None
+        fence.listeners.append(self._on_fence)
+
+    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        self.broker = broker
 
     def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         self.fence.stopping.set()
@@ -81,6 +106,8 @@ class StartGate(Middleware):
                 self.cond.wait_for(lambda: not self.alone and self.waiting_alone == 0)
                 self.running += 1
             self.held[message.message_id] = alone
+            if self._async(broker, message.actor_name):
+                self.running_async[message.message_id] = (threading.get_ident(), message)
         if self.fence.fenced():  # fenced while it waited for its turn: release the slot and hand it back
             self._release(message)
             self._wait_unfenced(broker, message)
@@ -89,6 +116,8 @@ class StartGate(Middleware):
     def after_process_message(self, broker: Broker, message: MessageProxy, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         self._release(message)
+        if message.options.get("backroom_fenced"):  # an async job stopped by the fence
+            self._requeue(broker, message)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._release(message)
@@ -96,6 +125,7 @@ class StartGate(Middleware):
     def _release(self, message: MessageProxy) -> None:
         with self.cond:
             alone = self.held.pop(message.message_id, None)
+            self.running_async.pop(message.message_id, None)
             if alone is None:
                 return
             if alone:
@@ -112,9 +142,41 @@ class StartGate(Middleware):
             self.fence.changed.clear()
 
     def _hand_back(self, broker: Any, message: MessageProxy) -> None:
-        try:  # a no-op for a message the reaper took (it is no longer in this worker's ack set)
-            broker.do_requeue(message.queue_name, message.options["redis_message_id"])
-        except redis.RedisError:
-            log.warning("fenced worker could not hand back message %s; the reaper will", message.message_id)
-        message.options["backroom_fenced"] = True  # neither acked nor recorded (see tracking, redis)
+        message.options["backroom_fenced"] = True  # neither acked, retried nor recorded (see tracking, redis)
+        self._requeue(broker, message)
         raise SkipMessage("this worker is fenced off from Redis")
+
+    def _requeue(self, broker: Any, message: MessageProxy) -> None:
+        with self.returning:
+            self.unreturned.append((message.queue_name, message.options["redis_message_id"]))
+        self._return_unreturned(broker)
+
+    def _return_unreturned(self, broker: Any) -> None:
+        """Re-queue what this worker handed back (a no-op for what the reaper took: not in our ack sets)."""
+        with self.returning:
+            while self.unreturned:
+                queue_name, redis_id = self.unreturned[0]
+                try:
+                    broker.do_requeue(queue_name, redis_id)
+                except redis.RedisError:
+                    return  # retried when the fence lifts; the reaper takes it if this worker is reaped
+                self.unreturned.pop(0)
+
+    def _on_fence(self, fenced: bool) -> None:
+        if not fenced:
+            if self.broker is not None:
+                self._return_unreturned(self.broker)
+            return
+        with self.cond:
+            running = list(self.running_async.values())
+        for thread_id, message in running:
+            message.options["backroom_fenced"] = True
+            raise_thread_exception(thread_id, Fenced)
+        if running:
+            log.warning("fenced: asked %d running async job(s) to stop", len(running))
+
+    def _async(self, broker: Broker, actor_name: str) -> bool:
+        if actor_name not in self.is_async:
+            fn = broker.get_actor(actor_name).fn  # Dramatiq wraps a coroutine function (functools.wraps)
+            self.is_async[actor_name] = inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn))
+        return self.is_async[actor_name]

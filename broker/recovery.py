@@ -82,10 +82,11 @@ class Recovery(Middleware):
             try:
                 if not beat(broker, self.worker, ttl_s=max(1, self.timeout_ms * 3 // 1000), client=client):
                     return self._reaped()
+                self.fence.beat_ok()
                 if fenced_at is not None:
                     log.warning("Redis answers again after %.1f s; fence lifted", time.monotonic() - fenced_at)
+                    self.fence.notify(False)
                 fenced_at, failing = None, False
-                self.fence.beat_ok()
             except redis.RedisError as error:
                 if not failing:
                     log.warning("heartbeat failed: %s", error)
@@ -94,6 +95,7 @@ class Recovery(Middleware):
                 fenced_at = self.fence.last_ok
                 log.error("no heartbeat reached Redis for %.1f s: fenced, starting no job until one does",
                           time.monotonic() - fenced_at)
+                self.fence.notify(True)
             self.stopping.wait(interval)
 
     def _reaped(self) -> None:

@@ -80,6 +80,8 @@ class BackroomBroker(RedisBroker):
 
     def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
         """Enqueue `message` (optionally delayed by `delay` ms) and record it as a job."""
+        if message.options.get("backroom_fenced"):  # a retry of a job its fenced worker stopped and handed back
+            return message
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
         eta = ""

@@ -114,6 +114,9 @@ class JobTracking(Middleware):
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
+        if message.options.get("backroom_fenced"):  # stopped by its fenced worker and handed back: no outcome here
+            self._acked([message.message_id])
+            return
         status = status_after_attempt(failed=exception is not None, dead_lettered=message.failed)
         now = current_millis()
         fields: dict[str, Any] = {"status": status.value, "finished_at": now}

@@ -1,6 +1,7 @@
 """Actors whose every effect is counted in Redis, imported by the worker pools under test."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -48,6 +49,18 @@ def file_effect(tag: str, seconds: float) -> None:
     """Note a start, sleep, then note the effect, in a file (the host may be cut off from Redis)."""
     note("start", tag)
     time.sleep(seconds)
+    note("done", tag)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, min_backoff=100, time_limit=300_000)
+async def async_file_effect(tag: str, seconds: float) -> None:
+    """file_effect as a coroutine: notes `stopped` when it is cancelled."""
+    note("start", tag)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        note("stopped", tag)
+        raise
     note("done", tag)
 
 

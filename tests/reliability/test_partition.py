@@ -14,7 +14,7 @@ from config.settings import get_settings
 from domain.jobs import JobStatus
 from tests.reliability import netns
 from tests.reliability.conftest import live_workers, wait_until
-from tests.reliability.effects import file_effect, noted
+from tests.reliability.effects import async_file_effect, file_effect, noted
 
 WHY_NOT = netns.unavailable()
 pytestmark = [pytest.mark.reliability, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
@@ -35,6 +35,10 @@ def linked(tmp_path: Path) -> Iterator[tuple[netns.Host, netns.LinkedRedis]]:
 
 def _pid(worker: object) -> int:
     return int(str(worker or "?:0").rsplit(":", 1)[1])
+
+
+def _outcomes(broker, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["event"] for e in broker.jobs.events(job_id) if e["event"] in ("succeeded", "failed", "dead")]
 
 
 @pytest.mark.parametrize("partition", ["cut", "blackhole"])
@@ -72,7 +76,40 @@ def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, poo
         recovered = next(i for i, event in enumerate(events) if event["event"] == "recovered")
         late = [event for event in events[recovered + 1:] if _pid(event.get("worker")) in cut_pids]
         assert not late, f"late starts of the cut-off host landed after the recovery: {late}"
-        outcomes = [event["event"] for event in events if event["event"] in ("succeeded", "failed", "dead")]
-        assert outcomes == ["succeeded"], f"the cut-off host's late outcome landed too: {events}"
+        assert _outcomes(broker, message.message_id) == ["succeeded"], f"a late outcome landed too: {events}"
+    broker.close()
+    client.close()
+
+
+@pytest.mark.parametrize("partition", ["cut", "blackhole"])
+def test_a_cut_off_host_stops_its_running_async_jobs(linked, pools, tmp_path, partition) -> None:
+    host, server = linked
+    effects = str(tmp_path / "effects")
+    client = redis.Redis.from_url(server.url)
+    broker = build_broker(get_settings().model_copy(update={"redis_url": server.url}))
+
+    def notes(event: str, side: str) -> list[str]:
+        return [tag for e, tag, s, _ in noted(effects) if e == event and s == side]
+
+    cut_off = pools(server.remote_url, processes=1, threads=1, wrap=host.wrap(), EFFECTS_FILE=effects,
+                    EFFECTS_SIDE="cut")
+    wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
+    message = broker.enqueue(async_file_effect.message("async", HOLD_S * 2))
+    wait_until(lambda: notes("start", "cut"), 30, "the async job runs on the namespaced host")
+    getattr(host, partition)()
+    wait_until(lambda: notes("stopped", "cut"), 30, "the cut-off host stops its async job")
+    pools(server.url, processes=1, threads=1, EFFECTS_FILE=effects, EFFECTS_SIDE="host")
+    wait_until(lambda: notes("start", "host"), 90, "the job runs again elsewhere")
+    host.heal()
+    wait_until(lambda: notes("done", "host"), 90, "the re-run finishes")
+    cut_off.terminate(timeout=120)  # a join: whatever the cut-off host was still going to write has landed
+
+    assert notes("done", "cut") == [] and notes("start", "cut") == ["async"]
+    assert notes("start", "host") == ["async"]  # re-run once by the reaper, not retried as well
+    record = broker.jobs.get(message.message_id)
+    assert record is not None and record.status is JobStatus.SUCCEEDED
+    assert _outcomes(broker, message.message_id) == ["succeeded"]
+    assert "retrying" not in [e["event"] for e in broker.jobs.events(message.message_id)]
+    assert client.hlen("backroom:default.msgs") == client.hlen("backroom:default.DQ.msgs") == 0  # no retry either
     broker.close()
     client.close()
