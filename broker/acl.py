@@ -13,8 +13,8 @@ beats the registry. Everything it touches, and why:
   outcome counters and this node's worker counters.
 - Recovery's heartbeat (no reaper: it requeues every queue's messages, so edge workers run
   with reap=False and server workers reap dead edge workers), the worker description, the
-  paused-queue set (read-only on Redis 7), its reaper tombstones (read-only on Redis 7;
-  heartbeats and record writes check them), the wake-up subscription `wake:edge*`, this
+  paused-queue set (read-only on Redis 7), its reaper tombstones (heartbeats, claims and
+  record writes check them), the wake-up subscription `wake:edge*`, this
   node's processes' cancel-request channels, and the edge registry entries of this node.
 
 Known limits: job record keys carry no queue in their name, so the user can read and write
@@ -55,7 +55,9 @@ def edge_acl_rules(keys: Keys, node_id: str, *, password: str, deliver_to: Itera
     patterns += [f"~{keys.dead(EDGE_QUEUE)}", f"~{keys.dead_messages(EDGE_QUEUE)}"]
     patterns += [f"~{keys.acks(broker + '*', EDGE_QUEUE)}", f"~{keys.acks(broker + '*', EDGE_QUEUE + '.DQ')}"]
     patterns += [f"~{keys.worker(broker + '*')}", f"~{keys.worker_stats(broker + '*')}"]
-    patterns += [f"{read_only}{keys.reaped(broker + '*')}"]  # its tombstone, watched by its record writes
+    # its tombstones: checked by its heartbeats and claims, watched by its record writes (scripts declare
+    # them, and Redis 7 wants read and write on declared keys)
+    patterns += [f"~{keys.reaped(broker + '*')}"]
     patterns += [f"~{keys.job('*')}", f"~{keys.events('*')}", f"~{ns}:stats:{EDGE_QUEUE}:*"]
     # the enqueue script always names a unique-key lock; without a unique key it is `unique:` (never written)
     patterns += [f"~{keys.unique('')}", *(f"~{keys.unique(actor + ':*')}" for actor in sorted(set(edge_actors)))]

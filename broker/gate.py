@@ -48,6 +48,7 @@ class Fence:
         self.stopping = threading.Event()
         self.changed = threading.Event()
         self.listeners: list[Callable[[bool], None]] = []  # told of each fence and lift (heartbeat thread)
+        self.unreturned: list[tuple[str, str]] = []  # (queue, redis id) handed back but not yet re-queued
 
     def notify(self, fenced: bool) -> None:
         """The heartbeat thread saw the fence go up (True) or lift (False)."""
@@ -80,7 +81,6 @@ class StartGate(Middleware):
         self.waiting_alone = 0
         self.held: dict[str, bool] = {}  # job id -> ran alone, while it runs
         self.running_async: dict[str, tuple[int, MessageProxy]] = {}  # job id -> (thread, message)
-        self.unreturned: list[tuple[str, str]] = []  # (queue, redis id) to hand back once Redis answers
         self.returning = threading.Lock()
         self.is_async: dict[str, bool] = {}
         self.broker: Any = None
@@ -148,19 +148,19 @@ class StartGate(Middleware):
 
     def _requeue(self, broker: Any, message: MessageProxy) -> None:
         with self.returning:
-            self.unreturned.append((message.queue_name, message.options["redis_message_id"]))
+            self.fence.unreturned.append((message.queue_name, message.options["redis_message_id"]))
         self._return_unreturned(broker)
 
     def _return_unreturned(self, broker: Any) -> None:
         """Re-queue what this worker handed back (a no-op for what the reaper took: not in our ack sets)."""
         with self.returning:
-            while self.unreturned:
-                queue_name, redis_id = self.unreturned[0]
+            while self.fence.unreturned:
+                queue_name, redis_id = self.fence.unreturned[0]
                 try:
                     broker.do_requeue(queue_name, redis_id)
                 except redis.RedisError:
                     return  # retried when the fence lifts; the reaper takes it if this worker is reaped
-                self.unreturned.pop(0)
+                self.fence.unreturned.pop(0)
 
     def _on_fence(self, fenced: bool) -> None:
         if not fenced:

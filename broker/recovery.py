@@ -65,8 +65,8 @@ class Recovery(Middleware):
     def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         for thread in self.threads:
             thread.join(timeout=5)
-        if self.fence.fenced():  # it may still hold messages it could not hand back: the reaper frees them
-            log.warning("stopped while cut off from Redis; leaving this worker's heartbeat to expire")
+        if self.fence.reaped.is_set() or self.fence.unreturned:  # what it may still hold: the reaper frees it
+            log.warning("stopped holding messages it could not hand back; leaving its heartbeat to expire")
             return
         try:  # a clean exit: nothing in flight any more, so this worker needs no reaping
             broker.client.zrem(f"{broker.namespace}:__heartbeats__", broker.broker_id)
@@ -109,6 +109,8 @@ class Recovery(Middleware):
     def _reap_loop(self, broker: Any) -> None:
         interval = reap_interval_s(self.timeout_ms)
         while not self.stopping.wait(interval):
+            if self.fence.fenced():  # its own heartbeat is stale too: it would reap itself
+                continue
             try:
                 reap(broker, timeout_ms=self.timeout_ms, threshold=self.threshold, retention_s=self.retention_s)
             except redis.RedisError as error:

@@ -53,7 +53,7 @@ class JobTracking(Middleware):
         self.store = store
         self.writer = OutcomeWriter(store)
         self.worker = WORKER_NAME
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.started: set[str] = set()  # job ids started here whose ack is not written yet
         self.cancelled: set[str] = set()  # job ids fetched here and cancelled before they started
         self.writer.on_acked = self._acked
@@ -80,6 +80,9 @@ class JobTracking(Middleware):
                 message.options["backroom_cancelled"] = True
                 raise SkipMessage("job was cancelled")
             self.started.add(job_id)
+        if message.options.get("backroom_isolate"):  # it runs alone: what ran before it is acked first
+            with self.lock:
+                self.lock.wait_for(lambda: self.started <= {job_id}, timeout=30)
         now = current_millis()
         if message.options.get("backroom_recovered") and not self.store.claim(
             job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
@@ -110,6 +113,7 @@ class JobTracking(Middleware):
     def _acked(self, job_ids: list[str]) -> None:
         with self.lock:
             self.started.difference_update(job_ids)
+            self.lock.notify_all()
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
@@ -254,7 +258,7 @@ class OutcomeWriter:
         for attempt in range(30):
             try:
                 with self.store.client.pipeline(transaction=bool(self.fence_key)) as pipe:
-                    if self.fence_key and not self._fenced_in(pipe):
+                    if self.fence_key and not self._watch_not_reaped(pipe):
                         log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
                         self.on_acked([ack.job_id for ack in acks])
                         return
@@ -279,8 +283,8 @@ class OutcomeWriter:
                 time.sleep(min(5.0, 0.1 * 2**attempt))
         log.error("gave up writing %d job records after Redis stayed unreachable", len(pending))
 
-    def _fenced_in(self, pipe: Any) -> bool:
-        """Watch this worker's tombstone; True (the batch may go on, in MULTI) unless it was reaped."""
+    def _watch_not_reaped(self, pipe: Any) -> bool:
+        """Watch this worker's tombstone; True (the batch goes on, in MULTI) unless it was reaped."""
         pipe.watch(self.fence_key)
         if pipe.exists(self.fence_key):
             pipe.unwatch()

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from broker.setup import build_broker
+from cli.stack import descendants
 from config.settings import get_settings
 from domain.jobs import JobStatus
 from tests.reliability import netns
@@ -63,9 +64,12 @@ def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, poo
     wait_until(lambda: len(notes("done", "cut")) == 2, 60, "the cut-off host finishes the two it was running")
     host.heal()
     wait_until(lambda: len(notes("done", "host")) == 4, 90, "the re-runs finish")
+    cut_pids = {pid for _, _, side, pid in noted(effects) if side == "cut"}
+    # the reaped process stopped itself; its pool started a fresh one, which joins
+    wait_until(lambda: {int(info["pid"]) for info in live_workers(client).values()}
+               & (set(descendants(cut_off.process.pid)) - cut_pids), 90, "the cut-off host rejoins")
     cut_off.terminate(timeout=120)  # a join: whatever the cut-off host was still going to write has landed
 
-    cut_pids = {pid for _, _, side, pid in noted(effects) if side == "cut"}
     assert sorted(Counter(notes("start", "cut")).values()) == [1, 1]  # nothing started after the cut
     assert Counter(notes("done", "host")) == {f"job-{i}": 1 for i in range(4)}
     for message in jobs:
@@ -111,5 +115,33 @@ def test_a_cut_off_host_stops_its_running_async_jobs(linked, pools, tmp_path, pa
     assert _outcomes(broker, message.message_id) == ["succeeded"]
     assert "retrying" not in [e["event"] for e in broker.jobs.events(message.message_id)]
     assert client.hlen("backroom:default.msgs") == client.hlen("backroom:default.DQ.msgs") == 0  # no retry either
+    broker.close()
+    client.close()
+
+
+def test_a_briefly_cut_off_host_that_nobody_reaped_resumes_and_runs_each_job_once(linked, pools, tmp_path) -> None:
+    host, server = linked
+    effects = str(tmp_path / "effects")
+    client = redis.Redis.from_url(server.url)
+    broker = build_broker(get_settings().model_copy(update={"redis_url": server.url}))
+
+    def notes(event: str) -> list[str]:
+        return [tag for e, tag, _, _ in noted(effects) if e == event]
+
+    pools(server.remote_url, processes=1, threads=2, wrap=host.wrap(), EFFECTS_FILE=effects, EFFECTS_SIDE="cut")
+    wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
+    pid = int(next(iter(live_workers(client).values()))["pid"])
+    jobs = [broker.enqueue(file_effect.message(f"brief-{i}", HOLD_S / 2)) for i in range(4)]
+    wait_until(lambda: client.llen("backroom:default") == 0 and len(notes("start")) == 2, 30,
+               "two jobs run, two wait prefetched")
+    host.cut()  # no other worker runs a reaper: nobody takes this host's jobs
+    wait_until(lambda: len(notes("done")) == 2, 60, "the two running jobs finish while cut off")
+    host.heal()
+    wait_until(lambda: len(notes("done")) == 4, 90, "the prefetched jobs run once the link is back")
+    for message in jobs:
+        wait_until(lambda m=message: (r := broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED, 60,
+                   "every record lands")
+    assert Counter(notes("start")) == {f"brief-{i}": 1 for i in range(4)}
+    assert {int(info["pid"]) for info in live_workers(client).values()} == {pid}  # the same process, rejoined
     broker.close()
     client.close()

@@ -35,7 +35,7 @@ def test_bystanders_of_a_worker_killing_job_are_rerun_and_never_dead_lettered(re
     wait_until(lambda: all(status(m.message_id) is JobStatus.RUNNING for m in bystanders), 30,
                "the three ordinary jobs run")
     killer = kill_my_worker.send("killer")
-    dead = wait_until(lambda: (r := record(killer.message_id)) and r.status is JobStatus.DEAD and r, 240,
+    dead = wait_until(lambda: (r := record(killer.message_id)) and r.status is JobStatus.DEAD and r, 600,
                       "the worker-killing job is dead-lettered")
     assert f"worker died while running it {THRESHOLD} times" in (dead.last_error or "")
     # at most one run whose start its worker had no time to record, then THRESHOLD charged ones
@@ -53,7 +53,7 @@ def test_a_job_only_prefetched_by_a_killed_worker_is_not_charged_a_crash(redis_c
     killer = kill_my_worker.send("prefetch-killer")
     waiting = [slow_effect.send(f"prefetched-{i}", 0.0) for i in range(3)]
     pools(os.environ["REDIS_URL"], processes=1, threads=1)
-    wait_until(lambda: status(killer.message_id) is JobStatus.DEAD, 240, "the worker-killing job is dead-lettered")
+    wait_until(lambda: status(killer.message_id) is JobStatus.DEAD, 600, "the worker-killing job is dead-lettered")
     for message in waiting:
         done = wait_until(lambda m=message: (r := record(m.message_id)) and r.status is JobStatus.SUCCEEDED and r,
                           120, "each prefetched job runs")
