@@ -9,7 +9,8 @@ Cancelling a message this process has fetched is decided here, under one lock: t
 cancel script publishes the request to the holding worker (see lua/cancel.lua), which
 cancels it if it has not started and refuses otherwise. A message the reaper recovered
 from a dead worker is claimed synchronously instead (lua/claim.lua), so the poison guard
-sees every start of a job that keeps killing its worker.
+sees every start of a job that keeps killing its worker; and it starts only once the jobs
+that finished before it here are acked, so that if it kills this process they do not run again.
 
 A batch is written in a transaction that watches this worker's reaper tombstone: once the
 reaper has re-queued this worker's jobs (it was cut off from Redis, see broker.recovery),
@@ -55,6 +56,7 @@ class JobTracking(Middleware):
         self.worker = WORKER_NAME
         self.lock = threading.Condition()
         self.started: set[str] = set()  # job ids started here whose ack is not written yet
+        self.finished: set[str] = set()  # of those, the ones whose run is over
         self.cancelled: set[str] = set()  # job ids fetched here and cancelled before they started
         self.writer.on_acked = self._acked
 
@@ -80,9 +82,9 @@ class JobTracking(Middleware):
                 message.options["backroom_cancelled"] = True
                 raise SkipMessage("job was cancelled")
             self.started.add(job_id)
-        if message.options.get("backroom_isolate"):  # it runs alone: what ran before it is acked first
+        if message.options.get("backroom_recovered"):  # it may kill this process: what ran before it is acked first
             with self.lock:
-                self.lock.wait_for(lambda: self.started <= {job_id}, timeout=30)
+                self.lock.wait_for(lambda: self.finished <= {job_id}, timeout=30)
         now = current_millis()
         if message.options.get("backroom_recovered") and not self.store.claim(
             job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
@@ -113,6 +115,7 @@ class JobTracking(Middleware):
     def _acked(self, job_ids: list[str]) -> None:
         with self.lock:
             self.started.difference_update(job_ids)
+            self.finished.difference_update(job_ids)
             self.lock.notify_all()
 
     def after_process_message(
@@ -121,6 +124,8 @@ class JobTracking(Middleware):
         if message.options.get("backroom_fenced"):  # stopped by its fenced worker and handed back: no outcome here
             self._acked([message.message_id])
             return
+        with self.lock:
+            self.finished.add(message.message_id)
         status = status_after_attempt(failed=exception is not None, dead_lettered=message.failed)
         now = current_millis()
         fields: dict[str, Any] = {"status": status.value, "finished_at": now}
