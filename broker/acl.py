@@ -18,7 +18,9 @@ What a node user can do, and why (the README's "Least privilege" lists the same)
   and delete what waits on `results`: other nodes' results can be delayed or dropped by a
   hostile node, never forged (they are signed per node) and never run as server actors.
 - Track its jobs: edge job records, timelines, the edge job index and unique-key locks
-  named after edge actors, the `edge` outcome counters and this node's worker counters.
+  named after edge actors, the `edge` outcome counters and this node's worker counters, and
+  its own reaper tombstones (`reaped:edge-<node>-*`: its heartbeats, claims and record
+  writes check them, so a node the gateway reaped while cut off writes nothing late).
 - Be seen: its worker descriptions (named after the node), its registry entries
   (`edgenode:<node>:*`) and the registry index ZSET (an entry there is only an
   index: a reader trusts an entry only when the node's own hash, under its name, says so).
@@ -43,6 +45,7 @@ COMMANDS = (
     "lpop", "rpush", "ltrim", "sadd", "srem", "smembers", "zadd", "zrem",
     "get", "set", "del", "expire", "persist", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hincrby",
     "publish", "psubscribe", "punsubscribe", "subscribe", "unsubscribe",
+    "exists", "watch", "unwatch",
 )
 
 
@@ -61,6 +64,9 @@ def edge_acl_rules(keys: Keys, node_id: str, *, password: str, deliver_to: Itera
     patterns += [f"~{edge.dead(EDGE_QUEUE)}", f"~{edge.dead_messages(EDGE_QUEUE)}"]
     patterns += [f"~{edge.acks(broker + '*', EDGE_QUEUE)}", f"~{edge.acks(broker + '*', EDGE_QUEUE + '.DQ')}"]
     patterns += [f"~{edge.worker(broker + '*')}", f"~{edge.worker_stats(broker + '*')}"]
+    # its tombstones: checked by its heartbeats and claims, watched by its record writes (scripts declare
+    # them, and Redis 7 wants read and write on declared keys)
+    patterns += [f"~{edge.reaped(broker + '*')}"]
     patterns += [f"~{edge.job('*')}", f"~{edge.events('*')}", f"~{edge.ns}:stats:{EDGE_QUEUE}:*"]
     # the enqueue script always names a unique-key lock; without a unique key it is `unique:` (never written)
     patterns += [f"~{edge.unique('')}", *(f"~{edge.unique(actor + ':*')}" for actor in sorted(set(edge_actors)))]

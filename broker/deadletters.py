@@ -33,7 +33,8 @@ MAX_SCAN = 100_000  # a filtered listing stops counting here (its total becomes 
 WATCH_ATTEMPTS = 50
 # eta would send it through the delay queue, scheduled_at makes periodiq skip it, and the
 # rest describe the failed run, not the new one
-DROPPED_OPTIONS = frozenset({"eta", "traceback", "scheduled_at", "requeue_timestamp", "backroom_recovered"})
+DROPPED_OPTIONS = frozenset({"eta", "traceback", "scheduled_at", "requeue_timestamp", "backroom_recovered",
+                             "backroom_isolate"})
 _RECORD_FIELDS = ("last_error", "traceback", "attempts", "status")
 Stamp = datetime | int | None  # ms since the epoch, or a datetime
 Ids = list[str]  # (aliases: inside DeadLetters, `list` is the method)
@@ -296,7 +297,7 @@ class DeadLetters:
         # a fresh budget: retries restart at 0 above, and so do the crashes that poison a job
         pipe.hset(job, mapping={"status": JobStatus.QUEUED.value, "requeued_at": now_ms, "rid": new_rid,
                                 "qname": queue, "queue": queue, "eta": "", "crashes": 0})
-        pipe.hdel(job, "finished_at", "unseen_crash")
+        pipe.hdel(job, "finished_at", "unseen_crash", "alone")
         for name, value in (("actor", message.actor_name), ("args", args), ("enqueued_at", now_ms), ("attempts", 0)):
             pipe.hsetnx(job, name, value)
         pipe.zadd(keys.job_index, {message.message_id: now_ms}, nx=True)

@@ -34,10 +34,12 @@ class JobStore:
         self.retention_s = retention_s
         self.scripts = {name: client.register_script(source) for name, source in _LUA.items()}
 
-    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "") -> bool:
-        """Mark a job running on `worker`; False when it was cancelled and must be skipped."""
-        args = [now_ms, worker, self.retention_s, actor, queue, broker_id]
-        return bool(self.scripts["claim"](keys=[self.keys.job(job_id), self.keys.events(job_id)], args=args))
+    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "",
+              alone: bool = False) -> bool:
+        """Mark a job running on `worker` (`alone`: nothing else runs there); False when cancelled or reaped."""
+        args = [now_ms, worker, self.retention_s, actor, queue, broker_id, int(alone)]
+        keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.reaped(broker_id)]
+        return bool(self.scripts["claim"](keys=keys, args=args))
 
     def cancel(self, job_id: str, *, now_ms: int, answer_within_s: float = 2.0) -> JobStatus | None:
         """Cancel a job that has not started; returns its status afterwards (None: unknown job).

@@ -98,6 +98,10 @@ class Keys:
         """The SET of message ids one worker process holds from a queue (Dramatiq's layout)."""
         return f"{self.ns}:__acks__.{broker_id}.{queue_name}"
 
+    def reaped(self, broker_id: str) -> str:
+        """The tombstone the reaper leaves for a worker it declared dead (see broker.recovery)."""
+        return f"{self.ns}:reaped:{broker_id}"
+
     def worker(self, broker_id: str) -> str:
         """The HASH describing a live worker process (host, pid, queues, last beat)."""
         return f"{self.ns}:worker:{broker_id}"

@@ -85,6 +85,8 @@ class BackroomBroker(RedisBroker):
 
     def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
         """Enqueue `message` (optionally delayed by `delay` ms) and record it as a job."""
+        if message.options.get("backroom_fenced"):  # a retry of a job its fenced worker stopped and handed back
+            return message
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
         eta = ""
@@ -252,6 +254,9 @@ class _WakingConsumer(_RedisConsumer):
         with the job's outcome; a crash before the batch lands re-runs the message
         (at-least-once, as with any crash before an ack).
         """
+        if message.options.get("backroom_fenced"):  # handed back by a fenced worker (broker.gate): not done
+            self.queued_message_ids.discard(message.message_id)
+            return
         sink = self.broker.ack_sink
         if sink is None or self.queue_name.endswith(".DQ"):
             return self._unless_refused(super().ack, message)

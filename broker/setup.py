@@ -9,6 +9,7 @@ import redis
 from dramatiq.middleware import AsyncIO, CurrentMessage, Retries
 from periodiq import PeriodiqMiddleware
 
+from broker.gate import Fence, StartGate
 from broker.guard import QueueGuard
 from broker.keys import Keys, edge_namespace
 from broker.outage import die_with_parent
@@ -97,11 +98,14 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
     # after_* hooks run in reverse order: tracking sits before Retries so it sees message.failed
     retries_at = next(i for i, m in enumerate(broker.middleware) if isinstance(m, Retries))
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))
+    fence = Fence(settings.worker_heartbeat_timeout_ms)
     recovery = Recovery(heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
-                        poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap)
+                        poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap, fence=fence)
     # before tracking: after_worker_shutdown runs in reverse, so the writer's last acks land
     # before Recovery removes this worker's heartbeat (an ack set without a heartbeat is never reaped)
     broker.middleware.insert(retries_at, recovery)
+    # right after the guard: a message waits at the gate before AgeLimit and TimeLimit start counting its run
+    broker.middleware.insert(1, StartGate(fence))
     for middleware in (DaemonAsyncIO(), CurrentMessage(), PeriodiqMiddleware(skip_delay=7 * 86400)):
         broker.add_middleware(middleware)
     if metrics and settings.metrics_port:

@@ -9,7 +9,13 @@ Cancelling a message this process has fetched is decided here, under one lock: t
 cancel script publishes the request to the holding worker (see lua/cancel.lua), which
 cancels it if it has not started and refuses otherwise. A message the reaper recovered
 from a dead worker is claimed synchronously instead (lua/claim.lua), so the poison guard
-sees every start of a job that keeps killing its worker.
+sees every start of a job that keeps killing its worker; and it starts only once the jobs
+that finished before it here are acked, so that if it kills this process they do not run again.
+
+A batch is written in a transaction that watches this worker's reaper tombstone: once the
+reaper has re-queued this worker's jobs (it was cut off from Redis, see broker.recovery),
+its late starts, outcomes and acks describe attempts that newer ones replaced, and are
+dropped instead of overwriting them.
 """
 from __future__ import annotations
 
@@ -49,14 +55,17 @@ class JobTracking(Middleware):
         self.store = store
         self.writer = OutcomeWriter(store)
         self.worker = WORKER_NAME
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.started: set[str] = set()  # job ids started here whose ack is not written yet
+        self.finished: set[str] = set()  # of those, the ones whose run is over
         self.cancelled: set[str] = set()  # job ids fetched here and cancelled before they started
         self.writer.on_acked = self._acked
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
         self.writer.ack_args = getattr(broker, "ack_args", None)
+        if getattr(broker, "broker_id", ""):
+            self.writer.fence_key = self.store.keys.reaped(broker.broker_id)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
         wakeups = getattr(broker, "wakeups", None)
@@ -74,10 +83,13 @@ class JobTracking(Middleware):
                 message.options["backroom_cancelled"] = True
                 raise SkipMessage("job was cancelled")
             self.started.add(job_id)
+        if message.options.get("backroom_recovered"):  # it may kill this process: what ran before it is acked first
+            with self.lock:
+                self.lock.wait_for(lambda: self.finished <= {job_id}, timeout=30)
         now = current_millis()
         if message.options.get("backroom_recovered") and not self.store.claim(
             job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
-            broker_id=broker_id,
+            broker_id=broker_id, alone=bool(message.options.get("backroom_isolate")),
         ):
             message.options["backroom_cancelled"] = True
             raise SkipMessage("job was cancelled")
@@ -106,10 +118,17 @@ class JobTracking(Middleware):
     def _acked(self, job_ids: list[str]) -> None:
         with self.lock:
             self.started.difference_update(job_ids)
+            self.finished.difference_update(job_ids)
+            self.lock.notify_all()
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
+        if message.options.get("backroom_fenced"):  # stopped by its fenced worker and handed back: no outcome here
+            self._acked([message.message_id])
+            return
+        with self.lock:
+            self.finished.add(message.message_id)
         status = status_after_attempt(failed=exception is not None, dead_lettered=message.failed)
         now = current_millis()
         fields: dict[str, Any] = {"status": status.value, "finished_at": now}
@@ -135,8 +154,8 @@ class JobTracking(Middleware):
             self._acked([message.message_id])
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        if message.options.pop("backroom_cancelled", False):
-            return  # the cancel itself wrote the record
+        if message.options.pop("backroom_cancelled", False) or message.options.get("backroom_fenced"):
+            return  # the cancel itself wrote the record; a fenced worker handed the message back
         if message.failed:
             self._acked([message.message_id])
         fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
@@ -206,6 +225,7 @@ class OutcomeWriter:
         self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
         self.ack_args: Any = None
         self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
+        self.fence_key = ""  # this worker's reaper tombstone, watched by every batch
 
     def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
@@ -258,6 +278,8 @@ class OutcomeWriter:
                 pending, reload = [], bool(acks)
             except redis.exceptions.NoScriptError:  # refused before EXEC: nothing was written
                 reload = True
+            except redis.WatchError:  # reaped while this batch was on its way: look again
+                continue
             except redis.RedisError as error:
                 if not transient(error):
                     raise
@@ -270,10 +292,15 @@ class OutcomeWriter:
         """Write the batch in one transaction; returns the acks to send again (Redis lacked their script).
 
         A transaction, so that a full or read-only Redis refuses all of it: an ack never
-        lands without the outcome queued before it, and the retry doubles no counter.
+        lands without the outcome queued before it, and the retry doubles no counter. It
+        watches this worker's reaper tombstone: once reaped, its late writes never land.
         """
         adopting = [item for item in pending if item.adopt is not None]
         with self.store.client.pipeline(transaction=True) as pipe:
+            if self.fence_key and not self._watch_not_reaped(pipe):
+                log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
+                self.on_acked([ack.job_id for ack in acks])
+                return []
             for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
                 pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
             for item in pending:
@@ -315,6 +342,15 @@ class OutcomeWriter:
                                  redis_message_id=str(message.options.get("redis_message_id", "")),
                                  queue_name=message.queue_name)
             pipe.execute()
+
+    def _watch_not_reaped(self, pipe: Any) -> bool:
+        """Watch this worker's tombstone; True (the batch goes on, in MULTI) unless it was reaped."""
+        pipe.watch(self.fence_key)
+        if pipe.exists(self.fence_key):
+            pipe.unwatch()
+            return False
+        pipe.multi()
+        return True
 
     def _ack(self, pipe: Any, ack: Ack) -> None:
         # by sha, not through the Script object: that asks SCRIPT EXISTS before every pipeline

@@ -1,11 +1,14 @@
 -- Re-queue the in-flight messages of dead worker processes; dead-letter poison messages.
--- A worker is dead when its heartbeat is older than the timeout. A message it was running
--- (its job record says running on that broker) counts a crash; after `threshold` crashes
--- the message goes to the dead-letter queue instead of running again. Workers record a
--- first start asynchronously, so a job that kills its worker at once may not show it: the
--- first recovery of a message whose record does not say running counts one crash as well
--- (once per job), and a recovered message is marked so that its next start is claimed
--- synchronously. A message whose cancel was requested is cancelled instead of re-queued.
+-- A worker is dead when its heartbeat is older than the timeout. Only a message it was
+-- running (its job record says running on that broker) counts a crash: one it had only
+-- prefetched does not. Workers record a first start asynchronously, so a job that kills its
+-- worker at once may not show it the first time; every recovered message is therefore
+-- marked (`backroom_recovered`) so that its next start is claimed synchronously. A message
+-- charged a crash is a suspect (`backroom_isolate`): its next run has its worker to itself
+-- (broker.gate), and the claim says so (`alone`). A message is dead-lettered only when it
+-- has `threshold` crashes and the last one happened while it ran alone, so neighbours of a
+-- poison job are re-run, never blamed. A message whose cancel was requested is cancelled
+-- instead of re-queued.
 -- KEYS: heartbeats zset
 -- ARGV: namespace, now_ms, timeout_ms, threshold, job ttl_s, queue names (canonical)...
 local ns = ARGV[1]
@@ -26,7 +29,7 @@ local function event(events, fields, keep)
 end
 
 local function dead_letter(queue, rid, payload, job, crashes, events)
-  local reason = "poison message: its worker died while running it " .. crashes .. " times"
+  local reason = "poison message: its worker died while running it " .. crashes .. " times, the last time alone"
   redis.call("zadd", ns .. ":" .. queue .. ".XQ", now, rid)
   redis.call("hset", ns .. ":" .. queue .. ".XQ.msgs", rid, payload)
   redis.call("hdel", ns .. ":" .. queue .. ".msgs", rid)
@@ -35,16 +38,26 @@ local function dead_letter(queue, rid, payload, job, crashes, events)
   event(events, {at = now, event = "dead", error = reason}, true)
 end
 
--- mark the payload (Dramatiq's JSON: options come right before message_id) as recovered
-local function mark_recovered(name, rid, payload, job_id)
+-- add option `option` to the payload (Dramatiq's JSON: options come right before message_id)
+local function mark(payload, job_id, option)
   local anchor = ',"message_id":"' .. job_id .. '"'
   local at = string.find(payload, anchor, 1, true)
-  if not at or string.find(payload, '"backroom_recovered"', 1, true) then
-    return
+  if not at or string.find(payload, '"' .. option .. '"', 1, true) then
+    return payload
   end
   local sep = string.sub(payload, at - 2, at - 2) == "{" and "" or ","
-  local marked = string.sub(payload, 1, at - 2) .. sep .. '"backroom_recovered":1' .. string.sub(payload, at - 1)
-  redis.call("hset", ns .. ":" .. name .. ".msgs", rid, marked)
+  return string.sub(payload, 1, at - 2) .. sep .. '"' .. option .. '":1' .. string.sub(payload, at - 1)
+end
+
+local function mark_recovered(name, rid, payload, job_id, suspect)
+  local marked = mark(payload, job_id, "backroom_recovered")
+  if suspect then
+    marked = mark(marked, job_id, "backroom_isolate")
+  end
+  if marked ~= payload then
+    redis.call("hset", ns .. ":" .. name .. ".msgs", rid, marked)
+  end
+  return marked
 end
 
 local function cancel(name, rid, job, events)
@@ -79,19 +92,19 @@ for _, worker in ipairs(dead_workers) do
         if payload then
           local job_id = cjson.decode(payload)["message_id"]
           local job, events = ns .. ":job:" .. job_id, ns .. ":events:" .. job_id
-          local crashes = 0
+          local crashes, alone = 0, false
           local status = redis.call("hget", job, "status")
-          if name == queue and status == "running" and redis.call("hget", job, "broker") == worker then
+          local ran = name == queue and status == "running" and redis.call("hget", job, "broker") == worker
+          if ran then
             crashes = redis.call("hincrby", job, "crashes", 1)
-          elseif name == queue and status == "queued" and redis.call("hsetnx", job, "unseen_crash", 1) == 1 then
-            crashes = redis.call("hincrby", job, "crashes", 1)
+            alone = redis.call("hget", job, "alone") == "1"
           end
           if name == queue then
-            mark_recovered(name, rid, payload, job_id)
+            payload = mark_recovered(name, rid, payload, job_id, ran)
           end
           if name == queue and status == "queued" and redis.call("hexists", job, "cancel_requested") == 1 then
             cancel(name, rid, job, events)
-          elseif crashes >= threshold then
+          elseif alone and crashes >= threshold then
             dead_letter(queue, rid, payload, job, crashes, events)
             poisoned = poisoned + 1
           else
@@ -105,5 +118,7 @@ for _, worker in ipairs(dead_workers) do
   end
   redis.call("zrem", KEYS[1], worker)
   redis.call("del", ns .. ":worker:" .. worker)
+  -- a tombstone: the worker, if only cut off, learns it was reaped, and its late writes are refused
+  redis.call("set", ns .. ":reaped:" .. worker, now, "EX", ARGV[5])
 end
 return {#dead_workers, recovered, poisoned}

@@ -84,6 +84,10 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     _denied(lambda: as_edge.do_fetch("default", 10))  # Dramatiq's own script, run as the edge user
     _denied(lambda: as_edge.enqueue(server_message("orders")))  # cannot enqueue server work either
     _denied(lambda: as_edge.enqueue(server_message("ingest")))
+    # the claim of a recovered job declares the claimer's reaper tombstone (see lua/claim.lua)
+    in_edge = BackroomBroker(url=creds.redis_url, namespace=EDGE_NS, job_retention_s=3600, maintenance_chance=0)
+    assert in_edge.jobs.claim(ping.message_id, worker="w", actor="ping_edge", queue="edge", now_ms=1,
+                              broker_id=f"edge-{NODE}-claimer")
     for command in (("KEYS", "*"), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
         _denied(lambda: edge.execute_command(*command))
     assert admin.llen(f"{NS}:default") == 1 and admin.hlen(f"{NS}:default.msgs") == 1

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,12 @@ HEARTBEAT_MS = 2_000
 class Pool:
     """A `backroom worker` process tree started for a test."""
 
-    def __init__(self, redis_url: str, processes: int, threads: int, extra_env: dict[str, str]) -> None:
+    def __init__(self, redis_url: str, processes: int, threads: int, extra_env: dict[str, str],
+                 wrap: Sequence[str] = ()) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
                "LOG_LEVEL": "WARNING", **extra_env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "-p", str(processes), "-t", str(threads),
+        self.process = subprocess.Popen(  # `wrap`: a prefix such as `ip netns exec <name>` (tests/reliability/netns.py)
+            [*wrap, sys.executable, "-m", "cli.main", "worker", "-p", str(processes), "-t", str(threads),
              "--module", "tests.reliability.effects"],
             cwd=ROOT, env=env, start_new_session=True)
 
@@ -45,8 +46,8 @@ def pools() -> Iterator[Callable[..., Pool]]:
     """Start worker pools; all are killed at the end of the test."""
     started: list[Pool] = []
 
-    def start(redis_url: str, processes: int = 2, threads: int = 2, **env: str) -> Pool:
-        pool = Pool(redis_url, processes, threads, env)
+    def start(redis_url: str, processes: int = 2, threads: int = 2, wrap: Sequence[str] = (), **env: str) -> Pool:
+        pool = Pool(redis_url, processes, threads, env, wrap)
         started.append(pool)
         return pool
 

@@ -62,12 +62,14 @@ def test_a_worker_killing_message_is_dead_lettered_after_three_deaths(redis_clie
     message = kill_my_worker.send("poison")
     dead = wait_until(lambda: (r := record(message.message_id)) and r.status is JobStatus.DEAD and r, 120,
                       "the poison message is dead-lettered")
-    assert count(redis_client, "poison") == 3
+    # three charged runs, plus at most one whose start its worker had no time to record
+    runs = count(redis_client, "poison")
+    assert 3 <= runs <= 4
     assert "worker died while running it 3 times" in (dead.last_error or "")
     assert redis_client.zcard("backroom:default.XQ") == 1
     assert redis_client.hlen("backroom:default.msgs") == 0
     time.sleep(HEARTBEAT_MS * 2 / 1000)  # nothing brings it back
-    assert count(redis_client, "poison") == 3
+    assert count(redis_client, "poison") == runs
 
 
 def test_sigterm_finishes_the_running_job_and_returns_prefetched_ones(redis_client, pools) -> None:
