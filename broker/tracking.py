@@ -56,6 +56,7 @@ class JobTracking(Middleware):
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
         self.writer.ack_args = getattr(broker, "ack_args", None)
+        self.writer.replica_wait = getattr(broker, "replica_wait", None)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
         wakeups = getattr(broker, "wakeups", None)
@@ -197,6 +198,7 @@ class OutcomeWriter:
         self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
         self.ack_args: Any = None
         self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
+        self.replica_wait: Any = None  # REDIS_WAIT_REPLICAS: one WAIT ends each batch (broker.replication)
 
     def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
@@ -249,7 +251,12 @@ class OutcomeWriter:
                     self._count(pipe, pending)
                     for ack in acks:  # after the outcomes: a record never trails its ack
                         self._ack(pipe, ack)
+                    if self.replica_wait is not None:
+                        pipe.execute_command(*self.replica_wait.command)
                     results = pipe.execute(raise_on_error=False)
+                if self.replica_wait is not None:  # reported once a minute when short
+                    replicas = results.pop()
+                    self.replica_wait.confirmed(replicas if isinstance(replicas, int) else 0)
                 refused = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
                 if refused:  # e.g. OOM under maxmemory: logged, not retried (the batch would refuse again)
                     log.error("Redis refused %d job record command(s): %s", len(refused), refused[0])

@@ -237,7 +237,8 @@ def create_app() -> Quart:
         app.config["DB_POOL"] = await create_pool(settings.database_url, min_size=1, max_size=10)
         app.config["REDIS"] = async_redis_client(settings)
         # concurrent requests' enqueues share a round trip (one pipelined EVALSHA each)
-        app.config["ENQUEUE_SCRIPT"] = BatchedScript(app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script)
+        app.config["ENQUEUE_SCRIPT"] = BatchedScript(app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script,
+                                                     wait=actors.broker.replica_wait)
 
     @app.after_serving
     async def close_resources() -> None:
