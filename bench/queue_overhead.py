@@ -222,11 +222,14 @@ class Bench:
                 for replicas in ((0, 1) if turn == 0 else (1, 0)):
                     actors.broker.replica_wait = replica_wait(replicas, 500)
                     self.extra_env = {"REDIS_WAIT_REPLICAS": str(replicas)}
+                    self.client.config_resetstat()
                     figures.setdefault(f"send{replicas}", []).append(self.raw_send())
                     figures.setdefault(f"drain{replicas}", []).append(self.drain("backroom", max(1000, JOBS // 5)))
                     with self.api_server(2) as (base, child):
                         figures.setdefault(f"api{replicas}", []).append(self.api_load(base, child, token, 2))
-                    say(f"  REDIS_WAIT_REPLICAS={replicas}: raw send() {figures[f'send{replicas}'][-1]:,.0f} jobs/s")
+                    waits = self.client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+                    say(f"  REDIS_WAIT_REPLICAS={replicas}: raw send() {figures[f'send{replicas}'][-1]:,.0f} jobs/s; "
+                        f"{waits} WAIT(s) in this turn (send, drain and API)")
         finally:
             actors.broker.replica_wait = None
             self.extra_env = {}
