@@ -25,8 +25,8 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("METRICS_PORT", "0")
 
 from bench._services import say  # noqa: E402
-from bench.chaos_ledger import Counts  # noqa: E402
-from bench.chaos_scenarios import SCENARIOS  # noqa: E402
+from bench._chaos_ledger import Counts  # noqa: E402
+from bench._chaos_scenarios import SCENARIOS  # noqa: E402
 from config.logging import configure_logging  # noqa: E402
 
 

@@ -20,8 +20,8 @@ import redis
 
 from bench._chaos_actors import chaos_job, chaos_poison
 from bench._services import wait_until
-from bench.chaos_ledger import Counts, Line, Loss, State, count, read_ledger
-from bench.chaos_procs import REPO, Netns, SentinelSet, WorkerPool, alive, kill
+from bench._chaos_ledger import Counts, Line, Loss, State, count, read_ledger
+from bench._chaos_procs import REPO, Netns, SentinelSet, WorkerPool, alive, kill
 from broker.setup import build_broker
 from cli.stack import RedisProcess
 from config.settings import get_settings

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import redis
 
 from bench._services import wait_until
-from bench.chaos_ledger import Counts, Loss
-from bench.chaos_procs import Netns, alive, kill
-from bench.chaos_world import World, world
+from bench._chaos_ledger import Counts, Loss
+from bench._chaos_procs import Netns, alive, kill
+from bench._chaos_world import World, world
 from cli.stack import process_tree
 
 
