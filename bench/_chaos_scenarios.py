@@ -181,9 +181,15 @@ def partition(n: int = 10, cut_s: float = 10.0) -> Counts:
         namespace.delete()
 
 
-def sentinel_failover(n: int = 60) -> Counts:
-    """SIGKILL the Sentinel-managed primary while jobs run and more are being enqueued."""
-    with world("sentinel_failover", sentinels=True) as w:
+def sentinel_failover(n: int = 60, *, wait_replicas: int = 0) -> Counts:
+    """SIGKILL the Sentinel-managed primary while jobs run and more are enqueued; it comes back as a replica.
+
+    With `wait_replicas` (REDIS_WAIT_REPLICAS for the pool and the sender) every enqueue and
+    outcome batch waits for a replica: a batch whose WAIT the dead primary never answered is
+    written again to the new one instead of being lost with it.
+    """
+    name = "sentinel_failover" + ("_wait" if wait_replicas else "")
+    with world(name, sentinels=True, wait_replicas=wait_replicas) as w:
         assert w.sentinels is not None
         wait_until(w.sentinels.ready, timeout=60, interval=0.2, what="the Sentinels to see the replica")
         old = w.sentinels.primary.port
@@ -198,6 +204,7 @@ def sentinel_failover(n: int = 60) -> Counts:
         wait_until(lambda: w.sentinels.primary_port() not in (None, old), timeout=60, interval=0.2,
                    what="the Sentinels to promote the replica")
         w.note(f"new primary after {time.monotonic() - killed:.1f}s")
+        w.sentinels.primary.start()  # the old primary returns; the Sentinels make it a replica of the new one
         sender.join(timeout=120)
         return w.settle(killed)
 
@@ -217,4 +224,5 @@ SCENARIOS: dict[str, Callable[[], Counts]] = {
     "worker_sigkill": worker_sigkill, "master_sigkill": master_sigkill, "redis_sigterm": redis_sigterm,
     "redis_sigkill": redis_sigkill, "graceful_stop": graceful_stop, "poison": poison, "redis_full": redis_full,
     "partition": partition, "sentinel_failover": sentinel_failover,
+    "sentinel_failover_wait": lambda: sentinel_failover(wait_replicas=1),
 }

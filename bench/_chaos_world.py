@@ -40,6 +40,7 @@ class World:
     redis_url: str
     server: RedisProcess | None = None
     sentinels: SentinelSet | None = None
+    wait_replicas: int = 0  # REDIS_WAIT_REPLICAS of the sender and the pools
     jobs: dict[str, str] = field(default_factory=dict)  # tag -> job id
     poison: set[str] = field(default_factory=set)
     losses: list[Loss] = field(default_factory=list)
@@ -52,7 +53,8 @@ class World:
         self.ledger = self.root / "ledger"
         self.ledger.mkdir(parents=True, exist_ok=True)
         self.counts = Counts(self.name)
-        update: dict[str, Any] = {"redis_url": self.redis_url, "worker_heartbeat_timeout_ms": HEARTBEAT_MS}
+        update: dict[str, Any] = {"redis_url": self.redis_url, "worker_heartbeat_timeout_ms": HEARTBEAT_MS,
+                                  "redis_wait_replicas": self.wait_replicas}
         if self.sentinels is not None:
             update["redis_sentinels"] = self.sentinels.addresses
         self.broker = build_broker(get_settings().model_copy(update=update))
@@ -62,6 +64,7 @@ class World:
         """The environment of a worker pool of this world."""
         env = {**os.environ, "REDIS_URL": self.redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
                "LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "METRICS_PORT": "0",
+               "REDIS_WAIT_REPLICAS": str(self.wait_replicas),
                "CHAOS_LEDGER": str(self.ledger), "PYTHONPATH": os.pathsep.join(filter(None, [
                    str(REPO), os.environ.get("PYTHONPATH")]))}
         env.setdefault("DATABASE_URL", DUMMY_DATABASE_URL)
@@ -166,7 +169,8 @@ class World:
 
 
 @contextmanager
-def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = False) -> Iterator[World]:
+def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = False,
+          wait_replicas: int = 0) -> Iterator[World]:
     """A fresh world for one scenario (a redis-server, or a Sentinel set), torn down at the end."""
     root = Path(tempfile.mkdtemp(prefix=f"backroom-chaos-{name}-"))
     server = sentinel_set = None
@@ -178,7 +182,7 @@ def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = Fals
         else:
             server = RedisProcess(root / "redis", extra_args=redis_args).start()
             url = server.url
-        w = World(name, root, url, server=server, sentinels=sentinel_set)
+        w = World(name, root, url, server=server, sentinels=sentinel_set, wait_replicas=wait_replicas)
         yield w
     finally:
         if w is not None:

@@ -62,3 +62,7 @@ def test_a_partitioned_host_starts_nothing_it_holds_once_cut_off() -> None:
 
 def test_a_sentinel_failover_under_load_loses_and_doubles_nothing() -> None:
     assert_clean(scenarios.sentinel_failover(n=20))
+
+
+def test_a_sentinel_failover_waiting_for_replicas_loses_and_doubles_nothing() -> None:
+    assert_clean(scenarios.sentinel_failover(n=20, wait_replicas=1))
