@@ -41,6 +41,7 @@ class World:
     server: RedisProcess | None = None
     sentinels: SentinelSet | None = None
     wait_replicas: int = 0  # REDIS_WAIT_REPLICAS of the sender and the pools
+    heartbeat_ms: int = HEARTBEAT_MS
     jobs: dict[str, str] = field(default_factory=dict)  # tag -> job id
     poison: set[str] = field(default_factory=set)
     losses: list[Loss] = field(default_factory=list)
@@ -53,7 +54,7 @@ class World:
         self.ledger = self.root / "ledger"
         self.ledger.mkdir(parents=True, exist_ok=True)
         self.counts = Counts(self.name)
-        update: dict[str, Any] = {"redis_url": self.redis_url, "worker_heartbeat_timeout_ms": HEARTBEAT_MS,
+        update: dict[str, Any] = {"redis_url": self.redis_url, "worker_heartbeat_timeout_ms": self.heartbeat_ms,
                                   "redis_wait_replicas": self.wait_replicas}
         if self.sentinels is not None:
             update["redis_sentinels"] = self.sentinels.addresses
@@ -62,7 +63,7 @@ class World:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a worker pool of this world."""
-        env = {**os.environ, "REDIS_URL": self.redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
+        env = {**os.environ, "REDIS_URL": self.redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(self.heartbeat_ms),
                "LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "METRICS_PORT": "0",
                "REDIS_WAIT_REPLICAS": str(self.wait_replicas),
                "CHAOS_LEDGER": str(self.ledger), "PYTHONPATH": os.pathsep.join(filter(None, [
@@ -170,7 +171,7 @@ class World:
 
 @contextmanager
 def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = False,
-          wait_replicas: int = 0) -> Iterator[World]:
+          wait_replicas: int = 0, heartbeat_ms: int = HEARTBEAT_MS) -> Iterator[World]:
     """A fresh world for one scenario (a redis-server, or a Sentinel set), torn down at the end."""
     root = Path(tempfile.mkdtemp(prefix=f"backroom-chaos-{name}-"))
     server = sentinel_set = None
@@ -182,7 +183,8 @@ def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = Fals
         else:
             server = RedisProcess(root / "redis", extra_args=redis_args).start()
             url = server.url
-        w = World(name, root, url, server=server, sentinels=sentinel_set, wait_replicas=wait_replicas)
+        w = World(name, root, url, server=server, sentinels=sentinel_set, wait_replicas=wait_replicas,
+                  heartbeat_ms=heartbeat_ms)
         yield w
     finally:
         if w is not None:
