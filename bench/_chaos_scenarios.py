@@ -50,8 +50,13 @@ def master_sigkill(n: int = 40) -> Counts:
             w.send(f"m{i}", 0.5)
         _kill_running_worker(w, pool, master=True)
         killed = time.monotonic()
+        lost = [pid for loss in w.losses for pid in loss.pids]
+        try:  # a worker told of its master's death may first finish what it runs (a graceful stop)
+            wait_until(lambda: not any(alive(pid) for pid in lost), timeout=20, what="the killed master's worker to exit")
+        except TimeoutError:
+            pass  # counted below
         counts = w.settle(killed)
-        orphans = [pid for loss in w.losses for pid in loss.pids if alive(pid)]
+        orphans = [pid for pid in lost if alive(pid)]
         w.note(f"orphaned worker processes still alive: {len(orphans)}")
         counts.stuck += len(orphans)  # an orphan still holds (and may run) work nobody supervises
         return counts
