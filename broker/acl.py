@@ -35,6 +35,7 @@ COMMANDS = (
     "lpop", "rpush", "ltrim", "sadd", "srem", "smembers", "zadd", "zrem",
     "get", "set", "del", "expire", "persist", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hincrby",
     "publish", "psubscribe", "punsubscribe", "subscribe", "unsubscribe",
+    "wait",  # REDIS_WAIT_REPLICAS (broker.replication); it touches no key
 )
 
 

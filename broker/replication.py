@@ -51,12 +51,6 @@ class ReplicaWait:
                     "a failover now could lose them", count, self.replicas, self.timeout_ms, replicas)
         return False
 
-    def check(self, replicas: int) -> None:
-        """Raise NotReplicated unless `replicas` is enough (for callers that can answer "try again")."""
-        if not self.confirmed(replicas):
-            raise NotReplicated(f"{replicas} of {self.replicas} replica(s) confirmed the write "
-                                f"within {self.timeout_ms} ms")
-
 
 def replica_wait(replicas: int, timeout_ms: int) -> ReplicaWait | None:
     """A ReplicaWait, or None when REDIS_WAIT_REPLICAS is 0 (no WAIT is sent at all)."""
