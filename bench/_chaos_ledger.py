@@ -1,7 +1,9 @@
 """What the chaos scenarios count: the effects ledger of bench/_chaos_actors.py against the job records.
 
-Per job: how many times it took effect (`done` lines), whether Redis still holds it or its
-record still reads unfinished (stuck), whether it was dead-lettered. A job that was running
+Per job: how many times it took effect (`done` lines); stuck when Redis still holds its
+message (queued, delayed, or held by a worker) or its record reads unfinished after it took
+effect; lost when it never took effect and Redis holds no message that could run it, whatever
+its record says (a record reading `delayed` over no message is a lost job); dead-lettered. A job that was running
 on a worker process when that process was lost (SIGKILLed, stopped, cut off: a `Loss`) and
 so ran again elsewhere is a `rerun_after_loss`, not a double; one that *started* on a
 worker after the worker was lost and also took effect elsewhere is a double.
@@ -111,6 +113,12 @@ def judge(lines: list[Line], losses: list[Loss]) -> tuple[int, bool, bool]:
     return effects, effects > 1, False
 
 
+def pending(states: dict[str, State]) -> int:
+    """How many jobs Redis still holds or whose record reads unfinished (0: the scenario settled)."""
+    return sum(1 for state in states.values()
+               if state.held or (state.status is not None and state.status not in FINAL))
+
+
 def count(counts: Counts, jobs: dict[str, Any], states: dict[str, State], ledger: dict[str, list[Line]],
           losses: list[Loss], poison: set[str]) -> Counts:
     """Fill `counts` for `jobs` (tag -> job id) from their Redis states and the ledger; returns it."""
@@ -120,7 +128,8 @@ def count(counts: Counts, jobs: dict[str, Any], states: dict[str, State], ledger
     for tag in jobs:
         state = states.get(tag, State(None, False))
         effects, doubled, rerun = judge(ledger.get(tag, []), losses)
-        if state.held or (state.status is not None and state.status not in FINAL):
+        unfinished = state.status is not None and state.status not in FINAL
+        if state.held or (tag in poison and unfinished):
             kind = "stuck"
         elif tag in poison:
             kind = ""
@@ -129,7 +138,7 @@ def count(counts: Counts, jobs: dict[str, Any], states: dict[str, State], ledger
         elif effects == 0:
             kind = "lost"
         else:
-            kind = ""
+            kind = "stuck" if unfinished else ""
         if kind:
             setattr(counts, kind, getattr(counts, kind) + 1)
             counts.details[kind].append(f"{tag}({state.status},held={int(state.held)},effects={effects})")

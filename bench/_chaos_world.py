@@ -20,7 +20,7 @@ import redis
 
 from bench._chaos_actors import chaos_job, chaos_poison
 from bench._services import wait_until
-from bench._chaos_ledger import Counts, Line, Loss, State, count, read_ledger
+from bench._chaos_ledger import Counts, Line, Loss, State, count, pending, read_ledger
 from bench._chaos_procs import REPO, Netns, SentinelSet, WorkerPool, alive, kill
 from broker.setup import build_broker
 from cli.stack import RedisProcess
@@ -144,9 +144,9 @@ class World:
         return count(self.counts, self.jobs, self.states(), ledger, losses, self.poison)
 
     def settle(self, since: float, timeout: float = SETTLE_TIMEOUT_S) -> Counts:
-        """Wait until nothing is stuck (every job finished or lost for good); record the time it took."""
+        """Wait until Redis holds no job and every record reads finished; record the time it took."""
         try:
-            settled_at = wait_until(lambda: self.tally().stuck == 0, timeout=timeout, interval=0.25,
+            settled_at = wait_until(lambda: pending(self.states()) == 0, timeout=timeout, interval=0.25,
                                     what=f"{self.name} to settle")
         except (TimeoutError, redis.RedisError):
             settled_at = time.monotonic()

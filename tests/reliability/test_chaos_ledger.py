@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench._chaos_ledger import Counts, Line, Loss, State, count, judge, read_ledger
+from bench._chaos_ledger import Counts, Line, Loss, State, count, judge, pending, read_ledger
 
 CUT = Loss(frozenset({10}), 100.0)  # process 10 lost at t=100
 
@@ -38,11 +38,15 @@ def test_retries_are_not_doubles() -> None:
 
 def test_count_sorts_jobs_into_stuck_lost_dead_and_poison(tmp_path: Path) -> None:
     (tmp_path / "10.log").write_text("start ok 10 1.0\ndone ok 10 2.0\nstart held 10 1.0\ndone held 10 2.0\n"
-                                     "start poison 10 3.0\nstart cut 10 4.0\ndone cut-short")
-    jobs = {tag: tag for tag in ("ok", "held", "queued", "gone", "dead", "poison", "cut")}
+                                     "start poison 10 3.0\nstart cut 10 4.0\ndone cut-short\n"
+                                     "start unacked 10 5.0\ndone unacked 10 6.0\n")
+    jobs = {tag: tag for tag in ("ok", "held", "queued", "gone", "dead", "poison", "cut", "stranded", "unacked")}
     states = {"ok": State("succeeded", False), "held": State("succeeded", True), "queued": State("queued", True),
               "gone": State(None, False), "dead": State("dead", False), "poison": State("dead", False),
-              "cut": State("succeeded", False)}
+              "cut": State("succeeded", False), "stranded": State("delayed", False),
+              "unacked": State("running", False)}
     counts = count(Counts("t"), jobs, states, read_ledger(tmp_path), [], {"poison"})
-    assert (counts.jobs, counts.stuck, counts.lost, counts.bystanders_dead, counts.doubled) == (7, 2, 2, 1, 0)
-    assert sorted(tag.split("(")[0] for tag in counts.details["lost"]) == ["cut", "gone"]
+    assert (counts.jobs, counts.stuck, counts.lost, counts.bystanders_dead, counts.doubled) == (9, 3, 3, 1, 0)
+    assert sorted(tag.split("(")[0] for tag in counts.details["lost"]) == ["cut", "gone", "stranded"]
+    assert sorted(tag.split("(")[0] for tag in counts.details["stuck"]) == ["held", "queued", "unacked"]
+    assert pending(states) == 4  # held, queued, stranded (its record reads delayed) and unacked
