@@ -14,12 +14,12 @@ import redis
 
 from bench._services import wait_until
 from bench._chaos_ledger import Counts, Loss
-from bench._chaos_procs import Netns, alive, kill
+from bench._chaos_procs import Netns, WorkerPool, alive, kill
 from bench._chaos_world import World, world
 from cli.stack import process_tree
 
 
-def _kill_running_worker(w: World, pool, *, master: bool) -> None:  # type: ignore[no-untyped-def]
+def _kill_running_worker(w: World, pool: WorkerPool, *, master: bool) -> None:
     """SIGKILL a worker process running a job (or its Dramatiq master), and record the loss."""
     running = w.wait_running(pool)
     victim = max(running, key=running.__getitem__)
@@ -150,7 +150,7 @@ def _fill(client: redis.Redis) -> list[str]:
     return keys
 
 
-def _kill_any(w: World, pool) -> None:  # type: ignore[no-untyped-def]
+def _kill_any(w: World, pool: WorkerPool) -> None:
     """SIGKILL a live worker process (idle or not): what it still holds must be finished work only."""
     victim = pool.workers()[0]
     kill(victim)
