@@ -66,12 +66,15 @@ def _redis_restart(name: str, n: int, sig: int) -> Counts:
     with world(name) as w:
         pool = w.pool(2, 2)
         wait_until(lambda: len(pool.workers()) == 2, timeout=60, what="two workers")
-        for i in range(n // 2):
-            w.send(f"d{i}", 0.1, delay=2_500)  # delayed: held in the workers' memory when Redis goes
-            w.send(f"r{i}", 0.1, fail_times=1)  # retrying: in backoff (the delay queue) when Redis goes
+        half = max(1, n // 2)
+        for i in range(half):
+            # delayed: held in the workers' memory, due before, during and after the outage
+            w.send(f"d{i}", 0.1, delay=1_500 + 3_000 * i // half)
+            # retrying: first attempts fail before and during the outage, so retries wait in backoff across it
+            w.send(f"r{i}", 0.3 + 2.0 * i / half, fail_times=1)
         keys = w.broker.jobs.keys
-        wait_until(lambda: w.client.llen(keys.queue("default.DQ")) == 0 and w.client.llen(keys.queue("default")) == 0,
-                   timeout=60, what="the workers to fetch every delayed job")
+        wait_until(lambda: w.client.llen(keys.queue("default.DQ")) == 0, timeout=60,
+                   what="the workers to fetch every delayed job")
         assert w.server is not None
         if sig == signal.SIGKILL:
             w.server.stop(kill=True)
