@@ -93,7 +93,9 @@ class Netns:
     `cut()` sets the host end down: the namespace's TCP connections stall as on a partitioned host.
     """
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int | None = None) -> None:
+        # per process by default: two chaos runs at once (two worktrees) get different links and subnets
+        index = 20 + os.getpid() % 200 if index is None else index
         self.name = f"brchaos{os.getpid() % 10000}x{index}"
         self.host_if, self.ns_if = f"bc{os.getpid() % 10000}x{index}h", f"bc{os.getpid() % 10000}x{index}n"
         self.host_ip, self.ns_ip = f"10.231.{index}.1", f"10.231.{index}.2"

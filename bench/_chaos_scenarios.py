@@ -162,7 +162,7 @@ def _kill_any(w: World, pool: WorkerPool) -> None:
 
 def partition(n: int = 10, cut_s: float = 10.0) -> Counts:
     """Cut a worker host (a network namespace) off from Redis for `cut_s` while it runs 3 s jobs."""
-    namespace = Netns(1)
+    namespace = Netns()
     try:
         namespace.create()
     except RuntimeError as error:
