@@ -33,11 +33,11 @@ def test_a_sigkilled_master_leaves_no_orphan_and_loses_nothing() -> None:
 
 
 def test_a_redis_sigterm_strands_no_delayed_or_retrying_job() -> None:
-    assert_clean(scenarios.redis_sigterm(n=20))
+    assert_clean(scenarios.redis_sigterm(n=40))
 
 
 def test_a_redis_sigkill_strands_no_delayed_or_retrying_job() -> None:
-    assert_clean(scenarios.redis_sigkill(n=20))
+    assert_clean(scenarios.redis_sigkill(n=40))
 
 
 def test_a_graceful_stop_hands_back_jobs_longer_than_the_deadline() -> None:
