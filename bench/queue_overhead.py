@@ -4,6 +4,7 @@ Run from the repo root with no arguments: `python bench/queue_overhead.py`. It s
 redis-server and embedded Postgres (like the tests), real `dramatiq` worker processes and a
 real hypercorn, and ends with one `bench: queue_overhead ...` line. BENCH_JOBS overrides the
 backlog size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 3).
+Section 4 attaches a replica (`--replicaof`) and measures what REDIS_WAIT_REPLICAS=1 costs.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ import redis  # noqa: E402
 
 from _noop_actors import PICKUP_KEY  # noqa: E402
 from _services import BENCH_DIR, BIN, Child, Stack, create_token, percentile, say, wait_until  # noqa: E402
-from cli.stack import free_port  # noqa: E402
+from broker.replication import replica_wait  # noqa: E402
+from cli.stack import RedisProcess, free_port  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "30000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -70,12 +72,13 @@ class Bench:
         import _noop_bare
 
         self.actors = {"backroom": _noop_backroom, "bare": _noop_bare}
+        self.extra_env: dict[str, str] = {}  # for the workers and API servers started next (section 4)
 
     def worker(self, kind: str, processes: int) -> Child:
         """Start `dramatiq MODULE --processes P --threads 8 --queues bench`."""
         args = [str(BIN / "dramatiq"), MODULES[kind], "--path", str(BENCH_DIR),
                 "--processes", str(processes), "--threads", "8", "--queues", "bench"]
-        return self.stack.spawn(f"worker-{kind}", args, self.stack.env())
+        return self.stack.spawn(f"worker-{kind}", args, self.stack.env(**self.extra_env))
 
     # -- 1. drain rate -------------------------------------------------------------------------
     def drain(self, kind: str, jobs: int) -> float:
@@ -147,7 +150,7 @@ class Bench:
         port = free_port()
         args = [str(BIN / "hypercorn"), "web.asgi:app", "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}",
                 "--workers", str(workers), "--read-timeout", "60"]  # as the Procfile's `web` runs it
-        child = self.stack.spawn(f"api-{workers}w", args, self.stack.env())
+        child = self.stack.spawn(f"api-{workers}w", args, self.stack.env(**self.extra_env))
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda: _healthy(base) or not child.alive(), timeout=60, interval=0.2, what="API /healthz")
@@ -200,6 +203,38 @@ class Bench:
         say(f"  {kind}: pickup p50 {percentile(waits, 50):.1f} ms, p90 {percentile(waits, 90):.1f} ms, "
             f"p99 {percentile(waits, 99):.1f} ms, max {max(waits):.1f} ms over {len(waits)} jobs")
         return waits
+
+
+    # -- 4. waiting for a replica -------------------------------------------------------------
+    def replica_cost(self, token: str) -> dict[str, float]:
+        """Raw send(), the API and the drain rate without and with REDIS_WAIT_REPLICAS=1, in turns."""
+        import actors
+
+        assert self.stack.redis is not None
+        replica = RedisProcess(self.stack.root / "replica",
+                               extra_args=("--replicaof", "127.0.0.1", str(self.stack.redis.port))).start()
+        figures: dict[str, list[float]] = {}
+        try:
+            link = redis.Redis.from_url(replica.url)
+            wait_until(lambda: link.info("replication")["master_link_status"] == "up", timeout=60, what="replica")
+            link.close()
+            for turn in range(2):
+                for replicas in ((0, 1) if turn == 0 else (1, 0)):
+                    actors.broker.replica_wait = replica_wait(replicas, 500)
+                    self.extra_env = {"REDIS_WAIT_REPLICAS": str(replicas)}
+                    self.client.config_resetstat()
+                    figures.setdefault(f"send{replicas}", []).append(self.raw_send())
+                    figures.setdefault(f"drain{replicas}", []).append(self.drain("backroom", max(1000, JOBS // 5)))
+                    with self.api_server(2) as (base, child):
+                        figures.setdefault(f"api{replicas}", []).append(self.api_load(base, child, token, 2))
+                    waits = self.client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+                    say(f"  REDIS_WAIT_REPLICAS={replicas}: raw send() {figures[f'send{replicas}'][-1]:,.0f} jobs/s; "
+                        f"{waits} WAIT(s) in this turn (send, drain and API)")
+        finally:
+            actors.broker.replica_wait = None
+            self.extra_env = {}
+            replica.stop(kill=True)
+        return {name: statistics.mean(values) for name, values in figures.items()}
 
 
 def _load() -> str:
@@ -334,6 +369,13 @@ def main() -> None:
 
         say("3. pickup latency: one idle worker process, one job every 20-50 ms")
         waits = {kind: bench.pickup(kind) for kind in ("backroom", "bare")}
+
+        say("4. REDIS_WAIT_REPLICAS=1 against 0, a replica (--replicaof) on this host, in turns (mean of 2)")
+        wait = bench.replica_cost(token)
+        say(f"  => with WAIT: raw send() {wait['send1']:,.0f} vs {wait['send0']:,.0f} jobs/s "
+            f"({wait['send1'] / wait['send0']:.2f}), API {wait['api1']:,.0f} vs {wait['api0']:,.0f} 202/s "
+            f"({wait['api1'] / wait['api0']:.2f}), drain {wait['drain1']:,.0f} vs {wait['drain0']:,.0f} jobs/s "
+            f"({wait['drain1'] / wait['drain0']:.2f})")
         say(f"done, {_load()}")
     finally:
         say("stopping children and services ...")
@@ -342,7 +384,9 @@ def main() -> None:
     p50, p99 = percentile(waits["backroom"], 50), percentile(waits["backroom"], 99)
     print(f"bench: queue_overhead backroom_jobs_s={backroom_s:.0f} bare_jobs_s={bare_s:.0f} "
           f"ratio={backroom_s / bare_s:.2f} api_202_s={api_2:.0f} raw_send_s={raw_s:.0f} "
-          f"api_ratio={api_2 / raw_s:.2f} pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f}", flush=True)
+          f"api_ratio={api_2 / raw_s:.2f} pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f} "
+          f"wait_send_ratio={wait['send1'] / wait['send0']:.2f} wait_api_ratio={wait['api1'] / wait['api0']:.2f} "
+          f"wait_drain_ratio={wait['drain1'] / wait['drain0']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

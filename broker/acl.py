@@ -46,6 +46,7 @@ COMMANDS = (
     "get", "set", "del", "expire", "persist", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hincrby",
     "publish", "psubscribe", "punsubscribe", "subscribe", "unsubscribe",
     "exists", "watch", "unwatch",
+    "wait",  # REDIS_WAIT_REPLICAS (broker.replication); it touches no key
 )
 
 

@@ -22,6 +22,8 @@ from redis.connection import HiredisRespSerializer
 from redis.exceptions import NoScriptError, ResponseError
 from redis.utils import HIREDIS_AVAILABLE
 
+from broker.replication import NotReplicated, ReplicaWait
+
 Call = tuple[Sequence[Any], Sequence[Any], asyncio.Future]
 
 
@@ -31,14 +33,16 @@ class BatchedScript:
     Each caller gets its own result, or its own exception: a script error fails only that
     call; a connection error fails every call of the round trip (whether one ran is then
     unknown, as with a single EVALSHA whose reply is lost). At most `max_batch` calls share
-    a round trip.
+    a round trip. With `wait` (REDIS_WAIT_REPLICAS), each round trip ends with one WAIT, and
+    when too few replicas confirm it in time every call of it fails with NotReplicated.
     """
 
-    def __init__(self, client: Any, script: str, *, max_batch: int = 128) -> None:
+    def __init__(self, client: Any, script: str, *, max_batch: int = 128, wait: ReplicaWait | None = None) -> None:
         self.client = client
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
         self.max_batch = max_batch
+        self.wait = wait
         self._pending: list[Call] = []
         self._sending = False
         self._sender: asyncio.Task | None = None  # held: the loop keeps only weak references to tasks
@@ -103,14 +107,19 @@ class BatchedScript:
             if await connection.can_read():  # closed by the server (or holding stray replies)
                 await connection.disconnect()
                 await connection.connect()
+            commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _ in batch]
             await connection.send_packed_command(connection.pack_commands(
-                [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _ in batch]))
+                commands + ([self.wait.command] if self.wait else [])))
             results: list[Any] = []
             for _ in batch:
                 try:
                     results.append(await connection.read_response())
                 except ResponseError as error:  # this call's script failed; the connection is fine
                     results.append(error)
+            if self.wait is not None and not self.wait.confirmed(await connection.read_response()):
+                unconfirmed = NotReplicated(f"not confirmed by {self.wait.replicas} replica(s) "
+                                            f"within {self.wait.timeout_ms} ms")
+                results = [r if isinstance(r, Exception) else unconfirmed for r in results]
             return results
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse the connection

@@ -20,6 +20,7 @@ from broker.guard import CLAIMED_QUEUE
 from broker.jobs import JobStore
 from broker.outage import refusal, transient, until_it_lands
 from broker.pauses import Pauses
+from broker.replication import ReplicaWait
 from domain.jobs import redact, status_on_enqueue
 
 
@@ -27,7 +28,7 @@ class BackroomBroker(RedisBroker):
     """A RedisBroker whose every enqueue is one script call that also writes the job record."""
 
     def __init__(self, *, url: str, namespace: str, job_retention_s: int, wake_queues: str = "*",
-                 broker_id_prefix: str = "", **kwargs: Any) -> None:
+                 broker_id_prefix: str = "", replica_wait: ReplicaWait | None = None, **kwargs: Any) -> None:
         if kwargs.get("client") is not None:
             url = ""  # a Sentinel-managed client replaces the URL's host
         self._hook_listeners: dict[str, tuple[tuple[Middleware, ...], list[Middleware]]] = {}
@@ -45,6 +46,8 @@ class BackroomBroker(RedisBroker):
         # set in worker processes (see broker.recovery): Dramatiq's own enqueues there (a delayed
         # message come due, a retry's backoff) wait out a Redis outage instead of raising
         self.enqueue_until_it_lands = False
+        # REDIS_WAIT_REPLICAS > 0: enqueues (and outcome batches, see broker.tracking) wait for replicas
+        self.replica_wait = replica_wait
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -96,14 +99,40 @@ class BackroomBroker(RedisBroker):
             message = message.copy(queue_name=queue_name, options={"eta": eta})
 
         self.emit_before("enqueue", message, delay)
+        # REDIS_WAIT_REPLICAS > 0: the script, then WAIT on the same connection
+        replicated = self.replica_wait is not None
+        send = (lambda: self._enqueue_replicated(message, queue_name, eta)) if replicated else (
+            lambda: self._enqueue_script(message, queue_name, eta))
         # not an actor's own send: that raises, so its job fails and is retried (or the edge keeps it in its outbox)
         if self.enqueue_until_it_lands and CurrentMessage.get_current_message() is None:
             # the script is idempotent per redis_message_id: a retry after a lost reply enqueues nothing twice
-            outcome = until_it_lands(lambda: self._enqueue_script(message, queue_name, eta),
-                                     f"enqueue of {message.actor_name} {message.message_id}")
+            outcome = until_it_lands(send, f"enqueue of {message.actor_name} {message.message_id}")
         else:
-            outcome = self._enqueue_script(message, queue_name, eta)
+            outcome = send()
         return self._enqueued(message, outcome, delay)
+
+    def _enqueue_replicated(self, message: Message, queue_name: str, eta: int | str) -> Any:
+        """The enqueue script, then WAIT on the same connection (WAIT counts that connection's writes).
+
+        Workers, the scheduler and the CLI cannot answer "try again": an unconfirmed enqueue is
+        reported (once a minute), not raised; the web's enqueue_async raises instead (503).
+        """
+        assert self.replica_wait is not None
+        keys, args = self._enqueue_call(message, queue_name, eta)
+        script = self.jobs.scripts["enqueue"]
+        for _ in range(2):  # by sha, loading the script once if a restarted Redis forgot it
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.execute_command(*self.replica_wait.command)
+                outcome, replicas = pipe.execute(raise_on_error=False)
+            if not isinstance(outcome, redis.exceptions.NoScriptError):
+                break
+            self.client.script_load(script.script)
+        for result in (outcome, replicas):
+            if isinstance(result, Exception):
+                raise result
+        self.replica_wait.confirmed(replicas)
+        return outcome
 
     def _enqueued(self, message: Message, outcome: Any, delay: int | None) -> Message:
         """The message the caller gets back: the live job holding its unique key, or itself."""

@@ -15,6 +15,7 @@ from broker.keys import Keys, edge_namespace
 from broker.outage import die_with_parent
 from broker.recovery import Recovery
 from broker.redis import BackroomBroker
+from broker.replication import replica_wait
 from broker.tracking import JobTracking
 from config.settings import EdgeSettings
 
@@ -86,6 +87,7 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
         job_retention_s=retention_s,
         wake_queues=wake_queues,
         broker_id_prefix=broker_id_prefix,
+        replica_wait=replica_wait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
         heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
         dead_message_ttl=int(settings.dlq_retention_days * 86400 * 1000),
         maintenance_chance=0,  # Recovery reaps dead workers every few seconds instead of by chance

@@ -39,6 +39,7 @@ from dramatiq.middleware import SkipMessage
 
 from broker.jobs import JobStore
 from broker.outage import backoff_s, transient
+from broker.replication import private_client
 from domain.jobs import JobStatus, error_text, redact, status_after_attempt, summarise_result
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class JobTracking(Middleware):
         self.writer.ack_args = getattr(broker, "ack_args", None)
         if getattr(broker, "broker_id", ""):
             self.writer.fence_key = self.store.keys.reaped(broker.broker_id)
+        replicas = getattr(broker, "replica_wait", None)
+        if replicas is not None:
+            self.writer.replica_wait, self.writer.client = replicas, private_client(self.store.client)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
         wakeups = getattr(broker, "wakeups", None)
@@ -226,6 +230,8 @@ class OutcomeWriter:
         self.ack_args: Any = None
         self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
         self.fence_key = ""  # this worker's reaper tombstone, watched by every batch
+        self.replica_wait: Any = None  # REDIS_WAIT_REPLICAS: one WAIT ends each batch (broker.replication)
+        self.client: redis.Redis | None = None  # with it, the writer's own: WAIT must follow on the batch's connection
 
     def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
@@ -296,7 +302,8 @@ class OutcomeWriter:
         watches this worker's reaper tombstone: once reaped, its late writes never land.
         """
         adopting = [item for item in pending if item.adopt is not None]
-        with self.store.client.pipeline(transaction=True) as pipe:
+        client = self.client or self.store.client
+        with client.pipeline(transaction=True) as pipe:
             if self.fence_key and not self._watch_not_reaped(pipe):
                 log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
                 self.on_acked([ack.job_id for ack in acks])
@@ -316,9 +323,24 @@ class OutcomeWriter:
         rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, noscript)]
         if rejected:  # e.g. WRONGTYPE: retrying would not help
             log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
+        self._wait_for_replicas(client)
         self.on_acked([ack.job_id for ack in acks if ack not in again])
         self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
         return again
+
+    def _wait_for_replicas(self, client: redis.Redis) -> None:
+        """REDIS_WAIT_REPLICAS: WAIT after the batch landed (a short count is reported, never re-sent).
+
+        WAIT counts the writes of its own connection, and WAIT inside MULTI never blocks, so it
+        follows the transaction on the writer's private client: one thread, one connection.
+        """
+        if self.replica_wait is None:
+            return
+        try:
+            replicas = client.execute_command(*self.replica_wait.command)
+        except redis.RedisError:  # the batch is in; only its replication is unknown
+            replicas = 0
+        self.replica_wait.confirmed(replicas if isinstance(replicas, int) else 0)
 
     def _adopt(self, messages: list[MessageProxy]) -> None:
         """Write the records of foreign producers' messages (rare: Backroom's enqueue writes its own).

@@ -40,6 +40,7 @@ class RedisProcess:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    extra_args: tuple[str, ...] = ()  # e.g. ("--replicaof", "127.0.0.1", "6379") or ("--maxmemory", "8mb")
 
     @property
     def url(self) -> str:
@@ -51,7 +52,7 @@ class RedisProcess:
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.directory), "--appendonly", "yes" if appendonly else "no",
                 "--save", "", "--maxmemory-policy", "noeviction",
-                "--logfile", str(self.directory / "redis.log")]
+                "--logfile", str(self.directory / "redis.log"), *self.extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout

@@ -66,6 +66,12 @@ class EdgeSettings(BaseSettings):
     worker_shutdown_timeout_s: int = Field(30, ge=1, description="On SIGTERM, how long running jobs may take to finish.")
     redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels (instead of REDIS_URL's host).")
     redis_sentinel_master: str = Field("mymaster", description="The Sentinel-managed primary's name.")
+    redis_wait_replicas: int = Field(
+        0, ge=0, le=10, description="Replicas that must confirm each enqueue and each batch of job outcomes (Redis WAIT); 0: none."
+    )
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="How long an enqueue or outcome batch waits for REDIS_WAIT_REPLICAS replicas."
+    )
     sentry_dsn: str | None = Field(None, description="Report errors to Sentry when set.")
     sentry_environment: str = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -230,7 +230,8 @@ def create_app() -> Quart:
         app.config["RATE_LIMITER"] = TokenRateLimiter(app.config["REDIS"], settings.redis_namespace,
                                                       settings.token_rate_limit_per_min)
         # concurrent requests' enqueues share a round trip (one pipelined EVALSHA each)
-        app.config["ENQUEUE_SCRIPT"] = BatchedScript(app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script)
+        app.config["ENQUEUE_SCRIPT"] = BatchedScript(app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script,
+                                                     wait=actors.broker.replica_wait)
 
     @app.after_serving
     async def close_resources() -> None:

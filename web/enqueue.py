@@ -12,11 +12,13 @@ import redis
 from dramatiq.errors import BrokerConnectionError
 from quart import Response, current_app, g, request, url_for
 
+from broker.replication import NotReplicated
 from web.context import REQUEST_ID, header
 from web.errors import InvalidInput, problem
 from web.schemas import UNIQUE_KEY_MAX
 
-BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError)
+# NotReplicated: the primary has it, no replica confirmed it (REDIS_WAIT_REPLICAS): a failover could lose it
+BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError, NotReplicated)
 UNIQUE_KEY = re.compile(rf"[\x21-\x7e]{{1,{UNIQUE_KEY_MAX}}}")  # visible ASCII, as long as the body's field
 
 
@@ -45,6 +47,10 @@ async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:
     """Enqueue a message built by the caller (e.g. for an edge actor this process does not declare); 202 or 503."""
     try:
         message = await broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+    except NotReplicated:
+        return problem(503, "the job was queued but no replica confirmed it in time, so a Redis failover could "
+                            "lose it; try again (with a unique key, a job that did survive is not queued twice)",
+                       headers={"Retry-After": "5"})
     except BROKER_DOWN:
         return unreachable()
     return accepted(message.message_id, deduplicated=bool(message.options.get("deduplicated")))

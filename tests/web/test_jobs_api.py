@@ -9,6 +9,8 @@ import redis.asyncio
 from dramatiq import Worker
 
 import actors
+from broker.batching import BatchedScript
+from broker.replication import ReplicaWait
 from cli.stack import free_port
 from domain.jobs import JobStatus
 from tests.web.conftest import bearer
@@ -125,6 +127,19 @@ async def test_redis_unreachable_is_503_and_nothing_recorded(app, client, tokens
     assert health.status_code == 503 and (await health.get_json())["redis"].startswith("down")
     monkeypatch.undo()
     assert redis_client.dbsize() == 0
+
+
+async def test_an_enqueue_no_replica_confirmed_is_503_saying_it_may_still_run(app, client, tokens, redis_client,
+                                                                                monkeypatch) -> None:
+    # REDIS_WAIT_REPLICAS=1 against the suite's Redis, which has no replica: WAIT answers 0
+    script = BatchedScript(app.app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script,
+                           wait=ReplicaWait(1, 50))
+    monkeypatch.setitem(app.app.config, "ENQUEUE_SCRIPT", script)
+    response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "no replica confirmed" in (await response.get_json())["detail"]
+    assert redis_client.zcard(actors.broker.jobs.keys.job_index) == 1  # the primary has it: it may still run
 
 
 async def test_healthz_and_metrics_and_openapi(client, tokens) -> None:
