@@ -14,6 +14,7 @@ from cli import edge as edge_cli
 from cli.dead import dead_app
 from cli.jobs import jobs_app
 from cli.schedules import schedules_app
+from cli.endpoints import endpoints_app
 from cli.embed import embed_app
 from cli.models import models_app
 from config.settings import get_settings
@@ -30,6 +31,7 @@ app.add_typer(admin.edge_app, name="edge")
 admin.edge_app.command("credentials")(edge_cli.credentials)
 app.command("workers")(admin.workers)
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(endpoints_app, name="endpoints")
 app.command("audit")(admin.audit_log)
 app.add_typer(models_app, name="models")
 app.add_typer(embed_app, name="embed")

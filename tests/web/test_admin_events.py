@@ -65,6 +65,7 @@ async def _add_log_replay(client, tokens, front, database_url) -> None:  # type:
         front.fail_next("events", 500)
         await conn.execute("UPDATE items SET stock = 3 WHERE id = $1", item)
         wait_sync(lambda: len(front.events()) == 1, what="the stock change delivered")
+        await eventually(lambda: conn.fetchval("SELECT count(*) = 2 FROM delivery_attempts"), what="two attempts logged")
         log = await (await client.get(f"{BASE}/{endpoint['id']}/deliveries", headers=bearer(tokens["reader"]))).get_json()
         assert [a["status_code"] for a in log["attempts"]] == [204, 500]  # newest first
         assert log["attempts"][1]["excerpt"] and log["attempts"][0]["event_type"] == "item.stock_changed"
@@ -87,3 +88,22 @@ async def _add_log_replay(client, tokens, front, database_url) -> None:  # type:
         assert (await client.delete(f"{BASE}/{endpoint['id']}", headers=bearer(tokens["admin"]))).status_code == 204
     finally:
         await conn.close()
+
+
+async def test_the_storefronts_page_lists_endpoints_their_log_and_switches_them(client, tokens, database_url) -> None:
+    from tests.web.test_admin_pages import sign_in
+
+    await _clean(database_url)
+    created = await client.post(BASE, json={"name": "gifter", "url": "https://gifter.example.com/hooks"},
+                                headers=bearer(tokens["admin"]))
+    endpoint_id = (await created.get_json())["id"]
+    csrf = await sign_in(client, tokens["admin"])
+    page = await (await client.get("/admin/storefronts")).get_data(as_text=True)
+    assert "gifter" in page and "https://gifter.example.com/hooks" in page and "Nothing delivered yet" in page
+    off = await client.post(f"/admin/storefronts/{endpoint_id}/disable", form={"csrf_token": csrf})
+    assert off.status_code == 303
+    assert "disabled by token:" in await (await client.get("/admin/storefronts")).get_data(as_text=True)
+    bad = await client.post(f"/admin/storefronts/{endpoint_id}/replay", form={"csrf_token": csrf, "since": "soon"})
+    assert bad.status_code == 400
+    forged = await client.post(f"/admin/storefronts/{endpoint_id}/enable", form={"csrf_token": "x"})
+    assert forged.status_code == 403
