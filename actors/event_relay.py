@@ -25,6 +25,7 @@ from providers.storefront import new_session
 CHANNEL = "storefront_events"
 RELAY_ACTOR = "relay_events"
 IDLE_CHECK_S = 5.0  # how often an idle listener checks its connection is still alive
+GATHER_S = 0.02  # one relay message per burst of commits, not one per commit
 logger = logging.getLogger("backroom.events")
 _session: aiohttp.ClientSession | None = None
 
@@ -54,6 +55,7 @@ async def listen(dsn: str, kick: Callable[[], Awaitable[Any]], stop: asyncio.Eve
                 except TimeoutError:
                     await conn.execute("SELECT 1")  # a dead connection raises here and we reconnect
                     continue
+                await asyncio.sleep(GATHER_S)
                 wake.clear()
                 await kick()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, redis.RedisError) as error:

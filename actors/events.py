@@ -8,6 +8,7 @@ and each success sends the next.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -33,11 +34,15 @@ def _retry_when(retries: int, exception: BaseException) -> bool:
     return retry_policy(max_failures=get_settings().events_max_failures, max_waits=1_000)(retries, exception)
 
 
-async def send_deliveries(deliveries: list[tuple[int, int]]) -> None:
-    """Send one deliver_event per delivery, then note them sent (the sweep re-sends the unnoted)."""
+def _send_all(deliveries: list[tuple[int, int]]) -> None:
     for endpoint_id, event_id in deliveries:
-        await enqueue(deliver_event, endpoint_id, event_id)
+        deliver_event.send(endpoint_id, event_id)
+
+
+async def send_deliveries(deliveries: list[tuple[int, int]]) -> None:
+    """Send one deliver_event per delivery (off the event loop), then note them sent (the sweep re-sends the rest)."""
     if deliveries:
+        await asyncio.to_thread(_send_all, deliveries)
         async with get_process_pool().acquire() as conn:
             await db.update_enqueued(conn, deliveries)
 
@@ -71,8 +76,6 @@ async def deliver_event(endpoint_id: int, event_id: int) -> dict[str, Any]:
     settings = get_settings()
     async with get_process_pool().acquire() as conn:
         claim = await db.claim_delivery(conn, endpoint_id, event_id, lease_s=settings.events_timeout_s + 30)
-        if claim == "blocked":
-            await db.update_parked(conn, endpoint_id, event_id)
     if claim == "leased":
         raise Wait("another attempt holds this delivery", settings.events_min_backoff_ms)
     if isinstance(claim, str):
@@ -84,32 +87,34 @@ async def deliver_event(endpoint_id: int, event_id: int) -> dict[str, Any]:
 
 async def settle(claim: db.Claim, outcome: Outcome) -> None:
     """Log the attempt; on success send the resource's next event; on 410 or a day of failures disable."""
+    if outcome.ok:
+        async with get_process_pool().acquire() as conn:
+            next_id = await db.update_delivered(conn, claim, status_code=outcome.status or 0,
+                                                latency_ms=outcome.latency_ms, excerpt=outcome.excerpt)
+        if next_id is not None:
+            await send_deliveries([(claim.endpoint.id, next_id)])
+        return
     settings = get_settings()
     disabled: str | None = None
     async with get_process_pool().acquire() as conn, conn.transaction():
         await db.insert_attempt(conn, claim, status_code=outcome.status, latency_ms=outcome.latency_ms,
                                 error=outcome.error, excerpt=outcome.excerpt)
-        if outcome.ok:
-            await db.update_delivered(conn, claim)
-        elif outcome.status == 410:
+        if outcome.status == 410:
             disabled = "the endpoint answered 410 Gone"
         elif should_disable(await db.update_failed(conn, claim),
                             disable_after_s=settings.events_disable_after_hours * 3600):
             disabled = f"failing for {settings.events_disable_after_hours:g} h without a success"
         if disabled and not await db.update_endpoint_enabled(conn, claim.endpoint.id, enabled=False, reason=disabled):
-            disabled = "already disabled"
-    if outcome.ok:
-        await kick_next(claim.endpoint.id, claim.event.resource, claim.event.resource_id)
-    elif disabled:
-        if disabled != "already disabled":
-            alert(f"endpoint_disabled:{claim.endpoint.id}:{claim.delivery_id}",
-                  f"Storefront endpoint {claim.endpoint.name} disabled",
-                  f"Backroom stopped delivering events to {claim.endpoint.name}: {disabled}. "
-                  "Fix it, then enable it and replay from the admin page or `backroom endpoints`.")
-    else:
-        raise Failure(f"endpoint {claim.endpoint.id}: {outcome.status or outcome.error}",
-                      retry_delay_ms(claim.attempts, min_ms=settings.events_min_backoff_ms,
-                                     max_ms=settings.events_max_backoff_ms, jitter=random.random()))
+            return  # another attempt disabled it (and alerted) first
+    if disabled:
+        alert(f"endpoint_disabled:{claim.endpoint.id}:{claim.delivery_id}",
+              f"Storefront endpoint {claim.endpoint.name} disabled",
+              f"Backroom stopped delivering events to {claim.endpoint.name}: {disabled}. "
+              "Fix it, then enable it and replay from the admin page or `backroom endpoints`.")
+        return
+    raise Failure(f"endpoint {claim.endpoint.id}: {outcome.status or outcome.error}",
+                  retry_delay_ms(claim.attempts, min_ms=settings.events_min_backoff_ms,
+                                 max_ms=settings.events_max_backoff_ms, jitter=random.random()))
 
 
 async def kick_next(endpoint_id: int, resource: str, resource_id: str) -> None:

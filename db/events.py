@@ -153,42 +153,43 @@ async def claim_delivery(conn: asyncpg.Connection, endpoint_id: int, event_id: i
                          *, lease_s: float) -> Claim | str:
     """Lease a pending delivery for one attempt, or say why not: missing, done, disabled, blocked, leased.
 
-    `blocked`: an older event of the same resource is still pending for this endpoint, and
-    storefronts get each resource's events in order.
+    `blocked`: an older event of the same resource is still pending for this endpoint (storefronts
+    get each resource's events in order); a blocked delivery is parked (no message) in the same
+    statement, and the older one's success sends it. One round trip: this runs per delivery.
     """
     row = await conn.fetchrow(
         f"""
-        SELECT d.id AS delivery_id, d.status, d.event_id, e.event_type, e.resource, e.resource_id, e.seq, e.data,
-               e.created_at, {', '.join('ep.' + c for c in _ENDPOINT_COLUMNS.split(', '))}
-        FROM event_deliveries d JOIN storefront_events e ON e.id = d.event_id
-             JOIN storefront_endpoints ep ON ep.id = d.endpoint_id
-        WHERE d.endpoint_id = $1 AND d.event_id = $2
-        """, endpoint_id, event_id)
+        WITH d AS (SELECT id, status, resource, resource_id FROM event_deliveries
+                   WHERE endpoint_id = $1 AND event_id = $2),
+        blocked AS (SELECT EXISTS (SELECT 1 FROM event_deliveries o JOIN d ON o.resource = d.resource
+                                   AND o.resource_id = d.resource_id
+                                   WHERE o.endpoint_id = $1 AND o.event_id < $2 AND o.status = 'pending') AS b),
+        ep AS (SELECT {_ENDPOINT_COLUMNS} FROM storefront_endpoints WHERE id = $1),
+        leased AS (
+            UPDATE event_deliveries u SET lease_until = now() + make_interval(secs => $3), attempts = u.attempts + 1
+            FROM d, blocked, ep
+            WHERE u.id = d.id AND d.status = 'pending' AND NOT blocked.b AND ep.enabled
+              AND (u.lease_until IS NULL OR u.lease_until < now())
+            RETURNING u.attempts),
+        parked AS (
+            UPDATE event_deliveries u SET enqueued_at = NULL FROM d, blocked
+            WHERE u.id = d.id AND d.status = 'pending' AND blocked.b)
+        SELECT d.id AS delivery_id, d.status, blocked.b AS blocked, (SELECT attempts FROM leased) AS attempts,
+               e.id AS event_id, e.event_type, e.resource, e.resource_id, e.seq, e.data, e.created_at,
+               {', '.join('ep.' + c for c in _ENDPOINT_COLUMNS.split(', '))}
+        FROM d CROSS JOIN blocked CROSS JOIN ep JOIN storefront_events e ON e.id = $2
+        """, endpoint_id, event_id, lease_s)
     if row is None:
         return "missing"
     if row["status"] != "pending":
         return "done"
     if not row["enabled"]:
         return "disabled"
-    if await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM event_deliveries WHERE endpoint_id = $1 AND resource = $2"
-            " AND resource_id = $3 AND event_id < $4 AND status = 'pending')",
-            endpoint_id, row["resource"], row["resource_id"], event_id):
+    if row["blocked"]:
         return "blocked"
-    attempts = await conn.fetchval(
-        """
-        UPDATE event_deliveries SET lease_until = now() + make_interval(secs => $2), attempts = attempts + 1
-        WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < now()) RETURNING attempts
-        """, row["delivery_id"], lease_s)
-    if attempts is None:
+    if row["attempts"] is None:
         return "leased"
-    return Claim(row["delivery_id"], _endpoint(row), _event(row), attempts)
-
-
-async def update_parked(conn: asyncpg.Connection, endpoint_id: int, event_id: int) -> None:
-    """A blocked delivery waits without a message: the older one's success (or the sweep) sends it."""
-    await conn.execute("UPDATE event_deliveries SET enqueued_at = NULL WHERE endpoint_id = $1 AND event_id = $2",
-                       endpoint_id, event_id)
+    return Claim(row["delivery_id"], _endpoint(row), _event(row), row["attempts"])
 
 
 async def select_next_pending(conn: asyncpg.Connection, endpoint_id: int, resource: str,
@@ -208,12 +209,23 @@ async def insert_attempt(conn: asyncpg.Connection, claim: Claim, *, status_code:
         claim.delivery_id, claim.endpoint.id, status_code, latency_ms, error, excerpt)
 
 
-async def update_delivered(conn: asyncpg.Connection, claim: Claim) -> None:
-    """Mark the delivery done and the endpoint healthy."""
-    await conn.execute("UPDATE event_deliveries SET status = 'delivered', delivered_at = now(), lease_until = NULL"
-                       " WHERE id = $1", claim.delivery_id)
-    await conn.execute("UPDATE storefront_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                       claim.endpoint.id)
+async def update_delivered(conn: asyncpg.Connection, claim: Claim, *, status_code: int, latency_ms: int,
+                           excerpt: str | None) -> int | None:
+    """Log the attempt, mark the delivery done and the endpoint healthy (one statement); returns the next event.
+
+    The next event is the resource's oldest other pending one for this endpoint: the caller sends it.
+    """
+    return await conn.fetchval(
+        """
+        WITH logged AS (INSERT INTO delivery_attempts (delivery_id, endpoint_id, status_code, latency_ms, excerpt)
+                        VALUES ($1, $2, $5, $6, $7)),
+        done AS (UPDATE event_deliveries SET status = 'delivered', delivered_at = now(), lease_until = NULL
+                 WHERE id = $1),
+        healthy AS (UPDATE storefront_endpoints SET failing_since = NULL WHERE id = $2 AND failing_since IS NOT NULL)
+        SELECT min(event_id) FROM event_deliveries
+        WHERE endpoint_id = $2 AND resource = $3 AND resource_id = $4 AND status = 'pending' AND id <> $1
+        """, claim.delivery_id, claim.endpoint.id, claim.event.resource, claim.event.resource_id, status_code,
+        latency_ms, excerpt)
 
 
 async def update_failed(conn: asyncpg.Connection, claim: Claim) -> float:

@@ -96,3 +96,13 @@ def new_secret(random_bytes: bytes) -> str:
     if len(random_bytes) < 24:
         raise ValueError("a secret needs at least 24 random bytes")
     return "whsec_" + base64.b64encode(random_bytes).decode()
+
+
+def secret_valid(secret: str) -> bool:
+    """True for `whsec_` followed by the base64 of at least 24 bytes."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(secret[6:], validate=True)) >= 24
+    except ValueError:
+        return False

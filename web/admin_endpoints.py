@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from db import events as db
 from db.audit import insert_audit
 from domain.admin import AuditEntry
-from domain.events import EVENT_TYPES, Endpoint, new_secret, unknown_types
+from domain.events import EVENT_TYPES, Endpoint, new_secret, secret_valid, unknown_types
 
 
 class EndpointRefused(ValueError):
@@ -32,6 +32,13 @@ class NewEndpoint(BaseModel):
     event_types: list[str] = Field(default_factory=list, max_length=len(EVENT_TYPES))
     secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/=]{32,200}$",
                                description="A whsec_ secret; unset = one is made (shown once).")
+
+    @field_validator("secret")
+    @classmethod
+    def _decodes(cls, value: str | None) -> str | None:
+        if value is not None and not secret_valid(value):
+            raise ValueError("not a whsec_ secret: the part after whsec_ must be base64 of 24 bytes or more")
+        return value
 
     @field_validator("event_types")
     @classmethod
