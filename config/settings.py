@@ -243,6 +243,9 @@ class Settings(EdgeSettings):
         "token", description="Who may read the API's /metrics: a bearer token with admin:read, clients on a private "
                              "or loopback address, or anyone.",
     )
+    payload_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret of the Payload CMS hooks (X-Internal-Webhook-Secret, or X-Signature HMAC)."
+    )
     # --- storefront events (actors/events.py): Standard Webhooks deliveries to storefront endpoints ---
     events_allow_addresses: Literal["public", "loopback", "private"] = Field(
         "public", description="Where deliveries may connect: public addresses only; `loopback` adds 127.0.0.1 and ::1 "

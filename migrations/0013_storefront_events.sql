@@ -167,3 +167,24 @@ END;
 $$;
 CREATE TRIGGER collections_storefront_event AFTER INSERT OR UPDATE OF generation ON collection_surfaces
     FOR EACH ROW EXECUTE FUNCTION collections_storefront_event();
+
+-- Catalog mirrored from a CMS (Payload): brands and products as of their last applied update.
+-- Products become items (source 'payload', one per variant); `ts` makes an older update a no-op,
+-- the hashes say whether text or images changed (and enrichment or embedding must run again).
+CREATE TABLE catalog_brands (
+    payload_brand_id text PRIMARY KEY,
+    name             text NOT NULL,
+    data             jsonb NOT NULL,
+    ts               timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE catalog_products (
+    payload_product_id text PRIMARY KEY,
+    payload_brand_id   text,
+    ts                 timestamptz,  -- NULL: no update applied yet
+    text_hash          text,
+    image_hash         text,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX items_payload_product_idx ON items ((attributes ->> 'payload_product_id')) WHERE source = 'payload';
