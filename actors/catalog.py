@@ -1,4 +1,4 @@
-"""Catalog in (queue `ingest`): Payload CMS product and brand events mirrored into items.
+"""Catalog in (queue `ingest`): Payload CMS product and brand events mirrored into items; style seeds added.
 
 Each event is stored once by its id (a replay changes nothing); an update older than the
 stored product is ignored; rehosting (then embedding) runs only when the images changed,
@@ -7,18 +7,27 @@ after the commit is picked up by the enrichment sweep and the embedding sync.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import dramatiq
 
 from actors.chain import enqueue
+from actors.clients import get_providers
+from actors.embed import embed_seeds
 from actors.enrich import enrich_items
 from actors.ingest import RETRIES, rehost_images
+from broker.waits import Failure
+from config.settings import get_settings
 from db.catalog import Applied, apply_product, upsert_brand
 from db.pool import get_process_pool
+from db.seeds import upsert_seed
 from db.webhooks import insert_webhook_event, update_webhook_processed
 from domain.catalog import BrandChanged, ProductChanged
 from domain.contracts import INGEST_QUEUE
+from media.fetch import FetchFailed, FetchLimits, fetch_image, parse_hosts
+from media.images import ImageRejected, reencode
+from media.store import open_store
 
 PROVIDER = "payload"
 
@@ -61,3 +70,22 @@ async def mirror_brand(event_id: str, payload: dict[str, Any]) -> dict[str, Any]
         applied = await upsert_brand(conn, event.brand, event.ts)
         await update_webhook_processed(conn, provider=PROVIDER, event_id=event_id)
     return {"event_id": event_id, "applied": applied}
+
+
+@dramatiq.actor(queue_name=INGEST_QUEUE, time_limit=120_000, throws=(ImageRejected,), **RETRIES)
+async def add_seed(label: str, image_url: str, description: str | None = None) -> dict[str, Any]:
+    """Rehost a style seed's image (cleaned, content-addressed), store the seed by label, then embed it."""
+    settings = get_settings()
+    limits = FetchLimits(max_bytes=settings.rehost_max_bytes, timeout_s=settings.rehost_timeout_s,
+                         allowed_hosts=parse_hosts(settings.rehost_allowed_hosts))
+    try:
+        data = await fetch_image(get_providers().session, image_url, limits)
+    except FetchFailed as error:
+        raise Failure(f"seed {label!r}: {error}", error.delay_ms) from None
+    clean = await asyncio.to_thread(reencode, data, max_pixels=settings.rehost_max_pixels,
+                                    max_edge=settings.rehost_max_edge_px)
+    key = await asyncio.to_thread(open_store(settings).put, clean, extension="jpg")
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        seed_id, unembedded = await upsert_seed(conn, label=label, description=description, media_key=key)
+    job = await enqueue(embed_seeds, [seed_id], unique_key=f"embed_seeds:{seed_id}") if unembedded else None
+    return {"seed_id": seed_id, "media_key": key, "embed_job": job}

@@ -215,6 +215,7 @@ def create_app() -> Quart:
     app.register_blueprint(admin_events.blueprint)
     app.register_blueprint(admin_storefronts.blueprint)
     app.register_blueprint(catalog.blueprint)
+    app.register_blueprint(catalog.seeds_blueprint)
     app.register_blueprint(collections.blueprint)
     app.register_blueprint(admin_api.blueprint)
     admin_pages.install(app, settings)

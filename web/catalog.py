@@ -13,15 +13,18 @@ import json
 from typing import Any
 
 import dramatiq
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
-from quart_schema import hide
+from quart_schema import document_response, hide, tag
 
-from actors.catalog import mirror_brand, mirror_product
+from actors.catalog import add_seed, mirror_brand, mirror_product
 from config.settings import get_settings
 from domain.catalog import BrandChanged, ProductChanged
-from web.enqueue import BROKER_DOWN, send
+from web.auth import require
+from web.bodies import validate_body
+from web.enqueue import BROKER_DOWN, enqueue, send
 from web.errors import field_errors, problem
+from web.schemas import Accepted
 
 blueprint = Blueprint("catalog", __name__, url_prefix="/v1/integrations/payload")
 MAX_BODY = 512 * 1024
@@ -81,3 +84,27 @@ async def payload_hook(kind: str) -> Any:
     except BROKER_DOWN:
         return problem(503, "the job queue is unreachable; deliver again later", headers={"Retry-After": "30"})
     return {"received": True, "event_id": event_id, "job_id": message.message_id}, 202
+
+
+seeds_blueprint = Blueprint("seeds_in", __name__, url_prefix="/v1/seeds")
+
+
+class NewSeed(BaseModel):
+    """A style seed: a label and an image URL (rehosted, then embedded); an existing label gets the new image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=100)
+    image_url: str = Field(min_length=10, max_length=2000, pattern=r"^https?://\S+$")
+    description: str | None = Field(None, max_length=1000)
+
+
+@seeds_blueprint.post("")
+@require("admin")
+@tag(["search"])
+@validate_body(NewSeed)
+@document_response(Accepted, 202)
+async def post_seed(data: NewSeed) -> Any:
+    """Add a style seed from an image URL: `add_seed` rehosts the image and embeds the seed."""
+    return await enqueue(add_seed, unique_key=f"add_seed:{data.label}", label=data.label, image_url=data.image_url,
+                         description=data.description)

@@ -55,3 +55,15 @@ async def test_bad_bodies_are_refused_with_what_is_wrong(client, configured) -> 
     assert huge.status_code == 413
     unknown = await client.post("/v1/integrations/payload/user-changed", json={}, headers=headers)
     assert unknown.status_code == 404
+
+
+async def test_post_seed_needs_admin_and_a_valid_body(client, tokens) -> None:
+    from tests.web.conftest import bearer
+
+    body = {"label": "quiet luxury", "image_url": "https://images.example.com/look.jpg"}
+    assert (await client.post("/v1/seeds", json=body, headers=bearer(tokens["jobs"]))).status_code == 403
+    accepted = await client.post("/v1/seeds", json=body, headers=bearer(tokens["admin"]))
+    assert accepted.status_code == 202 and (await accepted.get_json())["job_id"]
+    for bad in ({"label": "", "image_url": body["image_url"]}, {"label": "x", "image_url": "file:///etc/passwd"},
+                {**body, "extra": True}):
+        assert (await client.post("/v1/seeds", json=bad, headers=bearer(tokens["admin"]))).status_code == 422
