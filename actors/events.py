@@ -75,7 +75,7 @@ async def deliver_event(endpoint_id: int, event_id: int) -> dict[str, Any]:
     """POST one signed event to one endpoint; a failure retries with backoff (about three days), then dead-letters."""
     settings = get_settings()
     async with get_process_pool().acquire() as conn:
-        claim = await db.claim_delivery(conn, endpoint_id, event_id, lease_s=settings.events_timeout_s + 30)
+        claim = await db.claim_delivery(conn, endpoint_id, event_id, lease_s=settings.events_timeout_s * 2 + 5)
     if claim == "leased":
         raise Wait("another attempt holds this delivery", settings.events_min_backoff_ms)
     if isinstance(claim, str):
