@@ -56,3 +56,21 @@ async def test_pending_and_source_need_admin_read(client, tokens, database_url) 
         response = await client.get(f"/v1/items?{query}", headers=bearer(tokens["admin"]))
         assert response.status_code in (400, 422), query
     assert (await client.get("/v1/items")).status_code == 401
+
+
+async def test_the_review_page_lists_pending_items_and_queues_a_decision(client, tokens, database_url,
+                                                                        redis_client) -> None:
+    import actors
+    from tests.web.test_admin_pages import sign_in
+
+    word = f"zq{secrets.token_hex(3)}"
+    ids = await _items(database_url, word)
+    csrf = await sign_in(client, tokens["admin"])
+    page = await (await client.get(f"/admin/review?text={word}")).get_data(as_text=True)
+    assert f"{word} piece 0" in page and f"{word} piece 1" not in page  # pending only
+    assert "vinted" not in page
+    posted = await client.post(f"/admin/review/{ids[0]}/approve", form={"csrf_token": csrf, "status": "pending"})
+    assert posted.status_code == 303
+    queued = redis_client.hvals(actors.broker.jobs.keys.messages("ingest"))
+    assert any(b"approve_item" in m and str(ids[0]).encode() in m for m in queued)
+    assert (await client.get("/admin/review?status=nope")).status_code == 404
