@@ -19,11 +19,11 @@ from actors.enrich import enrich_items
 from actors.ingest import RETRIES, rehost_images
 from broker.waits import Failure
 from config.settings import get_settings
-from db.catalog import Applied, apply_product, upsert_brand
+from db.catalog import Applied, apply_product, upsert_brand, upsert_order_status
 from db.pool import get_process_pool
 from db.seeds import upsert_seed
 from db.webhooks import insert_webhook_event, update_webhook_processed
-from domain.catalog import BrandChanged, ProductChanged
+from domain.catalog import BrandChanged, OrderStatusChanged, ProductChanged
 from domain.contracts import INGEST_QUEUE
 from media.fetch import FetchFailed, FetchLimits, fetch_image, parse_hosts
 from media.images import ImageRejected, reencode
@@ -68,6 +68,19 @@ async def mirror_brand(event_id: str, payload: dict[str, Any]) -> dict[str, Any]
                                           payload=payload):
             return {"event_id": event_id, "replayed": True}
         applied = await upsert_brand(conn, event.brand, event.ts)
+        await update_webhook_processed(conn, provider=PROVIDER, event_id=event_id)
+    return {"event_id": event_id, "applied": applied}
+
+
+@dramatiq.actor(queue_name=INGEST_QUEUE, time_limit=30_000, **RETRIES)
+async def mirror_order_status(event_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply one Payload `order.status_changed` (once by event id, never over a newer one)."""
+    event = OrderStatusChanged.model_validate(payload)
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        if not await insert_webhook_event(conn, provider=PROVIDER, event_id=event_id, event_type=event.event,
+                                          payload=payload):
+            return {"event_id": event_id, "replayed": True}
+        applied = await upsert_order_status(conn, event)
         await update_webhook_processed(conn, provider=PROVIDER, event_id=event_id)
     return {"event_id": event_id, "applied": applied}
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from domain.catalog import Brand, ProductChanged, catalog_items, image_hash, live, newer, text_hash
+from domain.catalog import Brand, OrderStatusChanged, ProductChanged, catalog_items, image_hash, live, newer, text_hash
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,14 @@ async def apply_product(conn: asyncpg.Connection, event: ProductChanged) -> Appl
                        " AND attributes ->> 'payload_product_id' = $1 AND NOT (id = ANY($2::bigint[]))",
                        event.payloadProductId, ids)
     return Applied(ids, live(event.product), texts != stored["text_hash"], images != stored["image_hash"])
+
+
+async def upsert_order_status(conn: asyncpg.Connection, event: OrderStatusChanged) -> bool:
+    """Store a CMS order's status as of `ts`; False when a newer one is stored (its trigger emits the event)."""
+    return bool(await conn.fetchval(
+        """
+        INSERT INTO catalog_orders (payload_order_id, status, data, ts) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (payload_order_id) DO UPDATE SET status = EXCLUDED.status, data = EXCLUDED.data,
+                                                     ts = EXCLUDED.ts, updated_at = now()
+        WHERE catalog_orders.ts < EXCLUDED.ts RETURNING 1
+        """, event.payloadOrderId, event.status, event.model_dump_json(), event.ts))

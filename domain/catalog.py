@@ -81,6 +81,15 @@ class BrandChanged(Model):
     ts: AwareDatetime
 
 
+class OrderStatusChanged(Model):
+    """`order.status_changed`: a CMS-owned order's status as of `ts`."""
+
+    event: str = Field("order.status_changed", pattern=r"^order\.status_changed$")
+    payloadOrderId: str = Field(min_length=1, max_length=100)
+    status: str = Field(min_length=1, max_length=50, pattern=r"^[a-z_]+$")
+    ts: AwareDatetime
+
+
 class CatalogItem(BaseModel):
     """One item the mirror keeps: one per variant (or one for a product without variants)."""
 

@@ -188,3 +188,25 @@ CREATE TABLE catalog_products (
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX items_payload_product_idx ON items ((attributes ->> 'payload_product_id')) WHERE source = 'payload';
+
+-- Orders the CMS owns (Gifter's Payload orders): their last status, as of `ts`; a change is a storefront event.
+CREATE TABLE catalog_orders (
+    payload_order_id text PRIMARY KEY,
+    status           text NOT NULL,
+    data             jsonb NOT NULL,
+    ts               timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION catalog_orders_storefront_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.status = NEW.status THEN
+        RETURN NULL;
+    END IF;
+    PERFORM emit_storefront_event('order.status_changed', 'payload_order', NEW.payload_order_id,
+        jsonb_build_object('id', NEW.payload_order_id, 'changed', jsonb_build_object('status', NEW.status)));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER catalog_orders_storefront_event AFTER INSERT OR UPDATE OF status ON catalog_orders
+    FOR EACH ROW EXECUTE FUNCTION catalog_orders_storefront_event();

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
 from quart_schema import document_response, hide, tag
 
-from actors.catalog import add_seed, mirror_brand, mirror_product
+from actors.catalog import add_seed, mirror_brand, mirror_order_status, mirror_product
 from config.settings import get_settings
-from domain.catalog import BrandChanged, ProductChanged
+from domain.catalog import BrandChanged, OrderStatusChanged, ProductChanged
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import BROKER_DOWN, enqueue, send
@@ -31,6 +31,7 @@ MAX_BODY = 512 * 1024
 KINDS: dict[str, tuple[type[BaseModel], dramatiq.Actor]] = {
     "product-changed": (ProductChanged, mirror_product),
     "brand-changed": (BrandChanged, mirror_brand),
+    "order-status-changed": (OrderStatusChanged, mirror_order_status),
 }
 
 

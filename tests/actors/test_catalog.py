@@ -93,3 +93,26 @@ async def test_a_brand_rename_reaches_its_items_and_an_older_one_does_not(worker
     finally:
         await conn.close()
     assert actors  # the broker the worker runs on
+
+
+async def test_a_cms_order_status_is_mirrored_in_order_and_becomes_a_storefront_event(worker, database_url) -> None:
+    from actors.catalog import mirror_order_status
+
+    oid = f"o-{datetime.now().timestamp()}"
+
+    def status(minutes: int, value: str) -> dict[str, Any]:
+        return {"event": "order.status_changed", "payloadOrderId": oid, "status": value,
+                "ts": (T0 + timedelta(minutes=minutes)).isoformat()}
+
+    assert run(mirror_order_status, f"{oid}:2", status(2, "shipped"))["applied"] is True
+    assert run(mirror_order_status, f"{oid}:1", status(1, "paid"))["applied"] is False  # older: ignored
+    assert run(mirror_order_status, f"{oid}:2", status(2, "shipped"))["replayed"] is True
+    conn = await connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT status FROM catalog_orders WHERE payload_order_id = $1", oid) == "shipped"
+        events = await conn.fetch("SELECT event_type, data FROM storefront_events WHERE resource = 'payload_order'"
+                                  " AND resource_id = $1", oid)
+        assert [e["event_type"] for e in events] == ["order.status_changed"]
+        assert json.loads(events[0]["data"])["changed"] == {"status": "shipped"}
+    finally:
+        await conn.close()
