@@ -52,8 +52,8 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     table = Table("id", "name", "url", "types", "state", "failing since")
     for v in views:
         state = "on" if v["enabled"] else f"off ({v['disabled_reason']})"
-        table.add_row(str(v["id"]), str(v["name"]), str(v["url"]), ", ".join(v["event_types"]) or "all",  # type: ignore[arg-type]
-                      state, when(v["failing_since"]))
+        types = ", ".join(v["event_types"]) or "all"  # type: ignore[arg-type]
+        table.add_row(str(v["id"]), str(v["name"]), str(v["url"]), types, state, when(v["failing_since"]))
     console().print(table)
 
 

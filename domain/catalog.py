@@ -137,9 +137,10 @@ def catalog_items(event: ProductChanged) -> list[CatalogItem]:
     attributes = {"payload_product_id": event.payloadProductId, "slug": p.slug, "description": p.shortDescription,
                   "gift_tags": p.giftTags, "occasion_fit": p.occasionFit, "style_tags": p.styleTags}
     if not event.variants:
-        return [CatalogItem(source_listing_id=f"product:{event.payloadProductId}", title=p.title, kind="print_on_demand",
-                            price_cents=p.defaultPrice, currency=p.defaultCurrency if p.defaultPrice is not None else None,
-                            stock=None, attributes=attributes, **common)]
+        currency = p.defaultCurrency if p.defaultPrice is not None else None
+        return [CatalogItem(source_listing_id=f"product:{event.payloadProductId}", title=p.title,
+                            kind="print_on_demand", price_cents=p.defaultPrice, currency=currency, stock=None,
+                            attributes=attributes, **common)]
     items = []
     for v in event.variants:
         options = " / ".join(o.get("value", "") for o in v.optionValues if o.get("value"))

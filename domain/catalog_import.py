@@ -47,7 +47,8 @@ def read_jsonl(lines: Iterable[str]) -> tuple[list[ProductChanged], list[LineErr
 
 def _variant(row: dict[str, str]) -> dict[str, object]:
     return {"payloadVariantId": row["variant_id"], "sku": row.get("sku") or None,
-            "price": int(row["price_cents"]) if row.get("price_cents") else None, "currency": row.get("currency") or None,
+            "price": int(row["price_cents"]) if row.get("price_cents") else None,
+            "currency": row.get("currency") or None,
             "stock": int(row["stock"]) if row.get("stock") else None}
 
 

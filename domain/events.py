@@ -86,7 +86,7 @@ def excerpt(raw: bytes) -> str:
 
 
 def retry_delay_ms(attempts: int, *, min_ms: int, max_ms: int, jitter: float) -> int:
-    """Delay before attempt `attempts + 1`: doubling from `min_ms`, capped at `max_ms`; jitter in [0, 1) adds up to 50%."""
+    """Delay before attempt `attempts + 1`: doubling from `min_ms` up to `max_ms`; `jitter` (0-1) adds <= 50%."""
     base = min(max_ms, min_ms * 2 ** min(max(attempts - 1, 0), 40))
     return int(min(max_ms, base * (1 + jitter / 2)))
 

@@ -12,7 +12,9 @@ from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag, validate_querystring
 
 from db.events import select_attempts, select_endpoints
-from web.admin_endpoints import EndpointRefused, NewEndpoint, add_endpoint, endpoint_view, remove_endpoint, replay, set_enabled
+from web.admin_endpoints import (
+    EndpointRefused, NewEndpoint, add_endpoint, endpoint_view, remove_endpoint, replay, set_enabled,
+)
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import problem
