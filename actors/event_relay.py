@@ -2,8 +2,9 @@
 
 The outbox triggers NOTIFY `storefront_events`; Postgres delivers a NOTIFY only when its
 transaction commits, so the listener hears of an event exactly after its commit and sends
-`relay_events`. A lost kick (a dead listener, a Redis blip) delays an event until the
-periodic sweep; it never loses one: the event row is already committed.
+`relay_events`. A lost kick (a dead listener, a Redis blip, events committed while no worker
+listened) delays an event until the periodic sweep; it never loses one: the event row is
+already committed.
 """
 from __future__ import annotations
 
@@ -47,7 +48,6 @@ async def listen(dsn: str, kick: Callable[[], Awaitable[Any]], stop: asyncio.Eve
             wake = asyncio.Event()
             await conn.add_listener(CHANNEL, lambda *_: wake.set())
             conn.add_termination_listener(lambda *_: wake.set())
-            wake.set()  # events committed while nobody listened
             delay = 0.5
             while not stop.is_set() and not conn.is_closed():
                 try:
