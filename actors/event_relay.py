@@ -26,7 +26,7 @@ from providers.storefront import new_session
 CHANNEL = "storefront_events"
 RELAY_ACTOR = "relay_events"
 IDLE_CHECK_S = 5.0  # how often an idle listener checks its connection is still alive
-GATHER_S = 0.02  # one relay message per burst of commits, not one per commit
+GATHER_S = 0.05  # one relay message per burst of commits, not one per commit
 logger = logging.getLogger("backroom.events")
 _session: aiohttp.ClientSession | None = None
 
