@@ -2,17 +2,17 @@
 
 Each event is stored once by its id (a replay changes nothing); an update older than the
 stored product is ignored; rehosting (then embedding) runs only when the images changed,
-enrichment only when the text did, each enqueued after the commit. A step lost to a crash
-after the commit is picked up by the enrichment sweep and the embedding sync.
+enrichment only when the text did, each written to the job outbox in the product's transaction
+(a replayed event is a no-op, so a step enqueued after the commit could be lost for good).
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import asyncpg
 import dramatiq
 
-from actors.chain import enqueue
 from actors.clients import get_providers
 from actors.embed import embed_seeds
 from actors.enrich import enrich_items
@@ -20,6 +20,7 @@ from actors.ingest import RETRIES, rehost_images
 from broker.waits import Failure
 from config.settings import get_settings
 from db.catalog import Applied, apply_product, upsert_brand, upsert_order_status
+from db.outbox import insert_job
 from db.pool import get_process_pool
 from db.seeds import upsert_seed
 from db.webhooks import insert_webhook_event, update_webhook_processed
@@ -41,21 +42,22 @@ async def mirror_product(event_id: str, payload: dict[str, Any]) -> dict[str, An
                                           payload=payload):
             return {"event_id": event_id, "replayed": True}
         applied = await apply_product(conn, event)
+        steps = await next_steps(conn, applied) if applied is not None else {}
         await update_webhook_processed(conn, provider=PROVIDER, event_id=event_id)
     if applied is None:
         return {"event_id": event_id, "stale": True}
-    return {"event_id": event_id, "items": applied.item_ids, **await next_steps(applied)}
+    return {"event_id": event_id, "items": applied.item_ids, **steps}
 
 
-async def next_steps(applied: Applied) -> dict[str, Any]:
-    """Rehost (which embeds) when the images changed, enrich when only the text did; nothing otherwise."""
+async def next_steps(conn: asyncpg.Connection, applied: Applied) -> dict[str, list[int]]:
+    """Rehost (which embeds) when the images changed, enrich when only the text did: written to the job outbox."""
     if not applied.live:
         return {"rehost": [], "enrich": []}
     if applied.images_changed:
-        jobs = [await enqueue(rehost_images, i, unique_key=f"rehost_images:{i}") for i in applied.item_ids]
-        return {"rehost": jobs, "enrich": []}
+        return {"rehost": [await insert_job(conn, rehost_images.actor_name, [i], unique_key=f"rehost_images:{i}")
+                           for i in applied.item_ids], "enrich": []}
     if applied.text_changed:
-        return {"rehost": [], "enrich": [await enqueue(enrich_items, applied.item_ids, True)]}
+        return {"rehost": [], "enrich": [await insert_job(conn, enrich_items.actor_name, [applied.item_ids, True])]}
     return {"rehost": [], "enrich": []}
 
 
@@ -100,5 +102,6 @@ async def add_seed(label: str, image_url: str, description: str | None = None) -
     key = await asyncio.to_thread(open_store(settings).put, clean, extension="jpg")
     async with get_process_pool().acquire() as conn, conn.transaction():
         seed_id, unembedded = await upsert_seed(conn, label=label, description=description, media_key=key)
-    job = await enqueue(embed_seeds, [seed_id], unique_key=f"embed_seeds:{seed_id}") if unembedded else None
+        job = await insert_job(conn, embed_seeds.actor_name, [[seed_id]],
+                               unique_key=f"embed_seeds:{seed_id}") if unembedded else None
     return {"seed_id": seed_id, "media_key": key, "embed_job": job}

@@ -20,6 +20,7 @@ from actors.watch import alert
 from broker.waits import Failure, Wait, retry_policy
 from config.settings import get_settings
 from db import events as db
+from db.outbox import OutboxJob, select_unsent_jobs, update_jobs_sent
 from db.pool import get_process_pool
 from domain.events import retry_delay_ms, should_disable
 from providers.storefront import Outcome, deliver, outcome_summary
@@ -49,14 +50,32 @@ async def send_deliveries(deliveries: list[tuple[int, int]]) -> None:
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=5, max_backoff=10_000, time_limit=120_000)
 async def relay_events() -> dict[str, int]:
-    """Turn committed events into deliveries (one transaction), then send them; repeats while a backlog is left."""
+    """Send committed next steps; turn committed events into deliveries and send them; repeat while a backlog is left."""
     limit = get_settings().events_relay_batch
+    jobs = await send_outbox_jobs(limit)
     async with get_process_pool().acquire() as conn, conn.transaction():
         count, deliveries = await db.relay_events(conn, limit=limit)
     await send_deliveries(deliveries)
-    if count == limit:
+    if count == limit or jobs == limit:
         await enqueue(relay_events)
-    return {"events": count, "deliveries": len(deliveries)}
+    return {"events": count, "deliveries": len(deliveries), "jobs": jobs}
+
+
+def _send_jobs(jobs: list[OutboxJob]) -> None:
+    for job in jobs:
+        options = {"unique_key": job.unique_key} if job.unique_key else {}
+        deliver_event.broker.get_actor(job.actor).send_with_options(args=tuple(job.args), **options)
+
+
+async def send_outbox_jobs(limit: int) -> int:
+    """Send the actors' committed next steps (job_outbox), then mark them sent; returns how many."""
+    async with get_process_pool().acquire() as conn:
+        jobs = await select_unsent_jobs(conn, limit=limit)
+    if jobs:
+        await asyncio.to_thread(_send_jobs, jobs)
+        async with get_process_pool().acquire() as conn:
+            await update_jobs_sent(conn, [job.id for job in jobs])
+    return len(jobs)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, max_backoff=60_000, time_limit=120_000)

@@ -2,8 +2,8 @@
 
 Every line is read and checked first; one bad line stops the import with a report of every
 bad line and nothing written. Then all products are applied in one transaction (an older
-`ts` than the stored product is skipped), and the new items' images are sent to rehosting
-(which embeds them) after the commit.
+`ts` than the stored product is skipped), their rehosting (which embeds) written to the job
+outbox in it: a worker's relay sends it after the commit.
 """
 from __future__ import annotations
 
@@ -35,26 +35,25 @@ def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, re
             console().print(f"line {error.line}: {error.error}")
         console().print(f"[red]{len(errors)} bad line(s): nothing imported[/red]")
         raise typer.Exit(1)
-    applied = with_db(lambda conn: _apply(conn, products))
-    rehost = sorted({i for a in applied if a.live and a.images_changed for i in a.item_ids})
-    if rehost:
-        from actors.ingest import rehost_images
-
-        for item_id in rehost:
-            rehost_images.send_with_options(args=(item_id,), unique_key=f"rehost_images:{item_id}")
+    applied, rehost = with_db(lambda conn: _apply(conn, products))
     console().print(f"{len(applied)} of {len(products)} product(s) applied "
-                    f"({len(products) - len(applied)} older than stored), {len(rehost)} item(s) sent to rehosting")
+                    f"({len(products) - len(applied)} older than stored), {rehost} item(s) queued for rehosting")
 
 
-async def _apply(conn: Any, products: list[Any]) -> list[Any]:
+async def _apply(conn: Any, products: list[Any]) -> tuple[list[Any], int]:
+    """Apply every product in one transaction; their rehosting goes to the job outbox in it (sent after commit)."""
     from db.catalog import apply_product
+    from db.outbox import insert_job
 
-    done = []
+    done, rehost = [], 0
     with Progress(console=console(), transient=True) as progress:
         task = progress.add_task("importing", total=len(products))
         async with conn.transaction():
             for product in products:
                 if (applied := await apply_product(conn, product)) is not None:
                     done.append(applied)
+                    for item_id in applied.item_ids if applied.live and applied.images_changed else []:
+                        await insert_job(conn, "rehost_images", [item_id], unique_key=f"rehost_images:{item_id}")
+                        rehost += 1
                 progress.advance(task)
-    return done
+    return done, rehost

@@ -210,3 +210,16 @@ END;
 $$;
 CREATE TRIGGER catalog_orders_storefront_event AFTER INSERT OR UPDATE OF status ON catalog_orders
     FOR EACH ROW EXECUTE FUNCTION catalog_orders_storefront_event();
+
+-- The next steps of actors, written in the transaction of the step before: relayed after commit
+-- like storefront events (the same NOTIFY wakes the relay), so a crash between a commit and its
+-- enqueue loses no step (a redelivered message would find its work done and enqueue nothing).
+CREATE TABLE job_outbox (
+    id         bigserial PRIMARY KEY,
+    actor      text NOT NULL,
+    args       jsonb NOT NULL,
+    unique_key text,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at    timestamptz
+);
+CREATE INDEX job_outbox_unsent_idx ON job_outbox (id) WHERE sent_at IS NULL;

@@ -116,3 +116,32 @@ async def test_a_cms_order_status_is_mirrored_in_order_and_becomes_a_storefront_
         assert json.loads(events[0]["data"])["changed"] == {"status": "shipped"}
     finally:
         await conn.close()
+
+
+async def test_a_next_step_committed_with_no_worker_running_is_sent_by_the_sweep(redis_client, database_url) -> None:
+    """The outbox row of a step commits with the change; a dead relay's step goes out with the next sweep."""
+    from dramatiq import Worker
+
+    from actors.events import sweep_events
+    from db.outbox import insert_job
+
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            job = await insert_job(conn, "ping", ["from the outbox"])
+        assert await conn.fetchval("SELECT sent_at FROM job_outbox WHERE id = $1", job) is None
+        worker = Worker(actors.broker, worker_threads=2, worker_timeout=100)
+        worker.start()
+        try:
+            wait_for_status(sweep_events.send(0).message_id, JobStatus.SUCCEEDED)
+            from tests.orders_support import eventually
+
+            await eventually(lambda: conn.fetchval("SELECT sent_at FROM job_outbox WHERE id = $1", job), what="sent")
+            keys = actors.broker.jobs.keys
+            pings = [k for k in redis_client.scan_iter(keys.job("*")) if redis_client.hget(k, "actor") == b"ping"]
+            assert len(pings) == 1
+            wait_for_status(pings[0].decode().rsplit(":", 1)[1], JobStatus.SUCCEEDED)
+        finally:
+            worker.stop()
+    finally:
+        await conn.close()

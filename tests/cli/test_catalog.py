@@ -30,7 +30,7 @@ def test_a_bad_line_imports_nothing_and_is_named(tmp_path: Path, database_url: s
     path.write_text("\n".join(good) + "\n")
     result = runner.invoke(app, ["catalog", "import", str(path)], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "3 of 3 product(s) applied" in result.output and "3 item(s) sent to rehosting" in result.output
+    assert "3 of 3 product(s) applied" in result.output and "3 item(s) queued for rehosting" in result.output
     assert count(database_url, prefix) == 3
     again = runner.invoke(app, ["catalog", "import", str(path)], env=WIDE)
     assert "0 of 3 product(s) applied (3 older than stored)" in again.output
