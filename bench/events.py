@@ -1,13 +1,13 @@
 """Storefront events: 10,000 item changes delivered to 3 local endpoints by a real worker pool.
 
-Run from the repo root with no arguments: `python bench/events.py` (about three minutes). It
+Run from the repo root with no arguments: `python bench/events.py` (about four minutes). It
 starts its own redis-server and embedded PostgreSQL in a temp dir (like the tests), three
 fake storefronts in this process (each verifies every signature) and one
 `backroom worker -p 2 -t 8` pool.
 
 BENCH_ITEMS (default 2500) pending stable items are inserted (pending: no event), then
 BENCH_CHANGES (default 10000) changes are committed one per transaction at BENCH_RATE
-(default 100) per second, round-robin over the items: each item is approved, then its stock
+(default 50) per second, round-robin over the items: each item is approved, then its stock
 changes, so every resource has several events that must arrive in order. Every change is
 one event for each of the 3 endpoints.
 
@@ -41,7 +41,7 @@ from fakes.storefront import FakeStorefront  # noqa: E402
 
 ITEMS = int(os.environ.get("BENCH_ITEMS", "2500"))
 CHANGES = int(os.environ.get("BENCH_CHANGES", "10000"))
-RATE = float(os.environ.get("BENCH_RATE", "100"))
+RATE = float(os.environ.get("BENCH_RATE", "50"))
 DRAIN_S = float(os.environ.get("BENCH_DRAIN_S", "60"))
 SCRUB = ("WORKER_PROCESSES", "WORKER_THREADS", "REDIS_NAMESPACE", "REDIS_SENTINELS", "SENTRY_DSN")
 
