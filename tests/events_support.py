@@ -54,9 +54,15 @@ def storefronts() -> Iterator[list[FakeStorefront]]:
     runner.stop()
 
 
+async def forget_backlog(conn: asyncpg.Connection) -> None:
+    """No endpoint, and no event of earlier tests left to relay (it would reach this test's endpoint)."""
+    await conn.execute("DELETE FROM storefront_endpoints")
+    await conn.execute("UPDATE storefront_events SET relayed_at = now() WHERE relayed_at IS NULL")
+
+
 async def add_endpoint(conn: asyncpg.Connection, front: FakeStorefront, *types: str) -> Endpoint:
     """Register a fake storefront as an endpoint (every type unless `types`); earlier endpoints are removed."""
-    await conn.execute("DELETE FROM storefront_endpoints")
+    await forget_backlog(conn)
     endpoint = await insert_endpoint(conn, name=f"front-{secrets.token_hex(4)}", url=front.url, secret=front.secret,
                                      event_types=list(types))
     assert endpoint is not None

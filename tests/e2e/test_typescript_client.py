@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_procfile import stack, token  # noqa: F401
+from tests.events_support import forget_backlog
 from tests.orders_support import wait_sync
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +59,7 @@ def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(instal
         async def change() -> int:
             conn = await asyncpg.connect(database_url)
             try:
-                await conn.execute("DELETE FROM storefront_endpoints")
+                await forget_backlog(conn)
                 await conn.execute("INSERT INTO storefront_endpoints (name, url, secret, event_types)"
                                    " VALUES ('next', $1, $2, '{item.sold}')", f"http://127.0.0.1:{port}/", secret)
                 item = await conn.fetchval("INSERT INTO items (source, source_listing_id, title, kind, status)"

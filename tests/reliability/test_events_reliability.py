@@ -81,6 +81,6 @@ def test_a_pool_sigkilled_mid_stream_loses_no_event(pools, storefronts, redis_cl
     assert sum(c - 1 for c in counts.values()) <= 4  # only what was in flight at the kill may come twice
     last: dict[str, int] = {}
     for received in front.received:  # per resource, in order (a repeat of the last one aside)
-        resource, seq = expected[received.headers["webhook-id"]]
+        resource, seq = expected[received.headers["webhook-id"]]  # nothing but this test's events
         assert seq >= last.get(resource, 0), (resource, seq, last.get(resource))
         last[resource] = seq

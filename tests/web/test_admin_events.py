@@ -5,7 +5,7 @@ import asyncpg
 import pytest
 
 from tests.admin_support import running_worker
-from tests.events_support import fast_retries, storefronts  # noqa: F401
+from tests.events_support import fast_retries, forget_backlog, storefronts  # noqa: F401
 from tests.orders_support import eventually, insert_item, wait_sync
 from tests.web.conftest import bearer
 
@@ -15,7 +15,7 @@ BASE = "/v1/admin/endpoints"
 async def _clean(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("DELETE FROM storefront_endpoints")
+        await forget_backlog(conn)
     finally:
         await conn.close()
 
