@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # the system Chromium the edge scraper and the /admin/ browser test drive (never `playwright install`)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install lint bench clean chromium
+.PHONY: run test install lint bench clean chromium client
 
 run: install
 	$(BIN)/backroom dev
@@ -31,6 +31,10 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  { echo "make test: $(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (Debian/Ubuntu), then make test again"; exit 1; }
 	@test -x $(CHROMIUM) || { echo "make test: $(CHROMIUM) is still missing after apt-get install chromium"; exit 1; }
+
+# The TypeScript client (clients/typescript): openapi.json and src/schema.d.ts from the served API.
+client: install
+	$(BIN)/python clients/typescript/generate.py
 
 bench: install
 	for script in bench/*.py; do case $$script in */_*) continue;; esac; $(BIN)/python $$script || exit 1; done

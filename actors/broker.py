@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from actors.clients import ProviderClients
+from actors.event_relay import EventRelay
 from actors.resources import DatabasePool
 from broker.waits import WaitAccounting
 from broker.setup import build_broker, install
@@ -13,4 +14,5 @@ configure_logging(settings.log_level, settings.log_format)
 broker = install(build_broker(settings, metrics=True))
 broker.add_middleware(DatabasePool(settings.database_url))
 broker.add_middleware(ProviderClients())  # third-party clients, opened at worker boot
+broker.add_middleware(EventRelay(settings.database_url))  # storefront deliveries' session, the relay's listener
 broker.add_middleware(WaitAccounting())  # last: its after-hook runs before Retries' (see broker.waits)

@@ -41,6 +41,7 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         # one admin-session key for every web process of this run (each would pick its own otherwise)
         env.setdefault("ADMIN_SESSION_SECRET", secrets.token_hex(32))
         env.setdefault("MEDIA_DIR", str(data_dir / "media"))  # rehosted images live beside the dev data
+        env.setdefault("EVENTS_ALLOW_ADDRESSES", "loopback")  # storefronts under development run on localhost
         market = start_marketplace(env)
         os.environ.update(env)
         from cli.main import create_token

@@ -15,6 +15,8 @@ from cli.dead import dead_app
 from cli.jobs import jobs_app
 from cli.schedules import schedules_app
 from cli.tickets import tickets_app
+from cli.endpoints import endpoints_app
+from cli.catalog import catalog_app
 from cli.embed import embed_app
 from cli.models import models_app
 from config.settings import get_settings
@@ -33,6 +35,8 @@ admin.edge_app.command("revoke")(edge_cli.revoke)
 app.command("workers")(admin.workers)
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(catalog_app, name="catalog")
 app.command("audit")(admin.audit_log)
 app.add_typer(models_app, name="models")
 app.add_typer(embed_app, name="embed")

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders")
+SERVER_QUEUES = ("default", "ingest", "ml", "notify", "orders", "events")
 EDGE_QUEUE = "edge"
 ALL_QUEUES = (*SERVER_QUEUES, EDGE_QUEUE)
 
@@ -262,6 +262,24 @@ class Settings(EdgeSettings):
         "token", description="Who may read the API's /metrics: a bearer token with admin:read, clients on a private "
                              "or loopback address, or anyone.",
     )
+    payload_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret of the Payload CMS hooks (X-Internal-Webhook-Secret, or X-Signature HMAC)."
+    )
+    # --- storefront events (actors/events.py): Standard Webhooks deliveries to storefront endpoints ---
+    events_allow_addresses: Literal["public", "loopback", "private"] = Field(
+        "public", description="Where deliveries may connect: public addresses only; `loopback` adds 127.0.0.1 and ::1 "
+                              "(dev, tests); `private` adds private networks too."
+    )
+    events_timeout_s: float = Field(10.0, gt=0, le=60, description="How long one delivery may take, answer included.")
+    events_min_backoff_ms: int = Field(10_000, ge=10, le=3_600_000, description="First retry delay of a delivery.")
+    events_max_backoff_ms: int = Field(21_600_000, ge=10, le=86_400_000, description="Longest retry delay (6 h).")
+    events_max_failures: int = Field(
+        25, ge=0, le=100, description="Failed attempts before a delivery is dead-lettered (25 x backoff = about 3 days)."
+    )
+    events_disable_after_hours: float = Field(
+        24.0, gt=0, le=720, description="An endpoint failing this long without one success is disabled (admin alerted)."
+    )
+    events_relay_batch: int = Field(500, ge=1, le=10_000, description="Events one relay message turns into deliveries.")
     # --- prune: is each sourced listing still for sale? (actors/prune.py) ---
     prune_edge_sources: str = Field(
         "vinted", pattern=r"^[a-z0-9_,-]*$", description="Sources that block datacenter IPs: checked on the edge."

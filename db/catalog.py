@@ -1,82 +1,84 @@
-"""The print provider's catalog and the runs that sync it, one page at a time."""
+"""The CMS mirror: brands and products applied once and in order of their `ts`, products as items."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
 from dataclasses import dataclass
 
 import asyncpg
 
-
-@dataclass(frozen=True)
-class CatalogVariant:
-    """One sellable variant of a provider product, at its price."""
-
-    product_id: str
-    variant_id: str
-    title: str | None
-    variant_title: str | None
-    price_cents: int | None
-    enabled: bool
+from domain.catalog import Brand, OrderStatusChanged, ProductChanged, catalog_items, image_hash, live, newer, text_hash
 
 
 @dataclass(frozen=True)
-class CatalogSync:
-    """A sync run: where it goes on from."""
+class Applied:
+    """A product update that was newer than the stored one: its items, and what changed."""
 
-    id: int
-    page_size: int
-    next_page: int
-    finished: bool
+    item_ids: list[int]
+    live: bool
+    text_changed: bool
+    images_changed: bool
 
 
-async def start_catalog_sync(conn: asyncpg.Connection, provider: str, page_size: int) -> CatalogSync:
-    """The provider's unfinished run (resumed where it stopped), or a new one from page 1."""
-    row = await conn.fetchrow(
+async def upsert_brand(conn: asyncpg.Connection, brand: Brand, ts: object) -> bool:
+    """Store a brand as of `ts` and rename it on its items; False when a newer one is stored."""
+    applied = await conn.fetchval(
         """
-        INSERT INTO catalog_syncs (provider, page_size) VALUES ($1, $2)
-        ON CONFLICT (provider) WHERE finished_at IS NULL DO NOTHING RETURNING id, page_size, next_page, finished_at
-        """, provider, page_size)
-    if row is None:
-        row = await conn.fetchrow("SELECT id, page_size, next_page, finished_at FROM catalog_syncs"
-                                  " WHERE provider = $1 AND finished_at IS NULL", provider)
-    return CatalogSync(row["id"], row["page_size"], row["next_page"], row["finished_at"] is not None)
+        INSERT INTO catalog_brands (payload_brand_id, name, data, ts) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (payload_brand_id) DO UPDATE SET name = EXCLUDED.name, data = EXCLUDED.data, ts = EXCLUDED.ts,
+                                                     updated_at = now()
+        WHERE catalog_brands.ts < EXCLUDED.ts RETURNING 1
+        """, brand.payloadBrandId, brand.name, brand.model_dump_json(), ts)
+    if applied:
+        await conn.execute(
+            "UPDATE items SET brand = $2 WHERE source = 'payload' AND attributes ->> 'payload_brand_id' = $1"
+            " AND brand IS DISTINCT FROM $2", brand.payloadBrandId, brand.name)
+    return bool(applied)
 
 
-async def select_catalog_sync(conn: asyncpg.Connection, sync_id: int) -> CatalogSync | None:
-    """One run, or None."""
-    row = await conn.fetchrow("SELECT id, page_size, next_page, finished_at FROM catalog_syncs WHERE id = $1",
-                              sync_id)
-    return None if row is None else CatalogSync(row["id"], row["page_size"], row["next_page"],
-                                                row["finished_at"] is not None)
+async def apply_product(conn: asyncpg.Connection, event: ProductChanged) -> Applied | None:
+    """Upsert the product's items if `event` is newer than the stored product (None: older or equal, ignored).
+
+    Run in a transaction: the product row is locked, so two updates of one product apply one after the other.
+    """
+    await conn.execute("INSERT INTO catalog_products (payload_product_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                       event.payloadProductId)
+    stored = await conn.fetchrow("SELECT ts, text_hash, image_hash FROM catalog_products"
+                                 " WHERE payload_product_id = $1 FOR UPDATE", event.payloadProductId)
+    if not newer(event.ts, stored["ts"]):
+        return None
+    texts, images = text_hash(event), image_hash(event)
+    brand_id = event.brand.payloadBrandId if event.brand else None
+    await conn.execute("UPDATE catalog_products SET ts = $2, text_hash = $3, image_hash = $4, payload_brand_id = $5,"
+                       " updated_at = now() WHERE payload_product_id = $1",
+                       event.payloadProductId, event.ts, texts, images, brand_id)
+    ids = []
+    for item in catalog_items(event):
+        ids.append(await conn.fetchval(
+            """
+            INSERT INTO items (source, source_listing_id, title, brand, kind, status, price_cents, currency, stock,
+                               image_urls, attributes)
+            VALUES ('payload', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (source, source_listing_id) DO UPDATE SET
+                title = EXCLUDED.title, brand = EXCLUDED.brand, kind = EXCLUDED.kind, status = EXCLUDED.status,
+                price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency, stock = EXCLUDED.stock,
+                image_urls = EXCLUDED.image_urls, attributes = EXCLUDED.attributes
+            RETURNING id
+            """, item.source_listing_id, item.title, item.brand, item.kind, item.status, item.price_cents,
+            item.currency, item.stock, item.image_urls,
+            json.dumps({**item.attributes, "payload_brand_id": brand_id})))
+    # variants Payload no longer lists leave the storefront
+    await conn.execute("UPDATE items SET status = 'archived' WHERE source = 'payload' AND status = 'available'"
+                       " AND attributes ->> 'payload_product_id' = $1 AND NOT (id = ANY($2::bigint[]))",
+                       event.payloadProductId, ids)
+    return Applied(ids, live(event.product), texts != stored["text_hash"], images != stored["image_hash"])
 
 
-async def upsert_catalog(conn: asyncpg.Connection, provider: str, variants: Iterable[CatalogVariant]) -> int:
-    """Store variants and their prices; items sold from them take the provider's price. Returns how many."""
-    rows = [(provider, v.product_id, v.variant_id, v.title, v.variant_title, v.price_cents, v.enabled)
-            for v in variants]
-    await conn.executemany(
+async def upsert_order_status(conn: asyncpg.Connection, event: OrderStatusChanged) -> bool:
+    """Store a CMS order's status as of `ts`; False when a newer one is stored (its trigger emits the event)."""
+    return bool(await conn.fetchval(
         """
-        INSERT INTO provider_catalog (provider, product_id, variant_id, title, variant_title, price_cents, enabled)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (provider, product_id, variant_id) DO UPDATE SET title = EXCLUDED.title,
-            variant_title = EXCLUDED.variant_title, price_cents = EXCLUDED.price_cents, enabled = EXCLUDED.enabled,
-            synced_at = now()
-        """, rows)
-    await conn.executemany(
-        """
-        UPDATE items SET price_cents = $3
-        WHERE kind = 'print_on_demand' AND attributes->>'printify_product_id' = $1
-          AND attributes->>'printify_variant_id' = $2 AND price_cents IS DISTINCT FROM $3 AND $3 IS NOT NULL
-        """, [(r[1], r[2], r[5]) for r in rows])
-    return len(rows)
-
-
-async def update_catalog_sync(conn: asyncpg.Connection, sync_id: int, *, page: int, variants: int,
-                              more: bool) -> bool:
-    """Note `page` done (once: guarded by the page it was on); the run ends when no page follows."""
-    return await conn.fetchval(
-        """
-        UPDATE catalog_syncs SET next_page = $2 + 1, variants = variants + $3,
-                                 finished_at = CASE WHEN $4 THEN NULL ELSE now() END
-        WHERE id = $1 AND next_page = $2 AND finished_at IS NULL RETURNING id
-        """, sync_id, page, variants, more) is not None
+        INSERT INTO catalog_orders (payload_order_id, status, data, ts) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (payload_order_id) DO UPDATE SET status = EXCLUDED.status, data = EXCLUDED.data,
+                                                     ts = EXCLUDED.ts, updated_at = now()
+        WHERE catalog_orders.ts < EXCLUDED.ts RETURNING 1
+        """, event.payloadOrderId, event.status, event.model_dump_json(), event.ts))

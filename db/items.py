@@ -75,3 +75,20 @@ async def select_item_embedding(conn: asyncpg.Connection, item_id: int) -> tuple
 async def select_item_exists(conn: asyncpg.Connection, item_id: int) -> bool:
     """True when an item with this id exists."""
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)", item_id))
+
+
+async def select_items(conn: asyncpg.Connection, *, status: str | None, source: str | None, kind: str | None,
+                       text: str | None, before_id: int | None, limit: int) -> list[ItemCard]:
+    """Items newest first (by id, before `before_id`), filtered; `text` matches title or brand, case-insensitive."""
+    pattern = None
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await conn.fetch(
+        f"""
+        SELECT {CARD_COLUMNS} FROM items
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
+          AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR title ILIKE $4 OR brand ILIKE $4)
+          AND ($5::bigint IS NULL OR id < $5)
+        ORDER BY id DESC LIMIT $6
+        """, status, source, kind, pattern, before_id, limit)
+    return [item_card(r) for r in rows]

@@ -71,3 +71,18 @@ async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, forc
         model, force,
     )
     return [r["id"] for r in rows]
+
+
+async def upsert_seed(conn: asyncpg.Connection, *, label: str, description: str | None,
+                      media_key: str) -> tuple[int, bool]:
+    """Add a seed, or give the labelled one this image; returns its id and whether it needs embedding."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO style_seeds (label, description, media_key) VALUES ($1, $2, $3)
+        ON CONFLICT (label) DO UPDATE SET
+            description = coalesce(EXCLUDED.description, style_seeds.description), media_key = EXCLUDED.media_key,
+            embedding = CASE WHEN style_seeds.media_key IS DISTINCT FROM EXCLUDED.media_key THEN NULL
+                             ELSE style_seeds.embedding END
+        RETURNING id, embedding IS NULL AS unembedded
+        """, label, description, media_key)
+    return row["id"], row["unembedded"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
-from actors.catalog import sync_catalog
+from actors.provider_catalog import sync_catalog
 from actors.provider_poll import poll_stalled_printify_orders
 from actors.reconcile import reconcile_orders
 from actors.release import release_due_orders

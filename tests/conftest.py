@@ -44,6 +44,7 @@ def _start_services() -> None:
     os.environ["METRICS_PORT"] = "0"
     os.environ.setdefault("LOG_FORMAT", "console")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("EVENTS_ALLOW_ADDRESSES", "loopback")  # the fake storefronts listen on 127.0.0.1
     from db.migrate import migrate
 
     asyncio.run(migrate(database_url))

@@ -29,6 +29,7 @@ from web import search
 from web import items
 from web import collections
 from web import admin_api, admin_pages
+from web import admin_events, admin_review, admin_storefronts, catalog
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers
@@ -219,6 +220,11 @@ def create_app() -> Quart:
     app.register_blueprint(tickets.blueprint)
     app.register_blueprint(search.blueprint)
     app.register_blueprint(items.blueprint)
+    app.register_blueprint(admin_events.blueprint)
+    app.register_blueprint(admin_storefronts.blueprint)
+    app.register_blueprint(admin_review.blueprint)
+    app.register_blueprint(catalog.blueprint)
+    app.register_blueprint(catalog.seeds_blueprint)
     app.register_blueprint(collections.blueprint)
     app.register_blueprint(admin_api.blueprint)
     admin_pages.install(app, settings)

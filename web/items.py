@@ -1,20 +1,61 @@
-"""/v1/items/{id}/approve|reject: the admin's review of scraped items, done by actors."""
+"""/v1/items: the list reviewers and storefronts read; /v1/items/{id}/approve|reject, done by actors."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from quart import current_app, g
 from quart import Blueprint
-from quart_schema import document_response, tag
+from quart_schema import document_response, tag, validate_querystring
 
 from actors.ingest import approve_item, reject_item
 from db.ingest import select_item_status
+from db.items import select_items
+from domain.tokens import grants
 from web.auth import require
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
-from web.schemas import Accepted
+from web.schemas import Accepted, Problem
+from web.search import ItemOut
 
 blueprint = Blueprint("items", __name__, url_prefix="/v1/items")
+
+
+class ItemQuery(BaseModel):
+    """Filters and a page of the item list (status other than available, and source, need admin:read)."""
+
+    status: Literal["pending", "available", "sold", "archived", "rejected"] = "available"
+    source: str | None = Field(None, min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")
+    kind: Literal["one_of_one", "stable", "print_on_demand"] | None = None
+    text: str | None = Field(None, min_length=1, max_length=100, description="In the title or brand.")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, pattern=r"^i[1-9][0-9]{0,17}$", description="next_cursor of the previous page.")
+
+
+class ItemPage(BaseModel):
+    """Items newest first; `next_cursor` (null on the last page) asks for the next page."""
+
+    items: list[ItemOut]
+    next_cursor: str | None
+
+
+@blueprint.get("")
+@require("jobs")
+@tag(["items"])
+@validate_querystring(ItemQuery)
+@document_response(ItemPage)
+@document_response(Problem, 403)
+async def list_items(query_args: ItemQuery) -> Any:
+    """Items by status (default available), source, kind and text, newest first, a page at a time."""
+    q = query_args
+    if (q.status != "available" or q.source is not None) and not grants(g.token.scopes, "admin:read"):
+        return problem(403, "only admin:read tokens may list items that are not available, or filter by source")
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        cards = await select_items(conn, status=q.status, source=q.source, kind=q.kind, text=q.text,
+                                   before_id=int(q.cursor[1:]) if q.cursor else None, limit=q.limit)
+    items = [ItemOut(**{**vars(c), "media_keys": list(c.media_keys)}) for c in cards]
+    next_cursor = f"i{cards[-1].id}" if len(cards) == q.limit else None
+    return ItemPage(items=items, next_cursor=next_cursor).model_dump(mode="json")
 
 
 def _by() -> str:

@@ -34,6 +34,7 @@ SINGLE = {
     "schedule_poll_stalled_printify_orders": ("poll_stalled_printify_orders", "orders", []),
     "schedule_reconcile_orders": ("reconcile_orders", "orders", []),
     "schedule_sync_catalog": ("sync_catalog", "orders", []),
+    "schedule_sweep_events": ("sweep_events", "events", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
 BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=timezone.utc)
