@@ -11,6 +11,7 @@ from actors import ingest  # noqa: F401  (ingest_listings, rehost_images, approv
 from actors import enrich  # noqa: F401  (declares enrich_items and sweep_enrichment)
 from actors import collections  # noqa: F401  (declares generate_collections)
 from actors import notify, orders, release  # noqa: F401  (declares the order and notification actors)
+from actors import reminders  # noqa: F401  (upsert_reminder_subject, send_reminder, send_due_reminders)
 from actors import watch  # noqa: F401  (declares check_edge_nodes and watch_dead_letters)
 from actors import prune, retention  # noqa: F401  (prune_listings, check_listing, record_listing_check, purge_expired)
 

@@ -30,6 +30,7 @@ SINGLE = {
     "schedule_check_edge_nodes": ("check_edge_nodes", "default", []),
     "schedule_watch_dead_letters": ("watch_dead_letters", "default", []),
     "schedule_release_due_orders": ("release_due_orders", "orders", []),
+    "schedule_send_due_reminders": ("send_due_reminders", "notify", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
 BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=timezone.utc)

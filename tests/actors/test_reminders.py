@@ -1,0 +1,172 @@
+"""Reminders with a real worker against the fake providers: schedules, moves, deletes, preferences."""
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from actors.reminders import delete_reminder_subject, send_due_reminders, send_reminder, upsert_reminder_subject
+from db.reminders import upsert_preferences
+from domain.jobs import JobStatus
+from domain.reminders import Preferences
+from tests.actors.helpers import wait_for_status
+from tests.orders_support import connect, eventually, fake, fakes, wait_sync  # noqa: F401
+
+DATA = {"title": "Ada's birthday", "text": "in a few days"}
+
+
+def subject_id() -> str:
+    return f"occasion:{secrets.token_hex(6)}"
+
+
+def upsert(subject: str, when: datetime, *, recipient: str = "", recurrence: str = "yearly",
+           offsets: tuple[int, ...] = (0,), email: str = "") -> Any:
+    """Upsert a timed occasion at `when` (UTC) and wait for it to be stored."""
+    email = email or f"{secrets.token_hex(4)}@example.com"
+    message = upsert_reminder_subject.send(
+        subject, recipient or email, {"email": email}, when.date().isoformat(), "UTC", when.time().isoformat(),
+        recurrence, list(offsets), ["email"], "ops_message", DATA)
+    return wait_for_status(message.message_id, JobStatus.SUCCEEDED)
+
+
+async def rows(conn: asyncpg.Connection, subject: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM reminders WHERE subject = $1 ORDER BY offset_minutes", subject)
+
+
+async def events(conn: asyncpg.Connection, subject: str) -> list[tuple[str, str | None]]:
+    found = await conn.fetch("SELECT event, reason FROM reminder_log WHERE subject = $1 ORDER BY id", subject)
+    return [(r["event"], r["reason"]) for r in found]
+
+
+def soon(seconds: float) -> datetime:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).replace(microsecond=0)
+
+
+async def test_a_due_reminder_is_sent_once_and_a_yearly_one_rolls_forward(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject, when = subject_id(), soon(2)
+        upsert(subject, when)
+        wait_sync(lambda: fake.resend.sent, timeout=30, what="the reminder")
+        row = await eventually(lambda: conn.fetchrow("SELECT * FROM reminders WHERE subject = $1 AND"
+                                                     " occurrence > $2", subject, when.date()), what="roll forward")
+        assert row["status"] == "pending" and row["sent_count"] == 1 and row["version"] == 2
+        assert row["occurrence"] == date(when.year + 1, when.month, when.day)
+        assert [e for e, _ in await events(conn, subject)] == ["queued", "sending", "sent"]
+        assert len(fake.resend.sent) == 1
+        sent = await conn.fetchrow("SELECT sent_at FROM notifications WHERE idempotency_key = $1",
+                                   f"reminder:{row['id']}:{when.date().isoformat()}")
+        assert sent["sent_at"] >= when
+        # the old version's message again (a duplicate, a sweep): nothing happens
+        again = send_reminder.send(row["id"], 1)
+        assert wait_for_status(again.message_id, JobStatus.SUCCEEDED).result == {"status": "superseded"}
+        assert len(fake.resend.sent) == 1
+    finally:
+        await conn.close()
+
+
+async def test_moving_an_occasion_reschedules_and_deleting_it_cancels(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject, when = subject_id(), soon(5 * 86400)
+        upsert(subject, when, offsets=(0, 1440))
+        before = await rows(conn, subject)
+        assert [r["due_at"] for r in before] == [when, when - timedelta(days=1)]
+        later = when + timedelta(days=2)
+        upsert(subject, later, offsets=(0, 4320))  # moved two days on; the 1-day reminder became 3 days
+        after = await rows(conn, subject)
+        assert [(r["offset_minutes"], r["status"]) for r in after] == [(0, "pending"), (1440, "cancelled"),
+                                                                      (4320, "pending")]
+        assert after[0]["due_at"] == later and after[0]["version"] == before[0]["version"] + 1
+        assert after[2]["due_at"] == later - timedelta(days=3)
+        stale = send_reminder.send(before[0]["id"], before[0]["version"])  # the pre-move message
+        assert wait_for_status(stale.message_id, JobStatus.SUCCEEDED).result == {"status": "superseded"}
+        deleted = delete_reminder_subject.send(subject)
+        assert wait_for_status(deleted.message_id, JobStatus.SUCCEEDED).result == 2
+        assert {r["status"] for r in await rows(conn, subject)} == {"cancelled"}
+        assert [e for e, _ in await events(conn, subject)] == ["queued", "queued", "cancelled", "queued",
+                                                               "queued", "cancelled", "cancelled"]
+        assert fake.resend.sent == []
+    finally:
+        await conn.close()
+
+
+async def test_a_deleted_subject_due_now_is_never_sent(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject = subject_id()
+        upsert(subject, soon(3))
+        (row,) = await rows(conn, subject)
+        wait_for_status(delete_reminder_subject.send(subject).message_id, JobStatus.SUCCEEDED)
+        late = send_reminder.send(row["id"], row["version"])  # the armed message, after the delete
+        assert wait_for_status(late.message_id, JobStatus.SUCCEEDED, timeout=30).result == {"status": "superseded"}
+        assert fake.resend.sent == []
+    finally:
+        await conn.close()
+
+
+async def test_the_sweep_sends_what_has_no_message(fake, worker, database_url, redis_client) -> None:
+    conn = await connect(database_url)
+    try:
+        subject, when = subject_id(), soon(3600)
+        upsert(subject, when)
+        (row,) = await rows(conn, subject)
+        # as if a dead worker dropped it: the send is overdue and no message exists for it
+        await conn.execute("UPDATE reminders SET due_at = now() - interval '1 minute' WHERE id = $1", row["id"])
+        sweep = send_due_reminders.send()
+        assert wait_for_status(sweep.message_id, JobStatus.SUCCEEDED).result >= 1
+        wait_sync(lambda: fake.resend.sent, timeout=30, what="the swept reminder")
+    finally:
+        await conn.close()
+
+
+async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnight(fake, worker,
+                                                                                 database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        quiet, capped = f"quiet-{secrets.token_hex(4)}", f"capped-{secrets.token_hex(4)}"
+        now = datetime.now(timezone.utc)
+        end = (now + timedelta(seconds=4)).replace(microsecond=0)
+        await upsert_preferences(conn, quiet, Preferences("UTC", quiet_start=(now - timedelta(hours=1)).time(),
+                                                          quiet_end=end.time()))
+        await upsert_preferences(conn, capped, Preferences("Asia/Tokyo", daily_cap=1))
+        first, second, hushed = subject_id(), subject_id(), subject_id()
+        upsert(first, soon(1), recipient=capped, recurrence="none")
+        upsert(second, soon(1), recipient=capped, recurrence="none")
+        upsert(hushed, soon(1), recipient=quiet, recurrence="none")
+        wait_sync(lambda: len(fake.resend.sent) == 2, timeout=30, what="one capped send and the quiet one")
+        log = await conn.fetch("SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[])"
+                               " ORDER BY id", [quiet, capped])
+        deferred = {r["subject"]: r["reason"] for r in log if r["event"] == "deferred"}
+        assert deferred[hushed].startswith("quiet hours until")
+        assert [s for s in (first, second) if s in deferred] and "daily cap 1" in \
+            deferred.get(first, deferred.get(second, ""))
+        sent_at = await conn.fetchval("SELECT sent_at FROM notifications n JOIN reminders r ON"
+                                      " n.idempotency_key LIKE 'reminder:' || r.id || ':%' WHERE r.subject = $1",
+                                      hushed)
+        assert sent_at >= end
+        tokyo_midnight = datetime.combine((now + timedelta(hours=9)).date() + timedelta(days=1), time(0),
+                                          tzinfo=timezone.utc) - timedelta(hours=9)
+        capped_due = await conn.fetchval("SELECT due_at FROM reminders WHERE subject = ANY($1::text[]) AND"
+                                         " status = 'pending'", [first, second])
+        assert capped_due == tokyo_midnight
+    finally:
+        await conn.close()
+
+
+async def test_an_opted_out_recipient_is_skipped_and_logged(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        who = f"out-{secrets.token_hex(4)}"
+        await upsert_preferences(conn, who, Preferences(opted_out=True))
+        subject = subject_id()
+        upsert(subject, soon(1), recipient=who)
+        await eventually(lambda: conn.fetchval("SELECT 1 FROM reminder_log WHERE subject = $1 AND event = 'skipped'"
+                                               " AND reason = 'opted out'", subject), timeout=30, what="the skip")
+        (row,) = await rows(conn, subject)
+        assert row["status"] == "pending" and row["sent_count"] == 0 and row["occurrence"].year > date.today().year
+        assert fake.resend.sent == []
+    finally:
+        await conn.close()
