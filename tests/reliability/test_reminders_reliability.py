@@ -22,8 +22,8 @@ N = 12  # per channel
 
 
 async def test_a_worker_killed_mid_dispatch_sends_nothing_twice(fake, redis_client, pools, database_url) -> None:
-    fake.resend.hang_next("send", 1.0, times=N)  # each call in flight for a second: the kill lands mid-send
-    fake.pushover.hang_next("send", 1.0, times=N)
+    fake.resend.hang_next("send", 1.2, times=N)  # under PROVIDER_TIMEOUT_S: the provider does send it
+    fake.pushover.hang_next("send", 1.2, times=N)
     users = {f"user-{i}-{secrets.token_hex(3)}" for i in range(N)}
     fake.pushover.users |= users
     pools(os.environ["REDIS_URL"], processes=2, threads=2)
@@ -36,6 +36,9 @@ async def test_a_worker_killed_mid_dispatch_sends_nothing_twice(fake, redis_clie
         upsert_reminder_subject.send(f"kill:{tag}:{i}", address, {channel: address}, when.date().isoformat(), "UTC",
                                      when.time().isoformat(), "yearly", [0], [channel], "ops_message",
                                      {"title": f"reminder {i}", "text": "soon"})
+    # four threads, each held in a provider call for a second: whichever worker dies, it dies mid-send
+    await asyncio.to_thread(wait_until, lambda: fake.resend.calls["send"] + fake.pushover.calls["send"] >= 4, 60,
+                            "every thread in a provider call")
     victim = await asyncio.to_thread(wait_until, lambda: running_job("send_reminder"), 60, "a send in flight")
     os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)
     conn = await connect(database_url)
