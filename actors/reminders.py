@@ -19,11 +19,14 @@ from actors.notify import MaybeSent, NoAddress, deliver
 from broker.waits import Wait, retry_policy
 from db.pool import get_process_pool
 from db.reminders import (
-    Armed, Reminder, count_dispatched, delete_subject, insert_log, lock_recipient, select_due_reminders,
-    select_preferences, select_reminder, update_reminder_due, upsert_subject,
+    Armed, Reminder, count_dispatched, delete_policy, delete_subject, insert_log, lock_recipient,
+    select_due_reminders, select_policy, select_preferences, select_reminder, update_reminder_due, upsert_policy,
+    upsert_preferences, upsert_subject,
 )
 from domain.notifications import TemplateError
-from domain.reminders import Decision, Occasion, Subject, following, judge, local_day_bounds, message_data
+from domain.reminders import (
+    Decision, Occasion, Policy, Preferences, ReminderError, Subject, following, judge, local_day_bounds, message_data,
+)
 from providers.errors import NotConfigured, Permanent
 
 NEAR_S = 120.0  # armed at once when due this soon; the minute sweep looks this far ahead
@@ -31,20 +34,55 @@ SWEEP_LIMIT = 20_000
 TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
 
 
-@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000, throws=(ReminderError,))
 async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[str, str], occurs_on: str,
                                   time_zone: str, at: str | None, recurrence: str, offsets_minutes: list[int],
                                   channels: list[str], template: str, data: dict[str, Any] | None = None,
-                                  send_at: str = "09:00") -> int:
+                                  send_at: str = "09:00", policy_id: str | None = None) -> int:
     """Create or move a subject: its pending sends are upserted or cancelled in one transaction."""
     occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
                         time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
-    spec = Subject(subject, recipient, addresses, occasion, tuple(offsets_minutes), tuple(channels), template,
-                   data or {}, time.fromisoformat(send_at))
     async with get_process_pool().acquire() as conn, conn.transaction():
+        policy = await select_policy(conn, policy_id) if policy_id else None
+        if policy_id and policy is None:
+            raise ReminderError(f"no reminder policy {policy_id!r}")
+        offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else
+                                   (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at)))
+        spec = Subject(subject, recipient, addresses, occasion, offsets, chans, template, data or {}, at_time)
         armed = await upsert_subject(conn, spec, datetime.now(timezone.utc))
     await arm_soon(armed)
     return len(armed)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def upsert_reminder_policy(policy_id: str, name: str, offsets_minutes: list[int], channels: list[str],
+                                 send_at: str = "09:00", owner: str | None = None) -> None:
+    """Create or replace a reminder policy (subjects copy it when they are upserted)."""
+    policy = Policy(policy_id, owner, name, tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at))
+    async with get_process_pool().acquire() as conn:
+        await upsert_policy(conn, policy)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def delete_reminder_policy(policy_id: str) -> bool:
+    """Delete a reminder policy; True when it existed."""
+    async with get_process_pool().acquire() as conn:
+        return await delete_policy(conn, policy_id)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def update_preferences(recipient: str, time_zone: str = "UTC", channels_off: list[str] | None = None,
+                             quiet_start: str | None = None, quiet_end: str | None = None,
+                             daily_cap: int | None = None, opted_out: bool = False) -> None:
+    """Replace a recipient's preferences; the next dispatch of each of their sends applies them."""
+    prefs = Preferences(time_zone, frozenset(channels_off or ()), _time(quiet_start), _time(quiet_end), daily_cap,
+                        opted_out)
+    async with get_process_pool().acquire() as conn:
+        await upsert_preferences(conn, recipient, prefs)
+
+
+def _time(value: str | None) -> time | None:
+    return time.fromisoformat(value) if value else None
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)

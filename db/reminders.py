@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.reminders import Occasion, Preferences, Subject, plan
+from domain.reminders import Occasion, Policy, Preferences, Subject, plan
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,29 @@ async def lock_recipient(conn: asyncpg.Connection, recipient: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('reminders:' || $1))", recipient)
 
 
+async def upsert_policy(conn: asyncpg.Connection, policy: Policy) -> None:
+    """Create or replace a reminder policy."""
+    await conn.execute(
+        """
+        INSERT INTO reminder_policies (id, owner, name, offsets_minutes, channels, send_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (id) DO UPDATE SET owner = $2, name = $3, offsets_minutes = $4, channels = $5, send_at = $6
+        """, policy.id, policy.owner, policy.name, list(policy.offsets_minutes), list(policy.channels), policy.send_at)
+
+
+async def select_policy(conn: asyncpg.Connection, policy_id: str) -> Policy | None:
+    """One reminder policy, or None."""
+    row = await conn.fetchrow("SELECT id, owner, name, offsets_minutes, channels, send_at FROM reminder_policies"
+                              " WHERE id = $1", policy_id)
+    return None if row is None else Policy(row["id"], row["owner"], row["name"], tuple(row["offsets_minutes"]),
+                                           tuple(row["channels"]), row["send_at"])
+
+
+async def delete_policy(conn: asyncpg.Connection, policy_id: str) -> bool:
+    """Delete a policy (subjects keep the offsets they copied); True when it existed."""
+    return await conn.fetchval("DELETE FROM reminder_policies WHERE id = $1 RETURNING true", policy_id) or False
+
+
 async def select_preferences(conn: asyncpg.Connection, recipient: str) -> Preferences:
     """`recipient`'s preferences (the defaults when none are stored)."""
     row = await conn.fetchrow("SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out"
@@ -187,3 +210,53 @@ async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Pr
             daily_cap = $6, opted_out = $7
         """, recipient, prefs.time_zone, sorted(prefs.channels_off), prefs.quiet_start, prefs.quiet_end,
         prefs.daily_cap, prefs.opted_out)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One event of a send: queued, deferred, sending, sent, failed, skipped or cancelled (and why)."""
+
+    id: int
+    reminder_id: int
+    subject: str
+    recipient: str
+    channel: str
+    occurrence: date
+    event: str
+    reason: str | None
+    template: str | None
+    template_version: int | None
+    at: datetime
+
+
+async def select_log(conn: asyncpg.Connection, *, recipient: str | None = None, subject: str | None = None,
+                     before_id: int | None = None, limit: int = 100) -> list[LogEntry]:
+    """The newest log entries of a recipient or a subject (or all), older than `before_id` when given."""
+    rows = await conn.fetch(
+        """
+        SELECT id, reminder_id, subject, recipient, channel, occurrence, event, reason, template, template_version, at
+        FROM reminder_log WHERE ($1::text IS NULL OR recipient = $1) AND ($2::text IS NULL OR subject = $2)
+          AND ($3::bigint IS NULL OR id < $3)
+        ORDER BY id DESC LIMIT $4
+        """, recipient, subject, before_id, limit)
+    return [LogEntry(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A subject's scheduled send as callers read it."""
+
+    id: int
+    channel: str
+    offset_minutes: int
+    occurrence: date
+    due_at: datetime
+    status: str
+    sent_count: int
+
+
+async def select_subject_reminders(conn: asyncpg.Connection, subject: str) -> list[Scheduled]:
+    """A subject's sends (pending, done and cancelled), by due time."""
+    rows = await conn.fetch("SELECT id, channel, offset_minutes, occurrence, due_at, status, sent_count"
+                            " FROM reminders WHERE subject = $1 ORDER BY due_at, channel", subject)
+    return [Scheduled(**dict(r)) for r in rows]

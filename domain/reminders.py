@@ -12,8 +12,9 @@ returned as an aware UTC datetime. The rules, stated once:
   is the first of the two.
 - Quiet hours [start, end) in the recipient's zone; start > end spans midnight; start ==
   end means none. A send inside them is deferred to their end, never dropped.
-- The daily cap counts sends made on the recipient's local calendar day; a send over the
-  cap is deferred to the next local midnight (and then re-checked, quiet hours included).
+- The daily cap counts sends handed to a provider on the recipient's local calendar day
+  (a retried send counts once); a send over the cap is deferred to the next local midnight
+  (and then judged again, quiet hours included), never dropped.
 """
 from __future__ import annotations
 
@@ -177,6 +178,18 @@ def judge(channel: str, now: datetime, prefs: Preferences, sent_today: int) -> D
     if prefs.daily_cap is not None and sent_today >= prefs.daily_cap:
         return Decision("defer", f"daily cap {prefs.daily_cap} reached", local_day_bounds(now, prefs.time_zone)[1])
     return Decision("send")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Reminder offsets (minutes before) and channels, under a caller-defined id."""
+
+    id: str
+    owner: str | None
+    name: str
+    offsets_minutes: tuple[int, ...]
+    channels: tuple[str, ...]
+    send_at: time = DEFAULT_SEND_AT
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 -- Notifications for people: reminder policies, subjects (occasions) with their scheduled
 -- sends, recipients' preferences, versioned templates and a log of what happened to each send.
 
--- Offsets before the occasion (minutes) and the channels each offset goes out on.
+-- Offsets before the occasion (minutes) and the channels each offset goes out on; the id is
+-- the caller's ('default', 'user:42:birthdays'). A subject copies its policy when upserted.
 CREATE TABLE reminder_policies (
-    id              bigserial PRIMARY KEY,
+    id              text PRIMARY KEY,
     owner           text,
     name            text NOT NULL,
     offsets_minutes integer[] NOT NULL CHECK (cardinality(offsets_minutes) BETWEEN 1 AND 16),

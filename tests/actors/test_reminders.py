@@ -7,7 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from actors.reminders import delete_reminder_subject, send_due_reminders, send_reminder, upsert_reminder_subject
+from actors.reminders import (
+    delete_reminder_subject, send_due_reminders, send_reminder, update_preferences, upsert_reminder_policy,
+    upsert_reminder_subject,
+)
 from db.reminders import upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
@@ -168,5 +171,32 @@ async def test_an_opted_out_recipient_is_skipped_and_logged(fake, worker, databa
         (row,) = await rows(conn, subject)
         assert row["status"] == "pending" and row["sent_count"] == 0 and row["occurrence"].year > date.today().year
         assert fake.resend.sent == []
+    finally:
+        await conn.close()
+
+
+async def test_a_subject_copies_its_policy_and_preferences_are_stored(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        policy = f"policy-{secrets.token_hex(4)}"
+        done = upsert_reminder_policy.send(policy, "birthdays", [20160, 4320, 1440], ["email"], "08:30")
+        wait_for_status(done.message_id, JobStatus.SUCCEEDED)
+        subject = subject_id()
+        message = upsert_reminder_subject.send(subject, "p-1", {"email": "p@example.com"}, "2099-07-01", "Asia/Tokyo",
+                                               None, "yearly", [], [], "ops_message", DATA, policy_id=policy)
+        assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == 3
+        assert [(r["offset_minutes"], r["due_at"]) for r in await rows(conn, subject)] == [
+            (1440, datetime(2099, 6, 29, 23, 30, tzinfo=timezone.utc)),  # 08:30 JST on 30 June
+            (4320, datetime(2099, 6, 27, 23, 30, tzinfo=timezone.utc)),
+            (20160, datetime(2099, 6, 16, 23, 30, tzinfo=timezone.utc))]
+        unknown = upsert_reminder_subject.send(subject_id(), "p-1", {"email": "p@example.com"}, "2099-07-01", "UTC",
+                                               None, "none", [], [], "ops_message", DATA, policy_id="no-such")
+        assert "no reminder policy" in wait_for_status(unknown.message_id, JobStatus.DEAD).last_error
+        who = f"pref-{secrets.token_hex(4)}"
+        stored = update_preferences.send(who, "Europe/Paris", ["push"], "22:00", "07:00", 5, False)
+        wait_for_status(stored.message_id, JobStatus.SUCCEEDED)
+        row = await conn.fetchrow("SELECT * FROM notification_preferences WHERE recipient = $1", who)
+        assert (row["time_zone"], row["channels_off"], row["quiet_start"], row["daily_cap"]) == \
+            ("Europe/Paris", ["push"], time(22), 5)
     finally:
         await conn.close()
