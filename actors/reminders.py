@@ -73,10 +73,10 @@ async def delete_reminder_policy(policy_id: str) -> bool:
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
 async def update_preferences(recipient: str, time_zone: str = "UTC", channels_off: list[str] | None = None,
                              quiet_start: str | None = None, quiet_end: str | None = None,
-                             daily_cap: int | None = None, opted_out: bool = False) -> None:
+                             daily_cap: int | None = None, opted_out: bool = False, locale: str = "en") -> None:
     """Replace a recipient's preferences; the next dispatch of each of their sends applies them."""
     prefs = Preferences(time_zone, frozenset(channels_off or ()), _time(quiet_start), _time(quiet_end), daily_cap,
-                        opted_out)
+                        opted_out, locale)
     async with get_process_pool().acquire() as conn:
         await upsert_preferences(conn, recipient, prefs)
 
@@ -96,22 +96,24 @@ async def delete_reminder_subject(subject: str) -> int:
                 max_backoff=300_000, time_limit=60_000, throws=TERMINAL)
 async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
     """Send one due reminder once, as its recipient's preferences allow (else skip or defer it)."""
-    reminder = await _judge(reminder_id, version)
-    if reminder is None:
+    judged = await _judge(reminder_id, version)
+    if judged is None:
         return {"status": "superseded"}
+    reminder, locale = judged
     key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
     try:
         result = await deliver(reminder.channel, reminder.address, reminder.template,
-                               message_data(reminder.data, reminder.occurrence, reminder.offset_minutes), key)
+                               message_data(reminder.data, reminder.occurrence, reminder.offset_minutes), key, locale)
     except TERMINAL as error:
-        await _after(reminder, "failed", str(error), key)
+        await _after(reminder, "failed", str(error), key, None)
         raise
-    await _after(reminder, "sent" if result["status"] == "sent" else "skipped", result.get("reason"), key)
+    await _after(reminder, "sent" if result["status"] == "sent" else "skipped", result.get("reason"), key,
+                 result.get("template_version"))
     return {**result, "reminder_id": reminder_id}
 
 
-async def _judge(reminder_id: int, version: int) -> Reminder | None:
-    """Lock the send, apply preferences; the send when it goes out now, else None (stale, skipped, deferred)."""
+async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
+    """Lock the send, apply preferences; the send (and locale) when it goes out now, else None."""
     armed: Armed | None = None
     async with get_process_pool().acquire() as conn, conn.transaction():
         reminder = await select_reminder(conn, reminder_id, lock=True)
@@ -128,7 +130,7 @@ async def _judge(reminder_id: int, version: int) -> Reminder | None:
                          await count_dispatched(conn, reminder.recipient, start, end, except_key=key))
         if decision.verdict == "send":
             await insert_log(conn, reminder.id, "sending", template=reminder.template, key=key)
-            return reminder
+            return reminder, prefs.locale
         armed = await _not_now(conn, reminder, decision)
     await arm_soon([armed] if armed else [])
     return None
@@ -150,10 +152,11 @@ async def _roll(conn: Any, reminder: Reminder, *, sent: bool) -> Armed | None:
                                      due_at=nxt and nxt[1], sent=sent)
 
 
-async def _after(reminder: Reminder, event: str, reason: str | None, key: str) -> None:
-    """Log the outcome and roll the send forward to its next occurrence (or close it)."""
+async def _after(reminder: Reminder, event: str, reason: str | None, key: str, template_version: int | None) -> None:
+    """Log the outcome (with the template version that went out) and roll the send forward (or close it)."""
     async with get_process_pool().acquire() as conn, conn.transaction():
-        await insert_log(conn, reminder.id, event, reason=reason, template=reminder.template, key=key)
+        await insert_log(conn, reminder.id, event, reason=reason, template=reminder.template,
+                         template_version=template_version, key=key)
         armed = await _roll(conn, reminder, sent=event == "sent")
     await arm_soon([armed] if armed else [])
 

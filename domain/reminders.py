@@ -128,6 +128,7 @@ class Preferences:
     quiet_end: time | None = None
     daily_cap: int | None = None
     opted_out: bool = False
+    locale: str = "en"
 
 
 def quiet_until(now: datetime, prefs: Preferences) -> datetime | None:

@@ -71,6 +71,7 @@ CREATE TABLE notification_preferences (
     quiet_end    time,
     daily_cap    integer CHECK (daily_cap BETWEEN 1 AND 1000),
     opted_out    boolean NOT NULL DEFAULT false,
+    locale       text NOT NULL DEFAULT 'en',
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE TRIGGER notification_preferences_set_updated_at BEFORE UPDATE ON notification_preferences
@@ -110,3 +111,9 @@ CREATE TABLE notification_templates (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, channel, locale, version)
 );
+
+-- Which template version went out (NULL: the code default), pinned by the first attempt so a
+-- retry after an edit sends the same text under the same idempotency key.
+ALTER TABLE notifications
+    ADD COLUMN locale           text,
+    ADD COLUMN template_version integer;

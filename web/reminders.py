@@ -17,8 +17,9 @@ from actors.reminders import (
     delete_reminder_policy, delete_reminder_subject, update_preferences, upsert_reminder_policy,
     upsert_reminder_subject,
 )
+from db.notifications import select_templates
 from db.reminders import select_log, select_policy, select_preferences, select_subject_reminders
-from domain.notifications import TemplateError, required_fields
+from domain.notifications import PROVIDED_FIELDS, TEMPLATES, TemplateError, required_fields
 from domain.reminders import MAX_OFFSET_MINUTES, ReminderError, zone
 from web.auth import require
 from web.bodies import validate_body
@@ -31,7 +32,7 @@ Channel = Literal["email", "push", "chat"]
 ID = r"^[A-Za-z0-9@._:+-]{1,200}$"
 ID_RE = re.compile(ID[1:-1])
 Value = str | int | float | bool | None
-PROVIDED = {"occurrence", "days_before"}  # filled in per send
+LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 
 
 def _known_zone(value: str) -> str:
@@ -107,6 +108,7 @@ class PreferencesBody(BaseModel):
     quiet_end: time | None = None
     daily_cap: int | None = Field(None, ge=1, le=1000)
     opted_out: bool = False
+    locale: str = Field("en", pattern=LOCALE)
 
     _zone = field_validator("time_zone")(_known_zone)
 
@@ -216,19 +218,20 @@ async def put_subject(subject: str, data: SubjectBody) -> Any:
     if (bad := _bad_id(subject)) is not None:
         return bad
     channels = list(data.channels)
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        policy = await select_policy(conn, data.policy_id) if data.policy_id else None
+        stored = [] if data.template in TEMPLATES else await select_templates(conn, data.template)
     if data.policy_id is not None:
-        async with current_app.config["DB_POOL"].acquire() as conn:
-            policy = await select_policy(conn, data.policy_id)
         if policy is None:
             return problem(422, "invalid request body", fields={"policy_id": "no such reminder policy"})
         channels = list(policy.channels)
     if missing := [c for c in channels if c not in data.addresses]:
         return problem(422, "invalid request body", fields={"addresses": f"no address for {', '.join(missing)}"})
     try:
-        needed = required_fields(data.template) - PROVIDED - set(data.data)
+        needed = required_fields(data.template, stored[0].message() if stored else None)
     except TemplateError as error:
         return problem(422, "invalid request body", fields={"template": str(error)})
-    if needed:
+    if needed := needed - PROVIDED_FIELDS - set(data.data):
         return problem(422, "invalid request body", fields={"data": f"missing field(s): {', '.join(sorted(needed))}"})
     return await enqueue(
         upsert_reminder_subject, subject=subject, recipient=data.recipient, addresses=dict(data.addresses),
@@ -275,7 +278,8 @@ async def get_preferences(recipient: str) -> Any:
         prefs = await select_preferences(conn, recipient)
     return _json(PreferencesOut(recipient=recipient, time_zone=prefs.time_zone,
                                 channels_off=sorted(prefs.channels_off), quiet_start=prefs.quiet_start,
-                                quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out))
+                                quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out,
+                                locale=prefs.locale))
 
 
 @blueprint.put("/notifications/preferences/<recipient>")
@@ -289,6 +293,7 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
         return bad
     return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone,
                          channels_off=sorted(data.channels_off), daily_cap=data.daily_cap, opted_out=data.opted_out,
+                         locale=data.locale,
                          quiet_start=data.quiet_start and data.quiet_start.isoformat(),
                          quiet_end=data.quiet_end and data.quiet_end.isoformat())
 

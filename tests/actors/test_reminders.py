@@ -11,6 +11,7 @@ from actors.reminders import (
     delete_reminder_subject, send_due_reminders, send_reminder, update_preferences, upsert_reminder_policy,
     upsert_reminder_subject,
 )
+from db.notifications import insert_template
 from db.reminders import upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
@@ -25,12 +26,12 @@ def subject_id() -> str:
 
 
 def upsert(subject: str, when: datetime, *, recipient: str = "", recurrence: str = "yearly",
-           offsets: tuple[int, ...] = (0,), email: str = "") -> Any:
+           offsets: tuple[int, ...] = (0,), email: str = "", template: str = "ops_message") -> Any:
     """Upsert a timed occasion at `when` (UTC) and wait for it to be stored."""
     email = email or f"{secrets.token_hex(4)}@example.com"
     message = upsert_reminder_subject.send(
         subject, recipient or email, {"email": email}, when.date().isoformat(), "UTC", when.time().isoformat(),
-        recurrence, list(offsets), ["email"], "ops_message", DATA)
+        recurrence, list(offsets), ["email"], template, DATA)
     return wait_for_status(message.message_id, JobStatus.SUCCEEDED)
 
 
@@ -198,5 +199,31 @@ async def test_a_subject_copies_its_policy_and_preferences_are_stored(fake, work
         row = await conn.fetchrow("SELECT * FROM notification_preferences WHERE recipient = $1", who)
         assert (row["time_zone"], row["channels_off"], row["quiet_start"], row["daily_cap"]) == \
             ("Europe/Paris", ["push"], time(22), 5)
+    finally:
+        await conn.close()
+
+
+async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_records_the_version(fake, worker,
+                                                                                             database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        name = f"birthday_{secrets.token_hex(3)}"
+        async with conn.transaction():
+            await insert_template(conn, name, "*", "en", "For $title", "v1: $text on $occurrence", by="test")
+        first = subject_id()
+        upsert(first, soon(1), recurrence="none", template=name)
+        wait_sync(lambda: len(fake.resend.sent) == 1, timeout=30, what="the first send")
+        async with conn.transaction():
+            await insert_template(conn, name, "*", "en", "For $title", "v2: $text ($days_before days)", by="test")
+            await insert_template(conn, name, "push", "en", "not for email", "push only", by="test")
+        second = subject_id()
+        upsert(second, soon(1), recurrence="none", template=name)
+        wait_sync(lambda: len(fake.resend.sent) == 2, timeout=30, what="the second send")
+        texts = sorted(m["text"] for m in fake.resend.sent)
+        assert texts[0].startswith("v1: in a few days on 20") and texts[1] == "v2: in a few days (0 days)"
+        logged = await conn.fetch("SELECT subject, template, template_version FROM reminder_log WHERE event = 'sent'"
+                                  " AND subject = ANY($1::text[])", [first, second])
+        assert {r["subject"]: (r["template"], r["template_version"]) for r in logged} == {
+            first: (name, 1), second: (name, 2)}
     finally:
         await conn.close()

@@ -75,7 +75,7 @@ async def test_preferences_read_defaults_then_stored_values_and_writes_enqueue(c
         await conn.close()
     stored = await (await client.get(f"/v1/notifications/preferences/{who}", headers=bearer(tokens["jobs"]))).get_json()
     assert stored == {"recipient": who, "time_zone": "Europe/Paris", "channels_off": ["push"], "quiet_start": "22:00:00",
-                      "quiet_end": "07:00:00", "daily_cap": 3, "opted_out": False}
+                      "quiet_end": "07:00:00", "daily_cap": 3, "opted_out": False, "locale": "en"}
     put = await client.put(f"/v1/notifications/preferences/{who}", json={"opted_out": True, "quiet_start": "23:00",
                                                                        "quiet_end": "06:30"},
                            headers=bearer(tokens["jobs"]))
