@@ -11,7 +11,8 @@ returned as an aware UTC datetime. The rules, stated once:
   force before the change, i.e. it moves forward by the gap; an ambiguous one (fall back)
   is the first of the two.
 - Quiet hours [start, end) in the recipient's zone; start > end spans midnight; start ==
-  end means none. A send inside them is deferred to their end, never dropped.
+  end means none. A send inside them (or within 5 s of their start) is deferred to their
+  end, never dropped.
 - The daily cap counts sends handed to a provider on the recipient's local calendar day
   (a retried send counts once); a send over the cap is deferred to the next local midnight
   (and then judged again, quiet hours included), never dropped.
@@ -28,6 +29,7 @@ Recurrence = Literal["none", "yearly"]
 DAY_MINUTES = 1440
 MAX_OFFSET_MINUTES = 366 * DAY_MINUTES
 DEFAULT_SEND_AT = time(9, 0)
+QUIET_GUARD = timedelta(seconds=5)
 
 
 class ReminderError(ValueError):
@@ -173,7 +175,8 @@ def judge(channel: str, now: datetime, prefs: Preferences, sent_today: int) -> D
         return Decision("skip", "opted out")
     if channel in prefs.channels_off:
         return Decision("skip", f"channel {channel} off")
-    quiet_end = quiet_until(now, prefs)
+    # a send judged just before quiet hours begin would reach the provider inside them
+    quiet_end = quiet_until(now, prefs) or quiet_until(now + QUIET_GUARD, prefs)
     if quiet_end is not None:
         return Decision("defer", "quiet hours", quiet_end)
     if prefs.daily_cap is not None and sent_today >= prefs.daily_cap:

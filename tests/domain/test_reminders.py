@@ -98,6 +98,7 @@ NIGHT = Preferences("Europe/London", quiet_start=time(22, 0), quiet_end=time(7, 
 
 @pytest.mark.parametrize(("now", "until"), [
     (utc(2026, 7, 1, 20, 59), None),                       # 21:59 BST: not yet
+    (utc(2026, 7, 1, 20, 59, 57), utc(2026, 7, 2, 6, 0)),  # 3 s before: it would land inside, so it waits
     (utc(2026, 7, 1, 21, 0), utc(2026, 7, 2, 6, 0)),       # 22:00 BST: until 07:00 BST tomorrow
     (utc(2026, 7, 1, 23, 30), utc(2026, 7, 2, 6, 0)),      # 00:30 BST, after midnight: until 07:00 today
     (utc(2026, 7, 2, 6, 0), None),                         # 07:00 BST: over
@@ -105,7 +106,7 @@ NIGHT = Preferences("Europe/London", quiet_start=time(22, 0), quiet_end=time(7, 
     (utc(2026, 10, 24, 23, 0), utc(2026, 10, 25, 7, 0)),   # the night clocks go back: 07:00 GMT
 ])
 def test_quiet_hours_across_midnight_defer_to_their_end(now: datetime, until: datetime | None) -> None:
-    assert quiet_until(now, NIGHT) == until
+    assert quiet_until(now, NIGHT) == (None if now.second else until)
     decision = judge("email", now, NIGHT, 0)
     assert decision.verdict == ("send" if until is None else "defer") and decision.until == until
 
