@@ -28,7 +28,7 @@ from web import orders, webhooks
 from web import search
 from web import items
 from web import collections
-from web import reminders, admin_templates
+from web import reminders, admin_templates, admin_notifications
 from web import admin_api, admin_pages
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
@@ -215,6 +215,7 @@ def create_app() -> Quart:
     app.register_blueprint(collections.blueprint)
     app.register_blueprint(reminders.blueprint)
     app.register_blueprint(admin_templates.blueprint)
+    app.register_blueprint(admin_notifications.blueprint)
     app.register_blueprint(admin_api.blueprint)
     admin_pages.install(app, settings)
 
