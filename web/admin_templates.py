@@ -20,6 +20,7 @@ from web.admin_api import ACT, READ, reply, who
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import problem
+from web.schemas import Problem
 
 blueprint = Blueprint("admin_templates", __name__, url_prefix="/v1/admin/notification-templates")
 NAME = r"^[a-z][a-z0-9_]{0,99}$"
@@ -98,6 +99,8 @@ async def list_templates() -> Any:
 @tag(["admin"])
 @validate_body(PreviewBody)
 @document_response(Preview)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def preview_template(name: str, data: PreviewBody) -> Any:
     """Check an edit's fields (422 naming what no sender provides) and render it with sample data; nothing stored."""
     if (bad := _bad_name(name)) is not None:
@@ -117,6 +120,8 @@ async def preview_template(name: str, data: PreviewBody) -> Any:
 @tag(["admin"])
 @validate_body(TemplateEdit)
 @document_response(VersionOut, 201)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def save_template(name: str, data: TemplateEdit) -> Any:
     """Store an edit as the next version (after the same check as the preview); the next send uses it."""
     if (bad := _bad_name(name)) is not None:

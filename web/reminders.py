@@ -25,7 +25,7 @@ from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import problem
-from web.schemas import Accepted
+from web.schemas import Accepted, Problem
 
 blueprint = Blueprint("reminders", __name__, url_prefix="/v1")
 Channel = Literal["email", "push", "chat"]
@@ -188,6 +188,8 @@ def _bad_id(value: str) -> Any:
 @tag(["reminders"])
 @validate_body(PolicyBody)
 @document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def put_policy(policy_id: str, data: PolicyBody) -> Any:
     """Create or replace a reminder policy (offsets and channels)."""
     if (bad := _bad_id(policy_id)) is not None:
@@ -201,6 +203,8 @@ async def put_policy(policy_id: str, data: PolicyBody) -> Any:
 @require("jobs")
 @tag(["reminders"])
 @document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def delete_policy(policy_id: str) -> Any:
     """Delete a reminder policy (subjects keep the offsets they copied from it)."""
     if (bad := _bad_id(policy_id)) is not None:
@@ -213,6 +217,8 @@ async def delete_policy(policy_id: str) -> Any:
 @tag(["reminders"])
 @validate_body(SubjectBody)
 @document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def put_subject(subject: str, data: SubjectBody) -> Any:
     """Create or move an occasion: its pending sends are rescheduled or cancelled in one transaction."""
     if (bad := _bad_id(subject)) is not None:
@@ -244,6 +250,8 @@ async def put_subject(subject: str, data: SubjectBody) -> Any:
 @require("jobs")
 @tag(["reminders"])
 @document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def delete_subject(subject: str) -> Any:
     """Delete an occasion: its pending sends are cancelled."""
     if (bad := _bad_id(subject)) is not None:
@@ -255,6 +263,7 @@ async def delete_subject(subject: str) -> Any:
 @require("jobs")
 @tag(["reminders"])
 @document_response(ScheduledList)
+@document_response(Problem, 404)
 async def get_subject(subject: str) -> Any:
     """An occasion's scheduled sends: next occurrence, due time (UTC), status."""
     if (bad := _bad_id(subject)) is not None:
@@ -270,6 +279,7 @@ async def get_subject(subject: str) -> Any:
 @require("jobs")
 @tag(["notifications"])
 @document_response(PreferencesOut)
+@document_response(Problem, 404)
 async def get_preferences(recipient: str) -> Any:
     """A recipient's channels, quiet hours, daily cap and opt-out (defaults when never set)."""
     if (bad := _bad_id(recipient)) is not None:
@@ -287,6 +297,8 @@ async def get_preferences(recipient: str) -> Any:
 @tag(["notifications"])
 @validate_body(PreferencesBody)
 @document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
     """Replace a recipient's preferences; each of their next sends is judged by them."""
     if (bad := _bad_id(recipient)) is not None:
@@ -303,6 +315,7 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
 @tag(["notifications"])
 @validate_querystring(LogQuery)
 @document_response(LogOut)
+@document_response(Problem, 422)
 async def get_log(query_args: LogQuery) -> Any:
     """What happened to each send (queued, deferred, sending, sent, failed, skipped, cancelled), newest first."""
     async with current_app.config["DB_POOL"].acquire() as conn:
