@@ -19,7 +19,7 @@ from actors.notify import MaybeSent, NoAddress, deliver
 from broker.waits import Wait, retry_policy
 from db.pool import get_process_pool
 from db.reminders import (
-    Armed, Reminder, count_dispatched, delete_policy, delete_subject, insert_log, lock_recipient,
+    Armed, Reminder, count_attempts, count_dispatched, delete_policy, delete_subject, insert_log, lock_recipient,
     select_due_reminders, select_policy, select_preferences, select_reminder, update_reminder_due, upsert_policy,
     upsert_preferences, upsert_subject,
 )
@@ -31,6 +31,8 @@ from providers.errors import NotConfigured, Permanent
 
 NEAR_S = 120.0  # armed at once when due this soon; the minute sweep looks this far ahead
 SWEEP_LIMIT = 20_000
+# a job has its own budget (6 failures, 100 waits); this stops the sweep re-arming a dead-lettered send forever
+MAX_DISPATCHES = 250
 TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
 
 
@@ -123,11 +125,10 @@ async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
         if reminder.due_at > now:  # a delayed message a little early (clock skew): wait for the due time
             raise Wait("the reminder is not due yet", int((reminder.due_at - now).total_seconds() * 1000) + 1)
         prefs = await select_preferences(conn, reminder.recipient)
-        await lock_recipient(conn, reminder.recipient)
         key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
-        start, end = local_day_bounds(now, prefs.time_zone)
-        decision = judge(reminder.channel, now, prefs,
-                         await count_dispatched(conn, reminder.recipient, start, end, except_key=key))
+        decision = judge(reminder.channel, now, prefs, await _sent_today(conn, reminder.recipient, prefs, now, key))
+        if decision.verdict == "send" and await count_attempts(conn, reminder.id, key) >= MAX_DISPATCHES:
+            decision = Decision("fail", f"gave up after {MAX_DISPATCHES} attempts")
         if decision.verdict == "send":
             await insert_log(conn, reminder.id, "sending", template=reminder.template, key=key)
             return reminder, prefs.locale
@@ -136,13 +137,22 @@ async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
     return None
 
 
+async def _sent_today(conn: Any, recipient: str, prefs: Preferences, now: datetime, key: str) -> int:
+    """Sends made today in the recipient's zone, counted under a per-recipient lock (0: no cap to check)."""
+    if prefs.daily_cap is None:
+        return 0
+    await lock_recipient(conn, recipient)
+    start, end = local_day_bounds(now, prefs.time_zone)
+    return await count_dispatched(conn, recipient, start, end, except_key=key)
+
+
 async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed | None:
-    """Defer the send to `decision.until`, or skip this occurrence and roll forward."""
+    """Defer the send to `decision.until`, or skip (fail) this occurrence and roll forward."""
     if decision.verdict == "defer":
         await insert_log(conn, reminder.id, "deferred", reason=f"{decision.reason} until {decision.until}")
         return await update_reminder_due(conn, reminder.id, reminder.version, occurrence=None,
                                          due_at=decision.until, sent=False)
-    await insert_log(conn, reminder.id, "skipped", reason=decision.reason)
+    await insert_log(conn, reminder.id, "skipped" if decision.verdict == "skip" else "failed", reason=decision.reason)
     return await _roll(conn, reminder, sent=False)
 
 

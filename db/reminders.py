@@ -161,6 +161,12 @@ async def count_dispatched(conn: asyncpg.Connection, recipient: str, start: date
         " AND at >= $2 AND at < $3 AND idempotency_key <> $4", recipient, start, end, except_key)
 
 
+async def count_attempts(conn: asyncpg.Connection, reminder_id: int, key: str) -> int:
+    """How many times a send of `key` was handed to a provider (each retry of its job counts)."""
+    return await conn.fetchval("SELECT count(*) FROM reminder_log WHERE reminder_id = $1 AND event = 'sending'"
+                               " AND idempotency_key = $2", reminder_id, key)
+
+
 async def lock_recipient(conn: asyncpg.Connection, recipient: str) -> None:
     """Serialise cap checks for one recipient until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('reminders:' || $1))", recipient)

@@ -157,7 +157,7 @@ def local_day_bounds(now: datetime, time_zone: str) -> tuple[datetime, datetime]
     return local_to_utc(today, time(0), tz), local_to_utc(today + timedelta(days=1), time(0), tz)
 
 
-Verdict = Literal["send", "skip", "defer"]
+Verdict = Literal["send", "skip", "defer", "fail"]
 
 
 @dataclass(frozen=True)

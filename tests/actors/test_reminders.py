@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 
 from actors.reminders import (
-    delete_reminder_subject, send_due_reminders, send_reminder, update_preferences, upsert_reminder_policy,
-    upsert_reminder_subject,
+    MAX_DISPATCHES, delete_reminder_subject, send_due_reminders, send_reminder, update_preferences,
+    upsert_reminder_policy, upsert_reminder_subject,
 )
 from db.notifications import insert_template
 from db.reminders import upsert_preferences
@@ -225,5 +225,26 @@ async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_record
                                   " AND subject = ANY($1::text[])", [first, second])
         assert {r["subject"]: (r["template"], r["template_version"]) for r in logged} == {
             first: (name, 1), second: (name, 2)}
+    finally:
+        await conn.close()
+
+
+async def test_a_send_that_keeps_failing_is_given_up_instead_of_swept_forever(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject, when = subject_id(), soon(3600)
+        upsert(subject, when)
+        (row,) = await rows(conn, subject)
+        await conn.execute("UPDATE reminders SET due_at = now() - interval '1 minute' WHERE id = $1", row["id"])
+        key = f"reminder:{row['id']}:{when.date().isoformat()}"
+        await conn.executemany("INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event,"
+                               " idempotency_key) VALUES ($1, $2, 'r', 'email', $3, 'sending', $4)",
+                               [(row["id"], subject, when.date(), key)] * MAX_DISPATCHES)
+        message = send_reminder.send(row["id"], row["version"])
+        assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == {"status": "superseded"}
+        assert (await events(conn, subject))[-1] == ("failed", f"gave up after {MAX_DISPATCHES} attempts")
+        (after,) = await rows(conn, subject)
+        assert after["occurrence"].year == when.year + 1 and after["sent_count"] == 0
+        assert fake.resend.calls["send"] == 0
     finally:
         await conn.close()
