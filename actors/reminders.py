@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, time, timezone
+from time import time_ns
 from typing import Any
 
 import dramatiq
@@ -40,7 +41,8 @@ TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
 async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[str, str], occurs_on: str,
                                   time_zone: str, at: str | None, recurrence: str, offsets_minutes: list[int],
                                   channels: list[str], template: str, data: dict[str, Any] | None = None,
-                                  send_at: str = "09:00", policy_id: str | None = None) -> int:
+                                  send_at: str = "09:00", policy_id: str | None = None,
+                                  revision: int | None = None) -> int:
     """Create or move a subject: its pending sends are upserted or cancelled in one transaction."""
     occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
                         time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
@@ -51,7 +53,9 @@ async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[
         offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else
                                    (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at)))
         spec = Subject(subject, recipient, addresses, occasion, offsets, chans, template, data or {}, at_time)
-        armed = await upsert_subject(conn, spec, datetime.now(timezone.utc))
+        armed = await upsert_subject(conn, spec, datetime.now(timezone.utc), revision or now_us())
+    if armed is None:
+        return 0  # a newer upsert or delete of this subject already ran
     await arm_soon(armed)
     return len(armed)
 
@@ -88,10 +92,15 @@ def _time(value: str | None) -> time | None:
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
-async def delete_reminder_subject(subject: str) -> int:
-    """Delete a subject and cancel its pending sends; how many were cancelled."""
+async def delete_reminder_subject(subject: str, revision: int | None = None) -> int:
+    """Delete a subject and cancel its pending sends (unless a newer upsert ran); how many were cancelled."""
     async with get_process_pool().acquire() as conn, conn.transaction():
-        return await delete_subject(conn, subject)
+        return await delete_subject(conn, subject, revision or now_us())
+
+
+def now_us() -> int:
+    """A revision: when the caller asked, in µs (web passes the request's time)."""
+    return time_ns() // 1000
 
 
 @dramatiq.actor(queue_name="notify", retry_when=retry_policy(max_failures=6, max_waits=100), min_backoff=2_000,

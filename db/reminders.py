@@ -40,20 +40,28 @@ class Reminder:
     send_at: Any
 
 
-async def upsert_subject(conn: asyncpg.Connection, subject: Subject, now: datetime) -> list[Armed]:
-    """Store `subject` and make its pending sends match it (run in a transaction); the pending ones."""
+async def upsert_subject(conn: asyncpg.Connection, subject: Subject, now: datetime,
+                         revision: int = 0) -> list[Armed] | None:
+    """Store `subject` and make its pending sends match it (run in a transaction); the pending ones.
+
+    None when a newer `revision` (upsert or delete) is already stored: nothing changes.
+    """
     occ = subject.occasion
-    await conn.execute(
+    stored = await conn.fetchval(
         """
         INSERT INTO reminder_subjects (subject, recipient, addresses, occurs_on, at, time_zone, recurrence,
-                                       offsets_minutes, channels, send_at, template, data)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                       offsets_minutes, channels, send_at, template, data, revision)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (subject) DO UPDATE SET recipient = $2, addresses = $3, occurs_on = $4, at = $5,
             time_zone = $6, recurrence = $7, offsets_minutes = $8, channels = $9, send_at = $10, template = $11,
-            data = $12
+            data = $12, revision = $13, deleted = false
+            WHERE reminder_subjects.revision <= $13
+        RETURNING true
         """, subject.subject, subject.recipient, json.dumps(subject.addresses), occ.occurs_on, occ.at,
         occ.time_zone, occ.recurrence, list(subject.offsets_minutes), list(subject.channels), subject.send_at,
-        subject.template, json.dumps(subject.data, default=str))
+        subject.template, json.dumps(subject.data, default=str), revision)
+    if not stored:
+        return None
     existing = {(r["channel"], r["offset_minutes"]): r for r in await conn.fetch(
         "SELECT id, channel, offset_minutes, occurrence, due_at, version, status FROM reminders"
         " WHERE subject = $1 FOR UPDATE", subject.subject)}
@@ -94,13 +102,18 @@ async def _cancel(conn: asyncpg.Connection, reminder_id: int, reason: str | None
         await insert_log(conn, reminder_id, "cancelled", reason=reason)
 
 
-async def delete_subject(conn: asyncpg.Connection, subject: str) -> int:
-    """Remove `subject` and cancel its pending sends (run in a transaction); how many were cancelled."""
+async def delete_subject(conn: asyncpg.Connection, subject: str, revision: int = 0) -> int:
+    """Delete `subject` (a tombstone) and cancel its pending sends (run in a transaction); how many were cancelled.
+
+    A newer stored `revision` wins: the delete then changes nothing.
+    """
+    deleted = await conn.fetchval("UPDATE reminder_subjects SET deleted = true, revision = $2"
+                                  " WHERE subject = $1 AND revision <= $2 RETURNING true", subject, revision)
+    if not deleted:
+        return 0
     ids = await conn.fetch("SELECT id FROM reminders WHERE subject = $1 AND status = 'pending' FOR UPDATE", subject)
     for row in ids:
         await _cancel(conn, row["id"], "subject deleted")
-    await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE subject = $1", subject)
-    await conn.execute("DELETE FROM reminder_subjects WHERE subject = $1", subject)
     return len(ids)
 
 

@@ -32,6 +32,10 @@ CREATE TABLE reminder_subjects (
     send_at         time NOT NULL DEFAULT '09:00',
     template        text NOT NULL,
     data            jsonb NOT NULL DEFAULT '{}',
+    -- when the caller asked (µs): an upsert or delete older than the stored one is ignored, so two
+    -- quick moves applied out of order still end at the newer one; a delete leaves a tombstone
+    revision        bigint NOT NULL DEFAULT 0,
+    deleted         boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

@@ -14,7 +14,7 @@ from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
 from actors.reminders import (
-    delete_reminder_policy, delete_reminder_subject, update_preferences, upsert_reminder_policy,
+    delete_reminder_policy, delete_reminder_subject, now_us, update_preferences, upsert_reminder_policy,
     upsert_reminder_subject,
 )
 from db.notifications import select_templates
@@ -243,7 +243,8 @@ async def put_subject(subject: str, data: SubjectBody) -> Any:
         upsert_reminder_subject, subject=subject, recipient=data.recipient, addresses=dict(data.addresses),
         occurs_on=data.occurs_on.isoformat(), time_zone=data.time_zone, at=data.at and data.at.isoformat(),
         recurrence=data.recurrence, offsets_minutes=data.offsets_minutes, channels=list(data.channels),
-        template=data.template, data=data.data, send_at=data.send_at.isoformat(), policy_id=data.policy_id)
+        template=data.template, data=data.data, send_at=data.send_at.isoformat(), policy_id=data.policy_id,
+        revision=now_us())
 
 
 @blueprint.delete("/reminders/subjects/<subject>")
@@ -256,7 +257,7 @@ async def delete_subject(subject: str) -> Any:
     """Delete an occasion: its pending sends are cancelled."""
     if (bad := _bad_id(subject)) is not None:
         return bad
-    return await enqueue(delete_reminder_subject, subject=subject)
+    return await enqueue(delete_reminder_subject, subject=subject, revision=now_us())
 
 
 @blueprint.get("/reminders/subjects/<subject>")

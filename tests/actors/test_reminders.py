@@ -248,3 +248,28 @@ async def test_a_send_that_keeps_failing_is_given_up_instead_of_swept_forever(fa
         assert fake.resend.calls["send"] == 0
     finally:
         await conn.close()
+
+
+async def test_moves_applied_out_of_order_end_at_the_newest_and_an_older_delete_is_ignored(fake, worker,
+                                                                                          database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject, email = subject_id(), f"{secrets.token_hex(4)}@example.com"
+
+        def move(day: str, revision: int) -> Any:
+            message = upsert_reminder_subject.send(subject, email, {"email": email}, day, "UTC", None, "none", [0],
+                                                   ["email"], "ops_message", DATA, revision=revision)
+            return wait_for_status(message.message_id, JobStatus.SUCCEEDED).result
+
+        assert move("2099-05-02", 2_000) == 1  # the newer move ran first
+        assert move("2099-05-01", 1_000) == 0  # the older one, late: ignored
+        assert [r["occurrence"] for r in await rows(conn, subject)] == [date(2099, 5, 2)]
+        stale = delete_reminder_subject.send(subject, revision=1_500)
+        assert wait_for_status(stale.message_id, JobStatus.SUCCEEDED).result == 0
+        assert [r["status"] for r in await rows(conn, subject)] == ["pending"]
+        fresh = delete_reminder_subject.send(subject, revision=3_000)
+        assert wait_for_status(fresh.message_id, JobStatus.SUCCEEDED).result == 1
+        assert move("2099-05-03", 2_500) == 0  # an upsert older than the delete does not bring it back
+        assert [r["status"] for r in await rows(conn, subject)] == ["cancelled"]
+    finally:
+        await conn.close()
