@@ -47,6 +47,10 @@ async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[
     occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
                         time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
     async with get_process_pool().acquire() as conn, conn.transaction():
+        if not policy_id and not offsets_minutes:  # the recipient's default policy
+            policy_id = (await select_preferences(conn, recipient)).default_policy_id
+            if policy_id is None:
+                raise ReminderError("no offsets, no policy_id and no default policy for the recipient")
         policy = await select_policy(conn, policy_id) if policy_id else None
         if policy_id and policy is None:
             raise ReminderError(f"no reminder policy {policy_id!r}")
@@ -79,10 +83,11 @@ async def delete_reminder_policy(policy_id: str) -> bool:
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
 async def update_preferences(recipient: str, time_zone: str = "UTC", channels_off: list[str] | None = None,
                              quiet_start: str | None = None, quiet_end: str | None = None,
-                             daily_cap: int | None = None, opted_out: bool = False, locale: str = "en") -> None:
+                             daily_cap: int | None = None, opted_out: bool = False, locale: str = "en",
+                             default_policy_id: str | None = None) -> None:
     """Replace a recipient's preferences; the next dispatch of each of their sends applies them."""
     prefs = Preferences(time_zone, frozenset(channels_off or ()), _time(quiet_start), _time(quiet_end), daily_cap,
-                        opted_out, locale)
+                        opted_out, locale, default_policy_id)
     async with get_process_pool().acquire() as conn:
         await upsert_preferences(conn, recipient, prefs)
 

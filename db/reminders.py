@@ -210,12 +210,12 @@ async def delete_policy(conn: asyncpg.Connection, policy_id: str) -> bool:
 
 async def select_preferences(conn: asyncpg.Connection, recipient: str) -> Preferences:
     """`recipient`'s preferences (the defaults when none are stored)."""
-    row = await conn.fetchrow("SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out, locale"
-                              " FROM notification_preferences WHERE recipient = $1", recipient)
+    row = await conn.fetchrow("SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out, locale,"
+                              " default_policy_id FROM notification_preferences WHERE recipient = $1", recipient)
     if row is None:
         return Preferences()
     return Preferences(row["time_zone"], frozenset(row["channels_off"]), row["quiet_start"], row["quiet_end"],
-                       row["daily_cap"], row["opted_out"], row["locale"])
+                       row["daily_cap"], row["opted_out"], row["locale"], row["default_policy_id"])
 
 
 async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Preferences) -> None:
@@ -223,12 +223,12 @@ async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Pr
     await conn.execute(
         """
         INSERT INTO notification_preferences (recipient, time_zone, channels_off, quiet_start, quiet_end,
-                                              daily_cap, opted_out, locale)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                              daily_cap, opted_out, locale, default_policy_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (recipient) DO UPDATE SET time_zone = $2, channels_off = $3, quiet_start = $4, quiet_end = $5,
-            daily_cap = $6, opted_out = $7, locale = $8
+            daily_cap = $6, opted_out = $7, locale = $8, default_policy_id = $9
         """, recipient, prefs.time_zone, sorted(prefs.channels_off), prefs.quiet_start, prefs.quiet_end,
-        prefs.daily_cap, prefs.opted_out, prefs.locale)
+        prefs.daily_cap, prefs.opted_out, prefs.locale, prefs.default_policy_id)
 
 
 @dataclass(frozen=True)

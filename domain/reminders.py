@@ -131,6 +131,7 @@ class Preferences:
     daily_cap: int | None = None
     opted_out: bool = False
     locale: str = "en"
+    default_policy_id: str | None = None
 
 
 def quiet_until(now: datetime, prefs: Preferences) -> datetime | None:

@@ -76,6 +76,8 @@ CREATE TABLE notification_preferences (
     daily_cap    integer CHECK (daily_cap BETWEEN 1 AND 1000),
     opted_out    boolean NOT NULL DEFAULT false,
     locale       text NOT NULL DEFAULT 'en',
+    -- the policy of a subject that names none (a deleted policy simply stops applying)
+    default_policy_id text,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE TRIGGER notification_preferences_set_updated_at BEFORE UPDATE ON notification_preferences

@@ -89,8 +89,8 @@ class SubjectBody(BaseModel):
 
     @model_validator(mode="after")
     def _policy_or_offsets(self) -> SubjectBody:
-        if self.policy_id is None and not (self.offsets_minutes and self.channels):
-            raise ValueError("name a policy_id, or give offsets_minutes and channels")
+        if bool(self.offsets_minutes) != bool(self.channels):
+            raise ValueError("give offsets_minutes and channels together (or neither: a policy applies)")
         if any(not 0 <= v <= MAX_OFFSET_MINUTES for v in self.offsets_minutes):
             raise ValueError(f"each offset is 0..{MAX_OFFSET_MINUTES} minutes")
         if not 1900 <= self.occurs_on.year <= 2200:
@@ -109,6 +109,7 @@ class PreferencesBody(BaseModel):
     daily_cap: int | None = Field(None, ge=1, le=1000)
     opted_out: bool = False
     locale: str = Field("en", pattern=LOCALE)
+    default_policy_id: str | None = Field(None, pattern=ID, description="For subjects that name no policy.")
 
     _zone = field_validator("time_zone")(_known_zone)
 
@@ -225,11 +226,15 @@ async def put_subject(subject: str, data: SubjectBody) -> Any:
         return bad
     channels = list(data.channels)
     async with current_app.config["DB_POOL"].acquire() as conn:
-        policy = await select_policy(conn, data.policy_id) if data.policy_id else None
+        policy_id = data.policy_id or (None if data.offsets_minutes else
+                                       (await select_preferences(conn, data.recipient)).default_policy_id)
+        policy = await select_policy(conn, policy_id) if policy_id else None
         stored = [] if data.template in TEMPLATES else await select_templates(conn, data.template)
-    if data.policy_id is not None:
+    if policy_id or not data.offsets_minutes:
         if policy is None:
-            return problem(422, "invalid request body", fields={"policy_id": "no such reminder policy"})
+            return problem(422, "invalid request body", fields={"policy_id": "no such reminder policy (give one, "
+                                                                           "offsets and channels, or set the "
+                                                                           "recipient's default_policy_id)"})
         channels = list(policy.channels)
     if missing := [c for c in channels if c not in data.addresses]:
         return problem(422, "invalid request body", fields={"addresses": f"no address for {', '.join(missing)}"})
@@ -290,7 +295,7 @@ async def get_preferences(recipient: str) -> Any:
     return _json(PreferencesOut(recipient=recipient, time_zone=prefs.time_zone,
                                 channels_off=sorted(prefs.channels_off), quiet_start=prefs.quiet_start,
                                 quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out,
-                                locale=prefs.locale))
+                                locale=prefs.locale, default_policy_id=prefs.default_policy_id))
 
 
 @blueprint.put("/notifications/preferences/<recipient>")
@@ -306,7 +311,7 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
         return bad
     return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone,
                          channels_off=sorted(data.channels_off), daily_cap=data.daily_cap, opted_out=data.opted_out,
-                         locale=data.locale,
+                         locale=data.locale, default_policy_id=data.default_policy_id,
                          quiet_start=data.quiet_start and data.quiet_start.isoformat(),
                          quiet_end=data.quiet_end and data.quiet_end.isoformat())
 

@@ -199,6 +199,13 @@ async def test_a_subject_copies_its_policy_and_preferences_are_stored(fake, work
         row = await conn.fetchrow("SELECT * FROM notification_preferences WHERE recipient = $1", who)
         assert (row["time_zone"], row["channels_off"], row["quiet_start"], row["daily_cap"]) == \
             ("Europe/Paris", ["push"], time(22), 5)
+        # a subject naming no policy and no offsets takes its recipient's default policy
+        wait_for_status(update_preferences.send(who, default_policy_id=policy).message_id, JobStatus.SUCCEEDED)
+        plain = subject_id()
+        message = upsert_reminder_subject.send(plain, who, {"email": "p@example.com"}, "2099-07-01", "UTC", None,
+                                               "none", [], [], "ops_message", DATA)
+        assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == 3
+        assert [r["offset_minutes"] for r in await rows(conn, plain)] == [1440, 4320, 20160]
     finally:
         await conn.close()
 

@@ -30,7 +30,8 @@ async def test_put_subject_enqueues_the_upsert(client, tokens, redis_client) -> 
 @pytest.mark.parametrize(("change", "field"), [
     ({"time_zone": "Mars/Olympus"}, "time_zone"),
     ({"addresses": {"push": "u"}}, "addresses"),
-    ({"offsets_minutes": [], "channels": []}, "body"),
+    ({"offsets_minutes": [], "channels": []}, "policy_id"),  # no policy, and no default policy either
+    ({"channels": []}, "body"),
     ({"offsets_minutes": [10_000_000]}, "body"),
     ({"template": "no_such_template"}, "template"),
     ({"data": {"title": "only"}}, "data"),
@@ -75,7 +76,8 @@ async def test_preferences_read_defaults_then_stored_values_and_writes_enqueue(c
         await conn.close()
     stored = await (await client.get(f"/v1/notifications/preferences/{who}", headers=bearer(tokens["jobs"]))).get_json()
     assert stored == {"recipient": who, "time_zone": "Europe/Paris", "channels_off": ["push"], "quiet_start": "22:00:00",
-                      "quiet_end": "07:00:00", "daily_cap": 3, "opted_out": False, "locale": "en"}
+                      "quiet_end": "07:00:00", "daily_cap": 3, "opted_out": False, "locale": "en",
+                      "default_policy_id": None}
     put = await client.put(f"/v1/notifications/preferences/{who}", json={"opted_out": True, "quiet_start": "23:00",
                                                                        "quiet_end": "06:30"},
                            headers=bearer(tokens["jobs"]))
