@@ -47,13 +47,7 @@ async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[
     occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
                         time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
     async with get_process_pool().acquire() as conn, conn.transaction():
-        if not policy_id and not offsets_minutes:  # the recipient's default policy
-            policy_id = (await select_preferences(conn, recipient)).default_policy_id
-            if policy_id is None:
-                raise ReminderError("no offsets, no policy_id and no default policy for the recipient")
-        policy = await select_policy(conn, policy_id) if policy_id else None
-        if policy_id and policy is None:
-            raise ReminderError(f"no reminder policy {policy_id!r}")
+        policy = await _policy(conn, recipient, policy_id, offsets_minutes)
         offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else
                                    (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at)))
         spec = Subject(subject, recipient, addresses, occasion, offsets, chans, template, data or {}, at_time)
@@ -62,6 +56,18 @@ async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[
         return 0  # a newer upsert or delete of this subject already ran
     await arm_soon(armed)
     return len(armed)
+
+
+async def _policy(conn: Any, recipient: str, policy_id: str | None, offsets: list[int]) -> Policy | None:
+    """The policy a subject uses: the one it names, else (without offsets) its recipient's default; None: its own."""
+    if not policy_id and not offsets:
+        policy_id = (await select_preferences(conn, recipient)).default_policy_id
+        if policy_id is None:
+            raise ReminderError("no offsets, no policy_id and no default policy for the recipient")
+    policy = await select_policy(conn, policy_id) if policy_id else None
+    if policy_id and policy is None:
+        raise ReminderError(f"no reminder policy {policy_id!r}")
+    return policy
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
