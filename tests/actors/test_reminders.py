@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from actors.notify import notify
 from actors.reminders import (
     MAX_DISPATCHES, delete_reminder_subject, send_due_reminders, send_reminder, update_preferences,
     upsert_reminder_policy, upsert_reminder_subject,
@@ -278,5 +279,23 @@ async def test_moves_applied_out_of_order_end_at_the_newest_and_an_older_delete_
         assert wait_for_status(fresh.message_id, JobStatus.SUCCEEDED).result == 1
         assert move("2099-05-03", 2_500) == 0  # an upsert older than the delete does not bring it back
         assert [r["status"] for r in await rows(conn, subject)] == ["cancelled"]
+    finally:
+        await conn.close()
+
+
+async def test_a_retry_after_a_template_edit_sends_the_version_its_first_attempt_used(fake, worker,
+                                                                                     database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        name = f"pinned_{secrets.token_hex(3)}"
+        async with conn.transaction():
+            await insert_template(conn, name, "email", "en", "s", "first version", by="test")
+        fake.resend.fail_next("send", 429, retry_after=2)  # the retry comes 2 s later, after the edit
+        message = notify.send("email", "pin@example.com", name, {}, f"test:{secrets.token_hex(6)}")
+        wait_sync(lambda: fake.resend.calls["send"] >= 1, what="the first attempt")
+        async with conn.transaction():
+            await insert_template(conn, name, "email", "en", "s", "second version", by="test")
+        done = wait_for_status(message.message_id, JobStatus.SUCCEEDED, timeout=30)
+        assert done.result["template_version"] == 1 and [m["text"] for m in fake.resend.sent] == ["first version"]
     finally:
         await conn.close()
