@@ -12,6 +12,7 @@ from actors import enrich  # noqa: F401  (declares enrich_items and sweep_enrich
 from actors import collections  # noqa: F401  (declares generate_collections)
 from actors import notify, orders, release  # noqa: F401  (declares the order and notification actors)
 from actors import provider_catalog, provider_poll, reconcile, refund_requests, tickets  # noqa: F401  (order upkeep, tickets)
+from actors import reminders  # noqa: F401  (upsert_reminder_subject, send_reminder, send_due_reminders)
 from actors import watch  # noqa: F401  (declares check_edge_nodes and watch_dead_letters)
 from actors import refusals  # noqa: F401  (declares audit_refused_messages)
 from actors import events  # noqa: F401  (relay_events, deliver_event, sweep_events, close_dead_delivery)

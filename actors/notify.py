@@ -9,8 +9,8 @@ from actors.clients import call, get_providers
 from broker.waits import Failure, Wait, retry_policy
 from config.settings import get_settings
 from db.notifications import (
-    claim_notification, delete_opt_out, insert_opt_out, insert_unsent_notification, select_opted_out,
-    update_notification_outcome, update_notification_sent,
+    StoredTemplate, claim_notification, delete_opt_out, insert_opt_out, insert_unsent_notification, select_opted_out,
+    select_pinned_version, select_template, update_notification_outcome, update_notification_sent,
 )
 from db.pool import get_process_pool
 from domain.notifications import TemplateError, normalise_recipient, render
@@ -45,12 +45,14 @@ async def update_opt_out(channel: str, recipient: str, opted_out: bool = True) -
         await (insert_opt_out if opted_out else delete_opt_out)(conn, channel, who)
 
 
-async def deliver(channel: str, recipient: str, template: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+async def deliver(channel: str, recipient: str, template: str, data: dict[str, Any], key: str,
+                  locale: str = "en") -> dict[str, Any]:
     """The send path shared by every notifying actor: check, claim, call the provider once, record."""
     who = normalise_recipient(channel, recipient)
     try:
         sender = get_providers().sender(channel)
-        message = render(template, data)
+        stored, locale = await _template(template, channel, locale, key)
+        message = render(template, data, stored and stored.message())
         address = _address(channel, who)
     except (NotConfigured, TemplateError, NoAddress) as error:
         await _unsent(key, channel, who, template, "failed", str(error))
@@ -60,15 +62,29 @@ async def deliver(channel: str, recipient: str, template: str, data: dict[str, A
             await insert_unsent_notification(conn, key=key, channel=channel, recipient=who, template=template,
                                              status="skipped", reason="recipient opted out")
             return {"status": "skipped", "reason": "opted out"}
+        version = stored and stored.version
         claim = await claim_notification(conn, key=key, channel=channel, recipient=who, template=template, data=data,
-                                         provider=sender.name, idempotent=sender.idempotent, lease_s=LEASE_S)
+                                         provider=sender.name, idempotent=sender.idempotent, lease_s=LEASE_S,
+                                         template_version=version, locale=locale)
     if claim.decision in ("done", "skipped"):
-        return {"status": claim.status, "provider_message_id": claim.provider_message_id, "deduplicated": True}
+        return {"status": claim.status, "provider_message_id": claim.provider_message_id, "deduplicated": True,
+                "template_version": version}
     if claim.decision == "busy":
         raise Wait("another attempt is sending this notification", BUSY_RETRY_MS)
     if claim.decision == "maybe_sent":
         raise MaybeSent("an earlier attempt may have sent it; not sending again")
-    return await _send(sender, address, message, key)
+    return {**await _send(sender, address, message, key), "template_version": version}
+
+
+async def _template(name: str, channel: str, locale: str, key: str) -> tuple[StoredTemplate | None, str]:
+    """The edited version to render (None: the code default): the one an earlier attempt of `key` used, else the
+    newest for the channel and locale, so a retry after an edit sends the same text under the same key."""
+    async with get_process_pool().acquire() as conn:
+        pinned = await select_pinned_version(conn, key)
+        if pinned is not None and pinned[1] is not None:
+            version, locale = pinned
+            return (None if version is None else await select_template(conn, name, channel, locale, version)), locale
+        return await select_template(conn, name, channel, locale), locale
 
 
 async def _send(sender: Any, address: str, message: Any, key: str) -> dict[str, Any]:

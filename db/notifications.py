@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from domain.notifications import Decision, decide
+from domain.notifications import Decision, MessageTemplate, decide
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class NotificationRecord:
 
 
 async def claim_notification(conn: asyncpg.Connection, *, key: str, channel: str, recipient: str, template: str,
-                             data: Mapping[str, Any], provider: str, idempotent: bool, lease_s: float) -> Claim:
+                             data: Mapping[str, Any], provider: str, idempotent: bool, lease_s: float,
+                             template_version: int | None = None, locale: str | None = None) -> Claim:
     """Record the notification once and decide whether this attempt sends it (run in a transaction).
 
     A `send` decision marks it `sending` with a lease before the provider is called, so a
@@ -48,9 +49,11 @@ async def claim_notification(conn: asyncpg.Connection, *, key: str, channel: str
     """
     await conn.execute(
         """
-        INSERT INTO notifications (idempotency_key, channel, recipient, template, data)
-        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING
-        """, key, channel, recipient, template, json.dumps(dict(data), default=str))
+        INSERT INTO notifications (idempotency_key, channel, recipient, template, data, template_version, locale)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (idempotency_key) DO UPDATE SET template_version = EXCLUDED.template_version,
+            locale = EXCLUDED.locale WHERE notifications.locale IS NULL
+        """, key, channel, recipient, template, json.dumps(dict(data), default=str), template_version, locale)
     row = await conn.fetchrow(
         "SELECT status, lease_until, provider_message_id, attempts, now() AS db_now FROM notifications"
         " WHERE idempotency_key = $1 FOR UPDATE", key)
@@ -124,3 +127,64 @@ async def insert_opt_out(conn: asyncpg.Connection, channel: str, recipient: str)
 async def delete_opt_out(conn: asyncpg.Connection, channel: str, recipient: str) -> None:
     """Opt `recipient` back in to `channel`."""
     await conn.execute("DELETE FROM notification_opt_outs WHERE channel = $1 AND recipient = $2", channel, recipient)
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """One version of an edited template for a channel ('*' = any) and locale."""
+
+    name: str
+    channel: str
+    locale: str
+    version: int
+    subject: str
+    body: str
+    created_by: str | None
+    created_at: datetime
+
+    def message(self) -> MessageTemplate:
+        """The template text as rendering takes it."""
+        return MessageTemplate(self.subject, self.body)
+
+
+_TEMPLATE_COLUMNS = "name, channel, locale, version, subject, body, created_by, created_at"
+
+
+async def select_template(conn: asyncpg.Connection, name: str, channel: str, locale: str,
+                          version: int | None = None) -> StoredTemplate | None:
+    """The newest version for `channel` (else '*') and `locale` (else 'en'); or exactly `version`."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_TEMPLATE_COLUMNS} FROM notification_templates
+        WHERE name = $1 AND channel IN ($2, '*') AND locale IN ($3, 'en') AND ($4::int IS NULL OR version = $4)
+        ORDER BY channel = $2 DESC, locale = $3 DESC, version DESC LIMIT 1
+        """, name, channel, locale, version)
+    return None if row is None else StoredTemplate(**dict(row))
+
+
+async def select_pinned_version(conn: asyncpg.Connection, key: str) -> tuple[int | None, str | None] | None:
+    """The template version and locale an earlier attempt of `key` used (None: no attempt yet)."""
+    row = await conn.fetchrow("SELECT template_version, locale FROM notifications WHERE idempotency_key = $1", key)
+    return None if row is None else (row["template_version"], row["locale"])
+
+
+async def insert_template(conn: asyncpg.Connection, name: str, channel: str, locale: str, subject: str, body: str,
+                          *, by: str) -> StoredTemplate:
+    """Store the next version of (name, channel, locale) (run in a transaction)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('notification_templates:' || $1))", name)
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO notification_templates (name, channel, locale, version, subject, body, created_by)
+        SELECT $1, $2, $3, COALESCE(max(version), 0) + 1, $4, $5, $6 FROM notification_templates
+        WHERE name = $1 AND channel = $2 AND locale = $3
+        RETURNING {_TEMPLATE_COLUMNS}
+        """, name, channel, locale, subject, body, by)
+    return StoredTemplate(**dict(row))
+
+
+async def select_templates(conn: asyncpg.Connection, name: str | None = None) -> list[StoredTemplate]:
+    """Every stored version (of `name`, or of all), newest first per (name, channel, locale)."""
+    rows = await conn.fetch(f"SELECT {_TEMPLATE_COLUMNS} FROM notification_templates"
+                            " WHERE $1::text IS NULL OR name = $1 ORDER BY name, channel, locale, version DESC"
+                            " LIMIT 1000", name)
+    return [StoredTemplate(**dict(r)) for r in rows]

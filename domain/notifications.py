@@ -91,9 +91,9 @@ class Rendered:
     text: str
 
 
-def render(template: str, data: Mapping[str, Any]) -> Rendered:
-    """Fill `template` with `data`; TemplateError names an unknown template or missing field."""
-    found = TEMPLATES.get(template)
+def render(template: str, data: Mapping[str, Any], stored: MessageTemplate | None = None) -> Rendered:
+    """Fill `template` (an edited version `stored`, else the code default) with `data`; TemplateError names a gap."""
+    found = stored or TEMPLATES.get(template)
     if found is None:
         raise TemplateError(f"unknown template {template!r} (known: {', '.join(sorted(TEMPLATES))})")
     values = {str(k): "" if v is None else str(v) for k, v in data.items()}
@@ -105,18 +105,45 @@ def render(template: str, data: Mapping[str, Any]) -> Rendered:
         raise TemplateError(f"template {template!r} is malformed: {error}") from None
 
 
-def required_fields(template: str) -> set[str]:
-    """The fields `template` needs (for validating requests before they are queued)."""
-    found = TEMPLATES.get(template)
-    if found is None:
-        raise TemplateError(f"unknown template {template!r}")
+def fields_of(found: MessageTemplate) -> set[str]:
+    """The fields a template's subject and body use; TemplateError when either is malformed."""
     names: set[str] = set()
     for text in (found.subject, found.body):
         for match in Template.pattern.finditer(text):
+            if match.group("invalid") is not None:
+                at = match.start("invalid")
+                raise TemplateError(f"malformed placeholder at position {at}: write $field or ${{field}}")
             name = match.group("named") or match.group("braced")
             if name:
                 names.add(name)
     return names
+
+
+def required_fields(template: str, stored: MessageTemplate | None = None) -> set[str]:
+    """The fields `template` needs (for validating requests before they are queued)."""
+    found = stored or TEMPLATES.get(template)
+    if found is None:
+        raise TemplateError(f"unknown template {template!r}")
+    return fields_of(found)
+
+
+# fields every reminder send fills in itself (domain.reminders.message_data)
+PROVIDED_FIELDS = frozenset({"occurrence", "days_before"})
+
+
+def check_edit(template: str, edit: MessageTemplate) -> set[str]:
+    """The fields an edited version needs; TemplateError when it is malformed or empty, or when it
+    needs a field the code default's senders never provide (they would fail at send time)."""
+    if not edit.body.strip():
+        raise TemplateError("the body is empty")
+    needed = fields_of(edit)
+    default = TEMPLATES.get(template)
+    if default is not None:
+        unknown = needed - fields_of(default) - PROVIDED_FIELDS
+        if unknown:
+            raise TemplateError(f"{template!r} is sent with {', '.join(sorted(fields_of(default)))}; "
+                                f"no sender provides {', '.join(sorted(unknown))}")
+    return needed
 
 
 Decision = Literal["send", "done", "busy", "maybe_sent", "skipped"]

@@ -11,5 +11,6 @@ from __future__ import annotations
 
 from actors import broker  # noqa: F401  (the server broker, with PeriodiqMiddleware)
 from schedules import orders  # noqa: F401  (the hold-release sweep)
+from schedules import reminders  # noqa: F401  (the reminder sweep)
 from schedules import pipeline, watch  # noqa: F401  (scrape, sync, prune, collections, enrichment, retention; watches)
 from schedules import events  # noqa: F401  (the storefront events sweep)

@@ -28,6 +28,7 @@ from web import orders, tickets, webhooks
 from web import search
 from web import items
 from web import collections
+from web import reminders, admin_templates, admin_notifications
 from web import admin_api, admin_pages
 from web import admin_events, admin_review, admin_storefronts, catalog
 from web.auth import TokenCache
@@ -226,6 +227,9 @@ def create_app() -> Quart:
     app.register_blueprint(catalog.blueprint)
     app.register_blueprint(catalog.seeds_blueprint)
     app.register_blueprint(collections.blueprint)
+    app.register_blueprint(reminders.blueprint)
+    app.register_blueprint(admin_templates.blueprint)
+    app.register_blueprint(admin_notifications.blueprint)
     app.register_blueprint(admin_api.blueprint)
     admin_pages.install(app, settings)
 

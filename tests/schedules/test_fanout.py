@@ -35,6 +35,7 @@ SINGLE = {
     "schedule_reconcile_orders": ("reconcile_orders", "orders", []),
     "schedule_sync_catalog": ("sync_catalog", "orders", []),
     "schedule_sweep_events": ("sweep_events", "events", []),
+    "schedule_send_due_reminders": ("send_due_reminders", "notify", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
 BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=timezone.utc)

@@ -1,0 +1,215 @@
+"""Reminders on schedules: subjects upsert their sends, due sends go out once through `deliver`.
+
+The order hold's pattern: a send due within `NEAR_S` gets a delayed `send_reminder` message
+when it is armed, and the minute sweep (`send_due_reminders`) sends one for every send due
+within `NEAR_S`, so far-future sends and anything a dead worker dropped still go out. A
+message names the send's version: moving, deferring or rolling a send forward bumps it, so
+an older message does nothing. The notification's idempotency key (send + occurrence)
+makes a retry, a duplicate message or a worker killed mid-send deliver at most once.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time, timezone
+from time import time_ns
+from typing import Any
+
+import dramatiq
+
+from actors.notify import MaybeSent, NoAddress, deliver
+from broker.waits import Wait, retry_policy
+from db.pool import get_process_pool
+from db.reminders import (
+    Armed, Reminder, count_attempts, count_dispatched, delete_policy, delete_subject, insert_log, lock_recipient,
+    select_due_reminders, select_policy, select_preferences, select_reminder, update_reminder_due, upsert_policy,
+    upsert_preferences, upsert_subject,
+)
+from domain.notifications import TemplateError
+from domain.reminders import (
+    Decision, Occasion, Policy, Preferences, ReminderError, Subject, following, judge, local_day_bounds, message_data,
+)
+from providers.errors import NotConfigured, Permanent
+
+NEAR_S = 120.0  # armed at once when due this soon; the minute sweep looks this far ahead
+SWEEP_LIMIT = 20_000
+# a job has its own budget (6 failures, 100 waits); this stops the sweep re-arming a dead-lettered send forever
+MAX_DISPATCHES = 250
+TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000, throws=(ReminderError,))
+async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[str, str], occurs_on: str,
+                                  time_zone: str, at: str | None, recurrence: str, offsets_minutes: list[int],
+                                  channels: list[str], template: str, data: dict[str, Any] | None = None,
+                                  send_at: str = "09:00", policy_id: str | None = None,
+                                  revision: int | None = None) -> int:
+    """Create or move a subject: its pending sends are upserted or cancelled in one transaction."""
+    occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
+                        time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        policy = await _policy(conn, recipient, policy_id, offsets_minutes)
+        offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else
+                                   (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at)))
+        spec = Subject(subject, recipient, addresses, occasion, offsets, chans, template, data or {}, at_time)
+        armed = await upsert_subject(conn, spec, datetime.now(timezone.utc), revision or now_us())
+    if armed is None:
+        return 0  # a newer upsert or delete of this subject already ran
+    await arm_soon(armed)
+    return len(armed)
+
+
+async def _policy(conn: Any, recipient: str, policy_id: str | None, offsets: list[int]) -> Policy | None:
+    """The policy a subject uses: the one it names, else (without offsets) its recipient's default; None: its own."""
+    if not policy_id and not offsets:
+        policy_id = (await select_preferences(conn, recipient)).default_policy_id
+        if policy_id is None:
+            raise ReminderError("no offsets, no policy_id and no default policy for the recipient")
+    policy = await select_policy(conn, policy_id) if policy_id else None
+    if policy_id and policy is None:
+        raise ReminderError(f"no reminder policy {policy_id!r}")
+    return policy
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def upsert_reminder_policy(policy_id: str, name: str, offsets_minutes: list[int], channels: list[str],
+                                 send_at: str = "09:00", owner: str | None = None) -> None:
+    """Create or replace a reminder policy (subjects copy it when they are upserted)."""
+    policy = Policy(policy_id, owner, name, tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at))
+    async with get_process_pool().acquire() as conn:
+        await upsert_policy(conn, policy)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def delete_reminder_policy(policy_id: str) -> bool:
+    """Delete a reminder policy; True when it existed."""
+    async with get_process_pool().acquire() as conn:
+        return await delete_policy(conn, policy_id)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def update_preferences(recipient: str, time_zone: str = "UTC", channels_off: list[str] | None = None,
+                             quiet_start: str | None = None, quiet_end: str | None = None,
+                             daily_cap: int | None = None, opted_out: bool = False, locale: str = "en",
+                             default_policy_id: str | None = None) -> None:
+    """Replace a recipient's preferences; the next dispatch of each of their sends applies them."""
+    prefs = Preferences(time_zone, frozenset(channels_off or ()), _time(quiet_start), _time(quiet_end), daily_cap,
+                        opted_out, locale, default_policy_id)
+    async with get_process_pool().acquire() as conn:
+        await upsert_preferences(conn, recipient, prefs)
+
+
+def _time(value: str | None) -> time | None:
+    return time.fromisoformat(value) if value else None
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
+async def delete_reminder_subject(subject: str, revision: int | None = None) -> int:
+    """Delete a subject and cancel its pending sends (unless a newer upsert ran); how many were cancelled."""
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        return await delete_subject(conn, subject, revision or now_us())
+
+
+def now_us() -> int:
+    """A revision: when the caller asked, in µs (web passes the request's time)."""
+    return time_ns() // 1000
+
+
+@dramatiq.actor(queue_name="notify", retry_when=retry_policy(max_failures=6, max_waits=100), min_backoff=2_000,
+                max_backoff=300_000, time_limit=60_000, throws=TERMINAL)
+async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
+    """Send one due reminder once, as its recipient's preferences allow (else skip or defer it)."""
+    judged = await _judge(reminder_id, version)
+    if judged is None:
+        return {"status": "superseded"}
+    reminder, locale = judged
+    key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
+    try:
+        result = await deliver(reminder.channel, reminder.address, reminder.template,
+                               message_data(reminder.data, reminder.occurrence, reminder.offset_minutes), key, locale)
+    except TERMINAL as error:
+        await _after(reminder, "failed", str(error), key, None)
+        raise
+    await _after(reminder, "sent" if result["status"] == "sent" else "skipped", result.get("reason"), key,
+                 result.get("template_version"))
+    return {**result, "reminder_id": reminder_id}
+
+
+async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
+    """Lock the send, apply preferences; the send (and locale) when it goes out now, else None."""
+    armed: Armed | None = None
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        reminder = await select_reminder(conn, reminder_id, lock=True)
+        if reminder is None or reminder.version != version or reminder.status != "pending":
+            return None
+        now = datetime.now(timezone.utc)
+        if reminder.due_at > now:  # a delayed message a little early (clock skew): wait for the due time
+            raise Wait("the reminder is not due yet", int((reminder.due_at - now).total_seconds() * 1000) + 1)
+        prefs = await select_preferences(conn, reminder.recipient)
+        key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
+        decision = judge(reminder.channel, now, prefs, await _sent_today(conn, reminder.recipient, prefs, now, key))
+        if decision.verdict == "send" and await count_attempts(conn, reminder.id, key) >= MAX_DISPATCHES:
+            decision = Decision("fail", f"gave up after {MAX_DISPATCHES} attempts")
+        if decision.verdict == "send":
+            await insert_log(conn, reminder.id, "sending", template=reminder.template, key=key)
+            return reminder, prefs.locale
+        armed = await _not_now(conn, reminder, decision)
+    await arm_soon([armed] if armed else [])
+    return None
+
+
+async def _sent_today(conn: Any, recipient: str, prefs: Preferences, now: datetime, key: str) -> int:
+    """Sends made today in the recipient's zone, counted under a per-recipient lock (0: no cap to check)."""
+    if prefs.daily_cap is None:
+        return 0
+    await lock_recipient(conn, recipient)
+    start, end = local_day_bounds(now, prefs.time_zone)
+    return await count_dispatched(conn, recipient, start, end, except_key=key)
+
+
+async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed | None:
+    """Defer the send to `decision.until`, or skip (fail) this occurrence and roll forward."""
+    if decision.verdict == "defer":
+        await insert_log(conn, reminder.id, "deferred", reason=f"{decision.reason} until {decision.until}")
+        return await update_reminder_due(conn, reminder.id, reminder.version, occurrence=None,
+                                         due_at=decision.until, sent=False)
+    await insert_log(conn, reminder.id, "skipped" if decision.verdict == "skip" else "failed", reason=decision.reason)
+    return await _roll(conn, reminder, sent=False)
+
+
+async def _roll(conn: Any, reminder: Reminder, *, sent: bool) -> Armed | None:
+    nxt = following(reminder.occasion, reminder.occurrence, reminder.offset_minutes, reminder.send_at)
+    return await update_reminder_due(conn, reminder.id, reminder.version, occurrence=nxt and nxt[0],
+                                     due_at=nxt and nxt[1], sent=sent)
+
+
+async def _after(reminder: Reminder, event: str, reason: str | None, key: str, template_version: int | None) -> None:
+    """Log the outcome (with the template version that went out) and roll the send forward (or close it)."""
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        await insert_log(conn, reminder.id, event, reason=reason, template=reminder.template,
+                         template_version=template_version, key=key)
+        armed = await _roll(conn, reminder, sent=event == "sent")
+    await arm_soon([armed] if armed else [])
+
+
+async def arm_soon(armed: list[Armed]) -> int:
+    """Send a delayed `send_reminder` for each send due within NEAR_S (after the caller's commit)."""
+    now = datetime.now(timezone.utc)
+    soon = [a for a in armed if (a.due_at - now).total_seconds() <= NEAR_S]
+    if soon:
+        await asyncio.to_thread(_send_all, soon, now)
+    return len(soon)
+
+
+def _send_all(soon: list[Armed], now: datetime) -> None:
+    for a in soon:
+        delay = max(0, int((a.due_at - now).total_seconds() * 1000))
+        send_reminder.send_with_options(args=(a.id, a.version), delay=delay or None,
+                                        unique_key=f"send_reminder:{a.id}:{a.version}")
+
+
+@dramatiq.actor(queue_name="notify", max_retries=3, max_backoff=60_000, time_limit=120_000)
+async def send_due_reminders() -> int:
+    """The sweep: a delayed send_reminder for every send due within NEAR_S (or overdue); how many."""
+    async with get_process_pool().acquire() as conn:
+        due = await select_due_reminders(conn, NEAR_S, SWEEP_LIMIT)
+    return await arm_soon(due)

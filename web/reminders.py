@@ -1,0 +1,330 @@
+"""/v1/reminders and /v1/notifications: subjects, policies, preferences and the log, for storefronts.
+
+Writes validate here and go through actors (202); reads come straight from the database.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from datetime import date, datetime, time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from quart import Blueprint, current_app
+from quart_schema import document_response, tag, validate_querystring
+
+from actors.reminders import (
+    delete_reminder_policy, delete_reminder_subject, now_us, update_preferences, upsert_reminder_policy,
+    upsert_reminder_subject,
+)
+from db.notifications import select_templates
+from db.reminders import select_log, select_policy, select_preferences, select_subject_reminders
+from domain.notifications import PROVIDED_FIELDS, TEMPLATES, TemplateError, required_fields
+from domain.reminders import MAX_OFFSET_MINUTES, ReminderError, zone
+from web.auth import require
+from web.bodies import validate_body
+from web.enqueue import enqueue
+from web.errors import problem
+from web.schemas import Accepted, Problem
+
+blueprint = Blueprint("reminders", __name__, url_prefix="/v1")
+Channel = Literal["email", "push", "chat"]
+ID = r"^[A-Za-z0-9@._:+-]{1,200}$"
+ID_RE = re.compile(ID[1:-1])
+Value = str | int | float | bool | None
+LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
+
+
+def _known_zone(value: str) -> str:
+    try:
+        zone(value)
+    except ReminderError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+class PolicyBody(BaseModel):
+    """Offsets in minutes before the occasion (whole days for all-day ones) and the channels."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    owner: str | None = Field(None, max_length=200)
+    offsets_minutes: list[int] = Field(min_length=1, max_length=16)
+    channels: list[Channel] = Field(min_length=1, max_length=3)
+    send_at: time = time(9, 0)
+
+    @field_validator("offsets_minutes")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= v <= MAX_OFFSET_MINUTES for v in value):
+            raise ValueError(f"each offset is 0..{MAX_OFFSET_MINUTES} minutes")
+        return sorted(set(value))
+
+
+class SubjectBody(BaseModel):
+    """An occasion (or any dated subject) for a recipient: when, where in the world, and how to remind."""
+
+    model_config = ConfigDict(extra="forbid")
+    recipient: str = Field(pattern=ID)
+    addresses: dict[Channel, str] = Field(min_length=1, max_length=3)
+    occurs_on: date
+    at: time | None = Field(None, description="Local time of the occasion; absent: all day.")
+    time_zone: str = Field("UTC", max_length=64)
+    recurrence: Literal["none", "yearly"] = "none"
+    policy_id: str | None = Field(None, pattern=ID)
+    offsets_minutes: list[int] = Field(default_factory=list, max_length=16)
+    channels: list[Channel] = Field(default_factory=list, max_length=3)
+    send_at: time = time(9, 0)
+    template: str = Field(min_length=1, max_length=100)
+    data: dict[str, Value] = Field(default_factory=dict, max_length=50)
+
+    _zone = field_validator("time_zone")(_known_zone)
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not 1 <= len(v) <= 320 for v in value.values()):
+            raise ValueError("an address is 1..320 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _policy_or_offsets(self) -> SubjectBody:
+        if bool(self.offsets_minutes) != bool(self.channels):
+            raise ValueError("give offsets_minutes and channels together (or neither: a policy applies)")
+        if any(not 0 <= v <= MAX_OFFSET_MINUTES for v in self.offsets_minutes):
+            raise ValueError(f"each offset is 0..{MAX_OFFSET_MINUTES} minutes")
+        if not 1900 <= self.occurs_on.year <= 2200:
+            raise ValueError("occurs_on is between 1900 and 2200")
+        return self
+
+
+class PreferencesBody(BaseModel):
+    """A recipient's preferences, replaced as a whole."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_zone: str = Field("UTC", max_length=64)
+    channels_off: list[Channel] = Field(default_factory=list, max_length=3)
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    daily_cap: int | None = Field(None, ge=1, le=1000)
+    opted_out: bool = False
+    locale: str = Field("en", pattern=LOCALE)
+    default_policy_id: str | None = Field(None, pattern=ID, description="For subjects that name no policy.")
+
+    _zone = field_validator("time_zone")(_known_zone)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> PreferencesBody:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("give both quiet_start and quiet_end, or neither")
+        return self
+
+
+class PreferencesOut(PreferencesBody):
+    """A recipient's preferences (the defaults when none were set)."""
+
+    recipient: str
+
+
+class ScheduledOut(BaseModel):
+    """One scheduled send of a subject."""
+
+    id: int
+    channel: str
+    offset_minutes: int
+    occurrence: date
+    due_at: datetime
+    status: str
+    sent_count: int
+
+
+class ScheduledList(BaseModel):
+    """A subject's sends."""
+
+    subject: str
+    reminders: list[ScheduledOut]
+
+
+class LogQuery(BaseModel):
+    """Whose log, and a page of it (newest first; `before_id` pages back)."""
+
+    recipient: str | None = Field(None, pattern=ID)
+    subject: str | None = Field(None, pattern=ID)
+    before_id: int | None = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class LogEntryOut(BaseModel):
+    """What happened to a send, and why."""
+
+    id: int
+    reminder_id: int
+    subject: str
+    recipient: str
+    channel: str
+    occurrence: date
+    event: str
+    reason: str | None
+    template: str | None
+    template_version: int | None
+    at: datetime
+
+
+class LogOut(BaseModel):
+    """A page of the log."""
+
+    entries: list[LogEntryOut]
+
+
+def _json(model: BaseModel) -> Any:
+    return current_app.response_class(model.model_dump_json(), mimetype="application/json")
+
+
+def _bad_id(value: str) -> Any:
+    return None if ID_RE.fullmatch(value) else problem(404, "no such id (ids are 1..200 of A-Za-z0-9@._:+-)")
+
+
+@blueprint.put("/reminders/policies/<policy_id>")
+@require("jobs")
+@tag(["reminders"])
+@validate_body(PolicyBody)
+@document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
+async def put_policy(policy_id: str, data: PolicyBody) -> Any:
+    """Create or replace a reminder policy (offsets and channels)."""
+    if (bad := _bad_id(policy_id)) is not None:
+        return bad
+    return await enqueue(upsert_reminder_policy, policy_id=policy_id, name=data.name, owner=data.owner,
+                         offsets_minutes=data.offsets_minutes, channels=list(data.channels),
+                         send_at=data.send_at.isoformat())
+
+
+@blueprint.delete("/reminders/policies/<policy_id>")
+@require("jobs")
+@tag(["reminders"])
+@document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
+async def delete_policy(policy_id: str) -> Any:
+    """Delete a reminder policy (subjects keep the offsets they copied from it)."""
+    if (bad := _bad_id(policy_id)) is not None:
+        return bad
+    return await enqueue(delete_reminder_policy, policy_id=policy_id)
+
+
+@blueprint.put("/reminders/subjects/<subject>")
+@require("jobs")
+@tag(["reminders"])
+@validate_body(SubjectBody)
+@document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
+async def put_subject(subject: str, data: SubjectBody) -> Any:
+    """Create or move an occasion: its pending sends are rescheduled or cancelled in one transaction."""
+    if (bad := _bad_id(subject)) is not None:
+        return bad
+    channels = list(data.channels)
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        policy_id = data.policy_id or (None if data.offsets_minutes else
+                                       (await select_preferences(conn, data.recipient)).default_policy_id)
+        policy = await select_policy(conn, policy_id) if policy_id else None
+        stored = [] if data.template in TEMPLATES else await select_templates(conn, data.template)
+    if policy_id or not data.offsets_minutes:
+        if policy is None:
+            return problem(422, "invalid request body", fields={"policy_id": "no such reminder policy (give one, "
+                                                                           "offsets and channels, or set the "
+                                                                           "recipient's default_policy_id)"})
+        channels = list(policy.channels)
+    if missing := [c for c in channels if c not in data.addresses]:
+        return problem(422, "invalid request body", fields={"addresses": f"no address for {', '.join(missing)}"})
+    try:
+        needed = required_fields(data.template, stored[0].message() if stored else None)
+    except TemplateError as error:
+        return problem(422, "invalid request body", fields={"template": str(error)})
+    if needed := needed - PROVIDED_FIELDS - set(data.data):
+        return problem(422, "invalid request body", fields={"data": f"missing field(s): {', '.join(sorted(needed))}"})
+    return await enqueue(
+        upsert_reminder_subject, subject=subject, recipient=data.recipient, addresses=dict(data.addresses),
+        occurs_on=data.occurs_on.isoformat(), time_zone=data.time_zone, at=data.at and data.at.isoformat(),
+        recurrence=data.recurrence, offsets_minutes=data.offsets_minutes, channels=list(data.channels),
+        template=data.template, data=data.data, send_at=data.send_at.isoformat(), policy_id=data.policy_id,
+        revision=now_us())
+
+
+@blueprint.delete("/reminders/subjects/<subject>")
+@require("jobs")
+@tag(["reminders"])
+@document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
+async def delete_subject(subject: str) -> Any:
+    """Delete an occasion: its pending sends are cancelled."""
+    if (bad := _bad_id(subject)) is not None:
+        return bad
+    return await enqueue(delete_reminder_subject, subject=subject, revision=now_us())
+
+
+@blueprint.get("/reminders/subjects/<subject>")
+@require("jobs")
+@tag(["reminders"])
+@document_response(ScheduledList)
+@document_response(Problem, 404)
+async def get_subject(subject: str) -> Any:
+    """An occasion's scheduled sends: next occurrence, due time (UTC), status."""
+    if (bad := _bad_id(subject)) is not None:
+        return bad
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        rows = await select_subject_reminders(conn, subject)
+    if not rows:
+        return problem(404, "no such subject")
+    return _json(ScheduledList(subject=subject, reminders=[ScheduledOut(**asdict(r)) for r in rows]))
+
+
+@blueprint.get("/notifications/preferences/<recipient>")
+@require("jobs")
+@tag(["notifications"])
+@document_response(PreferencesOut)
+@document_response(Problem, 404)
+async def get_preferences(recipient: str) -> Any:
+    """A recipient's channels, quiet hours, daily cap and opt-out (defaults when never set)."""
+    if (bad := _bad_id(recipient)) is not None:
+        return bad
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        prefs = await select_preferences(conn, recipient)
+    return _json(PreferencesOut(recipient=recipient, time_zone=prefs.time_zone,
+                                channels_off=sorted(prefs.channels_off), quiet_start=prefs.quiet_start,
+                                quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out,
+                                locale=prefs.locale, default_policy_id=prefs.default_policy_id))
+
+
+@blueprint.put("/notifications/preferences/<recipient>")
+@require("jobs")
+@tag(["notifications"])
+@validate_body(PreferencesBody)
+@document_response(Accepted, 202)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
+async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
+    """Replace a recipient's preferences; each of their next sends is judged by them."""
+    if (bad := _bad_id(recipient)) is not None:
+        return bad
+    return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone,
+                         channels_off=sorted(data.channels_off), daily_cap=data.daily_cap, opted_out=data.opted_out,
+                         locale=data.locale, default_policy_id=data.default_policy_id,
+                         quiet_start=data.quiet_start and data.quiet_start.isoformat(),
+                         quiet_end=data.quiet_end and data.quiet_end.isoformat())
+
+
+@blueprint.get("/notifications/log")
+@require("jobs")
+@tag(["notifications"])
+@validate_querystring(LogQuery)
+@document_response(LogOut)
+@document_response(Problem, 422)
+async def get_log(query_args: LogQuery) -> Any:
+    """What happened to each send (queued, deferred, sending, sent, failed, skipped, cancelled), newest first."""
+    async with current_app.config["DB_POOL"].acquire() as conn:
+        entries = await select_log(conn, recipient=query_args.recipient, subject=query_args.subject,
+                                   before_id=query_args.before_id, limit=query_args.limit)
+    return _json(LogOut(entries=[LogEntryOut(**asdict(e)) for e in entries]))
