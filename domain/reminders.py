@@ -49,6 +49,11 @@ def zone(name: str) -> ZoneInfo:
 _ZONES: set[str] = set()
 
 
+def known_zones() -> list[str]:
+    """Every IANA zone name `zone` takes, sorted."""
+    return sorted(_zones())
+
+
 def _zones() -> set[str]:
     if not _ZONES:
         _ZONES.update(available_timezones() | {"UTC"})

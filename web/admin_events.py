@@ -18,12 +18,11 @@ from web.admin_endpoints import (
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import problem
-from web.schemas import Problem
+from web.schemas import MAX_ID, Id, Problem
 
 blueprint = Blueprint("admin_events", __name__, url_prefix="/v1/admin/endpoints")
 T = TypeVar("T")
 READ, ACT = "admin:read", "admin"
-MAX_ID = 2**62
 
 
 class EndpointView(BaseModel):
@@ -78,9 +77,9 @@ class LogQuery(BaseModel):
 class ReplayRequest(BaseModel):
     """Exactly one of: an event id, or a time (every event since then)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    event_id: int | None = Field(None, ge=1, le=MAX_ID)
+    event_id: Id | None = None
     since: AwareDatetime | None = None
 
 
@@ -88,6 +87,10 @@ class Replayed(BaseModel):
     """How many deliveries were queued again."""
 
     replayed: int
+
+
+class Removed(BaseModel):
+    """Nothing: a 204 has no body (the OpenAPI document says so)."""
 
 
 class Switched(BaseModel):
@@ -151,7 +154,7 @@ async def _switch(endpoint_id: int, enabled: bool) -> Any:
     return Switched(id=endpoint_id, enabled=enabled, changed=changed).model_dump()
 
 
-@blueprint.post("/<int:endpoint_id>/enable")
+@blueprint.post("/<id:endpoint_id>/enable")
 @require(ACT)
 @tag(["admin"])
 @document_response(Switched)
@@ -161,7 +164,7 @@ async def enable_endpoint(endpoint_id: int) -> Any:
     return await _switch(endpoint_id, True)
 
 
-@blueprint.post("/<int:endpoint_id>/disable")
+@blueprint.post("/<id:endpoint_id>/disable")
 @require(ACT)
 @tag(["admin"])
 @document_response(Switched)
@@ -171,9 +174,10 @@ async def disable_endpoint(endpoint_id: int) -> Any:
     return await _switch(endpoint_id, False)
 
 
-@blueprint.delete("/<int:endpoint_id>")
+@blueprint.delete("/<id:endpoint_id>")
 @require(ACT)
 @tag(["admin"])
+@document_response(Removed, 204)
 @document_response(Problem, 404)
 async def delete_endpoint(endpoint_id: int) -> Any:
     """Remove an endpoint with its deliveries and their log."""
@@ -181,7 +185,7 @@ async def delete_endpoint(endpoint_id: int) -> Any:
     return "", 204
 
 
-@blueprint.get("/<int:endpoint_id>/deliveries")
+@blueprint.get("/<id:endpoint_id>/deliveries")
 @require(READ)
 @tag(["admin"])
 @validate_querystring(LogQuery)
@@ -195,7 +199,7 @@ async def delivery_log(endpoint_id: int, query_args: LogQuery) -> Any:
     return DeliveryLog(attempts=attempts, next_before=next_before).model_dump(mode="json")
 
 
-@blueprint.post("/<int:endpoint_id>/replay")
+@blueprint.post("/<id:endpoint_id>/replay")
 @require(ACT)
 @tag(["admin"])
 @validate_body(ReplayRequest)

@@ -10,6 +10,7 @@ handler has to repeat it:
   query string 422; a path parameter 404 (no such resource); every operation 503 (a
   dependency is unreachable);
 - request bodies are required, and so are the query parameters their model requires;
+- a 204 answer has no body;
 - an id in the path states the range its column holds;
 - the enqueueing operations (202 `Accepted`) take the `Unique-Key` header;
 - the /admin/ pages (HTML, signed in with a session cookie, not a bearer token) are left out.
@@ -104,6 +105,9 @@ class BackroomOpenAPI(OpenAPIProvider):
         for status in sorted(errors):
             responses.setdefault(status, _problem(status))
         for status, response in list(responses.items()):
+            if str(status) == "204":  # No Content: whatever model documented it, there is no body
+                responses[status] = {"description": HTTPStatus.NO_CONTENT.phrase}
+                continue
             if response["content"].get("application/json", {}).get("schema") == inline:  # from document_errors
                 responses[status] = _problem(int(status))
         return operation

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from datetime import date, datetime, time
-from typing import Any, Literal
+from enum import Enum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
@@ -20,18 +21,17 @@ from actors.reminders import (
 from db.notifications import select_templates
 from db.reminders import select_log, select_policy, select_preferences, select_subject_reminders
 from domain.notifications import PROVIDED_FIELDS, TEMPLATES, TemplateError, required_fields
-from domain.reminders import MAX_OFFSET_MINUTES, ReminderError, zone
+from domain.reminders import MAX_OFFSET_MINUTES, ReminderError, known_zones, zone
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
-from web.errors import problem
-from web.schemas import Accepted, Problem
+from web.errors import document_errors, problem
+from web.schemas import TEXT, Accepted, FieldName, FieldValue, Problem, int_in
 
 blueprint = Blueprint("reminders", __name__, url_prefix="/v1")
 Channel = Literal["email", "push", "chat"]
 ID = r"^[A-Za-z0-9@._:+-]{1,200}$"
 ID_RE = re.compile(ID[1:-1])
-Value = str | int | float | bool | None
 LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 
 
@@ -43,75 +43,93 @@ def _known_zone(value: str) -> str:
     return value
 
 
+# the zones are listed once in the schema (a component); the before-validator keeps the error message short
+Zone = Enum("TimeZone", {name: name for name in known_zones()}, type=str)  # type: ignore[misc]
+
+
+def _as_zone(value: Any) -> Any:
+    """A known zone's name as the enum member (strict validation takes only members); a short error else."""
+    if isinstance(value, Zone):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a time zone is an IANA name like Europe/Paris")
+    return Zone(_known_zone(value))
+
+
+TimeZone = Annotated[Zone, BeforeValidator(_as_zone)]  # type: ignore[valid-type]
+Offset = int_in(0, MAX_OFFSET_MINUTES)
+Address = Annotated[str, Field(min_length=1, max_length=320, pattern=TEXT)]
+# an occasion from 1900 through 2199 (its sends are computed in that range), stated in the schema
+OCCURS_ON = r"^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+OccursOn = Annotated[date, WithJsonSchema({"type": "string", "format": "date", "pattern": OCCURS_ON})]
+# offsets_minutes and channels come together, or neither does (a policy applies)
+TOGETHER = {"anyOf": [
+    {"properties": {"offsets_minutes": {"maxItems": 0}, "channels": {"maxItems": 0}}},
+    {"required": ["offsets_minutes", "channels"],
+     "properties": {"offsets_minutes": {"minItems": 1}, "channels": {"minItems": 1}}},
+]}
+# quiet_start and quiet_end come together, or neither does
+QUIET_PAIR = {"anyOf": [
+    {"properties": {"quiet_start": {"type": "null"}, "quiet_end": {"type": "null"}}},
+    {"required": ["quiet_start", "quiet_end"],
+     "properties": {"quiet_start": {"type": "string"}, "quiet_end": {"type": "string"}}},
+]}
+
+
 class PolicyBody(BaseModel):
     """Offsets in minutes before the occasion (whole days for all-day ones) and the channels."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    owner: str | None = Field(None, max_length=200)
-    offsets_minutes: list[int] = Field(min_length=1, max_length=16)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT)
+    owner: str | None = Field(None, max_length=200, pattern=TEXT)
+    offsets_minutes: list[Offset] = Field(min_length=1, max_length=16)
     channels: list[Channel] = Field(min_length=1, max_length=3)
     send_at: time = time(9, 0)
 
     @field_validator("offsets_minutes")
     @classmethod
     def _offsets(cls, value: list[int]) -> list[int]:
-        if any(not 0 <= v <= MAX_OFFSET_MINUTES for v in value):
-            raise ValueError(f"each offset is 0..{MAX_OFFSET_MINUTES} minutes")
         return sorted(set(value))
 
 
 class SubjectBody(BaseModel):
     """An occasion (or any dated subject) for a recipient: when, where in the world, and how to remind."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=TOGETHER)
     recipient: str = Field(pattern=ID)
-    addresses: dict[Channel, str] = Field(min_length=1, max_length=3)
-    occurs_on: date
+    addresses: dict[Channel, Address] = Field(min_length=1, max_length=3)
+    occurs_on: OccursOn
     at: time | None = Field(None, description="Local time of the occasion; absent: all day.")
-    time_zone: str = Field("UTC", max_length=64)
+    time_zone: TimeZone = Zone("UTC")
     recurrence: Literal["none", "yearly"] = "none"
     policy_id: str | None = Field(None, pattern=ID)
-    offsets_minutes: list[int] = Field(default_factory=list, max_length=16)
+    offsets_minutes: list[Offset] = Field(default_factory=list, max_length=16)
     channels: list[Channel] = Field(default_factory=list, max_length=3)
     send_at: time = time(9, 0)
-    template: str = Field(min_length=1, max_length=100)
-    data: dict[str, Value] = Field(default_factory=dict, max_length=50)
-
-    _zone = field_validator("time_zone")(_known_zone)
-
-    @field_validator("addresses")
-    @classmethod
-    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
-        if any(not 1 <= len(v) <= 320 for v in value.values()):
-            raise ValueError("an address is 1..320 characters")
-        return value
+    template: str = Field(min_length=1, max_length=100, pattern=TEXT)
+    data: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=50)
 
     @model_validator(mode="after")
     def _policy_or_offsets(self) -> SubjectBody:
         if bool(self.offsets_minutes) != bool(self.channels):
             raise ValueError("give offsets_minutes and channels together (or neither: a policy applies)")
-        if any(not 0 <= v <= MAX_OFFSET_MINUTES for v in self.offsets_minutes):
-            raise ValueError(f"each offset is 0..{MAX_OFFSET_MINUTES} minutes")
-        if not 1900 <= self.occurs_on.year <= 2200:
-            raise ValueError("occurs_on is between 1900 and 2200")
+        if not 1900 <= self.occurs_on.year <= 2199:
+            raise ValueError("occurs_on is between 1900 and 2199")
         return self
 
 
 class PreferencesBody(BaseModel):
     """A recipient's preferences, replaced as a whole."""
 
-    model_config = ConfigDict(extra="forbid")
-    time_zone: str = Field("UTC", max_length=64)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=QUIET_PAIR)
+    time_zone: TimeZone = Zone("UTC")
     channels_off: list[Channel] = Field(default_factory=list, max_length=3)
     quiet_start: time | None = None
     quiet_end: time | None = None
-    daily_cap: int | None = Field(None, ge=1, le=1000)
+    daily_cap: int_in(1, 1000) | None = None  # type: ignore[valid-type]
     opted_out: bool = False
     locale: str = Field("en", pattern=LOCALE)
     default_policy_id: str | None = Field(None, pattern=ID, description="For subjects that name no policy.")
-
-    _zone = field_validator("time_zone")(_known_zone)
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> PreferencesBody:
@@ -218,38 +236,47 @@ async def delete_policy(policy_id: str) -> Any:
 @tag(["reminders"])
 @validate_body(SubjectBody)
 @document_response(Accepted, 202)
-@document_response(Problem, 404)
-@document_response(Problem, 422)
+@document_errors(404, 409)
 async def put_subject(subject: str, data: SubjectBody) -> Any:
-    """Create or move an occasion: its pending sends are rescheduled or cancelled in one transaction."""
+    """Create or move an occasion: its pending sends are rescheduled or cancelled in one transaction.
+
+    404: the policy or template it names does not exist; 409: the addresses or data do not
+    cover what the policy's channels or the template need.
+    """
     if (bad := _bad_id(subject)) is not None:
         return bad
-    channels = list(data.channels)
     async with current_app.config["DB_POOL"].acquire() as conn:
         policy_id = data.policy_id or (None if data.offsets_minutes else
                                        (await select_preferences(conn, data.recipient)).default_policy_id)
         policy = await select_policy(conn, policy_id) if policy_id else None
         stored = [] if data.template in TEMPLATES else await select_templates(conn, data.template)
-    if policy_id or not data.offsets_minutes:
-        if policy is None:
-            return problem(422, "invalid request body", fields={"policy_id": "no such reminder policy (give one, "
-                                                                           "offsets and channels, or set the "
-                                                                           "recipient's default_policy_id)"})
-        channels = list(policy.channels)
-    if missing := [c for c in channels if c not in data.addresses]:
-        return problem(422, "invalid request body", fields={"addresses": f"no address for {', '.join(missing)}"})
-    try:
-        needed = required_fields(data.template, stored[0].message() if stored else None)
-    except TemplateError as error:
-        return problem(422, "invalid request body", fields={"template": str(error)})
-    if needed := needed - PROVIDED_FIELDS - set(data.data):
-        return problem(422, "invalid request body", fields={"data": f"missing field(s): {', '.join(sorted(needed))}"})
+    if (refused := _unfit(data, policy_id, policy, stored)) is not None:
+        return refused
     return await enqueue(
         upsert_reminder_subject, subject=subject, recipient=data.recipient, addresses=dict(data.addresses),
-        occurs_on=data.occurs_on.isoformat(), time_zone=data.time_zone, at=data.at and data.at.isoformat(),
+        occurs_on=data.occurs_on.isoformat(), time_zone=data.time_zone.value, at=data.at and data.at.isoformat(),
         recurrence=data.recurrence, offsets_minutes=data.offsets_minutes, channels=list(data.channels),
         template=data.template, data=data.data, send_at=data.send_at.isoformat(), policy_id=data.policy_id,
         revision=now_us())
+
+
+def _unfit(data: SubjectBody, policy_id: str | None, policy: Any, stored: list[Any]) -> Any:
+    """Why a well-formed subject cannot be taken as it stands (a problem answer), or None."""
+    channels = list(data.channels)
+    if policy_id or not data.offsets_minutes:
+        if policy is None:
+            return problem(404, "no such reminder policy (name one, give offsets_minutes and channels, or set the "
+                                "recipient's default_policy_id)")
+        channels = list(policy.channels)
+    if missing := [c for c in channels if c not in data.addresses]:
+        return problem(409, f"addresses: no address for {', '.join(missing)}")
+    try:
+        needed = required_fields(data.template, stored[0].message() if stored else None)
+    except TemplateError as error:
+        return problem(404, f"template: {error}")
+    if needed := needed - PROVIDED_FIELDS - set(data.data):
+        return problem(409, f"data: missing field(s) the template needs: {', '.join(sorted(needed))}")
+    return None
 
 
 @blueprint.delete("/reminders/subjects/<subject>")
@@ -309,7 +336,7 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
     """Replace a recipient's preferences; each of their next sends is judged by them."""
     if (bad := _bad_id(recipient)) is not None:
         return bad
-    return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone,
+    return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone.value,
                          channels_off=sorted(data.channels_off), daily_cap=data.daily_cap, opted_out=data.opted_out,
                          locale=data.locale, default_policy_id=data.default_policy_id,
                          quiet_start=data.quiet_start and data.quiet_start.isoformat(),

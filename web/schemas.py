@@ -18,6 +18,13 @@ def _integral(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_integral)]
 MAX_ID = 2**63 - 1  # a bigint column holds 1..2^63-1; a larger id names nothing
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
+
+
+def int_in(low: int, high: int) -> Any:
+    """An Int in low..high (the bounds before the validator: so they reach the JSON schema)."""
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_integral)]
+
+
 # Postgres refuses NUL in text and jsonb: free-form text that may reach it is refused at the door
 TEXT = r"^[^\x00]*$"
 NAME = r"^[a-z0-9_-]+$"

@@ -39,7 +39,7 @@ async def test_reads_need_admin_read_and_changes_need_admin(client, tokens) -> N
 async def test_bad_endpoints_are_422_naming_the_field(client, tokens, body, field) -> None:
     response = await client.post(BASE, json=body, headers=bearer(tokens["admin"]))
     assert response.status_code == 422
-    assert any(name.startswith(field) for name in (await response.get_json())["fields"])
+    assert any(name.startswith(field) for name in (await response.get_json())["errors"])
 
 
 async def test_add_shows_the_secret_once_then_the_log_and_replay_work(

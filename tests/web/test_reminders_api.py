@@ -29,23 +29,36 @@ async def test_put_subject_enqueues_the_upsert(client, tokens, redis_client) -> 
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"time_zone": "Mars/Olympus"}, "time_zone"),
-    ({"addresses": {"push": "u"}}, "addresses"),
-    ({"offsets_minutes": [], "channels": []}, "policy_id"),  # no policy, and no default policy either
     ({"channels": []}, "body"),
-    ({"offsets_minutes": [10_000_000]}, "body"),
-    ({"template": "no_such_template"}, "template"),
-    ({"data": {"title": "only"}}, "data"),
+    ({"offsets_minutes": [10_000_000]}, "offsets_minutes"),
     ({"occurs_on": "1800-01-01"}, "body"),
     ({"recurrence": "weekly"}, "recurrence"),
     ({"data": {str(i): i for i in range(51)}}, "data"),
-    ({"policy_id": "no-such-policy"}, "policy_id"),
+    ({"addresses": {"email": ""}}, "addresses"),
+    ({"template": "a\u0000b"}, "template"),
 ])
 async def test_bad_subjects_are_422_naming_the_field(client, tokens, change: dict, field: str) -> None:
     response = await client.put("/v1/reminders/subjects/occasion:2", json={**SUBJECT, **change},
                                 headers=bearer(tokens["jobs"]))
     assert response.status_code == 422
-    fields = (await response.get_json()).get("fields", {})
+    fields = (await response.get_json()).get("errors", {})
     assert any(name == field or name.startswith(f"{field}.") for name in fields), fields
+
+
+@pytest.mark.parametrize(("change", "status", "named"), [
+    ({"offsets_minutes": [], "channels": []}, 404, "policy"),  # no policy, and no default policy either
+    ({"policy_id": "no-such-policy"}, 404, "policy"),
+    ({"template": "no_such_template"}, 404, "template"),
+    ({"addresses": {"push": "u"}}, 409, "addresses"),
+    ({"data": {"title": "only"}}, 409, "data"),
+])
+async def test_subjects_naming_what_is_not_there_are_404_or_409(client, tokens, change: dict, status: int,
+                                                                named: str) -> None:
+    """Well-formed bodies (the schema takes them) that the stored policies or templates cannot serve."""
+    response = await client.put("/v1/reminders/subjects/occasion:2", json={**SUBJECT, **change},
+                                headers=bearer(tokens["jobs"]))
+    assert response.status_code == status
+    assert named in (await response.get_json())["detail"]
 
 
 async def test_bad_ids_are_404_and_a_token_is_needed(client, tokens) -> None:
