@@ -42,6 +42,14 @@ async def test_bad_endpoints_are_422_naming_the_field(client, tokens, body, fiel
     assert any(name.startswith(field) for name in (await response.get_json())["errors"])
 
 
+@pytest.mark.parametrize("path", ["/9223372036854775808/disable", "/9223372036854775808/enable",
+                                  "/9223372036854775808", "/0/disable"])
+async def test_an_id_no_bigint_holds_is_404(client, tokens, path) -> None:
+    """Ids past 2^63-1 name nothing (they reached Postgres and answered 500)."""
+    method = client.delete if path.count("/") == 1 else client.post
+    assert (await method(BASE + path, headers=bearer(tokens["admin"]))).status_code == 404
+
+
 async def test_add_shows_the_secret_once_then_the_log_and_replay_work(
         client, tokens, storefronts, fast_retries, database_url) -> None:
     await _clean(database_url)
