@@ -31,7 +31,7 @@ async def test_an_edit_using_a_field_no_sender_provides_or_malformed_is_422(clie
     for path in (f"{URL}/{name}/preview", f"{URL}/{name}"):
         response = await client.post(path, json=body, headers=bearer(tokens["admin"]))
         assert response.status_code == 422
-        assert error in (await response.get_json())["fields"]["body"]
+        assert error in (await response.get_json())["errors"]["body"]
 
 
 async def test_saves_are_numbered_versions_per_channel_and_locale_and_audited(client, tokens, database_url) -> None:

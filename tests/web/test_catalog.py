@@ -48,7 +48,7 @@ async def test_bad_bodies_are_refused_with_what_is_wrong(client, configured) -> 
     missing_ts = product_event("p", minutes=1, title="T")
     del missing_ts["ts"]
     response = await client.post(URL, json=missing_ts, headers=headers)
-    assert response.status_code == 422 and "ts" in (await response.get_json())["fields"]
+    assert response.status_code == 422 and "ts" in (await response.get_json())["errors"]
     not_json = await client.post(URL, data=b"{", headers={**headers, "Content-Type": "application/json"})
     assert not_json.status_code == 400
     huge = await client.post(URL, data=b"x" * (600 * 1024), headers={**headers, "Content-Type": "application/json"})
