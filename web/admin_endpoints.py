@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from db import events as db
 from db.audit import insert_audit
@@ -23,7 +23,14 @@ class EndpointRefused(ValueError):
     """No such endpoint, or the change is not possible (a taken name)."""
 
 
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+def _known_type(value: object) -> object:
+    """An unknown event type named with the known ones (the enum's own message lists them all, less readably)."""
+    if isinstance(value, str) and value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {value!r}; known: {', '.join(EVENT_TYPES)}")
+    return value
+
+
+EventType = Annotated[Literal[EVENT_TYPES], BeforeValidator(_known_type)]  # type: ignore[valid-type]
 # base64 of 24..150 bytes after whsec_: what `secret_valid` takes, stated in the schema
 SECRET = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,50}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
