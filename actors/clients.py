@@ -23,7 +23,7 @@ _providers: Providers | None = None
 class ProviderClients(Middleware):
     """Builds the process's providers (one aiohttp session, the shared rate limiter) at worker boot."""
 
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:  # before consuming starts, as the DB pool
         global _providers
         loop_thread = get_event_loop_thread()
         if loop_thread is None:

@@ -16,7 +16,9 @@ class DatabasePool(Middleware):
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
 
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:
+        # before: Dramatiq starts consuming before `after_worker_boot`, and a message fetched
+        # at once (a dead worker's, re-queued) must not run before the pool is open
         loop_thread = get_event_loop_thread()
         if loop_thread is None:
             raise RuntimeError("the AsyncIO middleware must come before DatabasePool")

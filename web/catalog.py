@@ -96,7 +96,8 @@ class NewSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field(min_length=1, max_length=100)
-    image_url: str = Field(min_length=10, max_length=2000, pattern=r"^https?://\S+$")
+    image_url: str = Field(min_length=10, max_length=2000,
+                           pattern=r"^https?://[^\s\x00\[\]/?#@]+([/?#][^\s\x00\[\]]*)?$")
     description: str | None = Field(None, max_length=1000)
 
 

@@ -49,8 +49,13 @@ def server(redis_client, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-un
 
 def run_schemathesis(base: str, token: str, report: Path) -> tuple[int, str]:
     """One schemathesis run with `token` (exit code, console output); its NDJSON events land in `report`."""
+    # schemathesis 4.32's link inference from response bodies crashes (its own urlsplit raises
+    # "Invalid IPv6 URL") on any echoed string such as "http://x[": that one inference is off,
+    # every phase and check stays on
+    config = report.parent / "schemathesis.toml"
+    config.write_text('[phases.stateful.inference]\nalgorithms = ["dependency-analysis"]\n')
     command = [
-        str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--checks", "all",
+        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{base}/openapi.json", "--checks", "all",
         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", MAX_EXAMPLES, "--seed", SEED,
         "--workers", "1", "--wait-for-schema", "60", "--request-timeout", "20", "--no-color",
         # Hypothesis' health checks judge how fast cases are generated, not the API: on 2 busy cores they trip
