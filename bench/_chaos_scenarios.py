@@ -51,8 +51,9 @@ def master_sigkill(n: int = 40) -> Counts:
         _kill_running_worker(w, pool, master=True)
         killed = time.monotonic()
         lost = [pid for loss in w.losses for pid in loss.pids]
-        try:  # a worker told of its master's death may first finish what it runs (a graceful stop)
-            wait_until(lambda: not any(alive(pid) for pid in lost), timeout=20, what="the killed master's worker to exit")
+        try:  # a worker told of its master's death may first finish what it runs: a graceful stop, which
+            # may take WORKER_SHUTDOWN_TIMEOUT_S (30 s) on a loaded machine; one alive after that is an orphan
+            wait_until(lambda: not any(alive(pid) for pid in lost), timeout=45, what="the killed master's worker to exit")
         except TimeoutError:
             pass  # counted below
         counts = w.settle(killed)
