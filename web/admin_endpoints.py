@@ -41,8 +41,8 @@ class NewEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
-    # a host without brackets or userinfo, then a path: what every URL parser reads the same way
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00\[\]/?#@]+([/?#][^\s\x00\[\]]*)?$")
+    # ASCII only (regex engines disagree on what \s is): a host[:port], then a path without brackets
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[A-Za-z0-9.:-]+([/?#][\x21-\x5a\x5e-\x7e]*)?$")
     event_types: list[EventType] = Field(default_factory=list, max_length=len(EVENT_TYPES))
     secret: str | None = Field(None, pattern=SECRET, description="A whsec_ secret; unset = one is made (shown once).")
 

@@ -97,7 +97,7 @@ class NewSeed(BaseModel):
 
     label: str = Field(min_length=1, max_length=100)
     image_url: str = Field(min_length=10, max_length=2000,
-                           pattern=r"^https?://[^\s\x00\[\]/?#@]+([/?#][^\s\x00\[\]]*)?$")
+                           pattern=r"^https?://[A-Za-z0-9.:-]+([/?#][\x21-\x5a\x5e-\x7e]*)?$")
     description: str | None = Field(None, max_length=1000)
 
 
