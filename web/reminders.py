@@ -26,7 +26,7 @@ from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
-from web.schemas import TEXT, Accepted, FieldName, FieldValue, Problem, int_in
+from web.schemas import TEXT, Accepted, FieldName, FieldValue, Problem, int_in, names_in_full
 
 blueprint = Blueprint("reminders", __name__, url_prefix="/v1")
 Channel = Literal["email", "push", "chat"]
@@ -107,7 +107,7 @@ class SubjectBody(BaseModel):
     channels: list[Channel] = Field(default_factory=list, max_length=3)
     send_at: time = time(9, 0)
     template: str = Field(min_length=1, max_length=100, pattern=TEXT)
-    data: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=50)
+    data: dict[FieldName, FieldValue] = Field(default_factory=dict, max_length=50, json_schema_extra=names_in_full)
 
     @model_validator(mode="after")
     def _policy_or_offsets(self) -> SubjectBody:

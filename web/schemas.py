@@ -36,7 +36,7 @@ FieldValue = Annotated[str, Field(max_length=960, pattern=TEXT)] | int | float |
 Template = Literal[tuple(sorted(TEMPLATES))]  # type: ignore[valid-type]
 
 
-def _names_in_full(schema: dict[str, Any]) -> None:
+def names_in_full(schema: dict[str, Any]) -> None:
     """Every name is bounded: pydantic writes a key's pattern as patternProperties, leaving other names open."""
     (value,) = schema.pop("patternProperties").values()
     schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": TEXT}
@@ -117,7 +117,7 @@ class NotifyJob(JobBody):
     recipient: str = Field(min_length=1, max_length=320, pattern=TEXT)
     template: Template
     data: dict[FieldName, FieldValue] = Field(
-        default_factory=dict, max_length=16, json_schema_extra=_names_in_full,
+        default_factory=dict, max_length=16, json_schema_extra=names_in_full,
         description="The template's fields: at most 16, names up to 64 and text values up to 960 characters "
                     "(16 KiB of text at most; it travels in the message and is stored for days).")
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=TEXT)

@@ -62,9 +62,16 @@ def test_delayed_jobs_and_retry_backoffs_run_once_across_a_redis_restart(own_red
     wait_until(lambda: Path(f"{gate}.failing").exists(), 30, "the first attempt fails during the outage")
     wait_until(lambda: time.time() * 1000 > last_eta + 1_000, 30, "every delayed job came due during the outage")
     own_redis.start()
-    for message in [failing, *delayed]:
-        wait_until(lambda m=message: (r := own_broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
-                   90, f"{message.args[0]} runs after the restart")
+    def unfinished() -> dict[str, str]:
+        records = {m.args[0]: own_broker.jobs.get(m.message_id) for m in [failing, *delayed]}
+        return {tag: f"{r.status.value if r else 'no record'} {count(redis_client, tag)}" for tag, r in records.items()
+                if not r or r.status is not JobStatus.SUCCEEDED}
+
+    try:
+        wait_until(lambda: not unfinished(), 90, "every job runs after the restart")
+    except AssertionError:
+        raise AssertionError(f"not succeeded (status, effects): {unfinished()}; "
+                             f"queues {({k.decode(): client.type(k).decode() for k in client.scan_iter('backroom:default*')})}") from None
     assert [count(redis_client, f"delayed-{i}") for i in range(60)] == [1] * 60
     assert count(redis_client, "retried") == 1 and count(redis_client, "retried:started") == 2
 
