@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import uuid4
 
@@ -39,8 +39,11 @@ class BackroomBroker(RedisBroker):
         # `wake_queues`: a glob of the queues whose wake-ups this process listens to (an edge ACL allows only its own)
         self.wakeups = Wakeups(self.client, self.jobs.keys.wake(wake_queues), prefix=self.jobs.keys.wake(""))
         self.pauses = Pauses(self.client, self.jobs.keys)
-        # queue -> redis ids fetched by a consumer that then lost its connection (see requeue_lost)
-        self.lost: dict[str, set[str]] = {}
+        # queues whose consumer lost its connection mid-fetch: what it fetched may be stranded (see requeue_lost)
+        self.lost: set[str] = set()
+        # queue -> redis ids handed to this process's worker whose ack or nack Redis has not yet taken
+        self.holding: dict[str, set[str]] = {}
+        self.holding_lock = threading.Lock()
         # set by JobTracking: acks of ready-queue messages ride in its batched writes
         self.ack_sink: Callable[[str, str, str], None] | None = None
         # set in worker processes (see broker.recovery): Dramatiq's own enqueues there (a delayed
@@ -179,20 +182,35 @@ class BackroomBroker(RedisBroker):
         return ["ack", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
                 0, self._max_unpack_size(), redis_message_id]
 
-    def requeue_lost(self, queue_name: str) -> int:
-        """Put back what this process fetched from `queue_name` but lost from memory; returns how many.
+    def hold(self, queue_name: str, redis_message_id: str) -> None:
+        """Note a fetched message handed to this process's worker (until `release`)."""
+        with self.holding_lock:
+            self.holding.setdefault(queue_name, set()).add(redis_message_id)
 
-        After a connection error Dramatiq drops a consumer's in-memory delayed messages and
-        its fetched-but-unhanded cache while their ids stay in this process's ack set, so
-        they would wait until the process dies. For a delay queue the whole ack set is
-        in memory only (and was dropped); for a ready queue only the recorded cache was.
+    def release(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(queue, redis id) pairs whose ack or nack Redis took: no longer held here."""
+        with self.holding_lock:
+            for queue_name, redis_message_id in pairs:
+                self.holding.get(queue_name, set()).discard(redis_message_id)
+
+    def requeue_lost(self, queue_name: str) -> int:
+        """Put back what this process's ack set for `queue_name` holds but its worker does not; returns how many.
+
+        After a connection error Dramatiq drops a consumer's in-memory delayed messages (a
+        delay queue's every message) and its fetched-but-unhanded cache, and a fetch whose
+        reply was lost moved messages into the ack set that this process never saw. Their
+        ids stay in the ack set, so they would wait until the process dies.
         """
-        lost = self.lost.get(queue_name, set())
-        if queue_name.endswith(".DQ"):
-            lost = lost | {m.decode() for m in self.client.smembers(self.jobs.keys.acks(self.broker_id, queue_name))}
+        with self.holding_lock:
+            if queue_name.endswith(".DQ"):
+                self.holding.pop(queue_name, None)  # Dramatiq dropped the delay queue it held them in
+            held = set(self.holding.get(queue_name, ()))
+        # what is held is read before the ack set: an ack Redis takes in between leaves both
+        acked_or_held = {m.decode() for m in self.client.smembers(self.jobs.keys.acks(self.broker_id, queue_name))}
+        lost = acked_or_held - held
         if lost:
-            self.do_requeue(queue_name, *sorted(lost))
-        self.lost.pop(queue_name, None)
+            self.do_requeue(queue_name, *sorted(lost))  # only ids still in the ack set go back
+        self.lost.discard(queue_name)
         return len(lost)
 
     def close(self) -> None:
@@ -285,16 +303,20 @@ class _WakingConsumer(_RedisConsumer):
         """
         if message.options.get("backroom_fenced"):  # handed back by a fenced worker (broker.gate): not done
             self.queued_message_ids.discard(message.message_id)
+            self.broker.release([(self.queue_name, message.options["redis_message_id"])])
             return
         sink = self.broker.ack_sink
         if sink is None or self.queue_name.endswith(".DQ"):
-            return self._unless_refused(super().ack, message)
+            self._unless_refused(super().ack, message)
+            self.broker.release([(self.queue_name, message.options["redis_message_id"])])
+            return
         self.queued_message_ids.discard(message.message_id)
-        sink(self.queue_name, message.options["redis_message_id"], message.message_id)
+        sink(self.queue_name, message.options["redis_message_id"], message.message_id)  # released once written
 
     def nack(self, message: MessageProxy) -> None:
         """Dramatiq's nack, retried like a lost connection while Redis is full or read-only."""
         self._unless_refused(super().nack, message)
+        self.broker.release([(self.queue_name, message.options["redis_message_id"])])
 
     @staticmethod
     def _unless_refused(call: Callable[[MessageProxy], None], message: MessageProxy) -> None:
@@ -332,6 +354,7 @@ class _WakingConsumer(_RedisConsumer):
                         message = message.copy(queue_name=self.queue_name,
                                                options={CLAIMED_QUEUE: str(message.queue_name)})
                     self.queued_message_ids.add(message.message_id)
+                    self.broker.hold(self.queue_name, message.options["redis_message_id"])
                     return MessageProxy(message)
                 messages, paused = [], False
                 if self.outstanding_message_count < self.prefetch:
@@ -357,12 +380,8 @@ class _WakingConsumer(_RedisConsumer):
         except redis.RedisError as e:
             if not transient(e):
                 raise
-            # a full or read-only Redis refuses the fetch script as a lost connection fails it:
-            # the consumer restarts, and what it held in memory goes back (see requeue_lost)
-            self._remember_lost()
+            # a full or read-only Redis refuses the fetch script as a lost connection fails it: the
+            # consumer restarts, and what it fetched but its worker never got goes back (see requeue_lost)
+            self.broker.lost.add(self.queue_name)
+            self.message_cache = []
             raise ConnectionClosed(e) from None
-
-    def _remember_lost(self) -> None:
-        lost = self.broker.lost.setdefault(self.queue_name, set())
-        lost.update(Message.decode(data).options["redis_message_id"] for data in self.message_cache if data)
-        self.message_cache = []

@@ -72,6 +72,7 @@ class JobTracking(Middleware):
             self.writer.replica_wait, self.writer.client = replicas, private_client(self.store.client)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
             broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
+            self.writer.on_written = broker.release  # type: ignore[attr-defined]
         wakeups = getattr(broker, "wakeups", None)
         if wakeups is not None:
             wakeups.on_cancel(self.store.keys.cancel(broker.broker_id), self.request_cancel)  # type: ignore[attr-defined]
@@ -229,9 +230,15 @@ class OutcomeWriter:
         self.dispatch: Any = None  # Dramatiq's dispatch script, set at worker boot
         self.ack_args: Any = None
         self.on_acked: Callable[[list[str]], None] = lambda job_ids: None
+        # (queue, redis id) of acks Redis took (or that the reaper made moot): the broker stops holding them
+        self.on_written: Callable[[list[tuple[str, str]]], None] = lambda pairs: None
         self.fence_key = ""  # this worker's reaper tombstone, watched by every batch
         self.replica_wait: Any = None  # REDIS_WAIT_REPLICAS: one WAIT ends each batch (broker.replication)
         self.client: redis.Redis | None = None  # with it, the writer's own: WAIT must follow on the batch's connection
+
+    def _acks_done(self, acks: list[Ack]) -> None:
+        self.on_written([(ack.queue, ack.redis_message_id) for ack in acks])
+        self.on_acked([ack.job_id for ack in acks])
 
     def put_ack(self, queue_name: str, redis_message_id: str, job_id: str = "") -> None:
         """Queue the ack of one message (written after the outcomes queued before it)."""
@@ -306,7 +313,7 @@ class OutcomeWriter:
         with client.pipeline(transaction=True) as pipe:
             if self.fence_key and not self._watch_not_reaped(pipe):
                 log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
-                self.on_acked([ack.job_id for ack in acks])
+                self._acks_done(acks)
                 return []
             for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
                 pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
@@ -324,7 +331,7 @@ class OutcomeWriter:
         if rejected:  # e.g. WRONGTYPE: retrying would not help
             log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
         self._wait_for_replicas(client)
-        self.on_acked([ack.job_id for ack in acks if ack not in again])
+        self._acks_done([ack for ack in acks if ack not in again])
         self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
         return again
 

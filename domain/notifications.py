@@ -19,6 +19,14 @@ PROVIDER_OF: dict[str, str] = {"email": "resend", "push": "pushover", "chat": "t
 IDEMPOTENT_PROVIDERS = frozenset({"resend", "console"})
 
 
+# What `string.Template` reads without error: text with no NUL (Postgres refuses it) whose every "$"
+# starts $$, $name or ${name}. The API's schema states these; the server checks with Template itself.
+_PLACEHOLDER = r"\$\$|\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+_SPACE = " \t\n\x0b\x0c\r"  # ASCII white space: a body of nothing else is empty
+TEMPLATE_TEXT = rf"^(?:[^$\x00]|{_PLACEHOLDER})*$"
+TEMPLATE_BODY = rf"^[ \t\n\x0b\x0c\r]*(?:[^$\x00 \t\n\x0b\x0c\r]|{_PLACEHOLDER})(?:[^$\x00]|{_PLACEHOLDER})*$"
+
+
 class TemplateError(ValueError):
     """An unknown template, or data missing a field the template needs."""
 
@@ -134,7 +142,7 @@ PROVIDED_FIELDS = frozenset({"occurrence", "days_before"})
 def check_edit(template: str, edit: MessageTemplate) -> set[str]:
     """The fields an edited version needs; TemplateError when it is malformed or empty, or when it
     needs a field the code default's senders never provide (they would fail at send time)."""
-    if not edit.body.strip():
+    if not edit.body.strip(_SPACE):
         raise TemplateError("the body is empty")
     needed = fields_of(edit)
     default = TEMPLATES.get(template)

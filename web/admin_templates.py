@@ -6,16 +6,17 @@ settings are, web/admin_schedules.py); the next send of the template uses the ne
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from quart import Blueprint, current_app
 from quart_schema import document_response, tag
 
 from db.audit import insert_audit
 from db.notifications import StoredTemplate, insert_template, select_templates
 from domain.admin import AuditEntry
-from domain.notifications import TEMPLATES, MessageTemplate, TemplateError, check_edit, render
+from domain.notifications import (TEMPLATE_BODY, TEMPLATE_TEXT, TEMPLATES, MessageTemplate, TemplateError, check_edit,
+                                  fields_of, render)
 from web.admin_api import ACT, READ, reply, who
 from web.auth import require
 from web.bodies import validate_body
@@ -29,6 +30,24 @@ LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 Value = str | int | float | bool | None
 
 
+def _placeholders_read(text: str) -> str:
+    """Refuse a malformed placeholder, naming where it is (the schema's pattern says the same, less readably)."""
+    fields_of(MessageTemplate(text, ""))  # TemplateError is a ValueError: pydantic reports it on the field
+    return text
+
+
+def _not_blank(text: str) -> str:
+    check_edit("", MessageTemplate("", text))
+    return text
+
+
+# NUL is refused by TEXT; the schema's pattern also states the placeholder syntax and (for a body) "not blank"
+Subject = Annotated[str, Field(max_length=300, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_TEXT}),
+                    AfterValidator(_placeholders_read)]
+Body = Annotated[str, Field(min_length=1, max_length=10_000, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_BODY}),
+                 AfterValidator(_placeholders_read), AfterValidator(_not_blank)]
+
+
 class TemplateEdit(BaseModel):
     """A new version's text for one channel ('*': every channel) and locale."""
 
@@ -36,8 +55,8 @@ class TemplateEdit(BaseModel):
     channel: Literal["*", "email", "push", "chat"] = "*"
     locale: str = Field("en", pattern=LOCALE)
     # Postgres refuses NUL in text: refused here (422), not by the insert (500)
-    subject: str = Field(max_length=300, pattern=TEXT)
-    body: str = Field(min_length=1, max_length=10_000, pattern=TEXT)
+    subject: Subject
+    body: Body
 
 
 class PreviewBody(TemplateEdit):

@@ -1,12 +1,18 @@
 """/v1/admin/notification-templates: preview with the required-fields check, versioned saves, audit."""
 from __future__ import annotations
 
+import re
 import secrets
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from domain.notifications import TEMPLATE_BODY, TEMPLATE_TEXT
 from tests.web.conftest import bearer
+from web.admin_templates import TemplateEdit
 
 URL = "/v1/admin/notification-templates"
 
@@ -62,3 +68,17 @@ async def test_saving_needs_the_admin_scope_and_a_sane_name(client, tokens) -> N
     assert (await client.post(f"{URL}/Bad-Name", json=body, headers=bearer(tokens["admin"]))).status_code == 404
     long = {"subject": "s", "body": "b" * 10_001}
     assert (await client.post(f"{URL}/ops_message", json=long, headers=bearer(tokens["admin"]))).status_code == 422
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="$ {}a_1\t\x85\u3000x\n", max_size=12))
+def test_the_schema_patterns_and_the_server_agree_on_template_text(text: str) -> None:
+    """A schema-valid edit is one the server accepts, and the other way round (schemathesis relies on it)."""
+    for field, pattern in (("subject", TEMPLATE_TEXT), ("body", TEMPLATE_BODY)):
+        edit = {"subject": "s", "body": "b", field: text}
+        try:
+            TemplateEdit(**edit)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == (re.fullmatch(pattern, text) is not None and (field == "subject" or len(text) >= 1)), (field, text)
