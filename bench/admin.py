@@ -119,7 +119,7 @@ def dead_page(admin: Any) -> Callable[[], None]:
 def prepare(settings: Any, namespace: str, queued: int, dead: int) -> Any:
     """A broker on its own namespace, filled; its admin service."""
     from broker.setup import build_broker
-    from web.admin_service import Admin
+    from admin.service import Admin
 
     broker = build_broker(settings.model_copy(update={"redis_namespace": namespace}), reap=False)
     seconds = fill(broker.client, namespace, queued, dead)

@@ -146,7 +146,7 @@ class BackroomBroker(RedisBroker):
 
     def _enqueue_script(self, message: Message, queue_name: str, eta: int | str, client: Any = None) -> Any:
         keys, args = self._enqueue_call(message, queue_name, eta)
-        # `client`: a pipeline, when the enqueue is one step of a transaction (see broker.replay)
+        # `client`: a pipeline, when the enqueue is one step of a transaction (see admin.replay)
         return self.jobs.scripts["enqueue"](keys=keys, args=args, client=client)
 
     def _enqueue_call(self, message: Message, queue_name: str, eta: int | str) -> tuple[list[str], list[Any]]:

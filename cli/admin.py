@@ -1,6 +1,6 @@
 """`backroom queues|workers|edge nodes|schedules|audit`: the admin surface in a terminal.
 
-The same service as the admin API and page (web.admin_service); every action writes the
+The same service as the admin API and page (admin.service); every action writes the
 same audit row, naming the OS user (`cli:user@host`). `--json` prints machine-readable
 output for scripts.
 """
@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from domain.charts import human_bytes, human_seconds
+from admin.humanize import human_bytes, human_seconds
 
 if TYPE_CHECKING:
     import asyncpg
 
     from domain.admin import AuditEntry
-    from web.admin_service import Admin
+    from admin.service import Admin
 
 T = TypeVar("T")
 queues_app = typer.Typer(help="Queues: counts, latency, recent outcomes; pause and resume.", invoke_without_command=True)
@@ -39,7 +39,7 @@ def console() -> Console:
 def service() -> Admin:
     """The admin service over the configured broker."""
     import actors
-    from web.admin_service import Admin
+    from admin.service import Admin
 
     return Admin(actors.broker)
 
@@ -62,7 +62,7 @@ def with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 
 def audited(entry: AuditEntry) -> None:
     """Store an action's audit row as done by this OS user."""
-    from web.admin_service import audit, cli_actor
+    from admin.service import audit, cli_actor
 
     with_db(lambda conn: audit(conn, cli_actor(), entry))
 
@@ -183,7 +183,7 @@ def edge_nodes(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
 
 def schedules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Schedules (UTC): cron, on/off, next run, last run and its outcome, missed runs, the leading scheduler."""
-    from web.admin_schedules import schedule_settings
+    from admin.schedules import schedule_settings
 
     settings, config = with_db(schedule_settings)
     view = service().schedules(settings, config)

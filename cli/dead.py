@@ -110,7 +110,7 @@ def requeue(
         result = dead.requeue(queue, found)
     result.skipped += unknown
     from cli.admin import audited
-    from web.admin_service import plain_filters, requeue_audit
+    from admin.service import plain_filters, requeue_audit
 
     before = {"filter": plain_filters({"error_contains": error, "actor": actor})} if all_matching else {"ids": ids}
     audited(requeue_audit(queue, before, result))
@@ -160,7 +160,7 @@ def discard(
     else:
         removed = dead.discard(queue, found)
     from cli.admin import audited
-    from web.admin_service import discard_audit, plain_filters
+    from admin.service import discard_audit, plain_filters
 
     before = {"filter": plain_filters({"error_contains": error, "actor": actor})} if all_matching else {"ids": ids}
     audited(discard_audit(queue, before, removed, unknown))
@@ -205,7 +205,7 @@ def replay(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Replay a dead letter as a new job with edited arguments, linked to the dead one."""
-    from broker.replay import NotDeadLettered
+    from admin.replay import NotDeadLettered
     from cli.admin import audited, emit_json, service as admin_service
 
     new_args, new_kwargs = _json_arg(args, list, "--args"), _json_arg(kwargs, dict, "--kwargs")

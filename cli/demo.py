@@ -34,7 +34,7 @@ def marketplace_sources(env: dict[str, str], market: Any) -> list[str]:
 async def store_demo_sources(conn: Any, sources: list[str]) -> bool:
     """Store the demo scrape sources (audited) unless sources are configured already; True when stored."""
     from db.schedules import select_stored_config
-    from web.admin_schedules import change_source
+    from admin.schedules import change_source
 
     async with conn.transaction():
         if not sources or "sources" in await select_stored_config(conn, lock=True):

@@ -81,7 +81,7 @@ def _history(node: str, action: str, user: str) -> None:
     from cli.admin import audited, with_db
     from db.edge_credentials import insert_edge_credential, revoke_edge_credential
     from domain.admin import AuditEntry
-    from web.admin_service import cli_actor
+    from admin.service import cli_actor
 
     by = cli_actor()
     try:

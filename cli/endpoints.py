@@ -21,7 +21,7 @@ endpoints_app = typer.Typer(help="Storefront endpoints: signed event deliveries,
 
 def _act(work: Callable[[Any, str], Awaitable[T]]) -> T:
     """Run one change as this OS user; a refused change exits 1 with its reason."""
-    from web.admin_service import cli_actor
+    from admin.service import cli_actor
 
     by = cli_actor()
     try:
@@ -43,7 +43,7 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     if ctx.invoked_subcommand is not None:
         return
     from db.events import select_endpoints
-    from web.admin_endpoints import endpoint_view
+    from admin.endpoints import endpoint_view
 
     views = [endpoint_view(e) for e in with_db(select_endpoints)]
     if as_json:
@@ -62,7 +62,7 @@ def add(name: str, url: str,
         event_type: Optional[list[str]] = typer.Option(None, "--type", help="An event type (repeat); none = all."),
         secret: Optional[str] = typer.Option(None, help="A whsec_ secret; unset = one is made.")) -> None:
     """Add an endpoint; prints its signing secret (shown this once)."""
-    from web.admin_endpoints import NewEndpoint, add_endpoint
+    from admin.endpoints import NewEndpoint, add_endpoint
 
     def work(conn: Any, by: str) -> Awaitable[Any]:
         return add_endpoint(conn, NewEndpoint(name=name, url=url, event_types=event_type or [], secret=secret), by=by)
@@ -72,7 +72,7 @@ def add(name: str, url: str,
 
 
 def _switch(endpoint_id: int, enabled: bool) -> None:
-    from web.admin_endpoints import set_enabled
+    from admin.endpoints import set_enabled
 
     changed = _act(lambda conn, by: set_enabled(conn, endpoint_id, enabled, by=by))
     if enabled and changed:
@@ -95,7 +95,7 @@ def disable(endpoint_id: int) -> None:
 @endpoints_app.command("remove")
 def remove(endpoint_id: int) -> None:
     """Remove an endpoint with its deliveries and log."""
-    from web.admin_endpoints import remove_endpoint
+    from admin.endpoints import remove_endpoint
 
     _act(lambda conn, by: remove_endpoint(conn, endpoint_id, by=by))
     console().print(f"endpoint {endpoint_id} removed")
@@ -125,7 +125,7 @@ def replay(endpoint_id: int, event: Optional[int] = typer.Option(None, help="One
     """Deliver one event, or every event since a time, to the endpoint again."""
     from datetime import timezone
 
-    from web.admin_endpoints import replay as replay_events
+    from admin.endpoints import replay as replay_events
 
     start = since.replace(tzinfo=timezone.utc) if since is not None and since.tzinfo is None else since
     count = _act(lambda conn, by: replay_events(conn, endpoint_id, by=by, event_id=event, since=start))

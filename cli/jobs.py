@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from broker.jobsearch import parse_cursor
+from admin.jobsearch import parse_cursor
 from cli.admin import JSON_HELP, console, emit_json, service, when
 from domain.jobs import JobStatus
 

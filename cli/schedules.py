@@ -27,7 +27,7 @@ schedules_app.add_typer(surfaces_app, name="surfaces")
 
 def _act(work: Callable[[Any, str], Awaitable[T]]) -> T:
     """Run one change on a database connection as this OS user; a refused change exits 1 with its reason."""
-    from web.admin_service import cli_actor
+    from admin.service import cli_actor
 
     by = cli_actor()
     try:
@@ -70,7 +70,7 @@ def disable(actor: str) -> None:
 
 def _change(actor: str, **changes: Any) -> Any:
     import actors
-    from web.admin_schedules import change_schedule
+    from admin.schedules import change_schedule
 
     return _act(lambda conn, by: change_schedule(conn, actors.broker, actor, by=by, **changes))
 
@@ -105,7 +105,7 @@ def set_source(
     enabled: Optional[bool] = typer.Option(None, "--enable/--disable", help="Scrape it or not."),
 ) -> None:
     """Add a scrape source or change it (only the options given)."""
-    from web.admin_schedules import change_source
+    from admin.schedules import change_source
 
     queries = [] if clear_queries else (list(query) if query else None)
     changed = _act(lambda conn, by: change_source(conn, source, by=by, queries=queries, limit=limit, brands=brands,
@@ -116,7 +116,7 @@ def set_source(
 @sources_app.command("remove")
 def remove_source(source: str) -> None:
     """Stop scraping a source and forget its queries."""
-    from web.admin_schedules import change_source
+    from admin.schedules import change_source
 
     changed = _act(lambda conn, by: change_source(conn, source, by=by, remove=True))
     console().print(f"removed {source}; {len(changed)} scrape source(s) left")
@@ -135,7 +135,7 @@ def _list_commands(app: typer.Typer, key: str) -> None:
         emit_json(values) if as_json else console().print("\n".join(values) or f"no {key}")
 
     def change(**kwargs: Any) -> None:
-        from web.admin_schedules import change_list
+        from admin.schedules import change_list
 
         values = _act(lambda conn, by: change_list(conn, key, by=by, **kwargs))
         console().print(f"{len(values)} {key}: {', '.join(values) or '-'}")

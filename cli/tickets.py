@@ -62,7 +62,7 @@ def show(ticket_id: int, as_json: bool = typer.Option(False, "--json", help=JSON
 def _send(ticket_id: int, action: str, body: str = "", assignee: str | None = None) -> None:
     from actors.tickets import act_on_ticket
     from db.tickets import select_ticket
-    from web.admin_service import cli_actor
+    from admin.service import cli_actor
 
     if with_db(lambda conn: select_ticket(conn, ticket_id)) is None:
         console().print(f"[red]no ticket {ticket_id}[/red]")
@@ -96,7 +96,7 @@ def close(ticket_id: int, note: str = typer.Option("", "--note", help="A closing
 def approve(ticket_id: int) -> None:
     """Approve a waiting refund request: the order is refunded and the ticket closed."""
     from actors.refund_requests import approve_refund
-    from web.admin_service import cli_actor
+    from admin.service import cli_actor
 
     job = approve_refund.send(ticket_id, cli_actor())
     console().print(f"ticket {ticket_id}: refund approval enqueued (job {job.message_id})")

@@ -51,6 +51,7 @@ def test_the_wheel_ships_no_fakes_bench_or_tests(wheel: Path) -> None:
     top = {name.split("/")[0] for name in names}
     assert {"cli", "schedules", "web", "providers"} <= top  # the runtime is there (the listing is read right)
     assert "cli/devstack.py" in names and any(n.startswith("migrations/") and n.endswith(".sql") for n in names)
+    assert {"admin/service.py", "web/admin/templates/admin/base.html", "web/admin/static/admin.css"} <= set(names)
     assert not top & ONLY_IN_A_CHECKOUT, sorted(n for n in names if n.split("/")[0] in ONLY_IN_A_CHECKOUT)
 
 

@@ -28,9 +28,10 @@ from web import orders, tickets, webhooks
 from web import search
 from web import items
 from web import collections
-from web import reminders, admin_templates, admin_notifications
-from web import admin_api, admin_pages
-from web import admin_events, admin_review, admin_storefronts, catalog
+from web import reminders, catalog
+from web.admin import api as admin_api, pages as admin_pages, notification_templates as admin_templates
+from web.admin import events as admin_events, notifications as admin_notifications
+from web.admin import review as admin_review, storefronts as admin_storefronts
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers

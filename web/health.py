@@ -94,5 +94,5 @@ async def metrics() -> Any:
     refusal = await _metrics_refusal(get_settings().metrics_access)
     if refusal is not None:
         return refusal
-    # in a thread: the queue gauges (web.admin_metrics) read Redis while collected
+    # in a thread: the queue gauges (web.admin.metrics) read Redis while collected
     return await asyncio.to_thread(generate_latest), 200, {"Content-Type": CONTENT_TYPE_LATEST}

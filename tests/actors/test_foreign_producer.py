@@ -9,7 +9,7 @@ import dramatiq
 import redis
 
 import actors
-from broker.jobsearch import JobSearch
+from admin.jobsearch import JobSearch
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 

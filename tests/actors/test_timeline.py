@@ -6,10 +6,10 @@ from dramatiq import Worker
 
 import actors
 from actors.ops import ping
+from admin.timeline import attempts_from, event_from_raw, ordered
 from broker.pauses import Pauses, pause_queue, resume_queue
 from broker.queues import QueueStats, known_queues
 from domain.jobs import JobStatus
-from domain.timeline import attempts_from, event_from_raw, ordered
 from tests.actors.helpers import wait_for_status
 
 KEYS = actors.broker.jobs.keys

@@ -61,7 +61,7 @@ def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis)
 
 
 def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_client: redis.Redis) -> None:
-    from broker.jobsearch import JobSearch
+    from admin.jobsearch import JobSearch
 
     edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
                           maintenance_chance=0)
@@ -76,7 +76,7 @@ def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_cl
 
 
 def test_an_edited_edge_dead_letter_is_replayed_where_edge_workers_consume(redis_client: redis.Redis) -> None:
-    from broker.replay import replay
+    from admin.replay import replay
 
     old = _dead_edge_job(redis_client)
     server = BackroomBroker(url="", client=redis_client, namespace="backroom", job_retention_s=3600,
@@ -100,7 +100,7 @@ def _describe(redis_client: redis.Redis, keys: Keys, broker_id: str, queues: str
 
 def test_workers_list_edge_workers_and_the_gateway_marked_edge_and_skip_a_nodes_garbage(
         redis_client: redis.Redis) -> None:
-    from broker.workers import Workers
+    from admin.workers import Workers
     from config.settings import ALL_QUEUES
 
     message = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
@@ -141,7 +141,7 @@ def test_the_edge_queues_consumers_and_in_flight_are_the_edge_namespaces_workers
 
 def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_nodes_garbage(
         redis_client: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
-    from broker.jobsearch import JobSearch
+    from admin.jobsearch import JobSearch
 
     def job(namespace: str, queue: str, actor: str, at: int) -> str:
         broker = BackroomBroker(url="", client=redis_client, namespace=namespace, job_retention_s=3600,

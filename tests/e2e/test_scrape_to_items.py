@@ -19,6 +19,7 @@ from PIL import Image
 
 import actors
 from actors.collections import generate_collections
+from admin.schedules import change_source
 from broker.edge_registry import live_edge_nodes
 from cli.edge import create_edge_credentials
 from db.schedules import delete_schedule_config, select_stored_config, upsert_schedule_config
@@ -31,7 +32,6 @@ from ml.clip import model_id
 from ml.manifest import TINY_MODEL_DIR, read_manifest
 from tests.edge.scrape_support import expected
 from tests.e2e.worker_processes import Process, Stack, until
-from web.admin_schedules import change_source
 from web.app import create_app
 
 pytestmark = pytest.mark.e2e

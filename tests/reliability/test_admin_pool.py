@@ -11,11 +11,11 @@ import pytest
 import redis
 
 import actors
+from admin.service import Admin
 from cli.stack import free_port
 from domain.jobs import JobStatus
 from tests.reliability.conftest import live_workers, wait_until
 from tests.reliability.effects import EFFECTS, slow_effect
-from web.admin_service import Admin
 
 pytestmark = pytest.mark.reliability
 

@@ -13,6 +13,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import SkipMessage
 
 import actors
+from admin.schedules import change_list, change_source
 import schedules  # noqa: F401  (declares the production schedules)
 from broker.edge_registry import write_beat
 from domain.edge_registry import EdgeBeat
@@ -20,7 +21,6 @@ from domain.jobs import JobRecord, JobStatus
 from schedules.runner import discover_schedules
 from tests.actors.helpers import wait_for_status
 from tests.schedules.conftest import FakeClock, make_runner, run_db
-from web.admin_schedules import change_list, change_source
 
 # schedule -> (actor it sends, that actor's queue, args)
 SINGLE = {

@@ -8,12 +8,12 @@ import pytest
 import redis
 
 import actors
+from admin.schedules import UnknownSchedule, change_schedule
 from db.audit import select_audit
 from domain.schedules import ScheduleSetting
 from schedules.runner import schedule_overview
 from schedules.settings import CachedSettings, PostgresSettings
 from tests.schedules.conftest import FakeClock, enqueued, make_runner, run_db
-from web.admin_schedules import UnknownSchedule, change_schedule
 
 UTC = timezone.utc
 NS = actors.broker.jobs.keys.ns

@@ -5,9 +5,9 @@ import asyncpg
 import redis
 
 import actors
+from admin.schedules import change_list, change_schedule, change_source
 from tests.web.conftest import bearer
 from tests.web.test_admin_pages import sign_in
-from web.admin_schedules import change_list, change_schedule, change_source
 
 
 async def configure(database_url: str) -> None:

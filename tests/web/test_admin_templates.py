@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from domain.notifications import TEMPLATE_BODY, TEMPLATE_TEXT
 from tests.web.conftest import bearer
-from web.admin_templates import TemplateEdit
+from web.admin.notification_templates import TemplateEdit
 
 URL = "/v1/admin/notification-templates"
 

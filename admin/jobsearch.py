@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 
 import redis
 
+from admin.timeline import DeadRef, JobDetail, JobPage, JobSummary, attempts_from, event_from_raw, ordered
 from broker.garbled import skip_garbled
 from broker.jobs import record_from_hash
 from broker.keys import EDGE_NAMESPACE_QUEUES, Keys
 from domain.admin import ms_to_dt
 from domain.jobs import JobStatus
-from domain.timeline import DeadRef, JobDetail, JobPage, JobSummary, attempts_from, event_from_raw, ordered
 
 CHUNK = 500
 MAX_SCAN = 20_000

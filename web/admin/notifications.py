@@ -11,8 +11,8 @@ from db.notifications import insert_template, select_templates
 from db.reminders import select_log
 from domain.admin import AuditEntry
 from domain.notifications import TEMPLATES, MessageTemplate, TemplateError, check_edit, render
-from web.admin_session import signed_in
-from web.admin_templates import NAME_RE, TemplateEdit
+from web.admin.session import signed_in
+from web.admin.notification_templates import NAME_RE, TemplateEdit
 
 blueprint = Blueprint("admin_notifications", __name__, url_prefix="/admin")
 

@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 from quart import Blueprint, flash, redirect, request, url_for
 
-from broker.replay import NotDeadLettered
-from web.admin_api import record, run, service
-from web.admin_schemas import DeadQuery
-from web.admin_session import csrf_valid, page_error, sign_out, signed_in
+from admin.replay import NotDeadLettered
+from web.admin.api import record, run, service
+from web.admin.schemas import DeadQuery
+from web.admin.session import csrf_valid, page_error, sign_out, signed_in
 
 blueprint = Blueprint("admin_actions", __name__, url_prefix="/admin")
 

@@ -8,7 +8,7 @@ from quart import Blueprint, current_app, flash, g, redirect, render_template, r
 
 from actors.ingest import approve_item, reject_item
 from db.items import select_items
-from web.admin_session import page_error, signed_in
+from web.admin.session import page_error, signed_in
 
 blueprint = Blueprint("admin_review", __name__, url_prefix="/admin", template_folder="templates")
 STATUSES = ("pending", "available", "rejected", "sold", "archived")

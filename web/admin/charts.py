@@ -1,4 +1,4 @@
-"""Small inline charts: a series of samples as SVG polyline points, and readable quantities."""
+"""Small inline charts for the admin pages: a series of samples as SVG polyline points."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,26 +34,3 @@ def sparkline(samples: Sequence[tuple[datetime, float]], *, end: datetime, minut
         points.insert(0, f"{max(0.0, float(x) - 2):.1f},{y}")
     return Spark(points=" ".join(points), peak=max(value for _, value in samples), last=samples[-1][1],
                  count=len(samples))
-
-
-def human_seconds(seconds: float) -> str:
-    """`850 ms`, `12.3 s`, `4 min`, `2.5 h` or `3.1 d`."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def human_bytes(count: int | None) -> str:
-    """`512 KiB`, `87.5 MiB`, `1.2 GiB`, or `?` when unknown."""
-    if not count:
-        return "?"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
-        if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return f"{count / 1024:.0f} KiB"

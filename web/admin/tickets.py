@@ -10,7 +10,7 @@ from actors.refund_requests import approve_refund
 from actors.tickets import act_on_ticket
 from db.tickets import select_ticket, select_tickets
 from domain.tickets import STATUSES
-from web.admin_session import page_error, signed_in
+from web.admin.session import page_error, signed_in
 from web.enqueue import BROKER_DOWN, send
 
 blueprint = Blueprint("admin_tickets", __name__, url_prefix="/admin")

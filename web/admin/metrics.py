@@ -64,7 +64,7 @@ def install_queue_metrics() -> None:
 
     def views() -> list[QueueView]:
         import actors
-        from web.admin_service import Admin
+        from admin.service import Admin
 
         if not hasattr(views, "admin"):
             views.admin = Admin(actors.broker)  # type: ignore[attr-defined]

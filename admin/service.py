@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from dramatiq.common import current_millis
 
+from admin.jobsearch import JobSearch
+from admin.replay import replay
+from admin.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult, group_errors
+from admin.workers import Workers
 from broker.deadletters import DeadLetters, DeadPage, RequeueResult
 from broker.edge_registry import live_edge_nodes
-from broker.jobsearch import JobSearch
 from broker.pauses import pause_queue, resume_queue
 from broker.queues import QueueStats, known_queues
-from broker.replay import replay
-from broker.workers import Workers
 from config.settings import get_settings
 from db.audit import insert_audit
 from db.edge_nodes import select_edge_nodes
@@ -31,7 +32,6 @@ from domain.admin import (
     AuditEntry, AuditRow, EdgeNode, QueueSample, QueueView, SchedulesView, ScheduleView, WorkersView, edge_nodes,
 )
 from domain.schedules import ScheduleConfig, ScheduleSetting
-from domain.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult, group_errors
 
 if TYPE_CHECKING:
     from broker.redis import BackroomBroker

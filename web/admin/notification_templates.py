@@ -1,7 +1,7 @@
 """/v1/admin/notification-templates: edit templates as new versions, with a preview and a required-fields check.
 
 An edit is configuration, written here with its audit row in one transaction (as schedule
-settings are, web/admin_schedules.py); the next send of the template uses the new version.
+settings are, admin/schedules.py); the next send of the template uses the new version.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from db.notifications import StoredTemplate, insert_template, select_templates
 from domain.admin import AuditEntry
 from domain.notifications import (TEMPLATE_BODY, TEMPLATE_TEXT, TEMPLATES, MessageTemplate, TemplateError, check_edit,
                                   fields_of, render)
-from web.admin_api import ACT, READ, reply, who
+from web.admin.api import ACT, READ, reply, who
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import problem

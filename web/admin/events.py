@@ -11,10 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag, validate_querystring
 
-from db.events import select_attempts, select_endpoints
-from web.admin_endpoints import (
+from admin.endpoints import (
     EndpointRefused, NewEndpoint, add_endpoint, endpoint_view, remove_endpoint, replay, set_enabled,
 )
+from db.events import select_attempts, select_endpoints
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import problem

@@ -1,7 +1,7 @@
 """/v1/admin: queues, dead letters, jobs, workers, edge nodes, schedules and the audit log.
 
 Reads need the `admin:read` scope, actions `admin`. Actions are broker operations done
-here directly (see web.admin_service), each followed by its audit row.
+here directly (see admin.service), each followed by its audit row.
 """
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from pydantic import BaseModel
 from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag, validate_querystring
 
+from admin.replay import NotDeadLettered
+from admin.schedules import schedule_settings
+from admin.service import Admin, audit
+from admin.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult
 from broker.deadletters import RequeueResult
-from broker.replay import NotDeadLettered
 from db.audit import select_audit
 from db.edge_credentials import select_edge_credentials
 from domain.admin import AuditEntry, SchedulesView, WorkersView
-from domain.timeline import ErrorGroups, JobDetail, JobPage, ReplayResult
-from web.admin_schemas import (
+from web.admin.schemas import (
     AuditLog, AuditQuery, DeadCounts, DeadListResponse, DeadQuery, DeadSelection, DiscardResult, EdgeNodes,
     GroupQuery, JobQuery, PauseState, QueueHistory, QueuesResponse, ReplayBody,
 )
-from web.admin_schedules import schedule_settings
-from web.admin_service import Admin, audit
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import BROKER_DOWN

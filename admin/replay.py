@@ -14,10 +14,10 @@ from uuid import uuid4
 
 from dramatiq.message import Message
 
+from admin.timeline import ReplayResult, unredact
 from broker.deadletters import DROPPED_OPTIONS, DeadLetters, mark_if_exists
 from broker.edge_registry import edge_broker
 from domain.jobs import redact
-from domain.timeline import ReplayResult, unredact
 
 if TYPE_CHECKING:
     from broker.redis import BackroomBroker

@@ -1,7 +1,7 @@
 """/admin/: the admin pages, rendered on the server; a little JavaScript refreshes the counts.
 
-Pages read through the same service as the admin API (web.admin_service); the actions
-they post live in web.admin_actions.
+Pages read through the same service as the admin API (admin.service); the actions
+they post live in web.admin.actions.
 """
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ from typing import Any
 from pydantic import ValidationError
 from quart import Blueprint, Quart, current_app, g, redirect, render_template, request, url_for
 
+from admin.humanize import human_bytes, human_seconds
+from admin.schedules import schedule_settings
 from config.settings import Settings
 from db.audit import select_audit
 from db.edge_credentials import select_edge_credentials
 from domain.admin import QueueSample, QueueView
-from domain.charts import human_bytes, human_seconds, sparkline
-from web.admin_api import run, service
-from web.admin_schemas import DeadQuery, JobQuery
-from web.admin_schedules import schedule_settings
-from web.admin_session import (
+from web.admin.api import run, service
+from web.admin.charts import sparkline
+from web.admin.schemas import DeadQuery, JobQuery
+from web.admin.session import (
     can_act, configure_sessions, csrf_token, csrf_valid, page_error, session_token, sign_in, signed_in, store_down,
     token_for,
 )
 
 blueprint = Blueprint("admin_pages", __name__, url_prefix="/admin", template_folder="templates",
-                      static_folder="static/admin", static_url_path="/static")
+                      static_folder="static", static_url_path="/static")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
@@ -36,8 +37,8 @@ SECURITY_HEADERS = {
 
 def install(app: Quart, settings: Settings) -> None:
     """Register the admin pages and actions with their session set-up and template helpers."""
-    from web import admin_actions, admin_tickets
-    from web.admin_metrics import install_queue_metrics
+    from web.admin import actions as admin_actions, tickets as admin_tickets
+    from web.admin.metrics import install_queue_metrics
 
     configure_sessions(app, settings)
     install_queue_metrics()

@@ -7,9 +7,9 @@ from typing import Any
 
 from quart import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
+from admin.endpoints import EndpointRefused, endpoint_view, replay, set_enabled
 from db.events import select_attempts, select_endpoints
-from web.admin_endpoints import EndpointRefused, endpoint_view, replay, set_enabled
-from web.admin_session import page_error, signed_in
+from web.admin.session import page_error, signed_in
 
 blueprint = Blueprint("admin_storefronts", __name__, url_prefix="/admin", template_folder="templates")
 LOG_ROWS = 100
