@@ -21,6 +21,7 @@ from db.orders import (
     lock_order_refs, restock_order, select_order, select_order_id_by_ref, update_order_disputed,
     update_order_refunded_in_stripe, update_order_unpaid_cancelled,
 )
+from db.outbox import insert_job
 from db.pool import get_process_pool
 from db.webhooks import insert_webhook_event, update_webhook_processed, update_webhook_unmatched
 from domain.orders import Order
@@ -100,6 +101,16 @@ async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
 async def alert_ops(title: str, text: str, key: str) -> None:
     """One admin alert on OPS_ALERT_CHANNEL, once per key."""
     log.warning("%s", title)
+    await enqueue(notify, *ops_alert_args(title, text, key))
+
+
+async def insert_ops_alert(conn: asyncpg.Connection, title: str, text: str, key: str) -> None:
+    """The same alert written to the job outbox in the caller's transaction (sent after its commit)."""
+    log.warning("%s", title)
+    await insert_job(conn, notify.actor_name, list(ops_alert_args(title, text, key)))
+
+
+def ops_alert_args(title: str, text: str, key: str) -> tuple[Any, ...]:
+    """`notify`'s arguments for an admin alert on OPS_ALERT_CHANNEL."""
     channel = get_settings().ops_alert_channel
-    await enqueue(notify, channel, "ops" if channel == "chat" else "admin", "ops_message",
-                  {"title": title, "text": text}, key)
+    return channel, "ops" if channel == "chat" else "admin", "ops_message", {"title": title, "text": text}, key
