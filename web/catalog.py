@@ -22,11 +22,11 @@ from quart_schema import document_response, hide, tag, validate_querystring
 from actors.catalog import add_seed, add_seed_upload, mirror_brand, mirror_order_status, mirror_product
 from config.settings import get_settings
 from domain.catalog import BrandChanged, OrderStatusChanged, ProductChanged
-from web.bodies import validate_body
-from web.enqueue import BROKER_DOWN, enqueue, send
 from media.images import ImageRejected, probe
 from media.store import open_store
 from web.auth import require
+from web.bodies import validate_body
+from web.enqueue import BROKER_DOWN, enqueue, send
 from web.errors import document_errors, field_errors, problem
 from web.openapi import document_binary_body
 from web.schemas import TEXT, Accepted
@@ -104,7 +104,7 @@ class NewSeed(BaseModel):
     label: str = Field(min_length=1, max_length=100, pattern=TEXT)
     image_url: str = Field(min_length=10, max_length=2000,
                            pattern=r"^https?://[A-Za-z0-9.:-]+([/?#][\x21-\x5a\x5e-\x7e]*)?$")
-    description: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=1000, pattern=TEXT)
 
 
 @seeds_blueprint.post("")

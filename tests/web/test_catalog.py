@@ -65,7 +65,7 @@ async def test_post_seed_needs_admin_and_a_valid_body(client, tokens) -> None:
     accepted = await client.post("/v1/seeds", json=body, headers=bearer(tokens["admin"]))
     assert accepted.status_code == 202 and (await accepted.get_json())["job_id"]
     for bad in ({"label": "", "image_url": body["image_url"]}, {"label": "x", "image_url": "file:///etc/passwd"},
-                {**body, "extra": True}):
+                {**body, "extra": True}, {**body, "label": "a\x00b"}, {**body, "description": "x\x00"}):
         assert (await client.post("/v1/seeds", json=bad, headers=bearer(tokens["admin"]))).status_code == 422
 
 
