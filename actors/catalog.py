@@ -28,7 +28,7 @@ from domain.catalog import BrandChanged, OrderStatusChanged, ProductChanged
 from domain.contracts import INGEST_QUEUE
 from media.fetch import FetchFailed, FetchLimits, fetch_image, parse_hosts
 from media.images import ImageRejected, reencode
-from media.store import open_store
+from media.store import MediaNotFound, open_store
 
 PROVIDER = "payload"
 
@@ -97,6 +97,22 @@ async def add_seed(label: str, image_url: str, description: str | None = None) -
         data = await fetch_image(get_providers().session, image_url, limits)
     except FetchFailed as error:
         raise Failure(f"seed {label!r}: {error}", error.delay_ms) from None
+    return await store_seed(label, description, data)
+
+
+@dramatiq.actor(queue_name=INGEST_QUEUE, time_limit=120_000, throws=(ImageRejected,), **RETRIES)
+async def add_seed_upload(label: str, upload_key: str, description: str | None = None) -> dict[str, Any]:
+    """A style seed from an image the API staged in the media store (POST /v1/seeds/upload): cleaned, stored, embedded."""
+    try:
+        data = await asyncio.to_thread(open_store(get_settings()).get, upload_key)
+    except MediaNotFound:  # purged as an orphan before a worker got to it
+        raise ImageRejected(f"seed {label!r}: the upload {upload_key} is no longer stored; upload it again") from None
+    return await store_seed(label, description, data)
+
+
+async def store_seed(label: str, description: str | None, data: bytes) -> dict[str, Any]:
+    """Re-encode the image, store it content-addressed, upsert the seed; its embedding goes to the job outbox."""
+    settings = get_settings()
     clean = await asyncio.to_thread(reencode, data, max_pixels=settings.rehost_max_pixels,
                                     max_edge=settings.rehost_max_edge_px)
     key = await asyncio.to_thread(open_store(settings).put, clean, extension="jpg")

@@ -21,6 +21,7 @@ from db.orders import (
     lock_order_refs, restock_order, select_order, select_order_id_by_ref, update_order_disputed,
     update_order_refunded_in_stripe, update_order_unpaid_cancelled,
 )
+from db.outbox import insert_job
 from db.pool import get_process_pool
 from db.webhooks import insert_webhook_event, update_webhook_processed, update_webhook_unmatched
 from domain.orders import Order
@@ -45,12 +46,13 @@ async def apply_payment_event(event: dict[str, Any], change: PaymentEvent) -> di
             effect = await _change(conn, order_id, change)
             await update_webhook_processed(conn, provider="stripe", event_id=change.event_id)
             order = await select_order(conn, order_id)
+            await _alert_refund_after_release(conn, order, change, effect)
     if order is None:
         if fresh:  # one line per event, not per replay
             log.warning("stripe event %s (%s) names no known order (%s); kept until it exists",
                         change.event_id, event.get("type"), change.order_ref)
         return {"event": change.event_id, "type": event.get("type"), "order_id": None, "kept": True}
-    await _follow_up(order, change, effect)
+    await _follow_up(order, change)
     return {"event": change.event_id, "type": event.get("type"), "order_id": order_id, "status": order.status}
 
 
@@ -71,7 +73,17 @@ async def _change(conn: asyncpg.Connection, order_id: int, change: PaymentEvent)
                                        closed=change.change == "dispute_closed")
 
 
-async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
+async def _alert_refund_after_release(conn: asyncpg.Connection, order: Order | None, change: PaymentEvent,
+                                      effect: Any) -> None:
+    """Tell the admin, in the refund's transaction (the job outbox): a replay no longer knows the status it had."""
+    if order is not None and change.change == "refunded" and change.full_refund and effect in (
+            "releasing", "released", "in_production"):
+        await insert_ops_alert(conn, f"Order #{order.id} refunded in Stripe after its release",
+                               f"Order #{order.id} ({order.summary()}) was refunded in Stripe while it was {effect};"
+                               " cancel it at the provider if it is not made yet.", f"refunded_after_release:{order.id}")
+
+
+async def _follow_up(order: Order, change: PaymentEvent) -> None:
     """Tell the buyer or the admin (again on a replay: every message is keyed)."""
     if change.change == "payment_failed" and order.cancel_reason == "payment_failed":
         reason = change.failure or "the payment was declined"
@@ -85,10 +97,6 @@ async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
         if order.customer_email:
             await enqueue(notify, "email", order.customer_email, "order_refunded", order.template_data(),
                           f"order_refunded:{order.id}")
-        if effect in ("releasing", "released", "in_production"):
-            await alert_ops(f"Order #{order.id} refunded in Stripe after its release",
-                            f"Order #{order.id} ({order.summary()}) was refunded in Stripe while it was {effect};"
-                            " cancel it at the provider if it is not made yet.", f"refunded_after_release:{order.id}")
     elif change.change in ("dispute_created", "dispute_closed"):
         text = dispute_text(change, order.id, order.summary())
         await alert_ops(text["title"], text["text"], f"{change.change}:{change.dispute_id}")
@@ -100,6 +108,16 @@ async def _follow_up(order: Order, change: PaymentEvent, effect: Any) -> None:
 async def alert_ops(title: str, text: str, key: str) -> None:
     """One admin alert on OPS_ALERT_CHANNEL, once per key."""
     log.warning("%s", title)
+    await enqueue(notify, *ops_alert_args(title, text, key))
+
+
+async def insert_ops_alert(conn: asyncpg.Connection, title: str, text: str, key: str) -> None:
+    """The same alert written to the job outbox in the caller's transaction (sent after its commit)."""
+    log.warning("%s", title)
+    await insert_job(conn, notify.actor_name, list(ops_alert_args(title, text, key)))
+
+
+def ops_alert_args(title: str, text: str, key: str) -> tuple[Any, ...]:
+    """`notify`'s arguments for an admin alert on OPS_ALERT_CHANNEL."""
     channel = get_settings().ops_alert_channel
-    await enqueue(notify, channel, "ops" if channel == "chat" else "admin", "ops_message",
-                  {"title": title, "text": text}, key)
+    return channel, "ops" if channel == "chat" else "admin", "ops_message", {"title": title, "text": text}, key

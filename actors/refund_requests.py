@@ -9,10 +9,11 @@ import dramatiq
 
 from actors.chain import enqueue
 from actors.orders import refund_order
-from actors.payment_events import alert_ops
+from actors.payment_events import insert_ops_alert
 from actors.tickets import RETRIES, TicketError
 from config.settings import get_settings
 from db.orders import select_order
+from db.outbox import insert_job
 from db.pool import get_process_pool
 from db.tickets import insert_interaction, insert_ticket, select_ticket, update_ticket
 from domain.tickets import within_refund_window
@@ -31,17 +32,17 @@ async def request_refund(order_id: int, reason: str = "") -> dict[str, Any]:
             conn, kind="refund_request", key=f"refund_request:{order_id}", order_id=order_id,
             subject=f"Refund request for order #{order_id}", contact=order.customer_email,
             body=reason or "(no reason given)", status="closed" if inside else "waiting")
-        if inside:
+        if inside and opened:
             await insert_interaction(conn, ticket_id, author="system", action="approved",
                                      body=f"inside the {window:g}-day refund window: refunded automatically",
                                      key=f"approved:{ticket_id}")
             await update_ticket(conn, ticket_id, status="closed")
-    if inside:
-        await enqueue(refund_order, order_id, unique_key=f"refund_order:{order_id}")
-    elif opened:
-        await alert_ops(f"Refund request for order #{order_id} waits for you",
-                        f"Order #{order_id} was paid more than {window:g} days ago; approve or refuse ticket"
-                        f" #{ticket_id}.", f"refund_request:{order_id}")
+            # in the ticket's transaction: a retry finds the ticket already opened and sends nothing
+            await insert_job(conn, refund_order.actor_name, [order_id], unique_key=f"refund_order:{order_id}")
+        elif opened:
+            await insert_ops_alert(conn, f"Refund request for order #{order_id} waits for you",
+                                   f"Order #{order_id} was paid more than {window:g} days ago; approve or refuse"
+                                   f" ticket #{ticket_id}.", f"refund_request:{order_id}")
     return {"ticket_id": ticket_id, "approved": inside}
 
 

@@ -22,6 +22,7 @@ from db.orders import (
     select_due_order_ids, select_order, select_release_lines, update_order_failed, update_order_released,
     update_order_releasing, update_printify, update_printify_requested,
 )
+from db.outbox import insert_job
 from db.pool import get_process_pool
 from domain.notifications import TemplateError
 from domain.orders import Order, ReleaseLine, delay_ms, money, printify_address, printify_step
@@ -57,15 +58,18 @@ async def release_order(order_id: int) -> dict[str, Any]:
 
 
 async def _give_up(order_id: int, reason: str) -> None:
-    """Mark the order failed (so the sweep leaves it alone) and push the admin."""
-    async with get_process_pool().acquire() as conn:
-        failed = await update_order_failed(conn, order_id, reason)
-    if failed:
-        await enqueue(notify, "push", "admin", "release_failed", {"order_id": order_id, "reason": reason[:300]},
-                      f"release_failed:{order_id}")
-        await enqueue(open_ticket, "provider_rejected", f"provider_rejected:{order_id}",
-                      f"Order #{order_id} refused at release", reason[:2000], order_id,
-                      unique_key=f"ticket:provider_rejected:{order_id}")
+    """Mark the order failed (so the sweep leaves it alone); the admin's push and ticket go to the job outbox with it.
+
+    A retry finds the order failed and sends nothing, so a push enqueued after the commit could be lost for good.
+    """
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        if await update_order_failed(conn, order_id, reason):
+            await insert_job(conn, notify.actor_name, ["push", "admin", "release_failed",
+                                                       {"order_id": order_id, "reason": reason[:300]},
+                                                       f"release_failed:{order_id}"])
+            await insert_job(conn, open_ticket.actor_name, ["provider_rejected", f"provider_rejected:{order_id}",
+                                                            f"Order #{order_id} refused at release", reason[:2000],
+                                                            order_id], unique_key=f"ticket:provider_rejected:{order_id}")
 
 
 async def _start(order_id: int) -> Order:

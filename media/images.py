@@ -18,6 +18,29 @@ class ImageRejected(ValueError):
     """This image is not acceptable (too large, wrong type, undecodable, gone): retrying will not help."""
 
 
+def probe(data: bytes, *, max_pixels: int) -> str:
+    """The format of `data` (JPEG, PNG or WEBP) read from its header and structure, without decoding the pixels.
+
+    Cheap enough for a request handler: an upload that is no image, another format or too many
+    pixels is refused at the door; `reencode` (in a worker) still decodes and may refuse it.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format, (width, height) = image.format, image.size
+            image.verify()  # a PNG's chunks and their checksums; a JPEG's or WebP's header
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
+            SyntaxError, ValueError) as error:
+        raise ImageRejected(f"not a readable image ({type(error).__name__})") from None
+    if image_format not in FORMATS:
+        raise ImageRejected(f"unsupported image format {image_format or 'unknown'} "
+                            f"(accepted: {', '.join(sorted(FORMATS))})")
+    if width * height > max_pixels:
+        raise ImageRejected(f"image too large: {width}x{height} pixels (limit {max_pixels})")
+    return str(image_format)
+
+
 def reencode(data: bytes, *, max_pixels: int, max_edge: int) -> bytes:
     """A clean JPEG of `data`: oriented as EXIF said, scaled to fit `max_edge`, with no metadata at all."""
     try:

@@ -6,8 +6,8 @@ quart-schema builds the document from the handlers' declarations (`document_resp
 handler has to repeat it:
 
 - every error answer is a problem body (`application/problem+json`, web.errors.Problem);
-- a bearer operation can answer 401, 403 and 429; a body 400 (not JSON), 413 and 422; a
-  query string 422; a path parameter 404 (no such resource); every operation 503 (a
+- a bearer operation can answer 401, 403 and 429; a body 400 (not JSON), 413 and 422; a raw
+  body (`document_binary_body`, e.g. an image) 413, 415 and 422; a query string 422; a path parameter 404 (no such resource); every operation 503 (a
   dependency is unreachable);
 - request bodies are required, and so are the query parameters their model requires;
 - a 204 answer has no body;
@@ -17,9 +17,11 @@ handler has to repeat it:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
+from quart import current_app
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import BaseConverter, IntegerConverter, NumberConverter, UnicodeConverter
@@ -29,11 +31,27 @@ from web.schemas import MAX_ID, UNIQUE_KEY_MAX
 
 BEARER_ERRORS = (401, 403, 429)
 BODY_ERRORS = (400, 413, 422)
+T = TypeVar("T", bound=Callable[..., Any])
 UNIQUE_KEY_HEADER = {
     "name": "Unique-Key", "in": "header", "required": False,
     "description": "As the body's `unique_key`: while a job with this key is live, it is answered instead.",
     "schema": {"type": "string", "minLength": 1, "maxLength": UNIQUE_KEY_MAX, "pattern": r"^[\x21-\x7e]+$"},
 }
+
+
+BINARY_BODY = "_backroom_binary_body"  # our own attribute on a handler, read by BackroomOpenAPI
+BINARY_BODY_ERRORS = (413, 415, 422)
+
+
+def document_binary_body(media_types: Iterable[str], *, description: str) -> Callable[[T], T]:
+    """Document a handler whose body is raw bytes of these media types (quart-schema documents only models)."""
+
+    def decorate(handler: T) -> T:
+        setattr(handler, BINARY_BODY, {"description": description, "required": True, "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types}})
+        return handler
+
+    return decorate
 
 
 class IdConverter(IntegerConverter):
@@ -79,18 +97,23 @@ class BackroomOpenAPI(OpenAPIProvider):
         built, problem_components = self.build_response_object(Problem, None)
         inline = built["content"]["application/json"]["schema"]  # how document_errors' answers come out
         components.update(problem_components, Problem=inline)
+        binary = getattr(current_app.view_functions[rule.endpoint], BINARY_BODY, None)
         for operations in paths.values():
             for method, operation in operations.items():
-                operations[method] = self._complete(operation, inline)
+                if binary is not None:
+                    operation = {**operation, "requestBody": binary}
+                operations[method] = self._complete(operation, inline, binary=binary is not None)
         return paths, components
 
-    def _complete(self, operation: dict[str, Any], inline: dict[str, Any]) -> dict[str, Any]:
+    def _complete(self, operation: dict[str, Any], inline: dict[str, Any], *, binary: bool = False) -> dict[str, Any]:
         operation = {**operation, "responses": dict(operation["responses"]),
                      "parameters": list(operation["parameters"])}
         errors: set[int] = {503}
         if operation.get("security") != []:  # [] marks a public operation
             errors.update(BEARER_ERRORS)
-        if "requestBody" in operation:
+        if binary:  # not JSON, so no 400; a wrong Content-Type is 415, bytes that are no such image 422
+            errors.update(BINARY_BODY_ERRORS)
+        elif "requestBody" in operation:
             operation["requestBody"] = {**operation["requestBody"], "required": True}
             errors.update(BODY_ERRORS)
         places = {parameter["in"] for parameter in operation["parameters"]}

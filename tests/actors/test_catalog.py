@@ -145,3 +145,50 @@ async def test_a_next_step_committed_with_no_worker_running_is_sent_by_the_sweep
             worker.stop()
     finally:
         await conn.close()
+
+
+async def test_a_product_replayed_ten_times_out_of_order_is_rehosted_and_embedded_once(
+        worker, database_url, redis_client, tmp_path, monkeypatch) -> None:
+    """The issue's "one embedding": the newest version's image is fetched, rehosted and embedded by one job each."""
+    from actors.embed import reset_clip_model
+    from config.settings import get_settings
+    from fakes.marketplace import Marketplace
+    from tests.orders_support import eventually
+
+    settings = get_settings()
+    monkeypatch.setattr(settings, "media_dir", tmp_path / "media")
+    monkeypatch.setattr(settings, "media_s3_bucket", None)
+    monkeypatch.setattr(settings, "model_dir", None)  # the tiny model
+    reset_clip_model()
+    market = Marketplace(seed=7, per_source=2).start()
+    conn = await connect(database_url)
+    try:
+        fake = market.listings("vinted")[0]
+        image = market.hosts[fake.source].image_url(fake.photos[0])
+        pid = f"pe-{datetime.now().timestamp()}"
+        versions = {m: product_event(pid, minutes=m, title=f"Title v{m}", image=image) for m in (1, 2, 3, 4)}
+        for m in (4, 1, 3, 2, 4, 4, 4, 4, 4, 4):
+            run(mirror_product, f"{pid}:e{m}", versions[m])
+        item_id = await conn.fetchval("SELECT id FROM items WHERE source = 'payload'"
+                                      " AND attributes ->> 'payload_product_id' = $1", pid)
+        await eventually(lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM items WHERE id = $1", item_id),
+                         timeout=60, what="the item embedded")
+        assert await conn.fetchval("SELECT title FROM items WHERE id = $1", item_id) == "Title v4 - M"
+        assert _jobs_of(redis_client, "rehost_images", item_id) == 1
+        assert _jobs_of(redis_client, "embed_items", item_id) == 1
+    finally:
+        await conn.close()
+        market.stop()
+        reset_clip_model()
+
+
+def _jobs_of(redis_client, actor: str, item_id: int) -> int:  # type: ignore[no-untyped-def]
+    """How many job records of `actor` name `item_id` as (or in) their first argument."""
+    count = 0
+    for key in redis_client.scan_iter(actors.broker.jobs.keys.job("*")):
+        record = redis_client.hgetall(key)
+        if record.get(b"actor") != actor.encode():
+            continue
+        first = (json.loads(record[b"args"]).get("args") or [None])[0]
+        count += first == item_id or (isinstance(first, list) and item_id in first)
+    return count

@@ -178,3 +178,36 @@ async def test_events_for_unknown_orders_are_kept_and_listed_never_crash(fake, w
         assert {r["order_ref"] for r in kept} >= {"pi_unknown_1", "pi_unknown_2"}
     finally:
         await conn.close()
+
+
+async def test_a_refund_after_release_alerts_the_admin_even_when_a_send_fails_after_the_commit(
+        fake, worker, database_url, monkeypatch) -> None:
+    """The alert depends on the status the refund found; a retry finds it refunded, so the alert is written to the
+    job outbox with the refund: the first send after the commit failing (the buyer's email, retried) loses nothing."""
+    import redis
+
+    import actors.payment_events
+    from actors.chain import enqueue
+
+    failures = [redis.ConnectionError("Redis went away right after the commit")]
+
+    async def fails_once(*args: Any, **kwargs: Any) -> str:
+        if failures:
+            raise failures.pop()
+        return await enqueue(*args, **kwargs)
+
+    conn = await connect(database_url)
+    try:
+        piece = await insert_item(conn, "one_of_one", price_cents=3000)
+        completed = fake.stripe.checkout_completed(items=str(piece), amount_total=3000)
+        handle(completed)
+        order = await order_of(conn, completed["data"]["object"]["id"])
+        await conn.execute("UPDATE orders SET status = 'released' WHERE id = $1", order["id"])
+        monkeypatch.setattr(actors.payment_events, "enqueue", fails_once)
+        handle(fake.stripe.dashboard_refund(order["stripe_payment_intent"]))
+        assert not failures  # the first attempt's send failed; its retry finished the job
+        wait_sync(lambda: any("refunded in Stripe after its release" in p["title"] for p in fake.pushover.sent),
+                  what="the admin told")
+        wait_sync(lambda: any("Your refund" in m["subject"] for m in fake.resend.sent), what="the buyer told")
+    finally:
+        await conn.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.catalog import add_seed
+from actors.catalog import add_seed, add_seed_upload
 from actors.embed import reset_clip_model
 from config.settings import get_settings
 from domain.jobs import JobStatus
@@ -51,3 +51,33 @@ async def test_a_seed_from_an_image_url_is_rehosted_and_embedded(market, worker,
         assert await conn.fetchval("SELECT description FROM style_seeds WHERE id = $1", seed_id) == "Muted tones"
     finally:
         await conn.close()
+
+
+async def test_an_uploaded_seed_is_rehosted_clean_and_embedded_once(market, worker, database_url) -> None:
+    """What POST /v1/seeds/upload stages: re-encoded (a new content key, JPEG), the seed embedded once per image."""
+    from media.store import open_store
+
+    fake = market.listings("vinted")[1]
+    raw = market.image_bytes(fake.photos[0])
+    assert raw is not None
+    store = open_store(get_settings())
+    staged = store.put(raw, extension="raw")
+    label = f"uploaded look {secrets.token_hex(3)}"
+    record = wait_for_status(add_seed_upload.send(label, staged).message_id, JobStatus.SUCCEEDED, timeout=60)
+    seed_id, key = record.result["seed_id"], record.result["media_key"]
+    assert key.endswith(".jpg") and key != staged and store.get(key)[:2] == b"\xff\xd8"
+    assert record.result["embed_job"] is not None
+    conn = await connect(database_url)
+    try:
+        await eventually(lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM style_seeds WHERE id = $1", seed_id),
+                         timeout=60, what="the seed embedded")
+        again = wait_for_status(add_seed_upload.send(label, staged).message_id, JobStatus.SUCCEEDED, timeout=60)
+        assert again.result == {"seed_id": seed_id, "media_key": key, "embed_job": None}  # same image: no new vector
+    finally:
+        await conn.close()
+
+
+def test_an_upload_gone_from_the_store_fails_the_job_without_retries(worker) -> None:
+    record = wait_for_status(add_seed_upload.send("gone", "0" * 64 + ".raw").message_id, JobStatus.DEAD, timeout=60)
+    assert "no longer stored" in (record.last_error or "") and record.attempts == 1
+

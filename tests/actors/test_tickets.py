@@ -128,3 +128,47 @@ async def test_a_refund_request_inside_the_window_is_approved_outside_it_waits(f
         assert len(fake.stripe.refunds) == 2
     finally:
         await conn.close()
+
+
+async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, worker, database_url, hold,
+                                                                     monkeypatch) -> None:
+    """A failed release's push and ticket, a refund request's refund or alert: written to the job outbox with
+    the change, so an enqueue that fails once the change committed (a retry finds the work done) loses none."""
+    import redis
+
+    import actors.payment_events
+    import actors.refund_requests
+    import actors.release
+
+    async def broken(*args: Any, **kwargs: Any) -> str:
+        raise redis.ConnectionError("Redis went away right after the commit")
+
+    for module in (actors.release, actors.refund_requests, actors.payment_events):
+        monkeypatch.setattr(module, "enqueue", broken)
+    hold(1 / 120)
+    fake.printify.pending_s = 0
+    conn = await connect(database_url)
+    try:
+        poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes())
+        fake.printify.fail_next("create", 400, body={"status": "error", "code": 10100, "message": "Validation failed."})
+        refused = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
+        run(handle_stripe_event.send(refused["id"]))
+        order = await order_of(conn, refused["data"]["object"]["id"])
+        await eventually(lambda: tickets_of(conn, order["id"], "provider_rejected"), timeout=40, what="the ticket")
+        wait_sync(lambda: any("could not be released" in p.get("title", "") for p in fake.pushover.sent),
+                  what="the admin pushed")
+        item = await insert_item(conn, "stable", stock=5, price_cents=2000)
+        orders = []
+        for _ in range(2):
+            event = fake.stripe.checkout_completed(items=str(item), amount_total=2000)
+            run(handle_stripe_event.send(event["id"]))
+            orders.append(await order_of(conn, event["data"]["object"]["id"]))
+        recent, old = orders
+        await conn.execute("UPDATE orders SET paid_at = now() - interval '40 days' WHERE id = $1", old["id"])
+        assert run(request_refund.send(recent["id"], "wrong size"))["approved"] is True
+        assert run(request_refund.send(old["id"], "changed my mind"))["approved"] is False
+        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
+                         what="the automatic refund")
+        wait_sync(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
+    finally:
+        await conn.close()
