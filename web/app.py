@@ -29,7 +29,7 @@ from web import search
 from web import items
 from web import collections
 from web import reminders, admin_templates, admin_notifications
-from web import admin_api, admin_pages
+from web import admin_api, admin_pages, admin_unmatched
 from web import admin_events, admin_review, admin_storefronts, catalog
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
@@ -231,6 +231,7 @@ def create_app() -> Quart:
     app.register_blueprint(admin_templates.blueprint)
     app.register_blueprint(admin_notifications.blueprint)
     app.register_blueprint(admin_api.blueprint)
+    app.register_blueprint(admin_unmatched.blueprint)
     admin_pages.install(app, settings)
 
     @app.before_serving

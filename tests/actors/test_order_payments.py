@@ -3,10 +3,12 @@ dashboard refunds and disputes, each replayed and in every order of arrival."""
 from __future__ import annotations
 
 import itertools
+import secrets
 from typing import Any
 
-from actors.orders import cancel_order, handle_stripe_event
+from actors.orders import cancel_order, handle_printify_event, handle_stripe_event
 from actors.release import release_order
+from db.webhooks import select_unmatched_event_page
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
@@ -176,5 +178,15 @@ async def test_events_for_unknown_orders_are_kept_and_listed_never_crash(fake, w
                                 " AND processed_at IS NULL AND event_id = ANY($1)", [e["id"] for e in events])
         assert {r["event_id"] for r in kept} == {e["id"] for e in events}
         assert {r["order_ref"] for r in kept} >= {"pi_unknown_1", "pi_unknown_2"}
+        stranger = secrets.token_hex(12)  # a Printify order nobody here released
+        for _ in range(2):
+            done = wait_for_status(handle_printify_event.send(f"pfy_{stranger}", stranger, "order:updated").message_id,
+                                   JobStatus.SUCCEEDED)
+            assert done.result["kept"] is True
+        report = {e.event_id: e for e in await select_unmatched_event_page(conn, limit=200)}
+        assert {e["id"] for e in events} | {f"pfy_{stranger}"} <= set(report)
+        assert (report[f"pfy_{stranger}"].source, report[f"pfy_{stranger}"].order_ref,
+                report[f"pfy_{stranger}"].refers_to) == ("printify", stranger, "printify_order")
+        assert report[events[0]["id"]].refers_to == "payment_intent"
     finally:
         await conn.close()
