@@ -9,7 +9,8 @@ from tests.web.conftest import bearer
 URL = "/v1/admin/unmatched-events"
 
 
-async def keep(conn, provider: str, event_type: str, ref: str, *, processed: bool = False) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+async def keep(conn, provider: str, event_type: str, ref: str, *,  # type: ignore[no-untyped-def]
+               processed: bool = False) -> tuple[int, str]:
     """A webhook_events row kept as the actors keep one; (row id, event id)."""
     event_id = f"evt_{secrets.token_hex(6)}"
     row_id = await conn.fetchval(
