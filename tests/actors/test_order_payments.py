@@ -167,6 +167,33 @@ async def test_a_dispute_on_a_held_order_stops_its_release_and_records_the_outco
         await conn.close()
 
 
+async def test_a_dispute_before_its_checkout_still_stops_the_release_in_every_order(
+        fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes(), price_cents=2500)
+        for n, order in enumerate(itertools.permutations(range(3))):
+            completed = fake.stripe.checkout_completed(items=str(poster), amount_total=2500)
+            intent = completed["data"]["object"]["payment_intent"]
+            events = [completed, fake.stripe.dispute(intent, dispute_id=f"dp_early_{n}"),
+                      fake.stripe.dispute(intent, status="lost", dispute_id=f"dp_early_{n}")]
+            for i in order:
+                handle(events[i], times=2)
+            row = await eventually(lambda: conn.fetchrow(
+                "SELECT * FROM orders WHERE stripe_session_id = $1 AND dispute_closed_at IS NOT NULL"
+                " AND status = 'needs_review'", completed["data"]["object"]["id"]), timeout=30, what=str(order))
+            assert row["dispute_status"] == "lost", order
+            await conn.execute("UPDATE orders SET hold_until = now() WHERE id = $1", row["id"])
+            released = wait_for_status(release_order.send(row["id"]).message_id, JobStatus.SUCCEEDED)
+            assert released.result["released"] is False, order
+        assert fake.printify.creates == {}
+        wait_sync(lambda: sum("dispute closed, lost" in p["title"] for p in fake.pushover.sent) == 6,
+                  what="each outcome told once")
+        wait_sync(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 6, what="disputes")
+    finally:
+        await conn.close()
+
+
 async def test_events_for_unknown_orders_are_kept_and_listed_never_crash(fake, worker, database_url) -> None:
     conn = await connect(database_url)
     try:
