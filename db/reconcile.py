@@ -44,7 +44,8 @@ async def select_stock_mismatches(conn: asyncpg.Connection) -> list[tuple[int, s
             for r in rows]
 
 
-async def select_stock_count_mismatches(conn: asyncpg.Connection, limit: int = 500) -> list[tuple[int, str, int, int]]:
+async def select_stock_count_mismatches(conn: asyncpg.Connection,
+                                        limit: int = 500) -> list[tuple[int, str, int, int]]:
     """(item id, title, stock, expected) for stable items whose count is not their starting stock
     less the units their orders hold."""
     rows = await conn.fetch(

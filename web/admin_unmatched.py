@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
 from db.webhooks import select_unmatched_event_page
+from domain.webhooks import RefKind, Source
 from web.auth import require
 from web.schemas import MAX_ID
 
@@ -18,7 +19,7 @@ blueprint = Blueprint("admin_unmatched", __name__, url_prefix="/v1/admin")
 class UnmatchedQuery(BaseModel):
     """Which kept events (all optional): one source; newest first, paged by `before` (a row id)."""
 
-    source: Literal["stripe", "printify"] | None = None
+    source: Source | None = None
     before: int | None = Field(None, ge=1, le=MAX_ID)
     limit: int = Field(50, ge=1, le=200)
 
@@ -32,7 +33,7 @@ class UnmatchedEventView(BaseModel):
     type: str
     received_at: datetime
     order_ref: str
-    refers_to: Literal["checkout_session", "payment_intent", "printify_order", "unknown"]
+    refers_to: RefKind
 
 
 class UnmatchedEvents(BaseModel):
