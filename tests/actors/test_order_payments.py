@@ -87,10 +87,12 @@ async def test_a_dashboard_refund_restores_stock_once_before_or_after_its_order(
     try:
         piece = await insert_item(conn, "one_of_one", price_cents=3000)
         stable = await insert_item(conn, "stable", stock=4, price_cents=1000)
+        refund_ids: list[str] = []
         for refund_first in (False, True):
             completed = fake.stripe.checkout_completed(items=f"{piece},{stable}", amount_total=4000)
             intent = completed["data"]["object"]["payment_intent"]
             refunded = fake.stripe.dashboard_refund(intent)
+            refund_ids.append(refunded["id"])
             if refund_first:  # Stripe does not promise the order of deliveries
                 assert handle(refunded, times=2)["kept"] is True
             handle(completed, times=2)
@@ -106,7 +108,7 @@ async def test_a_dashboard_refund_restores_stock_once_before_or_after_its_order(
         assert len(fake.stripe.refunds) == 2 and fake.printify.creates == {}
         wait_sync(lambda: sum("Your refund" in m["subject"] for m in fake.resend.sent) == 2, what="buyers told")
         assert await conn.fetchval("SELECT count(*) FROM webhook_events WHERE unmatched_at IS NOT NULL"
-                                   " AND processed_at IS NULL AND event_type = 'charge.refunded'") == 0
+                                   " AND processed_at IS NULL AND event_id = ANY($1)", refund_ids) == 0
     finally:
         await conn.close()
 
