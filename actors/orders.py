@@ -26,7 +26,9 @@ from db.orders import (
 )
 from db.pool import get_process_pool
 from db.profiles import upsert_membership
-from db.webhooks import insert_webhook_event, select_unmatched_event_ids, update_webhook_processed
+from db.webhooks import (
+    insert_webhook_event, select_unmatched_event_ids, update_webhook_processed, update_webhook_unmatched,
+)
 from domain.orders import (
     Checkout, InvalidCheckout, Order, delay_ms, parse_checkout, status_from_printify, tracking_from_printify,
 )
@@ -192,13 +194,18 @@ async def dispatch_order(order_id: int, carrier: str = "", tracking_number: str 
 async def handle_printify_event(event_id: str, printify_order_id: str, event_type: str) -> dict[str, Any]:
     """Store a Printify webhook once, re-read the order from Printify, move ours forward, tell the buyer."""
     async with get_process_pool().acquire() as conn, conn.transaction():
-        await insert_webhook_event(conn, provider="printify", event_id=event_id, event_type=event_type,
-                                   payload={"type": event_type, "printify_order_id": printify_order_id})
+        fresh = await insert_webhook_event(conn, provider="printify", event_id=event_id, event_type=event_type,
+                                           payload={"type": event_type, "printify_order_id": printify_order_id})
         order_id = await select_order_id_by_printify(conn, printify_order_id)
         if order_id is not None:
             await update_printify_webhook_seen(conn, order_id)
+        else:  # kept and reported (`backroom tickets unmatched`), like Stripe's
+            await update_webhook_unmatched(conn, provider="printify", event_id=event_id, order_ref=printify_order_id)
     if order_id is None:
-        return {"event": event_id, "ignored": "no order of ours"}
+        if fresh:  # one line per event, not per replay
+            log.warning("printify event %s (%s) names no known order (%s); kept", event_id, event_type,
+                        printify_order_id)
+        return {"event": event_id, "order_id": None, "kept": True}
     followed = await follow_printify(order_id, printify_order_id)
     async with get_process_pool().acquire() as conn:
         await update_webhook_processed(conn, provider="printify", event_id=event_id)

@@ -16,7 +16,9 @@ from actors.clients import call, get_providers
 from broker.waits import retry_policy
 from config.settings import get_settings
 from db.pool import get_process_pool
-from db.reconcile import select_known_sessions, select_printify_orders_since, select_stock_mismatches
+from db.reconcile import (
+    select_known_sessions, select_printify_orders_since, select_stock_count_mismatches, select_stock_mismatches,
+)
 from db.tickets import insert_ticket
 from db.webhooks import select_unmatched_events
 from domain.orders import PRINTIFY_DEAD
@@ -108,13 +110,22 @@ def _created(order: dict[str, Any]) -> datetime:
 
 
 async def _stock(since: datetime) -> list[Mismatch]:
-    """Ordered 1-of-1s whose status disagrees with the orders holding them."""
+    """Ordered 1-of-1s whose status disagrees with the orders holding them; stable counts that disagree
+    with the units sold."""
     async with get_process_pool().acquire() as conn:
         rows = await select_stock_mismatches(conn)
+        counts = await select_stock_count_mismatches(conn)
     text = {"sold_without_order": "is sold, but no order holds it (refunded or cancelled without its restock?)",
             "available_but_ordered": "is available, but an order still holds it (it may be sold twice)"}
-    return [(f"stock:{item_id}:{state}", f"Item {item_id} {state.replace('_', ' ')}", f"Item {item_id} ({title})"
-             f" {text[state]}.", None) for item_id, title, state in rows]
+    pieces = [(f"stock:{item_id}:{state}", f"Item {item_id} {state.replace('_', ' ')}", f"Item {item_id} ({title})"
+               f" {text[state]}.", None) for item_id, title, state in rows]
+    # keyed by the difference: the same gap seen again (sales since move both numbers) is the same mismatch
+    return pieces + [(f"stock:{item_id}:count:{stock - expected:+d}",
+                      f"Item {item_id} stock is {stock}, its orders say {expected}",
+                      f"Item {item_id} ({title}) has {stock} in stock, but its starting stock less the units its"
+                      f" orders hold is {expected} ({stock - expected:+d}): a restock that never ran, or ran twice,"
+                      " or a count changed by hand?", None)
+                     for item_id, title, stock, expected in counts]
 
 
 async def _kept(since: datetime) -> list[Mismatch]:

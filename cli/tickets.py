@@ -1,4 +1,5 @@
-"""`backroom tickets ...`: list and read ops tickets; assign, comment, close, approve a refund.
+"""`backroom tickets ...`: list and read ops tickets; assign, comment, close, approve a refund; the
+provider events kept for orders Backroom does not know (`unmatched`).
 
 Reads go to Postgres; every change is a message to the ticket actors (a worker writes it,
 the author naming `cli:user@host`), like the admin API's.
@@ -14,7 +15,8 @@ from rich.table import Table
 
 from cli.admin import JSON_HELP, console, emit_json, when, with_db
 
-tickets_app = typer.Typer(help="Ops tickets: list, show; assign, comment, close; approve a refund request.",
+tickets_app = typer.Typer(help="Ops tickets: list, show; assign, comment, close; approve a refund request;"
+                                   " events for unknown orders (unmatched).",
                           invoke_without_command=True)
 
 
@@ -100,3 +102,29 @@ def approve(ticket_id: int) -> None:
 
     job = approve_refund.send(ticket_id, cli_actor())
     console().print(f"ticket {ticket_id}: refund approval enqueued (job {job.message_id})")
+
+
+@tickets_app.command("unmatched")
+def unmatched(source: Optional[str] = typer.Option(None, "--source", help="stripe or printify."),
+              before: Optional[int] = typer.Option(None, "--before", min=1, help="Rows below this id (paging)."),
+              limit: int = typer.Option(50, "--limit", "-n", min=1, max=200),
+              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Stripe and Printify events kept because they name no order here, newest first."""
+    from db.webhooks import select_unmatched_event_page
+    from domain.webhooks import SOURCES
+
+    if source is not None and source not in SOURCES:
+        console().print(f"[red]--source is one of {', '.join(SOURCES)}[/red]")
+        raise typer.Exit(2)
+    rows = with_db(lambda conn: select_unmatched_event_page(conn, source=source, before=before, limit=limit))
+    if as_json:
+        emit_json([asdict(r) for r in rows])
+        return
+    table = Table("id", "received (UTC)", "source", "event", "type", "refers to", title="events for unknown orders",
+                  title_justify="left")
+    for r in rows:
+        table.add_row(str(r.id), when(r.received_at), r.source, escape(r.event_id), escape(r.event_type),
+                      f"{r.refers_to} {escape(r.order_ref)}")
+    console().print(table)
+    if len(rows) == limit:
+        console().print(f"more: --before {rows[-1].id}")

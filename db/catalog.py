@@ -66,6 +66,10 @@ async def apply_product(conn: asyncpg.Connection, event: ProductChanged) -> Appl
             """, item.source_listing_id, item.title, item.brand, item.kind, item.status, item.price_cents,
             item.currency, item.stock, item.image_urls,
             json.dumps({**item.attributes, "payload_brand_id": brand_id})))
+    # the CMS's count is the truth from now on: the starting stock is that plus what orders hold
+    # (a statement of its own: it sees every order that claimed these rows before our upsert locked them)
+    await conn.execute("UPDATE items SET stock_start = stock + item_units_held(id) WHERE id = ANY($1::bigint[])"
+                       " AND stock IS NOT NULL AND stock_start IS DISTINCT FROM stock + item_units_held(id)", ids)
     # variants Payload no longer lists leave the storefront
     await conn.execute("UPDATE items SET status = 'archived' WHERE source = 'payload' AND status = 'available'"
                        " AND attributes ->> 'payload_product_id' = $1 AND NOT (id = ANY($2::bigint[]))",

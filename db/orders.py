@@ -12,7 +12,9 @@ from typing import Any
 
 import asyncpg
 
-from domain.orders import Checkout, Order, OrderLine, PricedItem, ReleaseLine, payment_mismatch, progress_sources
+from domain.orders import (
+    PRINTIFY_DEAD, Checkout, Order, OrderLine, PricedItem, ReleaseLine, payment_mismatch, progress_sources,
+)
 
 _ORDER_COLUMNS = """id, status, stripe_session_id, stripe_payment_intent, hold_until, amount_total_cents, currency,
     customer_email, customer_name, shipping, metadata, cancel_reason, printify_order_id, printify_requested_at,
@@ -328,12 +330,17 @@ async def update_printify_webhook_seen(conn: asyncpg.Connection, order_id: int) 
 
 async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s: float,
                                             limit: int = 500) -> list[int]:
-    """Released Printify orders, not yet dispatched, with no webhook for `quiet_s` (to be polled)."""
+    """Released Printify orders, not yet dispatched, with no webhook for `quiet_s` (to be polled).
+
+    An order final on either side is left alone: here (dispatched, refunded, cancelled: not in
+    the statuses read) or at Printify (cancelled there: no webhook or poll will move it again).
+    """
     rows = await conn.fetch(
         """
         SELECT id FROM orders
         WHERE status IN ('released', 'in_production') AND printify_order_id IS NOT NULL
+          AND NOT (coalesce(printify_status, '') = ANY($3::text[]))
           AND coalesce(printify_webhook_at, released_at, updated_at) < now() - make_interval(secs => $1)
         ORDER BY coalesce(printify_webhook_at, released_at, updated_at) LIMIT $2
-        """, quiet_s, limit)
+        """, quiet_s, limit, sorted(PRINTIFY_DEAD))
     return [r["id"] for r in rows]

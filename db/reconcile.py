@@ -28,18 +28,36 @@ async def select_printify_orders_since(conn: asyncpg.Connection, since: datetime
 async def select_stock_mismatches(conn: asyncpg.Connection) -> list[tuple[int, str, str]]:
     """(item id, title, what is wrong) for ordered 1-of-1s whose status disagrees with their orders.
 
-    An order holds its items until it is restocked (`restocked_at`): a piece sold with no order
-    holding it, or available while an order holds it, is a mismatch.
+    An order holds its items until it gives them back (`order_holds_items`, migration 0016): a
+    piece sold with no order holding it, or available while an order holds it, is a mismatch.
     """
     rows = await conn.fetch(
         """
-        SELECT i.id, coalesce(i.title, '') AS title, i.status,
-               bool_or(o.restocked_at IS NULL) AS held
+        SELECT i.id, coalesce(i.title, '') AS title, i.status
         FROM items i JOIN order_lines l ON l.item_id = i.id JOIN orders o ON o.id = l.order_id
         WHERE i.kind = 'one_of_one' AND i.status IN ('sold', 'available')
         GROUP BY i.id, i.title, i.status
-        HAVING (i.status = 'sold') <> bool_or(o.restocked_at IS NULL)
+        HAVING (i.status = 'sold') <> bool_or(order_holds_items(o.restocked_at, o.status, o.dispatched_at))
         ORDER BY i.id
         """)
     return [(r["id"], r["title"], "sold_without_order" if r["status"] == "sold" else "available_but_ordered")
             for r in rows]
+
+
+async def select_stock_count_mismatches(conn: asyncpg.Connection,
+                                        limit: int = 500) -> list[tuple[int, str, int, int]]:
+    """(item id, title, stock, expected) for stable items whose count is not their starting stock
+    less the units their orders hold."""
+    rows = await conn.fetch(
+        """
+        SELECT i.id, coalesce(i.title, '') AS title, i.stock, i.stock_start - coalesce(h.units, 0) AS expected
+        FROM items i
+        LEFT JOIN (SELECT l.item_id, sum(l.quantity) AS units
+                   FROM order_lines l JOIN orders o ON o.id = l.order_id
+                   WHERE order_holds_items(o.restocked_at, o.status, o.dispatched_at)
+                   GROUP BY l.item_id) h ON h.item_id = i.id
+        WHERE i.kind = 'stable' AND i.stock IS NOT NULL AND i.stock_start IS NOT NULL
+          AND i.stock <> i.stock_start - coalesce(h.units, 0)
+        ORDER BY i.id LIMIT $1
+        """, limit)
+    return [(r["id"], r["title"], r["stock"], r["expected"]) for r in rows]

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from domain.webhooks import UnmatchedEvent, ref_kind
+
 
 async def insert_webhook_event(conn: asyncpg.Connection, *, provider: str, event_id: str, event_type: str,
                                payload: Mapping[str, Any]) -> bool:
@@ -51,3 +53,27 @@ async def select_unmatched_events(conn: asyncpg.Connection, *, types: list[str],
         ORDER BY received_at LIMIT $3
         """, types, older_than_s, limit)
     return [dict(r) for r in rows]
+
+
+async def select_unmatched_event_page(conn: asyncpg.Connection, *, source: str | None = None,
+                                     before: int | None = None, limit: int = 50) -> list[UnmatchedEvent]:
+    """Kept events that still name no known order, newest first, below row id `before` (the report's page).
+
+    A kept event whose order has appeared since (a Printify order recorded after its webhook, a Stripe
+    event not yet replayed) is left out: it no longer refers to nothing.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT w.id, w.provider AS source, w.event_id, w.event_type, w.received_at,
+               coalesce(w.order_ref, '') AS order_ref
+        FROM webhook_events w
+        WHERE w.unmatched_at IS NOT NULL AND w.processed_at IS NULL
+          AND ($1::text IS NULL OR w.provider = $1) AND ($2::bigint IS NULL OR w.id < $2)
+          AND NOT (w.provider = 'printify'
+                   AND EXISTS (SELECT 1 FROM orders o WHERE o.printify_order_id = w.order_ref))
+          AND NOT (w.provider = 'stripe'
+                   AND EXISTS (SELECT 1 FROM orders o WHERE o.stripe_session_id = w.order_ref
+                                                         OR o.stripe_payment_intent = w.order_ref))
+        ORDER BY w.id DESC LIMIT $3
+        """, source, before, limit)
+    return [UnmatchedEvent(**dict(r), refers_to=ref_kind(r["source"], r["order_ref"])) for r in rows]

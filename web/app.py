@@ -31,7 +31,7 @@ from web import collections
 from web import reminders, catalog
 from web.admin import api as admin_api, pages as admin_pages, notification_templates as admin_templates
 from web.admin import events as admin_events, notifications as admin_notifications
-from web.admin import review as admin_review, storefronts as admin_storefronts
+from web.admin import review as admin_review, storefronts as admin_storefronts, unmatched as admin_unmatched
 from web.auth import TokenCache
 from web.context import REQUEST_ID, header
 from web.errors import install_error_handlers
@@ -232,6 +232,7 @@ def create_app() -> Quart:
     app.register_blueprint(admin_templates.blueprint)
     app.register_blueprint(admin_notifications.blueprint)
     app.register_blueprint(admin_api.blueprint)
+    app.register_blueprint(admin_unmatched.blueprint)
     admin_pages.install(app, settings)
 
     @app.before_serving

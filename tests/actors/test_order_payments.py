@@ -3,10 +3,12 @@ dashboard refunds and disputes, each replayed and in every order of arrival."""
 from __future__ import annotations
 
 import itertools
+import secrets
 from typing import Any
 
-from actors.orders import cancel_order, handle_stripe_event
+from actors.orders import cancel_order, handle_printify_event, handle_stripe_event
 from actors.release import release_order
+from db.webhooks import select_unmatched_event_page
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
@@ -85,10 +87,12 @@ async def test_a_dashboard_refund_restores_stock_once_before_or_after_its_order(
     try:
         piece = await insert_item(conn, "one_of_one", price_cents=3000)
         stable = await insert_item(conn, "stable", stock=4, price_cents=1000)
+        refund_ids: list[str] = []
         for refund_first in (False, True):
             completed = fake.stripe.checkout_completed(items=f"{piece},{stable}", amount_total=4000)
             intent = completed["data"]["object"]["payment_intent"]
             refunded = fake.stripe.dashboard_refund(intent)
+            refund_ids.append(refunded["id"])
             if refund_first:  # Stripe does not promise the order of deliveries
                 assert handle(refunded, times=2)["kept"] is True
             handle(completed, times=2)
@@ -104,7 +108,7 @@ async def test_a_dashboard_refund_restores_stock_once_before_or_after_its_order(
         assert len(fake.stripe.refunds) == 2 and fake.printify.creates == {}
         wait_sync(lambda: sum("Your refund" in m["subject"] for m in fake.resend.sent) == 2, what="buyers told")
         assert await conn.fetchval("SELECT count(*) FROM webhook_events WHERE unmatched_at IS NOT NULL"
-                                   " AND processed_at IS NULL AND event_type = 'charge.refunded'") == 0
+                                   " AND processed_at IS NULL AND event_id = ANY($1)", refund_ids) == 0
     finally:
         await conn.close()
 
@@ -165,6 +169,33 @@ async def test_a_dispute_on_a_held_order_stops_its_release_and_records_the_outco
         await conn.close()
 
 
+async def test_a_dispute_before_its_checkout_still_stops_the_release_in_every_order(
+        fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes(), price_cents=2500)
+        for n, order in enumerate(itertools.permutations(range(3))):
+            completed = fake.stripe.checkout_completed(items=str(poster), amount_total=2500)
+            intent = completed["data"]["object"]["payment_intent"]
+            events = [completed, fake.stripe.dispute(intent, dispute_id=f"dp_early_{n}"),
+                      fake.stripe.dispute(intent, status="lost", dispute_id=f"dp_early_{n}")]
+            for i in order:
+                handle(events[i], times=2)
+            row = await eventually(lambda: conn.fetchrow(
+                "SELECT * FROM orders WHERE stripe_session_id = $1 AND dispute_closed_at IS NOT NULL"
+                " AND status = 'needs_review'", completed["data"]["object"]["id"]), timeout=30, what=str(order))
+            assert row["dispute_status"] == "lost", order
+            await conn.execute("UPDATE orders SET hold_until = now() WHERE id = $1", row["id"])
+            released = wait_for_status(release_order.send(row["id"]).message_id, JobStatus.SUCCEEDED)
+            assert released.result["released"] is False, order
+        assert fake.printify.creates == {}
+        wait_sync(lambda: sum("dispute closed, lost" in p["title"] for p in fake.pushover.sent) == 6,
+                  what="each outcome told once")
+        wait_sync(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 6, what="disputes")
+    finally:
+        await conn.close()
+
+
 async def test_events_for_unknown_orders_are_kept_and_listed_never_crash(fake, worker, database_url) -> None:
     conn = await connect(database_url)
     try:
@@ -176,6 +207,16 @@ async def test_events_for_unknown_orders_are_kept_and_listed_never_crash(fake, w
                                 " AND processed_at IS NULL AND event_id = ANY($1)", [e["id"] for e in events])
         assert {r["event_id"] for r in kept} == {e["id"] for e in events}
         assert {r["order_ref"] for r in kept} >= {"pi_unknown_1", "pi_unknown_2"}
+        stranger = secrets.token_hex(12)  # a Printify order nobody here released
+        for _ in range(2):
+            done = wait_for_status(handle_printify_event.send(f"pfy_{stranger}", stranger, "order:updated").message_id,
+                                   JobStatus.SUCCEEDED)
+            assert done.result["kept"] is True
+        report = {e.event_id: e for e in await select_unmatched_event_page(conn, limit=200)}
+        assert {e["id"] for e in events} | {f"pfy_{stranger}"} <= set(report)
+        assert (report[f"pfy_{stranger}"].source, report[f"pfy_{stranger}"].order_ref,
+                report[f"pfy_{stranger}"].refers_to) == ("printify", stranger, "printify_order")
+        assert report[events[0]["id"]].refers_to == "payment_intent"
     finally:
         await conn.close()
 

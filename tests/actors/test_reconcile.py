@@ -1,10 +1,14 @@
 """The nightly reconciliation finds each planted mismatch and opens exactly one ticket for it."""
 from __future__ import annotations
 
+import secrets
+
+from actors.catalog import mirror_product
 from actors.orders import handle_stripe_event
 from actors.reconcile import reconcile_orders
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
+from tests.actors.test_catalog import product_event
 from tests.orders_support import (  # noqa: F401
     connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
@@ -70,3 +74,48 @@ def unique_keys(rows) -> set[str]:  # type: ignore[no-untyped-def]
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys))
     return set(keys)
+
+
+async def test_stock_that_disagrees_with_its_orders_gets_one_ticket_across_runs(
+        fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        fine, unrestocked, by_hand = [await insert_item(conn, "stable", stock=5, price_cents=1000) for _ in range(3)]
+        pid = f"p-recount-{secrets.token_hex(4)}"  # a catalog product: 10 in stock
+        wait_for_status(mirror_product.send(f"{pid}:1", product_event(pid, minutes=1, title="Candle", stock=10))
+                        .message_id, JobStatus.SUCCEEDED)
+        recounted = await conn.fetchval("SELECT id FROM items WHERE attributes ->> 'payload_product_id' = $1", pid)
+        for item in (fine, unrestocked, recounted):
+            event = fake.stripe.checkout_completed(items=f"{item}x2", amount_total=2000)
+            wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
+            order = await order_of(conn, event["data"]["object"]["id"])
+            if item == unrestocked:  # refunded without its restock: the two units never came back
+                await conn.execute("UPDATE orders SET status = 'refunded', refunded_at = now() WHERE id = $1",
+                                   order["id"])
+        assert [await conn.fetchval("SELECT stock FROM items WHERE id = $1", i) for i in (fine, recounted)] == [3, 8]
+        piece = await insert_item(conn, "one_of_one")  # refunded without its restock too: still sold
+        event = fake.stripe.checkout_completed(items=str(piece), amount_total=5000)
+        wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
+        await conn.execute("UPDATE orders SET status = 'refunded', refunded_at = now() WHERE stripe_session_id = $1",
+                           event["data"]["object"]["id"])
+        await conn.execute("UPDATE items SET stock = 9 WHERE id = $1", by_hand)  # nobody said why
+        # the CMS counts 10 again while an order holds 2: that is the truth now, not a mismatch
+        wait_for_status(mirror_product.send(f"{pid}:2", product_event(pid, minutes=2, title="Candle", stock=10))
+                        .message_id, JobStatus.SUCCEEDED)
+        assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", recounted) == 10
+        mine = [fine, unrestocked, by_hand, recounted]
+        stock_tickets = ("SELECT key FROM tickets WHERE key LIKE 'reconcile:stock:%'"
+                         " AND split_part(key, ':', 3)::bigint = ANY($1)")
+        assert reconcile()["stock"] >= 3
+        assert await conn.fetchval("SELECT count(*) FROM tickets WHERE key = $1",
+                                   f"reconcile:stock:{piece}:sold_without_order") == 1
+        assert unique_keys(await conn.fetch(stock_tickets, mine)) == {
+            f"reconcile:stock:{unrestocked}:count:-2", f"reconcile:stock:{by_hand}:count:+4"}
+        # a sale since moves both numbers: the same gap, no second ticket
+        event = fake.stripe.checkout_completed(items=f"{by_hand}x1", amount_total=1000)
+        wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
+        assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", by_hand) == 8
+        reconcile()
+        assert len(await conn.fetch(stock_tickets, mine)) == 2
+    finally:
+        await conn.close()

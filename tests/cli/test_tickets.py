@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from typing import Any
 
 import asyncpg
@@ -49,3 +50,17 @@ def test_list_show_assign_comment_close(database_url: str, redis_client: Any) ->
     assert shown["thread"][0]["author"].startswith("cli:")
     assert runner.invoke(app, ["tickets", "close", "99999999"], env=WIDE).exit_code == 1
     assert runner.invoke(app, ["tickets", "comment", str(ticket_id), " "], env=WIDE).exit_code == 1
+
+
+def test_unmatched_lists_events_kept_for_unknown_orders(database_url: str) -> None:
+    ref = f"pi_{secrets.token_hex(8)}"
+    row_id = db(database_url, "INSERT INTO webhook_events (provider, event_id, event_type, payload, order_ref,"
+                              " unmatched_at) VALUES ('stripe', $1, 'charge.refunded', '{}', $2, now()) RETURNING id",
+                f"evt_{ref}", ref)
+    listed = json.loads(ok("tickets", "unmatched", "--before", str(row_id + 1), "--limit", "1", "--json"))
+    assert [(e["source"], e["event_id"], e["event_type"], e["order_ref"], e["refers_to"]) for e in listed] == [
+        ("stripe", f"evt_{ref}", "charge.refunded", ref, "payment_intent")]
+    table = ok("tickets", "unmatched", "--source", "stripe", "--before", str(row_id + 1), "-n", "1")
+    assert f"evt_{ref}" in table and "payment_intent" in table and f"--before {row_id}" in table
+    assert f"evt_{ref}" not in ok("tickets", "unmatched", "--source", "printify", "--before", str(row_id + 1))
+    assert runner.invoke(app, ["tickets", "unmatched", "--source", "payload"], env=WIDE).exit_code == 2
