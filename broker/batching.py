@@ -1,14 +1,10 @@
-"""The web process's enqueue path to Redis: batched script calls, C-packed commands.
+"""The web process's batched script calls: many callers' EVALSHAs share one round trip.
 
 The web process enqueues from many concurrent requests. Each EVALSHA of its own costs a
 connection checkout, a socket write, a wake-up for the reply and a read on the Redis server;
 `BatchedScript` queues the calls made while a round trip is in flight and sends them all in
-the next one (a pipeline without MULTI: each call is still its own atomic script run). A lone
-call goes out at once, so an idle process adds no latency.
-
-redis-py packs commands with hiredis on its blocking connections only; its asyncio connections
-pack them in Python (about a fifth of the web's enqueue cost). `connection_class` gives the
-asyncio client connections that pack with hiredis.
+the next one, as one redis-py pipeline without MULTI (each call is still its own atomic
+script run). A lone call goes out at once, so an idle process adds no latency.
 """
 from __future__ import annotations
 
@@ -17,10 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.connection import HiredisRespSerializer
 from redis.exceptions import NoScriptError, ResponseError
-from redis.utils import HIREDIS_AVAILABLE
 
 from broker.replication import NotReplicated, ReplicaWait
 
@@ -35,6 +28,9 @@ class BatchedScript:
     unknown, as with a single EVALSHA whose reply is lost). At most `max_batch` calls share
     a round trip. With `wait` (REDIS_WAIT_REPLICAS), each round trip ends with one WAIT, and
     when too few replicas confirm it in time every call of it fails with NotReplicated.
+
+    `client` should have no retry policy (redis-py's default, and broker.setup's web client):
+    a pipeline retried after a connection error could run a script twice.
     """
 
     def __init__(self, client: Any, script: str, *, max_batch: int = 128, wait: ReplicaWait | None = None) -> None:
@@ -82,8 +78,7 @@ class BatchedScript:
 
     async def _run(self, batch: list[Call]) -> list[Any]:
         results = await self._round_trip(batch)
-        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)
-                   or (isinstance(result, ResponseError) and str(result).startswith("NOSCRIPT"))]
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing:  # a restarted or flushed Redis: load the script once and run those calls again
             await self.client.script_load(self.script)
             for i, result in zip(missing, await self._round_trip([batch[i] for i in missing])):
@@ -91,63 +86,25 @@ class BatchedScript:
         return results
 
     async def _round_trip(self, batch: list[Call]) -> list[Any]:
-        """EVALSHA each call over one pooled connection: one write, then the replies in order.
+        """EVALSHA each call in one pipeline (no MULTI), then WAIT when asked; a result or error per call.
 
-        redis-py's `Pipeline` would do the same with more bookkeeping per command (about a
-        sixth of this path's CPU), and it retries the whole batch after a connection error,
-        which can run a script twice; here that error fails the batch's callers (503). A
-        pooled connection the server closed while it sat idle (a restart, a `timeout` setting)
-        is replaced before anything is sent: redis-py's pool skips that check while its
-        maintenance notifications are on "auto", their default.
+        The pipeline is not registered with redis-py's `Script`: that would send SCRIPT EXISTS
+        before every round trip; a NOSCRIPT answer is handled by the caller instead.
         """
         self.round_trips += 1
-        pool = self.client.connection_pool
-        connection = await pool.get_connection()
-        try:
-            if await connection.can_read():  # closed by the server (or holding stray replies)
-                await connection.disconnect()
-                await connection.connect()
-            commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _ in batch]
-            await connection.send_packed_command(connection.pack_commands(
-                commands + ([self.wait.command] if self.wait else [])))
-            results: list[Any] = []
-            for _ in batch:
-                try:
-                    results.append(await connection.read_response())
-                except ResponseError as error:  # this call's script failed; the connection is fine
-                    results.append(error)
-            if self.wait is not None and not self.wait.confirmed(await connection.read_response()):
-                unconfirmed = NotReplicated(f"not confirmed by {self.wait.replicas} replica(s) "
-                                            f"within {self.wait.timeout_ms} ms")
-                results = [r if isinstance(r, Exception) else unconfirmed for r in results]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+            if self.wait is not None:
+                pipe.execute_command(*self.wait.command)
+            results = await pipe.execute(raise_on_error=False)
+        if self.wait is None:
             return results
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse the connection
-            raise
-        finally:
-            await pool.release(connection)
-
-
-class _HiredisPacking:
-    """`pack_command` by redis-py's own hiredis serializer (the one its blocking connections use)."""
-
-    _serializer = HiredisRespSerializer()
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return self._serializer.pack(*args)
-
-
-class HiredisConnection(_HiredisPacking, aioredis.Connection):
-    """A TCP asyncio connection packing with hiredis."""
-
-
-class HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
-    """A TLS (rediss://) asyncio connection packing with hiredis."""
-
-
-def connection_class(url: str) -> type | None:
-    """The hiredis-packing connection class for a redis:// or rediss:// URL (None: keep redis-py's)."""
-    if not HIREDIS_AVAILABLE:  # hiredis is a dependency; without it redis-py packs in Python
-        return None
-    scheme = url.partition("://")[0].lower()
-    return {"redis": HiredisConnection, "rediss": HiredisSSLConnection}.get(scheme)
+        results, replicas = results[:-1], results[-1]
+        if isinstance(replicas, Exception):
+            raise replicas
+        if not self.wait.confirmed(replicas):
+            unconfirmed = NotReplicated(f"not confirmed by {self.wait.replicas} replica(s) "
+                                        f"within {self.wait.timeout_ms} ms")
+            results = [r if isinstance(r, Exception) else unconfirmed for r in results]
+        return results

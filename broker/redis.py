@@ -3,22 +3,20 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import uuid4
 
 import redis
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import compute_backoff, current_millis, dq_name, q_name
-from dramatiq.errors import ConnectionClosed
+from dramatiq.broker import Consumer
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.message import Message
-from dramatiq.broker import MessageProxy
 from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 
-from broker.guard import CLAIMED_QUEUE
+from broker.dramatiq_consumer import WakingConsumer, ack_args
 from broker.jobs import JobStore
-from broker.outage import refusal, transient, until_it_lands
+from broker.outage import until_it_lands
 from broker.pauses import Pauses
 from broker.replication import ReplicaWait
 from domain.jobs import redact, status_on_enqueue
@@ -53,8 +51,8 @@ class BackroomBroker(RedisBroker):
         self.replica_wait = replica_wait
 
     @property
-    def consumer_class(self) -> type[_RedisConsumer]:
-        return _WakingConsumer
+    def consumer_class(self) -> type[Consumer]:
+        return WakingConsumer
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         """Dramatiq's emit_before, calling only the middleware that implement the hook."""
@@ -179,8 +177,7 @@ class BackroomBroker(RedisBroker):
 
     def ack_args(self, queue_name: str, redis_message_id: str) -> list[Any]:
         """Arguments of Dramatiq's dispatch script acking one message of this process (for pipelines)."""
-        return ["ack", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
-                0, self._max_unpack_size(), redis_message_id]
+        return ack_args(self, queue_name, redis_message_id)
 
     def hold(self, queue_name: str, redis_message_id: str) -> None:
         """Note a fetched message handed to this process's worker (until `release`)."""
@@ -289,99 +286,3 @@ class Wakeups:
     def stop(self) -> None:
         """Ask the listener to stop (it exits within a second)."""
         self.stopping.set()
-
-
-class _WakingConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, waiting on a wake-up event instead of sleeping when idle."""
-
-    def ack(self, message: MessageProxy) -> None:
-        """Ack through the batched writer when there is one (delay-queue hops stay synchronous).
-
-        Acking is then one pipelined command instead of one round trip per message, written
-        with the job's outcome; a crash before the batch lands re-runs the message
-        (at-least-once, as with any crash before an ack).
-        """
-        if message.options.get("backroom_fenced"):  # handed back by a fenced worker (broker.gate): not done
-            self.queued_message_ids.discard(message.message_id)
-            self.broker.release([(self.queue_name, message.options["redis_message_id"])])
-            return
-        sink = self.broker.ack_sink
-        if sink is None or self.queue_name.endswith(".DQ"):
-            self._unless_refused(super().ack, message)
-            self.broker.release([(self.queue_name, message.options["redis_message_id"])])
-            return
-        self.queued_message_ids.discard(message.message_id)
-        sink(self.queue_name, message.options["redis_message_id"], message.message_id)  # released once written
-
-    def nack(self, message: MessageProxy) -> None:
-        """Dramatiq's nack, retried like a lost connection while Redis is full or read-only."""
-        self._unless_refused(super().nack, message)
-        self.broker.release([(self.queue_name, message.options["redis_message_id"])])
-
-    @staticmethod
-    def _unless_refused(call: Callable[[MessageProxy], None], message: MessageProxy) -> None:
-        # Dramatiq retries an ack or nack every second on a connection error, but drops it on
-        # any other (the message then stays held and re-runs after a crash)
-        try:
-            call(message)
-        except redis.ResponseError as error:
-            if not refusal(error):
-                raise
-            raise ConnectionClosed(error) from None
-
-    def __init__(self, broker: BackroomBroker, queue_name: str, prefetch: int, timeout: int) -> None:
-        super().__init__(broker, queue_name, prefetch, timeout)
-        self.wake = broker.wakeups.event(queue_name)
-        self.idle = True
-        if queue_name in broker.lost:
-            try:
-                broker.requeue_lost(queue_name)
-            except redis.RedisError as e:
-                if not transient(e):
-                    raise
-                raise ConnectionClosed(e) from None
-
-    def __next__(self) -> MessageProxy | None:
-        try:
-            while True:
-                if self.message_cache:
-                    data = self.message_cache.pop(0)
-                    if data is None:
-                        continue
-                    self.misses = 0
-                    message = Message.decode(data)
-                    if message.queue_name != self.queue_name:  # a forged payload: the guard refuses it
-                        message = message.copy(queue_name=self.queue_name,
-                                               options={CLAIMED_QUEUE: str(message.queue_name)})
-                    self.queued_message_ids.add(message.message_id)
-                    self.broker.hold(self.queue_name, message.options["redis_message_id"])
-                    return MessageProxy(message)
-                messages, paused = [], False
-                if self.outstanding_message_count < self.prefetch:
-                    # clear before fetching: a wake-up published after the fetch is not missed
-                    self.wake.clear()
-                    # an idle consumer asks Redis itself (see broker.pauses); a busy one the cached copy
-                    paused = self.broker.pauses.paused(self.queue_name, fresh=self.idle)
-                    if not paused:
-                        self.message_cache = messages = self.broker.do_fetch(
-                            self.queue_name, self.prefetch - self.outstanding_message_count
-                        )
-                        self.idle = not messages  # not set by a full prefetch: only an empty fetch is idle
-                    else:
-                        self.idle = True  # re-check Redis itself next time, so a resume is seen at once
-                if not messages:
-                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                    # while paused, enqueues' wake-ups are ignored: it re-checks once per backoff instead
-                    if self.outstanding_message_count < self.prefetch and not paused:
-                        self.wake.wait(backoff_ms / 1000)
-                    else:
-                        time.sleep(backoff_ms / 1000)
-                    return None
-        except redis.RedisError as e:
-            if not transient(e):
-                raise
-            # a full or read-only Redis refuses the fetch script as a lost connection fails it: the
-            # consumer restarts, and what it fetched but its worker never got goes back (see requeue_lost)
-            self.broker.lost.add(self.queue_name)
-            self.message_cache = []
-            raise ConnectionClosed(e) from None

@@ -46,26 +46,29 @@ def redis_client(settings: EdgeSettings) -> redis.Redis | None:
 
 
 def async_redis_client(settings: EdgeSettings) -> Any:
-    """An asyncio Redis client on the same server as the broker (Sentinel-aware), for the web process."""
-    import redis.asyncio as aioredis
+    """An asyncio Redis client on the same server as the broker (Sentinel-aware), for the web process.
 
-    from broker.batching import connection_class
+    It never retries a command by itself: a retried pipeline of batched scripts could run one
+    twice (see broker.batching), and a request fails fast into a 503 instead.
+    """
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     if not settings.redis_sentinels:
-        packing = connection_class(settings.redis_url)
-        return aioredis.Redis.from_url(settings.redis_url, **({"connection_class": packing} if packing else {}))
+        return aioredis.Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0))
     from redis.asyncio.sentinel import Sentinel
 
-    return _primary(Sentinel, settings)
+    return _primary(Sentinel, settings, retry=Retry(NoBackoff(), 0))
 
 
-def _primary(sentinel_class: Any, settings: EdgeSettings) -> Any:
+def _primary(sentinel_class: Any, settings: EdgeSettings, **kwargs: Any) -> Any:
     """The primary named REDIS_SENTINEL_MASTER, found through REDIS_SENTINELS (REDIS_URL gives password and db)."""
     hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
                                                      (settings.redis_sentinels or "").split(","))]
     url = redis.connection.parse_url(settings.redis_url)
     return sentinel_class(hosts, socket_timeout=5).master_for(
-        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0))
+        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0), **kwargs)
 
 
 def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True, wake_queues: str = "*",
