@@ -1,10 +1,11 @@
-"""What Backroom costs on top of bare Dramatiq: drain rate, enqueue throughput via the API, pickup latency.
+"""What Backroom costs on top of bare Dramatiq: drain rate, its enqueue API against a minimal one, pickup latency.
 
 Run from the repo root with no arguments: `python bench/queue_overhead.py`. It starts its own
-redis-server and embedded Postgres (like the tests), real `dramatiq` worker processes and a
-real hypercorn, and ends with one `bench: queue_overhead ...` line. BENCH_JOBS overrides the
-backlog size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 3).
-Section 4 attaches a replica (`--replicaof`) and measures what REDIS_WAIT_REPLICAS=1 costs.
+redis-server and embedded Postgres (like the tests), real `dramatiq` worker processes and two
+real hypercorns on the same settings: Backroom's API (`web.asgi:app`, as the Procfile runs it)
+and `bench/_minimal_api.py` (what a user would write instead: Quart, pydantic, bare Dramatiq's
+`send()`). It ends with one `bench: queue_overhead ...` line. BENCH_JOBS overrides the backlog
+size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 3).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -36,19 +36,19 @@ import redis  # noqa: E402
 
 from _noop_actors import PICKUP_KEY  # noqa: E402
 from _services import BENCH_DIR, BIN, Child, Stack, create_token, percentile, say, wait_until  # noqa: E402
-from broker.replication import replica_wait  # noqa: E402
-from cli.stack import RedisProcess, free_port  # noqa: E402
+from cli.stack import free_port  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "30000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SEND_SECONDS = 5.0
-API_TURNS = 3  # raw send() and API load measured in turns (see main)
+API_TURNS = 3  # the two APIs are loaded in alternating turns (see main)
 API_CONCURRENCY = 32
+API_WORKERS = 2  # hypercorn --workers, as the Procfile's `web` runs it
+APPS = {"backroom": "web.asgi:app", "minimal": "_minimal_api:app"}
 PICKUPS = 200
 ENQUEUE_THREADS = 4
 NAMESPACES = {"backroom": "bench_backroom", "bare": "bench_bare"}
 MODULES = {"backroom": "_noop_backroom", "bare": "_noop_bare"}
-PING_KWARGS = {"message": "pong", "fail": False, "sleep_ms": 0}  # what `POST /v1/jobs/ping {}` enqueues
 
 # Counts the job records the tracking middleware has marked succeeded (run only once the queue is drained).
 COUNT_SUCCEEDED = """
@@ -72,13 +72,12 @@ class Bench:
         import _noop_bare
 
         self.actors = {"backroom": _noop_backroom, "bare": _noop_bare}
-        self.extra_env: dict[str, str] = {}  # for the workers and API servers started next (section 4)
 
     def worker(self, kind: str, processes: int) -> Child:
         """Start `dramatiq MODULE --processes P --threads 8 --queues bench`."""
         args = [str(BIN / "dramatiq"), MODULES[kind], "--path", str(BENCH_DIR),
                 "--processes", str(processes), "--threads", "8", "--queues", "bench"]
-        return self.stack.spawn(f"worker-{kind}", args, self.stack.env(**self.extra_env))
+        return self.stack.spawn(f"worker-{kind}", args, self.stack.env())
 
     # -- 1. drain rate -------------------------------------------------------------------------
     def drain(self, kind: str, jobs: int) -> float:
@@ -128,29 +127,14 @@ class Bench:
             f"({jobs / (done - spawned):,.0f} jobs/s counting the {first_ack - spawned:.2f}s worker start-up)")
         return rate
 
-    # -- 2. enqueue throughput -----------------------------------------------------------------
-    def raw_send(self) -> float:
-        """`ping.send_with_options()` in a loop on one thread, as the API handler calls it; returns jobs/s."""
-        import actors  # noqa: F401  (builds the API's broker from the same settings)
-        from actors.ops import ping
-
-        self.client.flushdb()
-        for _ in range(200):  # warm-up: connections, script loading
-            ping.send_with_options(kwargs=PING_KWARGS, request_id=uuid.uuid4().hex)
-        sent, started = 0, time.monotonic()
-        while (elapsed := time.monotonic() - started) < SEND_SECONDS:
-            ping.send_with_options(kwargs=PING_KWARGS, request_id=uuid.uuid4().hex)
-            sent += 1
-        self.client.flushdb()
-        return sent / elapsed
-
+    # -- 2. the enqueue API against a minimal one ------------------------------------------------
     @contextmanager
-    def api_server(self, workers: int) -> Iterator[tuple[str, Child]]:
-        """hypercorn with `workers` processes, as the Procfile's `web` runs it; yields its base URL."""
+    def api_server(self, kind: str) -> Iterator[tuple[str, Child]]:
+        """hypercorn serving `APPS[kind]` with the Procfile's `web` settings; yields its base URL."""
         port = free_port()
-        args = [str(BIN / "hypercorn"), "web.asgi:app", "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(workers), "--read-timeout", "60"]  # as the Procfile's `web` runs it
-        child = self.stack.spawn(f"api-{workers}w", args, self.stack.env(**self.extra_env))
+        args = [str(BIN / "hypercorn"), APPS[kind], "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(API_WORKERS), "--read-timeout", "60"]  # as the Procfile's `web` runs it
+        child = self.stack.spawn(f"api-{kind}", args, self.stack.env())
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda: _healthy(base) or not child.alive(), timeout=60, interval=0.2, what="API /healthz")
@@ -160,21 +144,34 @@ class Bench:
         finally:
             child.stop()
 
-    def api_load(self, base: str, child: Child, token: str, workers: int) -> float:
-        """Count 202s per second under load (`API_CONCURRENCY` requests in flight)."""
+    def api_load(self, kind: str, base: str, child: Child, token: str) -> float:
+        """Count 202s per second at peak (`API_CONCURRENCY` requests in flight, each sent when one is answered)."""
         self.client.flushdb()
         # wrk (C) when installed: the load generator then costs the 2 cores far less than aiohttp does
         hammer = _wrk if shutil.which("wrk") else _hammer
         counts, elapsed, latencies = asyncio.run(hammer(f"{base}/v1/jobs/ping", token))
         rate = counts[202] / elapsed
         others = {status: n for status, n in counts.items() if status != 202}
-        say(f"  api --workers {workers}: {rate:,.0f} 202/s over {elapsed:.1f}s with {API_CONCURRENCY} in flight, "
+        say(f"  {kind}: {rate:,.0f} 202/s over {elapsed:.1f}s with {API_CONCURRENCY} in flight, "
             f"latency p50 {latencies[0]:.1f} ms p99 {latencies[1]:.1f} ms"
             + (f", other answers (0 = no answer) {others}" if others else ""))
         if others:
             say(f"  end of the API log:\n{child.tail()}")
         self.client.flushdb()
         return rate
+
+    def paced_load(self, kind: str, base: str, child: Child, token: str, rate: float) -> list[float]:
+        """Send `rate` requests a second whatever the answers (open loop); returns the 202s' latencies in ms."""
+        self.client.flushdb()
+        counts, latencies = asyncio.run(_paced(f"{base}/v1/jobs/ping", token, rate))
+        others = {status: n for status, n in counts.items() if status != 202}
+        say(f"  {kind} at {rate:,.0f} requests/s: p50 {percentile(latencies, 50):.1f} ms, "
+            f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies, default=float('nan')):.1f} ms "
+            f"over {len(latencies)} 202s" + (f", other answers (0 = no answer) {others}" if others else ""))
+        if others:
+            say(f"  end of the API log:\n{child.tail()}")
+        self.client.flushdb()
+        return latencies
 
     # -- 3. pickup latency ---------------------------------------------------------------------
     def pickup(self, kind: str) -> list[float]:
@@ -203,38 +200,6 @@ class Bench:
         say(f"  {kind}: pickup p50 {percentile(waits, 50):.1f} ms, p90 {percentile(waits, 90):.1f} ms, "
             f"p99 {percentile(waits, 99):.1f} ms, max {max(waits):.1f} ms over {len(waits)} jobs")
         return waits
-
-
-    # -- 4. waiting for a replica -------------------------------------------------------------
-    def replica_cost(self, token: str) -> dict[str, float]:
-        """Raw send(), the API and the drain rate without and with REDIS_WAIT_REPLICAS=1, in turns."""
-        import actors
-
-        assert self.stack.redis is not None
-        replica = RedisProcess(self.stack.root / "replica",
-                               extra_args=("--replicaof", "127.0.0.1", str(self.stack.redis.port))).start()
-        figures: dict[str, list[float]] = {}
-        try:
-            link = redis.Redis.from_url(replica.url)
-            wait_until(lambda: link.info("replication")["master_link_status"] == "up", timeout=60, what="replica")
-            link.close()
-            for turn in range(2):
-                for replicas in ((0, 1) if turn == 0 else (1, 0)):
-                    actors.broker.replica_wait = replica_wait(replicas, 500)
-                    self.extra_env = {"REDIS_WAIT_REPLICAS": str(replicas)}
-                    self.client.config_resetstat()
-                    figures.setdefault(f"send{replicas}", []).append(self.raw_send())
-                    figures.setdefault(f"drain{replicas}", []).append(self.drain("backroom", max(1000, JOBS // 5)))
-                    with self.api_server(2) as (base, child):
-                        figures.setdefault(f"api{replicas}", []).append(self.api_load(base, child, token, 2))
-                    waits = self.client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
-                    say(f"  REDIS_WAIT_REPLICAS={replicas}: raw send() {figures[f'send{replicas}'][-1]:,.0f} jobs/s; "
-                        f"{waits} WAIT(s) in this turn (send, drain and API)")
-        finally:
-            actors.broker.replica_wait = None
-            self.extra_env = {}
-            replica.stop(kill=True)
-        return {name: statistics.mean(values) for name, values in figures.items()}
 
 
 def _load() -> str:
@@ -322,6 +287,37 @@ async def _hammer(url: str, token: str, warmup: float = 1.0) -> tuple[Counter[in
     return counts, elapsed, (percentile(latencies, 50), percentile(latencies, 99))
 
 
+async def _paced(url: str, token: str, rate: float, warmup: float = 1.0) -> tuple[Counter[int], list[float]]:
+    """POST `{}` `rate` times a second for `warmup` + SEND_SECONDS s, each on schedule whether or not earlier ones
+    were answered (an open loop: a slow answer does not slow the load, as with real clients); counts answers and
+    times the 202s after the warm-up, from when each request was due."""
+    import aiohttp
+
+    counts: Counter[int] = Counter()
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def one(due: float, measured: bool) -> None:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            try:
+                async with session.post(url, data=b"{}", headers=headers) as response:
+                    await response.read()
+                status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = 0  # no HTTP answer at all
+            if measured:
+                counts[status] += 1
+                if status == 202:
+                    latencies.append((loop.time() - due) * 1000)
+
+        start, warm = loop.time() + 0.1, int(rate * warmup)
+        await asyncio.gather(*(one(start + i / rate, i >= warm) for i in range(int(rate * (warmup + SEND_SECONDS)))))
+    return counts, latencies
+
+
 def main() -> None:
     """Run the three measurements side by side and print the summary line last."""
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless
@@ -346,36 +342,34 @@ def main() -> None:
         say(f"  => backroom {backroom_s:,.0f} jobs/s, bare {bare_s:,.0f} jobs/s, ratio {backroom_s / bare_s:.2f} "
             f"(target >= 0.8; mean of {ROUNDS} round(s))")
 
-        say("2. enqueue throughput: raw send() on one thread vs POST /v1/jobs/ping "
-            f"(load from {'wrk' if shutil.which('wrk') else 'aiohttp (install wrk for a lighter load generator)'})")
-        # The API is CPU-bound and raw send() bound by round trips, so a slow spell of the shared machine
-        # hits them unequally: they are measured in turns (raw, API, raw, ... raw) on one API server,
-        # and each figure is the mean of its turns.
-        raws, apis = [], []
-        with bench.api_server(2) as (base, child):
-            for _ in range(API_TURNS):
-                raws.append(bench.raw_send())
-                say(f"  raw send(): {raws[-1]:,.0f} jobs/s")
-                apis.append(bench.api_load(base, child, token, 2))
-            raws.append(bench.raw_send())
-        say(f"  raw send(): {raws[-1]:,.0f} jobs/s")
-        with bench.api_server(1) as (base, child):
-            api_1 = bench.api_load(base, child, token, 1)
-        raw_s, api_2 = statistics.mean(raws), statistics.mean(apis)
-        say(f"  => api (2 workers, the Procfile default) {api_2:,.0f} 202/s (mean of {API_TURNS}), raw send() "
-            f"{raw_s:,.0f} jobs/s (mean of {len(raws)}): {api_2 / raw_s:.2f} (target >= 0.5); "
-            f"turn by turn {' '.join(f'{a / r:.2f}' for a, r in zip(apis, raws))}; "
-            f"with --workers 1: {api_1 / raw_s:.2f}")
+        say(f"2. POST /v1/jobs/ping {{}}: Backroom's API (bearer token, validation, job record) against "
+            f"bench/_minimal_api.py (pydantic, bare Dramatiq send()), both on hypercorn --worker-class uvloop "
+            f"--workers {API_WORKERS}; load from "
+            f"{'wrk' if shutil.which('wrk') else 'aiohttp (install wrk for a lighter load generator)'}")
+        # The shared machine's slow spells would favour whichever API ran in a quiet one, so both
+        # servers stay up and take turns (backroom, minimal, minimal, backroom, ...); each figure is
+        # the mean of its turns.
+        peaks: dict[str, list[float]] = {"backroom": [], "minimal": []}
+        half: dict[str, list[float]] = {"backroom": [], "minimal": []}
+        with bench.api_server("backroom") as backroom_api, bench.api_server("minimal") as minimal_api:
+            servers = {"backroom": backroom_api, "minimal": minimal_api}
+            for turn in range(API_TURNS):
+                for kind in (("backroom", "minimal") if turn % 2 == 0 else ("minimal", "backroom")):
+                    peaks[kind].append(bench.api_load(kind, *servers[kind], token))
+            api_s, minimal_s = statistics.mean(peaks["backroom"]), statistics.mean(peaks["minimal"])
+            say(f"  => peak: backroom {api_s:,.0f} 202/s, minimal {minimal_s:,.0f} 202/s (means of {API_TURNS}): "
+                f"{api_s / minimal_s:.2f} (target >= 1.0); turn by turn "
+                f"{' '.join(f'{a / m:.2f}' for a, m in zip(peaks['backroom'], peaks['minimal']))}")
+            paced = api_s / 2
+            say(f"  latency at half of Backroom's peak ({paced:,.0f} requests/s, open loop, from when each was due)")
+            for kind in ("backroom", "minimal", "minimal", "backroom"):
+                half[kind] += bench.paced_load(kind, *servers[kind], token, paced)
+        p99_half = percentile(half["backroom"], 99)
+        say(f"  => p99 at {paced:,.0f} requests/s: backroom {p99_half:.1f} ms (target <= 20), "
+            f"minimal {percentile(half['minimal'], 99):.1f} ms (2 turns each, pooled)")
 
         say("3. pickup latency: one idle worker process, one job every 20-50 ms")
         waits = {kind: bench.pickup(kind) for kind in ("backroom", "bare")}
-
-        say("4. REDIS_WAIT_REPLICAS=1 against 0, a replica (--replicaof) on this host, in turns (mean of 2)")
-        wait = bench.replica_cost(token)
-        say(f"  => with WAIT: raw send() {wait['send1']:,.0f} vs {wait['send0']:,.0f} jobs/s "
-            f"({wait['send1'] / wait['send0']:.2f}), API {wait['api1']:,.0f} vs {wait['api0']:,.0f} 202/s "
-            f"({wait['api1'] / wait['api0']:.2f}), drain {wait['drain1']:,.0f} vs {wait['drain0']:,.0f} jobs/s "
-            f"({wait['drain1'] / wait['drain0']:.2f})")
         say(f"done, {_load()}")
     finally:
         say("stopping children and services ...")
@@ -383,10 +377,9 @@ def main() -> None:
 
     p50, p99 = percentile(waits["backroom"], 50), percentile(waits["backroom"], 99)
     print(f"bench: queue_overhead backroom_jobs_s={backroom_s:.0f} bare_jobs_s={bare_s:.0f} "
-          f"ratio={backroom_s / bare_s:.2f} api_202_s={api_2:.0f} raw_send_s={raw_s:.0f} "
-          f"api_ratio={api_2 / raw_s:.2f} pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f} "
-          f"wait_send_ratio={wait['send1'] / wait['send0']:.2f} wait_api_ratio={wait['api1'] / wait['api0']:.2f} "
-          f"wait_drain_ratio={wait['drain1'] / wait['drain0']:.2f}", flush=True)
+          f"ratio={backroom_s / bare_s:.2f} api_202_s={api_s:.0f} minimal_202_s={minimal_s:.0f} "
+          f"api_vs_minimal={api_s / minimal_s:.2f} api_p99_half_ms={p99_half:.1f} "
+          f"pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """JSON request bodies validated by pydantic straight from the request's bytes.
 
 quart-schema's `validate_request` parses the body with `json.loads` and then validates the
-Python objects; pydantic's `validate_json` does both in one pass (~3% of an enqueue
-request). Validation is strict: JSON types are taken as they are (`"yes"` is no boolean,
-`false` no integer), as the OpenAPI document states them. The body is documented through
+Python objects; pydantic's `validate_json` does both in one pass. Validation is strict:
+JSON types are taken as they are (`"yes"` is no boolean, `false` no integer), as the
+OpenAPI document states them. The body is documented through
 quart-schema's `document_request`. A body that is not JSON answers 400 naming where it
 breaks; an invalid one, or one sent with another Content-Type, raises quart-schema's
 `RequestSchemaValidationError` (422 naming each field, web.errors).

@@ -46,7 +46,7 @@ def unique_key_header() -> str | None:
 async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:
     """Enqueue a message built by the caller (e.g. for an edge actor this process does not declare); 202 or 503."""
     try:
-        message = await broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+        message = await current_app.config["ENQUEUER"].enqueue(message, broker=broker)
     except NotReplicated:
         return problem(503, "the job was queued but no replica confirmed it in time, so a Redis failover could "
                             "lose it; try again (with a unique key, a job that did survive is not queued twice)",
@@ -58,15 +58,15 @@ async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:
 
 async def send(actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
                unique_key: str | None = None) -> dramatiq.Message:
-    """Enqueue one message through the app's asyncio Redis client (raises BROKER_DOWN errors)."""
+    """Enqueue one message through the app's enqueuer (raises BROKER_DOWN errors)."""
     message = actor.message_with_options(args=args, kwargs=kwargs or {}, **message_options(unique_key))
-    return await actor.broker.enqueue_async(current_app.config["ENQUEUE_SCRIPT"], message)
+    return await current_app.config["ENQUEUER"].enqueue(message, broker=actor.broker)
 
 
 def message_options(unique_key: str | None) -> dict[str, Any]:
     """The options every message enqueued by the web carries: the request id, the token, the unique key if any.
 
-    Its Redis id too, so that enqueue_async need not copy the message to add one.
+    Its Redis id too, so that the enqueue need not copy the message to add one.
     """
     options: dict[str, Any] = {"request_id": REQUEST_ID.get(), "redis_message_id": random_uuid()}
     if unique_key:
@@ -78,10 +78,9 @@ def message_options(unique_key: str | None) -> dict[str, Any]:
 
 
 def random_uuid() -> str:
-    """A random (version 4) UUID in its text form, like `str(uuid.uuid4())` at under half the CPU.
+    """A random (version 4) UUID in its text form, like `str(uuid.uuid4())` (16 bytes of os.urandom).
 
-    Both take 16 bytes from os.urandom; this one formats them without building a UUID object
-    (~9k CPU instructions against ~21k; every enqueue from the web makes one).
+    Formatted without building a UUID object: every enqueue from the web makes one.
     """
     h = os.urandom(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
@@ -94,8 +93,8 @@ def unreachable() -> Any:
 
 def accepted(job_id: str, *, deduplicated: bool = False) -> Any:
     """The 202 body every enqueueing endpoint answers."""
-    # a Response, not a dict: quart-schema would build a pydantic TypeAdapter per response (~0.7 ms);
-    # the status URL from a template: url_for binds a URL adapter per call (~5% of an enqueue request)
+    # a Response, not a dict: quart-schema would build a pydantic TypeAdapter per response;
+    # the status URL from a template: url_for binds a URL adapter per call
     body = {"job_id": job_id, "status_url": _status_url_template().format(job_id), "deduplicated": deduplicated}
     return Response(json.dumps(body), status=202, content_type="application/json")
 

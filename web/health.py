@@ -26,7 +26,7 @@ async def _check_redis() -> str:
     # a write, not a PING: a full (maxmemory, noeviction) or read-only Redis answers PING but takes no job
     key = f"{actors.broker.namespace}:healthz"
     try:
-        await asyncio.wait_for(asyncio.to_thread(actors.broker.client.set, key, "1", px=60_000), timeout=2)
+        await asyncio.wait_for(current_app.config["REDIS"].set(key, "1", px=60_000), timeout=2)
     except redis.ResponseError as error:
         why = refusal(error)
         if not why:

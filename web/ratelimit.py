@@ -6,7 +6,7 @@ to a minute's worth; over it the request is answered 429 with Retry-After before
 
 A process takes a lease of up to half a second's worth of requests from the bucket at a time
 (one for limits under 240 a minute) and spends it locally: a busy token costs one Redis call
-per lease, not per request (a call cost ~40% of a read request's CPU). A lease is never
+per lease, not per request. A lease is never
 dropped, so the limit holds to within one lease per process.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ import redis.asyncio
 from dramatiq import Worker
 
 import actors
-from broker.batching import BatchedScript
+from broker.enqueuer import AsyncEnqueuer
 from broker.replication import ReplicaWait
 from cli.stack import free_port
 from domain.jobs import JobStatus
@@ -132,14 +132,36 @@ async def test_redis_unreachable_is_503_and_nothing_recorded(app, client, tokens
 async def test_an_enqueue_no_replica_confirmed_is_503_saying_it_may_still_run(app, client, tokens, redis_client,
                                                                                 monkeypatch) -> None:
     # REDIS_WAIT_REPLICAS=1 against the suite's Redis, which has no replica: WAIT answers 0
-    script = BatchedScript(app.app.config["REDIS"], actors.broker.jobs.scripts["enqueue"].script,
-                           wait=ReplicaWait(1, 50))
-    monkeypatch.setitem(app.app.config, "ENQUEUE_SCRIPT", script)
+    monkeypatch.setattr(actors.broker, "replica_wait", ReplicaWait(1, 50))
+    monkeypatch.setitem(app.app.config, "ENQUEUER", AsyncEnqueuer(actors.broker, app.app.config["REDIS"]))
     response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "no replica confirmed" in (await response.get_json())["detail"]
     assert redis_client.zcard(actors.broker.jobs.keys.job_index) == 1  # the primary has it: it may still run
+
+
+async def test_views_enqueue_through_the_enqueuer_opened_with_the_app(app, client, tokens, monkeypatch) -> None:
+    enqueuer = app.app.config["ENQUEUER"]
+    assert isinstance(enqueuer, AsyncEnqueuer) and enqueuer.client is app.app.config["REDIS"]
+    sent: list[str] = []
+    enqueue = enqueuer.enqueue
+
+    async def counted(message, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(message.message_id)
+        return await enqueue(message, **kwargs)
+
+    monkeypatch.setattr(enqueuer, "enqueue", counted)
+    response = await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))
+    assert response.status_code == 202 and sent == [(await response.get_json())["job_id"]]
+
+
+async def test_healthz_writes_through_the_asyncio_client(app, client, monkeypatch) -> None:
+    # only the asyncio client is cut off: the health check must notice (it no longer uses the sync one)
+    dead = redis.asyncio.ConnectionPool.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(app.app.config["REDIS"], "connection_pool", dead)
+    health = await client.get("/healthz")
+    assert health.status_code == 503 and (await health.get_json())["redis"].startswith("down")
 
 
 async def test_healthz_and_metrics_and_openapi(client, tokens) -> None:
