@@ -20,9 +20,6 @@ PACKAGES = ("actors", "admin", "broker", "cli", "config", "db", "domain", "edge"
             "schedules", "web")
 # the one module per framework allowed to use its internals, behind a canary test and an exact pin
 ISOLATED = {"broker/dramatiq_consumer.py"}
-# web/ files whose private uses are being removed on another branch (issue 17): the integrator
-# empties this set after merging it; nothing may be added to it
-PENDING_WEB = {"web/app.py"}
 
 
 def _private(name: str) -> bool:
@@ -127,13 +124,13 @@ def _checked(path: str) -> list[str]:
     return private_uses((ROOT / path).read_text())
 
 
-@pytest.mark.parametrize("path", [p for p in _modules() if p not in ISOLATED | PENDING_WEB])
+@pytest.mark.parametrize("path", [p for p in _modules() if p not in ISOLATED])
 def test_a_package_module_uses_only_public_library_names(path: str) -> None:
     assert _checked(path) == [], f"{path} uses private names of {', '.join(LIBRARIES)}"
 
 
 def test_the_allow_lists_name_existing_modules_that_need_them() -> None:
-    for path in sorted(ISOLATED | PENDING_WEB):
+    for path in sorted(ISOLATED):
         assert (ROOT / path).is_file(), f"{path} is gone: drop it from the allow-list"
         assert _checked(path), f"{path} uses no private name any more: drop it from the allow-list"
 
