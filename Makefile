@@ -20,10 +20,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# rewrite the tree the way `make lint` wants it: format, then the safe lint fixes
+# rewrite the tree the way `make lint` wants it: the safe lint fixes, then the formatter (in this order:
+# a fix can leave lines the formatter rewrites)
 fmt: install
-	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 install: $(VENV)/.installed
 
