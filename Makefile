@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # the system Chromium the edge scraper and the /admin/ browser test drive (never `playwright install`)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install lint bench clean chromium client
+.PHONY: run test install lint fmt bench clean chromium client
 
 run: install
 	$(BIN)/backroom dev
@@ -13,8 +13,18 @@ run: install
 test: install lint chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# import contracts, lint, formatting and types (configured in pyproject.toml)
 lint: install
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# rewrite the tree the way `make lint` wants it: the safe lint fixes, then the formatter (in this order:
+# a fix can leave lines the formatter rewrites)
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 install: $(VENV)/.installed
 

@@ -23,13 +23,13 @@ _providers: Providers | None = None
 class ProviderClients(Middleware):
     """Builds the process's providers (one aiohttp session, the shared rate limiter) at worker boot."""
 
-    def before_worker_boot(self, broker: Broker, worker: Any) -> None:  # before consuming starts, as the DB pool
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:  # Backroom's RedisBroker; before consuming starts
         global _providers
         loop_thread = get_event_loop_thread()
         if loop_thread is None:
             raise RuntimeError("the AsyncIO middleware must come before ProviderClients")
         settings = get_settings()
-        limiter = RateLimiter(broker.client, broker.namespace, limits(settings))  # type: ignore[attr-defined]
+        limiter = RateLimiter(broker.client, broker.namespace, limits(settings))
 
         async def open_clients() -> Providers:
             return build(settings, new_session(settings.provider_timeout_s), limiter)

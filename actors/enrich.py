@@ -82,7 +82,7 @@ async def enrich_zero_shot(item_ids: Sequence[int], vocabulary: Vocabulary, *, f
     prints = {t.id: fingerprint([t.image_hash or ""], model.model_id, vocabulary.version) for t in ready}
     todo: list[EnrichTarget] = [t for t in ready if force or t.fingerprint != prints[t.id]]
     started = time.monotonic()
-    picks = await asyncio.to_thread(score, model, vocabulary, [t.vector for t in todo]) if todo else []
+    picks = await asyncio.to_thread(score, model, vocabulary, [t.vector for t in todo if t.vector is not None]) if todo else []
     latency_ms = int((time.monotonic() - started) * 1000)
     async with pool.acquire() as conn, conn.transaction():
         for target, chosen in zip(todo, picks):

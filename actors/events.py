@@ -50,7 +50,7 @@ async def send_deliveries(deliveries: list[tuple[int, int]]) -> None:
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=5, max_backoff=10_000, time_limit=120_000)
 async def relay_events() -> dict[str, int]:
-    """Send committed next steps; turn committed events into deliveries and send them; repeat while a backlog is left."""
+    """Send committed next steps; turn committed events into deliveries and send them; repeat while backlogged."""
     limit = get_settings().events_relay_batch
     jobs = await send_outbox_jobs(limit)
     async with get_process_pool().acquire() as conn, conn.transaction():
@@ -63,7 +63,7 @@ async def relay_events() -> dict[str, int]:
 
 def _send_jobs(jobs: list[OutboxJob]) -> None:
     for job in jobs:
-        options = {"unique_key": job.unique_key} if job.unique_key else {}
+        options: dict[str, Any] = {"unique_key": job.unique_key} if job.unique_key else {}
         deliver_event.broker.get_actor(job.actor).send_with_options(args=tuple(job.args), **options)
 
 

@@ -34,7 +34,7 @@ from media.images import ImageRejected, reencode
 from media.store import open_store
 
 _DECODE_SLOTS = threading.BoundedSemaphore(2)
-RETRIES = {"retry_when": retry_policy(max_failures=5, max_waits=50), "min_backoff": 1_000, "max_backoff": 300_000}
+RETRIES: dict[str, Any] = {"retry_when": retry_policy(max_failures=5, max_waits=50), "min_backoff": 1_000, "max_backoff": 300_000}
 
 
 class ReviewRefused(ValueError):

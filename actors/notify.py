@@ -52,7 +52,7 @@ async def deliver(channel: str, recipient: str, template: str, data: dict[str, A
     try:
         sender = get_providers().sender(channel)
         stored, locale = await _template(template, channel, locale, key)
-        message = render(template, data, stored and stored.message())
+        message = render(template, data, stored.message() if stored else None)
         address = _address(channel, who)
     except (NotConfigured, TemplateError, NoAddress) as error:
         await _unsent(key, channel, who, template, "failed", str(error))
@@ -62,7 +62,7 @@ async def deliver(channel: str, recipient: str, template: str, data: dict[str, A
             await insert_unsent_notification(conn, key=key, channel=channel, recipient=who, template=template,
                                              status="skipped", reason="recipient opted out")
             return {"status": "skipped", "reason": "opted out"}
-        version = stored and stored.version
+        version = stored.version if stored else None
         claim = await claim_notification(conn, key=key, channel=channel, recipient=who, template=template, data=data,
                                          provider=sender.name, idempotent=sender.idempotent, lease_s=LEASE_S,
                                          template_version=version, locale=locale)
@@ -82,7 +82,7 @@ async def _template(name: str, channel: str, locale: str, key: str) -> tuple[Sto
     async with get_process_pool().acquire() as conn:
         pinned = await select_pinned_version(conn, key)
         if pinned is not None and pinned[1] is not None:
-            version, locale = pinned
+            version, locale = pinned[0], pinned[1]
             return (None if version is None else await select_template(conn, name, channel, locale, version)), locale
         return await select_template(conn, name, channel, locale), locale
 

@@ -41,7 +41,7 @@ PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_suc
 REFUNDED_WHEN_PAID = ("sold_out", "payment_failed", "expired")
 # Printify statuses of a released order that need a person (production or shipping went wrong)
 PRINTIFY_TROUBLE = ("has-issues", "had-issues", "canceled", "cancelled")
-RETRIES = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
+RETRIES: dict[str, Any] = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
 
 
 class OrderError(Exception):

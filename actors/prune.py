@@ -34,7 +34,8 @@ class NoSuchItem(LookupError):
 @dramatiq.actor(queue_name="default", max_retries=3, min_backoff=5_000, max_backoff=300_000, time_limit=900_000)
 async def prune_listings(source: str | None = None) -> dict:
     """Fan out check_listing for available sourced items (of `source`; ids only, a page at a time), paced per host."""
-    settings, after, free, hosts = get_settings(), 0, {}, Counter[str]()
+    settings, after, hosts = get_settings(), 0, Counter[str]()
+    free: dict[str, float] = {}
     gap_ms = 1000 / settings.prune_host_rate_per_s
     while True:
         async with get_process_pool().acquire() as conn:

@@ -26,7 +26,8 @@ from db.reminders import (
 )
 from domain.notifications import TemplateError
 from domain.reminders import (
-    Decision, Occasion, Policy, Preferences, ReminderError, Subject, following, judge, local_day_bounds, message_data,
+    Decision, Occasion, Policy, Preferences, Recurrence, ReminderError, Subject, following, judge, local_day_bounds,
+    message_data,
 )
 from providers.errors import NotConfigured, Permanent
 
@@ -39,13 +40,13 @@ TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000, throws=(ReminderError,))
 async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[str, str], occurs_on: str,
-                                  time_zone: str, at: str | None, recurrence: str, offsets_minutes: list[int],
+                                  time_zone: str, at: str | None, recurrence: Recurrence, offsets_minutes: list[int],
                                   channels: list[str], template: str, data: dict[str, Any] | None = None,
                                   send_at: str = "09:00", policy_id: str | None = None,
                                   revision: int | None = None) -> int:
     """Create or move a subject: its pending sends are upserted or cancelled in one transaction."""
     occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
-                        time.fromisoformat(at) if at else None, recurrence)  # type: ignore[arg-type]
+                        time.fromisoformat(at) if at else None, recurrence)
     async with get_process_pool().acquire() as conn, conn.transaction():
         policy = await _policy(conn, recipient, policy_id, offsets_minutes)
         offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else

@@ -14,7 +14,7 @@ from db.pool import get_process_pool
 from db.tickets import insert_interaction, insert_ticket, select_ticket, update_ticket
 
 log = logging.getLogger("backroom.tickets")
-RETRIES = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
+RETRIES: dict[str, Any] = {"retry_when": retry_policy(max_failures=8, max_waits=200), "min_backoff": 1_000, "max_backoff": 300_000}
 # what each admin action does to the ticket's status (None: leaves it)
 ACTIONS: dict[str, str | None] = {"comment": None, "assigned": None, "closed": "closed", "reopened": "open"}
 

@@ -7,7 +7,7 @@ against is written only after the alert is enqueued.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import dramatiq
 from dramatiq.common import current_millis
@@ -37,8 +37,9 @@ def check_edge_nodes() -> dict[str, Any]:
             pipe.hset(seen_key, node.node_id, node.last_beat.isoformat())
             pipe.srem(alerted_key, node.node_id)
         pipe.execute()
-    seen = {k.decode(): v.decode() for k, v in broker.client.hgetall(seen_key).items()}
-    alerted = {m.decode() for m in broker.client.smembers(alerted_key)}
+    # the broker's client reads bytes (redis-py types its replies bytes | str)
+    seen = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], broker.client.hgetall(seen_key)).items()}
+    alerted = {m.decode() for m in cast(set[bytes], broker.client.smembers(alerted_key))}
     silent = newly_silent((n.node_id for n in live), seen, alerted)
     for node_id in silent:  # keyed by the last beat: one alert per silence, even when retried
         alert(f"edge_node_silent:{node_id}:{seen[node_id]}", f"Edge node {node_id} went silent",

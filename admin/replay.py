@@ -60,6 +60,7 @@ def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | 
     if not moved:
         raise NotDeadLettered(f"{ident} left the dead-letter queue of {queue!r} meanwhile")
     fresh, (_, original) = made[-1], moved[0]
+    assert original is not None  # move() returns only the messages it decoded
     return ReplayResult(job_id=new_id, replayed_from=original.message_id, queue=queue, actor=fresh.actor_name,
                         args=redact(list(fresh.args)), kwargs=redact(dict(fresh.kwargs)),
                         original_args=redact(list(original.args)), original_kwargs=redact(dict(original.kwargs)))

@@ -85,7 +85,7 @@ async def change_list(conn: asyncpg.Connection, key: str, *, by: str, set_to: li
     async with conn.transaction():
         current: list[str] = getattr(config_from(await select_stored_config(conn, lock=True)), key)
         if reset:
-            await delete_schedule_config(conn, key)  # type: ignore[arg-type]
+            await delete_schedule_config(conn, key)  # type: ignore[arg-type]  # one of the two names checked above
             changed: list[str] = getattr(config_from({}), key)
             await _audit(conn, key, current, changed, by)
             return changed
@@ -104,7 +104,7 @@ async def schedule_settings(conn: asyncpg.Connection) -> tuple[dict[str, Schedul
 
 
 async def _store(conn: asyncpg.Connection, key: str, before: list[Any], after: list[Any], by: str) -> None:
-    await upsert_schedule_config(conn, key, after, by=by)  # type: ignore[arg-type]
+    await upsert_schedule_config(conn, key, after, by=by)  # type: ignore[arg-type]  # brands or surfaces (checked)
     await _audit(conn, key, before, after, by)
 
 

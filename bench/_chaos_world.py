@@ -129,7 +129,7 @@ class World:
                 pipe.hmget(keys.job(self.jobs[tag]), "status", "rid")
             records = pipe.execute()
         with self.client.pipeline(transaction=False) as pipe:
-            for status, rid in records:
+            for _status, rid in records:
                 for queue in ("default", "default.DQ"):
                     pipe.hexists(keys.messages(queue), rid or b"-")
             held = pipe.execute()

@@ -24,7 +24,7 @@ def main(pixels_path: str, vectors_path: str, rounds: int) -> int:
     vectors: list[np.ndarray] = []
     with torch.inference_mode():
         model.encode_image(batches[0])  # warm-up
-        for round_ in range(rounds):
+        for _round in range(rounds):
             started = time.perf_counter()
             out = [model.encode_image(b, normalize=True).numpy() for b in batches]
             best = max(best, sum(len(b) for b in batches) / (time.perf_counter() - started))

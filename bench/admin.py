@@ -147,7 +147,8 @@ def main() -> int:
         for name, make in (("overview", overview), ("dead page", dead_page)):
             at_small, at_large = paired(make(small), make(large))
             ratios[name] = statistics.median(at_large) / statistics.median(at_small)
-            say(f"  {name:<9} at 1,000: p50 {statistics.median(at_small):5.2f} ms p95 {percentile(at_small, 95):5.2f} ms"
+            say(f"  {name:<9} at 1,000: p50 {statistics.median(at_small):5.2f} ms"
+                f" p95 {percentile(at_small, 95):5.2f} ms"
                 f" | at 100,000: p50 {statistics.median(at_large):5.2f} ms p95 {percentile(at_large, 95):5.2f} ms"
                 f" | x{ratios[name]:.2f}")
         for admin in (small, large):

@@ -185,7 +185,8 @@ def main() -> int:
     int8 = ClipModel.load(directory, precision="int8")
     (fp32_ips, fp32_vectors), (int8_ips, int8_vectors), torch_run = speeds(fp32, int8, python, batches)
     torch_ips = None if torch_run is None else torch_run[0]
-    say(f"onnx fp32: {fp32_ips:.2f} images/s at batch {BATCH} ({fp32_ips * GFLOP_PER_IMAGE / ceiling:.0%} of the ceiling)")
+    say(f"onnx fp32: {fp32_ips:.2f} images/s at batch {BATCH}"
+        f" ({fp32_ips * GFLOP_PER_IMAGE / ceiling:.0%} of the ceiling)")
     int8_cos, int8_min = cosine(int8_vectors, fp32_vectors)
     say(f"onnx int8: {int8_ips:.2f} images/s, cosine to fp32 mean {int8_cos:.4f} min {int8_min:.4f}")
     if torch_run is not None:
@@ -197,10 +198,12 @@ def main() -> int:
     drafted = preprocessing_seconds(images, fp32, draft=True)
     full = preprocessing_seconds(images, fp32, draft=False)
     share = drafted / (drafted + 1 / fp32_ips)
-    say(f"preprocessing (batches of {BATCH}, a thread per core): {drafted * 1000:.1f} ms/image with JPEG draft ({full * 1000:.1f} ms without) = "
+    say(f"preprocessing (batches of {BATCH}, a thread per core): {drafted * 1000:.1f} ms/image with JPEG draft"
+        f" ({full * 1000:.1f} ms without) = "
         f"{share:.0%} of per-image time")
     speedup, length = text_trim_speedup(fp32)
-    say(f"text: {len(QUERIES)} queries trimmed to {length} tokens run {speedup:.1f}x faster than padded to 77 (same vectors)")
+    say(f"text: {len(QUERIES)} queries trimmed to {length} tokens run {speedup:.1f}x faster"
+        " than padded to 77 (same vectors)")
     ratio = None if torch_ips is None else fp32_ips / torch_ips
     int8_ratio = None if torch_ips is None else int8_ips / torch_ips
     say(f"bench: embed onnx_fp32_ips={fmt(fp32_ips)} onnx_int8_ips={fmt(int8_ips)} torch_ips={fmt(torch_ips)} "

@@ -457,7 +457,8 @@ def run(out: list[str]) -> int:
         from config.settings import get_settings
 
         settings = get_settings()
-        say(f"redis {server.url}; Backroom settings: WORKER_HEARTBEAT_TIMEOUT_MS={settings.worker_heartbeat_timeout_ms} "
+        say(f"redis {server.url}; Backroom settings:"
+            f" WORKER_HEARTBEAT_TIMEOUT_MS={settings.worker_heartbeat_timeout_ms} "
             f"POISON_THRESHOLD={settings.poison_threshold} namespace={settings.redis_namespace}")
         if settings.worker_heartbeat_timeout_ms != 20_000:
             say("WARNING: the heartbeat timeout is not the default 20000 ms (.env?)")

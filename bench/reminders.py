@@ -75,7 +75,8 @@ async def store(dsn: str, run: str, prefs: dict[str, Preferences], start: dateti
     conn = await asyncpg.connect(dsn)
     try:
         await conn.executemany(
-            "INSERT INTO notification_preferences (recipient, time_zone, quiet_start, quiet_end) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO notification_preferences (recipient, time_zone, quiet_start, quiet_end)"
+            " VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (recipient) DO UPDATE SET time_zone = $2, quiet_start = $3, quiet_end = $4",
             [(r, p.time_zone, p.quiet_start, p.quiet_end) for r, p in prefs.items()])
         names = list(prefs)

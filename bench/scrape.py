@@ -189,7 +189,8 @@ def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS)
         sampler.stopping.set()
         sampler.join()
     rate = listings / ((finished - started) / 60)
-    say(f"  pages_in_flight={pages} contexts_in_flight={contexts}: {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
+    say(f"  pages_in_flight={pages} contexts_in_flight={contexts}:"
+        f" {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
         f"peak tree rss={sampler.peak_rss_kb / 1024:.0f} MB pss={sampler.peak_pss_kb / 1024:.0f} MB "
         f"({sampler.most_processes} processes)")
     say("    at the rss peak (rss/pss MB): " + ", ".join(

@@ -141,7 +141,8 @@ async def measure(dsn: str, vectors: np.ndarray, queries: np.ndarray) -> dict[st
         filtered_found, filtered_times = await timed(lambda q: api(q, "rare"), queries)
         filtered_recall = recall(filtered_found, exact(vectors, queries, rare))
         full = sum(len(f) == K for f in filtered_found)
-        say(f"1% slot filter ({int(rare.sum()):,} candidates): recall@{K} {filtered_recall:.3f}, {pct(filtered_times)}, "
+        say(f"1% slot filter ({int(rare.sum()):,} candidates):"
+            f" recall@{K} {filtered_recall:.3f}, {pct(filtered_times)}, "
             f"{full}/{len(queries)} queries got {K} rows")
     await pool.close()
     hnsw_p99, exact_p99 = float(np.percentile(hnsw_times, 99)), float(np.percentile(exact_times, 99))
@@ -166,7 +167,8 @@ def main() -> int:
         stack.stop()
     speedup = figures["exact_p99"] / figures["hnsw_p99"]
     say(f"bench: search n={N} recall={figures['recall']:.3f} hnsw_p99_ms={figures['hnsw_p99']:.1f} "
-        f"exact_p99_ms={figures['exact_p99']:.1f} speedup={speedup:.1f} filtered_recall={figures['filtered_recall']:.3f}")
+        f"exact_p99_ms={figures['exact_p99']:.1f} speedup={speedup:.1f}"
+        f" filtered_recall={figures['filtered_recall']:.3f}")
     return 0
 
 

@@ -190,7 +190,7 @@ class DeadLetters:
         with self.client.pipeline(transaction=False) as pipe:
             for item in items:
                 call(pipe, item)
-            return pipe.execute()  # type: ignore[no-any-return]
+            return pipe.execute()
 
     def _plain_page(self, queue: str, page: DeadPage, low: str, high: str) -> DeadPage:
         key, start, num = self._keys(queue).dead(queue), page.offset, page.limit

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -37,7 +37,7 @@ class JobStore:
     def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "",
               alone: bool = False) -> bool:
         """Mark a job running on `worker` (`alone`: nothing else runs there); False when cancelled or reaped."""
-        args = [now_ms, worker, self.retention_s, actor, queue, broker_id, int(alone)]
+        args: list[str | int] = [now_ms, worker, self.retention_s, actor, queue, broker_id, int(alone)]
         keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.reaped(broker_id)]
         return bool(self.scripts["claim"](keys=keys, args=args))
 
@@ -55,7 +55,7 @@ class JobStore:
                 break
         deadline = time.monotonic() + answer_within_s
         while status == "cancelling":
-            asked, current = self.client.hmget(key, "cancel_requested", "status")
+            asked, current = cast(list[bytes | None], self.client.hmget(key, "cancel_requested", "status"))
             if not asked or time.monotonic() > deadline:  # answered (or the worker is silent: still queued)
                 status = current.decode(errors="replace") if current else ""
             else:
@@ -68,7 +68,7 @@ class JobStore:
         # record is read as untrusted (a wrong type or garbage is logged once and reads as unknown)
         for keys in (self.keys, self.keys.edge):
             try:
-                raw = self.client.hgetall(keys.job(job_id))
+                raw = cast(dict[bytes, bytes], self.client.hgetall(keys.job(job_id)))
                 if raw:
                     return record_from_hash(job_id, raw)
             except (redis.ResponseError, ValueError, KeyError, TypeError, AttributeError) as error:

@@ -50,7 +50,8 @@ class QueueStats:
                 pipe.hgetall(keys.stats(queue, minute // 60)).hgetall(keys.stats(queue, minute // 60 - 1))
             # a key of the wrong type (a corrupted paused set, say) reads as empty, not as an error page
             replies = pipe.execute(raise_on_error=False)
-        live, edge_live, paused, edge_paused = (_or(r, empty) for r, empty in zip(replies, ([], [], set(), set())))
+        empties: tuple[Any, ...] = ([], [], set(), set())
+        live, edge_live, paused, edge_paused = (_or(r, empty) for r, empty in zip(replies, empties))
         rest = [_or(r, (0, 0, 0, None, {}, {})[i % _STRIDE]) for i, r in enumerate(replies[4:])]
         paused = {*paused, *({b"edge"} & set(edge_paused))}  # edge consumers obey the edge namespace's set
         brokers = [(self.keys, b.decode(errors="replace")) for b in live]

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.typing import EncodableT
 from dramatiq import Middleware
 from dramatiq.broker import Broker
 
@@ -73,7 +74,7 @@ class Recovery(Middleware):
     def before_worker_shutdown(self, broker: Broker, worker: Any) -> None:
         self.stopping.set()
 
-    def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:  # Backroom's RedisBroker (client, namespace)
         for thread in self.threads:
             thread.join(timeout=5)
         if self.fence.reaped.is_set() or self.fence.unreturned:  # what it may still hold: the reaper frees it
@@ -174,9 +175,10 @@ def beat_client(client: redis.Redis, timeout_ms: int) -> redis.Redis:
 def beat(broker: Any, worker: Any, *, ttl_s: int, client: redis.Redis | None = None) -> bool:
     """Write this process's heartbeat and a description of it (for the admin pages); False when it was reaped."""
     ns, now = broker.namespace, int(time.time() * 1000)
-    info = {"name": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(), "pid": os.getpid(),
-            "queues": ",".join(sorted(_consumed(worker, broker))),
-            "threads": getattr(worker, "worker_threads", 0), "last_beat": now, "rss": rss_bytes()}
+    info: dict[EncodableT, EncodableT] = {
+        "name": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(), "pid": os.getpid(),
+        "queues": ",".join(sorted(_consumed(worker, broker))),
+        "threads": getattr(worker, "worker_threads", 0), "last_beat": now, "rss": rss_bytes()}
     with (client or broker.client).pipeline(transaction=False) as pipe:
         pipe.exists(f"{ns}:reaped:{broker.broker_id}")
         pipe.zadd(f"{ns}:__heartbeats__", {broker.broker_id: now})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import redis
@@ -93,7 +93,7 @@ class BackroomBroker(RedisBroker):
             return message
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
-        eta = ""
+        eta: int | str = ""
         if delay is not None:
             queue_name = dq_name(queue_name)
             eta = current_millis() + delay
@@ -203,7 +203,8 @@ class BackroomBroker(RedisBroker):
                 self.holding.pop(queue_name, None)  # Dramatiq dropped the delay queue it held them in
             held = set(self.holding.get(queue_name, ()))
         # what is held is read before the ack set: an ack Redis takes in between leaves both
-        acked_or_held = {m.decode() for m in self.client.smembers(self.jobs.keys.acks(self.broker_id, queue_name))}
+        acks = cast(set[bytes], self.client.smembers(self.jobs.keys.acks(self.broker_id, queue_name)))
+        acked_or_held = {m.decode() for m in acks}
         lost = acked_or_held - held
         if lost:
             self.do_requeue(queue_name, *sorted(lost))  # only ids still in the ack set go back

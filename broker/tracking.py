@@ -65,17 +65,19 @@ class JobTracking(Middleware):
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         self.writer.dispatch = getattr(broker, "scripts", {}).get("dispatch")
         self.writer.ack_args = getattr(broker, "ack_args", None)
-        if getattr(broker, "broker_id", ""):
-            self.writer.fence_key = self.store.keys.reaped(broker.broker_id)
+        broker_id = getattr(broker, "broker_id", "")
+        if broker_id:
+            self.writer.fence_key = self.store.keys.reaped(broker_id)
         replicas = getattr(broker, "replica_wait", None)
         if replicas is not None:
             self.writer.replica_wait, self.writer.client = replicas, private_client(self.store.client)
         if self.writer.dispatch is not None and self.writer.ack_args is not None:
-            broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]
-            self.writer.on_written = broker.release  # type: ignore[attr-defined]
+            # only Backroom's RedisBroker has the dispatch script: it takes acks through the writer
+            broker.ack_sink = self.writer.put_ack  # type: ignore[attr-defined]  # RedisBroker's, not Broker's
+            self.writer.on_written = broker.release  # type: ignore[attr-defined]  # RedisBroker's, not Broker's
         wakeups = getattr(broker, "wakeups", None)
         if wakeups is not None:
-            wakeups.on_cancel(self.store.keys.cancel(broker.broker_id), self.request_cancel)  # type: ignore[attr-defined]
+            wakeups.on_cancel(self.store.keys.cancel(broker_id), self.request_cancel)
 
     def after_process_boot(self, broker: Broker) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # the pid of the forked child
@@ -308,15 +310,15 @@ class OutcomeWriter:
         lands without the outcome queued before it, and the retry doubles no counter. It
         watches this worker's reaper tombstone: once reaped, its late writes never land.
         """
-        adopting = [item for item in pending if item.adopt is not None]
+        adopting = [(item, item.adopt) for item in pending if item.adopt is not None]
         client = self.client or self.store.client
         with client.pipeline(transaction=True) as pipe:
             if self.fence_key and not self._watch_not_reaped(pipe):
                 log.warning("dropped %d late job record write(s): this worker was reaped", len(pending))
                 self._acks_done(acks)
                 return []
-            for item in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
-                pipe.hsetnx(self.store.keys.job(item.job_id), "actor", item.adopt.actor_name)  # type: ignore[union-attr]
+            for item, adopt in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
+                pipe.hsetnx(self.store.keys.job(item.job_id), "actor", adopt.actor_name)
             for item in pending:
                 self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
                                        incr=item.incr, drop=item.drop)
@@ -332,7 +334,7 @@ class OutcomeWriter:
             log.error("Redis rejected %d job record command(s): %s", len(rejected), rejected[0])
         self._wait_for_replicas(client)
         self._acks_done([ack for ack in acks if ack not in again])
-        self._adopt([item.adopt for item, new in zip(adopting, results) if new == 1])  # type: ignore[misc]
+        self._adopt([adopt for (_, adopt), new in zip(adopting, results) if new == 1])
         return again
 
     def _wait_for_replicas(self, client: redis.Redis) -> None:

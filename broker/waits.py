@@ -42,8 +42,9 @@ class WaitAccounting(Middleware):
         waits = int(message.options.get("waits", 0))
         failures = max(0, int(message.options.get("retries", 0)) - waits)
         try:
-            exception.backroom_waits = waits  # type: ignore[attr-defined]
-            exception.backroom_failures = failures  # type: ignore[attr-defined]
+            # tagged on the exception for retry_policy, which sees only the exception
+            exception.backroom_waits = waits  # type: ignore[attr-defined]  # a tag of ours
+            exception.backroom_failures = failures  # type: ignore[attr-defined]  # a tag of ours
         except AttributeError:  # an exception type with __slots__: the policy falls back to totals
             pass
         if isinstance(exception, Wait):

@@ -52,7 +52,7 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     table = Table("id", "name", "url", "types", "state", "failing since")
     for v in views:
         state = "on" if v["enabled"] else f"off ({v['disabled_reason']})"
-        types = ", ".join(v["event_types"]) or "all"  # type: ignore[arg-type]
+        types = ", ".join(v["event_types"]) or "all"  # type: ignore[arg-type]  # a view lists its type names
         table.add_row(str(v["id"]), str(v["name"]), str(v["url"]), types, state, when(v["failing_since"]))
     console().print(table)
 

@@ -191,7 +191,7 @@ def worker(
         lean_supervise(worker_process.command(modules[0], modules[1:], chosen, threads,
                                               settings.worker_shutdown_timeout_s), processes)
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
-    extra = ()
+    extra: tuple[list[str], ...] = ()
     if gateway:  # edge results reach server actors only through it (broker.gateway)
         from cli import worker_process
         from domain.contracts import RESULTS_QUEUE

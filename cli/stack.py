@@ -13,8 +13,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
+
+if TYPE_CHECKING:  # imported when a server starts (it is heavy)
+    from pgserver import PostgresServer
 
 
 def free_port() -> int:
@@ -62,7 +66,7 @@ class RedisProcess:
                 return self
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start (see {self.directory / 'redis.log'})")
+                    raise RuntimeError(f"redis-server did not start (see {self.directory / 'redis.log'})") from None
                 time.sleep(0.02)
             finally:
                 client.close()
@@ -84,7 +88,7 @@ class PostgresProcess:
     """An embedded PostgreSQL 16 with pgvector (the `pgserver` package), data in `directory`."""
 
     directory: Path
-    server: object | None = None
+    server: PostgresServer | None = None
 
     def start(self) -> PostgresProcess:
         """Start (or attach to) the server in `directory`."""
@@ -97,20 +101,20 @@ class PostgresProcess:
     @property
     def admin_url(self) -> str:
         assert self.server is not None
-        return self.server.get_uri()  # type: ignore[attr-defined]
+        return self.server.get_uri()
 
     def database_url(self, name: str) -> str:
         """The DSN of database `name` on this server, creating it when missing."""
         assert self.server is not None
-        exists = self.server.psql(f"select 1 from pg_database where datname = '{name}';")  # type: ignore[attr-defined]
+        exists = self.server.psql(f"select 1 from pg_database where datname = '{name}';")
         if "1 row" not in exists:
-            self.server.psql(f'create database "{name}";')  # type: ignore[attr-defined]
-        return self.server.get_uri(database=name)  # type: ignore[attr-defined]
+            self.server.psql(f'create database "{name}";')
+        return self.server.get_uri(database=name)
 
     def stop(self) -> None:
         """Stop the server."""
         if self.server is not None:
-            self.server.cleanup()  # type: ignore[attr-defined]
+            self.server.cleanup()
             self.server = None
 
 

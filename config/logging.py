@@ -6,12 +6,13 @@ import re
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 _DISCARDED_RESULT = re.compile(r"Actor '[^']*' returned a value that is not None, and you haven't added the Results")
 
 
-def _scrub(_: object, __: str, event: dict) -> dict:
+def _scrub(_: object, __: str, event: EventDict) -> EventDict:
     for key, value in list(event.items()):
         if isinstance(value, str) and "://" in value:
             event[key] = _SECRET_IN_URL.sub(r"\1***\3", value)
@@ -46,7 +47,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     renderer = (structlog.processors.JSONRenderer() if fmt == "json" else
                 # no local variables in tracebacks: they would print actors' arguments
                 structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -130,7 +130,9 @@ class Settings(EdgeSettings):
         10.0, ge=0, le=300, description="How long the scheduler caches the admin's schedule settings (cadence, on/off)."
     )
     ops_alert_channel: Literal["push", "email", "chat"] = Field(
-        "push", description="Where ops alerts go (edge node silent, dead letters grew, LLM cost cap): push/email admin, chat ops."
+        "push",
+        description="Where ops alerts go (edge node silent, dead letters grew, LLM cost cap): "
+                    "push/email admin, chat ops.",
     )
     # --- orders and notifications (providers unset = not configured) ---
     hold_minutes: float = Field(15.0, gt=0, le=1440, description="How long a paid order is held before release.")
@@ -335,7 +337,10 @@ def _one_line(error: ValidationError) -> str:
     return f"backroom: invalid setting {name}: {first['msg']}"
 
 
-def _load(cls: type[EdgeSettings]) -> EdgeSettings:
+S = TypeVar("S", bound=EdgeSettings)
+
+
+def _load(cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as error:
@@ -346,7 +351,7 @@ def _load(cls: type[EdgeSettings]) -> EdgeSettings:
 @functools.cache
 def get_settings() -> Settings:
     """Read the server settings once; a bad variable stops the process with one line naming it."""
-    return _load(Settings)  # type: ignore[return-value]
+    return _load(Settings)
 
 
 @functools.cache

@@ -147,7 +147,8 @@ async def select_item_ids_to_enrich(conn: asyncpg.Connection, *, model: str, voc
         WHERE i.id > $1 AND i.embedding_model = $2 AND i.embedding IS NOT NULL AND i.status <> 'rejected'
           AND (e.item_id IS NULL OR e.model <> $2 OR e.vocabulary_version <> $3
                OR e.image_hash IS DISTINCT FROM i.embedding_hash
-               OR ($4::text IS NOT NULL AND (e.llm_model IS DISTINCT FROM $4 OR e.llm_basis IS DISTINCT FROM e.fingerprint)))
+               OR ($4::text IS NOT NULL
+                   AND (e.llm_model IS DISTINCT FROM $4 OR e.llm_basis IS DISTINCT FROM e.fingerprint)))
         ORDER BY i.id LIMIT $5
         """, after_id, model, vocabulary_version, llm_model, limit)
     return [r["id"] for r in rows]

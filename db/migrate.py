@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import asyncpg
 
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 MigrationState = Literal["applied", "pending", "changed", "missing"]
-Target = str | asyncpg.Connection | asyncpg.Pool
+Target: TypeAlias = str | asyncpg.Connection | asyncpg.Pool
 
 
 class MigrationError(Exception):

@@ -117,7 +117,8 @@ async def _claim(conn: asyncpg.Connection, item: Mapping[str, Any] | None, item_
             item_id) is not None
     if item["kind"] == "stable":
         return await conn.fetchval(
-            "UPDATE items SET stock = stock - $2 WHERE id = $1 AND status = 'available' AND stock >= $2 RETURNING id",
+            "UPDATE items SET stock = stock - $2"
+            " WHERE id = $1 AND status = 'available' AND stock >= $2 RETURNING id",
             item_id, quantity) is not None
     return await conn.fetchval("SELECT id FROM items WHERE id = $1 AND status = 'available'", item_id) is not None
 
@@ -208,7 +209,8 @@ async def update_order_released(conn: asyncpg.Connection, order_id: int) -> bool
 async def update_order_failed(conn: asyncpg.Connection, order_id: int, error: str) -> bool:
     """releasing -> failed with the reason (an admin takes over); False when it was not releasing."""
     return await conn.fetchval(
-        "UPDATE orders SET status = 'failed', release_error = $2 WHERE id = $1 AND status = 'releasing' RETURNING id",
+        "UPDATE orders SET status = 'failed', release_error = $2"
+        " WHERE id = $1 AND status = 'releasing' RETURNING id",
         order_id, error[:1000]) is not None
 
 

@@ -165,7 +165,7 @@ class EdgeNode(BaseModel):
 
 def edge_nodes(rows: Iterable[EdgeNodeRow], workers: Iterable[WorkerView], *, now: datetime,
                offline_after: timedelta, registry: Iterable[LiveEdgeNode] = ()) -> list[EdgeNode]:
-    """Merge table rows, the live edge registry (by node id) and live `edge` worker processes (by host); newest first."""
+    """Merge table rows, the live edge registry (by node id) and the live `edge` workers (by host); newest first."""
     registered = {node.node_id: node for node in registry}
     described = {node.host for node in registered.values()} | set(registered)
     live = [w for w in workers if w.alive and "edge" in w.queues and w.host not in described]
@@ -176,7 +176,7 @@ def edge_nodes(rows: Iterable[EdgeNodeRow], workers: Iterable[WorkerView], *, no
     by_host: dict[str, list[WorkerView]] = {}
     for worker in live:
         by_host.setdefault(worker.host, []).append(worker)
-    nodes += [_from_row(row, by_host.pop(row.node_id, None) or by_host.pop(row.host or "", []), now, offline_after)
+    nodes += [_from_row(row, by_host.pop(row.node_id, []) or by_host.pop(row.host or "", []), now, offline_after)
               for row in rows]
     for host, processes in by_host.items():
         nodes.append(EdgeNode(node_id=host, host=host, last_seen=max(p.last_beat for p in processes),

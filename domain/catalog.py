@@ -133,14 +133,14 @@ def catalog_items(event: ProductChanged) -> list[CatalogItem]:
     """The items a product is mirrored as: stable stock per variant, print on demand when stock is None."""
     p = event.product
     status = "available" if live(p) else "archived"
-    common = {"brand": event.brand.name if event.brand else None, "status": status, "image_urls": image_urls(p)}
+    brand, urls = event.brand.name if event.brand else None, image_urls(p)
     attributes = {"payload_product_id": event.payloadProductId, "slug": p.slug, "description": p.shortDescription,
                   "gift_tags": p.giftTags, "occasion_fit": p.occasionFit, "style_tags": p.styleTags}
     if not event.variants:
         currency = p.defaultCurrency if p.defaultPrice is not None else None
         return [CatalogItem(source_listing_id=f"product:{event.payloadProductId}", title=p.title,
                             kind="print_on_demand", price_cents=p.defaultPrice, currency=currency, stock=None,
-                            attributes=attributes, **common)]
+                            attributes=attributes, brand=brand, status=status, image_urls=urls)]
     items = []
     for v in event.variants:
         options = " / ".join(o.get("value", "") for o in v.optionValues if o.get("value"))
@@ -150,7 +150,8 @@ def catalog_items(event: ProductChanged) -> list[CatalogItem]:
             kind="stable" if v.stock is not None else "print_on_demand", price_cents=price,
             currency=(v.currency or p.defaultCurrency) if price is not None else None, stock=v.stock,
             attributes={**attributes, "payload_variant_id": v.payloadVariantId, "sku": v.sku,
-                        "stripe_price_id": v.stripePriceId, "options": v.optionValues}, **common))
+                        "stripe_price_id": v.stripePriceId, "options": v.optionValues},
+            brand=brand, status=status, image_urls=urls))
     return items
 
 

@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -58,7 +59,7 @@ def read_csv(text: str) -> tuple[list[ProductChanged], list[LineError]]:
     missing = [c for c in ("payload_product_id", "title", "ts") if c not in (reader.fieldnames or [])]
     if missing:
         return [], [LineError(1, f"missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")]
-    bodies: dict[str, tuple[int, dict[str, object]]] = {}
+    bodies: dict[str, tuple[int, dict[str, Any]]] = {}
     errors = []
     for number, row in enumerate(reader, 2):
         try:
@@ -73,7 +74,7 @@ def read_csv(text: str) -> tuple[list[ProductChanged], list[LineError]]:
                             "defaultCurrency": row.get("currency") or None},
                 "variants": []}))
             if row.get("variant_id"):
-                body["variants"].append(_variant(row))  # type: ignore[union-attr]
+                body["variants"].append(_variant(row))
         except (ValueError, KeyError) as error:
             errors.append(LineError(number, _why(error)))
     products = []

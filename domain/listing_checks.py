@@ -229,7 +229,7 @@ def plan_check(source: str, source_url: str, source_listing_id: str, edge_source
 
 
 def recheck_delay_ms(unknown_streak: int, *, base_ms: int, max_rechecks: int, jitter: float) -> int | None:
-    """When to check again after `unknown_streak` unknowns in a row (doubling, jittered); None: wait for the next prune."""
+    """When to check again after `unknown_streak` unknowns in a row (doubling, jittered); None: at the next prune."""
     if unknown_streak < 1 or unknown_streak > max_rechecks:
         return None
     return int(base_ms * 2 ** (unknown_streak - 1) * (1 + jitter))

@@ -230,7 +230,7 @@ class BrowserMiddleware(Middleware):
     """
 
     def after_process_boot(self, broker: Any) -> None:
-        """Give the Playwright driver a small young generation (at boot, before worker threads; NODE_OPTIONS set wins)."""
+        """A small young generation for the Playwright driver (at boot, before worker threads; NODE_OPTIONS wins)."""
         os.environ.setdefault("NODE_OPTIONS", DRIVER_NODE_OPTIONS)
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:

@@ -52,7 +52,7 @@ def delivery_message(actor_name: str, kwargs: dict[str, Any], *, delivery_id: st
     node, key = signed_by or signer()
     envelope = {"node_id": node, "actor": actor_name, "delivery_id": delivery_id, "payload": kwargs,
                 "signature": sign(key, node, actor_name, delivery_id, kwargs)}
-    message = Message(queue_name=RESULTS_QUEUE, actor_name=ACCEPT_EDGE_RESULT, args=(), kwargs=envelope, options={},
+    message: Message[Any] = Message(queue_name=RESULTS_QUEUE, actor_name=ACCEPT_EDGE_RESULT, args=(), kwargs=envelope, options={},
                       message_id=str(uuid5(NAMESPACE_URL, f"backroom-delivery:{actor_name}:{delivery_id}")))
     message.encode()  # fail here, in the job, when kwargs are not JSON (never store what cannot be sent)
     return message

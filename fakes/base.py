@@ -128,7 +128,7 @@ class FakeRunner:
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.ports.get(fake.name, 0))
             await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            port = runner.addresses[0][1]
             fake.base_url = f"http://127.0.0.1:{port}"
             self.runners.append(runner)
 

@@ -62,7 +62,7 @@ class FakePrintify(FakeServer):
         moved = []
         with self.lock:
             for order_id in list(self.orders):
-                status = self._order(order_id)["status"]  # type: ignore[index]
+                status = self._order(order_id)["status"]  # type: ignore[index]  # listed from self.orders under the lock
                 if self.announced.get(order_id) != status:
                     self.announced[order_id] = status
                     moved.append((order_id, status))

@@ -59,7 +59,7 @@ class FakeStripe(FakeServer):
     def add_event(self, event_type: str, obj: dict[str, Any], *,
                   charged: tuple[str, int] | None = None) -> dict[str, Any]:
         """Register an event around `obj` so `GET /v1/events/{id}` serves it."""
-        event = {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "api_version": "2026-10-28.endive",
+        event: dict[str, Any] = {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "api_version": "2026-10-28.endive",
                  "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
                  "request": {"id": None, "idempotency_key": None}, "type": event_type, "data": {"object": obj}}
         with self.lock:
@@ -211,8 +211,8 @@ class FakeStripe(FakeServer):
                 seen_digest, status, body = self.idempotency[key]
                 if seen_digest != digest:
                     return web.json_response({"error": {"type": "idempotency_error", "message": (
-                        "Keys for idempotent requests can only be used with the same parameters they were first"
-                        " used with.")}}, status=400)
+                        "Keys for idempotent requests can only be used with the same parameters"
+                        " they were first used with.")}}, status=400)
                 return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
             status, body = self._refund(form)
             if key:
@@ -235,7 +235,7 @@ class FakeStripe(FakeServer):
         if amount > remaining:
             return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large",
                                    "message": "Refund amount is greater than unrefunded amount on charge."}}
-        refund = {"id": f"re_{secrets.token_hex(12)}", "object": "refund", "amount": amount, "currency": "eur",
+        refund: dict[str, Any] = {"id": f"re_{secrets.token_hex(12)}", "object": "refund", "amount": amount, "currency": "eur",
                   "payment_intent": intent, "status": "succeeded", "reason": form.get("reason"),
                   "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
                   "created": int(time.time())}

@@ -46,7 +46,7 @@ def reencode(data: bytes, *, max_pixels: int, max_edge: int) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
                 raise ImageRejected(f"unsupported image format {image.format or 'unknown'} "
                                     f"(accepted: {', '.join(sorted(FORMATS))})")

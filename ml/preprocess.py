@@ -33,7 +33,7 @@ def decode(data: bytes, *, size: int, draft: bool = True) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"image too large: {image.width}x{image.height}")
             if draft and image.format == "JPEG":

@@ -5,6 +5,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class Pushover:
         return str(reply.field("request"))
 
 
-def _pushover_reset_ms(headers: dict) -> int:
+def _pushover_reset_ms(headers: Mapping[str, str]) -> int:
     reset = next((v for k, v in headers.items() if k.lower() == "x-limit-app-reset"), None)
     if reset is not None:
         try:

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import stripe
 
 from providers.errors import Permanent, RateLimited, Retryable
 from providers.http import retry_after_ms
+
+if TYPE_CHECKING:  # stripe's request parameter types, for the checker only
+    from stripe.params import RefundCreateParams
+    from stripe.params.checkout import SessionListParams
 
 NAME = "stripe"
 TOLERANCE_S = 300
@@ -70,7 +74,7 @@ class Stripe:
     async def refund(self, payment_intent: str, *, amount: int | None, idempotency_key: str,
                      metadata: dict[str, str]) -> str:
         """Refund a payment (all of it when `amount` is None); the key makes a repeat return the same refund."""
-        params: dict[str, Any] = {"payment_intent": payment_intent, "metadata": metadata,
+        params: RefundCreateParams = {"payment_intent": payment_intent, "metadata": metadata,
                                   "reason": "requested_by_customer"}
         if amount is not None:
             params["amount"] = amount
@@ -86,7 +90,7 @@ class Stripe:
     async def list_sessions(self, *, created_gte: int, starting_after: str | None = None,
                             limit: int = 100) -> tuple[list[dict], str | None]:
         """One page of Checkout Sessions created since `created_gte`, newest first; the next page's cursor."""
-        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": limit}
+        params: SessionListParams = {"created": {"gte": created_gte}, "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         page = await _call(self.client.v1.checkout.sessions.list_async(params))

@@ -119,7 +119,7 @@ class SchedulerRunner:
         self.catchup_minutes = catchup_minutes
         self.clock = clock
         self.leading = False
-        self._published: dict[str, tuple[str, str]] = {}
+        self._published: dict[str, tuple[str, str, str]] = {}  # spec, next tick, enabled
         self._stopping = threading.Event()
         self.samples = QueueStats(broker.client, broker.jobs.keys, known_queues(broker), broker.heartbeat_timeout)
         self._sampled_minute = -1

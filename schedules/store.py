@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import redis
 
@@ -76,13 +77,13 @@ class ScheduleStore:
 
     def set_fields(self, actor: str, **fields: str) -> None:
         """Overwrite fields of `actor`'s state hash (spec, next tick)."""
-        self.client.hset(self.keys.state(actor), mapping=fields)
+        self.client.hset(self.keys.state(actor), mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping key is invariant
 
     def state(self, actor: str) -> dict[str, str]:
         """The state hash of `actor`, decoded."""
-        return {k.decode(): v.decode() for k, v in self.client.hgetall(self.keys.state(actor)).items()}
+        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self.client.hgetall(self.keys.state(actor))).items()}
 
     def leader(self) -> str | None:
         """The id of the current leader, if any."""
-        raw = self.client.get(self.keys.leader)
+        raw = cast(bytes | None, self.client.get(self.keys.leader))
         return raw.decode() if raw is not None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 from quart import request
@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 def validate_body(model: type) -> Callable[[F], F]:
     """Pass the handler `data=`, the request's JSON body validated as `model`."""
-    adapter = TypeAdapter(model)
+    adapter: TypeAdapter[Any] = TypeAdapter(model)
 
     def decorate(handler: F) -> F:
         document_request(model)(handler)  # marks `handler`; functools.wraps carries the mark over
@@ -44,6 +44,6 @@ def validate_body(model: type) -> Callable[[F], F]:
                 raise RequestSchemaValidationError(error) from None
             return await handler(*args, data=data, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate

@@ -70,7 +70,7 @@ async def payload_hook(kind: str) -> Any:
         return problem(503, "payload hooks are not configured (PAYLOAD_WEBHOOK_SECRET)")
     if (request.content_length or 0) > MAX_BODY:
         return problem(413, f"the body is larger than {MAX_BODY} bytes")
-    body = await request.get_data()
+    body = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     if len(body) > MAX_BODY:
         return problem(413, f"the body is larger than {MAX_BODY} bytes")
     if not authentic(secret.get_secret_value(), body):

@@ -17,7 +17,7 @@ async def enqueue_edge(actor_name: str, kwargs: dict[str, Any], *, force: bool, 
     broker = actors.broker
     ttl_s = get_settings().edge_node_ttl_s
     try:
-        live = force or await asyncio.to_thread(live_edge_nodes, broker.client, broker.jobs.keys, ttl_s=ttl_s)
+        live = force or bool(await asyncio.to_thread(live_edge_nodes, broker.client, broker.jobs.keys, ttl_s=ttl_s))
     except BROKER_DOWN:
         return unreachable()
     if not live:

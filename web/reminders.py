@@ -8,9 +8,10 @@ import re
 from dataclasses import asdict
 from datetime import date, datetime, time
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
@@ -44,7 +45,10 @@ def _known_zone(value: str) -> str:
 
 
 # the zones are listed once in the schema (a component); the before-validator keeps the error message short
-Zone = Enum("TimeZone", {name: name for name in known_zones()}, type=str)  # type: ignore[misc]
+if TYPE_CHECKING:  # the checker cannot type an Enum made at start: it sees a str Enum without members
+    class Zone(str, Enum): ...
+else:
+    Zone = Enum("TimeZone", {name: name for name in known_zones()}, type=str)
 
 
 def _as_zone(value: Any) -> Any:
@@ -56,20 +60,25 @@ def _as_zone(value: Any) -> Any:
     return Zone(_known_zone(value))
 
 
-TimeZone = Annotated[Zone, BeforeValidator(_as_zone)]  # type: ignore[valid-type]
-Offset = int_in(0, MAX_OFFSET_MINUTES)
+TimeZone = Annotated[Zone, BeforeValidator(_as_zone)]
+if TYPE_CHECKING:  # int_in makes the bounded type at run time
+    Offset = int
+    DailyCap = int
+else:
+    Offset = int_in(0, MAX_OFFSET_MINUTES)
+    DailyCap = int_in(1, 1000)
 Address = Annotated[str, Field(min_length=1, max_length=320, pattern=TEXT)]
 # an occasion from 1900 through 2199 (its sends are computed in that range), stated in the schema
 OCCURS_ON = r"^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 OccursOn = Annotated[date, WithJsonSchema({"type": "string", "format": "date", "pattern": OCCURS_ON})]
 # offsets_minutes and channels come together, or neither does (a policy applies)
-TOGETHER = {"anyOf": [
+TOGETHER: JsonDict = {"anyOf": [
     {"properties": {"offsets_minutes": {"maxItems": 0}, "channels": {"maxItems": 0}}},
     {"required": ["offsets_minutes", "channels"],
      "properties": {"offsets_minutes": {"minItems": 1}, "channels": {"minItems": 1}}},
 ]}
 # quiet_start and quiet_end come together, or neither does
-QUIET_PAIR = {"anyOf": [
+QUIET_PAIR: JsonDict = {"anyOf": [
     {"properties": {"quiet_start": {"type": "null"}, "quiet_end": {"type": "null"}}},
     {"required": ["quiet_start", "quiet_end"],
      "properties": {"quiet_start": {"type": "string"}, "quiet_end": {"type": "string"}}},
@@ -126,7 +135,7 @@ class PreferencesBody(BaseModel):
     channels_off: list[Channel] = Field(default_factory=list, max_length=3)
     quiet_start: time | None = None
     quiet_end: time | None = None
-    daily_cap: int_in(1, 1000) | None = None  # type: ignore[valid-type]
+    daily_cap: DailyCap | None = None
     opted_out: bool = False
     locale: str = Field("en", pattern=LOCALE)
     default_policy_id: str | None = Field(None, pattern=ID, description="For subjects that name no policy.")
@@ -319,8 +328,9 @@ async def get_preferences(recipient: str) -> Any:
         return bad
     async with current_app.config["DB_POOL"].acquire() as conn:
         prefs = await select_preferences(conn, recipient)
-    return _json(PreferencesOut(recipient=recipient, time_zone=prefs.time_zone,
-                                channels_off=sorted(prefs.channels_off), quiet_start=prefs.quiet_start,
+    return _json(PreferencesOut(recipient=recipient, time_zone=Zone(prefs.time_zone),
+                                channels_off=cast(list[Channel], sorted(prefs.channels_off)),  # stored from a body
+                                quiet_start=prefs.quiet_start,
                                 quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out,
                                 locale=prefs.locale, default_policy_id=prefs.default_policy_id))
 

@@ -1,9 +1,10 @@
 """Request and response bodies of the API (pydantic; the OpenAPI document is built from them)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import JsonValue
 
 from domain.notifications import TEMPLATES, required_fields
 from web.errors import Problem  # noqa: F401  (the error body, defined in web.errors; imported from here too)
@@ -33,7 +34,15 @@ UNIQUE_KEY_MAX = 200
 # scalars (a template writes each as text), and no NUL (jsonb refuses it)
 FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT)]
 FieldValue = Annotated[str, Field(max_length=960, pattern=TEXT)] | int | float | bool | None
-Template = Literal[tuple(sorted(TEMPLATES))]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the checker cannot read a Literal built from a set: a template is a name
+    Template = str
+else:
+    Template = Literal[tuple(sorted(TEMPLATES))]
+
+
+def _sorted(names: set[str]) -> list[JsonValue]:
+    ordered = sorted(names)
+    return list(ordered)  # a list[str] is no list[JsonValue] (lists are invariant): copied as one
 
 
 def names_in_full(schema: dict[str, Any]) -> None:
@@ -110,7 +119,7 @@ class NotifyJob(JobBody):
     # each template's required `data` fields, stated in the schema (JSON Schema if/then)
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"if": {"properties": {"template": {"const": name}}, "required": ["template"]},
-         "then": {"properties": {"data": {"required": sorted(required_fields(name))}}, "required": ["data"]}}
+         "then": {"properties": {"data": {"required": _sorted(required_fields(name))}}, "required": ["data"]}}
         for name in sorted(TEMPLATES) if required_fields(name)]})
 
     channel: Literal["email", "push", "chat"]

@@ -123,7 +123,8 @@ async def _centroid(conn: Any, seed_ids: list[int]) -> tuple[np.ndarray, str]:
     if len(models) > 1:
         raise Refused(409, "the seeds were embedded by different models; re-embed them (embed sync --force)")
     # the mean of unit vectors points where their cosine centroid does (its length is irrelevant)
-    return np.mean([s.vector for s in seeds], axis=0, dtype=np.float32), str(models.pop())
+    vectors = [s.vector for s in seeds if s.vector is not None]
+    return np.asarray(np.mean(vectors, axis=0, dtype=np.float32)), str(models.pop())
 
 
 @blueprint.post("/stylist/match")

@@ -31,9 +31,9 @@ async def stripe_webhook() -> Any:
     secret = get_settings().stripe_webhook_secret
     if secret is None or not secret.get_secret_value():
         return problem(503, "stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)")
+    body = await request.get_data(cache=True, as_text=False, parse_form_data=False)  # bytes, not text
     try:
-        event = verify_event(await request.get_data(), request.headers.get("Stripe-Signature"),
-                             secret.get_secret_value())
+        event = verify_event(body, request.headers.get("Stripe-Signature"), secret.get_secret_value())
     except InvalidSignature as error:
         return problem(400, f"invalid signature: {error}")
     if not isinstance(event.get("id"), str):
@@ -48,7 +48,7 @@ async def printify_webhook() -> Any:
     secret = get_settings().printify_webhook_secret
     if secret is None or not secret.get_secret_value():
         return problem(503, "printify webhooks are not configured (PRINTIFY_WEBHOOK_SECRET)")
-    body = await request.get_data()
+    body = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     if not verify_webhook(secret.get_secret_value(), body, request.headers.get("X-Pfy-Signature")):
         return problem(400, "invalid signature")
     try:

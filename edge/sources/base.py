@@ -99,10 +99,12 @@ async def get_json(request: Any, url: str, where: str, **options: Any) -> Any:
 async def gather_all(coroutines: Iterable[Awaitable[T]]) -> list[T]:
     """Run `coroutines` together; when any failed, raise the first failure once all have finished."""
     results = await asyncio.gather(*coroutines, return_exceptions=True)
+    done: list[T] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return results  # type: ignore[return-value]
+        done.append(result)
+    return done
 
 
 def absolute(base_url: str, href: str | None) -> str | None:

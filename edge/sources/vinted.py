@@ -170,5 +170,6 @@ async def search(browser: Any, config: VintedConfig, query: str, limit: int) -> 
         if wanted:
             completed = await gather_all(_details(browser, context, item) for item in wanted)
             by_id = {item.source_listing_id: done for item, done in zip(wanted, completed)}
-            listings = [by_id.get(item.source_listing_id, item) for item in listings]
-        return [item for item in listings if item is not None]
+            kept = [by_id.get(item.source_listing_id, item) for item in listings]
+            listings = [item for item in kept if item is not None]
+        return listings

@@ -7,7 +7,8 @@ Stone Island/Arc'teryx, clothing sizes XS-XL and EU shoe sizes, prices in EUR / 
 Routes
 - every host: `GET /images/{name}.jpg` real 480x640 JPEGs with EXIF (Make, Model, DateTime, GPS).
 - vinted: `GET /` sets cookie `access_token_web`, header `X-Anon-Id`, HTML with `"CSRF_TOKEN":"<uuid>"`;
-  `GET /svc-catalogue/items?search_text=&page=&per_page=&order=&price_from=&price_to=&attribute_ids[brand|size|status|catalog]=`
+  `GET /svc-catalogue/items?search_text=&page=&per_page=&order=&price_from=&price_to=`
+  `&attribute_ids[brand|size|status|catalog]=`
   -> `{"items": [...], "pagination": {current_page,total_pages,total_entries,per_page,time}, "code": 0}`
   (items lack brand_title/size_title/status/path: brand = item_box.first_line, "size · condition" =
   item_box.second_line; price `{"amount": "12.5", "currency_code": "EUR"}`); 401 `invalid_authentication_token`

@@ -5,6 +5,7 @@ import io
 import random
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from PIL import Image, ImageDraw
 
@@ -25,7 +26,7 @@ COLOURS = [("black", (25, 25, 28)), ("navy", (20, 35, 90)), ("olive", (85, 95, 4
 SIZES = [("XS", 206), ("S", 207), ("M", 208), ("L", 209), ("XL", 210)]
 SHOE_SIZES = [("41", 784), ("42", 785), ("43", 786), ("44", 787)]
 # a neutral condition key -> each site's own vocabulary
-CONDITIONS = {
+CONDITIONS: dict[str, dict[str, tuple[str, int] | str]] = {  # vinted: (label, status id)
     "new_with_tags": {"vinted": ("New with tags", 6), "grailed": "is_new", "shop": "New with tags"},
     "new": {"vinted": ("New without tags", 1), "grailed": "is_new", "shop": "New"},
     "very_good": {"vinted": ("Very good", 2), "grailed": "is_gently_used", "shop": "Very good"},
@@ -75,7 +76,7 @@ class FakeListing:
 
     def vinted_status_id(self) -> int:
         """Vinted's condition (`status`) id."""
-        return CONDITIONS[self.condition]["vinted"][1]  # type: ignore[index]
+        return cast(tuple[str, int], CONDITIONS[self.condition]["vinted"])[1]
 
     def catalog_id(self) -> int:
         """Vinted's catalogue (category) id."""
@@ -116,13 +117,13 @@ def make_jpeg(name: str, seed: int, colour: str | None = None) -> bytes:
     """A real JPEG for image `name` (mostly `colour`), with EXIF incl. GPS that rehosting must strip."""
     rng = random.Random(f"{seed}-{name}")
     background = dict(COLOURS).get(colour or "") or tuple(rng.randrange(256) for _ in range(3))
-    image = Image.new("RGB", (480, 640), background)  # type: ignore[arg-type]
+    image = Image.new("RGB", (480, 640), background)
     draw = ImageDraw.Draw(image)
     for _ in range(6):
         x, y = rng.randrange(400), rng.randrange(560)
         fill = tuple(rng.randrange(256) for _ in range(3))
         box = (x, y, x + 40 + rng.randrange(200), y + 40 + rng.randrange(200))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)  # type: ignore[arg-type]
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
     exif = Image.Exif()
     exif[0x010F] = "FakeCam"  # Make
     exif[0x0110] = "Marketplace 1"  # Model

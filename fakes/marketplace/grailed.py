@@ -1,4 +1,4 @@
-"""The fake Grailed: `/shop` (Algolia keys in PUBLIC_CONFIG), `/api/listings/{id}`, listing pages, and the Algolia host."""
+"""The fake Grailed: `/shop` (Algolia keys in PUBLIC_CONFIG), `/api/listings/{id}`, listing pages, the Algolia host."""
 from __future__ import annotations
 
 import json
@@ -178,7 +178,7 @@ class AlgoliaHost(MarketHost):
             page_no = int(params.get("page", 0))
         except ValueError:
             return web.json_response({"message": "Invalid hitsPerPage or page", "status": 400}, status=400)
-        grailed: GrailedHost = self.market.grailed  # type: ignore[assignment]
+        grailed: GrailedHost = self.market.grailed
         sold_index = index in SOLD_ORDER
         records = [grailed.record(x) for x in self.market.listings("grailed")
                    if (x.state == "sold" if sold_index else x.listed) and x.matches(str(params.get("query", "")))]

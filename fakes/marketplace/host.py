@@ -24,11 +24,13 @@ CHALLENGE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment
 <body><div class="main-wrapper" role="main"><div class="main-content">
 <h1 class="zone-name-title h1">Verifying you are human. This may take a few seconds.</h1>
 <div id="challenge-stage"><div class="loading-verifying">Please wait</div></div>
-<noscript><div class="h2"><span id="challenge-error-text">Enable JavaScript and cookies to continue</span></div></noscript>
+<noscript>
+<div class="h2"><span id="challenge-error-text">Enable JavaScript and cookies to continue</span></div></noscript>
 </div></div>
 <script src="/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray={ray}"></script></body></html>"""
 
-RATE_LIMIT_PAGE = "<!DOCTYPE html><html><head><title>Too many requests</title></head><body><h1>You are rate limited</h1></body></html>"
+RATE_LIMIT_PAGE = ("<!DOCTYPE html><html><head><title>Too many requests</title></head>"
+                   "<body><h1>You are rate limited</h1></body></html>")
 
 
 @dataclass(frozen=True)

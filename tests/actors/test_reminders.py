@@ -149,8 +149,8 @@ async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnigh
         assert [s for s in (first, second) if s in deferred] and "daily cap 1" in \
             deferred.get(first, deferred.get(second, ""))
         sent_at = await eventually(lambda: conn.fetchval(  # the provider answered; the record follows
-            "SELECT sent_at FROM notifications n JOIN reminders r ON n.idempotency_key LIKE 'reminder:' || r.id || ':%'"
-            " WHERE r.subject = $1", hushed), what="the quiet send's record")
+            "SELECT sent_at FROM notifications n"
+            " JOIN reminders r ON n.idempotency_key LIKE 'reminder:' || r.id || ':%' WHERE r.subject = $1", hushed), what="the quiet send's record")
         assert sent_at >= end
         tokyo_midnight = datetime.combine((now + timedelta(hours=9)).date() + timedelta(days=1), time(0),
                                           tzinfo=timezone.utc) - timedelta(hours=9)

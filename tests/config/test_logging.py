@@ -30,8 +30,8 @@ def test_the_discarded_result_warning_is_dropped_and_other_warnings_kept(monkeyp
     monkeypatch.setattr(logging.getLogger().handlers[0], "stream", stream)
     worker_log = logging.getLogger("dramatiq.worker.WorkerThread")
     # worded and formatted as Dramatiq's worker does it: the actor's name already in the text
-    worker_log.warning("Actor '%s' returned a value that is not None, and you haven't added the Results middleware "
-                       "to the broker, so the value has been discarded." % "ping")
+    worker_log.warning("Actor 'ping' returned a value that is not None, and you haven't added the Results middleware "
+                       "to the broker, so the value has been discarded.")
     worker_log.warning("Actor '%s' is slow", "ping")
     output = stream.getvalue()
     assert "Results middleware" not in output and "is slow" in output

@@ -19,7 +19,8 @@ def ld(availability: str) -> str:
 
 def vinted_page(*, sold: bool) -> str:
     status = '<div data-testid="item-status--sold">Sold</div>' if sold else ""
-    return f'<html><body><h1>Jacket</h1>{status}<script>{{"item":{{"id":1,"is_closed":{str(sold).lower()}}}}}</script></body></html>'
+    closed = str(sold).lower()
+    return f'<html><body><h1>Jacket</h1>{status}<script>{{"item":{{"id":1,"is_closed":{closed}}}}}</script></body></html>'
 
 
 def grailed(**fields: object) -> str:
@@ -57,7 +58,8 @@ CASES = [
     ("shop 200 without markers", Evidence("shop", URL, 200, URL, "<html>a page</html>"), "unknown"),
     ("shop malformed json-ld", Evidence("shop", URL, 200, URL, '<script type="application/ld+json">{oops</script>' + ld("InStock")), "unknown"),
     ("redirected to another host", Evidence("shop", URL, 200, "https://login.other.test/", ld("SoldOut")), "unknown"),
-    ("json-ld graph", Evidence("shop", URL, 200, URL, '<script type="application/ld+json">{"@graph": [{"@type": "Product", "offers": [{"availability": "SoldOut"}]}]}</script>'), "sold"),
+    ("json-ld graph", Evidence("shop", URL, 200, URL, '<script type="application/ld+json">{"@graph": [{"@type": "Product",'
+                                                      ' "offers": [{"availability": "SoldOut"}]}]}</script>'), "sold"),
     ("removed marker on a 200 is not removal", Evidence("shop", URL, 200, URL, "Product not found"), "unknown"),
 ]
 

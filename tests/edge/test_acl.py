@@ -68,7 +68,8 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     assert (forwarded["message_id"], forwarded["options"]["edge_node"]) == (delivered, NODE)
     assert forwarded["kwargs"] == {"source": "probe", "listings": [], "delivery_id": "acl-1"}
     assert _record(admin, delivered)["status"] == JobStatus.QUEUED.value
-    counts = lambda: [(n.node_id, n.done, n.failed) for n in live_edge_nodes(admin, server.jobs.keys, ttl_s=10)]
+    def counts() -> list[tuple[str, int, int]]:
+        return [(n.node_id, n.done, n.failed) for n in live_edge_nodes(admin, server.jobs.keys, ttl_s=10)]
     wait_until(lambda: counts() == [(NODE, 2, 2)], 10, f"registry counters: {counts()}")
     assert "NOPERM" not in worker.output() and "permission" not in worker.output().lower()
     assert _denials(admin) == []  # the edge worker was never refused anything (the ACL log is empty)

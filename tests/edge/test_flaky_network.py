@@ -55,7 +55,8 @@ def test_a_delivery_during_an_outage_is_kept_and_delivered_exactly_once(
     assert _delivered_ids(admin) == [delivered]
     assert _status(admin, delivered) == "queued"
     # a few more flush rounds and registry beats later, still exactly one delivery
-    done = lambda: [n.done for n in live_edge_nodes(admin, Keys(NS), ttl_s=10)] == [1]
+    def done() -> bool:
+        return [n.done for n in live_edge_nodes(admin, Keys(NS), ttl_s=10)] == [1]
     wait_until(done, 30, "the node never beat its counters again")
     assert _delivered_ids(admin) == [delivered] and outbox.pending() == 0
     assert "Redis unreachable" in worker.output() or "outbox" in worker.output()

@@ -65,7 +65,8 @@ async def catalogue(database_url: str) -> AsyncIterator[Catalogue]:
         f"{label}-{i}", f"https://marketplace.example/items/{i}", [f"https://marketplace.example/img/{i}.jpg"],
         f"item {i}", statuses[i], slots[i], [f"{i:064x}.jpg"], vectors[i], label) for i in range(40)]
     seed_ids = [await conn.fetchval(
-        "INSERT INTO style_seeds (label, description, embedding, embedding_model) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO style_seeds (label, description, embedding, embedding_model)"
+        " VALUES ($1, $2, $3, $4) RETURNING id",
         f"{label} seed {name}", f"a {name} look", vectors[40 + k], label) for k, name in enumerate(["grunge", "y2k", "gorpcore"])]
     yield Catalogue(label, item_ids, vectors[:40], slots, statuses, seed_ids, vectors[40:])
     await conn.execute("DELETE FROM items WHERE embedding_model = $1", label)

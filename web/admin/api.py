@@ -41,7 +41,7 @@ def service() -> Admin:
         import actors
 
         current_app.config["ADMIN"] = Admin(actors.broker)
-    return current_app.config["ADMIN"]  # type: ignore[no-any-return]
+    return current_app.config["ADMIN"]
 
 
 async def run(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

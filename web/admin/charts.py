@@ -30,7 +30,7 @@ def sparkline(samples: Sequence[tuple[datetime, float]], *, end: datetime, minut
         y = height - 1 - (value / peak) * (height - 2)
         points.append(f"{x:.1f},{y:.1f}")
     if len(points) == 1:  # a single sample draws as a short flat line
-        x, y = points[0].split(",")
-        points.insert(0, f"{max(0.0, float(x) - 2):.1f},{y}")
+        first_x, first_y = points[0].split(",")
+        points.insert(0, f"{max(0.0, float(first_x) - 2):.1f},{first_y}")
     return Spark(points=" ".join(points), peak=max(value for _, value in samples), last=samples[-1][1],
                  count=len(samples))

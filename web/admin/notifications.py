@@ -46,8 +46,8 @@ async def _edit() -> tuple[dict[str, str], TemplateEdit | None, str | None]:
     if not NAME_RE.fullmatch(name):
         return form, None, "A template name is a-z, 0-9 and _ (starting with a letter)."
     try:
-        edit = TemplateEdit(channel=form.get("channel", "*"), locale=form.get("locale", "en"),  # type: ignore[arg-type]
-                            subject=form.get("subject", ""), body=form.get("body", ""))
+        edit = TemplateEdit.model_validate({"channel": form.get("channel", "*"), "locale": form.get("locale", "en"),
+                                            "subject": form.get("subject", ""), "body": form.get("body", "")})
         check_edit(name, MessageTemplate(edit.subject, edit.body))
     except ValidationError as error:
         return form, None, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

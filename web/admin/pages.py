@@ -182,7 +182,7 @@ async def jobs() -> Any:
     filters = query.model_dump()
     filters["status"] = query.status.value if query.status else None
     page = await run(service().jobs, **filters)
-    args = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "cursor" and v}
     next_url = url_for("admin_pages.jobs", **args, cursor=page.next_cursor) if page.next_cursor else None
     return await render_template("admin/jobs.html", page=page, query=query, queues=service().queues,
                                  next_url=next_url)

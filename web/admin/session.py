@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from quart import Quart, current_app, g, redirect, render_template, request, session, url_for
@@ -113,7 +113,7 @@ def configure_sessions(app: Quart, settings: Settings) -> None:
         app.secret_key = secrets.token_hex(32)
         log.warning("ADMIN_SESSION_SECRET is not set: the /admin/ sign-in form is keyed by a random key made by this "
                     "process, so a form shown by another process (or before a restart) must be reloaded")
-    app.session_interface = ServerSessions(settings)
+    app.session_interface = ServerSessions(settings)  # type: ignore[assignment]  # Quart annotates its cookie interface
 
 
 async def token_for(raw: str) -> ApiToken | None:
@@ -122,24 +122,31 @@ async def token_for(raw: str) -> ApiToken | None:
     return token if token is not None and grants(token.scopes, "admin:read") else None
 
 
+def _session() -> AdminSession:
+    """This request's session (ServerSessions opens only AdminSessions)."""
+    return cast(AdminSession, session)
+
+
 async def sign_in(token: ApiToken) -> None:
     """Start a new session for `token` under a new id (the old one, if any, is revoked)."""
-    interface: ServerSessions = current_app.session_interface  # type: ignore[assignment]
-    old, sid, csrf = session.sid, secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    interface = cast(ServerSessions, current_app.session_interface)
+    current = _session()
+    old, sid, csrf = current.sid, secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     async with current_app.config["DB_POOL"].acquire() as conn, conn.transaction():
         await update_admin_session_revoked(conn, _hash(old))
         await delete_old_admin_sessions(conn, interface.absolute_s)
         await insert_admin_session(conn, _hash(sid), token.id, csrf)
-    session.clear()
-    session.sid, session.token, session.csrf, session.send_id = sid, token, csrf, True
-    session.last_seen = datetime.now(timezone.utc)
+    current.clear()
+    current.sid, current.token, current.csrf, current.send_id = sid, token, csrf, True
+    current.last_seen = datetime.now(timezone.utc)
 
 
 async def sign_out() -> None:
     """Revoke this session: its cookie, even kept by someone, names nothing any more."""
+    current = _session()
     async with current_app.config["DB_POOL"].acquire() as conn:
-        await update_admin_session_revoked(conn, _hash(session.sid))
-    session.token, session.ended = None, True
+        await update_admin_session_revoked(conn, _hash(current.sid))
+    current.token, current.ended = None, True
 
 
 def store_down() -> bool:
@@ -155,9 +162,10 @@ async def session_token() -> ApiToken | None:
 
 def csrf_token() -> str:
     """This session's CSRF token (before sign-in: an HMAC of the browser's id)."""
-    if session.token is not None:
-        return str(session.csrf)
-    return hmac.new(str(current_app.secret_key).encode(), f"login:{session.sid}".encode(), "sha256").hexdigest()
+    current = _session()
+    if current.token is not None:
+        return str(current.csrf)
+    return hmac.new(str(current_app.secret_key).encode(), f"login:{current.sid}".encode(), "sha256").hexdigest()
 
 
 async def csrf_valid() -> bool:
@@ -187,7 +195,7 @@ def signed_in(scope: str = "admin:read") -> Callable[[F], F]:
             g.token = token
             return await handler(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)  # it answers instead of the handler (redirect, 401, 403, 503)
 
     return decorate
 

@@ -36,7 +36,7 @@ async def storefronts() -> Any:
     async with current_app.config["DB_POOL"].acquire() as conn:
         endpoints = [endpoint_view(e) for e in await select_endpoints(conn)]
         if picked is None and endpoints:
-            picked = int(endpoints[0]["id"])  # type: ignore[call-overload]
+            picked = int(endpoints[0]["id"])  # type: ignore[call-overload]  # a view's id is the row's int id
         attempts = await select_attempts(conn, picked, limit=LOG_ROWS) if picked is not None else []
     return await render_template("admin/storefronts.html", endpoints=endpoints, picked=picked, attempts=attempts)
 

@@ -43,6 +43,7 @@ async def ticket_action(ticket_id: int, action: str) -> Any:
     if action in ("assign", "comment") and not text:
         return await page_error(400, "Say who to assign it to, or what to comment.")
     author = str(getattr(g.token, "name", "admin"))
+    args: tuple[Any, ...]
     if action == "approve-refund":
         actor, args = approve_refund, (ticket_id, author)
     else:
