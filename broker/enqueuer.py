@@ -27,7 +27,9 @@ class AsyncEnqueuer:
         self.broker = broker
         self.client = client  # the process's asyncio Redis client: callers may use it for their own reads
         # one script for every broker of this Redis (a twin on another namespace passes its own keys)
-        self._script = BatchedScript(client, broker.jobs.scripts["enqueue"].script, wait=broker.replica_wait)
+        lua = broker.jobs.scripts["enqueue"].script  # registered from our Lua source text
+        self._script = BatchedScript(client, lua if isinstance(lua, str) else bytes(lua).decode(),
+                                     wait=broker.replica_wait)
 
     @classmethod
     def open(cls, broker: BackroomBroker, settings: EdgeSettings) -> AsyncEnqueuer:

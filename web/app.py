@@ -5,10 +5,10 @@ import functools
 import os
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from quart import Quart
+from quart import Quart, Request
 from quart.globals import request_ctx
 from quart_schema import HttpSecurityScheme, Info, QuartSchema
 
@@ -38,6 +38,13 @@ MAX_BODY_BYTES = 1024 * 1024
 CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+class BackroomRequest(Request):
+    """Quart's request with the id and start time Backroom tags it with (None until tagged)."""
+
+    backroom_id: str | None = None
+    backroom_started: float | None = None
+
+
 class BackroomQuart(Quart):
     """Quart that tags every request in its own request steps (Quart's documented overridables).
 
@@ -48,26 +55,28 @@ class BackroomQuart(Quart):
     before-request hook answers (auth, rate limits), and runs first and last.
     """
 
+    request_class = BackroomRequest
+
     async def preprocess_request(self, request_context: Any = None) -> Any:
         """Bind the request id and start the clock, then run the app's before-request hooks."""
-        request = (request_context or request_ctx).request
+        request = cast(BackroomRequest, (request_context or request_ctx).request)
         caller = header(request, b"x-request-id")
-        request.backroom_id = caller if CALLER_REQUEST_ID.fullmatch(caller) else os.urandom(16).hex()
-        request.backroom_started = time.perf_counter()
-        REQUEST_ID.set(request.backroom_id)
-        structlog.contextvars.bind_contextvars(request_id=request.backroom_id)
+        request_id = caller if CALLER_REQUEST_ID.fullmatch(caller) else os.urandom(16).hex()
+        request.backroom_id, request.backroom_started = request_id, time.perf_counter()
+        REQUEST_ID.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         return await super().preprocess_request(request_context)
 
     async def process_response(self, response: Any, request_context: Any = None) -> Any:
         """Run the app's after-request hooks, then echo the request id and count the request."""
         response = await super().process_response(response, request_context)
-        request = (request_context or request_ctx).request
-        request_id = getattr(request, "backroom_id", None)
+        request = cast(BackroomRequest, (request_context or request_ctx).request)
+        request_id = request.backroom_id
         if request_id is not None:  # None: the request failed before preprocess_request
             response.headers["X-Request-ID"] = request_id
         endpoint = request.endpoint or "unknown"
         _requests(request.method, endpoint, response.status_code).inc()
-        started = getattr(request, "backroom_started", None)
+        started = request.backroom_started
         if started is not None:
             _latency(endpoint).observe(time.perf_counter() - started)
         structlog.contextvars.unbind_contextvars("request_id")

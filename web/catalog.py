@@ -141,7 +141,7 @@ async def post_seed_upload(query_args: SeedUpload) -> Any:
     expected = UPLOAD_TYPES.get(request.mimetype)
     if expected is None:
         return problem(415, f"the body must be an image: Content-Type one of {', '.join(UPLOAD_TYPES)}")
-    data = await request.get_data()  # at most MAX_CONTENT_LENGTH (1 MiB): past it, 413 before this runs
+    data = await request.get_data(True, False, False)  # bytes; at most MAX_CONTENT_LENGTH (1 MiB): past it, 413 before this runs
     settings = get_settings()
     try:
         found = await asyncio.to_thread(probe, data, max_pixels=settings.rehost_max_pixels)

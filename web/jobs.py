@@ -49,7 +49,7 @@ def operation(method: str, rule: str, *, body: type | None = None, answers: type
         if body is not None:
             view = validate_body(body)(view)
         view = require("jobs")(tag(["jobs"])(view))
-        return blueprint.route(rule, methods=[method])(view)  # type: ignore[no-any-return]
+        return blueprint.route(rule, methods=[method])(view)
 
     return decorate
 
