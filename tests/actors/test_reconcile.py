@@ -6,8 +6,9 @@ from actors.reconcile import reconcile_orders
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes,
+    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually
 
 
 def reconcile() -> dict[str, int]:

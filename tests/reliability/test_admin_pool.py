@@ -13,8 +13,9 @@ import redis
 import actors
 from cli.stack import free_port
 from domain.jobs import JobStatus
-from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.conftest import live_workers
 from tests.reliability.effects import EFFECTS, slow_effect
+from tests.waiting import wait_until
 from web.admin_service import Admin
 
 pytestmark = pytest.mark.reliability

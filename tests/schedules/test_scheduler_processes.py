@@ -15,7 +15,8 @@ import redis
 
 import actors
 from schedules.runner import current_leader
-from tests.schedules.conftest import enqueued, wait_until
+from tests.schedules.conftest import enqueued
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = actors.broker.jobs.keys.ns
@@ -48,7 +49,8 @@ def test_the_scheduler_leads_then_stops_on_a_signal_and_hands_the_lock_back(
 ) -> None:
     process = start(RUN, tmp_path / "scheduler.log")
     try:
-        wait_until(lambda: current_leader(redis_client, NS) is not None or process.poll() is not None, timeout=30)
+        wait_until(lambda: current_leader(redis_client, NS) is not None or process.poll() is not None, timeout=30,
+                   what="a leader or the process to exit")
         assert process.poll() is None, (tmp_path / "scheduler.log").read_text()
     finally:
         status = stop(process, signum)
