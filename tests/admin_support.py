@@ -33,12 +33,14 @@ def runs(tag: str) -> int:
 @contextmanager
 def running_worker(queues: set[str] | None = None) -> Iterator[dramatiq.Worker]:
     """A real Dramatiq worker on the test broker, stopped (and its record writes flushed) at the end."""
+    middleware = list(actors.broker.middleware)
     worker = dramatiq.Worker(actors.broker, worker_threads=2, worker_timeout=100, queues=queues)
     worker.start()
     try:
         yield worker
     finally:
         worker.stop()
+        actors.broker.middleware[:] = middleware  # the worker's own, which Dramatiq leaves behind, goes
         tracking = next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking")
         tracking.writer.flush()
 
