@@ -168,7 +168,7 @@ def test_the_rate_limit_is_shared_by_every_worker(redis_client: redis.Redis) -> 
     granted, started = 0, time.monotonic()
     while time.monotonic() - started < 1.0:
         granted += sum(1 for limiter in workers if limiter.take("resend") == 0)
-        time.sleep(0.01)
+        time.sleep(0.01)  # paces the limiters' polling over the measured second
     assert 4 <= granted <= 7  # ~5 per second in total, not 5 per worker
     while (wait := workers[0].take("resend")) == 0:  # a token may have refilled since the last poll
         pass

@@ -84,7 +84,7 @@ def test_two_scheduler_processes_enqueue_each_minute_exactly_once(redis_client: 
             ticks = enqueued(redis_client, "sched_every_minute")
             assert len(ticks) == len(set(ticks)), f"a tick was enqueued twice: {ticks}"
             assert all(p.poll() is None for p in processes), [log.read_text() for log in logs]
-            time.sleep(0.25)
+            time.sleep(0.25)  # samples the ticks while the run lasts
         running_outputs = [log.read_text() for log in logs]  # before a stop hands the lock over
     finally:
         for process in processes:
