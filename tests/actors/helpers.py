@@ -18,10 +18,8 @@ def wait_for_status(
         record = actors.broker.jobs.get(job_id)
         return record if record is not None and record.status in statuses and where(record) else None
 
-    try:
-        return wait_until(reached, timeout, f"job {job_id} to reach {[s.value for s in statuses]}")
-    except AssertionError as timed_out:
-        raise AssertionError(f"{timed_out}; last record: {actors.broker.jobs.get(job_id)}") from None
+    return wait_until(reached, timeout, f"job {job_id} to reach {[s.value for s in statuses]}",
+                      detail=lambda: f"last record: {actors.broker.jobs.get(job_id)}")
 
 
 def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
