@@ -1,8 +1,7 @@
 """Shared by the admin tests: an actor that fails on demand, a real in-process worker, waits."""
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +10,7 @@ import dramatiq
 import actors
 from broker.deadletters import DeadLetters
 from domain.jobs import JobRecord, JobStatus
+from tests.waiting import wait_until
 
 FAIL_FLAG = "test:admin:fail"
 RUNS = "test:admin:runs"
@@ -33,25 +33,16 @@ def runs(tag: str) -> int:
 @contextmanager
 def running_worker(queues: set[str] | None = None) -> Iterator[dramatiq.Worker]:
     """A real Dramatiq worker on the test broker, stopped (and its record writes flushed) at the end."""
+    middleware = list(actors.broker.middleware)
     worker = dramatiq.Worker(actors.broker, worker_threads=2, worker_timeout=100, queues=queues)
     worker.start()
     try:
         yield worker
     finally:
         worker.stop()
+        actors.broker.middleware[:] = middleware  # the worker's own, which Dramatiq leaves behind, goes
         tracking = next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking")
         tracking.writer.flush()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
-    """Poll `predicate` until truthy (returning its value) or fail naming `message`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
 def record(job_id: str) -> JobRecord | None:
@@ -62,7 +53,7 @@ def record(job_id: str) -> JobRecord | None:
 def reaches(job_id: str, *statuses: JobStatus, timeout: float = 15.0) -> JobRecord:
     """Wait until the job's record is in one of `statuses`."""
     return wait_until(lambda: (r := record(job_id)) is not None and r.status in statuses and r, timeout,
-                      f"job {job_id} to reach {[s.value for s in statuses]} (now {record(job_id)})")
+                      f"job {job_id} to reach {[s.value for s in statuses]}")
 
 
 def make_dead(tag: str, **kwargs: Any) -> str:
@@ -73,7 +64,7 @@ def make_dead(tag: str, **kwargs: Any) -> str:
             message = admin_flaky.send(tag, **kwargs)
             reaches(message.message_id, JobStatus.DEAD)
             dead = DeadLetters.for_broker(actors.broker)
-            wait_until(lambda: dead.resolve("default", [message.message_id])[0], message="the dead letter")
+            wait_until(lambda: dead.resolve("default", [message.message_id])[0], what="the dead letter")
     finally:
         actors.broker.client.delete(FAIL_FLAG)
     return message.message_id

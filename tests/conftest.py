@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -61,6 +62,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if "postgres" in SERVICES:
         SERVICES["postgres"].stop()
     shutil.rmtree(SERVICES.get("root", ""), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def broker_middleware_restored() -> Iterator[None]:
+    """Each test leaves the shared broker's middleware as it found it: a Dramatiq Worker adds a middleware
+    of its own when it starts and never removes it, so every later worker would meet the stopped ones
+    (each start warning "a middleware of the same type twice" once per stopped worker)."""
+    broker = getattr(sys.modules.get("actors"), "broker", None)  # only once a test has imported it
+    before = list(broker.middleware) if broker is not None else None
+    yield
+    if broker is not None and before is not None:
+        broker.middleware[:] = before
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,10 @@ Test modules import the fixtures by name (`from tests.orders_support import fake
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -97,27 +95,3 @@ def pod_attributes() -> dict[str, Any]:
 async def order_of(conn: asyncpg.Connection, session_id: str) -> asyncpg.Record | None:
     """The order row of a Checkout Session."""
     return await conn.fetchrow("SELECT * FROM orders WHERE stripe_session_id = $1", session_id)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "condition") -> Any:
-    """Await `check()` until it returns something truthy (returned), or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def wait_sync(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
-    """`eventually` for plain functions (fake state, job records)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

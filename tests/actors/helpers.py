@@ -1,22 +1,43 @@
 """Waiting on job records without sleeping blindly."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import actors
 from domain.jobs import JobRecord, JobStatus
+from tests.waiting import wait_until
 
 
 def wait_for_status(
     job_id: str, *statuses: JobStatus, timeout: float = 15.0, where: Callable[[JobRecord], bool] = lambda r: True
 ) -> JobRecord:
     """Poll the job record until it reaches one of `statuses` and satisfies `where`."""
-    deadline = time.monotonic() + timeout
-    record = None
-    while time.monotonic() < deadline:
+
+    def reached() -> JobRecord | None:
         record = actors.broker.jobs.get(job_id)
-        if record is not None and record.status in statuses and where(record):
-            return record
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} never reached {statuses}; last record: {record}")
+        return record if record is not None and record.status in statuses and where(record) else None
+
+    return wait_until(reached, timeout, f"job {job_id} to reach {[s.value for s in statuses]}",
+                      detail=lambda: f"last record: {actors.broker.jobs.get(job_id)}")
+
+
+def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
+    """Wait until every job recorded so far is final or delayed to later, and return their records.
+
+    How a test proves that something did *not* happen, without sleeping: a job is recorded before the
+    send that enqueued it returns, and a job sends its follow-ups before its own record turns final, so
+    once nothing is queued, running, retrying or due, whatever the jobs so far were going to do is done.
+    """
+    store = actors.broker.jobs
+
+    def settled() -> tuple[list[JobRecord]] | None:  # a tuple: truthy even when no job was recorded
+        records = [store.get(job_id.decode()) for job_id in store.client.zrange(store.keys.job_index, 0, -1)]
+        known = [record for record in records if record is not None]
+        now = datetime.now(UTC)
+        busy = [r for r in known
+                if not r.status.final and not (r.status is JobStatus.DELAYED and r.eta and r.eta > now)]
+        return None if busy else (known,)
+
+    (records,) = wait_until(settled, timeout, "every recorded job to be final or delayed to later")
+    return records

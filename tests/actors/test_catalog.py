@@ -134,7 +134,7 @@ async def test_a_next_step_committed_with_no_worker_running_is_sent_by_the_sweep
         worker.start()
         try:
             wait_for_status(sweep_events.send(0).message_id, JobStatus.SUCCEEDED)
-            from tests.orders_support import eventually
+            from tests.waiting import eventually
 
             await eventually(lambda: conn.fetchval("SELECT sent_at FROM job_outbox WHERE id = $1", job), what="sent")
             keys = actors.broker.jobs.keys

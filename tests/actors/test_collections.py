@@ -17,6 +17,7 @@ from config.settings import get_settings
 from db.collections import SurfaceView, select_surface_collections
 from domain.jobs import JobRecord, JobStatus
 from tests.actors.helpers import wait_for_status
+from tests.waiting import eventually
 
 SIZE, CAP, DUPLICATE = 6, 2, 0.95
 
@@ -164,10 +165,8 @@ async def test_a_regeneration_swaps_atomically_under_a_reading_loop(worker: Work
 
     task = asyncio.create_task(reader())
     second = await run(surface)
-    deadline = asyncio.get_running_loop().time() + 30
-    while (not reads or reads[-1][0] != second.result["generation"]) and not task.done():
-        assert asyncio.get_running_loop().time() < deadline, "the reader never saw the new generation"
-        await asyncio.sleep(0.005)
+    await eventually(lambda: reads and reads[-1][0] == second.result["generation"] or task.done(), 30,
+                     "the reader to see the new generation", interval=0.005)
     stop.set()
     await task
     assert second.status is JobStatus.SUCCEEDED

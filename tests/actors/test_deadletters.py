@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -19,6 +18,7 @@ import broker.deadletters as deadletters_module
 from broker.deadletters import DeadLetters
 from domain.jobs import REDACTED, JobStatus
 from tests.actors.helpers import wait_for_status
+from tests.waiting import wait_until
 
 FAIL_FLAG = "test:dlq:fail"
 RUNS_KEY = "test:dlq:runs"
@@ -73,13 +73,6 @@ def bury(client: redis.Redis, tag: str, *, at_ms: int, error: str | None = "Runt
     return rid, stored
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.01)
-
-
 def probe(worker: dramatiq.Worker) -> None:
     """Run one more job through the same queue: everything enqueued before it has been fetched."""
     message = flaky_job.send("probe")
@@ -91,7 +84,7 @@ def test_a_dead_job_requeued_runs_once_and_succeeds(redis_client: redis.Redis, d
     redis_client.set(FAIL_FLAG, 1)
     message = flaky_job.send("a", api_key="secret-key")
     wait_for_status(message.message_id, JobStatus.DEAD, where=lambda r: r.traceback is not None)
-    wait_until(lambda: dead.counts()["default"] == 1)  # the nack follows the record write
+    wait_until(lambda: dead.counts()["default"] == 1, what="the dead letter counted")  # the nack follows the record write
     page = dead.list("default")
     assert page.total == 1 and runs(redis_client, "a") == 1
     item = page.items[0]

@@ -14,7 +14,7 @@ from domain.enrichment import DEFAULT_VOCABULARY, parse_vocabulary
 from domain.jobs import JobStatus
 from ml.zeroshot import cached_keys
 from tests.enrich_support import TINY_ID, enrichment, insert_item, labels, row, run, tiny  # noqa: F401
-from tests.orders_support import eventually
+from tests.waiting import eventually
 
 
 async def test_the_argmax_slot_and_tag_win_and_every_score_is_recorded(worker: Worker, tiny, pool) -> None:

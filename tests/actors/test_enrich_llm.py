@@ -26,7 +26,8 @@ from fakes.llm import FakeLlm
 from providers.errors import Permanent, RateLimited
 from providers.llm import BadReply, ChatClient
 from tests.enrich_support import enrichment, insert_item, labels, row, run, tiny  # noqa: F401
-from tests.orders_support import fake, fakes, wait_sync  # noqa: F401
+from tests.orders_support import fake, fakes  # noqa: F401
+from tests.waiting import wait_until
 
 PROMPT_PRICE, COMPLETION_PRICE = 0.5, 1.5  # USD per 1k tokens: big enough to read costs at a glance
 
@@ -177,7 +178,7 @@ async def test_the_daily_cost_cap_stops_calls_and_alerts_the_admin_once(fake, ll
     record = await run(enrich_items, ids)
     # $0 -> call, $2 -> call, $4 >= $3 -> stop: two calls, two items left for tomorrow
     assert record.result["llm_described"] == 2 and record.result["llm_capped"] == 2 and llm.calls["chat"] == 2
-    wait_sync(lambda: len(fake.pushover.sent) == 1, what="the cost-cap alert")
+    wait_until(lambda: len(fake.pushover.sent) == 1, what="the cost-cap alert")
     assert "cost cap" in fake.pushover.sent[0]["title"]
 
     more = await items(pool, "footwear")

@@ -9,7 +9,8 @@ from tests.actors.helpers import wait_for_status
 from tests.events_support import (  # noqa: F401
     add_endpoint, fast_retries, item_events, node_verify, npm_verifier, storefronts,
 )
-from tests.orders_support import connect, eventually, fake, fakes, insert_item, wait_sync  # noqa: F401
+from tests.orders_support import connect, fake, fakes, insert_item  # noqa: F401
+from tests.waiting import eventually, wait_until
 
 SOURCE_URL = "https://www.vinted.fr/items/987654-private-source"
 
@@ -23,7 +24,7 @@ async def test_a_stripe_purchase_of_a_1_of_1_ends_in_an_item_sold_that_node_veri
         item = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, title="Margiela tabi", price_cents=42000)
         event = fake.stripe.checkout_completed(items=str(item), amount_total=42000)
         wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
-        sold = wait_sync(lambda: [e for e in item_events(front, item) if e["type"] == "item.sold"], what="item.sold")
+        sold = wait_until(lambda: [e for e in item_events(front, item) if e["type"] == "item.sold"], what="item.sold")
         assert len(sold) == 1 and sold[0]["data"]["changed"] == {"status": "sold"}
         received = next(r for r in front.received if r.body["type"] == "item.sold")
         assert received.verified and received.headers["webhook-id"].startswith("evt_")
@@ -51,7 +52,7 @@ async def test_an_endpoint_down_for_a_while_gets_each_event_once_in_order(
         for stock in (9, 8, 7, 6, 5):
             await conn.execute("UPDATE items SET stock = $2 WHERE id = $1", item, stock)
         await conn.execute("UPDATE items SET title = 'Renamed' WHERE id = $1", item)
-        got = wait_sync(lambda: len(item_events(front, item)) >= 7 and item_events(front, item), timeout=60,
+        got = wait_until(lambda: len(item_events(front, item)) >= 7 and item_events(front, item), timeout=60,
                         what="all seven events")
         assert [e["data"]["seq"] for e in got] == list(range(1, 8))  # in order, each once
         assert [e["type"] for e in got] == ["item.available"] + ["item.stock_changed"] * 5 + ["item.updated"]
@@ -76,7 +77,7 @@ async def test_410_disables_the_endpoint_and_nothing_more_is_sent(
             "SELECT enabled, disabled_reason FROM storefront_endpoints WHERE id = $1 AND NOT enabled", endpoint.id),
             what="the endpoint disabled")
         assert "410" in row["disabled_reason"]
-        wait_sync(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
+        wait_until(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
         await conn.execute("UPDATE items SET stock = 2 WHERE id = $1", item)
         await eventually(lambda: conn.fetchval(
             "SELECT bool_and(relayed_at IS NOT NULL) FROM storefront_events WHERE resource_id = $1", str(item)),
@@ -99,7 +100,7 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_alert(
         await insert_item(conn, "stable", stock=3)
         await eventually(lambda: conn.fetchval(
             "SELECT NOT enabled FROM storefront_endpoints WHERE id = $1", endpoint.id), what="disabled")
-        wait_sync(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
+        wait_until(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
         assert front.calls["events"] == 1
     finally:
         await conn.close()
@@ -123,7 +124,7 @@ async def test_a_relay_that_died_after_its_commit_loses_nothing(storefronts, red
         worker.start()
         try:
             wait_for_status(sweep_events.send(0).message_id, JobStatus.SUCCEEDED)
-            wait_sync(lambda: item_events(front, first) and item_events(front, second), what="both delivered")
+            wait_until(lambda: item_events(front, first) and item_events(front, second), what="both delivered")
         finally:
             worker.stop()
         assert len(item_events(front, first)) == 1 and len(item_events(front, second)) == 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from fakes.marketplace import FakeListing, Marketplace
 from media.store import LocalMediaStore, open_store
 from tests.actors.helpers import wait_for_status
 from tests.s3_support import CREDENTIALS, moto_server
+from tests.waiting import eventually
 
 GPS_IFD = 0x8825
 
@@ -73,14 +73,12 @@ async def items(pool: asyncpg.Pool, source: str) -> list[asyncpg.Record]:
 
 async def until(pool: asyncpg.Pool, source: str, check: Any, timeout: float = 60) -> list[asyncpg.Record]:
     """Poll this source's items until `check(rows)` holds."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def rows_once_checked() -> list[asyncpg.Record] | None:
         rows = await items(pool, source)
-        if rows and check(rows):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never reached: {[dict(r) for r in rows]}")
-        await asyncio.sleep(0.05)
+        return rows if rows and check(rows) else None
+
+    return await eventually(rows_once_checked, timeout, f"the items of {source} to be {check.__name__}")
 
 
 def embedded(rows: list[asyncpg.Record]) -> bool:

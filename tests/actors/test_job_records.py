@@ -11,6 +11,7 @@ import actors
 from actors.ops import ping
 from domain.jobs import REDACTED, JobStatus
 from tests.actors.helpers import wait_for_status
+from tests.waiting import wait_until
 
 RUNS_KEY = "test:runs"
 
@@ -90,7 +91,8 @@ def test_cancelled_delayed_job_is_not_put_back_by_the_delay_hop(
     redis_client: redis.Redis, worker: dramatiq.Worker
 ) -> None:
     message = count_run.send_with_options(args=("dc",), delay=500)
-    time.sleep(0.15)  # let the worker pull it into its in-memory delay queue
+    wait_until(lambda: redis_client.llen(actors.broker.jobs.keys.queue("default.DQ")) == 0, 10,
+               "the worker to pull it into its in-memory delay queue")
     assert actors.broker.jobs.cancel(message.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
     probe = count_run.send_with_options(args=("probe",), delay=900)
     wait_for_status(probe.message_id, JobStatus.SUCCEEDED)
@@ -106,10 +108,8 @@ def test_a_fetched_job_is_cancelled_by_its_worker_unless_it_started(
     for message in busy:
         wait_for_status(message.message_id, JobStatus.RUNNING)
     held = count_run.send("held")
-    deadline = time.monotonic() + 10
-    while redis_client.llen(store.keys.queue("default")) and time.monotonic() < deadline:
-        time.sleep(0.005)  # prefetched: out of the list, into the worker's memory (and ack set)
-    assert redis_client.llen(store.keys.queue("default")) == 0
+    wait_until(lambda: redis_client.llen(store.keys.queue("default")) == 0, 10,
+               "the job prefetched: out of the list, into the worker's memory (and ack set)", interval=0.005)
     assert store.cancel(held.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
     assert store.cancel(busy[0].message_id, now_ms=int(time.time() * 1000)) is JobStatus.RUNNING
     # as if its start were still on the way to Redis: the worker is asked, and refuses

@@ -13,7 +13,8 @@ from db.notifications import select_notification
 from domain.jobs import JobStatus
 from providers.ratelimit import Limit, RateLimiter
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, fake, fakes, restore_env, set_env, wait_sync  # noqa: F401
+from tests.orders_support import connect, fake, fakes, restore_env, set_env  # noqa: F401
+from tests.waiting import wait_until
 
 CHANNELS = [("email", "buyer@example.com", "resend"), ("push", "admin", "pushover"), ("chat", "ops", "telegram")]
 DATA = {"title": "Heads up", "text": "the scrape finished"}
@@ -62,7 +63,7 @@ async def test_429_and_5xx_are_retried_and_delivered_exactly_once(fake, worker, 
 async def test_a_429_holds_back_every_worker_for_retry_after(fake, worker, redis_client) -> None:
     fake.telegram.fail_next("send", 429, retry_after=2)
     first = notify.send("chat", "ops", "ops_message", DATA, key())
-    wait_sync(lambda: redis_client.exists("backroom:ratelimit:telegram:blocked"), what="the 429's block")
+    wait_until(lambda: redis_client.exists("backroom:ratelimit:telegram:blocked"), what="the 429's block")
     second = notify.send("chat", "ops", "ops_message", DATA, key())  # a different message, same provider
     wait_for_status(second.message_id, JobStatus.SUCCEEDED, timeout=30)
     wait_for_status(first.message_id, JobStatus.SUCCEEDED, timeout=30)
@@ -102,7 +103,7 @@ async def test_a_lost_answer_from_an_idempotent_provider_is_retried_with_the_sam
     message = notify.send("email", "buyer@example.com", "ops_message", DATA, key())
     done = wait_for_status(message.message_id, JobStatus.SUCCEEDED, timeout=30)
     assert done.attempts >= 2
-    wait_sync(lambda: fake.resend.calls["send"] >= 2, what="the retry")
+    wait_until(lambda: fake.resend.calls["send"] >= 2, what="the retry")
     assert len(fake.resend.sent) == 1  # Resend deduplicated the retry by Idempotency-Key
 
 
@@ -113,7 +114,7 @@ async def test_a_lost_answer_from_pushover_is_never_resent(fake, worker, databas
     dead = wait_for_status(message.message_id, JobStatus.DEAD, timeout=30)
     assert dead.attempts == 1 and "may have been sent" in (dead.last_error or "")
     assert (await record(database_url, k)).status == "unknown"
-    wait_sync(lambda: len(fake.pushover.sent) == 1, what="the late delivery")  # it did arrive, once
+    wait_until(lambda: len(fake.pushover.sent) == 1, what="the late delivery")  # it did arrive, once
     again = notify.send("push", "admin", "ops_message", DATA, k)  # even asked again, it is not repeated
     wait_for_status(again.message_id, JobStatus.DEAD)
     assert fake.pushover.calls["send"] == 1
@@ -167,7 +168,7 @@ def test_the_rate_limit_is_shared_by_every_worker(redis_client: redis.Redis) -> 
     granted, started = 0, time.monotonic()
     while time.monotonic() - started < 1.0:
         granted += sum(1 for limiter in workers if limiter.take("resend") == 0)
-        time.sleep(0.01)
+        time.sleep(0.01)  # paces the limiters' polling over the measured second
     assert 4 <= granted <= 7  # ~5 per second in total, not 5 per worker
     while (wait := workers[0].take("resend")) == 0:  # a token may have refilled since the last poll
         pass

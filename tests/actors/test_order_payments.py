@@ -12,8 +12,9 @@ from db.webhooks import select_unmatched_event_page
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, insert_item, order_of, pod_attributes, wait_sync,
+    connect, fake, fakes, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually, wait_until
 
 
 def handle(event: dict[str, Any], times: int = 1) -> dict[str, Any]:
@@ -48,7 +49,7 @@ async def test_an_asynchronous_payment_holds_the_items_until_it_succeeds_in_any_
             row = await settled(conn, session, "on_hold")
             assert row["paid_at"] is not None and row["hold_until"] is not None
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", item) == 8  # one unit each, once
-        wait_sync(lambda: sum("confirmed" in m["subject"] for m in fake.resend.sent) == 2, what="two confirmations")
+        wait_until(lambda: sum("confirmed" in m["subject"] for m in fake.resend.sent) == 2, what="two confirmations")
         assert len(fake.stripe.refunds) == 0
     finally:
         await conn.close()
@@ -75,7 +76,7 @@ async def test_a_failed_or_expired_payment_gives_the_items_back_once_in_any_orde
             assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "available", (kind, order)
             assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", stable) == 5, (kind, order)
         assert len(fake.stripe.refunds) == 0  # nothing was paid, nothing goes back
-        wait_sync(lambda: sum("did not go through" in m["subject"] for m in fake.resend.sent) == 4,
+        wait_until(lambda: sum("did not go through" in m["subject"] for m in fake.resend.sent) == 4,
                   what="the buyers told of their failed payments")
         assert not any("confirmed" in m["subject"] for m in fake.resend.sent)
     finally:
@@ -106,7 +107,7 @@ async def test_a_dashboard_refund_restores_stock_once_before_or_after_its_order(
             released = wait_for_status(release_order.send(row["id"]).message_id, JobStatus.SUCCEEDED)
             assert released.result["released"] is False
         assert len(fake.stripe.refunds) == 2 and fake.printify.creates == {}
-        wait_sync(lambda: sum("Your refund" in m["subject"] for m in fake.resend.sent) == 2, what="buyers told")
+        wait_until(lambda: sum("Your refund" in m["subject"] for m in fake.resend.sent) == 2, what="buyers told")
         assert await conn.fetchval("SELECT count(*) FROM webhook_events WHERE unmatched_at IS NOT NULL"
                                    " AND processed_at IS NULL AND event_id = ANY($1)", refund_ids) == 0
     finally:
@@ -162,8 +163,8 @@ async def test_a_dispute_on_a_held_order_stops_its_release_and_records_the_outco
             released = wait_for_status(release_order.send(row["id"]).message_id, JobStatus.SUCCEEDED)
             assert released.result["released"] is False
         assert fake.printify.creates == {}
-        wait_sync(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 2, what="disputes")
-        wait_sync(lambda: sum("dispute closed, won" in p["title"] for p in fake.pushover.sent) == 2, what="outcomes")
+        wait_until(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 2, what="disputes")
+        wait_until(lambda: sum("dispute closed, won" in p["title"] for p in fake.pushover.sent) == 2, what="outcomes")
         assert not any("payment mismatch" in p["title"] for p in fake.pushover.sent)
     finally:
         await conn.close()

@@ -10,8 +10,9 @@ from providers.ratelimit import RateLimiter
 from providers.registry import limits
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes, wait_sync,
+    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually, wait_until
 
 
 def sweep() -> int:
@@ -43,7 +44,7 @@ async def test_every_webhook_dropped_the_order_still_reaches_dispatched_by_polli
         done = await eventually(lambda: conn.fetchrow(
             "SELECT * FROM orders WHERE id = $1 AND status = 'dispatched'", order["id"]), what="dispatched by polling")
         assert done["tracking"] is not None and "9400111" in done["tracking"]
-        wait_sync(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="shipping email")
+        wait_until(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="shipping email")
         assert sweep() == 0  # dispatched: nothing more to poll
         shipped = [m for m in fake.resend.sent if "on its way" in m["subject"]]
         assert len(shipped) == 1 and "9400111" in shipped[0]["text"]

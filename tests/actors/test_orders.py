@@ -8,10 +8,11 @@ import actors
 from actors.orders import cancel_order, dispatch_order, handle_printify_event, handle_stripe_event, refund_order
 from actors.release import release_due_orders, release_order
 from domain.jobs import JobStatus
-from tests.actors.helpers import wait_for_status
+from tests.actors.helpers import wait_for_quiet, wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes, wait_sync,
+    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually, wait_until
 
 SOURCE_URL = "https://www.vinted.fr/items/123456-private-source"
 
@@ -39,7 +40,7 @@ async def test_ten_replays_of_one_event_make_one_order(fake, worker, database_ur
         assert order["status"] == "on_hold" and order["amount_total_cents"] == 10000
         assert json.loads(order["shipping"])["address"]["city"] == "Paris"
         assert 14 * 60 < (order["hold_until"] - order["created_at"]).total_seconds() <= 15 * 60 + 1
-        wait_sync(lambda: len(fake.resend.sent) >= 1, what="the confirmation")
+        wait_until(lambda: len(fake.resend.sent) >= 1, what="the confirmation")
         assert len(fake.resend.sent) == 1 and "confirmed" in fake.resend.sent[0]["subject"]
     finally:
         await conn.close()
@@ -63,8 +64,8 @@ async def test_two_paid_sessions_racing_for_one_piece_one_keeps_it_the_other_is_
                          what="the loser's refund")
         assert fake.stripe.refunded(loser["stripe_payment_intent"]) == 42000
         assert len(fake.stripe.refunds) == 1
-        wait_sync(lambda: any("Sold twice" in p["title"] for p in fake.pushover.sent), what="the admin told")
-        wait_sync(lambda: any("could not be fulfilled" in m["subject"] for m in fake.resend.sent), what="buyer told")
+        wait_until(lambda: any("Sold twice" in p["title"] for p in fake.pushover.sent), what="the admin told")
+        wait_until(lambda: any("could not be fulfilled" in m["subject"] for m in fake.resend.sent), what="buyer told")
     finally:
         await conn.close()
 
@@ -108,7 +109,7 @@ async def test_cancel_during_the_hold_refunds_once_restores_and_tells_the_buyer(
         assert after["status"] == "cancelled" and after["cancel_reason"] == "cancelled_by_admin"
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "available"
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", stable) == 4
-        wait_sync(lambda: any("was cancelled" in m["subject"] for m in fake.resend.sent), what="the buyer told")
+        wait_until(lambda: any("was cancelled" in m["subject"] for m in fake.resend.sent), what="the buyer told")
         # cancelling again, refunding again, releasing: nothing more happens
         wait_for_status(cancel_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)
         wait_for_status(refund_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)
@@ -201,9 +202,9 @@ async def test_a_printify_refusal_fails_the_release_and_tells_the_admin(fake, wo
         assert dead.attempts == 1 and "Validation failed" in dead.last_error
         row = await conn.fetchrow("SELECT status, release_error FROM orders WHERE id = $1", order["id"])
         assert row["status"] == "failed" and "Validation failed" in row["release_error"]
-        wait_sync(lambda: any("could not be released" in p["title"] for p in fake.pushover.sent), what="admin told")
+        wait_until(lambda: any("could not be released" in p["title"] for p in fake.pushover.sent), what="admin told")
         wait_for_status(release_due_orders.send().message_id, JobStatus.SUCCEEDED)
-        await asyncio.sleep(0.5)  # the sweep leaves it to the admin
+        wait_for_quiet()  # whatever the sweep started is done: it left the order to the admin
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "failed"
         assert str(order["id"]) not in fake.printify.creates
     finally:
@@ -220,7 +221,7 @@ async def test_sourced_pieces_push_tap_to_secure_with_the_private_url(fake, work
         order = await order_of(conn, event["data"]["object"]["id"])
         await eventually(lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
                          timeout=20, what="release")
-        push = wait_sync(lambda: [p for p in fake.pushover.sent if "Tap to secure" in p["title"]], what="the push")
+        push = wait_until(lambda: [p for p in fake.pushover.sent if "Tap to secure" in p["title"]], what="the push")
         assert len(push) == 1 and SOURCE_URL in push[0]["message"] and push[0]["user"] == "pushover-admin-user"
         # the source URL travels in no message and no job record, only in the push itself
         for job_id in actors.broker.client.zrange(actors.broker.jobs.keys.job_index, 0, -1):
@@ -255,7 +256,7 @@ async def test_printify_webhooks_move_the_order_on_and_tell_the_buyer_with_track
                             JobStatus.SUCCEEDED)
         row = await conn.fetchrow("SELECT status, tracking FROM orders WHERE id = $1", order["id"])
         assert row["status"] == "dispatched" and json.loads(row["tracking"])["number"] == "JD0001"
-        mails = wait_sync(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="tracking")
+        mails = wait_until(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="tracking")
         assert len(mails) == 1 and "JD0001" in mails[0]["text"]
         # a late in-production delivery never moves it back
         fake.printify.advance(printify_id, "in-production")
@@ -298,7 +299,7 @@ async def test_admin_dispatch_tells_the_buyer(fake, worker, database_url, hold) 
                          what="release")
         wait_for_status(dispatch_order.send(order["id"], "ups", "1Z999").message_id, JobStatus.SUCCEEDED)
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "dispatched"
-        wait_sync(lambda: any("1Z999" in m["text"] for m in fake.resend.sent), what="the tracking email")
+        wait_until(lambda: any("1Z999" in m["text"] for m in fake.resend.sent), what="the tracking email")
     finally:
         await conn.close()
 
@@ -330,8 +331,8 @@ async def test_a_membership_upgrades_the_profile(fake, worker, database_url) -> 
         assert await conn.fetchval("SELECT membership_tier FROM profiles WHERE email = $1", email.lower()) == "society"
         assert await conn.fetchval("SELECT count(*) FROM orders WHERE stripe_session_id = $1",
                                    event["data"]["object"]["id"]) == 0
-        wait_sync(lambda: any("Society" in m["subject"] for m in fake.resend.sent), what="the welcome")
-        await asyncio.sleep(0.3)
+        wait_until(lambda: any("Society" in m["subject"] for m in fake.resend.sent), what="the welcome")
+        wait_for_quiet()  # every job the two events started is done: a second welcome would have been sent
         assert sum("Society" in m["subject"] for m in fake.resend.sent) == 1
     finally:
         await conn.close()
@@ -348,7 +349,7 @@ async def test_a_payment_below_the_price_waits_for_review_is_never_released_and_
         assert order["status"] == "needs_review"
         assert order["review_reason"] == "paid 50.00 EUR for items priced 622.00 EUR"
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "sold"  # kept while reviewed
-        wait_sync(lambda: any("needs review" in p["title"] for p in fake.pushover.sent), what="the admin told")
+        wait_until(lambda: any("needs review" in p["title"] for p in fake.pushover.sent), what="the admin told")
         assert not actors.broker.client.exists(f"backroom:unique:release_order:{order['id']}")
         await conn.execute("UPDATE orders SET hold_until = now() - interval '1 second' WHERE id = $1", order["id"])
         wait_for_status(release_due_orders.send().message_id, JobStatus.SUCCEEDED)

@@ -6,7 +6,8 @@ from config.settings import Settings, get_settings
 from domain.jobs import JobStatus
 from providers.registry import limits
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, eventually, fake, fakes, insert_item  # noqa: F401
+from tests.orders_support import connect, fake, fakes, insert_item  # noqa: F401
+from tests.waiting import eventually
 
 
 def test_the_catalog_sync_has_its_own_two_a_minute_budget(fakes) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ from db.listing_checks import select_checks
 from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, eventually
+from tests.orders_support import connect
+from tests.waiting import eventually
 
 SLOW_S = 4.0
 TIMEOUT_S = 1.0

@@ -21,10 +21,11 @@ from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
 from tests.actors.test_prune import put_listing
-from tests.orders_support import connect, eventually, wait_sync
+from tests.orders_support import connect
 from cli.edge import create_edge_credentials
 from cli.stack import stop_tree
 from tests.edge.conftest import Gateway
+from tests.waiting import eventually, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,7 @@ def edge_worker(server_worker: Worker, tmp_path: Path) -> Iterator[subprocess.Po
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     keys = actors.broker.jobs.keys
-    wait_sync(lambda: live_edge_nodes(actors.broker.client, keys, ttl_s=30), timeout=60, what="a live edge node")
+    wait_until(lambda: live_edge_nodes(actors.broker.client, keys, ttl_s=30), timeout=60, what="a live edge node")
     yield process
     stop_tree(process)
     gateway.stop()

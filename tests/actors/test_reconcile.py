@@ -10,8 +10,9 @@ from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.actors.test_catalog import product_event
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes,
+    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually
 
 
 def reconcile() -> dict[str, int]:

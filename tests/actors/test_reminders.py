@@ -17,7 +17,8 @@ from db.reminders import upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, eventually, fake, fakes, wait_sync  # noqa: F401
+from tests.orders_support import connect, fake, fakes  # noqa: F401
+from tests.waiting import eventually, wait_until
 
 DATA = {"title": "Ada's birthday", "text": "in a few days"}
 
@@ -54,7 +55,7 @@ async def test_a_due_reminder_is_sent_once_and_a_yearly_one_rolls_forward(fake, 
     try:
         subject, when = subject_id(), soon(2)
         upsert(subject, when)
-        wait_sync(lambda: fake.resend.sent, timeout=30, what="the reminder")
+        wait_until(lambda: fake.resend.sent, timeout=30, what="the reminder")
         row = await eventually(lambda: conn.fetchrow("SELECT * FROM reminders WHERE subject = $1 AND"
                                                      " occurrence > $2", subject, when.date()), what="roll forward")
         assert row["status"] == "pending" and row["sent_count"] == 1 and row["version"] == 2
@@ -122,7 +123,7 @@ async def test_the_sweep_sends_what_has_no_message(fake, worker, database_url, r
         await conn.execute("UPDATE reminders SET due_at = now() - interval '1 minute' WHERE id = $1", row["id"])
         sweep = send_due_reminders.send()
         assert wait_for_status(sweep.message_id, JobStatus.SUCCEEDED).result >= 1
-        wait_sync(lambda: fake.resend.sent, timeout=30, what="the swept reminder")
+        wait_until(lambda: fake.resend.sent, timeout=30, what="the swept reminder")
     finally:
         await conn.close()
 
@@ -141,7 +142,7 @@ async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnigh
         upsert(first, soon(1), recipient=capped, recurrence="none")
         upsert(second, soon(1), recipient=capped, recurrence="none")
         upsert(hushed, soon(1), recipient=quiet, recurrence="none")
-        wait_sync(lambda: len(fake.resend.sent) == 2, timeout=30, what="one capped send and the quiet one")
+        wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="one capped send and the quiet one")
         log = await conn.fetch("SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[])"
                                " ORDER BY id", [quiet, capped])
         deferred = {r["subject"]: r["reason"] for r in log if r["event"] == "deferred"}
@@ -220,13 +221,13 @@ async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_record
             await insert_template(conn, name, "*", "en", "For $title", "v1: $text on $occurrence", by="test")
         first = subject_id()
         upsert(first, soon(1), recurrence="none", template=name)
-        wait_sync(lambda: len(fake.resend.sent) == 1, timeout=30, what="the first send")
+        wait_until(lambda: len(fake.resend.sent) == 1, timeout=30, what="the first send")
         async with conn.transaction():
             await insert_template(conn, name, "*", "en", "For $title", "v2: $text ($days_before days)", by="test")
             await insert_template(conn, name, "push", "en", "not for email", "push only", by="test")
         second = subject_id()
         upsert(second, soon(1), recurrence="none", template=name)
-        wait_sync(lambda: len(fake.resend.sent) == 2, timeout=30, what="the second send")
+        wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="the second send")
         texts = sorted(m["text"] for m in fake.resend.sent)
         assert texts[0].startswith("v1: in a few days on 20") and texts[1] == "v2: in a few days (0 days)"
         logged = await conn.fetch("SELECT subject, template, template_version FROM reminder_log WHERE event = 'sent'"
@@ -292,7 +293,7 @@ async def test_a_retry_after_a_template_edit_sends_the_version_its_first_attempt
             await insert_template(conn, name, "email", "en", "s", "first version", by="test")
         fake.resend.fail_next("send", 429, retry_after=2)  # the retry comes 2 s later, after the edit
         message = notify.send("email", "pin@example.com", name, {}, f"test:{secrets.token_hex(6)}")
-        wait_sync(lambda: fake.resend.calls["send"] >= 1, what="the first attempt")
+        wait_until(lambda: fake.resend.calls["send"] >= 1, what="the first attempt")
         async with conn.transaction():
             await insert_template(conn, name, "email", "en", "s", "second version", by="test")
         done = wait_for_status(message.message_id, JobStatus.SUCCEEDED, timeout=30)

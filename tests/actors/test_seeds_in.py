@@ -13,7 +13,8 @@ from config.settings import get_settings
 from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, eventually
+from tests.orders_support import connect
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")

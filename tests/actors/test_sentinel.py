@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import redis
@@ -12,6 +11,7 @@ from cli.stack import RedisProcess, free_port, redis_server_binary
 from config.settings import get_settings
 from domain.jobs import JobStatus
 from actors.ops import ping
+from tests.waiting import wait_until
 
 
 def test_broker_enqueues_through_a_sentinel_managed_primary(tmp_path: Path) -> None:
@@ -24,15 +24,14 @@ def test_broker_enqueues_through_a_sentinel_managed_primary(tmp_path: Path) -> N
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         probe = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def primary_known() -> bool:
             try:
-                if probe.execute_command("SENTINEL", "get-master-addr-by-name", "backroom-primary"):
-                    break
+                return bool(probe.execute_command("SENTINEL", "get-master-addr-by-name", "backroom-primary"))
             except redis.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "sentinel did not start"
-            time.sleep(0.05)
+                return False
+
+        wait_until(primary_known, 10, "the sentinel to start and name the primary")
         settings = get_settings().model_copy(update={
             "redis_url": "redis://ignored-host:1/0", "redis_sentinels": f"127.0.0.1:{port}",
             "redis_sentinel_master": "backroom-primary"})

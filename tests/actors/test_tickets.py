@@ -10,8 +10,9 @@ from actors.tickets import act_on_ticket
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, hold, insert_item, order_of, pod_attributes, wait_sync,
+    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
 )
+from tests.waiting import eventually, wait_until
 
 
 def run(message: Any) -> Any:
@@ -114,7 +115,7 @@ async def test_a_refund_request_inside_the_window_is_approved_outside_it_waits(f
         (auto,) = await tickets_of(conn, recent["id"], "refund_request")
         (waiting,) = await tickets_of(conn, old["id"], "refund_request")
         assert auto["status"] == "closed" and waiting["status"] == "waiting"
-        wait_sync(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
+        wait_until(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
         assert fake.stripe.refunded(old["stripe_payment_intent"]) == 0
         run(act_on_ticket.send(waiting["id"], "assigned", "ops-ana", assignee="ana", key="k-assign"))
         run(act_on_ticket.send(waiting["id"], "assigned", "ops-ana", assignee="ana", key="k-assign"))

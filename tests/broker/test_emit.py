@@ -21,6 +21,14 @@ class Recorder(Middleware):
         self.calls.append(f"after:{self.name}")
 
 
+class LaterRecorder(Recorder):
+    """A second recorder of a type of its own (Dramatiq warns when two middleware share a type)."""
+
+
+class Inert(Middleware):
+    """Implements no hook (a bare Middleware() would share its type with every other middleware)."""
+
+
 class Failing(Middleware):
     def before_enqueue(self, broker, message, delay) -> None:  # type: ignore[no-untyped-def]
         raise RuntimeError("hook failed")
@@ -39,12 +47,12 @@ def broker():  # type: ignore[no-untyped-def]
 def test_hooks_run_in_order_and_a_middleware_added_later_is_called(broker) -> None:  # type: ignore[no-untyped-def]
     calls: list[str] = []
     broker.add_middleware(Recorder("a", calls))
-    broker.add_middleware(Middleware())  # implements nothing: skipped
+    broker.add_middleware(Inert())  # implements nothing: skipped
     broker.emit_before("enqueue", None, None)
     broker.emit_after("enqueue", None, None)
     assert calls == ["before:a", "after:a"]
     calls.clear()
-    broker.add_middleware(Recorder("b", calls))  # after the lists were cached
+    broker.add_middleware(LaterRecorder("b", calls))  # after the lists were cached
     broker.emit_before("enqueue", None, None)
     broker.emit_after("enqueue", None, None)
     assert calls == ["before:a", "before:b", "after:b", "after:a"]

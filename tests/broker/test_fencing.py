@@ -11,7 +11,7 @@ import actors
 from broker.gate import Fence, StartGate
 from broker.tracking import OutcomeWriter
 from domain.jobs import JobStatus
-from tests.reliability.conftest import wait_until
+from tests.waiting import wait_until
 
 
 def _job(redis_client: redis.Redis) -> str:

@@ -18,7 +18,7 @@ from broker.replication import NotReplicated
 from broker.setup import build_broker
 from cli.stack import RedisProcess
 from config.settings import get_settings
-from tests.reliability.conftest import wait_until
+from tests.waiting import wait_until
 
 
 class Pair:

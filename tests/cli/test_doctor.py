@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from cli.doctor import OK, PROBLEM, UNKNOWN, WARN, Check, host_checks, postgres_checks, redis_checks, run_doctor
 from cli.stack import free_port, redis_server_binary
 from config.settings import Settings
+from tests.waiting import wait_until
 
 
 def settings(**overrides: str) -> Settings:
@@ -46,15 +46,18 @@ def careless_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
-        for _ in range(500):
+
+        def users_set() -> bool:
             try:
                 client.acl_setuser("locked", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
                                    commands=["+@all", "-config", "-info", "-keys"])
                 client.acl_setuser("noscript", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
                                    commands=["+@all", "-@scripting"])
-                break
+                return True
             except redis.ConnectionError:
-                time.sleep(0.02)
+                return False
+
+        wait_until(users_set, 10, "the careless Redis to start and take the ACL users")
         yield url
     finally:
         client.close()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +14,7 @@ from db.collections import (
     select_seed_centres, select_surface_collections, swap_surface_generation,
 )
 from domain.collections import PlannedCollection
+from tests.waiting import eventually
 
 T0 = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 
@@ -173,15 +173,6 @@ async def test_generator_inputs_filter_by_model_and_status(db_pool: asyncpg.Pool
     assert sorted(vectors) == good and vectors[good[0]].shape == (512,)
 
 
-async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll (yielding to the loop) until predicate() is true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.001)
-
-
 async def test_readers_see_the_whole_old_or_whole_new_surface_during_a_swap(db_pool: asyncpg.Pool) -> None:
     """The writer pauses inside its open transaction (after inserting, then after swapping) until the reader has
     read several more times; every read must show one complete generation."""
@@ -205,7 +196,7 @@ async def test_readers_see_the_whole_old_or_whole_new_surface_during_a_swap(db_p
 
     async def reads_after(count: int) -> None:
         target = len(reads) + count
-        await wait_until(lambda: len(reads) >= target or task.done(), "reads")
+        await eventually(lambda: len(reads) >= target or task.done(), 30, "reads", interval=0.001)
 
     async with db_pool.acquire() as conn:
         first, _ = await write(conn, "home", [plan(f"C{j}", pools[0][2 * j: 2 * j + 2]) for j in range(3)])
@@ -224,7 +215,8 @@ async def test_readers_see_the_whole_old_or_whole_new_surface_during_a_swap(db_p
                                                      generated_at=T0 + timedelta(hours=n))
                 await reads_after(3)
                 assert reads[-1] != str(generation)  # uncommitted: still invisible
-            await wait_until(lambda: reads and reads[-1] == str(generation) or task.done(), "the new generation")
+            await eventually(lambda: reads and reads[-1] == str(generation) or task.done(), 30,
+                             "the new generation", interval=0.001)
         stop.set()
         await task  # re-raises any assertion the reader made
     assert "none" not in reads

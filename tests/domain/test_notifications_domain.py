@@ -1,6 +1,7 @@
 """Templates and the send decision behind 'never sends twice'."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -19,7 +20,12 @@ def test_render_fills_subject_and_body() -> None:
 
 def test_every_template_renders_with_its_required_fields() -> None:
     for name in TEMPLATES:
-        render(name, {field: "v" for field in required_fields(name)})
+        fields = required_fields(name)
+        message = render(name, {field: f"<{field}>" for field in fields})
+        assert message.subject.strip() and message.text.strip(), name
+        # every required field is used, and nothing is left unfilled
+        assert all(f"<{field}>" in message.subject + message.text for field in fields), name
+        assert not re.search(r"\$\{?[A-Za-z_]", message.subject + message.text), name
 
 
 @pytest.mark.parametrize(("template", "data", "error"), [

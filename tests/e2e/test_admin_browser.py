@@ -11,7 +11,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from db.tokens import insert_token
 from domain.jobs import JobStatus
 from domain.tokens import display_prefix, hash_token, make_token
 from tests.admin_support import make_dead, reaches, running_worker
+from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,14 +59,17 @@ def server(redis_client, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-un
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def answers() -> bool:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                break
+                return True
             except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "web.log").read_text()
-                time.sleep(0.2)
+                assert process.poll() is None, (tmp_path / "web.log").read_text()
+                return False
+
+        wait_until(answers, 60, "the web process to answer", interval=0.2,
+                   detail=lambda: (tmp_path / "web.log").read_text())
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -7,7 +7,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from cli.stack import free_port
 from db.tokens import insert_token
 from domain.tokens import display_prefix, hash_token, make_token
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,16 +58,15 @@ def stack(redis_client, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-d
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
+                    return response.status == 200
             except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the web process never became healthy")
+                return False
+
+        wait_until(healthy, 60, "the web process to be healthy", interval=0.2)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -81,14 +80,12 @@ def stack(redis_client, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-d
 
 
 def wait_job(base: str, token: str, job_id: str, status: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    record: dict = {}
-    while time.monotonic() < deadline:
+
+    def reached() -> dict | None:
         _, record = call("GET", f"{base}/v1/jobs/{job_id}", token)
-        if record.get("status") == status and (status != "dead" or record.get("traceback")):
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"job never became {status}: {record}")
+        return record if record.get("status") == status and (status != "dead" or record.get("traceback")) else None
+
+    return wait_until(reached, timeout, f"job {job_id} to become {status}", interval=0.1)
 
 
 def test_posted_job_succeeds_and_failing_job_goes_dead(stack: str, token: str, redis_client) -> None:

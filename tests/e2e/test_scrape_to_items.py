@@ -7,7 +7,6 @@ import io
 import json
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +31,7 @@ from ml.clip import model_id
 from ml.manifest import TINY_MODEL_DIR, read_manifest
 from tests.edge.scrape_support import expected
 from tests.e2e.worker_processes import Process, Stack, until
+from tests.waiting import wait_until
 from web.app import create_app
 
 pytestmark = pytest.mark.e2e
@@ -59,10 +59,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                       "AUTO_APPROVE_GREEN": "true"}, tmp / "server.log")
     built = Stack(market, edge, server, LocalMediaStore(tmp / "media"))
     try:
-        deadline = time.monotonic() + 120
-        while not live_edge_nodes(actors.broker.client, actors.broker.jobs.keys, ttl_s=30):
-            assert time.monotonic() < deadline, f"the edge worker never heartbeat\n{built.logs()}"
-            time.sleep(0.2)
+        wait_until(lambda: live_edge_nodes(actors.broker.client, actors.broker.jobs.keys, ttl_s=30), 120,
+                   "the edge worker's heartbeat", interval=0.2, detail=built.logs)
         yield built
     finally:
         edge.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.test_procfile import stack, token  # noqa: F401
 from tests.events_support import forget_backlog
-from tests.orders_support import wait_sync
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
@@ -75,7 +75,7 @@ def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(instal
                 return json.loads(response.read())  # type: ignore[no-any-return]
 
         item = asyncio.run(change())
-        tags = wait_sync(lambda: revalidated() or None, timeout=60, what="revalidateTag called")
+        tags = wait_until(lambda: revalidated() or None, timeout=60, what="revalidateTag called")
         assert tags == [f"product:{item}", "products"]
     finally:
         node.terminate()

@@ -1,11 +1,9 @@
 """Real `backroom worker` process trees for e2e tests, and polling them with a deadline (no fixed sleeps)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +11,7 @@ from typing import TypeVar
 from cli.stack import stop_tree
 from fakes.marketplace import Marketplace
 from media.store import LocalMediaStore
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 300.0  # Chromium, the model and three sources on a loaded 2-core machine
@@ -50,11 +49,4 @@ class Stack:
 async def until(probe: Callable[[], Awaitable[T | None]], what: str, stack: Stack,
                 timeout: float = DEADLINE_S) -> T:
     """Poll `probe` until it returns something truthy, or fail naming `what` with the workers' logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {what}\n{stack.logs()}")
-        await asyncio.sleep(0.25)
+    return await eventually(probe, timeout, what, interval=0.25, detail=stack.logs)

@@ -111,14 +111,3 @@ def edge_workers(tmp_path: Path) -> Iterator[Callable[..., EdgeWorker]]:
     yield start
     for worker in started:
         worker.stop()
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> object:
-    """Poll `predicate` until truthy (returning its value) or fail with `message`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s: {message}")

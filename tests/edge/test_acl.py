@@ -14,7 +14,8 @@ from cli.stack import RedisProcess
 from domain.contracts import INGEST_LISTINGS
 from domain.jobs import JobStatus
 from edge.deliver import delivery_message
-from tests.edge.conftest import EdgeWorker, Gateway, wait_until
+from tests.edge.conftest import EdgeWorker, Gateway
+from tests.waiting import wait_until
 
 NS = "backroom"
 EDGE_NS = "backroom-edge"

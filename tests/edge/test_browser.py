@@ -13,6 +13,7 @@ from cli.stack import descendants
 from edge.browser import LAUNCH_ARGS, Browser
 from fakes.marketplace import Marketplace
 from tests.edge.scrape_support import CHROMIUM, market, market_server  # noqa: F401
+from tests.waiting import eventually
 
 def _playwright_features(name: str) -> set[str]:
     """The feature names Playwright's driver puts in its own --enable/--disable-features (chromiumSwitches)."""
@@ -50,14 +51,14 @@ def _chromium_processes() -> dict[int, str]:
 
 
 async def _renderers(before: dict[int, str], want: int) -> int:
-    """Poll (5 s) until this browser has `want` renderer processes; the last count seen."""
-    count = -1
-    for _ in range(100):
-        count = sum("--type=renderer" in raw for pid, raw in _chromium_processes().items() if pid not in before)
-        if count == want:
-            break
-        await asyncio.sleep(0.05)
-    return count
+    """Poll (5 s) until this browser has `want` renderer processes; the count seen."""
+
+    def count() -> int:
+        return sum("--type=renderer" in raw for pid, raw in _chromium_processes().items() if pid not in before)
+
+    await eventually(lambda: count() == want, 5, f"{want} renderer process(es)",
+                     detail=lambda: f"renderers now: {count()}")
+    return count()
 
 
 @pytest.mark.asyncio(loop_scope="session")

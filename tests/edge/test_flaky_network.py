@@ -14,7 +14,8 @@ from cli.stack import RedisProcess
 from domain.contracts import INGEST_LISTINGS
 from edge.deliver import delivery_message
 from edge.outbox import Outbox
-from tests.edge.conftest import EdgeWorker, wait_until
+from tests.edge.conftest import EdgeWorker
+from tests.waiting import wait_until
 
 NS = "backroom-edge"  # edge workers' namespace: their jobs, and the `results` queue they deliver to
 

@@ -21,7 +21,7 @@ from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.edge.scrape_support import expected, market, market_server  # noqa: F401
 from cli.stack import descendants, stop_tree
-from tests.reliability.conftest import wait_until
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

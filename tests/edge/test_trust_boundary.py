@@ -20,8 +20,9 @@ from domain.contracts import ACCEPT_EDGE_RESULT, INGEST_LISTINGS, RECORD_LISTING
 from domain.edge_registry import EdgeBeat
 from domain.edge_results import sign, signing_key
 from edge.deliver import delivery_message
-from tests.edge.conftest import Gateway, wait_until
+from tests.edge.conftest import Gateway
 from tests.edge.test_acl import _denied, server_message
+from tests.waiting import wait_until
 
 NS, EDGE_NS = "backroom", "backroom-edge"
 KEYS = Keys(NS)

@@ -13,7 +13,8 @@ from broker.keys import Keys
 from broker.redis import BackroomBroker
 from cli.stack import RedisProcess
 from cli.stack import descendants
-from tests.edge.conftest import EdgeWorker, wait_until
+from tests.edge.conftest import EdgeWorker
+from tests.waiting import wait_until
 
 NS = "backroom"
 

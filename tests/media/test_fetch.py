@@ -27,7 +27,7 @@ async def chunked_forever(request: web.Request) -> web.StreamResponse:
 
 
 async def slow(request: web.Request) -> web.Response:
-    await asyncio.sleep(3)
+    await asyncio.sleep(3)  # a server slower than the fetch's time limit
     return web.Response(body=JPEG, content_type="image/jpeg")
 
 

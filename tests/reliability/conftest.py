@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -64,14 +63,3 @@ def live_workers(client: redis.Redis, ns: str = "backroom") -> dict[str, dict[st
         if info:
             out[key.decode().rsplit(":", 1)[1]] = info
     return out
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> object:
-    """Poll `predicate` until truthy (returning its value) or fail with `message`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s: {message}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from cli.stack import RedisProcess, redis_server_binary
-from tests.reliability.conftest import wait_until
+from tests.waiting import wait_until
 
 BOGUS_MAC = "02:00:00:00:00:01"
 

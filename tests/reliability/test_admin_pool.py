@@ -14,8 +14,9 @@ import actors
 from admin.service import Admin
 from cli.stack import free_port
 from domain.jobs import JobStatus
-from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.conftest import live_workers
 from tests.reliability.effects import EFFECTS, slow_effect
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
 

@@ -12,7 +12,8 @@ import redis
 from actors.events import sweep_events
 from cli.stack import stop_tree
 from tests.events_support import FAST_RETRIES, add_endpoint, storefronts  # noqa: F401
-from tests.reliability.conftest import live_workers, pools, wait_until  # noqa: F401
+from tests.reliability.conftest import live_workers, pools  # noqa: F401
+from tests.waiting import wait_until
 
 CHANGES = 300
 

@@ -10,8 +10,9 @@ import pytest
 import actors
 from actors.orders import handle_stripe_event
 from domain.jobs import JobStatus
-from tests.orders_support import connect, eventually, fake, fakes, insert_item, order_of, pod_attributes  # noqa: F401
-from tests.reliability.conftest import live_workers, wait_until
+from tests.orders_support import connect, fake, fakes, insert_item, order_of, pod_attributes  # noqa: F401
+from tests.reliability.conftest import live_workers
+from tests.waiting import eventually, wait_until
 
 pytestmark = pytest.mark.reliability
 

@@ -14,8 +14,9 @@ from broker.setup import build_broker
 from cli.stack import descendants, free_port
 from config.settings import get_settings
 from domain.jobs import JobStatus
-from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.conftest import live_workers
 from tests.reliability.effects import EFFECTS, counted_effect, fail_first_attempt, slow_effect
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
 

@@ -14,8 +14,9 @@ from cli.stack import descendants
 from config.settings import get_settings
 from domain.jobs import JobStatus
 from tests.reliability import netns
-from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.conftest import live_workers
 from tests.reliability.effects import async_file_effect, file_effect, noted
+from tests.waiting import wait_until
 
 WHY_NOT = netns.unavailable()
 pytestmark = [pytest.mark.reliability, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]

@@ -8,8 +8,9 @@ import redis
 
 import actors
 from domain.jobs import JobRecord, JobStatus
-from tests.reliability.conftest import live_workers, wait_until
+from tests.reliability.conftest import live_workers
 from tests.reliability.effects import EFFECTS, kill_my_worker, slow_effect
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
 THRESHOLD = 3  # POISON_THRESHOLD's default

@@ -13,9 +13,10 @@ import pytest
 import actors
 from actors.reminders import upsert_reminder_subject
 from domain.jobs import JobStatus
-from tests.orders_support import connect, eventually, fake, fakes  # noqa: F401
-from tests.reliability.conftest import live_workers, wait_until
+from tests.orders_support import connect, fake, fakes  # noqa: F401
+from tests.reliability.conftest import live_workers
 from tests.reliability.test_orders_reliability import running_job
+from tests.waiting import eventually, wait_until
 
 pytestmark = pytest.mark.reliability
 N = 12  # per channel

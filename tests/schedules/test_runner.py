@@ -17,8 +17,9 @@ from domain.cron import epoch_minute
 from domain.jobs import JobStatus
 from schedules.runner import SchedulerRunner, current_leader, discover_schedules, schedule_overview, spec_of
 from tests.actors.helpers import wait_for_status
-from tests.schedules.conftest import FakeClock, enqueued, make_runner, wait_until
+from tests.schedules.conftest import FakeClock, enqueued, make_runner
 from tests.schedules.periodic_actors import QUEUE, RUNS_KEY
+from tests.waiting import wait_until
 
 UTC = timezone.utc
 NS = actors.broker.jobs.keys.ns
@@ -109,7 +110,7 @@ def test_a_dead_leader_is_replaced_and_its_missed_ticks_caught_up(redis_client: 
     clock.set(at("2026-04-19T10:03:10"))  # a stops renewing (killed), nothing fires meanwhile
     b.step()
     assert not b.leading and enqueued(redis_client, EVERY) == minutes("2026-04-19T10:00", 1)
-    wait_until(lambda: b.step() is not None and b.leading, timeout=5)
+    wait_until(lambda: b.step() is not None and b.leading, timeout=5, what="b to take the lead")
     assert current_leader(redis_client, NS) == "b"
     assert enqueued(redis_client, EVERY) == minutes("2026-04-19T10:00", 4)
     a.step()  # the old leader comes back: it follows and fires nothing
@@ -200,7 +201,7 @@ def test_a_failing_periodic_job_is_retried_until_dead(redis_client: redis.Redis,
     assert "ScheduledFailure" in (dead.traceback or "")
     assert int(redis_client.hget(RUNS_KEY, "sched_failing") or 0) == 3
     # the dead-letter nack follows the record write: poll for it
-    wait_until(lambda: redis_client.zcard(actors.broker.jobs.keys.dead(QUEUE)) == 1)
+    wait_until(lambda: redis_client.zcard(actors.broker.jobs.keys.dead(QUEUE)) == 1, what="one dead letter")
 
 
 def test_run_leads_with_the_real_clock_and_stops_cleanly(redis_client: redis.Redis) -> None:
@@ -208,7 +209,8 @@ def test_run_leads_with_the_real_clock_and_stops_cleanly(redis_client: redis.Red
     thread = threading.Thread(target=runner.run)
     thread.start()
     try:
-        wait_until(lambda: current_leader(redis_client, NS) == "live" and len(enqueued(redis_client, EVERY)) == 1)
+        wait_until(lambda: current_leader(redis_client, NS) == "live" and len(enqueued(redis_client, EVERY)) == 1,
+                   what="the live runner leading and one tick enqueued")
     finally:
         runner.stop()
         thread.join(timeout=5)

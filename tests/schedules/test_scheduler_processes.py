@@ -15,7 +15,8 @@ import redis
 
 import actors
 from schedules.runner import current_leader
-from tests.schedules.conftest import enqueued, wait_until
+from tests.schedules.conftest import enqueued
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = actors.broker.jobs.keys.ns
@@ -48,7 +49,8 @@ def test_the_scheduler_leads_then_stops_on_a_signal_and_hands_the_lock_back(
 ) -> None:
     process = start(RUN, tmp_path / "scheduler.log")
     try:
-        wait_until(lambda: current_leader(redis_client, NS) is not None or process.poll() is not None, timeout=30)
+        wait_until(lambda: current_leader(redis_client, NS) is not None or process.poll() is not None, timeout=30,
+                   what="a leader or the process to exit")
         assert process.poll() is None, (tmp_path / "scheduler.log").read_text()
     finally:
         status = stop(process, signum)
@@ -82,7 +84,7 @@ def test_two_scheduler_processes_enqueue_each_minute_exactly_once(redis_client: 
             ticks = enqueued(redis_client, "sched_every_minute")
             assert len(ticks) == len(set(ticks)), f"a tick was enqueued twice: {ticks}"
             assert all(p.poll() is None for p in processes), [log.read_text() for log in logs]
-            time.sleep(0.25)
+            time.sleep(0.25)  # samples the ticks while the run lasts
         running_outputs = [log.read_text() for log in logs]  # before a stop hands the lock over
     finally:
         for process in processes:

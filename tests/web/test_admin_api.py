@@ -13,6 +13,7 @@ import actors
 from actors.ops import ping
 from domain.jobs import REDACTED, JobStatus
 from tests.admin_support import FAIL_FLAG, admin_flaky, make_dead, reaches, record, running_worker, runs
+from tests.waiting import eventually
 from tests.web.conftest import bearer
 
 KEYS = actors.broker.jobs.keys
@@ -52,7 +53,6 @@ async def test_queue_overview_counts_latency_and_outcomes(client, tokens, redis_
         actors.broker.enqueue(ping.message(message=f"m{i}").copy(queue_name="ml"))
     actors.broker.enqueue(ping.message(message="later").copy(queue_name="ml"), delay=60_000)
     make_dead("counted")
-    await asyncio.sleep(0.05)
     body = await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json()
     queues = {q["name"]: q for q in body["queues"]}
     assert (queues["ml"]["ready"], queues["ml"]["delayed"], queues["ml"]["dead"]) == (3, 1, 0)
@@ -67,7 +67,9 @@ async def test_pause_stops_consumption_and_resume_restarts_it(client, tokens, da
         paused = await client.post("/v1/admin/queues/default/pause", headers=bearer(tokens["admin"]))
         assert paused.status_code == 200 and (await paused.get_json())["paused"] is True
         message = admin_flaky.send("paused")
-        await asyncio.sleep(1.5)  # a window in which an unpaused worker would have run it many times over
+        # a job sent after it to another queue has run: the worker is fetching, and left the paused queue alone
+        actors.broker.enqueue(ping.message(message="probe").copy(queue_name="ml"))
+        await asyncio.to_thread(actors.broker.join, "ml", timeout=30_000)
         assert record(message.message_id).status is JobStatus.QUEUED and runs("paused") == 0
         queues = await (await client.get("/v1/admin/queues", headers=bearer(tokens["reader"]))).get_json()
         assert next(q for q in queues["queues"] if q["name"] == "default")["paused"] is True
@@ -213,8 +215,12 @@ async def test_workers_and_orphans_with_rescue_time(client, tokens, redis_client
     redis_client.hset(KEYS.worker("deadbeef"), mapping={"name": "gone:42", "host": "gone", "pid": 42,
                                                         "queues": "default", "threads": 2, "last_beat": beat})
     with running_worker():
-        await asyncio.sleep(0.3)  # the first heartbeat
-        body = await (await client.get("/v1/admin/workers", headers=bearer(tokens["reader"]))).get_json()
+
+        async def after_the_first_heartbeat() -> dict | None:
+            body = await (await client.get("/v1/admin/workers", headers=bearer(tokens["reader"]))).get_json()
+            return body if any(w["alive"] for w in body["workers"]) else None
+
+        body = await eventually(after_the_first_heartbeat, what="the worker's first heartbeat")
     live = [w for w in body["workers"] if w["alive"]]
     assert len(live) == 1 and live[0]["rss_bytes"] > 1_000_000 and "default" in live[0]["queues"]
     (orphan,) = body["orphans"]

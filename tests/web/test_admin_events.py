@@ -6,8 +6,9 @@ import pytest
 
 from tests.admin_support import running_worker
 from tests.events_support import fast_retries, forget_backlog, storefronts  # noqa: F401
-from tests.orders_support import eventually, insert_item, wait_sync
+from tests.orders_support import insert_item
 from tests.web.conftest import bearer
+from tests.waiting import eventually, wait_until
 
 BASE = "/v1/admin/endpoints"
 
@@ -72,7 +73,7 @@ async def _add_log_replay(client, tokens, front, database_url) -> None:  # type:
         item = await insert_item(conn, "stable", stock=4)
         front.fail_next("events", 500)
         await conn.execute("UPDATE items SET stock = 3 WHERE id = $1", item)
-        wait_sync(lambda: len(front.events()) == 1, what="the stock change delivered")
+        wait_until(lambda: len(front.events()) == 1, what="the stock change delivered")
         await eventually(lambda: conn.fetchval("SELECT count(*) = 2 FROM delivery_attempts"), what="two attempts logged")
         log = await (await client.get(f"{BASE}/{endpoint['id']}/deliveries", headers=bearer(tokens["reader"]))).get_json()
         assert [a["status_code"] for a in log["attempts"]] == [204, 500]  # newest first
@@ -81,7 +82,7 @@ async def _add_log_replay(client, tokens, front, database_url) -> None:  # type:
         replayed = await client.post(f"{BASE}/{endpoint['id']}/replay", json={"event_id": event_id},
                                      headers=bearer(tokens["admin"]))
         assert (await replayed.get_json()) == {"replayed": 1}
-        wait_sync(lambda: len(front.events()) == 2, what="the replay delivered")
+        wait_until(lambda: len(front.events()) == 2, what="the replay delivered")
         assert front.received[1].headers["webhook-id"] == front.received[0].headers["webhook-id"]
         both = await client.post(f"{BASE}/{endpoint['id']}/replay", json={"event_id": 1, "since": "2026-01-01T00:00:00Z"},
                                  headers=bearer(tokens["admin"]))

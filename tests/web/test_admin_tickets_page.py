@@ -5,7 +5,7 @@ import asyncpg
 import redis
 
 from tests.admin_support import running_worker
-from tests.orders_support import eventually
+from tests.waiting import eventually
 from tests.web.test_admin_pages import sign_in
 
 

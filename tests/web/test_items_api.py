@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from config.settings import get_settings
 from domain.jobs import JobStatus
 from fakes.marketplace import Marketplace
 from tests.actors.helpers import wait_for_status
+from tests.waiting import eventually
 from tests.web.conftest import bearer
 
 
@@ -58,13 +58,12 @@ async def ingested(market: Marketplace, pool: asyncpg.Pool, count: int) -> list[
                 for f in market.listings("vinted")[:count]]
     message = ingest_listings.send(source, listings, f"d-{source}")
     await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, timeout=30)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    async def embedded_ids() -> list[int] | None:
         rows = await pool.fetch("SELECT id, embedded_at FROM items WHERE source = $1 ORDER BY id", source)
-        if len(rows) == count and all(r["embedded_at"] for r in rows):
-            return [r["id"] for r in rows]
-        await asyncio.sleep(0.05)
-    raise AssertionError("the ingest chain did not finish")
+        return [r["id"] for r in rows] if len(rows) == count and all(r["embedded_at"] for r in rows) else None
+
+    return await eventually(embedded_ids, 60, f"the ingest chain to embed {count} items")
 
 
 async def accepted(response: Any) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from broker.enqueuer import AsyncEnqueuer
 from broker.replication import ReplicaWait
 from cli.stack import free_port
 from domain.jobs import JobStatus
+from tests.waiting import eventually
 from tests.web.conftest import bearer
 
 
@@ -34,11 +36,12 @@ async def test_job_runs_in_a_real_worker_and_shows_succeeded(client, tokens) -> 
     try:
         response = await client.post("/v1/jobs/ping", json={"message": "run"}, headers=bearer(tokens["jobs"]))
         url = (await response.get_json())["status_url"]
-        for _ in range(500):
+
+        async def finished() -> dict[str, Any] | None:
             record = await (await client.get(url, headers=bearer(tokens["jobs"]))).get_json()
-            if record["status"] == "succeeded" and record["result"] is not None:
-                break
-            await asyncio.sleep(0.01)
+            return record if record["status"] == "succeeded" and record["result"] is not None else None
+
+        record = await eventually(finished, what="the job to succeed with its result")
         assert record["status"] == "succeeded" and record["result"] == {"message": "run"}
         assert record["attempts"] == 1 and record["worker"]
     finally:

@@ -4,9 +4,10 @@ from __future__ import annotations
 from actors.orders import handle_stripe_event
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
-from tests.orders_support import connect, eventually, fake, fakes, insert_item, order_of  # noqa: F401
+from tests.orders_support import connect, fake, fakes, insert_item, order_of  # noqa: F401
 from tests.web.conftest import bearer
 from tests.web.test_webhooks import running_worker  # noqa: F401
+from tests.waiting import eventually
 
 
 async def test_admins_list_assign_comment_and_close_a_ticket(fake, client, tokens, running_worker,

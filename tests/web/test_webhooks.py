@@ -12,9 +12,11 @@ from dramatiq import Worker
 
 import actors
 from cli.stack import free_port
+from tests.actors.helpers import wait_for_quiet
 from tests.orders_support import (  # noqa: F401
-    connect, eventually, fake, fakes, insert_item, order_of, restore_env, set_env,
+    connect, fake, fakes, insert_item, order_of, restore_env, set_env,
 )
+from tests.waiting import eventually
 from tests.web.conftest import bearer
 
 QUEUE = actors.broker.jobs.keys.queue("orders")
@@ -74,7 +76,7 @@ async def test_ten_deliveries_of_one_event_make_one_order(fake, client, running_
                                                " WHERE event_id = $1", event["id"]), what="processing")
         for _ in range(10):  # Stripe retries after the first has been handled
             assert (await post_stripe(client, body, signature)).status_code == 200
-        await asyncio.sleep(1.0)
+        await asyncio.to_thread(wait_for_quiet)  # any job the retries enqueued has run
         assert await conn.fetchval("SELECT count(*) FROM orders WHERE stripe_session_id = $1", session) == 1
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", item) == 2
     finally:
