@@ -190,9 +190,9 @@ async def test_a_dispute_before_its_checkout_still_stops_the_release_in_every_or
             released = wait_for_status(release_order.send(row["id"]).message_id, JobStatus.SUCCEEDED)
             assert released.result["released"] is False, order
         assert fake.printify.creates == {}
-        wait_sync(lambda: sum("dispute closed, lost" in p["title"] for p in fake.pushover.sent) == 6,
+        wait_until(lambda: sum("dispute closed, lost" in p["title"] for p in fake.pushover.sent) == 6,
                   what="each outcome told once")
-        wait_sync(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 6, what="disputes")
+        wait_until(lambda: sum("payment disputed" in p["title"] for p in fake.pushover.sent) == 6, what="disputes")
     finally:
         await conn.close()
 
@@ -248,8 +248,8 @@ async def test_a_refund_after_release_alerts_the_admin_even_when_a_send_fails_af
         monkeypatch.setattr(actors.payment_events, "enqueue", fails_once)
         handle(fake.stripe.dashboard_refund(order["stripe_payment_intent"]))
         assert not failures  # the first attempt's send failed; its retry finished the job
-        wait_sync(lambda: any("refunded in Stripe after its release" in p["title"] for p in fake.pushover.sent),
+        wait_until(lambda: any("refunded in Stripe after its release" in p["title"] for p in fake.pushover.sent),
                   what="the admin told")
-        wait_sync(lambda: any("Your refund" in m["subject"] for m in fake.resend.sent), what="the buyer told")
+        wait_until(lambda: any("Your refund" in m["subject"] for m in fake.resend.sent), what="the buyer told")
     finally:
         await conn.close()

@@ -156,7 +156,7 @@ async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, work
         run(handle_stripe_event.send(refused["id"]))
         order = await order_of(conn, refused["data"]["object"]["id"])
         await eventually(lambda: tickets_of(conn, order["id"], "provider_rejected"), timeout=40, what="the ticket")
-        wait_sync(lambda: any("could not be released" in p.get("title", "") for p in fake.pushover.sent),
+        wait_until(lambda: any("could not be released" in p.get("title", "") for p in fake.pushover.sent),
                   what="the admin pushed")
         item = await insert_item(conn, "stable", stock=5, price_cents=2000)
         orders = []
@@ -170,6 +170,6 @@ async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, work
         assert run(request_refund.send(old["id"], "changed my mind"))["approved"] is False
         await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
                          what="the automatic refund")
-        wait_sync(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
+        wait_until(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
     finally:
         await conn.close()
