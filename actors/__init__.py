@@ -2,6 +2,7 @@
 
 `dramatiq actors` (the Procfile's worker) imports it; so does the API, to enqueue.
 """
+
 from __future__ import annotations
 
 from actors.broker import broker

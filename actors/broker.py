@@ -1,4 +1,5 @@
 """The server-side broker: built once per process from the settings."""
+
 from __future__ import annotations
 
 from actors.clients import ProviderClients

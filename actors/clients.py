@@ -1,4 +1,5 @@
 """Third-party clients per worker process: opened at boot on the worker's event loop, never per message."""
+
 from __future__ import annotations
 
 import asyncio

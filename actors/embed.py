@@ -3,6 +3,7 @@
 The ONNX model is a per-process resource, opened on first use by the first embed message
 (never at import, never per message); decoding and inference run off the event loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,9 @@ def clip_model() -> ClipModel:
     with _lock:
         if _model is None:
             settings = get_settings()
-            _model = ClipModel.load(settings.model_dir or TINY_MODEL_DIR, precision=settings.model_precision,
-                                    threads=settings.ml_threads)
+            _model = ClipModel.load(
+                settings.model_dir or TINY_MODEL_DIR, precision=settings.model_precision, threads=settings.ml_threads
+            )
         return _model
 
 
@@ -87,24 +89,33 @@ async def embed_rows(table: Embeddable, ids: Sequence[int], *, force: bool) -> d
     errors.update(broken)
     async with pool.acquire() as conn, conn.transaction():
         for row_id, vector in vectors.items():
-            await update_embedding(conn, table, row_id, model=model.model_id, content_hash=hashes[row_id],
-                                   vector=vector)
+            await update_embedding(
+                conn, table, row_id, model=model.model_id, content_hash=hashes[row_id], vector=vector
+            )
         for row_id, reason in errors.items():
-            await update_embedding(conn, table, row_id, model=model.model_id, content_hash=hashes.get(row_id),
-                                   error=reason)
-    return {"model": model.model_id, "embedded": len(vectors), "skipped": len(current), "failed": len(errors),
-            "missing": len(ids) - len(targets)}
+            await update_embedding(
+                conn, table, row_id, model=model.model_id, content_hash=hashes.get(row_id), error=reason
+            )
+    return {
+        "model": model.model_id,
+        "embedded": len(vectors),
+        "skipped": len(current),
+        "failed": len(errors),
+        "missing": len(ids) - len(targets),
+    }
 
 
-@dramatiq.actor(queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=900_000,
-                throws=(ModelDirError,))
+@dramatiq.actor(
+    queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=900_000, throws=(ModelDirError,)
+)
 async def embed_items(item_ids: list[int], force: bool = False) -> dict:
     """Embed these items' first images; skip unchanged ones unless `force`; mark broken ones."""
     return await embed_rows("items", item_ids, force=force)
 
 
-@dramatiq.actor(queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=900_000,
-                throws=(ModelDirError,))
+@dramatiq.actor(
+    queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=900_000, throws=(ModelDirError,)
+)
 async def embed_seeds(seed_ids: list[int] | None = None, force: bool = False) -> dict:
     """Embed these style seeds (default: those missing a vector of the current model; all with `force`)."""
     if seed_ids is None:
@@ -128,13 +139,15 @@ def send_batches(batches: Sequence[list[int]], *, force: bool) -> list[str]:
     return [embed_items.send(batch, force=force).message_id for batch in batches]
 
 
-@dramatiq.actor(queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=300_000,
-                throws=(ModelDirError,))
+@dramatiq.actor(
+    queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=300_000, throws=(ModelDirError,)
+)
 async def sync_embeddings(force: bool = False) -> dict:
     """Fan out embed_items for items missing a current-model vector (every item with `force`), and embed_seeds."""
     async with get_process_pool().acquire() as conn:
-        batches = await plan_item_batches(conn, model=current_model_id(), force=force,
-                                          size=get_settings().embed_batch_size)
+        batches = await plan_item_batches(
+            conn, model=current_model_id(), force=force, size=get_settings().embed_batch_size
+        )
     await asyncio.to_thread(send_batches, batches, force=force)
     await asyncio.to_thread(embed_seeds.send, force=force)
     return {"items": sum(len(b) for b in batches), "batches": len(batches)}

@@ -5,6 +5,7 @@ vectors of the vocabulary's prompts; the best slot and tags are stored with ever
 The fingerprint (image hash, model, vocabulary version) makes a rerun a no-op until one
 of them changes. When LLM_BASE_URL is set, an LLM adds a description (actors.enrich_llm).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -82,25 +83,54 @@ async def enrich_zero_shot(item_ids: Sequence[int], vocabulary: Vocabulary, *, f
     prints = {t.id: fingerprint([t.image_hash or ""], model.model_id, vocabulary.version) for t in ready}
     todo: list[EnrichTarget] = [t for t in ready if force or t.fingerprint != prints[t.id]]
     started = time.monotonic()
-    picks = await asyncio.to_thread(score, model, vocabulary, [t.vector for t in todo if t.vector is not None]) if todo else []
+    picks = (
+        await asyncio.to_thread(score, model, vocabulary, [t.vector for t in todo if t.vector is not None])
+        if todo
+        else []
+    )
     latency_ms = int((time.monotonic() - started) * 1000)
     async with pool.acquire() as conn, conn.transaction():
         for target, chosen in zip(todo, picks):
-            await upsert_item_enrichment(conn, target.id, pick=chosen, model=model.model_id,
-                                         vocabulary_version=vocabulary.version, image_hash=target.image_hash or "",
-                                         fingerprint=prints[target.id])
+            await upsert_item_enrichment(
+                conn,
+                target.id,
+                pick=chosen,
+                model=model.model_id,
+                vocabulary_version=vocabulary.version,
+                image_hash=target.image_hash or "",
+                fingerprint=prints[target.id],
+            )
         if todo:
-            await insert_model_run(conn, NewModelRun(
-                kind=ZERO_SHOT, provider="local", model=model.model_id, status="succeeded",
-                item_ids=tuple(t.id for t in todo), latency_ms=latency_ms, detail={"vocabulary": vocabulary.version}))
-    return {"model": model.model_id, "vocabulary": vocabulary.version, "enriched": len(todo),
-            "skipped": len(ready) - len(todo), "not_embedded": len(targets) - len(ready),
-            "missing": len(set(item_ids)) - len(targets)}
+            await insert_model_run(
+                conn,
+                NewModelRun(
+                    kind=ZERO_SHOT,
+                    provider="local",
+                    model=model.model_id,
+                    status="succeeded",
+                    item_ids=tuple(t.id for t in todo),
+                    latency_ms=latency_ms,
+                    detail={"vocabulary": vocabulary.version},
+                ),
+            )
+    return {
+        "model": model.model_id,
+        "vocabulary": vocabulary.version,
+        "enriched": len(todo),
+        "skipped": len(ready) - len(todo),
+        "not_embedded": len(targets) - len(ready),
+        "missing": len(set(item_ids)) - len(targets),
+    }
 
 
-@dramatiq.actor(queue_name="ml", retry_when=retry_policy(max_failures=3, max_waits=50), min_backoff=2_000,
-                max_backoff=300_000, time_limit=900_000,
-                throws=(ModelDirError, VocabularyError, NotConfigured, Permanent))
+@dramatiq.actor(
+    queue_name="ml",
+    retry_when=retry_policy(max_failures=3, max_waits=50),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=900_000,
+    throws=(ModelDirError, VocabularyError, NotConfigured, Permanent),
+)
 async def enrich_items(item_ids: list[int], force: bool = False) -> dict:
     """Zero-shot slot and style tags for these items (then the LLM, when configured); unchanged ones skipped."""
     vocabulary = await asyncio.to_thread(load_vocabulary)
@@ -110,13 +140,15 @@ async def enrich_items(item_ids: list[int], force: bool = False) -> dict:
     return result
 
 
-async def plan_enrich_batches(conn: asyncpg.Connection, *, model: str, vocabulary_version: str,
-                              llm_model: str | None, size: int) -> list[list[int]]:
+async def plan_enrich_batches(
+    conn: asyncpg.Connection, *, model: str, vocabulary_version: str, llm_model: str | None, size: int
+) -> list[list[int]]:
     """The items a sweep must enrich, cut into batches of `size` ids."""
     batches: list[list[int]] = []
     after = 0
-    while ids := await select_item_ids_to_enrich(conn, model=model, vocabulary_version=vocabulary_version,
-                                                 llm_model=llm_model, after_id=after, limit=10_000):
+    while ids := await select_item_ids_to_enrich(
+        conn, model=model, vocabulary_version=vocabulary_version, llm_model=llm_model, after_id=after, limit=10_000
+    ):
         batches.extend(ids[i : i + size] for i in range(0, len(ids), size))
         after = ids[-1]
     return batches
@@ -124,20 +156,36 @@ async def plan_enrich_batches(conn: asyncpg.Connection, *, model: str, vocabular
 
 def send_enrich_batches(batches: Sequence[list[int]]) -> list[str]:
     """One enrich_items message per batch; an identical batch still queued or running is not sent twice."""
-    return [str(enrich_items.send_with_options(
-        args=(batch,), unique_key="enrich_items:" + hashlib.sha256(repr(batch).encode()).hexdigest()[:24]).message_id)
-        for batch in batches]
+    return [
+        str(
+            enrich_items.send_with_options(
+                args=(batch,), unique_key="enrich_items:" + hashlib.sha256(repr(batch).encode()).hexdigest()[:24]
+            ).message_id
+        )
+        for batch in batches
+    ]
 
 
-@dramatiq.actor(queue_name="ml", max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=300_000,
-                throws=(ModelDirError, VocabularyError))
+@dramatiq.actor(
+    queue_name="ml",
+    max_retries=3,
+    min_backoff=2_000,
+    max_backoff=60_000,
+    time_limit=300_000,
+    throws=(ModelDirError, VocabularyError),
+)
 async def sweep_enrichment() -> dict:
     """Fan out enrich_items for embedded items whose enrichment is missing or stale (LLM too, under the cap)."""
     vocabulary = await asyncio.to_thread(load_vocabulary)
     model = await asyncio.to_thread(current_model_id)
     llm_model = await llm_model_open()
     async with get_process_pool().acquire() as conn:
-        batches = await plan_enrich_batches(conn, model=model, vocabulary_version=vocabulary.version,
-                                            llm_model=llm_model, size=get_settings().enrich_batch_size)
+        batches = await plan_enrich_batches(
+            conn,
+            model=model,
+            vocabulary_version=vocabulary.version,
+            llm_model=llm_model,
+            size=get_settings().enrich_batch_size,
+        )
     await asyncio.to_thread(send_enrich_batches, batches)
     return {"items": sum(len(b) for b in batches), "batches": len(batches), "llm": llm_model is not None}

@@ -6,6 +6,7 @@ transaction commits, so the listener hears of an event exactly after its commit 
 listened) delays an event until the periodic sweep; it never loses one: the event row is
 already committed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,12 +89,14 @@ class EventRelay(Middleware):
 
         async def start() -> None:
             global _session
-            _session = new_session(allow=lambda: get_settings().events_allow_addresses,
-                                   timeout_s=settings.events_timeout_s)
+            _session = new_session(
+                allow=lambda: get_settings().events_allow_addresses, timeout_s=settings.events_timeout_s
+            )
             self.stop = asyncio.Event()
             relay = broker.get_actor(RELAY_ACTOR)  # by name: actors/events.py is declared after the broker
             self.task = asyncio.get_running_loop().create_task(
-                listen(self.dsn, lambda: asyncio.to_thread(relay.send), self.stop))
+                listen(self.dsn, lambda: asyncio.to_thread(relay.send), self.stop)
+            )
 
         loop_thread.run_coroutine(start())
 

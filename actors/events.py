@@ -6,6 +6,7 @@ own commit; the sweep re-sends whatever a dead relay or worker left without a me
 resource's events reach an endpoint in order: a newer one parks while an older one is pending,
 and each success sends the next.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,8 +89,14 @@ async def sweep_events(older_than_s: float = UNSENT_GRACE_S) -> dict[str, int]:
     return {"resent": len(unsent)}
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=60_000, retry_when=_retry_when, min_backoff=1_000,
-                max_backoff=21_600_000, on_retry_exhausted="close_dead_delivery")
+@dramatiq.actor(
+    queue_name=QUEUE,
+    time_limit=60_000,
+    retry_when=_retry_when,
+    min_backoff=1_000,
+    max_backoff=21_600_000,
+    on_retry_exhausted="close_dead_delivery",
+)
 async def deliver_event(endpoint_id: int, event_id: int) -> dict[str, Any]:
     """POST one signed event to one endpoint; a failure retries with backoff (about three days), then dead-letters."""
     settings = get_settings()
@@ -108,32 +115,48 @@ async def settle(claim: db.Claim, outcome: Outcome) -> None:
     """Log the attempt; on success send the resource's next event; on 410 or a day of failures disable."""
     if outcome.ok:
         async with get_process_pool().acquire() as conn:
-            next_id = await db.update_delivered(conn, claim, status_code=outcome.status or 0,
-                                                latency_ms=outcome.latency_ms, excerpt=outcome.excerpt)
+            next_id = await db.update_delivered(
+                conn, claim, status_code=outcome.status or 0, latency_ms=outcome.latency_ms, excerpt=outcome.excerpt
+            )
         if next_id is not None:
             await send_deliveries([(claim.endpoint.id, next_id)])
         return
     settings = get_settings()
     disabled: str | None = None
     async with get_process_pool().acquire() as conn, conn.transaction():
-        await db.insert_attempt(conn, claim, status_code=outcome.status, latency_ms=outcome.latency_ms,
-                                error=outcome.error, excerpt=outcome.excerpt)
+        await db.insert_attempt(
+            conn,
+            claim,
+            status_code=outcome.status,
+            latency_ms=outcome.latency_ms,
+            error=outcome.error,
+            excerpt=outcome.excerpt,
+        )
         if outcome.status == 410:
             disabled = "the endpoint answered 410 Gone"
-        elif should_disable(await db.update_failed(conn, claim),
-                            disable_after_s=settings.events_disable_after_hours * 3600):
+        elif should_disable(
+            await db.update_failed(conn, claim), disable_after_s=settings.events_disable_after_hours * 3600
+        ):
             disabled = f"failing for {settings.events_disable_after_hours:g} h without a success"
         if disabled and not await db.update_endpoint_enabled(conn, claim.endpoint.id, enabled=False, reason=disabled):
             return  # another attempt disabled it (and alerted) first
     if disabled:
-        alert(f"endpoint_disabled:{claim.endpoint.id}:{claim.delivery_id}",
-              f"Storefront endpoint {claim.endpoint.name} disabled",
-              f"Backroom stopped delivering events to {claim.endpoint.name}: {disabled}. "
-              "Fix it, then enable it and replay from the admin page or `backroom endpoints`.")
+        alert(
+            f"endpoint_disabled:{claim.endpoint.id}:{claim.delivery_id}",
+            f"Storefront endpoint {claim.endpoint.name} disabled",
+            f"Backroom stopped delivering events to {claim.endpoint.name}: {disabled}. "
+            "Fix it, then enable it and replay from the admin page or `backroom endpoints`.",
+        )
         return
-    raise Failure(f"endpoint {claim.endpoint.id}: {outcome.status or outcome.error}",
-                  retry_delay_ms(claim.attempts, min_ms=settings.events_min_backoff_ms,
-                                 max_ms=settings.events_max_backoff_ms, jitter=random.random()))
+    raise Failure(
+        f"endpoint {claim.endpoint.id}: {outcome.status or outcome.error}",
+        retry_delay_ms(
+            claim.attempts,
+            min_ms=settings.events_min_backoff_ms,
+            max_ms=settings.events_max_backoff_ms,
+            jitter=random.random(),
+        ),
+    )
 
 
 async def kick_next(endpoint_id: int, resource: str, resource_id: str) -> None:

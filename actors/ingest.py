@@ -4,6 +4,7 @@ The chain: ingest_listings -> rehost_images(item) per item with new image URLs -
 Each step commits first and enqueues the next after; each is idempotent (delivery ids, guarded
 SQL, content-addressed media, unique keys), so a redelivery or a retry repeats nothing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,16 @@ from broker.waits import Failure, Wait, retry_policy
 from config.settings import Settings, get_settings
 from db.audit import insert_audit
 from db.ingest import (
-    IngestedItem, RehostTarget, insert_delivery, select_item_ids_to_rehost, select_item_status, select_rehost_target,
-    update_item_media, update_item_review, update_items_sold_at_source, upsert_listings,
+    IngestedItem,
+    RehostTarget,
+    insert_delivery,
+    select_item_ids_to_rehost,
+    select_item_status,
+    select_rehost_target,
+    update_item_media,
+    update_item_review,
+    update_items_sold_at_source,
+    upsert_listings,
 )
 from db.pool import get_process_pool
 from domain.admin import AuditEntry
@@ -34,7 +43,11 @@ from media.images import ImageRejected, reencode
 from media.store import open_store
 
 _DECODE_SLOTS = threading.BoundedSemaphore(2)
-RETRIES: dict[str, Any] = {"retry_when": retry_policy(max_failures=5, max_waits=50), "min_backoff": 1_000, "max_backoff": 300_000}
+RETRIES: dict[str, Any] = {
+    "retry_when": retry_policy(max_failures=5, max_waits=50),
+    "min_backoff": 1_000,
+    "max_backoff": 300_000,
+}
 
 
 class ReviewRefused(ValueError):
@@ -43,9 +56,13 @@ class ReviewRefused(ValueError):
 
 def margin_policy(settings: Settings) -> MarginPolicy:
     """The margin policy the settings describe."""
-    return MarginPolicy(default_multiplier=settings.margin_default_multiplier,
-                        brand_multipliers=settings.margin_brand_multipliers, fee_percent=settings.margin_fee_percent,
-                        shipping_cents=settings.margin_shipping_cents, green_margin_cents=settings.margin_green_cents)
+    return MarginPolicy(
+        default_multiplier=settings.margin_default_multiplier,
+        brand_multipliers=settings.margin_brand_multipliers,
+        fee_percent=settings.margin_fee_percent,
+        shipping_cents=settings.margin_shipping_cents,
+        green_margin_cents=settings.margin_green_cents,
+    )
 
 
 def parse_listings(source: str, raw: list[dict[str, Any]]) -> tuple[list[Listing], list[str]]:
@@ -56,8 +73,10 @@ def parse_listings(source: str, raw: list[dict[str, Any]]) -> tuple[list[Listing
         try:
             listing = Listing.model_validate(entry)
         except ValidationError as error:
-            dropped.append(f"listing {index}: {error.error_count()} invalid field(s): "
-                           + ", ".join(".".join(map(str, e["loc"])) for e in error.errors()))
+            dropped.append(
+                f"listing {index}: {error.error_count()} invalid field(s): "
+                + ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
+            )
             continue
         if listing.source != source:
             dropped.append(f"listing {index}: source {listing.source!r} is not {source!r}")
@@ -77,14 +96,19 @@ async def ingest_listings(source: str, listings: list[dict[str, Any]], delivery_
     valid, dropped = parse_listings(source, listings)
     settings = get_settings()
     policy = margin_policy(settings)
-    summary: dict[str, Any] = {"delivery_id": delivery_id, "received": len(listings), "dropped": dropped[:20],
-                               "edge_node": edge_node()}
+    summary: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "received": len(listings),
+        "dropped": dropped[:20],
+        "edge_node": edge_node(),
+    }
     async with get_process_pool().acquire() as conn:
         async with conn.transaction():
             if await insert_delivery(conn, delivery_id, source=source, listings=len(listings)):
                 sold = await update_items_sold_at_source(conn, source, [x.source_listing_id for x in valid if x.sold])
-                items = await upsert_listings(conn, [(x, score(policy, x)) for x in valid if not x.sold],
-                                              auto_approve=settings.auto_approve_green)
+                items = await upsert_listings(
+                    conn, [(x, score(policy, x)) for x in valid if not x.sold], auto_approve=settings.auto_approve_green
+                )
                 summary.update(summarise(items), sold=sold)
             else:
                 summary["replayed"] = True
@@ -102,8 +126,11 @@ def edge_node() -> str | None:
 
 def summarise(items: list[IngestedItem]) -> dict[str, list[int]]:
     """Which items an upsert created, updated and left available."""
-    return {"created": [i.id for i in items if i.created], "updated": [i.id for i in items if not i.created],
-            "available": [i.id for i in items if i.status == "available"]}
+    return {
+        "created": [i.id for i in items if i.created],
+        "updated": [i.id for i in items if not i.created],
+        "available": [i.id for i in items if i.status == "available"],
+    }
 
 
 def _clean(data: bytes, settings: Settings) -> bytes:
@@ -114,8 +141,11 @@ def _clean(data: bytes, settings: Settings) -> bytes:
 
 async def _rehost_one(url: str, settings: Settings) -> str:
     """Download, clean and store one image; returns its media key."""
-    limits = FetchLimits(max_bytes=settings.rehost_max_bytes, timeout_s=settings.rehost_timeout_s,
-                         allowed_hosts=parse_hosts(settings.rehost_allowed_hosts))
+    limits = FetchLimits(
+        max_bytes=settings.rehost_max_bytes,
+        timeout_s=settings.rehost_timeout_s,
+        allowed_hosts=parse_hosts(settings.rehost_allowed_hosts),
+    )
     data = await fetch_image(get_providers().session, url, limits)
     clean = await asyncio.to_thread(_clean, data, settings)
     return await asyncio.to_thread(open_store(settings).put, clean, extension="jpg")
@@ -149,8 +179,13 @@ async def rehost_images(item_id: int) -> dict[str, Any]:
         return {"item_id": item_id, "skipped": "unknown" if target is None else "current, rejected or no images"}
     keys, errors = await rehost_all(target, settings)
     async with get_process_pool().acquire() as conn, conn.transaction():
-        stored = await update_item_media(conn, item_id, image_urls=target.image_urls,
-                                         media_keys=keys or target.media_keys, error="; ".join(errors) or None)
+        stored = await update_item_media(
+            conn,
+            item_id,
+            image_urls=target.image_urls,
+            media_keys=keys or target.media_keys,
+            error="; ".join(errors) or None,
+        )
     if not stored:
         raise Failure(f"item {item_id}'s images changed while they were rehosted")
     if not keys:
@@ -167,22 +202,31 @@ async def review(item_id: int, *, action: str, status: str, from_statuses: tuple
             current = await select_item_status(conn, item_id)
             if current == status:
                 return {"item_id": item_id, "status": status, "changed": False}
-            raise ReviewRefused(f"item {item_id} is {current or 'unknown'}: only {'/'.join(from_statuses)} items"
-                                f" can be moved to {status}")
-        await insert_audit(conn, actor=by, entry=AuditEntry(action=action, target=f"item:{item_id}",
-                                                            before={"status": before}, after={"status": status}))
+            raise ReviewRefused(
+                f"item {item_id} is {current or 'unknown'}: only {'/'.join(from_statuses)} items"
+                f" can be moved to {status}"
+            )
+        await insert_audit(
+            conn,
+            actor=by,
+            entry=AuditEntry(
+                action=action, target=f"item:{item_id}", before={"status": before}, after={"status": status}
+            ),
+        )
     return {"item_id": item_id, "status": status, "changed": True}
 
 
 @dramatiq.actor(queue_name=INGEST_QUEUE, time_limit=30_000, throws=(ReviewRefused,), **RETRIES)
 async def approve_item(item_id: int, by: str = "system") -> dict[str, Any]:
     """Put a pending (or rejected) item live: status available."""
-    return await review(item_id, action="items.approve", status="available", from_statuses=("pending", "rejected"),
-                        by=by)
+    return await review(
+        item_id, action="items.approve", status="available", from_statuses=("pending", "rejected"), by=by
+    )
 
 
 @dramatiq.actor(queue_name=INGEST_QUEUE, time_limit=30_000, throws=(ReviewRefused,), **RETRIES)
 async def reject_item(item_id: int, by: str = "system") -> dict[str, Any]:
     """Take a pending or available item out of the shop for good: status rejected."""
-    return await review(item_id, action="items.reject", status="rejected", from_statuses=("pending", "available"),
-                        by=by)
+    return await review(
+        item_id, action="items.reject", status="rejected", from_statuses=("pending", "available"), by=by
+    )

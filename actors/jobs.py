@@ -1,4 +1,5 @@
 """Housekeeping of job records (the records themselves expire by TTL in Redis)."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """notify: one templated message per idempotency key, through Resend, Pushover, Telegram or the outbox."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,16 @@ from actors.clients import call, get_providers
 from broker.waits import Failure, Wait, retry_policy
 from config.settings import get_settings
 from db.notifications import (
-    StoredTemplate, claim_notification, delete_opt_out, insert_opt_out, insert_unsent_notification, select_opted_out,
-    select_pinned_version, select_template, update_notification_outcome, update_notification_sent,
+    StoredTemplate,
+    claim_notification,
+    delete_opt_out,
+    insert_opt_out,
+    insert_unsent_notification,
+    select_opted_out,
+    select_pinned_version,
+    select_template,
+    update_notification_outcome,
+    update_notification_sent,
 )
 from db.pool import get_process_pool
 from domain.notifications import TemplateError, normalise_recipient, render
@@ -28,11 +37,17 @@ class NoAddress(Exception):
     """The recipient `admin` on email needs ADMIN_EMAIL."""
 
 
-@dramatiq.actor(queue_name="notify", retry_when=retry_policy(max_failures=6, max_waits=100), min_backoff=2_000,
-                max_backoff=300_000, time_limit=60_000,
-                throws=(NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress))
-async def notify(channel: str, recipient: str, template: str, data: dict[str, Any] | None,
-                 idempotency_key: str) -> dict[str, Any]:
+@dramatiq.actor(
+    queue_name="notify",
+    retry_when=retry_policy(max_failures=6, max_waits=100),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=60_000,
+    throws=(NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress),
+)
+async def notify(
+    channel: str, recipient: str, template: str, data: dict[str, Any] | None, idempotency_key: str
+) -> dict[str, Any]:
     """Send one templated message once per idempotency key, honouring opt-outs and rate limits."""
     return await deliver(channel, recipient, template, data or {}, idempotency_key)
 
@@ -45,8 +60,9 @@ async def update_opt_out(channel: str, recipient: str, opted_out: bool = True) -
         await (insert_opt_out if opted_out else delete_opt_out)(conn, channel, who)
 
 
-async def deliver(channel: str, recipient: str, template: str, data: dict[str, Any], key: str,
-                  locale: str = "en") -> dict[str, Any]:
+async def deliver(
+    channel: str, recipient: str, template: str, data: dict[str, Any], key: str, locale: str = "en"
+) -> dict[str, Any]:
     """The send path shared by every notifying actor: check, claim, call the provider once, record."""
     who = normalise_recipient(channel, recipient)
     try:
@@ -59,16 +75,37 @@ async def deliver(channel: str, recipient: str, template: str, data: dict[str, A
         raise
     async with get_process_pool().acquire() as conn, conn.transaction():
         if await select_opted_out(conn, channel, who):
-            await insert_unsent_notification(conn, key=key, channel=channel, recipient=who, template=template,
-                                             status="skipped", reason="recipient opted out")
+            await insert_unsent_notification(
+                conn,
+                key=key,
+                channel=channel,
+                recipient=who,
+                template=template,
+                status="skipped",
+                reason="recipient opted out",
+            )
             return {"status": "skipped", "reason": "opted out"}
         version = stored.version if stored else None
-        claim = await claim_notification(conn, key=key, channel=channel, recipient=who, template=template, data=data,
-                                         provider=sender.name, idempotent=sender.idempotent, lease_s=LEASE_S,
-                                         template_version=version, locale=locale)
+        claim = await claim_notification(
+            conn,
+            key=key,
+            channel=channel,
+            recipient=who,
+            template=template,
+            data=data,
+            provider=sender.name,
+            idempotent=sender.idempotent,
+            lease_s=LEASE_S,
+            template_version=version,
+            locale=locale,
+        )
     if claim.decision in ("done", "skipped"):
-        return {"status": claim.status, "provider_message_id": claim.provider_message_id, "deduplicated": True,
-                "template_version": version}
+        return {
+            "status": claim.status,
+            "provider_message_id": claim.provider_message_id,
+            "deduplicated": True,
+            "template_version": version,
+        }
     if claim.decision == "busy":
         raise Wait("another attempt is sending this notification", BUSY_RETRY_MS)
     if claim.decision == "maybe_sent":
@@ -89,8 +126,9 @@ async def _template(name: str, channel: str, locale: str, key: str) -> tuple[Sto
 
 async def _send(sender: Any, address: str, message: Any, key: str) -> dict[str, Any]:
     try:
-        message_id = await call(sender.name, lambda: sender.send(address, message, idempotency_key=key),
-                                repeatable=sender.idempotent)
+        message_id = await call(
+            sender.name, lambda: sender.send(address, message, idempotency_key=key), repeatable=sender.idempotent
+        )
     except (Wait, Failure) as error:
         await _outcome(key, "pending", str(error))
         raise
@@ -107,8 +145,9 @@ async def _send(sender: Any, address: str, message: Any, key: str) -> dict[str, 
 
 async def _unsent(key: str, channel: str, recipient: str, template: str, status: str, reason: str) -> None:
     async with get_process_pool().acquire() as conn:
-        await insert_unsent_notification(conn, key=key, channel=channel, recipient=recipient, template=template,
-                                         status=status, reason=reason)
+        await insert_unsent_notification(
+            conn, key=key, channel=channel, recipient=recipient, template=template, status=status, reason=reason
+        )
 
 
 async def _outcome(key: str, status: str, error: str) -> None:

@@ -1,4 +1,5 @@
 """Diagnostic actors: prove the pipeline end to end without touching business data."""
+
 from __future__ import annotations
 
 import asyncio

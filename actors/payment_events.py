@@ -6,6 +6,7 @@ after any other, changes an order once; the follow-ups (emails, admin alerts) ca
 notification keys. An event about an order Backroom does not know yet is kept with the
 session or payment intent it names and applied when that order is created.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,13 @@ from actors.notify import notify
 from actors.tickets import open_ticket
 from config.settings import get_settings
 from db.orders import (
-    lock_order_refs, restock_order, select_order, select_order_id_by_ref, update_order_disputed,
-    update_order_refunded_in_stripe, update_order_unpaid_cancelled,
+    lock_order_refs,
+    restock_order,
+    select_order,
+    select_order_id_by_ref,
+    update_order_disputed,
+    update_order_refunded_in_stripe,
+    update_order_unpaid_cancelled,
 )
 from db.outbox import insert_job
 from db.pool import get_process_pool
@@ -35,13 +41,15 @@ async def apply_payment_event(event: dict[str, Any], change: PaymentEvent) -> di
     order: Order | None = None
     effect: Any = None
     async with get_process_pool().acquire() as conn, conn.transaction():
-        fresh = await insert_webhook_event(conn, provider="stripe", event_id=change.event_id,
-                                           event_type=str(event.get("type")), payload=event)
+        fresh = await insert_webhook_event(
+            conn, provider="stripe", event_id=change.event_id, event_type=str(event.get("type")), payload=event
+        )
         await lock_order_refs(conn, change.order_ref)
         order_id = await select_order_id_by_ref(conn, change.order_ref)
         if order_id is None:
-            await update_webhook_unmatched(conn, provider="stripe", event_id=change.event_id,
-                                           order_ref=change.order_ref)
+            await update_webhook_unmatched(
+                conn, provider="stripe", event_id=change.event_id, order_ref=change.order_ref
+            )
         else:
             effect = await _change(conn, order_id, change)
             await update_webhook_processed(conn, provider="stripe", event_id=change.event_id)
@@ -49,8 +57,12 @@ async def apply_payment_event(event: dict[str, Any], change: PaymentEvent) -> di
             await _alert_refund_after_release(conn, order, change, effect)
     if order is None:
         if fresh:  # one line per event, not per replay
-            log.warning("stripe event %s (%s) names no known order (%s); kept until it exists",
-                        change.event_id, event.get("type"), change.order_ref)
+            log.warning(
+                "stripe event %s (%s) names no known order (%s); kept until it exists",
+                change.event_id,
+                event.get("type"),
+                change.order_ref,
+            )
         return {"event": change.event_id, "type": event.get("type"), "order_id": None, "kept": True}
     await _follow_up(order, change)
     return {"event": change.event_id, "type": event.get("type"), "order_id": order_id, "status": order.status}
@@ -63,46 +75,91 @@ async def _change(conn: asyncpg.Connection, order_id: int, change: PaymentEvent)
         return cancelled and await restock_order(conn, order_id)
     if change.change == "refunded":
         before = await update_order_refunded_in_stripe(
-            conn, order_id, refund_id=str(change.refund_id), refunded_cents=change.amount_refunded,
-            full=change.full_refund)
+            conn,
+            order_id,
+            refund_id=str(change.refund_id),
+            refunded_cents=change.amount_refunded,
+            full=change.full_refund,
+        )
         if before is not None and before != "dispatched":  # a shipped piece does not come back by itself
             await restock_order(conn, order_id)
         return before
-    return await update_order_disputed(conn, order_id, dispute_id=str(change.dispute_id),
-                                       status=str(change.dispute_status), reason=str(change.dispute_reason or ""),
-                                       closed=change.change == "dispute_closed")
+    return await update_order_disputed(
+        conn,
+        order_id,
+        dispute_id=str(change.dispute_id),
+        status=str(change.dispute_status),
+        reason=str(change.dispute_reason or ""),
+        closed=change.change == "dispute_closed",
+    )
 
 
-async def _alert_refund_after_release(conn: asyncpg.Connection, order: Order | None, change: PaymentEvent,
-                                      effect: Any) -> None:
+async def _alert_refund_after_release(
+    conn: asyncpg.Connection, order: Order | None, change: PaymentEvent, effect: Any
+) -> None:
     """Tell the admin, in the refund's transaction (the job outbox): a replay no longer knows the status it had."""
-    if order is not None and change.change == "refunded" and change.full_refund and effect in (
-            "releasing", "released", "in_production"):
-        await insert_ops_alert(conn, f"Order #{order.id} refunded in Stripe after its release",
-                               f"Order #{order.id} ({order.summary()}) was refunded in Stripe while it was {effect};"
-                               " cancel it at the provider if it is not made yet.", f"refunded_after_release:{order.id}")
+    if (
+        order is not None
+        and change.change == "refunded"
+        and change.full_refund
+        and effect in ("releasing", "released", "in_production")
+    ):
+        await insert_ops_alert(
+            conn,
+            f"Order #{order.id} refunded in Stripe after its release",
+            f"Order #{order.id} ({order.summary()}) was refunded in Stripe while it was {effect};"
+            " cancel it at the provider if it is not made yet.",
+            f"refunded_after_release:{order.id}",
+        )
 
 
 async def _follow_up(order: Order, change: PaymentEvent) -> None:
     """Tell the buyer or the admin (again on a replay: every message is keyed)."""
     if change.change == "payment_failed" and order.cancel_reason == "payment_failed":
         reason = change.failure or "the payment was declined"
-        await enqueue(open_ticket, "payment_failed", f"payment_failed:{order.id}",
-                      f"Payment failed for order #{order.id}", f"{reason} ({order.summary()})", order.id,
-                      order.customer_email, unique_key=f"ticket:payment_failed:{order.id}")
+        await enqueue(
+            open_ticket,
+            "payment_failed",
+            f"payment_failed:{order.id}",
+            f"Payment failed for order #{order.id}",
+            f"{reason} ({order.summary()})",
+            order.id,
+            order.customer_email,
+            unique_key=f"ticket:payment_failed:{order.id}",
+        )
         if order.customer_email:
-            await enqueue(notify, "email", order.customer_email, "order_payment_failed",
-                          {**order.template_data(), "reason": reason}, f"order_payment_failed:{order.id}")
+            await enqueue(
+                notify,
+                "email",
+                order.customer_email,
+                "order_payment_failed",
+                {**order.template_data(), "reason": reason},
+                f"order_payment_failed:{order.id}",
+            )
     elif change.change == "refunded" and change.full_refund:
         if order.customer_email:
-            await enqueue(notify, "email", order.customer_email, "order_refunded", order.template_data(),
-                          f"order_refunded:{order.id}")
+            await enqueue(
+                notify,
+                "email",
+                order.customer_email,
+                "order_refunded",
+                order.template_data(),
+                f"order_refunded:{order.id}",
+            )
     elif change.change in ("dispute_created", "dispute_closed"):
         text = dispute_text(change, order.id, order.summary())
         await alert_ops(text["title"], text["text"], f"{change.change}:{change.dispute_id}")
-        await enqueue(open_ticket, "dispute", f"dispute:{change.dispute_id}", text["title"], text["text"], order.id,
-                      order.customer_email, note_key=change.change,
-                      unique_key=f"ticket:{change.change}:{change.dispute_id}")
+        await enqueue(
+            open_ticket,
+            "dispute",
+            f"dispute:{change.dispute_id}",
+            text["title"],
+            text["text"],
+            order.id,
+            order.customer_email,
+            note_key=change.change,
+            unique_key=f"ticket:{change.change}:{change.dispute_id}",
+        )
 
 
 async def alert_ops(title: str, text: str, key: str) -> None:

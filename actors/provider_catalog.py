@@ -5,6 +5,7 @@ Each page is its own job: a page done advances the run's `next_page` (guarded), 
 page is sent. A run stopped half-way (worker killed, Printify down past the retries) is
 picked up by the next `sync_catalog` from the page it had reached.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,13 @@ import dramatiq
 from actors.chain import enqueue
 from actors.clients import call, get_providers
 from broker.waits import retry_policy
-from db.provider_catalog import CatalogVariant, select_catalog_sync, start_catalog_sync, update_catalog_sync, upsert_catalog
+from db.provider_catalog import (
+    CatalogVariant,
+    select_catalog_sync,
+    start_catalog_sync,
+    update_catalog_sync,
+    upsert_catalog,
+)
 from db.pool import get_process_pool
 from providers.errors import NotConfigured, Permanent
 
@@ -32,8 +39,14 @@ async def sync_catalog(page_size: int = 50) -> dict[str, Any]:
     return {"sync_id": run.id, "from_page": run.next_page}
 
 
-@dramatiq.actor(queue_name="orders", time_limit=60_000, throws=(NotConfigured, Permanent),
-                retry_when=retry_policy(max_failures=8, max_waits=2_000), min_backoff=5_000, max_backoff=300_000)
+@dramatiq.actor(
+    queue_name="orders",
+    time_limit=60_000,
+    throws=(NotConfigured, Permanent),
+    retry_when=retry_policy(max_failures=8, max_waits=2_000),
+    min_backoff=5_000,
+    max_backoff=300_000,
+)
 async def sync_catalog_page(sync_id: int, page: int) -> dict[str, Any]:
     """Fetch one page of products (with variants and prices), store it, and send the next page."""
     async with get_process_pool().acquire() as conn:
@@ -41,8 +54,9 @@ async def sync_catalog_page(sync_id: int, page: int) -> dict[str, Any]:
     if run is None or run.finished or run.next_page != page:
         return {"sync_id": sync_id, "page": page, "skipped": True}  # a page done already (a replay)
     printify = get_providers().printify
-    products, more = await call("printify_catalog", lambda: call(
-        "printify", lambda: printify.list_products(page, limit=run.page_size)))
+    products, more = await call(
+        "printify_catalog", lambda: call("printify", lambda: printify.list_products(page, limit=run.page_size))
+    )
     variants = [_variant(product, variant) for product in products for variant in product.get("variants") or []]
     async with get_process_pool().acquire() as conn, conn.transaction():
         stored = await upsert_catalog(conn, PROVIDER, variants)
@@ -56,8 +70,11 @@ async def sync_catalog_page(sync_id: int, page: int) -> dict[str, Any]:
 
 def _variant(product: dict[str, Any], variant: dict[str, Any]) -> CatalogVariant:
     price = variant.get("price")
-    return CatalogVariant(product_id=str(product["id"]), variant_id=str(variant["id"]),
-                          title=str(product.get("title") or "")[:300] or None,
-                          variant_title=str(variant.get("title") or "")[:300] or None,
-                          price_cents=int(price) if isinstance(price, (int, float)) else None,
-                          enabled=bool(variant.get("is_enabled", True)))
+    return CatalogVariant(
+        product_id=str(product["id"]),
+        variant_id=str(variant["id"]),
+        title=str(product.get("title") or "")[:300] or None,
+        variant_title=str(variant.get("title") or "")[:300] or None,
+        price_cents=int(price) if isinstance(price, (int, float)) else None,
+        enabled=bool(variant.get("is_enabled", True)),
+    )

@@ -5,6 +5,7 @@ lost would stay `released` for ever. Every 5 minutes (schedules/orders.py) each 
 order with no webhook for PRINTIFY_POLL_AFTER_MINUTES is read with `GET` (through the shared
 Printify rate limit) and moved on exactly as its webhook would have moved it.
 """
+
 from __future__ import annotations
 
 from typing import Any

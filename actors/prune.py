@@ -6,6 +6,7 @@ and fetches the listing server-side, or, for sources that block datacenter IPs, 
 check to the edge, whose answer comes back to `record_listing_check`. Every decision is
 stored with its evidence; an unknown one (blocked, timed out) is checked again later.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,14 @@ def _send_checks(item_ids: list[int], delays: list[int]) -> None:
         check_listing.send_with_options(args=(item_id,), delay=delay or None, unique_key=f"check_listing:{item_id}")
 
 
-@dramatiq.actor(queue_name="default", retry_when=retry_policy(max_failures=3, max_waits=500), min_backoff=2_000,
-                max_backoff=300_000, time_limit=180_000, throws=())
+@dramatiq.actor(
+    queue_name="default",
+    retry_when=retry_policy(max_failures=3, max_waits=500),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=180_000,
+    throws=(),
+)
 async def check_listing(item_id: int) -> dict:
     """Check one available sourced item at its source (here, or on the edge) and record what it proves."""
     settings = get_settings()
@@ -64,12 +71,14 @@ async def check_listing(item_id: int) -> dict:
         target = await select_check_target(conn, item_id)
     if target is None or target.status != "available" or not target.source_url:
         return {"skipped": "not an available sourced item"}
-    plan = plan_check(target.source, target.source_url, target.source_listing_id,
-                      settings.prune_edge_sources.split(","))
+    plan = plan_check(
+        target.source, target.source_url, target.source_listing_id, settings.prune_edge_sources.split(",")
+    )
     token = f"item:{item_id}"
     lease_ms = int(settings.prune_timeout_s * 1000) + LEASE_MARGIN_MS
-    await take_slot(plan.host, token, lease_ms=lease_ms if plan.where == "server" else 3 * lease_ms,
-                    source=target.source)
+    await take_slot(
+        plan.host, token, lease_ms=lease_ms if plan.where == "server" else 3 * lease_ms, source=target.source
+    )
     if plan.where == "edge":
         sent = await send_edge_check(target, plan.host, token)
         if "job_id" in sent:
@@ -79,8 +88,15 @@ async def check_listing(item_id: int) -> dict:
     return await _recorded(item_id, outcome, evidence, "server")
 
 
-@dramatiq.actor(actor_name=RECORD_LISTING_CHECK, queue_name="ingest", max_retries=5, min_backoff=1_000,
-                max_backoff=60_000, time_limit=60_000, throws=(NoSuchItem,))
+@dramatiq.actor(
+    actor_name=RECORD_LISTING_CHECK,
+    queue_name="ingest",
+    max_retries=5,
+    min_backoff=1_000,
+    max_backoff=60_000,
+    time_limit=60_000,
+    throws=(NoSuchItem,),
+)
 async def record_listing_check(item_id: int, outcome: str, evidence: dict[str, Any]) -> dict:
     """Store an edge check's evidence and apply its outcome, only when the evidence proves it."""
     async with get_process_pool().acquire() as conn:

@@ -1,4 +1,5 @@
 """The steps the prune actors share: a polite per-host slot, the edge hand-off, recording a decision."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,9 @@ class Recheck:
 
 @functools.cache
 def _politeness(rate_per_s: float, concurrency: int, jitter: float) -> HostPoliteness:
-    return HostPoliteness(broker.client, broker.namespace, rate_per_s=rate_per_s, concurrency=concurrency,
-                          jitter=jitter)
+    return HostPoliteness(
+        broker.client, broker.namespace, rate_per_s=rate_per_s, concurrency=concurrency, jitter=jitter
+    )
 
 
 def politeness() -> HostPoliteness:
@@ -73,10 +75,16 @@ async def check_here(source: str, url: str, host: str, token: str) -> tuple[str,
     if fetched.retry_after_ms:  # the host asked every one of us to slow down
         await asyncio.to_thread(politeness().block, host, fetched.retry_after_ms)
     decision = judge(Evidence(source, url, fetched.http_status, fetched.final_url, fetched.body, fetched.error))
-    return decision.outcome, {"check_id": f"server:{uuid.uuid4()}", "source": source,
-                              "http_status": fetched.http_status, "final_url": fetched.final_url,
-                              "markers": list(decision.markers), "error": fetched.error, "reason": decision.reason,
-                              "elapsed_ms": fetched.elapsed_ms}
+    return decision.outcome, {
+        "check_id": f"server:{uuid.uuid4()}",
+        "source": source,
+        "http_status": fetched.http_status,
+        "final_url": fetched.final_url,
+        "markers": list(decision.markers),
+        "error": fetched.error,
+        "reason": decision.reason,
+        "elapsed_ms": fetched.elapsed_ms,
+    }
 
 
 async def send_edge_check(target: CheckTarget, host: str, token: str) -> dict[str, Any]:
@@ -86,8 +94,15 @@ async def send_edge_check(target: CheckTarget, host: str, token: str) -> dict[st
         job_id = await asyncio.to_thread(send_to_edge, CHECK_LISTING_ON_EDGE, kwargs)
     except NoLiveEdgeNode as error:
         await asyncio.to_thread(politeness().release, host, token)
-        return {"check_id": f"server:{uuid.uuid4()}", "source": target.source, "http_status": None,
-                "final_url": None, "markers": [], "error": f"not checked: {error}", "reason": "no live edge node"}
+        return {
+            "check_id": f"server:{uuid.uuid4()}",
+            "source": target.source,
+            "http_status": None,
+            "final_url": None,
+            "markers": [],
+            "error": f"not checked: {error}",
+            "reason": "no live edge node",
+        }
     return {"job_id": job_id, "sent_to": "edge"}
 
 
@@ -96,18 +111,35 @@ async def record(item_id: int, outcome: str, evidence: dict[str, Any], via: str)
     settings = get_settings()
     async with get_process_pool().acquire() as conn, conn.transaction():
         recorded = await record_check(
-            conn, check_id=str(evidence.get("check_id") or f"{via}:{uuid.uuid4()}"), item_id=item_id, outcome=outcome,
-            via=via, http_status=evidence.get("http_status"), final_url=evidence.get("final_url"),
-            markers=[str(m) for m in evidence.get("markers") or []], error=evidence.get("error"),
-            reason=evidence.get("reason"), elapsed_ms=evidence.get("elapsed_ms"))
+            conn,
+            check_id=str(evidence.get("check_id") or f"{via}:{uuid.uuid4()}"),
+            item_id=item_id,
+            outcome=outcome,
+            via=via,
+            http_status=evidence.get("http_status"),
+            final_url=evidence.get("final_url"),
+            markers=[str(m) for m in evidence.get("markers") or []],
+            error=evidence.get("error"),
+            reason=evidence.get("reason"),
+            elapsed_ms=evidence.get("elapsed_ms"),
+        )
         delay = None
         if recorded.stored and outcome == "unknown" and recorded.status == "available":
-            delay = recheck_delay_ms(recorded.unknown_streak, base_ms=int(settings.prune_recheck_minutes * 60_000),
-                                     max_rechecks=settings.prune_max_rechecks,
-                                     jitter=settings.prune_jitter * random.random())
+            delay = recheck_delay_ms(
+                recorded.unknown_streak,
+                base_ms=int(settings.prune_recheck_minutes * 60_000),
+                max_rechecks=settings.prune_max_rechecks,
+                jitter=settings.prune_jitter * random.random(),
+            )
             if delay is not None:
                 await update_next_check(conn, item_id, delay)
-    summary = {"outcome": outcome, "status": recorded.status, "applied": recorded.applied,
-               "stored": recorded.stored, "markers": list(evidence.get("markers") or []), "recheck_in_ms": delay}
+    summary = {
+        "outcome": outcome,
+        "status": recorded.status,
+        "applied": recorded.applied,
+        "stored": recorded.stored,
+        "markers": list(evidence.get("markers") or []),
+        "recheck_in_ms": delay,
+    }
     recheck = Recheck(delay, f"recheck_listing:{item_id}:{recorded.unknown_streak}") if delay is not None else None
     return summary, recheck

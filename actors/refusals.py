@@ -1,4 +1,5 @@
 """The audit writer of refused messages: the broker's refusal list (broker.guard) into the audit log."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,9 @@ BATCH = 200
 def refusal_entry(refusal: dict[str, Any]) -> AuditEntry:
     """The audit entry of one refused message (its fields are bounded by the guard that wrote them)."""
     target = f"queue:{str(refusal.get('queue', '?'))[:80]}"
-    return AuditEntry(action="message.refused", target=target,
-                      after={k: str(v)[:500] for k, v in list(refusal.items())[:12]})
+    return AuditEntry(
+        action="message.refused", target=target, after={k: str(v)[:500] for k, v in list(refusal.items())[:12]}
+    )
 
 
 async def write_refusals(client: Any, key: str, pool: Any) -> int:

@@ -6,9 +6,10 @@ moves on_hold -> releasing -> released by guarded updates, each Printify step is
 recorded as it happens, so a retry (or a worker killed mid-release) resumes where the
 last attempt stopped and never creates a second Printify order.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import dramatiq
@@ -19,8 +20,14 @@ from actors.notify import MaybeSent, NoAddress, deliver, notify
 from actors.tickets import open_ticket
 from broker.waits import Wait, retry_policy
 from db.orders import (
-    select_due_order_ids, select_order, select_release_lines, update_order_failed, update_order_released,
-    update_order_releasing, update_printify, update_printify_requested,
+    select_due_order_ids,
+    select_order,
+    select_release_lines,
+    update_order_failed,
+    update_order_released,
+    update_order_releasing,
+    update_printify,
+    update_printify_requested,
 )
 from db.outbox import insert_job
 from db.pool import get_process_pool
@@ -36,8 +43,14 @@ class ReleaseFailed(Exception):
     """Printify cancelled the order before production: an admin has to look at it."""
 
 
-@dramatiq.actor(queue_name="orders", retry_when=retry_policy(max_failures=8, max_waits=400), min_backoff=2_000,
-                max_backoff=300_000, time_limit=120_000, throws=(NotConfigured, Permanent, ReleaseFailed))
+@dramatiq.actor(
+    queue_name="orders",
+    retry_when=retry_policy(max_failures=8, max_waits=400),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=120_000,
+    throws=(NotConfigured, Permanent, ReleaseFailed),
+)
 async def release_order(order_id: int) -> dict[str, Any]:
     """After the hold, release an order once: Printify create -> on-hold -> production; Tap-to-Secure alerts."""
     order = await _start(order_id)
@@ -64,12 +77,29 @@ async def _give_up(order_id: int, reason: str) -> None:
     """
     async with get_process_pool().acquire() as conn, conn.transaction():
         if await update_order_failed(conn, order_id, reason):
-            await insert_job(conn, notify.actor_name, ["push", "admin", "release_failed",
-                                                       {"order_id": order_id, "reason": reason[:300]},
-                                                       f"release_failed:{order_id}"])
-            await insert_job(conn, open_ticket.actor_name, ["provider_rejected", f"provider_rejected:{order_id}",
-                                                            f"Order #{order_id} refused at release", reason[:2000],
-                                                            order_id], unique_key=f"ticket:provider_rejected:{order_id}")
+            await insert_job(
+                conn,
+                notify.actor_name,
+                [
+                    "push",
+                    "admin",
+                    "release_failed",
+                    {"order_id": order_id, "reason": reason[:300]},
+                    f"release_failed:{order_id}",
+                ],
+            )
+            await insert_job(
+                conn,
+                open_ticket.actor_name,
+                [
+                    "provider_rejected",
+                    f"provider_rejected:{order_id}",
+                    f"Order #{order_id} refused at release",
+                    reason[:2000],
+                    order_id,
+                ],
+                unique_key=f"ticket:provider_rejected:{order_id}",
+            )
 
 
 async def _start(order_id: int) -> Order:
@@ -80,7 +110,7 @@ async def _start(order_id: int) -> Order:
     if order is None:
         raise Permanent("orders", f"order {order_id} does not exist")
     if order.status == "on_hold" and order.hold_until is not None:
-        raise Wait("the hold is not over yet", max(50, delay_ms(datetime.now(timezone.utc), order.hold_until)))
+        raise Wait("the hold is not over yet", max(50, delay_ms(datetime.now(UTC), order.hold_until)))
     return order
 
 
@@ -97,8 +127,12 @@ async def _release_to_printify(order: Order, lines: list[ReleaseLine]) -> None:
         # an earlier attempt sent the create and died before recording the answer: find that order
         printify_id = await call("printify", lambda: printify.find_by_external_id(str(order.id)))
     if printify_id is None:
-        body = order_body(str(order.id), f"#{order.id}", [p for line in lines if (p := line.printify_line())],
-                          printify_address(order.shipping, order.customer_email))
+        body = order_body(
+            str(order.id),
+            f"#{order.id}",
+            [p for line in lines if (p := line.printify_line())],
+            printify_address(order.shipping, order.customer_email),
+        )
         async with get_process_pool().acquire() as conn:
             await update_printify_requested(conn, order.id)
         printify_id = await call("printify", lambda: printify.create_order(body))
@@ -118,16 +152,25 @@ async def _release_to_printify(order: Order, lines: list[ReleaseLine]) -> None:
             await update_printify(conn, order.id, printify_status="sending-to-production", sent=True)
 
 
-@dramatiq.actor(queue_name="notify", retry_when=retry_policy(max_failures=6, max_waits=100), min_backoff=2_000,
-                max_backoff=300_000, time_limit=60_000,
-                throws=(NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress))
+@dramatiq.actor(
+    queue_name="notify",
+    retry_when=retry_policy(max_failures=6, max_waits=100),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=60_000,
+    throws=(NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress),
+)
 async def alert_tap_to_secure(order_id: int) -> int:
     """Push the admin one Tap-to-Secure alert per sourced 1-of-1 line, with its private source URL."""
     sent = 0
     for line in await _lines(order_id):
         if line.kind == "one_of_one" and line.source_url:
-            data = {"order_id": order_id, "title": line.title or "", "source_url": line.source_url,
-                    "price": money(line.unit_price_cents, None)}
+            data = {
+                "order_id": order_id,
+                "title": line.title or "",
+                "source_url": line.source_url,
+                "price": money(line.unit_price_cents, None),
+            }
             await deliver("push", "admin", "tap_to_secure", data, f"tap_to_secure:{order_id}:{line.line_id}")
             sent += 1
     return sent

@@ -7,10 +7,11 @@ message names the send's version: moving, deferring or rolling a send forward bu
 an older message does nothing. The notification's idempotency key (send + occurrence)
 makes a retry, a duplicate message or a worker killed mid-send deliver at most once.
 """
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timezone
+from datetime import datetime, time, UTC
 from time import time_ns
 from typing import Any
 
@@ -20,13 +21,35 @@ from actors.notify import MaybeSent, NoAddress, deliver
 from broker.waits import Wait, retry_policy
 from db.pool import get_process_pool
 from db.reminders import (
-    Armed, Reminder, count_attempts, count_dispatched, delete_policy, delete_subject, insert_log, lock_recipient,
-    select_due_reminders, select_policy, select_preferences, select_reminder, update_reminder_due, upsert_policy,
-    upsert_preferences, upsert_subject,
+    Armed,
+    Reminder,
+    count_attempts,
+    count_dispatched,
+    delete_policy,
+    delete_subject,
+    insert_log,
+    lock_recipient,
+    select_due_reminders,
+    select_policy,
+    select_preferences,
+    select_reminder,
+    update_reminder_due,
+    upsert_policy,
+    upsert_preferences,
+    upsert_subject,
 )
 from domain.notifications import TemplateError
 from domain.reminders import (
-    Decision, Occasion, Policy, Preferences, Recurrence, ReminderError, Subject, following, judge, local_day_bounds,
+    Decision,
+    Occasion,
+    Policy,
+    Preferences,
+    Recurrence,
+    ReminderError,
+    Subject,
+    following,
+    judge,
+    local_day_bounds,
     message_data,
 )
 from providers.errors import NotConfigured, Permanent
@@ -39,20 +62,35 @@ TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000, throws=(ReminderError,))
-async def upsert_reminder_subject(subject: str, recipient: str, addresses: dict[str, str], occurs_on: str,
-                                  time_zone: str, at: str | None, recurrence: Recurrence, offsets_minutes: list[int],
-                                  channels: list[str], template: str, data: dict[str, Any] | None = None,
-                                  send_at: str = "09:00", policy_id: str | None = None,
-                                  revision: int | None = None) -> int:
+async def upsert_reminder_subject(
+    subject: str,
+    recipient: str,
+    addresses: dict[str, str],
+    occurs_on: str,
+    time_zone: str,
+    at: str | None,
+    recurrence: Recurrence,
+    offsets_minutes: list[int],
+    channels: list[str],
+    template: str,
+    data: dict[str, Any] | None = None,
+    send_at: str = "09:00",
+    policy_id: str | None = None,
+    revision: int | None = None,
+) -> int:
     """Create or move a subject: its pending sends are upserted or cancelled in one transaction."""
-    occasion = Occasion(datetime.fromisoformat(occurs_on).date(), time_zone,
-                        time.fromisoformat(at) if at else None, recurrence)
+    occasion = Occasion(
+        datetime.fromisoformat(occurs_on).date(), time_zone, time.fromisoformat(at) if at else None, recurrence
+    )
     async with get_process_pool().acquire() as conn, conn.transaction():
         policy = await _policy(conn, recipient, policy_id, offsets_minutes)
-        offsets, chans, at_time = ((policy.offsets_minutes, policy.channels, policy.send_at) if policy else
-                                   (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at)))
+        offsets, chans, at_time = (
+            (policy.offsets_minutes, policy.channels, policy.send_at)
+            if policy
+            else (tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at))
+        )
         spec = Subject(subject, recipient, addresses, occasion, offsets, chans, template, data or {}, at_time)
-        armed = await upsert_subject(conn, spec, datetime.now(timezone.utc), revision or now_us())
+        armed = await upsert_subject(conn, spec, datetime.now(UTC), revision or now_us())
     if armed is None:
         return 0  # a newer upsert or delete of this subject already ran
     await arm_soon(armed)
@@ -72,8 +110,14 @@ async def _policy(conn: Any, recipient: str, policy_id: str | None, offsets: lis
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
-async def upsert_reminder_policy(policy_id: str, name: str, offsets_minutes: list[int], channels: list[str],
-                                 send_at: str = "09:00", owner: str | None = None) -> None:
+async def upsert_reminder_policy(
+    policy_id: str,
+    name: str,
+    offsets_minutes: list[int],
+    channels: list[str],
+    send_at: str = "09:00",
+    owner: str | None = None,
+) -> None:
     """Create or replace a reminder policy (subjects copy it when they are upserted)."""
     policy = Policy(policy_id, owner, name, tuple(offsets_minutes), tuple(channels), time.fromisoformat(send_at))
     async with get_process_pool().acquire() as conn:
@@ -88,13 +132,28 @@ async def delete_reminder_policy(policy_id: str) -> bool:
 
 
 @dramatiq.actor(queue_name="notify", max_retries=5, max_backoff=60_000, time_limit=30_000)
-async def update_preferences(recipient: str, time_zone: str = "UTC", channels_off: list[str] | None = None,
-                             quiet_start: str | None = None, quiet_end: str | None = None,
-                             daily_cap: int | None = None, opted_out: bool = False, locale: str = "en",
-                             default_policy_id: str | None = None) -> None:
+async def update_preferences(
+    recipient: str,
+    time_zone: str = "UTC",
+    channels_off: list[str] | None = None,
+    quiet_start: str | None = None,
+    quiet_end: str | None = None,
+    daily_cap: int | None = None,
+    opted_out: bool = False,
+    locale: str = "en",
+    default_policy_id: str | None = None,
+) -> None:
     """Replace a recipient's preferences; the next dispatch of each of their sends applies them."""
-    prefs = Preferences(time_zone, frozenset(channels_off or ()), _time(quiet_start), _time(quiet_end), daily_cap,
-                        opted_out, locale, default_policy_id)
+    prefs = Preferences(
+        time_zone,
+        frozenset(channels_off or ()),
+        _time(quiet_start),
+        _time(quiet_end),
+        daily_cap,
+        opted_out,
+        locale,
+        default_policy_id,
+    )
     async with get_process_pool().acquire() as conn:
         await upsert_preferences(conn, recipient, prefs)
 
@@ -115,8 +174,14 @@ def now_us() -> int:
     return time_ns() // 1000
 
 
-@dramatiq.actor(queue_name="notify", retry_when=retry_policy(max_failures=6, max_waits=100), min_backoff=2_000,
-                max_backoff=300_000, time_limit=60_000, throws=TERMINAL)
+@dramatiq.actor(
+    queue_name="notify",
+    retry_when=retry_policy(max_failures=6, max_waits=100),
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=60_000,
+    throws=TERMINAL,
+)
 async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
     """Send one due reminder once, as its recipient's preferences allow (else skip or defer it)."""
     judged = await _judge(reminder_id, version)
@@ -125,13 +190,24 @@ async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
     reminder, locale = judged
     key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
     try:
-        result = await deliver(reminder.channel, reminder.address, reminder.template,
-                               message_data(reminder.data, reminder.occurrence, reminder.offset_minutes), key, locale)
+        result = await deliver(
+            reminder.channel,
+            reminder.address,
+            reminder.template,
+            message_data(reminder.data, reminder.occurrence, reminder.offset_minutes),
+            key,
+            locale,
+        )
     except TERMINAL as error:
         await _after(reminder, "failed", str(error), key, None)
         raise
-    await _after(reminder, "sent" if result["status"] == "sent" else "skipped", result.get("reason"), key,
-                 result.get("template_version"))
+    await _after(
+        reminder,
+        "sent" if result["status"] == "sent" else "skipped",
+        result.get("reason"),
+        key,
+        result.get("template_version"),
+    )
     return {**result, "reminder_id": reminder_id}
 
 
@@ -142,7 +218,7 @@ async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
         reminder = await select_reminder(conn, reminder_id, lock=True)
         if reminder is None or reminder.version != version or reminder.status != "pending":
             return None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if reminder.due_at > now:  # a delayed message a little early (clock skew): wait for the due time
             raise Wait("the reminder is not due yet", int((reminder.due_at - now).total_seconds() * 1000) + 1)
         prefs = await select_preferences(conn, reminder.recipient)
@@ -171,30 +247,39 @@ async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed |
     """Defer the send to `decision.until`, or skip (fail) this occurrence and roll forward."""
     if decision.verdict == "defer":
         await insert_log(conn, reminder.id, "deferred", reason=f"{decision.reason} until {decision.until}")
-        return await update_reminder_due(conn, reminder.id, reminder.version, occurrence=None,
-                                         due_at=decision.until, sent=False)
+        return await update_reminder_due(
+            conn, reminder.id, reminder.version, occurrence=None, due_at=decision.until, sent=False
+        )
     await insert_log(conn, reminder.id, "skipped" if decision.verdict == "skip" else "failed", reason=decision.reason)
     return await _roll(conn, reminder, sent=False)
 
 
 async def _roll(conn: Any, reminder: Reminder, *, sent: bool) -> Armed | None:
     nxt = following(reminder.occasion, reminder.occurrence, reminder.offset_minutes, reminder.send_at)
-    return await update_reminder_due(conn, reminder.id, reminder.version, occurrence=nxt and nxt[0],
-                                     due_at=nxt and nxt[1], sent=sent)
+    return await update_reminder_due(
+        conn, reminder.id, reminder.version, occurrence=nxt and nxt[0], due_at=nxt and nxt[1], sent=sent
+    )
 
 
 async def _after(reminder: Reminder, event: str, reason: str | None, key: str, template_version: int | None) -> None:
     """Log the outcome (with the template version that went out) and roll the send forward (or close it)."""
     async with get_process_pool().acquire() as conn, conn.transaction():
-        await insert_log(conn, reminder.id, event, reason=reason, template=reminder.template,
-                         template_version=template_version, key=key)
+        await insert_log(
+            conn,
+            reminder.id,
+            event,
+            reason=reason,
+            template=reminder.template,
+            template_version=template_version,
+            key=key,
+        )
         armed = await _roll(conn, reminder, sent=event == "sent")
     await arm_soon([armed] if armed else [])
 
 
 async def arm_soon(armed: list[Armed]) -> int:
     """Send a delayed `send_reminder` for each send due within NEAR_S (after the caller's commit)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     soon = [a for a in armed if (a.due_at - now).total_seconds() <= NEAR_S]
     if soon:
         await asyncio.to_thread(_send_all, soon, now)
@@ -204,8 +289,9 @@ async def arm_soon(armed: list[Armed]) -> int:
 def _send_all(soon: list[Armed], now: datetime) -> None:
     for a in soon:
         delay = max(0, int((a.due_at - now).total_seconds() * 1000))
-        send_reminder.send_with_options(args=(a.id, a.version), delay=delay or None,
-                                        unique_key=f"send_reminder:{a.id}:{a.version}")
+        send_reminder.send_with_options(
+            args=(a.id, a.version), delay=delay or None, unique_key=f"send_reminder:{a.id}:{a.version}"
+        )
 
 
 @dramatiq.actor(queue_name="notify", max_retries=3, max_backoff=60_000, time_limit=120_000)

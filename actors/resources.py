@@ -1,4 +1,5 @@
 """Per-process resources for workers, opened once in a startup hook, never per message."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ Each alerts the admin through `notify` (OPS_ALERT_CHANNEL) with an idempotency k
 what it reports, so a retried check never alerts twice; the state the next check compares
 against is written only after the alert is enqueued.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -42,9 +43,12 @@ def check_edge_nodes() -> dict[str, Any]:
     alerted = {m.decode() for m in cast(set[bytes], broker.client.smembers(alerted_key))}
     silent = newly_silent((n.node_id for n in live), seen, alerted)
     for node_id in silent:  # keyed by the last beat: one alert per silence, even when retried
-        alert(f"edge_node_silent:{node_id}:{seen[node_id]}", f"Edge node {node_id} went silent",
-              f"Edge node {node_id} last heartbeated at {seen[node_id]} (UTC) and is no longer live; "
-              "work on the edge queue waits until an edge node is back.")
+        alert(
+            f"edge_node_silent:{node_id}:{seen[node_id]}",
+            f"Edge node {node_id} went silent",
+            f"Edge node {node_id} last heartbeated at {seen[node_id]} (UTC) and is no longer live; "
+            "work on the edge queue waits until an edge node is back.",
+        )
         broker.client.sadd(alerted_key, node_id)
     return {"live": [n.node_id for n in live], "alerted": silent}
 

@@ -4,6 +4,7 @@ Shared by the CLI (`backroom endpoints ...`) and the admin API/page. A change an
 row are one transaction. Replayed deliveries are sent by `sweep_events`, which the caller
 enqueues after the commit.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -64,21 +65,35 @@ class NewEndpoint(BaseModel):
 
 def endpoint_view(endpoint: Endpoint) -> dict[str, object]:
     """An endpoint as admins see it after creation: the secret shortened to its start."""
-    return {"id": endpoint.id, "name": endpoint.name, "url": endpoint.url, "event_types": list(endpoint.event_types),
-            "enabled": endpoint.enabled, "disabled_reason": endpoint.disabled_reason,
-            "failing_since": endpoint.failing_since, "secret_prefix": endpoint.secret[:10]}
+    return {
+        "id": endpoint.id,
+        "name": endpoint.name,
+        "url": endpoint.url,
+        "event_types": list(endpoint.event_types),
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": endpoint.failing_since,
+        "secret_prefix": endpoint.secret[:10],
+    }
 
 
 async def add_endpoint(conn: asyncpg.Connection, new: NewEndpoint, *, by: str) -> Endpoint:
     """Add an endpoint (its secret made here unless given), audited; refused when the name is taken."""
     async with conn.transaction():
-        endpoint = await db.insert_endpoint(conn, name=new.name, url=new.url,
-                                            secret=new.secret or new_secret(secrets.token_bytes(32)),
-                                            event_types=new.event_types)
+        endpoint = await db.insert_endpoint(
+            conn,
+            name=new.name,
+            url=new.url,
+            secret=new.secret or new_secret(secrets.token_bytes(32)),
+            event_types=new.event_types,
+        )
         if endpoint is None:
             raise EndpointRefused(f"an endpoint named {new.name!r} exists already")
-        await insert_audit(conn, actor=by, entry=AuditEntry(
-            action="endpoints.add", target=f"endpoint:{endpoint.id}", after=_public(endpoint)))
+        await insert_audit(
+            conn,
+            actor=by,
+            entry=AuditEntry(action="endpoints.add", target=f"endpoint:{endpoint.id}", after=_public(endpoint)),
+        )
     return endpoint
 
 
@@ -87,12 +102,20 @@ async def set_enabled(conn: asyncpg.Connection, endpoint_id: int, enabled: bool,
     async with conn.transaction():
         if await db.select_endpoint(conn, endpoint_id) is None:
             raise EndpointRefused(f"no endpoint {endpoint_id}")
-        changed = await db.update_endpoint_enabled(conn, endpoint_id, enabled=enabled,
-                                                   reason=None if enabled else f"disabled by {by}")
+        changed = await db.update_endpoint_enabled(
+            conn, endpoint_id, enabled=enabled, reason=None if enabled else f"disabled by {by}"
+        )
         if changed:
-            await insert_audit(conn, actor=by, entry=AuditEntry(
-                action="endpoints.enable" if enabled else "endpoints.disable", target=f"endpoint:{endpoint_id}",
-                before={"enabled": not enabled}, after={"enabled": enabled}))
+            await insert_audit(
+                conn,
+                actor=by,
+                entry=AuditEntry(
+                    action="endpoints.enable" if enabled else "endpoints.disable",
+                    target=f"endpoint:{endpoint_id}",
+                    before={"enabled": not enabled},
+                    after={"enabled": enabled},
+                ),
+            )
     return changed
 
 
@@ -102,12 +125,16 @@ async def remove_endpoint(conn: asyncpg.Connection, endpoint_id: int, *, by: str
         endpoint = await db.select_endpoint(conn, endpoint_id)
         if endpoint is None or not await db.delete_endpoint(conn, endpoint_id):
             raise EndpointRefused(f"no endpoint {endpoint_id}")
-        await insert_audit(conn, actor=by, entry=AuditEntry(
-            action="endpoints.remove", target=f"endpoint:{endpoint_id}", before=_public(endpoint)))
+        await insert_audit(
+            conn,
+            actor=by,
+            entry=AuditEntry(action="endpoints.remove", target=f"endpoint:{endpoint_id}", before=_public(endpoint)),
+        )
 
 
-async def replay(conn: asyncpg.Connection, endpoint_id: int, *, by: str, event_id: int | None = None,
-                 since: datetime | None = None) -> int:
+async def replay(
+    conn: asyncpg.Connection, endpoint_id: int, *, by: str, event_id: int | None = None, since: datetime | None = None
+) -> int:
     """Mark one event, or every event since a time, to be delivered again; returns how many (audited)."""
     if (event_id is None) == (since is None):
         raise EndpointRefused("give exactly one of event_id and since")
@@ -115,9 +142,15 @@ async def replay(conn: asyncpg.Connection, endpoint_id: int, *, by: str, event_i
         if await db.select_endpoint(conn, endpoint_id) is None:
             raise EndpointRefused(f"no endpoint {endpoint_id}")
         deliveries = await db.replay_deliveries(conn, endpoint_id, event_id=event_id, since=since)
-        await insert_audit(conn, actor=by, entry=AuditEntry(
-            action="endpoints.replay", target=f"endpoint:{endpoint_id}",
-            after={"event_id": event_id, "since": since.isoformat() if since else None, "count": len(deliveries)}))
+        await insert_audit(
+            conn,
+            actor=by,
+            entry=AuditEntry(
+                action="endpoints.replay",
+                target=f"endpoint:{endpoint_id}",
+                after={"event_id": event_id, "since": since.isoformat() if since else None, "count": len(deliveries)},
+            ),
+        )
     return len(deliveries)
 
 

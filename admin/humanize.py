@@ -1,4 +1,5 @@
 """Readable quantities for the admin pages and the CLI: durations and sizes."""
+
 from __future__ import annotations
 
 

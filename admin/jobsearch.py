@@ -8,6 +8,7 @@ the number of jobs, and `next_cursor` resumes both walks where the merged one st
 Edge nodes can write the edge namespace: an entry or record there that does not parse is
 logged once and skipped.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -50,15 +51,28 @@ class JobSearch:
         self.client = client
         self.keys = keys
 
-    def search(self, *, status: str | None = None, actor: str | None = None, queue: str | None = None,
-               text: str | None = None, since: datetime | None = None, until: datetime | None = None,
-               limit: int = 50, cursor: str | None = None, max_scan: int = MAX_SCAN) -> JobPage:
+    def search(
+        self,
+        *,
+        status: str | None = None,
+        actor: str | None = None,
+        queue: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        max_scan: int = MAX_SCAN,
+    ) -> JobPage:
         """Jobs of both namespaces matching every given filter, newest first; `text` is searched in the arguments."""
         wanted = {"status": status, "actor": actor, "queue": queue}
         needle = text.lower() if text else None
         after = parse_cursor(cursor) if cursor else None
-        spaces = [(rank, keys) for rank, keys in enumerate((self.keys, self.keys.edge))
-                  if queue is None or self.keys.for_queue(queue) == keys]  # a queue lives in one namespace
+        spaces = [
+            (rank, keys)
+            for rank, keys in enumerate((self.keys, self.keys.edge))
+            if queue is None or self.keys.for_queue(queue) == keys
+        ]  # a queue lives in one namespace
         walks = [self._walk(keys, rank, since, until, after) for rank, keys in spaces]
         page = JobPage(items=[], scanned=0, complete=True)
         for row in heapq.merge(*walks, key=_order, reverse=True):
@@ -71,8 +85,14 @@ class JobSearch:
                 break
         return page
 
-    def _walk(self, keys: Keys, rank: int, since: datetime | None, until: datetime | None,
-              after: tuple[int, bytes, int] | None) -> Iterator[Row]:
+    def _walk(
+        self,
+        keys: Keys,
+        rank: int,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[int, bytes, int] | None,
+    ) -> Iterator[Row]:
         """One namespace's entries newest first (by score, then member, both descending), past the cursor."""
         # bounded to [0, year 9999]: an entry a node scored outside is never read (no cursor could name it)
         high = str(after[0]) if after else str(min(_ms(until), MAX_MS) if until else MAX_MS)
@@ -81,8 +101,7 @@ class JobSearch:
         offset = 0
         while True:
             try:
-                rows = self.client.zrevrangebyscore(keys.job_index, high, low, start=offset, num=CHUNK,
-                                                    withscores=True)
+                rows = self.client.zrevrangebyscore(keys.job_index, high, low, start=offset, num=CHUNK, withscores=True)
             except redis.ResponseError as error:  # the edge index overwritten with another type
                 skip_garbled(keys.job_index, error)
                 return
@@ -90,8 +109,9 @@ class JobSearch:
                 high, pinned = str(int(rows[0][1])), True
             offset += len(rows)
             # within one score ZREVRANGEBYSCORE orders members by descending bytes: skip what the cursor saw
-            kept = [(int(s), m) for m, s in rows
-                    if after is None or (int(s), m, -rank) < (after[0], after[1], -after[2])]
+            kept = [
+                (int(s), m) for m, s in rows if after is None or (int(s), m, -rank) < (after[0], after[1], -after[2])
+            ]
             yield from self._rows(keys, rank, kept)
             if len(rows) < CHUNK:
                 return
@@ -189,8 +209,11 @@ def _summary(job_id: str, fields: dict[str, bytes | None]) -> JobSummary:
     enqueued, finished = fields["enqueued_at"], fields["finished_at"]
     args = json.loads(fields["args"] or b"{}")
     return JobSummary(
-        job_id=job_id, actor=(fields["actor"] or b"?").decode(), queue=(fields["queue"] or b"?").decode(),
-        status=JobStatus(status.decode()), attempts=int(fields["attempts"] or 0),
+        job_id=job_id,
+        actor=(fields["actor"] or b"?").decode(),
+        queue=(fields["queue"] or b"?").decode(),
+        status=JobStatus(status.decode()),
+        attempts=int(fields["attempts"] or 0),
         enqueued_at=ms_to_dt(int(enqueued)) if enqueued else None,
         finished_at=ms_to_dt(int(finished)) if finished else None,
         last_error=(fields["last_error"] or b"").decode() or None,
@@ -198,8 +221,9 @@ def _summary(job_id: str, fields: dict[str, bytes | None]) -> JobSummary:
     )
 
 
-def _matches(summary: JobSummary, fields: dict[str, bytes | None], wanted: dict[str, str | None],
-             needle: str | None) -> bool:
+def _matches(
+    summary: JobSummary, fields: dict[str, bytes | None], wanted: dict[str, str | None], needle: str | None
+) -> bool:
     """True when every filter holds (`text` in the stored arguments, any case)."""
     shown = {"status": summary.status.value, "actor": summary.actor, "queue": summary.queue}
     if any(value and shown[name] != value for name, value in wanted.items()):

@@ -5,6 +5,7 @@ new message with its job record (the enqueue script, inside the transaction), an
 the links (`replayed_from` on the new record, `replayed_as` on the dead one): a dead letter
 is replayed at most once, and a double click finds nothing left to replay.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,13 +24,18 @@ if TYPE_CHECKING:
     from broker.redis import BackroomBroker
 
 
-
 class NotDeadLettered(LookupError):
     """The id names no dead letter of the queue (never was, or already requeued, replayed or discarded)."""
 
 
-def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | None = None,
-           kwargs: dict[str, Any] | None = None) -> ReplayResult:
+def replay(
+    broker: BackroomBroker,
+    queue: str,
+    ident: str,
+    *,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> ReplayResult:
     """Replay dead letter `ident` (redis id or job id) of `queue` as a new job, arguments edited.
 
     Omitted `args`/`kwargs` keep the dead message's; a value left as the redaction marker
@@ -53,28 +59,43 @@ def replay(broker: BackroomBroker, queue: str, ident: str, *, args: list[Any] | 
         pipe.hset(keys.job(new_id), "replayed_from", message.message_id)
         event = _event(now_ms, "replay_of", message.message_id)
         pipe.rpush(keys.events(new_id), event)
-        mark_if_exists(pipe, keys, message.message_id, {"replayed_as": new_id, "replayed_at": now_ms},
-                       ttl_s=broker.jobs.retention_s, event={"at": now_ms, "event": "replayed", "job_id": new_id})
+        mark_if_exists(
+            pipe,
+            keys,
+            message.message_id,
+            {"replayed_as": new_id, "replayed_at": now_ms},
+            ttl_s=broker.jobs.retention_s,
+            event={"at": now_ms, "event": "replayed", "job_id": new_id},
+        )
 
     moved, _ = dead.move(queue, found, stage)
     if not moved:
         raise NotDeadLettered(f"{ident} left the dead-letter queue of {queue!r} meanwhile")
     fresh, (_, original) = made[-1], moved[0]
     assert original is not None  # move() returns only the messages it decoded
-    return ReplayResult(job_id=new_id, replayed_from=original.message_id, queue=queue, actor=fresh.actor_name,
-                        args=redact(list(fresh.args)), kwargs=redact(dict(fresh.kwargs)),
-                        original_args=redact(list(original.args)), original_kwargs=redact(dict(original.kwargs)))
+    return ReplayResult(
+        job_id=new_id,
+        replayed_from=original.message_id,
+        queue=queue,
+        actor=fresh.actor_name,
+        args=redact(list(fresh.args)),
+        kwargs=redact(dict(fresh.kwargs)),
+        original_args=redact(list(original.args)),
+        original_kwargs=redact(dict(original.kwargs)),
+    )
 
 
-def _fresh(message: Message, new_id: str, now_ms: int, args: list[Any] | None,
-           kwargs: dict[str, Any] | None) -> Message:
+def _fresh(
+    message: Message, new_id: str, now_ms: int, args: list[Any] | None, kwargs: dict[str, Any] | None
+) -> Message:
     """The new message: edited arguments, a new id, retries reset, the failed run's options dropped."""
     options = {k: v for k, v in message.options.items() if k not in DROPPED_OPTIONS}
     options.update(redis_message_id=str(uuid4()), retries=0, replayed_from=message.message_id)
     new_args = tuple(unredact(args, list(message.args))) if args is not None else message.args
     new_kwargs = unredact(kwargs, dict(message.kwargs)) if kwargs is not None else message.kwargs
-    return dataclasses.replace(message, args=new_args, kwargs=new_kwargs, options=options, message_id=new_id,
-                               message_timestamp=now_ms)
+    return dataclasses.replace(
+        message, args=new_args, kwargs=new_kwargs, options=options, message_id=new_id, message_timestamp=now_ms
+    )
 
 
 def _event(now_ms: int, name: str, job_id: str) -> str:

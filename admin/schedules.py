@@ -4,6 +4,7 @@ Shared by the CLI (`backroom schedules ...`) and the admin API/page. Each change
 together with its audit row in one transaction; the scheduler reads the settings again
 within SCHEDULER_SETTINGS_TTL_S, the fan-outs read the lists at each run.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,12 +14,23 @@ from dramatiq import Broker
 
 from db.audit import insert_audit
 from db.schedules import (
-    delete_schedule_config, select_schedule_config, select_schedule_setting, select_schedule_settings,
-    select_stored_config, upsert_schedule_config, upsert_schedule_setting,
+    delete_schedule_config,
+    select_schedule_config,
+    select_schedule_setting,
+    select_schedule_settings,
+    select_stored_config,
+    upsert_schedule_config,
+    upsert_schedule_setting,
 )
 from domain.admin import AuditEntry
 from domain.schedules import (
-    ScheduleConfig, ScheduleSetting, ScrapeSource, check_name, clean_list, config_from, upsert_source,
+    ScheduleConfig,
+    ScheduleSetting,
+    ScrapeSource,
+    check_name,
+    clean_list,
+    config_from,
+    upsert_source,
 )
 from schedules.cron import parse
 
@@ -37,8 +49,9 @@ def periodic_actors(broker: Broker) -> dict[str, str]:
     return {s.name: s.cron.spec for s in discover_schedules(broker)}
 
 
-async def change_schedule(conn: asyncpg.Connection, broker: Broker, actor: str, *, by: str, cron: Any = UNSET,
-                          enabled: bool | None = None) -> ScheduleSetting:
+async def change_schedule(
+    conn: asyncpg.Connection, broker: Broker, actor: str, *, by: str, cron: Any = UNSET, enabled: bool | None = None
+) -> ScheduleSetting:
     """Set `actor`'s cadence (None = back to its declaration) and/or on/off, audited; returns the setting."""
     declared = periodic_actors(broker)
     if actor not in declared:
@@ -48,17 +61,28 @@ async def change_schedule(conn: asyncpg.Connection, broker: Broker, actor: str, 
         cron = None if cron == declared[actor] else cron
     async with conn.transaction():
         before = await select_schedule_setting(conn, actor, lock=True) or ScheduleSetting(actor=actor)
-        after = ScheduleSetting(actor=actor, cron=before.cron if cron is UNSET else cron,
-                                enabled=before.enabled if enabled is None else enabled)
+        after = ScheduleSetting(
+            actor=actor,
+            cron=before.cron if cron is UNSET else cron,
+            enabled=before.enabled if enabled is None else enabled,
+        )
         stored = await upsert_schedule_setting(conn, after, by=by)
-        await insert_audit(conn, actor=by, entry=AuditEntry(
-            action="schedule.set", target=f"schedule:{actor}", before=_setting(before, declared[actor]),
-            after=_setting(stored, declared[actor])))
+        await insert_audit(
+            conn,
+            actor=by,
+            entry=AuditEntry(
+                action="schedule.set",
+                target=f"schedule:{actor}",
+                before=_setting(before, declared[actor]),
+                after=_setting(stored, declared[actor]),
+            ),
+        )
     return stored
 
 
-async def change_source(conn: asyncpg.Connection, source: str, *, by: str, remove: bool = False,
-                        **fields: Any) -> list[ScrapeSource]:
+async def change_source(
+    conn: asyncpg.Connection, source: str, *, by: str, remove: bool = False, **fields: Any
+) -> list[ScrapeSource]:
     """Add or change one scrape source (queries, limit, brands, enabled), or remove it; audited."""
     check_name(source, "source")
     async with conn.transaction():
@@ -76,9 +100,16 @@ async def change_source(conn: asyncpg.Connection, source: str, *, by: str, remov
     return changed
 
 
-async def change_list(conn: asyncpg.Connection, key: str, *, by: str, set_to: list[str] | None = None,
-                      add: list[str] | None = None, remove: list[str] | None = None,
-                      reset: bool = False) -> list[str]:
+async def change_list(
+    conn: asyncpg.Connection,
+    key: str,
+    *,
+    by: str,
+    set_to: list[str] | None = None,
+    add: list[str] | None = None,
+    remove: list[str] | None = None,
+    reset: bool = False,
+) -> list[str]:
     """Replace, extend, shrink or reset (to the default) the brands or surfaces list; audited."""
     if key not in ("brands", "surfaces"):
         raise ValueError(f"unknown list {key!r}: brands or surfaces")
@@ -90,8 +121,9 @@ async def change_list(conn: asyncpg.Connection, key: str, *, by: str, set_to: li
             await _audit(conn, key, current, changed, by)
             return changed
         dropped = {r.lower() for r in remove or []}
-        changed = clean_list([v for v in (set_to if set_to is not None else current) if v.lower() not in dropped]
-                             + list(add or []))
+        changed = clean_list(
+            [v for v in (set_to if set_to is not None else current) if v.lower() not in dropped] + list(add or [])
+        )
         if key == "surfaces":
             changed = [check_name(s, "surface") for s in changed]
         await _store(conn, key, current, changed, by)
@@ -109,8 +141,13 @@ async def _store(conn: asyncpg.Connection, key: str, before: list[Any], after: l
 
 
 async def _audit(conn: asyncpg.Connection, key: str, before: list[Any], after: list[Any], by: str) -> None:
-    await insert_audit(conn, actor=by, entry=AuditEntry(action=f"schedules.{key}", target=f"schedules:{key}",
-                                                        before={key: before}, after={key: after}))
+    await insert_audit(
+        conn,
+        actor=by,
+        entry=AuditEntry(
+            action=f"schedules.{key}", target=f"schedules:{key}", before={key: before}, after={key: after}
+        ),
+    )
 
 
 def _setting(setting: ScheduleSetting, declared: str) -> dict[str, Any]:

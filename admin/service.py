@@ -5,13 +5,14 @@ broker operations done directly rather than through an actor: they act on the qu
 themselves (a paused or backlogged queue could not carry its own resume or requeue), and
 each returns an AuditEntry that the caller stores with who did it (`audit`).
 """
+
 from __future__ import annotations
 
 import asyncio
 import getpass
 import socket
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -29,7 +30,15 @@ from config.settings import get_settings
 from db.audit import insert_audit
 from db.edge_nodes import select_edge_nodes
 from domain.admin import (
-    AuditEntry, AuditRow, EdgeNode, QueueSample, QueueView, SchedulesView, ScheduleView, WorkersView, edge_nodes,
+    AuditEntry,
+    AuditRow,
+    EdgeNode,
+    QueueSample,
+    QueueView,
+    SchedulesView,
+    ScheduleView,
+    WorkersView,
+    edge_nodes,
 )
 from domain.schedules import ScheduleConfig, ScheduleSetting
 
@@ -65,8 +74,13 @@ class Admin:
         self.stats = QueueStats(client, self.keys, self.queues, timeout)
         self.workers_ = Workers(client, self.keys, self.queues, timeout)
         self.search = JobSearch(client, self.keys)
-        self.dead = DeadLetters(client, broker.namespace, broker.dead_message_ttl,
-                                job_retention_s=broker.jobs.retention_s, queues=self.queues)
+        self.dead = DeadLetters(
+            client,
+            broker.namespace,
+            broker.dead_message_ttl,
+            job_retention_s=broker.jobs.retention_s,
+            queues=self.queues,
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -100,8 +114,9 @@ class Admin:
         groups = group_errors((item.error, item.actor, item.dead_at) for item in page.items)
         return ErrorGroups(queue=queue, groups=groups, scanned=len(page.items), total=page.total)
 
-    def schedules(self, settings: Mapping[str, ScheduleSetting] | None = None,
-                  config: ScheduleConfig | None = None) -> SchedulesView:
+    def schedules(
+        self, settings: Mapping[str, ScheduleSetting] | None = None, config: ScheduleConfig | None = None
+    ) -> SchedulesView:
         """Every periodic actor's cron (with the admin's `settings`), next and last run, outcome, missed ticks."""
         import schedules  # noqa: F401  (declares the periodic actors on this process's broker)
         from schedules.runner import current_leader, schedule_overview
@@ -112,18 +127,19 @@ class Admin:
                 pipe.hget(self.keys.job(row.last_job_id or "-"), "status")
             outcomes = pipe.execute()
         views = [ScheduleView(**vars(row), last_outcome=o.decode() if o else None) for row, o in zip(rows, outcomes)]
-        return SchedulesView(leader=current_leader(self.broker.client, self.broker.namespace), schedules=views,
-                             config=config)
+        return SchedulesView(
+            leader=current_leader(self.broker.client, self.broker.namespace), schedules=views, config=config
+        )
 
     async def edge_nodes(self, conn: asyncpg.Connection) -> list[EdgeNode]:
         """Edge nodes from the database merged with the live edge registry and `edge` worker heartbeats."""
         rows = await select_edge_nodes(conn)
         workers = (await asyncio.to_thread(self.workers)).workers
-        registry = await asyncio.to_thread(live_edge_nodes, self.broker.client, self.keys,
-                                           ttl_s=get_settings().edge_node_ttl_s)
+        registry = await asyncio.to_thread(
+            live_edge_nodes, self.broker.client, self.keys, ttl_s=get_settings().edge_node_ttl_s
+        )
         offline_after = timedelta(milliseconds=self.broker.heartbeat_timeout * 3)
-        return edge_nodes(rows, workers, now=datetime.now(timezone.utc), offline_after=offline_after,
-                          registry=registry)
+        return edge_nodes(rows, workers, now=datetime.now(UTC), offline_after=offline_after, registry=registry)
 
     # -- actions (each returns what happened and its audit entry) ---------------------------
 
@@ -131,15 +147,17 @@ class Admin:
         """Stop workers fetching from `queue` (enqueues are still accepted)."""
         self._check(queue)
         changed = pause_queue(self.broker.client, self.keys, queue)
-        return AuditEntry(action="queue.pause", target=f"queue:{queue}", before={"paused": not changed},
-                          after={"paused": True})
+        return AuditEntry(
+            action="queue.pause", target=f"queue:{queue}", before={"paused": not changed}, after={"paused": True}
+        )
 
     def resume(self, queue: str) -> AuditEntry:
         """Let workers fetch from `queue` again."""
         self._check(queue)
         changed = resume_queue(self.broker.client, self.keys, queue)
-        return AuditEntry(action="queue.resume", target=f"queue:{queue}", before={"paused": changed},
-                          after={"paused": False})
+        return AuditEntry(
+            action="queue.resume", target=f"queue:{queue}", before={"paused": changed}, after={"paused": False}
+        )
 
     def requeue(self, queue: str, ids: list[str]) -> tuple[RequeueResult, AuditEntry]:
         """Requeue the dead letters named by redis or job ids."""
@@ -164,14 +182,18 @@ class Admin:
         removed = self.dead.discard_matching(queue, **filters)
         return removed, discard_audit(queue, {"filter": plain_filters(filters)}, removed)
 
-    def replay(self, queue: str, ident: str, *, args: list[Any] | None = None,
-               kwargs: dict[str, Any] | None = None) -> tuple[ReplayResult, AuditEntry]:
+    def replay(
+        self, queue: str, ident: str, *, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> tuple[ReplayResult, AuditEntry]:
         """Replay a dead letter as a new job with edited arguments (NotDeadLettered when it is gone)."""
         self._check(queue)
         result = replay(self.broker, queue, ident, args=args, kwargs=kwargs)
-        entry = AuditEntry(action="dead.replay", target=f"job:{result.replayed_from}",
-                           before={"args": result.original_args, "kwargs": result.original_kwargs},
-                           after={"job_id": result.job_id, "args": result.args, "kwargs": result.kwargs})
+        entry = AuditEntry(
+            action="dead.replay",
+            target=f"job:{result.replayed_from}",
+            before={"args": result.original_args, "kwargs": result.original_kwargs},
+            after={"job_id": result.job_id, "args": result.args, "kwargs": result.kwargs},
+        )
         return result, entry
 
     def _check(self, queue: str) -> None:
@@ -181,9 +203,12 @@ class Admin:
 
 def requeue_audit(queue: str, before: dict[str, Any], result: RequeueResult) -> AuditEntry:
     """The audit entry of a dead-letter requeue (ids kept up to 1,000)."""
-    return AuditEntry(action="dead.requeue", target=f"queue:{queue}", before=before,
-                      after={"requeued": len(result.requeued), "job_ids": result.job_ids[:1000],
-                             "skipped": result.skipped[:1000]})
+    return AuditEntry(
+        action="dead.requeue",
+        target=f"queue:{queue}",
+        before=before,
+        after={"requeued": len(result.requeued), "job_ids": result.job_ids[:1000], "skipped": result.skipped[:1000]},
+    )
 
 
 def discard_audit(queue: str, before: dict[str, Any], removed: int, unknown: list[str] | None = None) -> AuditEntry:

@@ -1,4 +1,5 @@
 """A job's history for admins: timeline events, the attempts they make up, error fingerprints."""
+
 from __future__ import annotations
 
 import hashlib
@@ -181,8 +182,15 @@ def group_errors(letters: Iterable[tuple[str | None, str, datetime]]) -> list[Er
         key = fingerprint(error)
         group = groups.get(key)
         if group is None:
-            groups[key] = ErrorGroup(fingerprint=key, signature=error_signature(error), example=error, count=1,
-                                     actors=[actor], newest=dead_at, oldest=dead_at)
+            groups[key] = ErrorGroup(
+                fingerprint=key,
+                signature=error_signature(error),
+                example=error,
+                count=1,
+                actors=[actor],
+                newest=dead_at,
+                oldest=dead_at,
+            )
             continue
         group.count += 1
         group.newest, group.oldest = max(group.newest, dead_at), min(group.oldest, dead_at)

@@ -8,6 +8,7 @@ reaper (for edge workers, the gateway's) puts its jobs back within one reap inte
 Edge nodes can write the edge namespace, so what is read there may be garbage: an unreadable
 entry is logged once and skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ class Workers:
             if not infos[broker_id] and not mine:
                 continue  # a process that used the broker without ever describing itself, holding nothing
             try:  # a description (or beat) out of range or not a number: an edge node's garbage
-                worker = worker_view(broker_id, last_ms, infos[broker_id], alive=alive, jobs=mine,
-                                     stats=stats[broker_id], edge=edge)
+                worker = worker_view(
+                    broker_id, last_ms, infos[broker_id], alive=alive, jobs=mine, stats=stats[broker_id], edge=edge
+                )
                 lost = [] if alive else self._orphans(worker, last_ms, now_ms)
             except (ValueError, OverflowError, OSError, ValidationError) as error:
                 skip_garbled(keys.worker(broker_id), error)
@@ -87,8 +89,9 @@ class Workers:
             return []
         return [(b.decode(errors="replace"), int(score)) for b, score in rows if math.isfinite(score)]
 
-    def _describe(self, keys: Keys, brokers: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]],
-                                                                 Held]:
+    def _describe(
+        self, keys: Keys, brokers: list[str]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], Held]:
         """Each process's description, counters and held (queue, redis id) pairs."""
         queues = self._queues(keys)
         with self.client.pipeline(transaction=False) as pipe:
@@ -100,10 +103,11 @@ class Workers:
         step = 2 + len(queues)
         infos, stats, held = {}, {}, {}
         for i, broker_id in enumerate(brokers):
-            info, counters, *acks = (_or(r, {}) for r in replies[i * step:(i + 1) * step])
+            info, counters, *acks = (_or(r, {}) for r in replies[i * step : (i + 1) * step])
             infos[broker_id], stats[broker_id] = _decoded(info), _decoded(counters)
-            held[broker_id] = [(q, rid.decode(errors="replace")) for q, rids in zip(queues, acks)
-                               for rid in sorted(rids)]
+            held[broker_id] = [
+                (q, rid.decode(errors="replace")) for q, rids in zip(queues, acks) for rid in sorted(rids)
+            ]
         return infos, stats, held
 
     def _held_jobs(self, keys: Keys, held: Held) -> dict[str, list[HeldJob]]:
@@ -125,16 +129,31 @@ class Workers:
         for ((broker_id, queue, _), payload), (status, runner, started) in zip(found, records):
             running = status == b"running" and runner is not None and runner == broker_id.encode()
             started_ms = _int(started) if running else None
-            jobs.setdefault(broker_id, []).append(HeldJob(
-                job_id=payload["message_id"], actor=str(payload.get("actor_name", "?"))[:200], queue=queue,
-                running=running, started_at=_dt(started_ms)))
+            jobs.setdefault(broker_id, []).append(
+                HeldJob(
+                    job_id=payload["message_id"],
+                    actor=str(payload.get("actor_name", "?"))[:200],
+                    queue=queue,
+                    running=running,
+                    started_at=_dt(started_ms),
+                )
+            )
         return jobs
 
     def _orphans(self, worker: WorkerView, last_ms: int, now_ms: int) -> list[OrphanJob]:
         rescue = rescue_expected_ms(last_ms, self.timeout_ms, reap_interval_s(self.timeout_ms))
-        return [OrphanJob(job_id=job.job_id, actor=job.actor, queue=job.queue, worker=worker.name,
-                          last_beat=ms_to_dt(last_ms), rescue_expected_at=ms_to_dt(rescue), overdue=now_ms > rescue)
-                for job in worker.jobs]
+        return [
+            OrphanJob(
+                job_id=job.job_id,
+                actor=job.actor,
+                queue=job.queue,
+                worker=worker.name,
+                last_beat=ms_to_dt(last_ms),
+                rescue_expected_at=ms_to_dt(rescue),
+                overdue=now_ms > rescue,
+            )
+            for job in worker.jobs
+        ]
 
 
 def _or(reply: Any, empty: Any) -> Any:

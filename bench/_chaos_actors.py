@@ -5,6 +5,7 @@ chaos driver imports it too (to build messages). The ledger is a directory of on
 file per process (CHAOS_LEDGER): it survives Redis outages and is written from inside a
 network namespace too (namespaces share the file system), so a cut-off worker's effects count.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ on a worker process when that process was lost (SIGKILLed, stopped, cut off: a `
 so ran again elsewhere is a `rerun_after_loss`, not a double; one that *started* on a
 worker after the worker was lost and also took effect elsewhere is a double.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -62,9 +63,11 @@ class Counts:
         """The scenario's one line in the bench output."""
         if self.skipped:
             return f"  {self.name}: SKIPPED ({self.skipped})"
-        text = (f"  {self.name}: jobs={self.jobs} lost={self.lost} doubled={self.doubled} stuck={self.stuck} "
-                f"bystanders_dead={self.bystanders_dead} rerun_after_loss={self.rerun_after_loss} "
-                f"settle_s={self.settle_s:.1f}")
+        text = (
+            f"  {self.name}: jobs={self.jobs} lost={self.lost} doubled={self.doubled} stuck={self.stuck} "
+            f"bystanders_dead={self.bystanders_dead} rerun_after_loss={self.rerun_after_loss} "
+            f"settle_s={self.settle_s:.1f}"
+        )
         return text + "".join(f"; {note}" for note in self.notes)
 
     @property
@@ -91,8 +94,7 @@ def running_at(lines: list[Line], loss: Loss) -> Line | None:
     for start in lines:
         if start.kind != "start" or start.pid not in loss.pids or start.at >= loss.at:
             continue
-        ended = any(line.pid == start.pid and line.kind != "start" and start.at <= line.at < loss.at
-                    for line in lines)
+        ended = any(line.pid == start.pid and line.kind != "start" and start.at <= line.at < loss.at for line in lines)
         if not ended:
             return start
     return None
@@ -115,12 +117,17 @@ def judge(lines: list[Line], losses: list[Loss]) -> tuple[int, bool, bool]:
 
 def pending(states: dict[str, State]) -> int:
     """How many jobs Redis still holds or whose record reads unfinished (0: the scenario settled)."""
-    return sum(1 for state in states.values()
-               if state.held or (state.status is not None and state.status not in FINAL))
+    return sum(1 for state in states.values() if state.held or (state.status is not None and state.status not in FINAL))
 
 
-def count(counts: Counts, jobs: dict[str, Any], states: dict[str, State], ledger: dict[str, list[Line]],
-          losses: list[Loss], poison: set[str]) -> Counts:
+def count(
+    counts: Counts,
+    jobs: dict[str, Any],
+    states: dict[str, State],
+    ledger: dict[str, list[Line]],
+    losses: list[Loss],
+    poison: set[str],
+) -> Counts:
     """Fill `counts` for `jobs` (tag -> job id) from their Redis states and the ledger; returns it."""
     counts.jobs = len(jobs)
     counts.lost = counts.doubled = counts.stuck = counts.bystanders_dead = counts.rerun_after_loss = 0

@@ -4,6 +4,7 @@ a namespace's link to the host, and a Sentinel-managed primary with its replica.
 Shared by bench/chaos.py and tests/reliability/test_chaos.py; everything here is stopped by its
 `stop()` (the scenarios call it in `finally`).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,14 +24,27 @@ ACTORS_MODULE = "bench._chaos_actors"
 class WorkerPool:
     """A `backroom worker` tree (supervisor -> one Dramatiq master per process -> its worker process)."""
 
-    def __init__(self, log: Path, env: dict[str, str], *, processes: int, threads: int,
-                 netns: str | None = None) -> None:
+    def __init__(
+        self, log: Path, env: dict[str, str], *, processes: int, threads: int, netns: str | None = None
+    ) -> None:
         prefix = ["ip", "netns", "exec", netns] if netns else []  # `ip netns exec` execs: same pid
-        command = [*prefix, sys.executable, "-m", "cli.main", "worker", "-p", str(processes), "-t", str(threads),
-                   "--module", ACTORS_MODULE]
+        command = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "cli.main",
+            "worker",
+            "-p",
+            str(processes),
+            "-t",
+            str(threads),
+            "--module",
+            ACTORS_MODULE,
+        ]
         with log.open("ab") as out:
-            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.log = log
 
     def masters(self) -> list[int]:
@@ -109,8 +123,11 @@ class Netns:
         run("ip", "link", "set", self.ns_if, "netns", self.name)
         run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.host_if)
         run("ip", "link", "set", self.host_if, "up")
-        for args in (("addr", "add", f"{self.ns_ip}/24", "dev", self.ns_if), ("link", "set", self.ns_if, "up"),
-                     ("link", "set", "lo", "up")):
+        for args in (
+            ("addr", "add", f"{self.ns_ip}/24", "dev", self.ns_if),
+            ("link", "set", self.ns_if, "up"),
+            ("link", "set", "lo", "up"),
+        ):
             run("ip", "netns", "exec", self.name, "ip", *args)
         return self
 
@@ -138,20 +155,28 @@ class SentinelSet:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.primary = RedisProcess(root / "primary").start()
-        self.replica = RedisProcess(root / "replica", extra_args=("--replicaof", "127.0.0.1",
-                                                                   str(self.primary.port))).start()
+        self.replica = RedisProcess(
+            root / "replica", extra_args=("--replicaof", "127.0.0.1", str(self.primary.port))
+        ).start()
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen] = []
         for index, port in enumerate(self.sentinel_ports):
             directory = root / f"sentinel{index}"
             directory.mkdir(parents=True, exist_ok=True)
             conf = directory / "sentinel.conf"  # Sentinel rewrites its config file: one each
-            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {directory}\nlogfile {directory / 'sentinel.log'}\n"
-                            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
-                            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
-                            f"sentinel failover-timeout {self.MASTER} 10000\n")
-            self.sentinels.append(subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
-                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {directory}\nlogfile {directory / 'sentinel.log'}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                f"sentinel failover-timeout {self.MASTER} 10000\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [redis_server_binary(), str(conf), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     @property
     def addresses(self) -> str:
@@ -186,4 +211,3 @@ class SentinelSet:
             sentinel.wait(timeout=10)
         for server in (self.replica, self.primary):
             server.stop(kill=True)
-

@@ -3,6 +3,7 @@
 Each function takes its size (`n` jobs, or bystanders) and returns the scenario's `Counts`;
 bench/chaos.py runs them at bench size, tests/reliability/test_chaos.py at a small size.
 """
+
 from __future__ import annotations
 
 import signal
@@ -53,7 +54,9 @@ def master_sigkill(n: int = 40) -> Counts:
         lost = [pid for loss in w.losses for pid in loss.pids]
         try:  # a worker told of its master's death may first finish what it runs: a graceful stop, which
             # may take WORKER_SHUTDOWN_TIMEOUT_S (30 s) on a loaded machine; one alive after that is an orphan
-            wait_until(lambda: not any(alive(pid) for pid in lost), timeout=45, what="the killed master's worker to exit")
+            wait_until(
+                lambda: not any(alive(pid) for pid in lost), timeout=45, what="the killed master's worker to exit"
+            )
         except TimeoutError:
             pass  # counted below
         counts = w.settle(killed)
@@ -74,8 +77,11 @@ def _redis_restart(name: str, n: int, sig: int) -> Counts:
             # retrying: first attempts fail before and during the outage, so retries wait in backoff across it
             w.send(f"r{i}", 0.3 + 2.0 * i / half, fail_times=1)
         keys = w.broker.jobs.keys
-        wait_until(lambda: w.client.llen(keys.queue("default.DQ")) == 0, timeout=60,
-                   what="the workers to fetch every delayed job")
+        wait_until(
+            lambda: w.client.llen(keys.queue("default.DQ")) == 0,
+            timeout=60,
+            what="the workers to fetch every delayed job",
+        )
         assert w.server is not None
         if sig == signal.SIGKILL:
             w.server.stop(kill=True)
@@ -170,14 +176,12 @@ def partition(n: int = 10, cut_s: float = 10.0) -> Counts:
         namespace.delete()
         return Counts("partition", skipped=f"network namespaces unavailable: {error}")
     try:
-        with world("partition", redis_args=("--bind", "127.0.0.1", namespace.host_ip,
-                                            "--protected-mode", "no")) as w:
+        with world("partition", redis_args=("--bind", "127.0.0.1", namespace.host_ip, "--protected-mode", "no")) as w:
             w.netns.append(namespace)
             assert w.server is not None
             cut_off = w.pool(1, 2, netns=namespace.name, REDIS_URL=f"redis://{namespace.host_ip}:{w.server.port}/0")
             other = w.pool(1, 2)
-            wait_until(lambda: len(cut_off.workers()) == 1 and len(other.workers()) == 1, timeout=60,
-                       what="both pools")
+            wait_until(lambda: len(cut_off.workers()) == 1 and len(other.workers()) == 1, timeout=60, what="both pools")
             for i in range(n):
                 w.send(f"p{i}", 3.0)
             w.wait_running(cut_off, at_least=2)
@@ -212,8 +216,12 @@ def sentinel_failover(n: int = 60, *, wait_replicas: int = 0) -> Counts:
         killed = time.monotonic()
         sender = threading.Thread(target=_send_through, args=(w, [f"s{i}" for i in range(n // 2, n)]))
         sender.start()
-        wait_until(lambda: w.sentinels.primary_port() not in (None, old), timeout=60, interval=0.2,
-                   what="the Sentinels to promote the replica")
+        wait_until(
+            lambda: w.sentinels.primary_port() not in (None, old),
+            timeout=60,
+            interval=0.2,
+            what="the Sentinels to promote the replica",
+        )
         w.note(f"new primary after {time.monotonic() - killed:.1f}s")
         w.sentinels.primary.start()  # the old primary returns; the Sentinels make it a replica of the new one
         sender.join(timeout=120)
@@ -232,8 +240,14 @@ def _send_through(w: World, tags: list[str]) -> None:
 
 
 SCENARIOS: dict[str, Callable[[], Counts]] = {
-    "worker_sigkill": worker_sigkill, "master_sigkill": master_sigkill, "redis_sigterm": redis_sigterm,
-    "redis_sigkill": redis_sigkill, "graceful_stop": graceful_stop, "poison": poison, "redis_full": redis_full,
-    "partition": partition, "sentinel_failover": sentinel_failover,
+    "worker_sigkill": worker_sigkill,
+    "master_sigkill": master_sigkill,
+    "redis_sigterm": redis_sigterm,
+    "redis_sigkill": redis_sigkill,
+    "graceful_stop": graceful_stop,
+    "poison": poison,
+    "redis_full": redis_full,
+    "partition": partition,
+    "sentinel_failover": sentinel_failover,
     "sentinel_failover_wait": lambda: sentinel_failover(wait_replicas=1),
 }

@@ -4,6 +4,7 @@
 scenario starts through `w` (pools, namespaces, Sentinels, killed processes' orphans) is
 stopped when the block ends.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,11 @@ class World:
         self.ledger = self.root / "ledger"
         self.ledger.mkdir(parents=True, exist_ok=True)
         self.counts = Counts(self.name)
-        update: dict[str, Any] = {"redis_url": self.redis_url, "worker_heartbeat_timeout_ms": self.heartbeat_ms,
-                                  "redis_wait_replicas": self.wait_replicas}
+        update: dict[str, Any] = {
+            "redis_url": self.redis_url,
+            "worker_heartbeat_timeout_ms": self.heartbeat_ms,
+            "redis_wait_replicas": self.wait_replicas,
+        }
         if self.sentinels is not None:
             update["redis_sentinels"] = self.sentinels.addresses
         self.broker = build_broker(get_settings().model_copy(update=update))
@@ -63,11 +67,17 @@ class World:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a worker pool of this world."""
-        env = {**os.environ, "REDIS_URL": self.redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(self.heartbeat_ms),
-               "LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "METRICS_PORT": "0",
-               "REDIS_WAIT_REPLICAS": str(self.wait_replicas),
-               "CHAOS_LEDGER": str(self.ledger), "PYTHONPATH": os.pathsep.join(filter(None, [
-                   str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "WORKER_HEARTBEAT_TIMEOUT_MS": str(self.heartbeat_ms),
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "console",
+            "METRICS_PORT": "0",
+            "REDIS_WAIT_REPLICAS": str(self.wait_replicas),
+            "CHAOS_LEDGER": str(self.ledger),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         env.setdefault("DATABASE_URL", DUMMY_DATABASE_URL)
         if self.sentinels is not None:
             env["REDIS_SENTINELS"] = self.sentinels.addresses
@@ -75,8 +85,9 @@ class World:
 
     def pool(self, processes: int, threads: int, *, netns: str | None = None, **env: str) -> WorkerPool:
         """Start a `backroom worker` pool running the chaos actors."""
-        pool = WorkerPool(self.root / f"pool{len(self.pools)}.log", self.env(**env), processes=processes,
-                          threads=threads, netns=netns)
+        pool = WorkerPool(
+            self.root / f"pool{len(self.pools)}.log", self.env(**env), processes=processes, threads=threads, netns=netns
+        )
         self.pools.append(pool)
         return pool
 
@@ -99,8 +110,11 @@ class World:
         open_starts: dict[int, int] = {}
         for lines in self.lines().values():
             for index, line in enumerate(lines):
-                if line.kind == "start" and line.pid in pids and not any(
-                        later.pid == line.pid and later.kind != "start" for later in lines[index + 1:]):
+                if (
+                    line.kind == "start"
+                    and line.pid in pids
+                    and not any(later.pid == line.pid and later.kind != "start" for later in lines[index + 1 :])
+                ):
                     open_starts[line.pid] = open_starts.get(line.pid, 0) + 1
         return open_starts
 
@@ -133,21 +147,28 @@ class World:
                 for queue in ("default", "default.DQ"):
                     pipe.hexists(keys.messages(queue), rid or b"-")
             held = pipe.execute()
-        return {tag: State(status.decode() if status else None, held[2 * i] or held[2 * i + 1])
-                for i, (tag, (status, _)) in enumerate(zip(tags, records))}
+        return {
+            tag: State(status.decode() if status else None, held[2 * i] or held[2 * i + 1])
+            for i, (tag, (status, _)) in enumerate(zip(tags, records))
+        }
 
     def tally(self) -> Counts:
         """Count now (the poison job's starts are losses of the processes it killed)."""
         ledger = self.lines()
-        losses = self.losses + [Loss(frozenset({line.pid}), line.at) for tag in self.poison
-                                for line in ledger.get(tag, []) if line.kind == "start"]
+        losses = self.losses + [
+            Loss(frozenset({line.pid}), line.at)
+            for tag in self.poison
+            for line in ledger.get(tag, [])
+            if line.kind == "start"
+        ]
         return count(self.counts, self.jobs, self.states(), ledger, losses, self.poison)
 
     def settle(self, since: float, timeout: float = SETTLE_TIMEOUT_S) -> Counts:
         """Wait until Redis holds no job and every record reads finished; record the time it took."""
         try:
-            settled_at = wait_until(lambda: pending(self.states()) == 0, timeout=timeout, interval=0.25,
-                                    what=f"{self.name} to settle")
+            settled_at = wait_until(
+                lambda: pending(self.states()) == 0, timeout=timeout, interval=0.25, what=f"{self.name} to settle"
+            )
         except (TimeoutError, redis.RedisError):
             settled_at = time.monotonic()
         self.counts.settle_s = max(self.counts.settle_s, settled_at - since)
@@ -170,8 +191,14 @@ class World:
 
 
 @contextmanager
-def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = False,
-          wait_replicas: int = 0, heartbeat_ms: int = HEARTBEAT_MS) -> Iterator[World]:
+def world(
+    name: str,
+    *,
+    redis_args: tuple[str, ...] = (),
+    sentinels: bool = False,
+    wait_replicas: int = 0,
+    heartbeat_ms: int = HEARTBEAT_MS,
+) -> Iterator[World]:
     """A fresh world for one scenario (a redis-server, or a Sentinel set), torn down at the end."""
     root = Path(tempfile.mkdtemp(prefix=f"backroom-chaos-{name}-"))
     server = sentinel_set = None
@@ -183,8 +210,15 @@ def world(name: str, *, redis_args: tuple[str, ...] = (), sentinels: bool = Fals
         else:
             server = RedisProcess(root / "redis", extra_args=redis_args).start()
             url = server.url
-        w = World(name, root, url, server=server, sentinels=sentinel_set, wait_replicas=wait_replicas,
-                  heartbeat_ms=heartbeat_ms)
+        w = World(
+            name,
+            root,
+            url,
+            server=server,
+            sentinels=sentinel_set,
+            wait_replicas=wait_replicas,
+            heartbeat_ms=heartbeat_ms,
+        )
         yield w
     finally:
         if w is not None:

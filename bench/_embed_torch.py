@@ -1,7 +1,8 @@
 """Child of bench/embed.py, run by an interpreter with the [export] extra: open_clip/torch on the same pixels.
 
-    python bench/_embed_torch.py PIXELS.npz VECTORS.npy ROUNDS   -> prints {"ips": .., "torch": ..}
+python bench/_embed_torch.py PIXELS.npz VECTORS.npy ROUNDS   -> prints {"ips": .., "torch": ..}
 """
+
 from __future__ import annotations
 
 import json

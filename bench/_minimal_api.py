@@ -6,6 +6,7 @@ body as Backroom's (`message`, `fail`, `sleep_ms`, same bounds), sends it with a
 `RedisBroker`'s `send()` and answers 202 with the message id. No auth, no job record, no request
 id, no metrics, no unique keys: the baseline bench/queue_overhead.py compares Backroom against.
 """
+
 from __future__ import annotations
 
 import os

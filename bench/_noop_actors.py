@@ -1,4 +1,5 @@
 """The bench actors, declared identically on whichever broker a bench module builds."""
+
 from __future__ import annotations
 
 import time

@@ -7,6 +7,7 @@ turns it off, which the bench does so that two processes do not fight over one p
 The only middleware of `actors.broker` left out is DatabasePool: it opens an asyncpg pool
 at boot and has no per-message hook, so it costs nothing per job.
 """
+
 from __future__ import annotations
 
 from _noop_actors import declare

@@ -3,6 +3,7 @@
 `dramatiq _noop_bare --path bench --queues bench` runs it; REDIS_URL and
 BENCH_BARE_NAMESPACE (default `bench_bare`) come from the environment.
 """
+
 from __future__ import annotations
 
 import os

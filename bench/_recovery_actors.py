@@ -3,6 +3,7 @@
 `backroom worker --module bench._recovery_actors` imports it next to the server actors;
 the bench imports it too (to enqueue and to read job records).
 """
+
 from __future__ import annotations
 
 import dramatiq

@@ -4,6 +4,7 @@
 BENCH_RECOVERY_NS (the namespace, never Backroom's) come from the environment.
 Defaults kept: heartbeat_timeout 60 s, maintenance_chance 1000 per million, default middleware.
 """
+
 from __future__ import annotations
 
 import os

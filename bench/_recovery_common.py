@@ -4,6 +4,7 @@ The victim actor records each start (wall-clock time and the pid of the worker p
 running it) in a Redis list outside every namespace, then sleeps up to `seconds`; the
 bench ends the sleep early by setting the tag's release key once it has what it needs.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Services and child processes for the bench scripts: started like the tests start them, always stopped."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,13 @@ class Stack:
         """The environment of a worker or API child (bench/ importable, quiet logs, no metrics port)."""
         assert self.redis is not None
         env = dict(os.environ)
-        env.update(REDIS_URL=self.redis.url, DATABASE_URL=self.database_url, METRICS_PORT="0",
-                   LOG_LEVEL="WARNING", PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(REPO), env.get("PYTHONPATH")])))
+        env.update(
+            REDIS_URL=self.redis.url,
+            DATABASE_URL=self.database_url,
+            METRICS_PORT="0",
+            LOG_LEVEL="WARNING",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(REPO), env.get("PYTHONPATH")])),
+        )
         env.update(extra)
         return env
 
@@ -63,8 +69,9 @@ class Stack:
         """Start a child in its own process group, logging to a file in the temp dir."""
         log = self.root / f"{name}.log"
         handle = log.open("ab")
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         handle.close()
         child = Child(name, process, log)
         self.children.append(child)
@@ -137,9 +144,14 @@ def create_token(database_url: str) -> str:
     async def insert() -> None:
         conn = await asyncpg.connect(database_url)
         try:
-            await insert_token(conn, name="bench", token_hash=hash_token(token),
-                               prefix=display_prefix(token), scopes=["jobs"],
-                               rate_limit_per_min=0)  # the bench measures throughput, not the limiter
+            await insert_token(
+                conn,
+                name="bench",
+                token_hash=hash_token(token),
+                prefix=display_prefix(token),
+                scopes=["jobs"],
+                rate_limit_per_min=0,
+            )  # the bench measures throughput, not the limiter
         finally:
             await conn.close()
 

@@ -18,6 +18,7 @@ median of BENCH_ADMIN_ROUNDS (default 300) calls. The ratio large/small must sta
 nothing on a page load may scan per job. Ends with one line:
 `bench: admin overview_ratio=.. dead_ratio=..`.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,10 +60,27 @@ def _job(pipe: Any, ns: str, at_ms: int, *, is_dead: bool) -> None:
     options: dict[str, Any] = {"redis_message_id": rid}
     if is_dead:
         options.update(retries=2, traceback="Traceback (most recent call last):\nPingFailed: ping asked to fail")
-    payload = json.dumps({"queue_name": "default", "actor_name": "ping", "args": [], "kwargs": kwargs,
-                          "options": options, "message_id": job_id, "message_timestamp": at_ms})
-    record = {"status": "dead" if is_dead else "queued", "actor": "ping", "queue": "default", "attempts": 3 if is_dead else 0,
-              "args": json.dumps({"args": [], "kwargs": kwargs}), "enqueued_at": at_ms, "rid": rid, "qname": "default"}
+    payload = json.dumps(
+        {
+            "queue_name": "default",
+            "actor_name": "ping",
+            "args": [],
+            "kwargs": kwargs,
+            "options": options,
+            "message_id": job_id,
+            "message_timestamp": at_ms,
+        }
+    )
+    record = {
+        "status": "dead" if is_dead else "queued",
+        "actor": "ping",
+        "queue": "default",
+        "attempts": 3 if is_dead else 0,
+        "args": json.dumps({"args": [], "kwargs": kwargs}),
+        "enqueued_at": at_ms,
+        "rid": rid,
+        "qname": "default",
+    }
     if is_dead:
         record.update(last_error="PingFailed: ping asked to fail", finished_at=at_ms + 5)
         pipe.zadd(f"{ns}:default.XQ", {rid: at_ms + 5}).hset(f"{ns}:default.XQ.msgs", rid, payload)
@@ -77,9 +95,18 @@ def workers(client: Any, ns: str) -> None:
     for i in range(WORKERS):
         broker_id = f"bench-worker-{i}"
         client.zadd(f"{ns}:__heartbeats__", {broker_id: now + 600_000})  # stays live for the whole run
-        client.hset(f"{ns}:worker:{broker_id}", mapping={"name": f"bench:{i}", "host": "bench", "pid": i,
-                                                          "queues": "default,ml", "threads": 8, "rss": 50_000_000,
-                                                          "last_beat": now})
+        client.hset(
+            f"{ns}:worker:{broker_id}",
+            mapping={
+                "name": f"bench:{i}",
+                "host": "bench",
+                "pid": i,
+                "queues": "default,ml",
+                "threads": 8,
+                "rss": 50_000_000,
+                "last_beat": now,
+            },
+        )
         for rid in client.lpop(f"{ns}:default", 2) or []:
             client.sadd(f"{ns}:__acks__.{broker_id}.default", rid)
 
@@ -101,18 +128,22 @@ def paired(small: Callable[[], Any], large: Callable[[], Any]) -> tuple[list[flo
 
 def overview(admin: Any) -> Callable[[], None]:
     """What the overview computes: queue counts, chart samples, the worker list."""
+
     def call() -> None:
         admin.queue_views()
         admin.histories()
         admin.workers()
+
     return call
 
 
 def dead_page(admin: Any) -> Callable[[], None]:
     """What the dead-letter page computes: counts per queue and the newest 50 of `default`."""
+
     def call() -> None:
         admin.dead.counts()
         admin.dead_page("default", limit=50)
+
     return call
 
 
@@ -136,21 +167,25 @@ def main() -> int:
     """Fill, time, compare; prints the figures and the summary line."""
     stack = Stack()
     try:
-        os.environ.update(REDIS_URL=stack.start_redis(), DATABASE_URL=stack.database_url, METRICS_PORT="0",
-                          LOG_LEVEL="WARNING")
+        os.environ.update(
+            REDIS_URL=stack.start_redis(), DATABASE_URL=stack.database_url, METRICS_PORT="0", LOG_LEVEL="WARNING"
+        )
         from config.settings import get_settings
 
         small, large = (prepare(get_settings(), name, q, d) for name, (q, d) in zip(("small", "large"), SIZES))
-        say(f"redis holds {large.broker.client.info('memory')['used_memory_human']}; "
-            f"{ROUNDS} alternating calls of each")
+        say(
+            f"redis holds {large.broker.client.info('memory')['used_memory_human']}; {ROUNDS} alternating calls of each"
+        )
         ratios = {}
         for name, make in (("overview", overview), ("dead page", dead_page)):
             at_small, at_large = paired(make(small), make(large))
             ratios[name] = statistics.median(at_large) / statistics.median(at_small)
-            say(f"  {name:<9} at 1,000: p50 {statistics.median(at_small):5.2f} ms"
+            say(
+                f"  {name:<9} at 1,000: p50 {statistics.median(at_small):5.2f} ms"
                 f" p95 {percentile(at_small, 95):5.2f} ms"
                 f" | at 100,000: p50 {statistics.median(at_large):5.2f} ms p95 {percentile(at_large, 95):5.2f} ms"
-                f" | x{ratios[name]:.2f}")
+                f" | x{ratios[name]:.2f}"
+            )
         for admin in (small, large):
             admin.broker.close()
         say(f"bench: admin overview_ratio={ratios['overview']:.2f} dead_ratio={ratios['dead page']:.2f}")

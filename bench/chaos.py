@@ -9,6 +9,7 @@ settle after the disruption. Ends with one line:
 `bench: chaos scenarios=.. jobs=.. lost=.. doubled=.. stuck=.. bystanders_dead=.. rerun_after_loss=.. max_settle_s=..`.
 CHAOS_SCENARIOS=name,name runs only those.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,10 +52,16 @@ def main() -> None:
         for kind, tags in sorted(counts.details.items()):
             say(f"    {kind}: {' '.join(tags[:8])}{' ...' if len(tags) > 8 else ''}")
     ran = [c for c in results if not c.skipped]
-    total = {key: sum(getattr(c, key) for c in ran)
-             for key in ("jobs", "lost", "doubled", "stuck", "bystanders_dead", "rerun_after_loss")}
-    print(f"bench: chaos scenarios={len(ran)} " + " ".join(f"{key}={value}" for key, value in total.items())
-          + f" max_settle_s={max((c.settle_s for c in ran), default=0.0):.1f}", flush=True)
+    total = {
+        key: sum(getattr(c, key) for c in ran)
+        for key in ("jobs", "lost", "doubled", "stuck", "bystanders_dead", "rerun_after_loss")
+    }
+    print(
+        f"bench: chaos scenarios={len(ran)} "
+        + " ".join(f"{key}={value}" for key, value in total.items())
+        + f" max_settle_s={max((c.settle_s for c in ran), default=0.0):.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ then runs the generator's own planning and storing (actors.collections.plan_surf
 store_generation, without a broker) with the default settings, and prints how long each took
 and how the picks obey the rules (brand cap, near-duplicates) under a catalogue with duplicates.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,24 +43,46 @@ def catalogue(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32), seeds
 
 
-async def load(conn, vectors: np.ndarray, seeds: np.ndarray,  # type: ignore[no-untyped-def]
-               rng: np.random.Generator) -> None:
+async def load(
+    conn,
+    vectors: np.ndarray,
+    seeds: np.ndarray,  # type: ignore[no-untyped-def]
+    rng: np.random.Generator,
+) -> None:
     """Bulk-load items (Zipf-ish brands) and build the HNSW index, then the seeds."""
     await conn.execute("DROP INDEX items_embedding_hnsw")
     brands = [f"Brand {min(int(b), BRANDS)}" for b in rng.zipf(1.6, len(vectors))]
-    records = [("bench", str(i), f"item {i}", brands[i], "one_of_one", "available", [f"{i:064x}"], vectors[i], MODEL)
-               for i in range(len(vectors))]
-    await conn.copy_records_to_table("items", records=records, columns=[
-        "source", "source_listing_id", "title", "brand", "kind", "status", "media_keys", "embedding",
-        "embedding_model"])
+    records = [
+        ("bench", str(i), f"item {i}", brands[i], "one_of_one", "available", [f"{i:064x}"], vectors[i], MODEL)
+        for i in range(len(vectors))
+    ]
+    await conn.copy_records_to_table(
+        "items",
+        records=records,
+        columns=[
+            "source",
+            "source_listing_id",
+            "title",
+            "brand",
+            "kind",
+            "status",
+            "media_keys",
+            "embedding",
+            "embedding_model",
+        ],
+    )
     started = time.perf_counter()
     await conn.execute("SET maintenance_work_mem = '1GB'")
     await conn.execute("CREATE INDEX items_embedding_hnsw ON items USING hnsw (embedding vector_cosine_ops)")
     await conn.execute("VACUUM ANALYZE items")
     say(f"loaded {len(vectors):,} items; HNSW index built in {time.perf_counter() - started:.0f}s")
     for k, vector in enumerate(seeds):
-        await conn.execute("INSERT INTO style_seeds (label, embedding, embedding_model) VALUES ($1, $2, $3)",
-                           f"look {k}", vector, MODEL)
+        await conn.execute(
+            "INSERT INTO style_seeds (label, embedding, embedding_model) VALUES ($1, $2, $3)",
+            f"look {k}",
+            vector,
+            MODEL,
+        )
 
 
 async def generation(conn, surface: str, vectors: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -73,19 +96,25 @@ async def generation(conn, surface: str, vectors: np.ndarray) -> dict[str, float
     method, planned = await plan_surface(conn, surface, model=MODEL, day=now.date(), settings=settings)
     planned_s = time.perf_counter() - started
     started = time.perf_counter()
-    stored = await store_generation(conn, surface, planned, method=method, model=MODEL, generated_at=now,
-                                    settings=settings)
+    stored = await store_generation(
+        conn, surface, planned, method=method, model=MODEL, generated_at=now, settings=settings
+    )
     store_ms = (time.perf_counter() - started) * 1000
-    rows = await conn.fetch("SELECT id, brand FROM items WHERE id = ANY($1::bigint[])",
-                            [i for p in planned for i in p.item_ids])
+    rows = await conn.fetch(
+        "SELECT id, brand FROM items WHERE id = ANY($1::bigint[])", [i for p in planned for i in p.item_ids]
+    )
     brand = {r["id"]: r["brand"] for r in rows}
     worst_brand = max(max(Counter(brand[i] for i in p.item_ids).values()) for p in planned)
-    worst_cosine = max(float(np.max(m - np.eye(len(m)) * 2)) for m in
-                       ((vectors[np.array(p.item_ids) - 1] @ vectors[np.array(p.item_ids) - 1].T) for p in planned))
-    say(f"  {method}: {len(planned)} collections, {sum(len(p.item_ids) for p in planned)} items, planned in "
+    worst_cosine = max(
+        float(np.max(m - np.eye(len(m)) * 2))
+        for m in ((vectors[np.array(p.item_ids) - 1] @ vectors[np.array(p.item_ids) - 1].T) for p in planned)
+    )
+    say(
+        f"  {method}: {len(planned)} collections, {sum(len(p.item_ids) for p in planned)} items, planned in "
         f"{planned_s:.2f}s, stored+swapped in {store_ms:.0f} ms (swapped={stored is not None}); "
         f"max per brand {worst_brand} (cap {settings.collection_brand_cap}), max pair cosine {worst_cosine:.3f} "
-        f"(threshold {settings.collection_duplicate_cosine})")
+        f"(threshold {settings.collection_duplicate_cosine})"
+    )
     return {"planned_s": planned_s, "store_ms": store_ms, "collections": len(planned)}
 
 
@@ -117,9 +146,11 @@ def main() -> int:
     finally:
         stack.stop()
     seeds_f, clusters_f = figures["seeds"], figures["clusters"]
-    say(f"bench: collections n={N} seeds_plan_s={seeds_f['planned_s']:.2f} seeds_store_ms={seeds_f['store_ms']:.0f} "
+    say(
+        f"bench: collections n={N} seeds_plan_s={seeds_f['planned_s']:.2f} seeds_store_ms={seeds_f['store_ms']:.0f} "
         f"clusters_plan_s={clusters_f['planned_s']:.2f} clusters_store_ms={clusters_f['store_ms']:.0f} "
-        f"collections={seeds_f['collections']}+{clusters_f['collections']}")
+        f"collections={seeds_f['collections']}+{clusters_f['collections']}"
+    )
     return 0
 
 

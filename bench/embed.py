@@ -9,6 +9,7 @@ interpreter when it has the [export] extra, else from BACKROOM_EXPORT_PYTHON (an
 that has it); without either, torch figures are n/a. The exported ONNX model is cached in
 $BACKROOM_CACHE (default ~/.cache/backroom), never in the repo.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,8 +36,16 @@ BATCH = 8
 GFLOP_PER_IMAGE = 8.8
 ROUNDS = 4
 CACHE = Path(os.environ.get("BACKROOM_CACHE", Path.home() / ".cache" / "backroom")) / "bench" / "vit-b-32-random"
-QUERIES = ["black leather jacket", "vintage denim", "y2k silver chain", "chunky knit scarf", "wide leg trousers",
-           "oversized grey hoodie", "gorpcore fleece", "90s windbreaker"] * 8
+QUERIES = [
+    "black leather jacket",
+    "vintage denim",
+    "y2k silver chain",
+    "chunky knit scarf",
+    "wide leg trousers",
+    "oversized grey hoodie",
+    "gorpcore fleece",
+    "90s windbreaker",
+] * 8
 
 
 def say(line: str) -> None:
@@ -59,20 +68,38 @@ def ensure_model(python: str | None) -> Path | None:
     if python is None:
         return None
     say(f"exporting ViT-B-32 (random weights, seed 0) with --int8 to {CACHE} (about a minute)…")
-    command = [python, "-m", "cli.main", "models", "export", "--arch", "ViT-B-32", "--pretrained", "none",
-               "--seed", "0", "--out", str(CACHE), "--int8"]
+    command = [
+        python,
+        "-m",
+        "cli.main",
+        "models",
+        "export",
+        "--arch",
+        "ViT-B-32",
+        "--pretrained",
+        "none",
+        "--seed",
+        "0",
+        "--out",
+        str(CACHE),
+        "--int8",
+    ]
     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return CACHE
 
 
 def matmul_ceiling() -> tuple[float, str]:
     """Best float32 matmul GFLOP/s of NumPy here, with the OpenBLAS core-type overrides lifted."""
-    code = ("import numpy as np,time;n=2048;a=np.random.rand(n,n).astype(np.float32);b=a.copy();a@b;"
-            "best=min((lambda t:(a@b,time.perf_counter()-t)[1])(time.perf_counter()) for _ in range(20));"
-            "print(2*n**3/best/1e9)")
+    code = (
+        "import numpy as np,time;n=2048;a=np.random.rand(n,n).astype(np.float32);b=a.copy();a@b;"
+        "best=min((lambda t:(a@b,time.perf_counter()-t)[1])(time.perf_counter()) for _ in range(20));"
+        "print(2*n**3/best/1e9)"
+    )
     figures = {}
-    for label, env in (("as set", dict(os.environ)),
-                       ("OPENBLAS_CORETYPE unset", {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")})):
+    for label, env in (
+        ("as set", dict(os.environ)),
+        ("OPENBLAS_CORETYPE unset", {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}),
+    ):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         figures[label] = float(out.stdout.strip())
     label = max(figures, key=figures.get)
@@ -115,11 +142,26 @@ def torch_figures(python: str, batches: list[np.ndarray]) -> tuple[float, np.nda
     """open_clip/torch images/s and vectors on the same pixels (a child process with torch)."""
     with tempfile.TemporaryDirectory() as temp:
         np.savez(Path(temp) / "pixels.npz", batches=np.stack(batches))
-        out = subprocess.run([python, str(REPO / "bench" / "_embed_torch.py"), str(Path(temp) / "pixels.npz"),
-                              str(Path(temp) / "vectors.npy"), str(ROUNDS)],
-                             cwd=REPO, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        out = subprocess.run(
+            [
+                python,
+                str(REPO / "bench" / "_embed_torch.py"),
+                str(Path(temp) / "pixels.npz"),
+                str(Path(temp) / "vectors.npy"),
+                str(ROUNDS),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         report = json.loads(out.stdout.strip().splitlines()[-1])
-        return report["ips"], np.load(Path(temp) / "vectors.npy"), f"torch {report['torch']}, {report['threads']} threads"
+        return (
+            report["ips"],
+            np.load(Path(temp) / "vectors.npy"),
+            f"torch {report['torch']}, {report['threads']} threads",
+        )
 
 
 def speeds(fp32: ClipModel, int8: ClipModel, python: str | None, batches: list[np.ndarray]) -> tuple:
@@ -139,8 +181,9 @@ def speeds(fp32: ClipModel, int8: ClipModel, python: str | None, batches: list[n
 def preprocessing_seconds(images: list[bytes], model: ClipModel, *, draft: bool) -> float:
     """Wall seconds per image to decode + preprocess batches of 8 as the runtime does (threads per core)."""
     batches = [images[i : i + BATCH] for i in range(0, len(images), BATCH)]
-    return 1.0 / best_rate(lambda: [preprocess_batch(b, model.manifest.image, draft=draft) for b in batches],
-                           len(images))
+    return 1.0 / best_rate(
+        lambda: [preprocess_batch(b, model.manifest.image, draft=draft) for b in batches], len(images)
+    )
 
 
 def text_trim_speedup(model: ClipModel) -> tuple[float, int]:
@@ -172,12 +215,16 @@ def main() -> int:
     directory = ensure_model(python)
     if directory is None:
         say("no cached ViT-B-32 export and no torch (install the [export] extra or set BACKROOM_EXPORT_PYTHON)")
-        say("bench: embed onnx_fp32_ips=n/a onnx_int8_ips=n/a torch_ips=n/a fp32_vs_torch=n/a fp32_of_ceiling=n/a "
-            "int8_vs_torch=n/a int8_cos=n/a text_trim_speedup=n/a")
+        say(
+            "bench: embed onnx_fp32_ips=n/a onnx_int8_ips=n/a torch_ips=n/a fp32_vs_torch=n/a fp32_of_ceiling=n/a "
+            "int8_vs_torch=n/a int8_cos=n/a text_trim_speedup=n/a"
+        )
         return 0
     ceiling, ceiling_detail = max(matmul_ceiling(), matmul_ceiling())  # best of two: other processes share the cores
-    say(f"float32 matmul ceiling: {ceiling:.0f} GFLOP/s ({ceiling_detail}) = {ceiling / GFLOP_PER_IMAGE:.1f} "
-        f"ViT-B-32 images/s at {GFLOP_PER_IMAGE} GFLOP each")
+    say(
+        f"float32 matmul ceiling: {ceiling:.0f} GFLOP/s ({ceiling_detail}) = {ceiling / GFLOP_PER_IMAGE:.1f} "
+        f"ViT-B-32 images/s at {GFLOP_PER_IMAGE} GFLOP each"
+    )
     images = [photo(i) for i in range(4 * BATCH)]
     fp32 = ClipModel.load(directory)
     pixels = np.stack([preprocess(d, fp32.manifest.image) for d in images])
@@ -185,30 +232,40 @@ def main() -> int:
     int8 = ClipModel.load(directory, precision="int8")
     (fp32_ips, fp32_vectors), (int8_ips, int8_vectors), torch_run = speeds(fp32, int8, python, batches)
     torch_ips = None if torch_run is None else torch_run[0]
-    say(f"onnx fp32: {fp32_ips:.2f} images/s at batch {BATCH}"
-        f" ({fp32_ips * GFLOP_PER_IMAGE / ceiling:.0%} of the ceiling)")
+    say(
+        f"onnx fp32: {fp32_ips:.2f} images/s at batch {BATCH}"
+        f" ({fp32_ips * GFLOP_PER_IMAGE / ceiling:.0%} of the ceiling)"
+    )
     int8_cos, int8_min = cosine(int8_vectors, fp32_vectors)
     say(f"onnx int8: {int8_ips:.2f} images/s, cosine to fp32 mean {int8_cos:.4f} min {int8_min:.4f}")
     if torch_run is not None:
         mean, low = cosine(torch_run[1], fp32_vectors)
-        say(f"open_clip/torch: {torch_ips:.2f} images/s ({torch_run[2]}); onnx fp32 cosine to torch mean {mean:.6f} "
-            f"min {low:.6f}")
+        say(
+            f"open_clip/torch: {torch_ips:.2f} images/s ({torch_run[2]}); onnx fp32 cosine to torch mean {mean:.6f} "
+            f"min {low:.6f}"
+        )
     else:
         say("open_clip/torch: n/a (no torch here and BACKROOM_EXPORT_PYTHON unset)")
     drafted = preprocessing_seconds(images, fp32, draft=True)
     full = preprocessing_seconds(images, fp32, draft=False)
     share = drafted / (drafted + 1 / fp32_ips)
-    say(f"preprocessing (batches of {BATCH}, a thread per core): {drafted * 1000:.1f} ms/image with JPEG draft"
+    say(
+        f"preprocessing (batches of {BATCH}, a thread per core): {drafted * 1000:.1f} ms/image with JPEG draft"
         f" ({full * 1000:.1f} ms without) = "
-        f"{share:.0%} of per-image time")
+        f"{share:.0%} of per-image time"
+    )
     speedup, length = text_trim_speedup(fp32)
-    say(f"text: {len(QUERIES)} queries trimmed to {length} tokens run {speedup:.1f}x faster"
-        " than padded to 77 (same vectors)")
+    say(
+        f"text: {len(QUERIES)} queries trimmed to {length} tokens run {speedup:.1f}x faster"
+        " than padded to 77 (same vectors)"
+    )
     ratio = None if torch_ips is None else fp32_ips / torch_ips
     int8_ratio = None if torch_ips is None else int8_ips / torch_ips
-    say(f"bench: embed onnx_fp32_ips={fmt(fp32_ips)} onnx_int8_ips={fmt(int8_ips)} torch_ips={fmt(torch_ips)} "
+    say(
+        f"bench: embed onnx_fp32_ips={fmt(fp32_ips)} onnx_int8_ips={fmt(int8_ips)} torch_ips={fmt(torch_ips)} "
         f"fp32_vs_torch={fmt(ratio)} fp32_of_ceiling={fmt(fp32_ips * GFLOP_PER_IMAGE / ceiling)} "
-        f"int8_vs_torch={fmt(int8_ratio)} int8_cos={fmt(int8_cos, 4)} text_trim_speedup={fmt(speedup, 1)}")
+        f"int8_vs_torch={fmt(int8_ratio)} int8_cos={fmt(int8_cos, 4)} text_trim_speedup={fmt(speedup, 1)}"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ doubled = deliveries received more than once (same endpoint, same webhook-id); a
 deliveries whose signature did not verify and per-resource order violations.
 Ends with one line: `bench: events deliveries_s=.. p50_ms=.. p99_ms=.. lost=.. doubled=..`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,12 +52,18 @@ async def prepare(dsn: str, fronts: list[FakeStorefront]) -> list[int]:
     conn = await asyncpg.connect(dsn)
     try:
         for n, front in enumerate(fronts):
-            await conn.execute("INSERT INTO storefront_endpoints (name, url, secret, event_types)"
-                               " VALUES ($1, $2, $3, '{}')", f"bench-{n}", front.url, front.secret)
+            await conn.execute(
+                "INSERT INTO storefront_endpoints (name, url, secret, event_types) VALUES ($1, $2, $3, '{}')",
+                f"bench-{n}",
+                front.url,
+                front.secret,
+            )
         rows = await conn.fetch(
             "INSERT INTO items (source, source_listing_id, title, kind, stock, status, price_cents, currency)"
             " SELECT 'bench', 'b' || g, 'Bench tee ' || g, 'stable', 1000, 'pending', 2500, 'EUR'"
-            " FROM generate_series(1, $1) g RETURNING id", ITEMS)
+            " FROM generate_series(1, $1) g RETURNING id",
+            ITEMS,
+        )
         return [r["id"] for r in rows]
     finally:
         await conn.close()
@@ -70,8 +77,11 @@ async def change_all(dsn: str, items: list[int]) -> float:
     try:
         for n in range(CHANGES):
             item, round_ = items[n % len(items)], n // len(items)
-            sql = ("UPDATE items SET status = 'available' WHERE id = $1" if round_ == 0
-                   else f"UPDATE items SET stock = {1000 - round_} WHERE id = $1")
+            sql = (
+                "UPDATE items SET status = 'available' WHERE id = $1"
+                if round_ == 0
+                else f"UPDATE items SET stock = {1000 - round_} WHERE id = $1"
+            )
             pending.add(asyncio.create_task(pool.execute(sql, item)))
             if len(pending) >= 16:
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -88,8 +98,9 @@ async def event_times(dsn: str) -> dict[str, tuple[float, str, int]]:
     """webhook-id -> (created_at as epoch seconds, resource id, seq) for every event."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch("SELECT id, extract(epoch FROM created_at)::float8 AS t, resource_id, seq"
-                                " FROM storefront_events")
+        rows = await conn.fetch(
+            "SELECT id, extract(epoch FROM created_at)::float8 AS t, resource_id, seq FROM storefront_events"
+        )
         return {f"evt_{r['id']}": (r["t"], r["resource_id"], r["seq"]) for r in rows}
     finally:
         await conn.close()
@@ -111,13 +122,25 @@ def figures(fronts: list[FakeStorefront], events: dict[str, tuple[float, str, in
             last_seq[resource] = max(seq, last_seq.get(resource, 0))
     distinct = sum(len({r.headers["webhook-id"] for r in f.received}) for f in fronts)
     if not received_at:
-        return {"deliveries_s": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "lost": len(events) * len(fronts),
-                "doubled": 0, "unverified": 0, "out_of_order": 0}
+        return {
+            "deliveries_s": 0.0,
+            "p50_ms": float("nan"),
+            "p99_ms": float("nan"),
+            "lost": len(events) * len(fronts),
+            "doubled": 0,
+            "unverified": 0,
+            "out_of_order": 0,
+        }
     first = min(t for t, _, _ in events.values())
-    return {"deliveries_s": len(received_at) / max(1e-9, max(received_at) - first),
-            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
-            "lost": len(events) * len(fronts) - distinct, "doubled": doubled, "unverified": unverified,
-            "out_of_order": disorder}
+    return {
+        "deliveries_s": len(received_at) / max(1e-9, max(received_at) - first),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "lost": len(events) * len(fronts) - distinct,
+        "doubled": doubled,
+        "unverified": unverified,
+        "out_of_order": disorder,
+    }
 
 
 def main() -> None:
@@ -140,14 +163,16 @@ def main() -> None:
         say(f"  changes committed in {took:.1f} s")
         expected = CHANGES * len(fronts)
         try:
-            wait_until(lambda: sum(len(f.received) for f in fronts) >= expected, timeout=DRAIN_S,
-                       what="every delivery")
+            wait_until(lambda: sum(len(f.received) for f in fronts) >= expected, timeout=DRAIN_S, what="every delivery")
         except TimeoutError as error:
             say(f"  {error}; the worker's log ends:\n{worker.tail()}")
         result = figures(fronts, asyncio.run(event_times(dsn)))
         say(f"  unverified={result['unverified']} out_of_order={result['out_of_order']}")
-        print(f"bench: events deliveries_s={result['deliveries_s']:.0f} p50_ms={result['p50_ms']:.0f} "
-              f"p99_ms={result['p99_ms']:.0f} lost={result['lost']} doubled={result['doubled']}", flush=True)
+        print(
+            f"bench: events deliveries_s={result['deliveries_s']:.0f} p50_ms={result['p50_ms']:.0f} "
+            f"p99_ms={result['p99_ms']:.0f} lost={result['lost']} doubled={result['doubled']}",
+            flush=True,
+        )
     finally:
         runner.stop()
         stack.stop()

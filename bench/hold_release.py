@@ -20,6 +20,7 @@ production default is 20000, so a killed worker's holds can be that much late).
 Ends with one line:
 `bench: hold_release p50_s=.. p99_s=.. missed=.. killed_p99_s=.. killed_missed=..`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,11 +53,13 @@ async def insert_items(dsn: str) -> tuple[int, int]:
     try:
         stable = await conn.fetchval(
             "INSERT INTO items (source, source_listing_id, title, kind, stock, status, price_cents, currency)"
-            " VALUES ('bench', 'stable', 'Bench tee', 'stable', 1000000, 'available', 2500, 'EUR') RETURNING id")
+            " VALUES ('bench', 'stable', 'Bench tee', 'stable', 1000000, 'available', 2500, 'EUR') RETURNING id"
+        )
         pod = await conn.fetchval(
             "INSERT INTO items (source, source_listing_id, title, kind, status, price_cents, currency, attributes)"
             " VALUES ('bench', 'pod', 'Bench poster', 'print_on_demand', 'available', 3000, 'EUR',"
-            " '{\"printify_product_id\": \"p1\", \"printify_variant_id\": 17887}') RETURNING id")
+            ' \'{"printify_product_id": "p1", "printify_variant_id": 17887}\') RETURNING id'
+        )
         return stable, pod
     finally:
         await conn.close()
@@ -68,7 +71,9 @@ async def run_figures(dsn: str, run: str) -> tuple[list[float], int, int]:
     try:
         rows = await conn.fetch(
             "SELECT extract(epoch FROM release_started_at - hold_until)::float8 AS late, status"
-            " FROM orders WHERE metadata->>'bench_run' = $1", run)
+            " FROM orders WHERE metadata->>'bench_run' = $1",
+            run,
+        )
     finally:
         await conn.close()
     late = [r["late"] for r in rows if r["late"] is not None]
@@ -79,17 +84,22 @@ async def last_hold_end(dsn: str, run: str) -> float:
     """Seconds from now until the last hold of the run ends."""
     conn = await asyncpg.connect(dsn)
     try:
-        return float(await conn.fetchval(
-            "SELECT coalesce(extract(epoch FROM max(hold_until) - now()), 0) FROM orders"
-            " WHERE metadata->>'bench_run' = $1", run))
+        return float(
+            await conn.fetchval(
+                "SELECT coalesce(extract(epoch FROM max(hold_until) - now()), 0) FROM orders"
+                " WHERE metadata->>'bench_run' = $1",
+                run,
+            )
+        )
     finally:
         await conn.close()
 
 
 def kill_one_worker(client: redis.Redis) -> int:
     """SIGKILL one live worker process (its supervisor starts a new one); returns its pid."""
-    pids = sorted(int(client.hget(key, "pid")) for key in client.scan_iter("backroom:worker:*")
-                  if client.hget(key, "pid"))
+    pids = sorted(
+        int(client.hget(key, "pid")) for key in client.scan_iter("backroom:worker:*") if client.hget(key, "pid")
+    )
     os.kill(pids[0], signal.SIGKILL)
     return pids[0]
 
@@ -102,9 +112,12 @@ def one_run(run: str, fakes: Fakes, stack: Stack, items: tuple[int, int], *, kil
     interval, started, killed = CREATE_S / ORDERS, time.monotonic(), None
     for i in range(ORDERS):
         item = items[1] if i % 3 == 0 else items[0]
-        event = fakes.stripe.checkout_completed(items=str(item), amount_total=3000 if item == items[1] else 2500,
-                                                email=f"b{i}@example.com",
-                                                metadata={"bench_run": run})
+        event = fakes.stripe.checkout_completed(
+            items=str(item),
+            amount_total=3000 if item == items[1] else 2500,
+            email=f"b{i}@example.com",
+            metadata={"bench_run": run},
+        )
         handle_stripe_event.send(event["id"])
         if kill and killed is None and i >= ORDERS // 2:
             killed = kill_one_worker(client)
@@ -123,8 +136,10 @@ def one_run(run: str, fakes: Fakes, stack: Stack, items: tuple[int, int], *, kil
         say(f"  [{run}] not every order was released within {MISSED_AFTER_S:.0f}s of its hold")
     late, total, released = asyncio.run(run_figures(stack.database_url, run))
     missed = (ORDERS - total) + sum(1 for value in late if value > MISSED_AFTER_S) + (total - len(late))
-    say(f"  [{run}] orders={total} released={released} p50={percentile(late, 50):.3f}s "
-        f"p99={percentile(late, 99):.3f}s max={max(late, default=float('nan')):.3f}s missed={missed}")
+    say(
+        f"  [{run}] orders={total} released={released} p50={percentile(late, 50):.3f}s "
+        f"p99={percentile(late, 99):.3f}s max={max(late, default=float('nan')):.3f}s missed={missed}"
+    )
     return late, missed
 
 
@@ -138,26 +153,40 @@ def main() -> int:
         stack.start_postgres()
         fakes.start()
         fakes.printify.pending_s = 0.3
-        env = stack.env(**fakes.env(), HOLD_MINUTES=f"{HOLD_S / 60}", WORKER_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS),
-                        RESEND_RATE_PER_S="2000", PUSHOVER_RATE_PER_S="2000", TELEGRAM_RATE_PER_S="2000",
-                        STRIPE_RATE_PER_S="2000", PRINTIFY_RATE_PER_MIN="600000", ADMIN_EMAIL="admin@example.com")
+        env = stack.env(
+            **fakes.env(),
+            HOLD_MINUTES=f"{HOLD_S / 60}",
+            WORKER_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS),
+            RESEND_RATE_PER_S="2000",
+            PUSHOVER_RATE_PER_S="2000",
+            TELEGRAM_RATE_PER_S="2000",
+            STRIPE_RATE_PER_S="2000",
+            PRINTIFY_RATE_PER_MIN="600000",
+            ADMIN_EMAIL="admin@example.com",
+        )
         os.environ.update(env)  # this process enqueues through the same settings
         items = asyncio.run(insert_items(stack.database_url))
         stack.spawn("scheduler", [str(BIN / "backroom"), "scheduler"], env)
         stack.spawn("worker", [str(BIN / "backroom"), "worker", "-p", "2", "-t", "8"], env)
         client = redis.Redis.from_url(stack.redis.url)  # type: ignore[union-attr]
         wait_until(lambda: len(list(client.scan_iter("backroom:worker:*"))) == 2, timeout=90, what="two workers")
-        say(f"bench: {ORDERS} orders over {CREATE_S:.0f}s per run, hold {HOLD_S:.0f}s, "
-            f"heartbeat timeout {HEARTBEAT_MS} ms")
+        say(
+            f"bench: {ORDERS} orders over {CREATE_S:.0f}s per run, hold {HOLD_S:.0f}s, "
+            f"heartbeat timeout {HEARTBEAT_MS} ms"
+        )
         late, missed = one_run("calm", fakes, stack, items, kill=False)
         killed_late, killed_missed = one_run("killed", fakes, stack, items, kill=True)
         duplicates = sum(count - 1 for count in fakes.printify.creates.values() if count > 1)
         double_sends = sum(count - 1 for count in fakes.printify.sends.values() if count > 1)
-        say(f"printify: {len(fakes.printify.creates)} orders created, duplicates={duplicates}, "
-            f"double sends={double_sends}")
-        print(f"bench: hold_release p50_s={percentile(late, 50):.3f} p99_s={percentile(late, 99):.3f} "
-              f"missed={missed} killed_p99_s={percentile(killed_late, 99):.3f} killed_missed={killed_missed}",
-              flush=True)
+        say(
+            f"printify: {len(fakes.printify.creates)} orders created, duplicates={duplicates}, "
+            f"double sends={double_sends}"
+        )
+        print(
+            f"bench: hold_release p50_s={percentile(late, 50):.3f} p99_s={percentile(late, 99):.3f} "
+            f"missed={missed} killed_p99_s={percentile(killed_late, 99):.3f} killed_missed={killed_missed}",
+            flush=True,
+        )
         return 0 if missed == 0 and killed_missed == 0 and duplicates == 0 and double_sends == 0 else 1
     finally:
         fakes.stop()

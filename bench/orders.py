@@ -26,6 +26,7 @@ an email sent twice (same recipient and subject). p99_final_s: from the order's 
 final state (released_at, dispatched_at, or its last update), on the database clock.
 Ends with: `bench: orders n=.. correct=.. stuck=.. doubled=.. p99_final_s=..`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,11 +72,13 @@ async def insert_items(dsn: str) -> tuple[int, int]:
     try:
         stable = await conn.fetchval(
             "INSERT INTO items (source, source_listing_id, title, kind, stock, status, price_cents, currency)"
-            " VALUES ('bench', 'stable', 'Bench tee', 'stable', 1000000, 'available', 2500, 'EUR') RETURNING id")
+            " VALUES ('bench', 'stable', 'Bench tee', 'stable', 1000000, 'available', 2500, 'EUR') RETURNING id"
+        )
         pod = await conn.fetchval(
             "INSERT INTO items (source, source_listing_id, title, kind, status, price_cents, currency, attributes)"
             " VALUES ('bench', 'pod', 'Bench poster', 'print_on_demand', 'available', 2500, 'EUR',"
-            " '{\"printify_product_id\": \"p1\", \"printify_variant_id\": 17887}') RETURNING id")
+            ' \'{"printify_product_id": "p1", "printify_variant_id": 17887}\') RETURNING id'
+        )
         return stable, pod
     finally:
         await conn.close()
@@ -86,8 +89,13 @@ def place(i: int, fakes: Fakes, items: tuple[int, int]) -> list[dict]:
     kind = kind_of(i)
     item = items[1] if kind in ("pod", "disputed") else items[0]
     paid = kind != "failed_payment"
-    completed = fakes.stripe.checkout_completed(items=str(item), amount_total=2500, email=f"b{i}@example.com",
-                                                metadata={"bench": kind}, payment_status="paid" if paid else "unpaid")
+    completed = fakes.stripe.checkout_completed(
+        items=str(item),
+        amount_total=2500,
+        email=f"b{i}@example.com",
+        metadata={"bench": kind},
+        payment_status="paid" if paid else "unpaid",
+    )
     if kind == "failed_payment":
         events = [completed, fakes.stripe.async_payment(completed, succeeded=False)]
     elif kind == "disputed":
@@ -133,7 +141,8 @@ async def outcome(dsn: str) -> list[dict]:
                                                            WHEN 'released' THEN released_at END, updated_at)
                                       - created_at)::float8 AS final_s
             FROM orders WHERE metadata ? 'bench'
-            """)
+            """
+        )
         return [dict(r) for r in rows]
     finally:
         await conn.close()
@@ -148,13 +157,16 @@ def right(row: dict) -> bool:
 
 def doubled(fakes: Fakes) -> dict[str, int]:
     """Effects that happened more than once."""
-    emails = Counter((m.get("to") if isinstance(m.get("to"), str) else str(m.get("to")), m.get("subject"))
-                     for m in fakes.resend.sent)
+    emails = Counter(
+        (m.get("to") if isinstance(m.get("to"), str) else str(m.get("to")), m.get("subject")) for m in fakes.resend.sent
+    )
     refunds = Counter(r["payment_intent"] for r in fakes.stripe.refunds.values())
-    return {"printify_creates": sum(c - 1 for c in fakes.printify.creates.values() if c > 1),
-            "printify_sends": sum(c - 1 for c in fakes.printify.sends.values() if c > 1),
-            "refunds": sum(c - 1 for c in refunds.values() if c > 1),
-            "emails": sum(c - 1 for c in emails.values() if c > 1)}
+    return {
+        "printify_creates": sum(c - 1 for c in fakes.printify.creates.values() if c > 1),
+        "printify_sends": sum(c - 1 for c in fakes.printify.sends.values() if c > 1),
+        "refunds": sum(c - 1 for c in refunds.values() if c > 1),
+        "emails": sum(c - 1 for c in emails.values() if c > 1),
+    }
 
 
 def run(fakes: Fakes, stack: Stack, items: tuple[int, int]) -> None:
@@ -196,17 +208,27 @@ def main() -> int:
         stack.start_postgres()
         fakes.start()
         fakes.printify.pending_s, fakes.printify.production_s = 0.3, 3.0
-        env = stack.env(**fakes.env(), HOLD_MINUTES=f"{HOLD_S / 60}", WORKER_HEARTBEAT_TIMEOUT_MS="2000",
-                        PRINTIFY_POLL_AFTER_MINUTES=f"{10 / 60}", RESEND_RATE_PER_S="2000",
-                        PUSHOVER_RATE_PER_S="2000", TELEGRAM_RATE_PER_S="2000", STRIPE_RATE_PER_S="2000",
-                        PRINTIFY_RATE_PER_MIN="600000", ADMIN_EMAIL="admin@example.com")
+        env = stack.env(
+            **fakes.env(),
+            HOLD_MINUTES=f"{HOLD_S / 60}",
+            WORKER_HEARTBEAT_TIMEOUT_MS="2000",
+            PRINTIFY_POLL_AFTER_MINUTES=f"{10 / 60}",
+            RESEND_RATE_PER_S="2000",
+            PUSHOVER_RATE_PER_S="2000",
+            TELEGRAM_RATE_PER_S="2000",
+            STRIPE_RATE_PER_S="2000",
+            PRINTIFY_RATE_PER_MIN="600000",
+            ADMIN_EMAIL="admin@example.com",
+        )
         os.environ.update(env)  # this process enqueues through the same settings
         items = asyncio.run(insert_items(stack.database_url))
         stack.spawn("worker", [str(BIN / "backroom"), "worker", "-p", "2", "-t", "8"], env)
         client = redis.Redis.from_url(stack.redis.url)  # type: ignore[union-attr]
         wait_until(lambda: len(list(client.scan_iter("backroom:worker:*"))) == 2, timeout=90, what="two workers")
-        say(f"bench: {ORDERS} orders over {CREATE_S:.0f}s, hold {HOLD_S:.0f}s, {DROP:.0%} of Printify webhooks"
-            " dropped, 5% failed payments, 2% disputes, one worker killed halfway")
+        say(
+            f"bench: {ORDERS} orders over {CREATE_S:.0f}s, hold {HOLD_S:.0f}s, {DROP:.0%} of Printify webhooks"
+            " dropped, 5% failed payments, 2% disputes, one worker killed halfway"
+        )
         run(fakes, stack, items)
         rows = asyncio.run(outcome(stack.database_url))
         correct = [r for r in rows if right(r)]
@@ -215,8 +237,11 @@ def main() -> int:
         say(f"  by kind: {dict(Counter(r['kind'] for r in correct))} right; wrong: {dict(wrong)}; doubled: {twice}")
         stuck = ORDERS - len(correct)
         p99 = percentile([r["final_s"] for r in correct if r["final_s"] is not None], 99)
-        print(f"bench: orders n={ORDERS} correct={len(correct)} stuck={stuck} doubled={sum(twice.values())} "
-              f"p99_final_s={p99:.1f}", flush=True)
+        print(
+            f"bench: orders n={ORDERS} correct={len(correct)} stuck={stuck} doubled={sum(twice.values())} "
+            f"p99_final_s={p99:.1f}",
+            flush=True,
+        )
         return 0 if stuck == 0 and not any(twice.values()) else 1
     finally:
         fakes.stop()

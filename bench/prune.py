@@ -14,6 +14,7 @@ the marketplace's own request log: per host, checks per minute from its first to
 check request, the most requests it saw in any one-second window, and the smallest gap.
 Ends with one line: `bench: prune checks_per_min=.. vinted=.. grailed=.. shop=.. max_per_s=.. limit_per_s=..`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,7 +56,11 @@ async def seed_items(dsn: str, market: Marketplace) -> dict[int, str]:
                 item_id = await conn.fetchval(
                     "INSERT INTO items (source, source_listing_id, source_url, title, kind, status)"
                     " VALUES ($1, $2, $3, $4, 'one_of_one', 'available') RETURNING id",
-                    source, str(listing.id), market.url_of(listing), listing.title)
+                    source,
+                    str(listing.id),
+                    market.url_of(listing),
+                    listing.title,
+                )
                 states[item_id] = state
     finally:
         await conn.close()
@@ -66,8 +71,9 @@ async def item_states(dsn: str) -> list[asyncpg.Record]:
     """Every item's status and last check outcome."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetch("SELECT id, status, last_check_outcome, last_checked_at IS NOT NULL AS checked"
-                                " FROM items")
+        return await conn.fetch(
+            "SELECT id, status, last_check_outcome, last_checked_at IS NOT NULL AS checked FROM items"
+        )
     finally:
         await conn.close()
 
@@ -91,11 +97,18 @@ def main() -> int:
         stack.start_redis()
         stack.start_postgres()
         market.start()
-        env = stack.env(PRUNE_HOST_RATE_PER_S=str(RATE), PRUNE_JITTER=str(JITTER),
-                        PRUNE_HOST_CONCURRENCY=str(CONCURRENCY), PRUNE_EDGE_SOURCES="vinted" if EDGE else "",
-                        PRUNE_TIMEOUT_S="10", EDGE_NODE_ID="bench-pi", EDGE_HEARTBEAT_S="1",
-                        EDGE_OUTBOX_PATH=str(stack.root / "outbox.sqlite3"), EDGE_PAGES_IN_FLIGHT="2",
-                        PYTHONPATH=str(REPO))
+        env = stack.env(
+            PRUNE_HOST_RATE_PER_S=str(RATE),
+            PRUNE_JITTER=str(JITTER),
+            PRUNE_HOST_CONCURRENCY=str(CONCURRENCY),
+            PRUNE_EDGE_SOURCES="vinted" if EDGE else "",
+            PRUNE_TIMEOUT_S="10",
+            EDGE_NODE_ID="bench-pi",
+            EDGE_HEARTBEAT_S="1",
+            EDGE_OUTBOX_PATH=str(stack.root / "outbox.sqlite3"),
+            EDGE_PAGES_IN_FLIGHT="2",
+            PYTHONPATH=str(REPO),
+        )
         os.environ.update(env)  # this process enqueues through the same settings
         states = asyncio.run(seed_items(stack.database_url, market))
         stack.spawn("worker", [str(BIN / "backroom"), "worker", "-p", "2", "-t", "8"], env)
@@ -108,13 +121,17 @@ def main() -> int:
             from cli.edge import create_edge_credentials
 
             # the node on its own credential: its results reach record_listing_check through the pool's gateway
-            creds = create_edge_credentials(client, "backroom", "bench-pi", host="127.0.0.1",
-                                            port=stack.redis.port)  # type: ignore[union-attr]
-            stack.spawn("edge", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", "2"],
-                        {**env, "REDIS_URL": creds.redis_url})
+            creds = create_edge_credentials(client, "backroom", "bench-pi", host="127.0.0.1", port=stack.redis.port)  # type: ignore[union-attr]
+            stack.spawn(
+                "edge",
+                [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", "2"],
+                {**env, "REDIS_URL": creds.redis_url},
+            )
             wait_until(lambda: live_edge_nodes(client, Keys("backroom"), ttl_s=30), timeout=90, what="an edge node")
-        say(f"bench: {len(states)} items ({PER_HOST} per host), limit {RATE:g}/s per host (+ jitter {JITTER:g}), "
-            f"{CONCURRENCY} in flight per host, vinted on the {'edge (Chromium)' if EDGE else 'server'}")
+        say(
+            f"bench: {len(states)} items ({PER_HOST} per host), limit {RATE:g}/s per host (+ jitter {JITTER:g}), "
+            f"{CONCURRENCY} in flight per host, vinted on the {'edge (Chromium)' if EDGE else 'server'}"
+        )
         from actors.prune import prune_listings
 
         market.clear_requests()
@@ -143,13 +160,19 @@ def main() -> int:
             per_min, most, gap = host_figures(times)
             rates[source] = per_min
             over += most > RATE  # a host saw more requests in one second than the limit allows
-            say(f"  {source:8s} checks={len(times):4d} checks_per_min={per_min:7.1f} limit_per_s={RATE:g} "
-                f"max_in_any_1s={most} min_gap_ms={gap * 1000:.0f} (limit gap {1000 / RATE:.0f})")
+            say(
+                f"  {source:8s} checks={len(times):4d} checks_per_min={per_min:7.1f} limit_per_s={RATE:g} "
+                f"max_in_any_1s={most} min_gap_ms={gap * 1000:.0f} (limit gap {1000 / RATE:.0f})"
+            )
         total = len(states) / elapsed * 60
-        most_any = max(host_figures([r.at for r in market.requests(s) if r.path.startswith(CHECK_PATHS[s])])[1]
-                       for s in SOURCES)
-        print(f"bench: prune checks_per_min={total:.1f} vinted={rates['vinted']:.1f} grailed={rates['grailed']:.1f} "
-              f"shop={rates['shop']:.1f} max_per_s={most_any} limit_per_s={RATE:g}", flush=True)
+        most_any = max(
+            host_figures([r.at for r in market.requests(s) if r.path.startswith(CHECK_PATHS[s])])[1] for s in SOURCES
+        )
+        print(
+            f"bench: prune checks_per_min={total:.1f} vinted={rates['vinted']:.1f} grailed={rates['grailed']:.1f} "
+            f"shop={rates['shop']:.1f} max_per_s={most_any} limit_per_s={RATE:g}",
+            flush=True,
+        )
         return 0 if wrong == 0 and over == 0 else 1
     except TimeoutError:
         for child in stack.children:

@@ -7,6 +7,7 @@ and `bench/_minimal_api.py` (what a user would write instead: Quart, pydantic, b
 `send()`). It ends with one `bench: queue_overhead ...` line. BENCH_JOBS overrides the backlog
 size (default 30000) and BENCH_ROUNDS the number of drain rounds (default 3).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,18 @@ class Bench:
 
     def worker(self, kind: str, processes: int) -> Child:
         """Start `dramatiq MODULE --processes P --threads 8 --queues bench`."""
-        args = [str(BIN / "dramatiq"), MODULES[kind], "--path", str(BENCH_DIR),
-                "--processes", str(processes), "--threads", "8", "--queues", "bench"]
+        args = [
+            str(BIN / "dramatiq"),
+            MODULES[kind],
+            "--path",
+            str(BENCH_DIR),
+            "--processes",
+            str(processes),
+            "--threads",
+            "8",
+            "--queues",
+            "bench",
+        ]
         return self.stack.spawn(f"worker-{kind}", args, self.stack.env())
 
     # -- 1. drain rate -------------------------------------------------------------------------
@@ -114,8 +125,12 @@ class Bench:
             time.sleep(0.01)
         done = acked
         if kind == "backroom":
-            done = wait_until(lambda: self.count_succeeded(keys=[f"{ns}:jobs"], args=[f"{ns}:job:"]) == jobs,
-                              timeout=60, interval=0.02, what="every job record to read 'succeeded'")
+            done = wait_until(
+                lambda: self.count_succeeded(keys=[f"{ns}:jobs"], args=[f"{ns}:job:"]) == jobs,
+                timeout=60,
+                interval=0.02,
+                what="every job record to read 'succeeded'",
+            )
             say(f"  backroom: last job record written {1000 * (done - acked):.0f} ms after the last ack")
         dead = self.client.zcard(f"{ns}:bench.XQ")
         child.stop()
@@ -123,8 +138,10 @@ class Bench:
             raise RuntimeError(f"{kind}: {dead} no-op jobs were dead-lettered")
         assert first_ack is not None
         rate = jobs / (done - first_ack)
-        say(f"  {kind}: drained {jobs} in {done - first_ack:.2f}s from the first ack = {rate:,.0f} jobs/s "
-            f"({jobs / (done - spawned):,.0f} jobs/s counting the {first_ack - spawned:.2f}s worker start-up)")
+        say(
+            f"  {kind}: drained {jobs} in {done - first_ack:.2f}s from the first ack = {rate:,.0f} jobs/s "
+            f"({jobs / (done - spawned):,.0f} jobs/s counting the {first_ack - spawned:.2f}s worker start-up)"
+        )
         return rate
 
     # -- 2. the enqueue API against a minimal one ------------------------------------------------
@@ -132,8 +149,18 @@ class Bench:
     def api_server(self, kind: str) -> Iterator[tuple[str, Child]]:
         """hypercorn serving `APPS[kind]` with the Procfile's `web` settings; yields its base URL."""
         port = free_port()
-        args = [str(BIN / "hypercorn"), APPS[kind], "--worker-class", "uvloop", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(API_WORKERS), "--read-timeout", "60"]  # as the Procfile's `web` runs it
+        args = [
+            str(BIN / "hypercorn"),
+            APPS[kind],
+            "--worker-class",
+            "uvloop",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(API_WORKERS),
+            "--read-timeout",
+            "60",
+        ]  # as the Procfile's `web` runs it
         child = self.stack.spawn(f"api-{kind}", args, self.stack.env())
         base = f"http://127.0.0.1:{port}"
         try:
@@ -152,9 +179,11 @@ class Bench:
         counts, elapsed, latencies = asyncio.run(hammer(f"{base}/v1/jobs/ping", token))
         rate = counts[202] / elapsed
         others = {status: n for status, n in counts.items() if status != 202}
-        say(f"  {kind}: {rate:,.0f} 202/s over {elapsed:.1f}s with {API_CONCURRENCY} in flight, "
+        say(
+            f"  {kind}: {rate:,.0f} 202/s over {elapsed:.1f}s with {API_CONCURRENCY} in flight, "
             f"latency p50 {latencies[0]:.1f} ms p99 {latencies[1]:.1f} ms"
-            + (f", other answers (0 = no answer) {others}" if others else ""))
+            + (f", other answers (0 = no answer) {others}" if others else "")
+        )
         if others:
             say(f"  end of the API log:\n{child.tail()}")
         self.client.flushdb()
@@ -165,9 +194,11 @@ class Bench:
         self.client.flushdb()
         counts, latencies = asyncio.run(_paced(f"{base}/v1/jobs/ping", token, rate))
         others = {status: n for status, n in counts.items() if status != 202}
-        say(f"  {kind} at {rate:,.0f} requests/s: p50 {percentile(latencies, 50):.1f} ms, "
+        say(
+            f"  {kind} at {rate:,.0f} requests/s: p50 {percentile(latencies, 50):.1f} ms, "
             f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies, default=float('nan')):.1f} ms "
-            f"over {len(latencies)} 202s" + (f", other answers (0 = no answer) {others}" if others else ""))
+            f"over {len(latencies)} 202s" + (f", other answers (0 = no answer) {others}" if others else "")
+        )
         if others:
             say(f"  end of the API log:\n{child.tail()}")
         self.client.flushdb()
@@ -197,8 +228,10 @@ class Bench:
             waits = [float(raw) * 1000 for raw in self.client.lrange(PICKUP_KEY, 0, -1)]
         finally:
             child.stop()
-        say(f"  {kind}: pickup p50 {percentile(waits, 50):.1f} ms, p90 {percentile(waits, 90):.1f} ms, "
-            f"p99 {percentile(waits, 99):.1f} ms, max {max(waits):.1f} ms over {len(waits)} jobs")
+        say(
+            f"  {kind}: pickup p50 {percentile(waits, 50):.1f} ms, p90 {percentile(waits, 90):.1f} ms, "
+            f"p99 {percentile(waits, 99):.1f} ms, max {max(waits):.1f} ms over {len(waits)} jobs"
+        )
         return waits
 
 
@@ -239,8 +272,9 @@ async def _wrk(url: str, token: str, warmup: float = 1.0) -> tuple[Counter[int],
     try:
         args = ["wrk", "-t", "1", "-c", str(API_CONCURRENCY), "-s", str(script), url]
         subprocess.run([*args[:1], "-d", f"{warmup:.0f}s", *args[1:]], capture_output=True, check=True)
-        out = subprocess.run([*args[:1], "-d", f"{SEND_SECONDS:.0f}s", *args[1:]], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [*args[:1], "-d", f"{SEND_SECONDS:.0f}s", *args[1:]], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         script.unlink(missing_ok=True)
     found = re.search(r"BENCH (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
@@ -270,7 +304,7 @@ async def _hammer(url: str, token: str, warmup: float = 1.0) -> tuple[Counter[in
                     async with session.post(url, json={}, headers=headers) as response:
                         await response.read()
                     status = response.status
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     status = 0  # no HTTP answer at all
                     await asyncio.sleep(0.01)
                 if state["measuring"]:
@@ -297,8 +331,9 @@ async def _paced(url: str, token: str, rate: float, warmup: float = 1.0) -> tupl
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
 
         async def one(due: float, measured: bool) -> None:
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -306,7 +341,7 @@ async def _paced(url: str, token: str, rate: float, warmup: float = 1.0) -> tupl
                 async with session.post(url, data=b"{}", headers=headers) as response:
                     await response.read()
                 status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status = 0  # no HTTP answer at all
             if measured:
                 counts[status] += 1
@@ -321,8 +356,10 @@ async def _paced(url: str, token: str, rate: float, warmup: float = 1.0) -> tupl
 def main() -> None:
     """Run the three measurements side by side and print the summary line last."""
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless
-    say(f"queue_overhead: {JOBS} no-op jobs x {ROUNDS} rounds, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, dramatiq {dramatiq.__version__}, {_load()}")
+    say(
+        f"queue_overhead: {JOBS} no-op jobs x {ROUNDS} rounds, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, dramatiq {dramatiq.__version__}, {_load()}"
+    )
     stack = Stack()
     try:
         say("starting redis-server and embedded Postgres ...")
@@ -332,20 +369,26 @@ def main() -> None:
         os.environ.update(stack.env(REDIS_NAMESPACE=NAMESPACES["backroom"], BENCH_BARE_NAMESPACE=NAMESPACES["bare"]))
         bench = Bench(stack)
 
-        say("1. drain rate: 2 worker processes x 8 threads, backlog enqueued first; Backroom = build_broker() "
-            "with JobTracking, Retries(bounded), AsyncIO, CurrentMessage, Periodiq; Prometheus off (METRICS_PORT=0)")
+        say(
+            "1. drain rate: 2 worker processes x 8 threads, backlog enqueued first; Backroom = build_broker() "
+            "with JobTracking, Retries(bounded), AsyncIO, CurrentMessage, Periodiq; Prometheus off (METRICS_PORT=0)"
+        )
         rates: dict[str, list[float]] = {"backroom": [], "bare": []}
         for round_ in range(ROUNDS):
-            for kind in (("backroom", "bare") if round_ % 2 == 0 else ("bare", "backroom")):
+            for kind in ("backroom", "bare") if round_ % 2 == 0 else ("bare", "backroom"):
                 rates[kind].append(bench.drain(kind, JOBS))
         backroom_s, bare_s = (statistics.mean(rates[k]) for k in ("backroom", "bare"))
-        say(f"  => backroom {backroom_s:,.0f} jobs/s, bare {bare_s:,.0f} jobs/s, ratio {backroom_s / bare_s:.2f} "
-            f"(target >= 0.8; mean of {ROUNDS} round(s))")
+        say(
+            f"  => backroom {backroom_s:,.0f} jobs/s, bare {bare_s:,.0f} jobs/s, ratio {backroom_s / bare_s:.2f} "
+            f"(target >= 0.8; mean of {ROUNDS} round(s))"
+        )
 
-        say(f"2. POST /v1/jobs/ping {{}}: Backroom's API (bearer token, validation, job record) against "
+        say(
+            f"2. POST /v1/jobs/ping {{}}: Backroom's API (bearer token, validation, job record) against "
             f"bench/_minimal_api.py (pydantic, bare Dramatiq send()), both on hypercorn --worker-class uvloop "
             f"--workers {API_WORKERS}; load from "
-            f"{'wrk' if shutil.which('wrk') else 'aiohttp (install wrk for a lighter load generator)'}")
+            f"{'wrk' if shutil.which('wrk') else 'aiohttp (install wrk for a lighter load generator)'}"
+        )
         # The shared machine's slow spells would favour whichever API ran in a quiet one, so both
         # servers stay up and take turns (backroom, minimal, minimal, backroom, ...); each figure is
         # the mean of its turns.
@@ -354,19 +397,23 @@ def main() -> None:
         with bench.api_server("backroom") as backroom_api, bench.api_server("minimal") as minimal_api:
             servers = {"backroom": backroom_api, "minimal": minimal_api}
             for turn in range(API_TURNS):
-                for kind in (("backroom", "minimal") if turn % 2 == 0 else ("minimal", "backroom")):
+                for kind in ("backroom", "minimal") if turn % 2 == 0 else ("minimal", "backroom"):
                     peaks[kind].append(bench.api_load(kind, *servers[kind], token))
             api_s, minimal_s = statistics.mean(peaks["backroom"]), statistics.mean(peaks["minimal"])
-            say(f"  => peak: backroom {api_s:,.0f} 202/s, minimal {minimal_s:,.0f} 202/s (means of {API_TURNS}): "
+            say(
+                f"  => peak: backroom {api_s:,.0f} 202/s, minimal {minimal_s:,.0f} 202/s (means of {API_TURNS}): "
                 f"{api_s / minimal_s:.2f} (target >= 1.0); turn by turn "
-                f"{' '.join(f'{a / m:.2f}' for a, m in zip(peaks['backroom'], peaks['minimal']))}")
+                f"{' '.join(f'{a / m:.2f}' for a, m in zip(peaks['backroom'], peaks['minimal']))}"
+            )
             paced = api_s / 2
             say(f"  latency at half of Backroom's peak ({paced:,.0f} requests/s, open loop, from when each was due)")
             for kind in ("backroom", "minimal", "minimal", "backroom"):
                 half[kind] += bench.paced_load(kind, *servers[kind], token, paced)
         p99_half = percentile(half["backroom"], 99)
-        say(f"  => p99 at {paced:,.0f} requests/s: backroom {p99_half:.1f} ms (target <= 20), "
-            f"minimal {percentile(half['minimal'], 99):.1f} ms (2 turns each, pooled)")
+        say(
+            f"  => p99 at {paced:,.0f} requests/s: backroom {p99_half:.1f} ms (target <= 20), "
+            f"minimal {percentile(half['minimal'], 99):.1f} ms (2 turns each, pooled)"
+        )
 
         say("3. pickup latency: one idle worker process, one job every 20-50 ms")
         waits = {kind: bench.pickup(kind) for kind in ("backroom", "bare")}
@@ -376,10 +423,13 @@ def main() -> None:
         stack.stop()
 
     p50, p99 = percentile(waits["backroom"], 50), percentile(waits["backroom"], 99)
-    print(f"bench: queue_overhead backroom_jobs_s={backroom_s:.0f} bare_jobs_s={bare_s:.0f} "
-          f"ratio={backroom_s / bare_s:.2f} api_202_s={api_s:.0f} minimal_202_s={minimal_s:.0f} "
-          f"api_vs_minimal={api_s / minimal_s:.2f} api_p99_half_ms={p99_half:.1f} "
-          f"pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f}", flush=True)
+    print(
+        f"bench: queue_overhead backroom_jobs_s={backroom_s:.0f} bare_jobs_s={bare_s:.0f} "
+        f"ratio={backroom_s / bare_s:.2f} api_202_s={api_s:.0f} minimal_202_s={minimal_s:.0f} "
+        f"api_vs_minimal={api_s / minimal_s:.2f} api_p99_half_ms={p99_half:.1f} "
+        f"pickup_p50_ms={p50:.1f} pickup_p99_ms={p99:.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

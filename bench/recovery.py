@@ -23,6 +23,7 @@ workers only log that their pool to the dummy DATABASE_URL cannot open), and thr
 The delta of a sample is (second start record's time) - (time the bench sent SIGKILL).
 Ends with one line: `bench: recovery backroom_s=.. bare_s=.. bare_capped=0|1 bare_loaded_s=.. bare_loaded_capped=0|1`.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/recovery.py` puts bench/ first; we import bench._recovery_*
@@ -58,8 +60,16 @@ MIN_REDIS_UPTIME_S = 15.0  # Backroom's reaper waits 1.5 heartbeat timeouts afte
 DUMMY_DATABASE_URL = "postgresql://bench@127.0.0.1:1/unused"  # Settings need one; nothing listens there
 NAMESPACES = {"idle": "bench_recovery_idle", "loaded": "bench_recovery_loaded"}
 # the environment must not change the settings under test
-SCRUB = ("WORKER_HEARTBEAT_TIMEOUT_MS", "POISON_THRESHOLD", "REDIS_NAMESPACE", "REDIS_SENTINELS", "SENTRY_DSN",
-         "WORKER_PROCESSES", "WORKER_THREADS", "BENCH_RECOVERY_NS")
+SCRUB = (
+    "WORKER_HEARTBEAT_TIMEOUT_MS",
+    "POISON_THRESHOLD",
+    "REDIS_NAMESPACE",
+    "REDIS_SENTINELS",
+    "SENTRY_DSN",
+    "WORKER_PROCESSES",
+    "WORKER_THREADS",
+    "BENCH_RECOVERY_NS",
+)
 T0 = time.monotonic()
 
 
@@ -111,8 +121,9 @@ class Tree:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.log = name, log
         with log.open("ab") as handle:
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.seen: dict[int, float] = {}
         self.lock = threading.Lock()
         self.snapshot()
@@ -309,15 +320,21 @@ def backroom_sample(client: redis.Redis, index: int, pool: Tree) -> Sample:
     record = wait_for(lambda: (r := broker.jobs.get(message.message_id)) and r.status.value in final and r, 20, 0.1)
     if record is None:
         current = broker.jobs.get(message.message_id)
-        sample.problems.append(f"job record not final 20s after release: {current.status.value if current else 'missing'}")
+        sample.problems.append(
+            f"job record not final 20s after release: {current.status.value if current else 'missing'}"
+        )
     else:
         if record.recovered_at is not None:
             sample.notes.append(f"reaped {record.recovered_at.timestamp() - killed:.1f}s after the kill")
-        sample.notes.append(f"record {record.status.value} attempts={record.attempts} "
-                            f"recoveries={record.recoveries} crashes={record.crashes}")
+        sample.notes.append(
+            f"record {record.status.value} attempts={record.attempts} "
+            f"recoveries={record.recoveries} crashes={record.crashes}"
+        )
         if (record.status.value, record.attempts, record.recoveries, record.crashes) != ("succeeded", 2, 1, 1):
-            sample.problems.append(f"unexpected job record: {record.status.value} attempts={record.attempts} "
-                                   f"recoveries={record.recoveries} crashes={record.crashes}")
+            sample.problems.append(
+                f"unexpected job record: {record.status.value} attempts={record.attempts} "
+                f"recoveries={record.recoveries} crashes={record.crashes}"
+            )
     if sample.seconds is not None and sample.seconds > 60:
         sample.problems.append(f"recovery took {sample.seconds:.1f}s (> 60s)")
     return sample
@@ -360,8 +377,9 @@ class Loader(threading.Thread):
         return self.sent / elapsed if elapsed > 0 else 0.0
 
 
-def bare_sample(client: redis.Redis, redis_url: str, label: str, loop: RestartLoop, cap: float,
-                load_rate: float = 0.0) -> Sample:
+def bare_sample(
+    client: redis.Redis, redis_url: str, label: str, loop: RestartLoop, cap: float, load_rate: float = 0.0
+) -> Sample:
     from dramatiq.brokers.redis import RedisBroker
 
     namespace = NAMESPACES[label]
@@ -421,8 +439,14 @@ def describe(sample: Sample) -> str:
 
 def child_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SCRUB and not k.startswith("dramatiq_")}
-    env.update(REDIS_URL=redis_url, DATABASE_URL=DUMMY_DATABASE_URL, METRICS_PORT="0", LOG_LEVEL="WARNING",
-               LOG_FORMAT="console", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    env.update(
+        REDIS_URL=redis_url,
+        DATABASE_URL=DUMMY_DATABASE_URL,
+        METRICS_PORT="0",
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="console",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
     env.update(extra)
     return env
 
@@ -457,19 +481,27 @@ def run(out: list[str]) -> int:
         from config.settings import get_settings
 
         settings = get_settings()
-        say(f"redis {server.url}; Backroom settings:"
+        say(
+            f"redis {server.url}; Backroom settings:"
             f" WORKER_HEARTBEAT_TIMEOUT_MS={settings.worker_heartbeat_timeout_ms} "
-            f"POISON_THRESHOLD={settings.poison_threshold} namespace={settings.redis_namespace}")
+            f"POISON_THRESHOLD={settings.poison_threshold} namespace={settings.redis_namespace}"
+        )
         if settings.worker_heartbeat_timeout_ms != 20_000:
             say("WARNING: the heartbeat timeout is not the default 20000 ms (.env?)")
 
-        supervisor = Tree("backroom-worker", [sys.executable, "-m", "cli.main", "worker", "-p", "2", "-t", "2",
-                                              "--module", "bench._recovery_actors"],
-                          child_env(server.url), root / "backroom-worker.log")
+        supervisor = Tree(
+            "backroom-worker",
+            [sys.executable, "-m", "cli.main", "worker", "-p", "2", "-t", "2", "--module", "bench._recovery_actors"],
+            child_env(server.url),
+            root / "backroom-worker.log",
+        )
         for label, namespace in NAMESPACES.items():
-            loops[label] = RestartLoop(f"bare-{label}", [sys.executable, "-m", "dramatiq", "bench._recovery_bare",
-                                                         "--processes", "2", "--threads", "2"],
-                                       child_env(server.url, BENCH_RECOVERY_NS=namespace), root / f"bare-{label}.log")
+            loops[label] = RestartLoop(
+                f"bare-{label}",
+                [sys.executable, "-m", "dramatiq", "bench._recovery_bare", "--processes", "2", "--threads", "2"],
+                child_env(server.url, BENCH_RECOVERY_NS=namespace),
+                root / f"bare-{label}.log",
+            )
         snapshotter = Snapshotter(lambda: [supervisor, *(t for loop in loops.values() for t in loop.all_trees())])
         snapshotter.start()
         say("started: backroom worker -p 2 -t 2; dramatiq bench._recovery_bare -p 2 -t 2 (x2, restart loops)")
@@ -520,8 +552,10 @@ def run(out: list[str]) -> int:
         restarts = (root / "backroom-worker.log").read_text(errors="replace").count("restarting")
 
         values = [s.value for s in backroom]
-        say(f"backroom: samples {', '.join(f'{v:.2f}' for v in values)} s; median {statistics.median(values):.2f} s; "
-            f"min {min(values):.2f} max {max(values):.2f}; supervisor restarted {restarts} worker(s)")
+        say(
+            f"backroom: samples {', '.join(f'{v:.2f}' for v in values)} s; median {statistics.median(values):.2f} s; "
+            f"min {min(values):.2f} max {max(values):.2f}; supervisor restarted {restarts} worker(s)"
+        )
         for label, result in bare.items():
             if isinstance(result, Sample):
                 say(f"bare {label}: {'>=' if result.capped else ''}{result.value:.1f} s")

@@ -20,6 +20,7 @@ was inside the provider call then waits out the claim's lease (60 s) before its 
 Ends with one line:
 `bench: reminders n=.. p50_s=.. p99_s=.. missed=.. doubled=.. quiet_violations=.. killed_p99_s=..`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -78,22 +79,51 @@ async def store(dsn: str, run: str, prefs: dict[str, Preferences], start: dateti
             "INSERT INTO notification_preferences (recipient, time_zone, quiet_start, quiet_end)"
             " VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (recipient) DO UPDATE SET time_zone = $2, quiet_start = $3, quiet_end = $4",
-            [(r, p.time_zone, p.quiet_start, p.quiet_end) for r, p in prefs.items()])
+            [(r, p.time_zone, p.quiet_start, p.quiet_end) for r, p in prefs.items()],
+        )
         names = list(prefs)
         subjects, sends = [], []
         for i in range(N):
             due = start + timedelta(seconds=LEAD_S + SPREAD_S * i / N)
             subject, recipient = f"b:{run}:{i}", names[i % RECIPIENTS]
-            subjects.append((subject, recipient, json.dumps({"email": f"s{i}.{run}@bench.example"}), due.date(),
-                             due.time(), "UTC", "none", [0], ["email"], "ops_message",
-                             json.dumps({"title": f"reminder {i}", "text": "bench"})))
+            subjects.append(
+                (
+                    subject,
+                    recipient,
+                    json.dumps({"email": f"s{i}.{run}@bench.example"}),
+                    due.date(),
+                    due.time(),
+                    "UTC",
+                    "none",
+                    [0],
+                    ["email"],
+                    "ops_message",
+                    json.dumps({"title": f"reminder {i}", "text": "bench"}),
+                )
+            )
             sends.append((subject, recipient, "email", 0, due.date(), due))
         await conn.copy_records_to_table(
-            "reminder_subjects", records=subjects,
-            columns=["subject", "recipient", "addresses", "occurs_on", "at", "time_zone", "recurrence",
-                     "offsets_minutes", "channels", "template", "data"])
-        await conn.copy_records_to_table("reminders", records=sends, columns=[
-            "subject", "recipient", "channel", "offset_minutes", "occurrence", "due_at"])
+            "reminder_subjects",
+            records=subjects,
+            columns=[
+                "subject",
+                "recipient",
+                "addresses",
+                "occurs_on",
+                "at",
+                "time_zone",
+                "recurrence",
+                "offsets_minutes",
+                "channels",
+                "template",
+                "data",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "reminders",
+            records=sends,
+            columns=["subject", "recipient", "channel", "offset_minutes", "occurrence", "due_at"],
+        )
     finally:
         await conn.close()
 
@@ -108,28 +138,30 @@ async def figures(dsn: str, run: str) -> list[asyncpg.Record]:
                    EXISTS (SELECT 1 FROM reminder_log d WHERE d.reminder_id = r.id AND d.event = 'deferred') AS deferred
             FROM reminders r LEFT JOIN reminder_log l ON l.reminder_id = r.id AND l.event = 'sent'
             WHERE r.subject LIKE $1 GROUP BY r.id
-            """, f"b:{run}:%")
+            """,
+            f"b:{run}:%",
+        )
     finally:
         await conn.close()
 
 
 def kill_one_worker(client: redis.Redis) -> int:
     """SIGKILL one live worker process (its supervisor starts a new one); returns its pid."""
-    pids = sorted(int(client.hget(key, "pid")) for key in client.scan_iter("backroom:worker:*")
-                  if client.hget(key, "pid"))
+    pids = sorted(
+        int(client.hget(key, "pid")) for key in client.scan_iter("backroom:worker:*") if client.hget(key, "pid")
+    )
     os.kill(pids[0], signal.SIGKILL)
     return pids[0]
 
 
 def one_run(run: str, stack: Stack, *, kill: bool) -> tuple[list[float], int, int, int]:
     """Store the run's sends, wait for them (killing a worker halfway if asked); (lateness, missed, doubled, quiet)."""
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     prefs = preference_sets(start)
     asyncio.run(store(stack.database_url, run, prefs, start))
-    say(f"  [{run}] {N} sends stored in {(datetime.now(timezone.utc) - start).total_seconds():.1f}s")
+    say(f"  [{run}] {N} sends stored in {(datetime.now(UTC) - start).total_seconds():.1f}s")
     if kill:
-        time.sleep(max(0.0, (start + timedelta(seconds=LEAD_S + SPREAD_S / 2) - datetime.now(timezone.utc))
-                       .total_seconds()))
+        time.sleep(max(0.0, (start + timedelta(seconds=LEAD_S + SPREAD_S / 2) - datetime.now(UTC)).total_seconds()))
         client = redis.Redis.from_url(stack.redis.url)  # type: ignore[union-attr]
         say(f"  [{run}] SIGKILLed worker pid {kill_one_worker(client)} halfway")
     end = start + timedelta(seconds=LEAD_S + SPREAD_S + MISSED_AFTER_S + 60)
@@ -138,20 +170,24 @@ def one_run(run: str, stack: Stack, *, kill: bool) -> tuple[list[float], int, in
         return all(r["sent"] for r in asyncio.run(figures(stack.database_url, run)))
 
     try:
-        wait_until(all_sent, timeout=max(5.0, (end - datetime.now(timezone.utc)).total_seconds()), interval=2.0,
-                   what="every send")
+        wait_until(
+            all_sent, timeout=max(5.0, (end - datetime.now(UTC)).total_seconds()), interval=2.0, what="every send"
+        )
     except TimeoutError:
         say(f"  [{run}] not every send went out in time")
     rows = asyncio.run(figures(stack.database_url, run))
     late = [(r["sent_at"] - r["due_at"]).total_seconds() for r in rows if r["sent_at"] is not None]
-    missed = sum(1 for r in rows if r["sent_at"] is None or (r["sent_at"] - r["due_at"]).total_seconds()
-                 > MISSED_AFTER_S)
+    missed = sum(
+        1 for r in rows if r["sent_at"] is None or (r["sent_at"] - r["due_at"]).total_seconds() > MISSED_AFTER_S
+    )
     quiet = sum(1 for r in rows if r["sent_at"] is not None and quiet_until(r["sent_at"], prefs[r["recipient"]]))
     doubled = sum(1 for r in rows if r["sent"] > 1)
     deferred = [(r["sent_at"] - r["due_at"]).total_seconds() for r in rows if r["sent_at"] and r["deferred"]]
-    say(f"  [{run}] sent={len(late)} p50={percentile(late, 50):.3f}s p99={percentile(late, 99):.3f}s "
+    say(
+        f"  [{run}] sent={len(late)} p50={percentile(late, 50):.3f}s p99={percentile(late, 99):.3f}s "
         f"max={max(late, default=float('nan')):.3f}s missed={missed} doubled={doubled} quiet_violations={quiet}; "
-        f"deferred by quiet hours: {len(deferred)}, their p99={percentile(deferred, 99):.3f}s")
+        f"deferred by quiet hours: {len(deferred)}, their p99={percentile(deferred, 99):.3f}s"
+    )
     return late, missed, doubled, quiet
 
 
@@ -164,24 +200,35 @@ def main() -> int:
         stack.start_redis()
         stack.start_postgres()
         fakes.start()
-        env = stack.env(**fakes.env(), WORKER_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS), RESEND_RATE_PER_S="100000",
-                        dramatiq_worker_timeout=WORKER_TIMEOUT_MS,
-                        PUSHOVER_RATE_PER_S="2000", TELEGRAM_RATE_PER_S="2000", ADMIN_EMAIL="admin@example.com")
+        env = stack.env(
+            **fakes.env(),
+            WORKER_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS),
+            RESEND_RATE_PER_S="100000",
+            dramatiq_worker_timeout=WORKER_TIMEOUT_MS,
+            PUSHOVER_RATE_PER_S="2000",
+            TELEGRAM_RATE_PER_S="2000",
+            ADMIN_EMAIL="admin@example.com",
+        )
         os.environ.update(env)
         stack.spawn("scheduler", [str(BIN / "backroom"), "scheduler"], env)
         stack.spawn("worker", [str(BIN / "backroom"), "worker", "-p", "2", "-t", "16"], env)
         client = redis.Redis.from_url(stack.redis.url)  # type: ignore[union-attr]
         wait_until(lambda: len(list(client.scan_iter("backroom:worker:*"))) == 2, timeout=90, what="two workers")
-        say(f"bench: {N} reminders due over {SPREAD_S:.0f}s per run, {RECIPIENTS} recipients "
-            f"(every 4th with quiet hours), heartbeat timeout {HEARTBEAT_MS} ms")
+        say(
+            f"bench: {N} reminders due over {SPREAD_S:.0f}s per run, {RECIPIENTS} recipients "
+            f"(every 4th with quiet hours), heartbeat timeout {HEARTBEAT_MS} ms"
+        )
         late, missed, doubled, quiet = one_run("calm", stack, kill=False)
         k_late, k_missed, k_doubled, k_quiet = one_run("killed", stack, kill=True)
         delivered = Counter(to for m in fakes.resend.sent for to in m["to"])
         doubled += k_doubled + sum(1 for count in delivered.values() if count > 1)
         missed, quiet = missed + k_missed, quiet + k_quiet
-        print(f"bench: reminders n={2 * N} p50_s={percentile(late, 50):.3f} p99_s={percentile(late, 99):.3f} "
-              f"missed={missed} doubled={doubled} quiet_violations={quiet} "
-              f"killed_p99_s={percentile(k_late, 99):.3f}", flush=True)
+        print(
+            f"bench: reminders n={2 * N} p50_s={percentile(late, 50):.3f} p99_s={percentile(late, 99):.3f} "
+            f"missed={missed} doubled={doubled} quiet_violations={quiet} "
+            f"killed_p99_s={percentile(k_late, 99):.3f}",
+            flush=True,
+        )
         return 0 if missed == 0 and doubled == 0 and quiet == 0 else 1
     finally:
         fakes.stop()

@@ -28,6 +28,7 @@ Ends with one line:
 `bench: scrape lpm_1=.. lpm_4=.. rss_mb=.. pss_mb=.. rss_1_mb=.. pss_1_mb=.. contexts=.. lpm_4_cN=.. rss_cN_mb=..
 browser=..`.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,9 @@ from fakes.marketplace.data import BRANDS  # noqa: E402
 JOBS = int(os.environ.get("BENCH_JOBS", "12"))
 LIMIT = int(os.environ.get("BENCH_LIMIT", "12"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
-CONTEXTS = os.environ.get("EDGE_CONTEXTS_IN_FLIGHT") or str(EdgeSettings.model_fields["edge_contexts_in_flight"].default)
+CONTEXTS = os.environ.get("EDGE_CONTEXTS_IN_FLIGHT") or str(
+    EdgeSettings.model_fields["edge_contexts_in_flight"].default
+)
 SCRUB = ("REDIS_NAMESPACE", "REDIS_SENTINELS", "SENTRY_DSN", "EDGE_SOURCES", "EDGE_PAGES_IN_FLIGHT")
 
 
@@ -128,8 +131,13 @@ def chromium_path() -> str:
 
 def send(broker: BackroomBroker, source: str, query: str, limit: int) -> Message:
     """Enqueue scrape_source on `edge` by name."""
-    message = Message(queue_name=contracts.EDGE_QUEUE, actor_name=contracts.SCRAPE_SOURCE, args=(),
-                      kwargs={"source": source, "query": query, "limit": limit}, options={"max_retries": 0})
+    message = Message(
+        queue_name=contracts.EDGE_QUEUE,
+        actor_name=contracts.SCRAPE_SOURCE,
+        args=(),
+        kwargs={"source": source, "query": query, "limit": limit},
+        options={"max_retries": 0},
+    )
     broker.enqueue(message)
     return message
 
@@ -158,30 +166,53 @@ def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS)
     broker = BackroomBroker(url=stack.redis.url, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0)
     node = f"bench-{pages}-{contexts}"
     creds = create_edge_credentials(client, "backroom", node, host="127.0.0.1", port=stack.redis.port)
-    env = stack.env(**market.env(), EDGE_PAGES_IN_FLIGHT=str(pages), VINTED_ITEM_DETAILS="true",
-                    EDGE_CHROMIUM_PATH=chromium_path(), EDGE_CONTEXTS_IN_FLIGHT=contexts,
-                    EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}-{contexts}.db"),
-                    EDGE_NODE_ID=node, REDIS_URL=creds.redis_url,
-                    PYTHONPATH=str(REPO))  # not bench/: its module names must not shadow the stdlib's
-    gateway = stack.spawn(f"gateway-{pages}-{contexts}", worker_process.command("broker.gateway_worker", [],
-                [contracts.RESULTS_QUEUE], 2, 10), stack.env(PYTHONPATH=str(REPO)))
-    child = stack.spawn(f"edge-{pages}-{contexts}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env)
+    env = stack.env(
+        **market.env(),
+        EDGE_PAGES_IN_FLIGHT=str(pages),
+        VINTED_ITEM_DETAILS="true",
+        EDGE_CHROMIUM_PATH=chromium_path(),
+        EDGE_CONTEXTS_IN_FLIGHT=contexts,
+        EDGE_OUTBOX_PATH=str(stack.root / f"outbox-{pages}-{contexts}.db"),
+        EDGE_NODE_ID=node,
+        REDIS_URL=creds.redis_url,
+        PYTHONPATH=str(REPO),
+    )  # not bench/: its module names must not shadow the stdlib's
+    gateway = stack.spawn(
+        f"gateway-{pages}-{contexts}",
+        worker_process.command("broker.gateway_worker", [], [contracts.RESULTS_QUEUE], 2, 10),
+        stack.env(PYTHONPATH=str(REPO)),
+    )
+    child = stack.spawn(
+        f"edge-{pages}-{contexts}", [str(BIN / "backroom"), "worker", "--edge", "-p", "1", "-t", str(THREADS)], env
+    )
     sampler = Sampler(child.process.pid)
     sampler.start()
     try:
         warm = send(broker, "shop", "", 1)
-        wait_until(lambda: (check_jobs(broker, [warm]) or len(delivered(client)) == 1) or not child.alive(),
-                   timeout=120, what="the warm-up scrape")
+        wait_until(
+            lambda: (check_jobs(broker, [warm]) or len(delivered(client)) == 1) or not child.alive(),
+            timeout=120,
+            what="the warm-up scrape",
+        )
         if not child.alive():
             raise RuntimeError(f"edge worker exited:\n{child.tail()}")
         client.delete(f"backroom:{contracts.INGEST_QUEUE}", f"backroom:{contracts.INGEST_QUEUE}.msgs")
         brands = [name.split()[0] for name, _ in BRANDS]
         started = time.monotonic()
-        messages = [send(broker, "vinted" if n % 3 == 2 else "shop",
-                         f"brand:{BRANDS[n % len(BRANDS)][1]}" if n % 3 == 2 else brands[n % len(brands)], LIMIT)
-                    for n in range(JOBS)]
-        finished = wait_until(lambda: check_jobs(broker, messages) or len(delivered(client)) == JOBS,
-                              timeout=900, what=f"{JOBS} deliveries")
+        messages = [
+            send(
+                broker,
+                "vinted" if n % 3 == 2 else "shop",
+                f"brand:{BRANDS[n % len(BRANDS)][1]}" if n % 3 == 2 else brands[n % len(brands)],
+                LIMIT,
+            )
+            for n in range(JOBS)
+        ]
+        finished = wait_until(
+            lambda: check_jobs(broker, messages) or len(delivered(client)) == JOBS,
+            timeout=900,
+            what=f"{JOBS} deliveries",
+        )
         listings = sum(len(m["kwargs"]["listings"]) for m in delivered(client))
     finally:
         child.stop()
@@ -189,13 +220,19 @@ def run(stack: Stack, market: Marketplace, pages: int, contexts: str = CONTEXTS)
         sampler.stopping.set()
         sampler.join()
     rate = listings / ((finished - started) / 60)
-    say(f"  pages_in_flight={pages} contexts_in_flight={contexts}:"
+    say(
+        f"  pages_in_flight={pages} contexts_in_flight={contexts}:"
         f" {listings} listings in {finished - started:.1f}s = {rate:.0f}/min; "
         f"peak tree rss={sampler.peak_rss_kb / 1024:.0f} MB pss={sampler.peak_pss_kb / 1024:.0f} MB "
-        f"({sampler.most_processes} processes)")
-    say("    at the rss peak (rss/pss MB): " + ", ".join(
-        f"{name} x{n} {rss / 1024:.0f}/{pss / 1024:.0f}"
-        for name, (n, rss, pss) in sorted(sampler.at_peak.items(), key=lambda item: -item[1][1])))
+        f"({sampler.most_processes} processes)"
+    )
+    say(
+        "    at the rss peak (rss/pss MB): "
+        + ", ".join(
+            f"{name} x{n} {rss / 1024:.0f}/{pss / 1024:.0f}"
+            for name, (n, rss, pss) in sorted(sampler.at_peak.items(), key=lambda item: -item[1][1])
+        )
+    )
     return rate, sampler
 
 
@@ -208,8 +245,10 @@ def main() -> None:
     try:
         stack.start_redis()
         market.start()
-        say(f"bench scrape: {JOBS} jobs x {LIMIT} listings, {THREADS} worker threads, {CONTEXTS} contexts in flight, "
-            f"real {chromium_path()}")
+        say(
+            f"bench scrape: {JOBS} jobs x {LIMIT} listings, {THREADS} worker threads, {CONTEXTS} contexts in flight, "
+            f"real {chromium_path()}"
+        )
         lpm_1, one = run(stack, market, 1)
         lpm_4, four = run(stack, market, 4)
         more = str(int(CONTEXTS) + 1)  # for reference: what one more context in flight buys and costs
@@ -218,12 +257,17 @@ def main() -> None:
         market.stop()
         stack.stop()
     rss, pss = four.peak_rss_kb / 1024, four.peak_pss_kb / 1024
-    say(f"4 pages in flight: peak summed RSS {rss:.0f} MB (shared pages once per process), peak summed PSS "
-        f"{pss:.0f} MB (shared pages split); target rss <= 600 MB: {'met' if rss <= 600 else 'MISSED'}")
-    say(f"bench: scrape lpm_1={lpm_1:.0f} lpm_4={lpm_4:.0f} rss_mb={rss:.0f} pss_mb={pss:.0f} "
+    say(
+        f"4 pages in flight: peak summed RSS {rss:.0f} MB (shared pages once per process), peak summed PSS "
+        f"{pss:.0f} MB (shared pages split); target rss <= 600 MB: {'met' if rss <= 600 else 'MISSED'}"
+    )
+    say(
+        f"bench: scrape lpm_1={lpm_1:.0f} lpm_4={lpm_4:.0f} rss_mb={rss:.0f} pss_mb={pss:.0f} "
         f"rss_1_mb={one.peak_rss_kb / 1024:.0f} pss_1_mb={one.peak_pss_kb / 1024:.0f} "
         f"contexts={CONTEXTS} lpm_4_c{more}={lpm_more:.0f} rss_c{more}_mb={wider.peak_rss_kb / 1024:.0f} "
-        f"browser={Path(chromium_path()).name}")
+        f"browser={Path(chromium_path()).name}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ sweeps hnsw.ef_search for recall@20 against NumPy's exact answer, then times the
 API uses (db.item_search.select_nearest_items) at the configured ef_search, an exact scan, and
 the same path with a 1%-selective slot filter.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,12 +57,35 @@ async def load(conn, vectors: np.ndarray) -> None:  # type: ignore[no-untyped-de
     started = time.perf_counter()
     chunk = 20_000
     for start in range(0, len(vectors), chunk):
-        records = [("bench", str(i), f"item {i}", "one_of_one", "available",
-                    "rare" if i % RARE_EVERY == 0 else f"slot{i % 7}", [f"{i:064x}"], vectors[i], MODEL)
-                   for i in range(start, min(start + chunk, len(vectors)))]
-        await conn.copy_records_to_table("items", records=records, columns=[
-            "source", "source_listing_id", "title", "kind", "status", "slot", "media_keys", "embedding",
-            "embedding_model"])
+        records = [
+            (
+                "bench",
+                str(i),
+                f"item {i}",
+                "one_of_one",
+                "available",
+                "rare" if i % RARE_EVERY == 0 else f"slot{i % 7}",
+                [f"{i:064x}"],
+                vectors[i],
+                MODEL,
+            )
+            for i in range(start, min(start + chunk, len(vectors)))
+        ]
+        await conn.copy_records_to_table(
+            "items",
+            records=records,
+            columns=[
+                "source",
+                "source_listing_id",
+                "title",
+                "kind",
+                "status",
+                "slot",
+                "media_keys",
+                "embedding",
+                "embedding_model",
+            ],
+        )
     say(f"loaded {len(vectors):,} items in {time.perf_counter() - started:.0f}s; building the HNSW index…")
     started = time.perf_counter()
     await conn.execute("SET maintenance_work_mem = '2GB'")
@@ -101,6 +125,7 @@ async def raw_hnsw(conn, ef: int):  # type: ignore[no-untyped-def]
     async def run(query: np.ndarray) -> list[int]:
         rows = await conn.fetch("SELECT id FROM items ORDER BY embedding <=> $1 LIMIT 20", query)
         return [r["id"] for r in rows]
+
     return run
 
 
@@ -141,13 +166,19 @@ async def measure(dsn: str, vectors: np.ndarray, queries: np.ndarray) -> dict[st
         filtered_found, filtered_times = await timed(lambda q: api(q, "rare"), queries)
         filtered_recall = recall(filtered_found, exact(vectors, queries, rare))
         full = sum(len(f) == K for f in filtered_found)
-        say(f"1% slot filter ({int(rare.sum()):,} candidates):"
+        say(
+            f"1% slot filter ({int(rare.sum()):,} candidates):"
             f" recall@{K} {filtered_recall:.3f}, {pct(filtered_times)}, "
-            f"{full}/{len(queries)} queries got {K} rows")
+            f"{full}/{len(queries)} queries got {K} rows"
+        )
     await pool.close()
     hnsw_p99, exact_p99 = float(np.percentile(hnsw_times, 99)), float(np.percentile(exact_times, 99))
-    return {"recall": recall(hnsw_found, truth), "hnsw_p99": hnsw_p99, "exact_p99": exact_p99,
-            "filtered_recall": filtered_recall}
+    return {
+        "recall": recall(hnsw_found, truth),
+        "hnsw_p99": hnsw_p99,
+        "exact_p99": exact_p99,
+        "filtered_recall": filtered_recall,
+    }
 
 
 def main() -> int:
@@ -166,9 +197,11 @@ def main() -> int:
     finally:
         stack.stop()
     speedup = figures["exact_p99"] / figures["hnsw_p99"]
-    say(f"bench: search n={N} recall={figures['recall']:.3f} hnsw_p99_ms={figures['hnsw_p99']:.1f} "
+    say(
+        f"bench: search n={N} recall={figures['recall']:.3f} hnsw_p99_ms={figures['hnsw_p99']:.1f} "
         f"exact_p99_ms={figures['exact_p99']:.1f} speedup={speedup:.1f}"
-        f" filtered_recall={figures['filtered_recall']:.3f}")
+        f" filtered_recall={figures['filtered_recall']:.3f}"
+    )
     return 0
 
 

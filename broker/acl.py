@@ -32,6 +32,7 @@ edge heartbeat ZSET (a forged beat can make the gateway re-run a result, which i
 idempotent, or delay the reaping of a dead edge worker), and edge job records. A shared key
 it overwrites with the wrong type is deleted by the gateway (broker.gateway.EdgeKeyRepair).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,11 +42,42 @@ from broker.keys import Keys
 
 EDGE_QUEUE = "edge"
 COMMANDS = (
-    "ping", "select", "evalsha", "script|load", "script|exists", "multi", "exec", "discard",
-    "lpop", "rpush", "ltrim", "sadd", "srem", "smembers", "zadd", "zrem",
-    "get", "set", "del", "expire", "persist", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hincrby",
-    "publish", "psubscribe", "punsubscribe", "subscribe", "unsubscribe",
-    "exists", "watch", "unwatch",
+    "ping",
+    "select",
+    "evalsha",
+    "script|load",
+    "script|exists",
+    "multi",
+    "exec",
+    "discard",
+    "lpop",
+    "rpush",
+    "ltrim",
+    "sadd",
+    "srem",
+    "smembers",
+    "zadd",
+    "zrem",
+    "get",
+    "set",
+    "del",
+    "expire",
+    "persist",
+    "hset",
+    "hsetnx",
+    "hget",
+    "hmget",
+    "hdel",
+    "hexists",
+    "hincrby",
+    "publish",
+    "psubscribe",
+    "punsubscribe",
+    "subscribe",
+    "unsubscribe",
+    "exists",
+    "watch",
+    "unwatch",
     "wait",  # REDIS_WAIT_REPLICAS (broker.replication); it touches no key
 )
 
@@ -55,8 +87,9 @@ def edge_broker_id_prefix(node_id: str) -> str:
     return f"edge-{node_id}-"
 
 
-def edge_acl_rules(keys: Keys, node_id: str, *, password: str, deliver_to: Iterable[str],
-                   edge_actors: Iterable[str], redis7: bool) -> list[str]:
+def edge_acl_rules(
+    keys: Keys, node_id: str, *, password: str, deliver_to: Iterable[str], edge_actors: Iterable[str], redis7: bool
+) -> list[str]:
     """The ACL SETUSER rules of `node_id`'s user (`password` is stored hashed); every key is in the edge namespace."""
     edge, broker = keys.edge, edge_broker_id_prefix(node_id)
     read_only = "%R~" if redis7 else "~"
@@ -75,11 +108,23 @@ def edge_acl_rules(keys: Keys, node_id: str, *, password: str, deliver_to: Itera
     targets = sorted(set(deliver_to))
     # not write-only even on Redis 7: the enqueue script declares these as KEYS, and declared keys need R and W
     patterns += [f"~{edge.queue(q)}{suffix}" for q in targets for suffix in ("", ".msgs")]
-    channels = [f"&{edge.wake(EDGE_QUEUE + '*')}", *(f"&{edge.wake(q)}" for q in targets),
-                f"&{edge.cancel(broker + '*')}"]
+    channels = [
+        f"&{edge.wake(EDGE_QUEUE + '*')}",
+        *(f"&{edge.wake(q)}" for q in targets),
+        f"&{edge.cancel(broker + '*')}",
+    ]
     digest = hashlib.sha256(password.encode()).hexdigest()
-    return ["reset", "on", f"#{digest}", "resetkeys", "resetchannels", "-@all",
-            *(f"+{command}" for command in COMMANDS), *patterns, *channels]
+    return [
+        "reset",
+        "on",
+        f"#{digest}",
+        "resetkeys",
+        "resetchannels",
+        "-@all",
+        *(f"+{command}" for command in COMMANDS),
+        *patterns,
+        *channels,
+    ]
 
 
 def edge_user_name(node_id: str) -> str:

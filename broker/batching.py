@@ -6,6 +6,7 @@ connection checkout, a socket write, a wake-up for the reply and a read on the R
 the next one, as one redis-py pipeline without MULTI (each call is still its own atomic
 script run). A lone call goes out at once, so an idle process adds no latency.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from broker.replication import NotReplicated, ReplicaWait
 
@@ -56,7 +57,7 @@ class BatchedScript:
         """Send what is pending, round trip after round trip, until nothing is."""
         try:
             while self._pending:
-                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 try:
                     results = await self._run(batch)
                 except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
@@ -104,7 +105,8 @@ class BatchedScript:
         if isinstance(replicas, Exception):
             raise replicas
         if not self.wait.confirmed(replicas):
-            unconfirmed = NotReplicated(f"not confirmed by {self.wait.replicas} replica(s) "
-                                        f"within {self.wait.timeout_ms} ms")
+            unconfirmed = NotReplicated(
+                f"not confirmed by {self.wait.replicas} replica(s) within {self.wait.timeout_ms} ms"
+            )
             results = [r if isinstance(r, Exception) else unconfirmed for r in results]
         return results

@@ -5,12 +5,13 @@ Dead letters of queue `q` are the ZSET `<ns>:q.XQ` (redis id -> dead-at ms) and 
 also writes the job record: a message is always in exactly one place, and a second requeue
 of the same id (a double click) finds nothing to move.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -33,8 +34,9 @@ MAX_SCAN = 100_000  # a filtered listing stops counting here (its total becomes 
 WATCH_ATTEMPTS = 50
 # eta would send it through the delay queue, scheduled_at makes periodiq skip it, and the
 # rest describe the failed run, not the new one
-DROPPED_OPTIONS = frozenset({"eta", "traceback", "scheduled_at", "requeue_timestamp", "backroom_recovered",
-                             "backroom_isolate"})
+DROPPED_OPTIONS = frozenset(
+    {"eta", "traceback", "scheduled_at", "requeue_timestamp", "backroom_recovered", "backroom_isolate"}
+)
 _RECORD_FIELDS = ("last_error", "traceback", "attempts", "status")
 Stamp = datetime | int | None  # ms since the epoch, or a datetime
 Ids = list[str]  # (aliases: inside DeadLetters, `list` is the method)
@@ -87,8 +89,15 @@ class RequeueResult(BaseModel):
 class DeadLetters:
     """Lists, requeues, discards and trims dead letters under one namespace."""
 
-    def __init__(self, client: redis.Redis, namespace: str, retention_ms: int, *,
-                 job_retention_s: int = 7 * 86400, queues: Sequence[str] = ALL_QUEUES) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str,
+        retention_ms: int,
+        *,
+        job_retention_s: int = 7 * 86400,
+        queues: Sequence[str] = ALL_QUEUES,
+    ) -> None:
         self.client: Any = client  # redis-py's return types are unions of sync and async
         self.keys = Keys(namespace)
         self.retention_ms = retention_ms
@@ -106,10 +115,21 @@ class DeadLetters:
 
     def counts(self) -> dict[str, int]:
         """How many dead letters each queue holds."""
-        return dict(zip(self.queues, map(int, self._pipelined(lambda p, q: p.zcard(self._keys(q).dead(q)), self.queues))))
+        return dict(
+            zip(self.queues, map(int, self._pipelined(lambda p, q: p.zcard(self._keys(q).dead(q)), self.queues)))
+        )
 
-    def list(self, queue: str, *, offset: int = 0, limit: int = 50, actor: str | None = None,
-             error_contains: str | None = None, since: Stamp = None, until: Stamp = None) -> DeadPage:
+    def list(
+        self,
+        queue: str,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        actor: str | None = None,
+        error_contains: str | None = None,
+        since: Stamp = None,
+        until: Stamp = None,
+    ) -> DeadPage:
         """A page of `queue`'s dead letters, newest first, optionally filtered."""
         self._check(queue)
         page = DeadPage(items=[], total=0, offset=max(0, offset), limit=max(1, limit))
@@ -118,7 +138,7 @@ class DeadLetters:
         scanned = 0
         for rows, matching in self._scan(queue, actor, error_contains, since, until):
             start, end = page.offset - page.total, page.offset + page.limit - page.total
-            page.items += matching[max(0, start):max(0, end)]
+            page.items += matching[max(0, start) : max(0, end)]
             page.total += len(matching)
             scanned += rows
             if scanned >= MAX_SCAN:
@@ -133,10 +153,15 @@ class DeadLetters:
         if not asked:
             return [], []
         # a job's record names the redis id of its last enqueue, which is the one that died
-        rids = [r.decode() if r else "" for r in self._pipelined(lambda p, i: p.hget(self._keys(queue).job(i), "rid"), asked)]
+        rids = [
+            r.decode() if r else ""
+            for r in self._pipelined(lambda p, i: p.hget(self._keys(queue).job(i), "rid"), asked)
+        ]
         scores = self.client.zmscore(self._keys(queue).dead(queue), asked + rids)
-        picks = [i if mine is not None else (r if theirs is not None else None)
-                 for i, r, mine, theirs in zip(asked, rids, scores[:len(asked)], scores[len(asked):])]
+        picks = [
+            i if mine is not None else (r if theirs is not None else None)
+            for i, r, mine, theirs in zip(asked, rids, scores[: len(asked)], scores[len(asked) :])
+        ]
         return _unique(p for p in picks if p), [i for i, p in zip(asked, picks) if p is None]
 
     def requeue(self, queue: str, redis_ids: Iterable[str]) -> RequeueResult:
@@ -145,8 +170,13 @@ class DeadLetters:
         result = RequeueResult()
         for chunk in _chunks(_unique(redis_ids), BATCH):
             moved, skipped = self._transact(queue, chunk, self._stage_requeue, need_decode=True)
-            result.add(RequeueResult(requeued=[rid for rid, _ in moved], skipped=skipped,
-                                     job_ids=[m.message_id for _, m in moved if m is not None]))
+            result.add(
+                RequeueResult(
+                    requeued=[rid for rid, _ in moved],
+                    skipped=skipped,
+                    job_ids=[m.message_id for _, m in moved if m is not None],
+                )
+            )
         return result
 
     def requeue_matching(self, queue: str, **filters: Any) -> RequeueResult:
@@ -164,8 +194,10 @@ class DeadLetters:
     def discard(self, queue: str, redis_ids: Iterable[str]) -> int:
         """Delete dead letters for good; their job records then expire like finished ones."""
         self._check(queue)
-        return sum(len(self._transact(queue, chunk, self._stage_forget("discarded_at"))[0])
-                   for chunk in _chunks(_unique(redis_ids), BATCH))
+        return sum(
+            len(self._transact(queue, chunk, self._stage_forget("discarded_at"))[0])
+            for chunk in _chunks(_unique(redis_ids), BATCH)
+        )
 
     def discard_matching(self, queue: str, **filters: Any) -> int:
         """Discard every dead letter of `queue` that matches the `list` filters, in batches."""
@@ -175,8 +207,12 @@ class DeadLetters:
         """Remove dead letters older than the retention from every queue; returns how many."""
         removed = 0
         for queue in self.queues:
-            while ids := [m.decode() for m in self.client.zrangebyscore(
-                    self._keys(queue).dead(queue), "-inf", now_ms - self.retention_ms, start=0, num=BATCH)]:
+            while ids := [
+                m.decode()
+                for m in self.client.zrangebyscore(
+                    self._keys(queue).dead(queue), "-inf", now_ms - self.retention_ms, start=0, num=BATCH
+                )
+            ]:
                 removed += len(self._transact(queue, ids, self._stage_forget("dlq_expired_at"))[0])
         return removed
 
@@ -209,7 +245,9 @@ class DeadLetters:
         seen: set[str] = set()  # ids already yielded that carry the cursor's score
         while True:
             want = CHUNK + len(seen)
-            rows = self.client.zrevrangebyscore(self._keys(queue).dead(queue), high, low, start=0, num=want, withscores=True)
+            rows = self.client.zrevrangebyscore(
+                self._keys(queue).dead(queue), high, low, start=0, num=want, withscores=True
+            )
             fresh = [(m.decode(), s) for m, s in rows if not (s == edge and m.decode() in seen)]
             if not fresh:
                 return
@@ -227,11 +265,14 @@ class DeadLetters:
         messages = [_decode(raw) for raw in payloads]
         job_ids = [m.message_id if m else "-" for m in messages]
         records = self._pipelined(lambda p, job_id: p.hmget(self._keys(queue).job(job_id), _RECORD_FIELDS), job_ids)
-        return [self._item(queue, rid, score, m, dict(zip(_RECORD_FIELDS, r)))
-                for (rid, score), m, r in zip(rows, messages, records)]
+        return [
+            self._item(queue, rid, score, m, dict(zip(_RECORD_FIELDS, r)))
+            for (rid, score), m, r in zip(rows, messages, records)
+        ]
 
-    def _item(self, queue: str, rid: str, score: float, message: Message | None,
-              record: dict[str, bytes | None]) -> DeadLetter:
+    def _item(
+        self, queue: str, rid: str, score: float, message: Message | None, record: dict[str, bytes | None]
+    ) -> DeadLetter:
         dead_ms = int(score)
         item = DeadLetter(redis_id=rid, queue=queue, dead_at=_dt(dead_ms), expires_at=_dt(dead_ms + self.retention_ms))
         if message is None:
@@ -246,22 +287,31 @@ class DeadLetters:
         item.status = _text(record["status"])
         return item
 
-    def _scan(self, queue: str, actor: str | None, error_contains: str | None, since: Stamp,
-              until: Stamp) -> Iterator[tuple[int, Letters]]:
+    def _scan(
+        self, queue: str, actor: str | None, error_contains: str | None, since: Stamp, until: Stamp
+    ) -> Iterator[tuple[int, Letters]]:
         """Per chunk scanned: how many rows, and the dead letters among them that match."""
         for rows in self._walk(queue, _score(since, "-inf"), _score(until, "+inf")):
             yield len(rows), [i for i in self._load(queue, rows) if _matches(i, actor, error_contains)]
 
-    def _matching(self, queue: str, *, actor: str | None = None, error_contains: str | None = None,
-                  since: Stamp = None, until: Stamp = None) -> Iterator[Ids]:
+    def _matching(
+        self,
+        queue: str,
+        *,
+        actor: str | None = None,
+        error_contains: str | None = None,
+        since: Stamp = None,
+        until: Stamp = None,
+    ) -> Iterator[Ids]:
         self._check(queue)
         for _, items in self._scan(queue, actor, error_contains, since, until):
             yield from _chunks([i.redis_id for i in items], BATCH)
 
     # -- moving ------------------------------------------------------------------------------
 
-    def _transact(self, queue: str, ids: Ids, stage: Callable[..., None], *,
-                  need_decode: bool = False) -> tuple[Found, Ids]:
+    def _transact(
+        self, queue: str, ids: Ids, stage: Callable[..., None], *, need_decode: bool = False
+    ) -> tuple[Found, Ids]:
         """Move `ids` in one MULTI, retried whenever the dead letters changed underneath."""
         dead, dead_messages = self._keys(queue).dead(queue), self._keys(queue).dead_messages(queue)
         with self.client.pipeline() as pipe:
@@ -295,8 +345,18 @@ class DeadLetters:
         job = keys.job(message.message_id)
         args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
         # a fresh budget: retries restart at 0 above, and so do the crashes that poison a job
-        pipe.hset(job, mapping={"status": JobStatus.QUEUED.value, "requeued_at": now_ms, "rid": new_rid,
-                                "qname": queue, "queue": queue, "eta": "", "crashes": 0})
+        pipe.hset(
+            job,
+            mapping={
+                "status": JobStatus.QUEUED.value,
+                "requeued_at": now_ms,
+                "rid": new_rid,
+                "qname": queue,
+                "queue": queue,
+                "eta": "",
+                "crashes": 0,
+            },
+        )
         pipe.hdel(job, "finished_at", "unseen_crash", "alone")
         for name, value in (("actor", message.actor_name), ("args", args), ("enqueued_at", now_ms), ("attempts", 0)):
             pipe.hsetnx(job, name, value)
@@ -312,8 +372,15 @@ class DeadLetters:
             pipe.zrem(self._keys(queue).dead(queue), rid).hdel(self._keys(queue).dead_messages(queue), rid)
             if message is not None:
                 job_id = message.message_id
-                mark_if_exists(pipe, self._keys(queue), job_id, {mark: now_ms}, ttl_s=self.job_retention_s,
-                               event={"at": now_ms, "event": mark.removesuffix("_at")})
+                mark_if_exists(
+                    pipe,
+                    self._keys(queue),
+                    job_id,
+                    {mark: now_ms},
+                    ttl_s=self.job_retention_s,
+                    event={"at": now_ms, "event": mark.removesuffix("_at")},
+                )
+
         return stage
 
 
@@ -331,8 +398,9 @@ return 0
 """
 
 
-def mark_if_exists(pipe: Any, keys: Keys, job_id: str, fields: dict[str, Any], *, ttl_s: int,
-                   event: dict[str, Any]) -> None:
+def mark_if_exists(
+    pipe: Any, keys: Keys, job_id: str, fields: dict[str, Any], *, ttl_s: int, event: dict[str, Any]
+) -> None:
     """Queue on `pipe`: set `fields` on a job's record and append `event`, only if the record still exists."""
     pairs = [item for pair in fields.items() for item in pair]
     pipe.eval(_MARK_IF_EXISTS, 2, keys.job(job_id), keys.events(job_id), ttl_s, json.dumps(event), *pairs)
@@ -368,7 +436,7 @@ def _score(value: Stamp, default: str) -> str:
 
 
 def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -385,4 +453,4 @@ def _unique(ids: Iterable[str]) -> Ids:
 
 
 def _chunks(items: Ids, size: int) -> Iterator[Ids]:
-    return (items[start:start + size] for start in range(0, len(items), size))
+    return (items[start : start + size] for start in range(0, len(items), size))

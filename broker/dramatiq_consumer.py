@@ -9,6 +9,7 @@ tests/broker/test_dramatiq_consumer.py fails on any other, and lists what is rel
 To upgrade Dramatiq: diff `dramatiq/brokers/redis.py` between the two releases, port what
 changed here, then bump DRAMATIQ_VERSION and the pin together.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,10 +31,27 @@ if TYPE_CHECKING:
 
 DRAMATIQ_VERSION = "2.2.1"
 # what this module relies on beyond Dramatiq's public API (checked by the canary test)
-CONSUMER_ATTRIBUTES = ("broker", "queue_name", "prefetch", "timeout", "message_cache", "queued_message_ids", "misses",
-                       "outstanding_message_count")
-BROKER_ATTRIBUTES = ("_max_unpack_size", "scripts", "heartbeat_timeout", "dead_message_ttl", "broker_id",
-                     "do_fetch", "do_ack", "do_nack", "do_requeue")
+CONSUMER_ATTRIBUTES = (
+    "broker",
+    "queue_name",
+    "prefetch",
+    "timeout",
+    "message_cache",
+    "queued_message_ids",
+    "misses",
+    "outstanding_message_count",
+)
+BROKER_ATTRIBUTES = (
+    "_max_unpack_size",
+    "scripts",
+    "heartbeat_timeout",
+    "dead_message_ttl",
+    "broker_id",
+    "do_fetch",
+    "do_ack",
+    "do_nack",
+    "do_requeue",
+)
 
 
 def ack_args(broker: Any, queue_name: str, redis_message_id: str) -> list[Any]:
@@ -41,8 +59,17 @@ def ack_args(broker: Any, queue_name: str, redis_message_id: str) -> list[Any]:
 
     The layout is RedisBroker's own dispatch call's, so acks can ride in Backroom's batched writes.
     """
-    return ["ack", current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl,
-            0, broker._max_unpack_size(), redis_message_id]
+    return [
+        "ack",
+        current_millis(),
+        queue_name,
+        broker.broker_id,
+        broker.heartbeat_timeout,
+        broker.dead_message_ttl,
+        0,
+        broker._max_unpack_size(),
+        redis_message_id,
+    ]
 
 
 class WakingConsumer(_RedisConsumer):
@@ -107,8 +134,9 @@ class WakingConsumer(_RedisConsumer):
                     self.misses = 0
                     message = Message.decode(data)
                     if message.queue_name != self.queue_name:  # a forged payload: the guard refuses it
-                        message = message.copy(queue_name=self.queue_name,
-                                               options={CLAIMED_QUEUE: str(message.queue_name)})
+                        message = message.copy(
+                            queue_name=self.queue_name, options={CLAIMED_QUEUE: str(message.queue_name)}
+                        )
                     self.queued_message_ids.add(message.message_id)
                     self.broker.hold(self.queue_name, message.options["redis_message_id"])
                     return MessageProxy(message)

@@ -5,12 +5,13 @@ process (`edgenode:<node>:<pid>`, expiring when the process falls silent) and on
 processes by last beat, so readers never scan keys. A node is live while any of its
 processes beat within the TTL.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import weakref
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import redis
@@ -29,10 +30,15 @@ def twin_broker(broker: BackroomBroker, namespace: str) -> BackroomBroker:
     """A broker on `namespace` sharing `broker`'s Redis client, for enqueueing there (cached per broker)."""
     twins = _twins.setdefault(broker, {})
     if namespace not in twins:
-        twins[namespace] = BackroomBroker(url="", client=broker.client, namespace=namespace,
-                                          job_retention_s=broker.jobs.retention_s, maintenance_chance=0,
-                                          heartbeat_timeout=broker.heartbeat_timeout,
-                                          dead_message_ttl=broker.dead_message_ttl)
+        twins[namespace] = BackroomBroker(
+            url="",
+            client=broker.client,
+            namespace=namespace,
+            job_retention_s=broker.jobs.retention_s,
+            maintenance_chance=0,
+            heartbeat_timeout=broker.heartbeat_timeout,
+            dead_message_ttl=broker.dead_message_ttl,
+        )
     return twins[namespace]
 
 
@@ -74,7 +80,7 @@ def live_edge_nodes(client: Any, keys: Keys, *, ttl_s: int, now: datetime | None
     of that node; anything else (a wrong type, garbage, another node's name) is skipped.
     """
     keys = keys.edge
-    now_ms = int((now or datetime.now(timezone.utc)).timestamp() * 1000)
+    now_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
     since = now_ms - ttl_s * 1000
     try:
         members = [m.decode(errors="replace") for m in client.zrangebyscore(keys.edge_nodes, since, "+inf")]
@@ -129,8 +135,15 @@ def edge_message(actor_name: str, kwargs: dict[str, Any], *, options: dict[str, 
     return Message(queue_name=EDGE_QUEUE, actor_name=actor_name, args=(), kwargs=kwargs, options=options or {})
 
 
-def send_edge_message(broker: Any, actor_name: str, kwargs: dict[str, Any], *, ttl_s: int, force: bool = False,
-                      options: dict[str, Any] | None = None) -> Message:
+def send_edge_message(
+    broker: Any,
+    actor_name: str,
+    kwargs: dict[str, Any],
+    *,
+    ttl_s: int,
+    force: bool = False,
+    options: dict[str, Any] | None = None,
+) -> Message:
     """Enqueue edge work (with its job record); raises NoLiveEdgeNode when no node beats, unless `force`."""
     if not force:
         require_live_edge_node(broker.client, broker.jobs.keys, ttl_s=ttl_s)

@@ -4,6 +4,7 @@ Opened once per process (the web's `before_serving`) and closed with it. Every m
 through the same enqueue script, middleware and job record as `BackroomBroker.enqueue`;
 concurrent callers' script calls share round trips (see `broker.batching`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,9 @@ class AsyncEnqueuer:
         self.client = client  # the process's asyncio Redis client: callers may use it for their own reads
         # one script for every broker of this Redis (a twin on another namespace passes its own keys)
         lua = broker.jobs.scripts["enqueue"].script  # registered from our Lua source text
-        self._script = BatchedScript(client, lua if isinstance(lua, str) else bytes(lua).decode(),
-                                     wait=broker.replica_wait)
+        self._script = BatchedScript(
+            client, lua if isinstance(lua, str) else bytes(lua).decode(), wait=broker.replica_wait
+        )
 
     @classmethod
     def open(cls, broker: BackroomBroker, settings: EdgeSettings) -> AsyncEnqueuer:

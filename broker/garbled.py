@@ -1,4 +1,5 @@
 """Reading keys that edge nodes can write: what does not parse is logged once per key and skipped."""
+
 from __future__ import annotations
 
 import logging

@@ -15,6 +15,7 @@ back instead, like a stopped async job: re-queued when it is still ours (Dramati
 is a no-op for what the reaper took; retried when Redis answers again), else left to the
 reaper, and never acked, retried or recorded here.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -113,8 +114,9 @@ class StartGate(Middleware):
             self._wait_unfenced(broker, message)
             self.before_process_message(broker, message)
 
-    def after_process_message(self, broker: Broker, message: MessageProxy, *, result: Any = None,
-                              exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         self._release(message)
         if message.options.get("backroom_fenced"):  # an async job stopped by the fence
             self._requeue(broker, message)

@@ -10,6 +10,7 @@ enqueue the server actor's message in the server namespace, with the sender's no
 message and ingest absorbs it. Anything else is refused: dead-lettered with the reason as
 its error, and recorded for the audit log like every refused message (broker.guard).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,9 @@ def signing_key_of(client: Any, keys: Keys, node_id: str) -> str | None:
     except (redis.ResponseError, UnicodeDecodeError) as error:
         if keys.edge_signing_keys not in _garbled:
             _garbled.add(keys.edge_signing_keys)
-            log.error("%s is unreadable (%s): every edge delivery is refused until it is fixed",
-                      keys.edge_signing_keys, error)
+            log.error(
+                "%s is unreadable (%s): every edge delivery is refused until it is fixed", keys.edge_signing_keys, error
+            )
         return None
 
 
@@ -68,11 +70,18 @@ def forwarded_message(delivery: EdgeDelivery) -> Message:
         raise RefusedDelivery(f"actor {delivery.actor!r} cannot be reached from the edge") from None
     except ValidationError as error:
         fields = ", ".join(".".join(map(str, e["loc"])) for e in error.errors()[:5])
-        raise RefusedDelivery(f"payload for {delivery.actor} out of bounds: {error.error_count()} error(s): "
-                              f"{fields}") from None
+        raise RefusedDelivery(
+            f"payload for {delivery.actor} out of bounds: {error.error_count()} error(s): {fields}"
+        ) from None
     message_id = str(uuid5(NAMESPACE_URL, f"backroom-delivery:{delivery.actor}:{delivery.delivery_id}"))
-    return Message(queue_name=queue_of(delivery.actor), actor_name=delivery.actor, args=(), kwargs=kwargs,
-                   options={"edge_node": delivery.node_id}, message_id=message_id)
+    return Message(
+        queue_name=queue_of(delivery.actor),
+        actor_name=delivery.actor,
+        args=(),
+        kwargs=kwargs,
+        options={"edge_node": delivery.node_id},
+        message_id=message_id,
+    )
 
 
 def checked_delivery(client: Any, keys: Keys, args: tuple, envelope: dict[str, Any]) -> EdgeDelivery:
@@ -99,9 +108,18 @@ def accept(server: Any, args: tuple, envelope: dict[str, Any]) -> dict[str, Any]
         message = forwarded_message(delivery)
     except RefusedDelivery as error:
         node = str(envelope.get("node_id", ""))[:63] if isinstance(envelope, dict) else ""
-        record_refusal(server.client, keys.refused, {
-            "at": current_millis(), "queue": "results", "actor": str(envelope.get("actor", ""))[:64],
-            "node_id": node, "namespace": keys.edge.ns, "reason": f"edge delivery refused: {error}"})
+        record_refusal(
+            server.client,
+            keys.refused,
+            {
+                "at": current_millis(),
+                "queue": "results",
+                "actor": str(envelope.get("actor", ""))[:64],
+                "node_id": node,
+                "namespace": keys.edge.ns,
+                "reason": f"edge delivery refused: {error}",
+            },
+        )
         raise
     server.enqueue(message)
     return {"node_id": delivery.node_id, "actor": delivery.actor, "forwarded": message.message_id}

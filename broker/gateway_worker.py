@@ -5,6 +5,7 @@ with the server's reaper for it (dead edge workers' messages go back to `edge`),
 the server's paused set (which no node can write), repairing shared edge keys a node
 overwrote with the wrong type, declaring `accept_edge_result` only.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,15 @@ broker.add_middleware(EdgeKeyRepair(Keys(settings.redis_namespace)))  # a node m
 server = twin_broker(broker, settings.redis_namespace)
 
 
-@dramatiq.actor(actor_name=ACCEPT_EDGE_RESULT, queue_name=RESULTS_QUEUE, max_retries=5, min_backoff=1_000,
-                max_backoff=60_000, time_limit=60_000, throws=(RefusedDelivery,))
+@dramatiq.actor(
+    actor_name=ACCEPT_EDGE_RESULT,
+    queue_name=RESULTS_QUEUE,
+    max_retries=5,
+    min_backoff=1_000,
+    max_backoff=60_000,
+    time_limit=60_000,
+    throws=(RefusedDelivery,),
+)
 def accept_edge_result(*args: Any, **envelope: Any) -> dict[str, Any]:
     """Check one signed edge result and forward it to its server actor (refused: dead-lettered and audited)."""
     return accept(server, args, envelope)

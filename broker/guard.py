@@ -7,6 +7,7 @@ it is dead-lettered with the reason as its error, and the refusal is pushed onto
 Redis list that the server's audit writer (actors.refusals) drains into the audit log,
 since the broker package never touches the database.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,9 +98,13 @@ class QueueGuard(Middleware):
         now = current_millis()
         try:
             with broker.client.pipeline(transaction=False) as pipe:
-                jobs.write_final(pipe, message.message_id, {"status": "dead", "finished_at": now,
-                                                            "last_error": reason},
-                                 keep=True, event={"at": now, "event": "dead", "error": reason})
+                jobs.write_final(
+                    pipe,
+                    message.message_id,
+                    {"status": "dead", "finished_at": now, "last_error": reason},
+                    keep=True,
+                    event={"at": now, "event": "dead", "error": reason},
+                )
                 pipe.execute()
         except redis.RedisError as error:
             log.error("could not mark refused message %s dead: %s", message.message_id, error)
@@ -108,8 +113,14 @@ class QueueGuard(Middleware):
         log.warning("message %s %s", message.message_id, reason)
         if self.refusals_key is None:
             return
-        entry = {"at": current_millis(), "queue": queue_name, "actor": str(message.actor_name)[:200],
-                 "message_id": str(message.message_id)[:100], "namespace": broker.namespace, "reason": reason}
+        entry = {
+            "at": current_millis(),
+            "queue": queue_name,
+            "actor": str(message.actor_name)[:200],
+            "message_id": str(message.message_id)[:100],
+            "namespace": broker.namespace,
+            "reason": reason,
+        }
         try:
             record_refusal(broker.client, self.refusals_key, entry)
         except redis.RedisError as error:

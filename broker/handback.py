@@ -6,6 +6,7 @@ process's ack set when the process exits. Its message is put back on its queue h
 its record says so, so another worker runs it again; if Redis refuses, the caller keeps
 this worker's heartbeat so that it expires and the reaper re-queues the message instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,9 @@ def hand_back(broker: Any, queue_names: list[str], now_ms: int) -> bool:
             broker.do_requeue(queue_name, *ids)
             handed += len(ids)
     except redis.RedisError as error:
-        log.error("could not hand back the jobs still running (%s); they re-run once this worker's heartbeat "
-                  "expires", error)
+        log.error(
+            "could not hand back the jobs still running (%s); they re-run once this worker's heartbeat expires", error
+        )
         return False
     if handed:
         log.warning("handed back %d job(s) %s", handed, HANDED_BACK.split(": ", 1)[0])

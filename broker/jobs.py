@@ -5,13 +5,14 @@ message: the enqueue writes the record inside the enqueue script, and a worker's
 outcome are written in batches (see `tracking`); only a recovered message's start is one
 synchronous script call (the claim).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib import resources
 from typing import Any, cast
 
@@ -22,7 +23,9 @@ from domain.jobs import JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 EVENTS_CAP = 100  # timeline events kept per job (the Lua scripts trim to the same number)
-_LUA = {name: resources.files("broker").joinpath(f"lua/{name}.lua").read_text() for name in ("enqueue", "claim", "cancel")}
+_LUA = {
+    name: resources.files("broker").joinpath(f"lua/{name}.lua").read_text() for name in ("enqueue", "claim", "cancel")
+}
 
 
 class JobStore:
@@ -34,8 +37,9 @@ class JobStore:
         self.retention_s = retention_s
         self.scripts = {name: client.register_script(source) for name, source in _LUA.items()}
 
-    def claim(self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "",
-              alone: bool = False) -> bool:
+    def claim(
+        self, job_id: str, *, worker: str, actor: str, queue: str, now_ms: int, broker_id: str = "", alone: bool = False
+    ) -> bool:
         """Mark a job running on `worker` (`alone`: nothing else runs there); False when cancelled or reaped."""
         args: list[str | int] = [now_ms, worker, self.retention_s, actor, queue, broker_id, int(alone)]
         keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.reaped(broker_id)]
@@ -76,9 +80,17 @@ class JobStore:
                 return None
         return None
 
-    def write_final(self, pipe: Any, job_id: str, fields: dict[str, Any], *, keep: bool,
-                    event: dict[str, Any] | list[dict[str, Any]] | None = None, incr: tuple[str, ...] = (),
-                    drop: tuple[str, ...] = ()) -> None:
+    def write_final(
+        self,
+        pipe: Any,
+        job_id: str,
+        fields: dict[str, Any],
+        *,
+        keep: bool,
+        event: dict[str, Any] | list[dict[str, Any]] | None = None,
+        incr: tuple[str, ...] = (),
+        drop: tuple[str, ...] = (),
+    ) -> None:
         """Queue a status write (and timeline events) on `pipe`; `keep` holds them past retention (dead jobs).
 
         `incr` names counter fields to add one to, once per mention (a start's `attempts`);
@@ -107,20 +119,30 @@ class JobStore:
         pipe.ltrim(events, -EVENTS_CAP, -1)
         return events
 
-    def adopt(self, pipe: Any, job_id: str, *, actor: str, queue: str, args: str, enqueued_ms: int,
-              redis_message_id: str, queue_name: str) -> None:
+    def adopt(
+        self,
+        pipe: Any,
+        job_id: str,
+        *,
+        actor: str,
+        queue: str,
+        args: str,
+        enqueued_ms: int,
+        redis_message_id: str,
+        queue_name: str,
+    ) -> None:
         """Queue on `pipe` what the enqueue script would have written for a job a foreign producer enqueued.
 
         A message pushed the way Dramatiq documents for other languages (RPUSH + HSET, no
         Backroom script) has no record until a worker sees it; its first start writes this.
         """
         key = self.keys.job(job_id)
-        pipe.hset(key, mapping={"actor": actor, "queue": queue, "args": args, "rid": redis_message_id,
-                                "qname": queue_name})
+        pipe.hset(
+            key, mapping={"actor": actor, "queue": queue, "args": args, "rid": redis_message_id, "qname": queue_name}
+        )
         pipe.hsetnx(key, "enqueued_at", enqueued_ms)
         pipe.zadd(self.keys.job_index, {job_id: enqueued_ms}, nx=True)
-        self.append_event(pipe, job_id, {"at": enqueued_ms, "event": "queued", "queue": queue,
-                                         "producer": "foreign"})
+        self.append_event(pipe, job_id, {"at": enqueued_ms, "event": "queued", "queue": queue, "producer": "foreign"})
         pipe.expire(key, self.retention_s)
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
@@ -149,7 +171,7 @@ def _encode(value: Any) -> str | int | float:
 def _ms_to_dt(raw: bytes | None) -> datetime | None:
     if not raw:
         return None
-    return datetime.fromtimestamp(int(float(raw)) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(float(raw)) / 1000, tz=UTC)
 
 
 def _text(raw: bytes | None) -> str | None:

@@ -1,4 +1,5 @@
 """Redis key names: Dramatiq's queue keys and Backroom's own, under one namespace."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Keys:
     @property
     def server_ns(self) -> str:
         """The server namespace this one belongs to (itself when it is not an edge namespace)."""
-        return self.ns[:-len(EDGE_SUFFIX)] if self.ns.endswith(EDGE_SUFFIX) else self.ns
+        return self.ns[: -len(EDGE_SUFFIX)] if self.ns.endswith(EDGE_SUFFIX) else self.ns
 
     @property
     def refused(self) -> str:

@@ -8,6 +8,7 @@ it lands. A thread that dies anyway takes its process down (`guard_threads`), so
 replaces the process and the reaper re-queues what it held; otherwise the process would
 keep heartbeating while nothing consumes or hands back its messages.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -93,8 +94,11 @@ def guard_threads() -> None:
         if args.exc_type is SystemExit:
             return
         previous(args)
-        log.critical("thread %s died (%s); stopping this worker process so it is replaced",
-                     getattr(args.thread, "name", "?"), args.exc_type.__name__)
+        log.critical(
+            "thread %s died (%s); stopping this worker process so it is replaced",
+            getattr(args.thread, "name", "?"),
+            args.exc_type.__name__,
+        )
         logging.shutdown()
         os._exit(70)
 

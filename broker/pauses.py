@@ -8,6 +8,7 @@ already fetched, at most its prefetch, still run). A paused consumer ignores enq
 wake-ups (a busy producer would otherwise make it poll) and re-checks once per backoff, at
 most the worker timeout (1 s), so a resume takes effect within that.
 """
+
 from __future__ import annotations
 
 import logging

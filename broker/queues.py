@@ -7,6 +7,7 @@ the edge namespace), and recent outcomes come from per-minute counter
 hashes the job tracker writes. Per-minute depth/latency samples for the charts are taken
 by the scheduler's leader (`record_sample`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -59,16 +60,25 @@ class QueueStats:
         heads, consumers, in_flight = self._second_pass(rest, brokers)
         views = []
         for i, queue in enumerate(self.queues):
-            ready, delayed, dead, _, this_hour, last_hour = rest[i * _STRIDE:(i + 1) * _STRIDE]
-            views.append(QueueView(
-                name=queue, ready=int(ready), delayed=int(delayed), dead=int(dead), in_flight=in_flight[queue],
-                latency_s=latency_seconds(now_ms, ready_since_ms(heads[i])) if int(ready) else 0.0,
-                **_sums({**last_hour, **this_hour}, minute), workers=consumers[queue], paused=queue.encode() in paused,
-            ))
+            ready, delayed, dead, _, this_hour, last_hour = rest[i * _STRIDE : (i + 1) * _STRIDE]
+            views.append(
+                QueueView(
+                    name=queue,
+                    ready=int(ready),
+                    delayed=int(delayed),
+                    dead=int(dead),
+                    in_flight=in_flight[queue],
+                    latency_s=latency_seconds(now_ms, ready_since_ms(heads[i])) if int(ready) else 0.0,
+                    **_sums({**last_hour, **this_hour}, minute),
+                    workers=consumers[queue],
+                    paused=queue.encode() in paused,
+                )
+            )
         return views
 
-    def _second_pass(self, rest: list[Any], brokers: list[tuple[Keys, str]]) -> tuple[list[Any], dict[str, list[str]],
-                                                                                     dict[str, int]]:
+    def _second_pass(
+        self, rest: list[Any], brokers: list[tuple[Keys, str]]
+    ) -> tuple[list[Any], dict[str, list[str]], dict[str, int]]:
         """Head payloads, consumers by queue and in-flight counts (one more round trip).
 
         A process counts only for the queues of the namespace it beats in: an edge worker's
@@ -82,8 +92,8 @@ class QueueStats:
                 for queue in self._queues_in(keys):
                     pipe.scard(keys.acks(broker_id, queue))
             results = pipe.execute(raise_on_error=False)
-        heads = [_or(r, None) for r in results[:len(self.queues)]]
-        replies = iter(results[len(self.queues):])
+        heads = [_or(r, None) for r in results[: len(self.queues)]]
+        replies = iter(results[len(self.queues) :])
         consumers: dict[str, list[str]] = {q: [] for q in self.queues}
         in_flight = dict.fromkeys(self.queues, 0)
         for keys, broker_id in brokers:

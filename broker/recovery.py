@@ -13,6 +13,7 @@ worker it reaps; a worker whose heartbeat finds its own tombstone knows its jobs
 elsewhere now, so it starts nothing more, its late record writes are refused (see
 broker.tracking), and it stops itself so that its pool starts a fresh process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,15 @@ _REAP = resources.files("broker").joinpath("lua/reap.lua").read_text()
 class Recovery(Middleware):
     """Starts the heartbeat and reaper threads in each worker process."""
 
-    def __init__(self, *, heartbeat_timeout_ms: int, poison_threshold: int, job_retention_s: int,
-                 reap: bool = True, fence: Fence | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat_timeout_ms: int,
+        poison_threshold: int,
+        job_retention_s: int,
+        reap: bool = True,
+        fence: Fence | None = None,
+    ) -> None:
         self.timeout_ms = heartbeat_timeout_ms
         self.fence = fence or Fence(heartbeat_timeout_ms)
         self.threshold = poison_threshold
@@ -110,8 +118,10 @@ class Recovery(Middleware):
                 self.beat_failed_at = time.monotonic()
             if fenced_at is None and self.fence.fenced():
                 fenced_at = self.fence.last_ok
-                log.error("no heartbeat reached Redis for %.1f s: fenced, starting no job until one does",
-                          time.monotonic() - fenced_at)
+                log.error(
+                    "no heartbeat reached Redis for %.1f s: fenced, starting no job until one does",
+                    time.monotonic() - fenced_at,
+                )
                 self.fence.notify(True)
             self.stopping.wait(interval)
 
@@ -176,9 +186,14 @@ def beat(broker: Any, worker: Any, *, ttl_s: int, client: redis.Redis | None = N
     """Write this process's heartbeat and a description of it (for the admin pages); False when it was reaped."""
     ns, now = broker.namespace, int(time.time() * 1000)
     info: dict[EncodableT, EncodableT] = {
-        "name": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(), "pid": os.getpid(),
+        "name": f"{socket.gethostname()}:{os.getpid()}",
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "queues": ",".join(sorted(_consumed(worker, broker))),
-        "threads": getattr(worker, "worker_threads", 0), "last_beat": now, "rss": rss_bytes()}
+        "threads": getattr(worker, "worker_threads", 0),
+        "last_beat": now,
+        "rss": rss_bytes(),
+    }
     with (client or broker.client).pipeline(transaction=False) as pipe:
         pipe.exists(f"{ns}:reaped:{broker.broker_id}")
         pipe.zadd(f"{ns}:__heartbeats__", {broker.broker_id: now})
@@ -200,10 +215,20 @@ def reap(broker: Any, *, timeout_ms: int, threshold: int, retention_s: int) -> t
     if int(client.info("server")["uptime_in_seconds"]) * 1000 < timeout_ms * 1.5:
         return (0, 0, 0)
     queues = sorted({*ALL_QUEUES, *(q for q in broker.get_declared_queues() if not q.endswith(".DQ"))})
-    result = client.eval(_REAP, 1, f"{broker.namespace}:__heartbeats__", broker.namespace,
-                         int(time.time() * 1000), timeout_ms, threshold, retention_s, *queues)
+    result = client.eval(
+        _REAP,
+        1,
+        f"{broker.namespace}:__heartbeats__",
+        broker.namespace,
+        int(time.time() * 1000),
+        timeout_ms,
+        threshold,
+        retention_s,
+        *queues,
+    )
     dead, recovered, poisoned = (int(x) for x in result)
     if dead:
-        log.warning("reaped %d dead worker(s): %d job(s) re-queued, %d poison job(s) dead-lettered",
-                    dead, recovered, poisoned)
+        log.warning(
+            "reaped %d dead worker(s): %d job(s) re-queued, %d poison job(s) dead-lettered", dead, recovered, poisoned
+        )
     return dead, recovered, poisoned

@@ -1,4 +1,5 @@
 """Dramatiq's RedisBroker with Backroom's enqueue (job record in the same script) and wake-ups."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,17 @@ from domain.jobs import redact, status_on_enqueue
 class BackroomBroker(RedisBroker):
     """A RedisBroker whose every enqueue is one script call that also writes the job record."""
 
-    def __init__(self, *, url: str, namespace: str, job_retention_s: int, wake_queues: str = "*",
-                 broker_id_prefix: str = "", replica_wait: ReplicaWait | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        namespace: str,
+        job_retention_s: int,
+        wake_queues: str = "*",
+        broker_id_prefix: str = "",
+        replica_wait: ReplicaWait | None = None,
+        **kwargs: Any,
+    ) -> None:
         if kwargs.get("client") is not None:
             url = ""  # a Sentinel-managed client replaces the URL's host
         self._hook_listeners: dict[str, tuple[tuple[Middleware, ...], list[Middleware]]] = {}
@@ -102,8 +112,11 @@ class BackroomBroker(RedisBroker):
         self.emit_before("enqueue", message, delay)
         # REDIS_WAIT_REPLICAS > 0: the script, then WAIT on the same connection
         replicated = self.replica_wait is not None
-        send = (lambda: self._enqueue_replicated(message, queue_name, eta)) if replicated else (
-            lambda: self._enqueue_script(message, queue_name, eta))
+        send = (
+            (lambda: self._enqueue_replicated(message, queue_name, eta))
+            if replicated
+            else (lambda: self._enqueue_script(message, queue_name, eta))
+        )
         # not an actor's own send: that raises, so its job fails and is retried (or the edge keeps it in its outbox)
         if self.enqueue_until_it_lands and CurrentMessage.get_current_message() is None:
             # the script is idempotent per redis_message_id: a retry after a lost reply enqueues nothing twice
@@ -156,11 +169,31 @@ class BackroomBroker(RedisBroker):
         # an API token's unique keys are its own: another token's job with the same key is never answered
         lock = f"token{token_id}:{unique_key}" if token_id != "" and unique_key else unique_key
         return (
-            [keys.job(message.message_id), keys.queue(queue_name), keys.messages(queue_name), keys.job_index,
-             keys.unique(lock), keys.events(message.message_id)],
-            [message.options["redis_message_id"], message.encode(), status.value, current_millis(),
-             self.jobs.retention_s, message.actor_name, q_name(queue_name), args, eta, keys.wake(queue_name),
-             message.message_id, queue_name, unique_key, keys.job_prefix, token_id],
+            [
+                keys.job(message.message_id),
+                keys.queue(queue_name),
+                keys.messages(queue_name),
+                keys.job_index,
+                keys.unique(lock),
+                keys.events(message.message_id),
+            ],
+            [
+                message.options["redis_message_id"],
+                message.encode(),
+                status.value,
+                current_millis(),
+                self.jobs.retention_s,
+                message.actor_name,
+                q_name(queue_name),
+                args,
+                eta,
+                keys.wake(queue_name),
+                message.message_id,
+                queue_name,
+                unique_key,
+                keys.job_prefix,
+                token_id,
+            ],
         )
 
     async def enqueue_async(self, script: Any, message: Message) -> Message:
@@ -276,7 +309,7 @@ class Wakeups:
                 self.stopping.wait(1.0)
 
     def _set(self, channel: bytes) -> None:
-        event = self.events.get(channel.decode()[len(self.prefix):])
+        event = self.events.get(channel.decode()[len(self.prefix) :])
         if event is not None:
             event.set()
 

@@ -6,6 +6,7 @@ connection right after the write, returns how many replicas have everything that
 wrote so far; Backroom sends one per enqueue (one per round trip in the web process) and one
 per batch of job outcomes and acks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,14 @@ class ReplicaWait:
             if now - self.reported_at < REPORT_EVERY_S:
                 return False
             count, self.unconfirmed, self.reported_at = self.unconfirmed, 0, now
-        log.warning("%d write(s) not confirmed by %d replica(s) within %d ms (last: %d confirmed); "
-                    "a failover now could lose them", count, self.replicas, self.timeout_ms, replicas)
+        log.warning(
+            "%d write(s) not confirmed by %d replica(s) within %d ms (last: %d confirmed); "
+            "a failover now could lose them",
+            count,
+            self.replicas,
+            self.timeout_ms,
+            replicas,
+        )
         return False
 
 

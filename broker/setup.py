@@ -1,4 +1,5 @@
 """Build the broker every Backroom process uses (workers, API, scheduler, edge)."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,12 @@ def init_sentry(settings: EdgeSettings, *, web: bool = False) -> None:
         from sentry_sdk.integrations.quart import QuartIntegration
 
         integrations.append(QuartIntegration())
-    sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.sentry_environment,
-                    integrations=integrations, send_default_pii=False)
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        environment=settings.sentry_environment,
+        integrations=integrations,
+        send_default_pii=False,
+    )
 
 
 def redis_client(settings: EdgeSettings) -> redis.Redis | None:
@@ -64,15 +69,25 @@ def async_redis_client(settings: EdgeSettings) -> Any:
 
 def _primary(sentinel_class: Any, settings: EdgeSettings, **kwargs: Any) -> Any:
     """The primary named REDIS_SENTINEL_MASTER, found through REDIS_SENTINELS (REDIS_URL gives password and db)."""
-    hosts = [(host, int(port)) for host, _, port in (item.strip().rpartition(":") for item in
-                                                     (settings.redis_sentinels or "").split(","))]
+    hosts = [
+        (host, int(port))
+        for host, _, port in (item.strip().rpartition(":") for item in (settings.redis_sentinels or "").split(","))
+    ]
     url = redis.connection.parse_url(settings.redis_url)
     return sentinel_class(hosts, socket_timeout=5).master_for(
-        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0), **kwargs)
+        settings.redis_sentinel_master, password=url.get("password"), db=url.get("db", 0), **kwargs
+    )
 
 
-def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = True, wake_queues: str = "*",
-                 broker_id_prefix: str = "", edge: bool = False) -> BackroomBroker:
+def build_broker(
+    settings: EdgeSettings,
+    *,
+    metrics: bool = False,
+    reap: bool = True,
+    wake_queues: str = "*",
+    broker_id_prefix: str = "",
+    edge: bool = False,
+) -> BackroomBroker:
     """A BackroomBroker with the queue guard, bounded retries, job tracking, AsyncIO and CurrentMessage.
 
     `edge` puts the broker on the edge namespace (broker.keys.edge_namespace): an edge worker
@@ -104,8 +119,13 @@ def build_broker(settings: EdgeSettings, *, metrics: bool = False, reap: bool = 
     retries_at = next(i for i, m in enumerate(broker.middleware) if isinstance(m, Retries))
     broker.middleware.insert(retries_at, JobTracking(broker.jobs))
     fence = Fence(settings.worker_heartbeat_timeout_ms)
-    recovery = Recovery(heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
-                        poison_threshold=settings.poison_threshold, job_retention_s=retention_s, reap=reap, fence=fence)
+    recovery = Recovery(
+        heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms,
+        poison_threshold=settings.poison_threshold,
+        job_retention_s=retention_s,
+        reap=reap,
+        fence=fence,
+    )
     # before tracking: after_worker_shutdown runs in reverse, so the writer's last acks land
     # before Recovery removes this worker's heartbeat (an ack set without a heartbeat is never reaped)
     broker.middleware.insert(retries_at, recovery)

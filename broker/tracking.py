@@ -17,6 +17,7 @@ reaper has re-queued this worker's jobs (it was cut off from Redis, see broker.r
 its late starts, outcomes and acks describe attempts that newer ones replaced, and are
 dropped instead of overwriting them.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,15 +96,24 @@ class JobTracking(Middleware):
                 self.lock.wait_for(lambda: self.finished <= {job_id}, timeout=30)
         now = current_millis()
         if message.options.get("backroom_recovered") and not self.store.claim(
-            job_id, worker=self.worker, actor=message.actor_name, queue=message.queue_name, now_ms=now,
-            broker_id=broker_id, alone=bool(message.options.get("backroom_isolate")),
+            job_id,
+            worker=self.worker,
+            actor=message.actor_name,
+            queue=message.queue_name,
+            now_ms=now,
+            broker_id=broker_id,
+            alone=bool(message.options.get("backroom_isolate")),
         ):
             message.options["backroom_cancelled"] = True
             raise SkipMessage("job was cancelled")
         if not message.options.get("backroom_recovered"):
             fields = {"status": JobStatus.RUNNING.value, "started_at": now, "worker": self.worker, "broker": broker_id}
-            event = {"at": now, "event": "started", "worker": self.worker,
-                     "attempt": message.options.get("retries", 0) + 1}
+            event = {
+                "at": now,
+                "event": "started",
+                "worker": self.worker,
+                "attempt": message.options.get("retries", 0) + 1,
+            }
             # a first attempt may be a foreign producer's message, with no record yet (see OutcomeWriter._adopt)
             adopt = None if message.options.get("retries") else message
             self.writer.put(job_id, fields, keep=False, event=event, incr=("attempts",), adopt=adopt)
@@ -116,11 +126,21 @@ class JobTracking(Middleware):
                 self.cancelled.add(job_id)
         now = current_millis()
         if cancel:
-            self.writer.put(job_id, {"status": JobStatus.CANCELLED.value, "finished_at": now}, keep=False,
-                            event={"at": now, "event": "cancelled"}, drop=("cancel_requested",))
+            self.writer.put(
+                job_id,
+                {"status": JobStatus.CANCELLED.value, "finished_at": now},
+                keep=False,
+                event={"at": now, "event": "cancelled"},
+                drop=("cancel_requested",),
+            )
         else:  # written after this job's start, so the asker sees it running
-            self.writer.put(job_id, {}, keep=False, drop=("cancel_requested",),
-                            event={"at": now, "event": "cancel refused: already started"})
+            self.writer.put(
+                job_id,
+                {},
+                keep=False,
+                drop=("cancel_requested",),
+                event={"at": now, "event": "cancel refused: already started"},
+            )
 
     def _acked(self, job_ids: list[str]) -> None:
         with self.lock:
@@ -152,11 +172,20 @@ class JobTracking(Middleware):
                 # late, and must not overwrite the status of the retry that ran meanwhile
                 fields.pop("finished_at")
                 fields.pop("status")
-        counters = ("processed",) if exception is None else ("processed", "failed") + (
-            ("dead",) if status is JobStatus.DEAD else ())
-        self.writer.put(message.message_id, fields, keep=status is JobStatus.DEAD, event=event,
-                        queue_name=q_name(message.queue_name), broker_id=getattr(broker, "broker_id", ""),
-                        counters=counters)
+        counters = (
+            ("processed",)
+            if exception is None
+            else ("processed", "failed") + (("dead",) if status is JobStatus.DEAD else ())
+        )
+        self.writer.put(
+            message.message_id,
+            fields,
+            keep=status is JobStatus.DEAD,
+            event=event,
+            queue_name=q_name(message.queue_name),
+            broker_id=getattr(broker, "broker_id", ""),
+            counters=counters,
+        )
         if message.failed:  # nacked (dead-lettered) now, not acked through the writer
             self._acked([message.message_id])
 
@@ -165,9 +194,11 @@ class JobTracking(Middleware):
             return  # the cancel itself wrote the record; a fenced worker handed the message back
         if message.failed:
             self._acked([message.message_id])
-        fields = {"status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
-                  "finished_at": current_millis(),
-                  "last_error": message.options.get("backroom_refused") or "skipped by middleware (e.g. age limit)"}
+        fields = {
+            "status": (JobStatus.DEAD if message.failed else JobStatus.CANCELLED).value,
+            "finished_at": current_millis(),
+            "last_error": message.options.get("backroom_refused") or "skipped by middleware (e.g. age limit)",
+        }
         event = {"at": fields["finished_at"], "event": fields["status"], "error": fields["last_error"]}
         self.writer.put(message.message_id, fields, keep=message.failed, event=event)
 
@@ -201,10 +232,15 @@ def coalesce(pending: list[Outcome]) -> list[Outcome]:
             continue
         events = [e for e in (*_as_list(first.event), *_as_list(item.event))]
         merged[item.job_id] = item._replace(
-            fields={**first.fields, **item.fields}, event=events or None, incr=first.incr + item.incr,
-            drop=tuple(dict.fromkeys((*first.drop, *item.drop))), counters=first.counters + item.counters,
-            queue=item.queue or first.queue, broker_id=item.broker_id or first.broker_id,
-            adopt=first.adopt or item.adopt)
+            fields={**first.fields, **item.fields},
+            event=events or None,
+            incr=first.incr + item.incr,
+            drop=tuple(dict.fromkeys((*first.drop, *item.drop))),
+            counters=first.counters + item.counters,
+            queue=item.queue or first.queue,
+            broker_id=item.broker_id or first.broker_id,
+            adopt=first.adopt or item.adopt,
+        )
     return list(merged.values())
 
 
@@ -247,13 +283,25 @@ class OutcomeWriter:
         self._start()
         self.items.put(Ack(queue_name, redis_message_id, job_id))
 
-    def put(self, job_id: str, fields: dict[str, Any], *, keep: bool, event: dict[str, Any] | None = None,
-            queue_name: str = "", broker_id: str = "", counters: tuple[str, ...] = (), incr: tuple[str, ...] = (),
-            drop: tuple[str, ...] = (), adopt: MessageProxy | None = None) -> None:
+    def put(
+        self,
+        job_id: str,
+        fields: dict[str, Any],
+        *,
+        keep: bool,
+        event: dict[str, Any] | None = None,
+        queue_name: str = "",
+        broker_id: str = "",
+        counters: tuple[str, ...] = (),
+        incr: tuple[str, ...] = (),
+        drop: tuple[str, ...] = (),
+        adopt: MessageProxy | None = None,
+    ) -> None:
         """Queue one record write (and the per-minute counters `counters` of `queue_name` and `broker_id`)."""
         self._start()
-        self.items.put(Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis(),
-                               incr, drop, adopt))
+        self.items.put(
+            Outcome(job_id, fields, keep, event, queue_name, broker_id, counters, current_millis(), incr, drop, adopt)
+        )
 
     def _start(self) -> None:
         if self.thread is None:
@@ -320,13 +368,14 @@ class OutcomeWriter:
             for item, adopt in adopting:  # 1 when no enqueue script wrote the record (first, before the start)
                 pipe.hsetnx(self.store.keys.job(item.job_id), "actor", adopt.actor_name)
             for item in pending:
-                self.store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event,
-                                       incr=item.incr, drop=item.drop)
+                self.store.write_final(
+                    pipe, item.job_id, item.fields, keep=item.keep, event=item.event, incr=item.incr, drop=item.drop
+                )
             self._count(pipe, pending)
             for ack in acks:  # after the outcomes: a record never trails its ack
                 self._ack(pipe, ack)
             results = pipe.execute(raise_on_error=False)
-        ack_results = results[len(results) - len(acks):]
+        ack_results = results[len(results) - len(acks) :]
         noscript = redis.exceptions.NoScriptError
         again = [ack for ack, result in zip(acks, ack_results) if isinstance(result, noscript)]
         rejected = [r for r in results if isinstance(r, Exception) and not isinstance(r, noscript)]
@@ -368,10 +417,16 @@ class OutcomeWriter:
         with self.store.client.pipeline(transaction=False) as pipe:
             for message in messages:
                 args = json.dumps(redact({"args": list(message.args), "kwargs": message.kwargs}), default=str)
-                self.store.adopt(pipe, message.message_id, actor=message.actor_name, queue=q_name(message.queue_name),
-                                 args=args, enqueued_ms=int(message.message_timestamp or current_millis()),
-                                 redis_message_id=str(message.options.get("redis_message_id", "")),
-                                 queue_name=message.queue_name)
+                self.store.adopt(
+                    pipe,
+                    message.message_id,
+                    actor=message.actor_name,
+                    queue=q_name(message.queue_name),
+                    args=args,
+                    enqueued_ms=int(message.message_timestamp or current_millis()),
+                    redis_message_id=str(message.options.get("redis_message_id", "")),
+                    queue_name=message.queue_name,
+                )
             pipe.execute()
 
     def _watch_not_reaped(self, pipe: Any) -> bool:

@@ -5,6 +5,7 @@ count and the exception. `WaitAccounting` runs just before it (its after-hook is
 first) and writes how many of the retries so far were waits onto the exception, so an
 actor's `retry_when=retry_policy(...)` can judge failures and waits apart.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,8 +36,9 @@ class Failure(dramatiq.Retry):
 class WaitAccounting(Middleware):
     """Counts a message's waits in its options and annotates each exception with both counts."""
 
-    def after_process_message(self, broker: Broker, message: MessageProxy, *, result: Any = None,
-                              exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         if exception is None:
             return
         waits = int(message.options.get("waits", 0))

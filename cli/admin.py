@@ -4,6 +4,7 @@ The same service as the admin API and page (admin.service); every action writes 
 same audit row, naming the OS user (`cli:user@host`). `--json` prints machine-readable
 output for scripts.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from admin.service import Admin
 
 T = TypeVar("T")
-queues_app = typer.Typer(help="Queues: counts, latency, recent outcomes; pause and resume.", invoke_without_command=True)
+queues_app = typer.Typer(
+    help="Queues: counts, latency, recent outcomes; pause and resume.", invoke_without_command=True
+)
 edge_app = typer.Typer(help="Edge nodes (the Pi workers).", no_args_is_help=True)
 JSON_HELP = "Print JSON for scripts."
 
@@ -91,14 +94,31 @@ def queues(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         emit_json(views)
         return
     table = Table(title="queues", title_justify="left")
-    for column in ("queue", "ready", "delayed", "in flight", "dead", "latency", "5 min ok/failed",
-                   "60 min ok/failed", "consumers"):
+    for column in (
+        "queue",
+        "ready",
+        "delayed",
+        "in flight",
+        "dead",
+        "latency",
+        "5 min ok/failed",
+        "60 min ok/failed",
+        "consumers",
+    ):
         table.add_column(column, justify="left" if column in ("queue", "consumers") else "right", overflow="fold")
     for q in views:
         name = f"{q.name} [yellow](paused)[/yellow]" if q.paused else q.name
-        table.add_row(name, str(q.ready), str(q.delayed), str(q.in_flight), _red(q.dead),
-                      human_seconds(q.latency_s) if q.ready else "-", f"{q.processed_5m}/{_red(q.failed_5m)}",
-                      f"{q.processed_60m}/{_red(q.failed_60m)}", escape(", ".join(q.workers)) or "-")
+        table.add_row(
+            name,
+            str(q.ready),
+            str(q.delayed),
+            str(q.in_flight),
+            _red(q.dead),
+            human_seconds(q.latency_s) if q.ready else "-",
+            f"{q.processed_5m}/{_red(q.failed_5m)}",
+            f"{q.processed_60m}/{_red(q.failed_60m)}",
+            escape(", ".join(q.workers)) or "-",
+        )
     console().print(table)
 
 
@@ -133,24 +153,44 @@ def workers(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
     if as_json:
         emit_json(view)
         return
-    table = Table(title=f"workers (dead after {human_seconds(view.heartbeat_timeout_s)} of silence)",
-                  title_justify="left")
+    table = Table(
+        title=f"workers (dead after {human_seconds(view.heartbeat_timeout_s)} of silence)", title_justify="left"
+    )
     for column in ("process", "state", "queues", "threads", "jobs", "memory", "done/failed", "last beat (UTC)"):
         table.add_column(column, overflow="fold")
     for w in view.workers:
         # an edge worker describes itself: its names may hold markup
-        jobs = "\n".join(f"{j.job_id[:8]} {escape(j.actor)} {'running' if j.running else 'prefetched'}"
-                         for j in w.jobs)
+        jobs = "\n".join(f"{j.job_id[:8]} {escape(j.actor)} {'running' if j.running else 'prefetched'}" for j in w.jobs)
         name = escape(w.name) + (" [cyan]edge[/cyan]" if w.edge else "")
-        table.add_row(name, "alive" if w.alive else "[red]dead[/red]", escape(",".join(w.queues)), str(w.threads),
-                      jobs or "idle", human_bytes(w.rss_bytes), f"{w.processed}/{w.failed}", when(w.last_beat))
+        table.add_row(
+            name,
+            "alive" if w.alive else "[red]dead[/red]",
+            escape(",".join(w.queues)),
+            str(w.threads),
+            jobs or "idle",
+            human_bytes(w.rss_bytes),
+            f"{w.processed}/{w.failed}",
+            when(w.last_beat),
+        )
     console().print(table)
     if view.orphans:
-        orphans = Table("job", "actor", "queue", "dead worker", "back on its queue by (UTC)",
-                        title="jobs waiting for rescue", title_justify="left")
+        orphans = Table(
+            "job",
+            "actor",
+            "queue",
+            "dead worker",
+            "back on its queue by (UTC)",
+            title="jobs waiting for rescue",
+            title_justify="left",
+        )
         for o in view.orphans:
-            orphans.add_row(o.job_id, o.actor, o.queue, o.worker,
-                            when(o.rescue_expected_at) + (" [red](overdue)[/red]" if o.overdue else ""))
+            orphans.add_row(
+                o.job_id,
+                o.actor,
+                o.queue,
+                o.worker,
+                when(o.rescue_expected_at) + (" [red](overdue)[/red]" if o.overdue else ""),
+            )
         console().print(orphans)
 
 
@@ -163,21 +203,57 @@ def edge_nodes(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
     nodes = with_db(admin.edge_nodes)
     creds = with_db(select_edge_credentials)
     if as_json:
-        emit_json({"nodes": [n.model_dump(mode="json") for n in nodes],
-                   "credentials": [c.model_dump(mode="json") | {"state": c.state} for c in creds]})
+        emit_json(
+            {
+                "nodes": [n.model_dump(mode="json") for n in nodes],
+                "credentials": [c.model_dump(mode="json") | {"state": c.state} for c in creds],
+            }
+        )
         return
-    table = Table("node", "state", "version", "last seen (UTC)", "current job", "done/failed/blocked", "offline since",
-                  title="edge nodes", title_justify="left")
+    table = Table(
+        "node",
+        "state",
+        "version",
+        "last seen (UTC)",
+        "current job",
+        "done/failed/blocked",
+        "offline since",
+        title="edge nodes",
+        title_justify="left",
+    )
     for n in nodes:
-        table.add_row(n.node_id, "online" if n.online else "[red]offline[/red]", n.version or "-", when(n.last_seen),
-                      n.current_job or "-", f"{n.done}/{n.failed}/{n.blocked}", when(n.offline_since))
+        table.add_row(
+            n.node_id,
+            "online" if n.online else "[red]offline[/red]",
+            n.version or "-",
+            when(n.last_seen),
+            n.current_job or "-",
+            f"{n.done}/{n.failed}/{n.blocked}",
+            when(n.offline_since),
+        )
     console().print(table if nodes else "no edge node has registered or heartbeated")
     seen = {n.node_id: n.last_seen for n in nodes}
-    issued = Table("node", "redis user", "credential", "created (UTC)", "by", "replaced / revoked (UTC)",
-                   "node last seen (UTC)", title="edge credentials (newest first)", title_justify="left")
+    issued = Table(
+        "node",
+        "redis user",
+        "credential",
+        "created (UTC)",
+        "by",
+        "replaced / revoked (UTC)",
+        "node last seen (UTC)",
+        title="edge credentials (newest first)",
+        title_justify="left",
+    )
     for c in creds:
-        issued.add_row(c.node_id, c.redis_user, "[red]revoked[/red]" if c.revoked_at else c.state, when(c.created_at),
-                       escape(c.created_by), when(c.revoked_at or c.replaced_at), when(seen.get(c.node_id)))
+        issued.add_row(
+            c.node_id,
+            c.redis_user,
+            "[red]revoked[/red]" if c.revoked_at else c.state,
+            when(c.created_at),
+            escape(c.created_by),
+            when(c.revoked_at or c.replaced_at),
+            when(seen.get(c.node_id)),
+        )
     console().print(issued if creds else "no edge credential has been issued")
 
 
@@ -190,17 +266,37 @@ def schedules(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
     if as_json:
         emit_json(view)
         return
-    table = Table("actor", "cron", "state", "queue", "next run", "last run", "outcome", "missed",
-                  title=f"schedules (leader: {view.leader or 'none running'})", title_justify="left")
+    table = Table(
+        "actor",
+        "cron",
+        "state",
+        "queue",
+        "next run",
+        "last run",
+        "outcome",
+        "missed",
+        title=f"schedules (leader: {view.leader or 'none running'})",
+        title_justify="left",
+    )
     for s in view.schedules:
         spec = s.spec if s.spec == s.default_spec else f"{s.spec} [dim](declared {s.default_spec})[/dim]"
-        table.add_row(s.actor, spec, "on" if s.enabled else "[red]off[/red]", s.queue, when(s.next_tick),
-                      when(s.last_tick), s.last_outcome or "-", _red(s.missed))
+        table.add_row(
+            s.actor,
+            spec,
+            "on" if s.enabled else "[red]off[/red]",
+            s.queue,
+            when(s.next_tick),
+            when(s.last_tick),
+            s.last_outcome or "-",
+            _red(s.missed),
+        )
     console().print(table)
 
 
-def audit_log(limit: int = typer.Option(30, "--limit", "-n", min=1, max=500),
-              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def audit_log(
+    limit: int = typer.Option(30, "--limit", "-n", min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """The newest admin actions: who, what, when, before and after."""
     from db.audit import select_audit
 
@@ -210,6 +306,12 @@ def audit_log(limit: int = typer.Option(30, "--limit", "-n", min=1, max=500),
         return
     table = Table("when (UTC)", "who", "action", "target", "before", "after", title="audit log", title_justify="left")
     for r in rows:
-        table.add_row(when(r.at), r.actor, r.action, r.target, escape(json.dumps(r.before or {})),
-                      escape(json.dumps(r.after or {})))
+        table.add_row(
+            when(r.at),
+            r.actor,
+            r.action,
+            r.target,
+            escape(json.dumps(r.before or {})),
+            escape(json.dumps(r.after or {})),
+        )
     console().print(table)

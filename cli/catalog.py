@@ -5,6 +5,7 @@ bad line and nothing written. Then all products are applied in one transaction (
 `ts` than the stored product is skipped), their rehosting (which embeds) written to the job
 outbox in it: a worker's relay sends it after the commit.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,10 @@ MAX_FILE = 200 * 1024 * 1024
 
 
 @catalog_app.command("import")
-def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-                fmt: str = typer.Option("auto", "--format", help="jsonl, csv or auto (by the file's suffix).")) -> None:
+def import_file(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    fmt: str = typer.Option("auto", "--format", help="jsonl, csv or auto (by the file's suffix)."),
+) -> None:
     """Import products (JSON Lines of product.changed bodies, or CSV one row per variant); all or nothing."""
     from domain.catalog_import import read_csv, read_jsonl
 
@@ -36,8 +39,10 @@ def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, re
         console().print(f"[red]{len(errors)} bad line(s): nothing imported[/red]")
         raise typer.Exit(1)
     applied, rehost = with_db(lambda conn: _apply(conn, products))
-    console().print(f"{len(applied)} of {len(products)} product(s) applied "
-                    f"({len(products) - len(applied)} older than stored), {rehost} item(s) queued for rehosting")
+    console().print(
+        f"{len(applied)} of {len(products)} product(s) applied "
+        f"({len(products) - len(applied)} older than stored), {rehost} item(s) queued for rehosting"
+    )
 
 
 async def _apply(conn: Any, products: list[Any]) -> tuple[list[Any], int]:

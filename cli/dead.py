@@ -1,4 +1,5 @@
 """`backroom dead`: list, requeue and discard dead letters (messages that exhausted their retries)."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,13 @@ from config.settings import ALL_QUEUES
 if TYPE_CHECKING:
     from broker.deadletters import DeadLetters, DeadPage, RequeueResult
 
-dead_app = typer.Typer(help="Dead letters: list, requeue or discard what exhausted its retries.",
-                       no_args_is_help=True)
+dead_app = typer.Typer(help="Dead letters: list, requeue or discard what exhausted its retries.", no_args_is_help=True)
 
 
 def console() -> Console:
     """A console sized at call time (COLUMNS is read when a Console is made)."""
     return Console()
+
 
 QUEUES = ", ".join(ALL_QUEUES)
 IDS_HELP = "Redis ids of dead letters (as `dead list` shows them) or job ids."
@@ -77,13 +78,21 @@ def _table(queue: str, page: DeadPage) -> Table:
     for column in ("redis id", "job id", "actor", "error", "tries", "dead at (UTC)", "expires"):
         table.add_column(column, overflow="fold")
     for item in page.items:
-        table.add_row(item.redis_id, item.job_id or "?", item.actor, escape(item.error or ""), str(item.attempts),
-                      item.dead_at.strftime("%Y-%m-%d %H:%M:%S"), item.expires_at.strftime("%Y-%m-%d"))
+        table.add_row(
+            item.redis_id,
+            item.job_id or "?",
+            item.actor,
+            escape(item.error or ""),
+            str(item.attempts),
+            item.dead_at.strftime("%Y-%m-%d %H:%M:%S"),
+            item.expires_at.strftime("%Y-%m-%d"),
+        )
     return table
 
 
-def _targets(dead: DeadLetters, queue: str, ids: list[str], all_matching: bool,
-             filters: dict[str, str | None]) -> tuple[list[str], list[str]]:
+def _targets(
+    dead: DeadLetters, queue: str, ids: list[str], all_matching: bool, filters: dict[str, str | None]
+) -> tuple[list[str], list[str]]:
     """The redis ids to act on and the ids that match no dead letter; refuses ambiguous input."""
     if all_matching == bool(ids):
         raise typer.BadParameter("give dead-letter IDS or --all-matching (not both, not neither)")
@@ -127,8 +136,11 @@ def _report_requeue(queue: str, result: RequeueResult, as_json: bool) -> None:
     for job_id in result.job_ids:
         console().print(f"  job {job_id}", highlight=False)
     if result.skipped:
-        console().print(f"[yellow]skipped {len(result.skipped)} (not in the dead-letter queue, "
-                      f"or already requeued or discarded):[/yellow] {' '.join(result.skipped)}", highlight=False)
+        console().print(
+            f"[yellow]skipped {len(result.skipped)} (not in the dead-letter queue, "
+            f"or already requeued or discarded):[/yellow] {' '.join(result.skipped)}",
+            highlight=False,
+        )
 
 
 @dead_app.command("discard")
@@ -187,11 +199,18 @@ def groups(
     if as_json:
         emit_json(result)
         return
-    table = Table("count", "error", "actors", "fingerprint", title=f"{queue}: newest {result.scanned} of "
-                  f"{result.total} dead letters by error", title_justify="left")
+    table = Table(
+        "count",
+        "error",
+        "actors",
+        "fingerprint",
+        title=f"{queue}: newest {result.scanned} of {result.total} dead letters by error",
+        title_justify="left",
+    )
     for group in result.groups:
-        table.add_row(str(group.count), escape(group.example or "(no error recorded)"), ", ".join(group.actors),
-                      group.fingerprint)
+        table.add_row(
+            str(group.count), escape(group.example or "(no error recorded)"), ", ".join(group.actors), group.fingerprint
+        )
     console().print(table)
 
 
@@ -199,9 +218,10 @@ def groups(
 def replay(
     queue: str = typer.Argument(..., callback=_queue, help=f"The queue ({QUEUES})."),
     ident: str = typer.Argument(..., help="The dead letter's redis id or job id."),
-    args: str | None = typer.Option(None, "--args", help='New positional arguments, a JSON list (default: keep).'),
-    kwargs: str | None = typer.Option(None, "--kwargs", help='New keyword arguments, a JSON object (default: keep; '
-                                      '"[redacted]" keeps a secret).'),
+    args: str | None = typer.Option(None, "--args", help="New positional arguments, a JSON list (default: keep)."),
+    kwargs: str | None = typer.Option(
+        None, "--kwargs", help='New keyword arguments, a JSON object (default: keep; "[redacted]" keeps a secret).'
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Replay a dead letter as a new job with edited arguments, linked to the dead one."""
@@ -212,15 +232,17 @@ def replay(
     try:
         result, entry = admin_service().replay(queue, ident, args=new_args, kwargs=new_kwargs)
     except NotDeadLettered as error:
-        console().print(f"[red]{escape(str(error))}[/red] (never dead-lettered, or already requeued, replayed "
-                        "or discarded)")
+        console().print(
+            f"[red]{escape(str(error))}[/red] (never dead-lettered, or already requeued, replayed or discarded)"
+        )
         raise typer.Exit(1) from None
     audited(entry)
     if as_json:
         emit_json(result)
         return
-    console().print(f"replayed [bold]{result.replayed_from}[/bold] as job [bold]{result.job_id}[/bold]",
-                    highlight=False)
+    console().print(
+        f"replayed [bold]{result.replayed_from}[/bold] as job [bold]{result.job_id}[/bold]", highlight=False
+    )
 
 
 def _json_arg(raw: str | None, kind: type, name: str) -> Any:

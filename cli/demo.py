@@ -6,6 +6,7 @@ catalogue answers (brands off: the default brand list is not sold there). At eve
 also queues one scrape per query of the sources that point at the local marketplace, so items
 appear within a minute instead of at the next :05.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,9 +26,11 @@ DEMO_LIMIT = 24
 def marketplace_sources(env: dict[str, str], market: Any) -> list[str]:
     """The demo sources whose settings point at this marketplace (an explicit setting wins over it)."""
     shop = json.loads(env.get("EDGE_SOURCES") or "{}").get("shop") or {}
-    pointed = {"vinted": env.get("VINTED_BASE_URL") == market.vinted_url,
-               "grailed": env.get("GRAILED_BASE_URL") == market.grailed_url,
-               "shop": shop.get("base_url") == market.shop_url}
+    pointed = {
+        "vinted": env.get("VINTED_BASE_URL") == market.vinted_url,
+        "grailed": env.get("GRAILED_BASE_URL") == market.grailed_url,
+        "shop": shop.get("base_url") == market.shop_url,
+    }
     return [source for source in DEMO_QUERIES if pointed[source]]
 
 
@@ -40,8 +43,9 @@ async def store_demo_sources(conn: Any, sources: list[str]) -> bool:
         if not sources or "sources" in await select_stored_config(conn, lock=True):
             return False
         for source in sources:
-            await change_source(conn, source, by=DEMO_BY, queries=DEMO_QUERIES[source], limit=DEMO_LIMIT,
-                                brands=False, enabled=True)
+            await change_source(
+                conn, source, by=DEMO_BY, queries=DEMO_QUERIES[source], limit=DEMO_LIMIT, brands=False, enabled=True
+            )
     return True
 
 
@@ -66,8 +70,15 @@ def queue_demo_scrapes(plan: list[ScrapeJob]) -> list[str]:
     from domain.contracts import SCRAPE_SOURCE
 
     # the schedule's unique key: a restart while these are still queued queues nothing twice
-    return [send_to_edge(SCRAPE_SOURCE, job.model_dump(), force=True,
-                         options={"unique_key": f"scrape_source:{job.source}:{job.query.lower()}"}) for job in plan]
+    return [
+        send_to_edge(
+            SCRAPE_SOURCE,
+            job.model_dump(),
+            force=True,
+            options={"unique_key": f"scrape_source:{job.source}:{job.query.lower()}"},
+        )
+        for job in plan
+    ]
 
 
 def start_demo_cycle(env: dict[str, str], market: Any, processes: list[str], console: Console) -> None:
@@ -86,5 +97,8 @@ def start_demo_cycle(env: dict[str, str], market: Any, processes: list[str], con
     finally:
         actors.broker.close()  # this process only supervises from here on
     queries = ", ".join(f"{job.source} {job.query!r}" for job in plan)
-    console.print(f"demo: {len(job_ids)} scrape job(s) queued on edge ({queries}); items land in Postgres as "
-                  "pending once the edge worker is up", highlight=False)
+    console.print(
+        f"demo: {len(job_ids)} scrape job(s) queued on edge ({queries}); items land in Postgres as "
+        "pending once the edge worker is up",
+        highlight=False,
+    )

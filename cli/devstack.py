@@ -1,4 +1,5 @@
 """`backroom dev`: embedded Postgres + Redis (unless configured), migrate, token, honcho."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,12 +57,17 @@ def run_dev_stack(data_dir: Path, processes: list[str]) -> int:
         console.rule("[bold green]Backroom is starting")
         console.print(f"API:     http://127.0.0.1:{port}/   (docs: http://127.0.0.1:{port}/docs)")
         console.print(f"token:   {token}   (scope admin; made for this run)", highlight=False)
-        console.print(f"try:     curl -X POST -H 'Authorization: Bearer {token}' "
-                      f"-H 'Content-Type: application/json' -d '{{}}' http://127.0.0.1:{port}/v1/jobs/ping",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"try:     curl -X POST -H 'Authorization: Bearer {token}' "
+            f"-H 'Content-Type: application/json' -d '{{}}' http://127.0.0.1:{port}/v1/jobs/ping",
+            highlight=False,
+            soft_wrap=True,
+        )
         if not env.get("MODEL_DIR"):
-            console.print("[bold yellow]embeddings: MODEL_DIR is unset, so workers use the tiny TEST model; its vectors are "
-                          "NOT semantic (set MODEL_DIR to a `backroom models export` directory)[/bold yellow]")
+            console.print(
+                "[bold yellow]embeddings: MODEL_DIR is unset, so workers use the tiny TEST model; its vectors are "
+                "NOT semantic (set MODEL_DIR to a `backroom models export` directory)[/bold yellow]"
+            )
         if market is not None:
             from cli.demo import start_demo_cycle
 
@@ -90,9 +96,15 @@ def dev_edge_credentials(env: dict[str, str]) -> dict[str, str]:
     url = redis.connection.parse_url(env["REDIS_URL"])
     client = redis.Redis.from_url(env["REDIS_URL"])
     try:
-        made = create_edge_credentials(client, env.get("REDIS_NAMESPACE", "backroom"), node,
-                                       host=url.get("host") or "127.0.0.1", port=url.get("port") or 6379,
-                                       db=int(url.get("db") or 0), tls=env["REDIS_URL"].startswith("rediss://"))
+        made = create_edge_credentials(
+            client,
+            env.get("REDIS_NAMESPACE", "backroom"),
+            node,
+            host=url.get("host") or "127.0.0.1",
+            port=url.get("port") or 6379,
+            db=int(url.get("db") or 0),
+            tls=env["REDIS_URL"].startswith("rediss://"),
+        )
     finally:
         client.close()
     console.print(f"edge:    node {node} runs as Redis user {made.user} (least privilege)")
@@ -104,8 +116,12 @@ def start_marketplace(env: dict[str, str]) -> Any:
     if env.get("DEV_MARKETPLACE", "1") == "0":
         return None
     if not fakes_available():
-        console.print("local marketplace: not started (fakes/ is not in the wheel: run `make run` from a clone "
-                      "of the repository to get it; DEV_MARKETPLACE=0 silences this)", highlight=False, soft_wrap=True)
+        console.print(
+            "local marketplace: not started (fakes/ is not in the wheel: run `make run` from a clone "
+            "of the repository to get it; DEV_MARKETPLACE=0 silences this)",
+            highlight=False,
+            soft_wrap=True,
+        )
         return None
     from fakes.marketplace import HOSTS, Marketplace
 
@@ -113,8 +129,11 @@ def start_marketplace(env: dict[str, str]) -> Any:
     market = Marketplace().start({host: base + i for i, host in enumerate(HOSTS)} if base else None)
     for name, value in market.env().items():
         env.setdefault(name, value)
-    console.print(f"local marketplace: vinted {market.vinted_url}, grailed {market.grailed_url}, shop {market.shop_url} "
-                  "(sources vinted, grailed, shop; DEV_MARKETPLACE=0 turns it off)", highlight=False)
+    console.print(
+        f"local marketplace: vinted {market.vinted_url}, grailed {market.grailed_url}, shop {market.shop_url} "
+        "(sources vinted, grailed, shop; DEV_MARKETPLACE=0 turns it off)",
+        highlight=False,
+    )
     return market
 
 

@@ -1,4 +1,5 @@
 """`backroom doctor`: check that a live deployment has what Backroom needs, and say how to fix it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -61,8 +62,14 @@ def redis_checks(settings: EdgeSettings) -> list[Check]:
         info = None  # reachable (the ACL answered); the version check says it cannot tell
     except redis.RedisError as error:
         client.close()
-        return [Check("Redis reachable", PROBLEM, f"{_where(settings.redis_url)}: {error}",
-                      "start Redis or fix REDIS_URL (redis://, rediss:// for TLS, unix:// for a socket)")]
+        return [
+            Check(
+                "Redis reachable",
+                PROBLEM,
+                f"{_where(settings.redis_url)}: {error}",
+                "start Redis or fix REDIS_URL (redis://, rediss:// for TLS, unix:// for a socket)",
+            )
+        ]
     try:
         checks = [Check("Redis reachable", OK, _where(settings.redis_url)), _redis_version(info)]
         for name, check in _REDIS_CHECKS:
@@ -86,8 +93,7 @@ def _where(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)  # never print a password
 
 
-def _guarded(name: str, check: Callable[[str, redis.Redis, str], Check], client: redis.Redis,
-             namespace: str) -> Check:
+def _guarded(name: str, check: Callable[[str, redis.Redis, str], Check], client: redis.Redis, namespace: str) -> Check:
     try:
         return check(name, client, namespace)
     except redis.RedisError as error:  # e.g. the connection dropped halfway
@@ -116,8 +122,12 @@ def _redis_version(info: dict[str, Any] | None) -> Check:
     parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
     if parts >= MIN_REDIS:
         return Check("Redis version", OK, version)
-    return Check("Redis version", PROBLEM, f"{version}: Backroom needs >= 6.2 (the dead-letter tools use ZMSCORE)",
-                 "upgrade Redis to 6.2 or newer (7.x recommended)")
+    return Check(
+        "Redis version",
+        PROBLEM,
+        f"{version}: Backroom needs >= 6.2 (the dead-letter tools use ZMSCORE)",
+        "upgrade Redis to 6.2 or newer (7.x recommended)",
+    )
 
 
 def _persistence(name: str, client: redis.Redis, namespace: str) -> Check:
@@ -126,15 +136,27 @@ def _persistence(name: str, client: redis.Redis, namespace: str) -> Check:
         aof = (_info(client, "persistence") or {}).get("aof_enabled")
         if aof == 1:
             return Check(name, OK, "AOF on (seen in INFO; CONFIG is not available)")
-        return Check(name, UNKNOWN, f"CONFIG is not available and INFO shows no AOF; {_DURABLE}",
-                     "confirm with your provider that persistence (AOF, or at least RDB snapshots) is on")
+        return Check(
+            name,
+            UNKNOWN,
+            f"CONFIG is not available and INFO shows no AOF; {_DURABLE}",
+            "confirm with your provider that persistence (AOF, or at least RDB snapshots) is on",
+        )
     if appendonly == "yes":
         return Check(name, OK, f"AOF on (appendfsync {_config(client, 'appendfsync') or '?'})")
     if save:
-        return Check(name, OK, f"RDB snapshots only (save {save}): a crash loses what changed since the last one",
-                     "prefer AOF: CONFIG SET appendonly yes, then CONFIG REWRITE")
-    return Check(name, PROBLEM, f"off (appendonly no, no save points): {_DURABLE}, so a restart loses them",
-                 "CONFIG SET appendonly yes, then CONFIG REWRITE (or `appendonly yes` in redis.conf)")
+        return Check(
+            name,
+            OK,
+            f"RDB snapshots only (save {save}): a crash loses what changed since the last one",
+            "prefer AOF: CONFIG SET appendonly yes, then CONFIG REWRITE",
+        )
+    return Check(
+        name,
+        PROBLEM,
+        f"off (appendonly no, no save points): {_DURABLE}, so a restart loses them",
+        "CONFIG SET appendonly yes, then CONFIG REWRITE (or `appendonly yes` in redis.conf)",
+    )
 
 
 def _eviction(name: str, client: redis.Redis, namespace: str) -> Check:
@@ -143,18 +165,26 @@ def _eviction(name: str, client: redis.Redis, namespace: str) -> Check:
         return Check(name, UNKNOWN, "neither CONFIG nor INFO is available", "make sure the policy is noeviction")
     if policy == "noeviction":
         return Check(name, OK, "noeviction")
-    return Check(name, PROBLEM, f"{policy}: under memory pressure Redis may evict a queue's .msgs hash "
-                 "or a job record, and the jobs in it are lost without a trace",
-                 "CONFIG SET maxmemory-policy noeviction, then CONFIG REWRITE (managed Redis: the "
-                 "provider's parameter group); a full Redis then refuses enqueues loudly instead")
+    return Check(
+        name,
+        PROBLEM,
+        f"{policy}: under memory pressure Redis may evict a queue's .msgs hash "
+        "or a job record, and the jobs in it are lost without a trace",
+        "CONFIG SET maxmemory-policy noeviction, then CONFIG REWRITE (managed Redis: the "
+        "provider's parameter group); a full Redis then refuses enqueues loudly instead",
+    )
 
 
 def _scripting(name: str, client: redis.Redis, namespace: str) -> Check:
     try:
         client.register_script("return 1")()  # EVALSHA, loading the script on NOSCRIPT
     except redis.ResponseError as error:
-        return Check(name, PROBLEM, f"refused ({error}): every Dramatiq and Backroom operation is a Lua script",
-                     "allow EVAL, EVALSHA and SCRIPT for Backroom's user (ACL: +@scripting)")
+        return Check(
+            name,
+            PROBLEM,
+            f"refused ({error}): every Dramatiq and Backroom operation is a Lua script",
+            "allow EVAL, EVALSHA and SCRIPT for Backroom's user (ACL: +@scripting)",
+        )
     return Check(name, OK, "Lua scripts run")
 
 
@@ -166,9 +196,13 @@ def _keys_command(name: str, client: redis.Redis, namespace: str) -> Check:
     except redis.ResponseError as error:
         # Backroom's brokers run with maintenance_chance=0 (broker.recovery reaps dead workers),
         # so Dramatiq's KEYS call never runs today: a refusal is a trap, not a breakage
-        return Check(name, WARN, f"refused ({error}): Dramatiq's own queue maintenance calls KEYS inside its "
-                     "script; Backroom turns that maintenance off, so this matters only if it is turned back on",
-                     "allow KEYS for Backroom's user (ACL: +keys; some providers need a setting to re-enable it)")
+        return Check(
+            name,
+            WARN,
+            f"refused ({error}): Dramatiq's own queue maintenance calls KEYS inside its "
+            "script; Backroom turns that maintenance off, so this matters only if it is turned back on",
+            "allow KEYS for Backroom's user (ACL: +keys; some providers need a setting to re-enable it)",
+        )
     return Check(name, OK, "allowed, also from Lua")
 
 
@@ -177,14 +211,21 @@ def _cluster(name: str, client: redis.Redis, namespace: str) -> Check:
     if info is None:
         return Check(name, UNKNOWN, "INFO is not allowed for this user")
     if info.get("cluster_enabled"):
-        return Check(name, PROBLEM, "Redis Cluster: Dramatiq's scripts build key names "
-                     "inside Lua, which Cluster does not allow", "use a single primary (with replicas or Sentinel)")
+        return Check(
+            name,
+            PROBLEM,
+            "Redis Cluster: Dramatiq's scripts build key names inside Lua, which Cluster does not allow",
+            "use a single primary (with replicas or Sentinel)",
+        )
     return Check(name, OK, "standalone")
 
 
 _REDIS_CHECKS: tuple[tuple[str, Callable[[str, redis.Redis, str], Check]], ...] = (
-    ("Redis persistence", _persistence), ("Redis maxmemory-policy", _eviction), ("Redis EVALSHA", _scripting),
-    ("Redis KEYS", _keys_command), ("Redis not in cluster mode", _cluster),
+    ("Redis persistence", _persistence),
+    ("Redis maxmemory-policy", _eviction),
+    ("Redis EVALSHA", _scripting),
+    ("Redis KEYS", _keys_command),
+    ("Redis not in cluster mode", _cluster),
 )
 
 
@@ -201,16 +242,28 @@ async def _postgres_checks(dsn: str) -> list[Check]:
 
     try:
         conn = await asyncpg.connect(dsn, timeout=5)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        return [Check("PostgreSQL reachable", PROBLEM, f"{_where(dsn)}: {type(error).__name__}: {error}",
-                      "start PostgreSQL or fix DATABASE_URL (and its user, password and database)")]
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return [
+            Check(
+                "PostgreSQL reachable",
+                PROBLEM,
+                f"{_where(dsn)}: {type(error).__name__}: {error}",
+                "start PostgreSQL or fix DATABASE_URL (and its user, password and database)",
+            )
+        ]
     try:
         version = conn.get_server_version()
         if version.major >= MIN_POSTGRES:
             checks = [Check("PostgreSQL reachable", OK, f"{_where(dsn)} (PostgreSQL {version.major}.{version.minor})")]
         else:
-            checks = [Check("PostgreSQL reachable", PROBLEM, f"PostgreSQL {version.major}: Backroom needs 15+",
-                            "upgrade PostgreSQL")]
+            checks = [
+                Check(
+                    "PostgreSQL reachable",
+                    PROBLEM,
+                    f"PostgreSQL {version.major}: Backroom needs 15+",
+                    "upgrade PostgreSQL",
+                )
+            ]
         return [*checks, await _pgvector(conn), await _migrations(conn)]
     finally:
         await conn.close()
@@ -222,14 +275,26 @@ async def _pgvector(conn: Any) -> Check:
     if installed is None:
         available = await conn.fetchval("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
         if available is None:
-            return Check(name, PROBLEM, "pgvector is not installed on the server",
-                         "install pgvector >= 0.5 (e.g. apt install postgresql-16-pgvector, or a provider that "
-                         "offers it), then run `backroom db migrate`")
-        return Check(name, PROBLEM, f"available ({available}) but not created in this database",
-                     "run `backroom db migrate` (its first migration creates it)")
+            return Check(
+                name,
+                PROBLEM,
+                "pgvector is not installed on the server",
+                "install pgvector >= 0.5 (e.g. apt install postgresql-16-pgvector, or a provider that "
+                "offers it), then run `backroom db migrate`",
+            )
+        return Check(
+            name,
+            PROBLEM,
+            f"available ({available}) but not created in this database",
+            "run `backroom db migrate` (its first migration creates it)",
+        )
     if tuple(int(p) for p in re.findall(r"\d+", installed)[:2]) < MIN_PGVECTOR:
-        return Check(name, PROBLEM, f"{installed}: Backroom needs >= 0.5 (HNSW indexes)",
-                     "upgrade the pgvector package, then ALTER EXTENSION vector UPDATE")
+        return Check(
+            name,
+            PROBLEM,
+            f"{installed}: Backroom needs >= 0.5 (HNSW indexes)",
+            "upgrade the pgvector package, then ALTER EXTENSION vector UPDATE",
+        )
     return Check(name, OK, installed)
 
 
@@ -242,10 +307,16 @@ async def _migrations(conn: Any) -> Check:
     pending = [m.name for m in report if m.state == "pending"]
     broken = [f"{m.name} ({m.state})" for m in report if m.state in ("changed", "missing")]
     if broken:
-        return Check("migrations", PROBLEM, f"applied migrations no longer match the files: {', '.join(broken)}",
-                     "restore the files as applied; migrations are forward-only (add a new file instead)")
+        return Check(
+            "migrations",
+            PROBLEM,
+            f"applied migrations no longer match the files: {', '.join(broken)}",
+            "restore the files as applied; migrations are forward-only (add a new file instead)",
+        )
     if pending:
-        return Check("migrations", PROBLEM, f"{len(pending)} pending: {', '.join(pending)}", "run `backroom db migrate`")
+        return Check(
+            "migrations", PROBLEM, f"{len(pending)} pending: {', '.join(pending)}", "run `backroom db migrate`"
+        )
     return Check("migrations", OK, f"all {len(report)} applied")
 
 
@@ -258,17 +329,33 @@ def host_checks(settings: EdgeSettings) -> list[Check]:
     if "model_dir" in getattr(type(settings), "model_fields", {}):
         checks.append(_model_dir(getattr(settings, "model_dir", None)))
     configured = getattr(settings, "edge_chromium_path", None)  # what an edge worker here would launch
-    chromium = ((configured if configured and os.access(configured, os.X_OK) else None) or shutil.which("chromium")
-                or shutil.which("chromium-browser") or shutil.which("google-chrome"))
+    chromium = (
+        (configured if configured and os.access(configured, os.X_OK) else None)
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if configured and chromium != configured:
-        checks.append(Check("Chromium (edge scraping)", WARN, f"EDGE_CHROMIUM_PATH {configured} is not an "
-                            f"executable here" + (f" (found {chromium})" if chromium else ""),
-                            "point EDGE_CHROMIUM_PATH at the installed Chromium"))
+        checks.append(
+            Check(
+                "Chromium (edge scraping)",
+                WARN,
+                f"EDGE_CHROMIUM_PATH {configured} is not an "
+                f"executable here" + (f" (found {chromium})" if chromium else ""),
+                "point EDGE_CHROMIUM_PATH at the installed Chromium",
+            )
+        )
     elif chromium:
         checks.append(Check("Chromium (edge scraping)", OK, str(chromium)))
     else:
-        checks.append(Check("Chromium (edge scraping)", WARN, "not found on this host: only edge nodes that "
-                            "scrape need it", "on an edge node: apt install chromium"))
+        checks.append(
+            Check(
+                "Chromium (edge scraping)",
+                WARN,
+                "not found on this host: only edge nodes that scrape need it",
+                "on an edge node: apt install chromium",
+            )
+        )
     return checks
 
 

@@ -1,4 +1,5 @@
 """`backroom edge credentials|revoke NODE`: a Redis ACL user that can only do an edge worker's work, and its end."""
+
 from __future__ import annotations
 
 import secrets
@@ -29,15 +30,22 @@ class EdgeCredentials:
     redis_url: str
 
 
-def create_edge_credentials(client: Any, namespace: str, node_id: str, *, host: str, port: int, db: int = 0,
-                            tls: bool = False) -> EdgeCredentials:
+def create_edge_credentials(
+    client: Any, namespace: str, node_id: str, *, host: str, port: int, db: int = 0, tls: bool = False
+) -> EdgeCredentials:
     """Create or replace `node_id`'s ACL user on the server behind `client` with a new random password."""
     if not valid_node_id(node_id):
         raise ValueError("a node id is letters, digits, `_`, `.` and `-` (at most 63, starting with a letter or digit)")
     major = int(str(client.info("server")["redis_version"]).split(".")[0])
     password = secrets.token_urlsafe(32)
-    rules = edge_acl_rules(Keys(namespace), node_id, password=password, redis7=major >= 7,
-                           deliver_to=[RESULTS_QUEUE], edge_actors=[*EDGE_ACTORS, *EXTRA_EDGE_ACTORS])
+    rules = edge_acl_rules(
+        Keys(namespace),
+        node_id,
+        password=password,
+        redis7=major >= 7,
+        deliver_to=[RESULTS_QUEUE],
+        edge_actors=[*EDGE_ACTORS, *EXTRA_EDGE_ACTORS],
+    )
     user = edge_user_name(node_id)
     client.execute_command("ACL", "SETUSER", user, *rules)
     # the old password's connections and signed deliveries stop working with the new credential
@@ -105,9 +113,14 @@ def credentials(
     parsed = redis.connection.parse_url(settings.redis_url)
     try:
         made = create_edge_credentials(
-            client, settings.redis_namespace, node, host=host or parsed.get("host") or "127.0.0.1",
-            port=port or parsed.get("port") or 6379, db=int(parsed.get("db") or 0),
-            tls=settings.redis_url.startswith("rediss://") if tls is None else tls)
+            client,
+            settings.redis_namespace,
+            node,
+            host=host or parsed.get("host") or "127.0.0.1",
+            port=port or parsed.get("port") or 6379,
+            db=int(parsed.get("db") or 0),
+            tls=settings.redis_url.startswith("rediss://") if tls is None else tls,
+        )
     except ValueError as error:
         typer.echo(f"backroom: {error}", err=True)
         raise typer.Exit(2) from None

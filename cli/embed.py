@@ -1,4 +1,5 @@
 """`backroom embed sync`: enqueue embedding batches and follow them with a progress bar."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,8 @@ embed_app = typer.Typer(help="Image embeddings (CLIP on ONNX Runtime, the ml que
 @embed_app.callback()
 def embed_group() -> None:
     """Image embeddings (CLIP on ONNX Runtime, the ml queue)."""
+
+
 console = Console()
 POLL_S = 0.5
 WINDOW = 200  # job records read per poll: batches finish roughly in order

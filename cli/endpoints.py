@@ -3,11 +3,12 @@
 Changes go to Postgres with their audit row (naming `cli:user@host`); deliveries that must
 go out again are sent by `sweep_events`, enqueued here after the change commits.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, Optional, TypeVar
+from datetime import datetime, UTC
+from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -15,8 +16,9 @@ from rich.table import Table
 from cli.admin import JSON_HELP, console, emit_json, when, with_db
 
 T = TypeVar("T")
-endpoints_app = typer.Typer(help="Storefront endpoints: signed event deliveries, their log, replays.",
-                            invoke_without_command=True)
+endpoints_app = typer.Typer(
+    help="Storefront endpoints: signed event deliveries, their log, replays.", invoke_without_command=True
+)
 
 
 def _act(work: Callable[[Any, str], Awaitable[T]]) -> T:
@@ -58,9 +60,12 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
 
 
 @endpoints_app.command("add")
-def add(name: str, url: str,
-        event_type: Optional[list[str]] = typer.Option(None, "--type", help="An event type (repeat); none = all."),
-        secret: Optional[str] = typer.Option(None, help="A whsec_ secret; unset = one is made.")) -> None:
+def add(
+    name: str,
+    url: str,
+    event_type: list[str] | None = typer.Option(None, "--type", help="An event type (repeat); none = all."),
+    secret: str | None = typer.Option(None, help="A whsec_ secret; unset = one is made."),
+) -> None:
     """Add an endpoint; prints its signing secret (shown this once)."""
     from admin.endpoints import NewEndpoint, add_endpoint
 
@@ -102,8 +107,11 @@ def remove(endpoint_id: int) -> None:
 
 
 @endpoints_app.command("log")
-def log(endpoint_id: int, limit: int = typer.Option(20, min=1, max=500),
-        as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def log(
+    endpoint_id: int,
+    limit: int = typer.Option(20, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """The endpoint's delivery attempts, newest first."""
     from db.events import select_attempts
 
@@ -113,21 +121,29 @@ def log(endpoint_id: int, limit: int = typer.Option(20, min=1, max=500),
         return
     table = Table("at", "event", "type", "status", "ms", "delivery", "error / answer")
     for a in attempts:
-        table.add_row(when(a.at), str(a.event_id), a.event_type, str(a.status_code or "-"), str(a.latency_ms),
-                      f"{a.delivery_status} ({a.attempts})", (a.error or a.excerpt or "")[:60])
+        table.add_row(
+            when(a.at),
+            str(a.event_id),
+            a.event_type,
+            str(a.status_code or "-"),
+            str(a.latency_ms),
+            f"{a.delivery_status} ({a.attempts})",
+            (a.error or a.excerpt or "")[:60],
+        )
     console().print(table)
 
 
 @endpoints_app.command("replay")
-def replay(endpoint_id: int, event: Optional[int] = typer.Option(None, help="One event id."),
-           since: Optional[datetime] = typer.Option(None, help="Every event since (UTC), e.g. 2026-12-01T00:00:00.")
-           ) -> None:
+def replay(
+    endpoint_id: int,
+    event: int | None = typer.Option(None, help="One event id."),
+    since: datetime | None = typer.Option(None, help="Every event since (UTC), e.g. 2026-12-01T00:00:00."),
+) -> None:
     """Deliver one event, or every event since a time, to the endpoint again."""
-    from datetime import timezone
 
     from admin.endpoints import replay as replay_events
 
-    start = since.replace(tzinfo=timezone.utc) if since is not None and since.tzinfo is None else since
+    start = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     count = _act(lambda conn, by: replay_events(conn, endpoint_id, by=by, event_id=event, since=start))
     _sweep()
     console().print(f"endpoint {endpoint_id}: {count} deliveries queued again")

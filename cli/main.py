@@ -1,4 +1,5 @@
 """`backroom`: database migrations, API tokens and the embedded dev stack."""
+
 from __future__ import annotations
 
 import asyncio
@@ -61,12 +62,15 @@ def tokens_create(
     scope: list[str] = typer.Option(..., "--scope", help="jobs, admin or admin:read (repeatable)"),
     name: str = typer.Option("api", "--name", help="Who or what holds the token."),
     rate_limit: str | None = typer.Option(
-        None, "--rate-limit", help="Requests it may make, e.g. 120/min, 5/s, 600/h; 0 = unlimited "
-                                   "(default: TOKEN_RATE_LIMIT_PER_MIN)."),
+        None,
+        "--rate-limit",
+        help="Requests it may make, e.g. 120/min, 5/s, 600/h; 0 = unlimited (default: TOKEN_RATE_LIMIT_PER_MIN).",
+    ),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    token = asyncio.run(create_token(get_settings().database_url, name=name, scopes=scope,
-                                     rate_limit_per_min=_rate(rate_limit)))
+    token = asyncio.run(
+        create_token(get_settings().database_url, name=name, scopes=scope, rate_limit_per_min=_rate(rate_limit))
+    )
     console.print(token, soft_wrap=True, highlight=False)
 
 
@@ -93,8 +97,14 @@ async def create_token(dsn: str, *, name: str, scopes: list[str], rate_limit_per
     token = make_token(secrets.token_hex(32))
     conn = await asyncpg.connect(dsn)
     try:
-        await insert_token(conn, name=name, token_hash=hash_token(token), prefix=display_prefix(token), scopes=checked,
-                           rate_limit_per_min=rate_limit_per_min)
+        await insert_token(
+            conn,
+            name=name,
+            token_hash=hash_token(token),
+            prefix=display_prefix(token),
+            scopes=checked,
+            rate_limit_per_min=rate_limit_per_min,
+        )
     finally:
         await conn.close()
     return token
@@ -116,16 +126,31 @@ def tokens_list() -> None:
 
     table = Table("id", "prefix", "name", "scopes", "rate limit", "created", "last used", "revoked")
     for token in asyncio.run(fetch()):
-        limit = "default" if token.rate_limit_per_min is None else f"{token.rate_limit_per_min}/min" \
-            if token.rate_limit_per_min else "unlimited"
-        table.add_row(str(token.id), token.prefix, token.name, " ".join(token.scopes), limit,
-                      str(token.created_at)[:19], str(token.last_used_at or "")[:19], str(token.revoked_at or "")[:19])
+        limit = (
+            "default"
+            if token.rate_limit_per_min is None
+            else f"{token.rate_limit_per_min}/min"
+            if token.rate_limit_per_min
+            else "unlimited"
+        )
+        table.add_row(
+            str(token.id),
+            token.prefix,
+            token.name,
+            " ".join(token.scopes),
+            limit,
+            str(token.created_at)[:19],
+            str(token.last_used_at or "")[:19],
+            str(token.revoked_at or "")[:19],
+        )
     console.print(table)
 
 
 @tokens_app.command("limit")
-def tokens_limit(token_id: int, rate: str = typer.Argument(..., help="e.g. 120/min, 5/s; 0 = unlimited; "
-                                                                      "'default' = TOKEN_RATE_LIMIT_PER_MIN")) -> None:
+def tokens_limit(
+    token_id: int,
+    rate: str = typer.Argument(..., help="e.g. 120/min, 5/s; 0 = unlimited; 'default' = TOKEN_RATE_LIMIT_PER_MIN"),
+) -> None:
     """Set a token's rate limit (every web process applies it within 30 s)."""
     import asyncpg
 
@@ -173,8 +198,11 @@ def worker(
     queues: list[str] = typer.Option(None, "--queue", "-Q", help="Queues to consume (default: the server queues)."),
     edge: bool = typer.Option(False, "--edge", help="Run the edge worker (edge.worker, queue edge) instead."),
     module: list[str] = typer.Option(None, "--module", "-m", help="Extra modules declaring actors to import."),
-    gateway: bool = typer.Option(True, "--gateway/--no-gateway",
-                                 help="Also run the edge gateway (checks and forwards edge results; server only)."),
+    gateway: bool = typer.Option(
+        True,
+        "--gateway/--no-gateway",
+        help="Also run the edge gateway (checks and forwards edge results; server only).",
+    ),
 ) -> None:
     """Run a supervised pool of worker processes (and the edge gateway); a process that dies is replaced."""
     from cli.worker import SERVER_MODULES, dramatiq_command, expose_metrics, supervise
@@ -188,16 +216,19 @@ def worker(
         from cli import worker_process
         from cli.worker import lean_supervise
 
-        lean_supervise(worker_process.command(modules[0], modules[1:], chosen, threads,
-                                              settings.worker_shutdown_timeout_s), processes)
+        lean_supervise(
+            worker_process.command(modules[0], modules[1:], chosen, threads, settings.worker_shutdown_timeout_s),
+            processes,
+        )
     command = dramatiq_command(modules, chosen, threads, settings.worker_shutdown_timeout_s)
     extra: tuple[list[str], ...] = ()
     if gateway:  # edge results reach server actors only through it (broker.gateway)
         from cli import worker_process
         from domain.contracts import RESULTS_QUEUE
 
-        extra = (worker_process.command("broker.gateway_worker", [], [RESULTS_QUEUE], 2,
-                                        settings.worker_shutdown_timeout_s),)
+        extra = (
+            worker_process.command("broker.gateway_worker", [], [RESULTS_QUEUE], 2, settings.worker_shutdown_timeout_s),
+        )
     raise typer.Exit(supervise(command, processes, extra))
 
 

@@ -1,4 +1,5 @@
 """`backroom models`: export open_clip checkpoints to ONNX model directories, and check one."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,12 @@ console = Console()
 @models_app.command("export")
 def export(
     arch: str = typer.Option("ViT-B-32", "--arch", help="open_clip architecture name."),
-    pretrained: str = typer.Option(..., "--pretrained", help="A hub tag (online), a local checkpoint file "
-                                   "(offline), or 'none' for seeded random weights (benchmarks only)."),
+    pretrained: str = typer.Option(
+        ...,
+        "--pretrained",
+        help="A hub tag (online), a local checkpoint file "
+        "(offline), or 'none' for seeded random weights (benchmarks only).",
+    ),
     out: Path = typer.Option(..., "--out", help="The model directory to write."),
     int8: bool = typer.Option(False, "--int8", help="Also write dynamically quantised int8 models (edge)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights with --pretrained none."),
@@ -30,8 +35,10 @@ def export(
     except ExportError as error:
         console.print(f"[red]export failed:[/red] {error}")
         raise typer.Exit(1) from None
-    console.print(f"exported [bold]{manifest.model_id}[/bold] ({manifest.embed_dim}-d) to {out}: "
-                  + ", ".join(sorted(manifest.files)))
+    console.print(
+        f"exported [bold]{manifest.model_id}[/bold] ({manifest.embed_dim}-d) to {out}: "
+        + ", ".join(sorted(manifest.files))
+    )
     if not manifest.semantic:
         console.print("[yellow]random weights: these embeddings are not semantic (benchmarks and tests only)[/yellow]")
 
@@ -55,5 +62,7 @@ def check(
         console.print(f"[red]bad model directory:[/red] {error}")
         raise typer.Exit(1) from None
     vector = model.embed_texts(["a probe"])[0]
-    console.print(f"[green]ok[/green] {model.model_id}: {model.manifest.embed_dim}-d, |probe| = {float(vector @ vector):.3f}"
-                  + ("" if model.manifest.semantic else "  [yellow](random weights: not semantic)[/yellow]"))
+    console.print(
+        f"[green]ok[/green] {model.model_id}: {model.manifest.embed_dim}-d, |probe| = {float(vector @ vector):.3f}"
+        + ("" if model.manifest.semantic else "  [yellow](random weights: not semantic)[/yellow]")
+    )

@@ -1,4 +1,5 @@
 """`backroom scheduler`: fire the periodic actors' ticks; run as many as you like, one leads."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,12 @@ def run_scheduler() -> int:
     settings = get_settings()
     overrides, loader = scheduler_settings(settings.database_url, settings.scheduler_settings_ttl_s)
     try:
-        runner = SchedulerRunner(broker, catchup_minutes=settings.scheduler_catchup_minutes,
-                                 leader_ttl_ms=settings.scheduler_leader_ttl_ms, settings=overrides)
+        runner = SchedulerRunner(
+            broker,
+            catchup_minutes=settings.scheduler_catchup_minutes,
+            leader_ttl_ms=settings.scheduler_leader_ttl_ms,
+            settings=overrides,
+        )
     except ValueError as error:  # a periodic actor with a bad cron spec: refuse to start
         print(f"backroom scheduler: {error}", file=sys.stderr)
         loader.close()

@@ -4,20 +4,23 @@ Changes go to Postgres with their audit row (naming `cli:user@host`); the runnin
 reads them again within SCHEDULER_SETTINGS_TTL_S and the fan-outs at their next run, so no
 restart or deploy is needed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from cli.admin import JSON_HELP, console, emit_json, schedules as list_schedules, with_db
 
 T = TypeVar("T")
-schedules_app = typer.Typer(help="Schedules: list; cadence, on/off; scrape sources, brands, surfaces.",
-                            invoke_without_command=True)
-sources_app = typer.Typer(help="Scrape sources of the hourly cycle (each query -> scrape_source on edge).",
-                          invoke_without_command=True)
+schedules_app = typer.Typer(
+    help="Schedules: list; cadence, on/off; scrape sources, brands, surfaces.", invoke_without_command=True
+)
+sources_app = typer.Typer(
+    help="Scrape sources of the hourly cycle (each query -> scrape_source on edge).", invoke_without_command=True
+)
 brands_app = typer.Typer(help="Brands searched on every source that opts in.", invoke_without_command=True)
 surfaces_app = typer.Typer(help="Surfaces the nightly collections are generated for.", invoke_without_command=True)
 schedules_app.add_typer(sources_app, name="sources")
@@ -45,8 +48,11 @@ def overview(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
 
 
 @schedules_app.command("set")
-def set_cadence(actor: str, cron: Optional[str] = typer.Argument(None, help="5-field cron in UTC, or @hourly etc."),
-                default: bool = typer.Option(False, "--default", help="Back to the declared cron.")) -> None:
+def set_cadence(
+    actor: str,
+    cron: str | None = typer.Argument(None, help="5-field cron in UTC, or @hourly etc."),
+    default: bool = typer.Option(False, "--default", help="Back to the declared cron."),
+) -> None:
     """Change a schedule's cadence (takes effect without a restart)."""
     if (cron is None) == (not default):
         raise typer.BadParameter("give a cron expression or --default")
@@ -90,26 +96,34 @@ def sources(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
         return
     table = Table("source", "state", "queries", "brands", "limit", title="scrape sources", title_justify="left")
     for s in config.sources:
-        table.add_row(s.source, "on" if s.enabled else "[red]off[/red]", ", ".join(s.queries) or "-",
-                      "searched" if s.brands else "-", str(s.limit))
+        table.add_row(
+            s.source,
+            "on" if s.enabled else "[red]off[/red]",
+            ", ".join(s.queries) or "-",
+            "searched" if s.brands else "-",
+            str(s.limit),
+        )
     console().print(table if config.sources else "no scrape source: the hourly cycle sends nothing")
 
 
 @sources_app.command("set")
 def set_source(
     source: str,
-    query: Optional[list[str]] = typer.Option(None, "--query", "-q", help="Search text (repeatable; replaces them)."),
+    query: list[str] | None = typer.Option(None, "--query", "-q", help="Search text (repeatable; replaces them)."),
     clear_queries: bool = typer.Option(False, "--clear-queries", help="No queries of its own."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, max=500, help="Listings per query per cycle."),
-    brands: Optional[bool] = typer.Option(None, "--brands/--no-brands", help="Also search the brands."),
-    enabled: Optional[bool] = typer.Option(None, "--enable/--disable", help="Scrape it or not."),
+    limit: int | None = typer.Option(None, "--limit", min=1, max=500, help="Listings per query per cycle."),
+    brands: bool | None = typer.Option(None, "--brands/--no-brands", help="Also search the brands."),
+    enabled: bool | None = typer.Option(None, "--enable/--disable", help="Scrape it or not."),
 ) -> None:
     """Add a scrape source or change it (only the options given)."""
     from admin.schedules import change_source
 
     queries = [] if clear_queries else (list(query) if query else None)
-    changed = _act(lambda conn, by: change_source(conn, source, by=by, queries=queries, limit=limit, brands=brands,
-                                                   enabled=enabled))
+    changed = _act(
+        lambda conn, by: change_source(
+            conn, source, by=by, queries=queries, limit=limit, brands=brands, enabled=enabled
+        )
+    )
     console().print(f"{len(changed)} scrape source(s): {', '.join(s.source for s in changed)}")
 
 
@@ -152,8 +166,12 @@ def _list_commands(app: typer.Typer, key: str) -> None:
     def reset() -> None:
         change(reset=True)
 
-    for name, command, text in (("set", set_values, "Replace the"), ("add", add, "Add to the"),
-                                ("remove", remove, "Remove from the"), ("reset", reset, "Back to the default")):
+    for name, command, text in (
+        ("set", set_values, "Replace the"),
+        ("add", add, "Add to the"),
+        ("remove", remove, "Remove from the"),
+        ("reset", reset, "Back to the default"),
+    ):
         app.command(name, help=f"{text} {key}.")(command)
     show.__doc__ = f"The {key}."
 

@@ -2,6 +2,7 @@
 
 Used by `backroom dev` (`make run`), the test suite and the bench scripts alike.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,10 +54,24 @@ class RedisProcess:
     def start(self, *, appendonly: bool = True, timeout: float = 10.0) -> RedisProcess:
         """Start the server and wait until it answers PING."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes" if appendonly else "no",
-                "--save", "", "--maxmemory-policy", "noeviction",
-                "--logfile", str(self.directory / "redis.log"), *self.extra_args]
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.directory / "redis.log"),
+            *self.extra_args,
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout

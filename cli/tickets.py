@@ -4,10 +4,10 @@ provider events kept for orders Backroom does not know (`unmatched`).
 Reads go to Postgres; every change is a message to the ticket actors (a worker writes it,
 the author naming `cli:user@host`), like the admin API's.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -15,17 +15,21 @@ from rich.table import Table
 
 from cli.admin import JSON_HELP, console, emit_json, when, with_db
 
-tickets_app = typer.Typer(help="Ops tickets: list, show; assign, comment, close; approve a refund request;"
-                                   " events for unknown orders (unmatched).",
-                          invoke_without_command=True)
+tickets_app = typer.Typer(
+    help="Ops tickets: list, show; assign, comment, close; approve a refund request;"
+    " events for unknown orders (unmatched).",
+    invoke_without_command=True,
+)
 
 
 @tickets_app.callback()
-def listing(ctx: typer.Context,
-            status: Optional[str] = typer.Option(None, "--status", help="open, waiting or closed."),
-            kind: Optional[str] = typer.Option(None, "--kind", help="e.g. dispute, refund_request."),
-            limit: int = typer.Option(50, "--limit", "-n", min=1, max=200),
-            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def listing(
+    ctx: typer.Context,
+    status: str | None = typer.Option(None, "--status", help="open, waiting or closed."),
+    kind: str | None = typer.Option(None, "--kind", help="e.g. dispute, refund_request."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=200),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Tickets, newest first."""
     if ctx.invoked_subcommand is not None:
         return
@@ -35,11 +39,29 @@ def listing(ctx: typer.Context,
     if as_json:
         emit_json([asdict(t) for t in rows])
         return
-    table = Table("id", "opened (UTC)", "kind", "status", "assignee", "order", "contact", "subject",
-                  title="tickets", title_justify="left")
+    table = Table(
+        "id",
+        "opened (UTC)",
+        "kind",
+        "status",
+        "assignee",
+        "order",
+        "contact",
+        "subject",
+        title="tickets",
+        title_justify="left",
+    )
     for t in rows:
-        table.add_row(str(t.id), when(t.created_at), t.kind, t.status, t.assignee or "-", str(t.order_id or "-"),
-                      t.contact or "-", escape(t.subject))
+        table.add_row(
+            str(t.id),
+            when(t.created_at),
+            t.kind,
+            t.status,
+            t.assignee or "-",
+            str(t.order_id or "-"),
+            t.contact or "-",
+            escape(t.subject),
+        )
     console().print(table)
 
 
@@ -55,8 +77,10 @@ def show(ticket_id: int, as_json: bool = typer.Option(False, "--json", help=JSON
     if as_json:
         emit_json(asdict(ticket))
         return
-    console().print(f"#{ticket.id} [bold]{escape(ticket.subject)}[/bold] ({ticket.kind}, {ticket.status},"
-                    f" assignee {ticket.assignee or '-'}, order {ticket.order_id or '-'}, {ticket.contact or '-'})")
+    console().print(
+        f"#{ticket.id} [bold]{escape(ticket.subject)}[/bold] ({ticket.kind}, {ticket.status},"
+        f" assignee {ticket.assignee or '-'}, order {ticket.order_id or '-'}, {ticket.contact or '-'})"
+    )
     for entry in ticket.thread:
         console().print(f"  {when(entry.created_at)} {entry.author} [bold]{entry.action}[/bold] {escape(entry.body)}")
 
@@ -105,10 +129,12 @@ def approve(ticket_id: int) -> None:
 
 
 @tickets_app.command("unmatched")
-def unmatched(source: Optional[str] = typer.Option(None, "--source", help="stripe or printify."),
-              before: Optional[int] = typer.Option(None, "--before", min=1, help="Rows below this id (paging)."),
-              limit: int = typer.Option(50, "--limit", "-n", min=1, max=200),
-              as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def unmatched(
+    source: str | None = typer.Option(None, "--source", help="stripe or printify."),
+    before: int | None = typer.Option(None, "--before", min=1, help="Rows below this id (paging)."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=200),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Stripe and Printify events kept because they name no order here, newest first."""
     from db.webhooks import select_unmatched_event_page
     from domain.webhooks import SOURCES
@@ -120,11 +146,25 @@ def unmatched(source: Optional[str] = typer.Option(None, "--source", help="strip
     if as_json:
         emit_json([asdict(r) for r in rows])
         return
-    table = Table("id", "received (UTC)", "source", "event", "type", "refers to", title="events for unknown orders",
-                  title_justify="left")
+    table = Table(
+        "id",
+        "received (UTC)",
+        "source",
+        "event",
+        "type",
+        "refers to",
+        title="events for unknown orders",
+        title_justify="left",
+    )
     for r in rows:
-        table.add_row(str(r.id), when(r.received_at), r.source, escape(r.event_id), escape(r.event_type),
-                      f"{r.refers_to} {escape(r.order_ref)}")
+        table.add_row(
+            str(r.id),
+            when(r.received_at),
+            r.source,
+            escape(r.event_id),
+            escape(r.event_type),
+            f"{r.refers_to} {escape(r.order_ref)}",
+        )
     console().print(table)
     if len(rows) == limit:
         console().print(f"more: --before {rows[-1].id}")

@@ -9,6 +9,7 @@ dead one's in-flight jobs are re-queued by the reaper of any live worker.
 with only the standard library loaded (~10 MB instead of the CLI's ~45), over single
 Dramatiq processes without a master (`cli.worker_process`): two Python processes, not three.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -119,8 +120,20 @@ def expose_metrics(settings: Any) -> None:
 
 def dramatiq_command(modules: list[str], queues: list[str], threads: int, shutdown_timeout_s: int) -> list[str]:
     """The command of one single-process Dramatiq master."""
-    return [sys.executable, "-m", "dramatiq", *modules, "--processes", "1", "--threads", str(threads),
-            "--queues", *queues, "--worker-shutdown-timeout", str(shutdown_timeout_s * 1000)]
+    return [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        *modules,
+        "--processes",
+        "1",
+        "--threads",
+        str(threads),
+        "--queues",
+        *queues,
+        "--worker-shutdown-timeout",
+        str(shutdown_timeout_s * 1000),
+    ]
 
 
 def lean_supervise(command: list[str], processes: int) -> None:
@@ -137,8 +150,9 @@ def supervise(command: list[str], processes: int, extra: tuple[list[str], ...] =
     signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
     commands = [command] * processes + list(extra)
-    slots = [Slot(i, c, {**os.environ, "BACKROOM_METRICS_EXPOSE": "1" if i == 0 else "0"})
-             for i, c in enumerate(commands)]
+    slots = [
+        Slot(i, c, {**os.environ, "BACKROOM_METRICS_EXPOSE": "1" if i == 0 else "0"}) for i, c in enumerate(commands)
+    ]
     for slot in slots:
         slot.start()
     while not stopping:

@@ -8,6 +8,7 @@ import the broker module and the extra modules, emit `process_boot`, consume wit
 `--shutdown-timeout-s`), as Dramatiq's own `worker_process` does; a second signal exits at
 once. Middleware `forks` (Prometheus's exposition server) are not run: the edge has none.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,23 @@ RET_KILLED = 1  # Dramatiq's exit codes
 RET_IMPORT = 2
 
 
-def command(broker_module: str, modules: list[str], queues: list[str], threads: int,
-            shutdown_timeout_s: int) -> list[str]:
+def command(
+    broker_module: str, modules: list[str], queues: list[str], threads: int, shutdown_timeout_s: int
+) -> list[str]:
     """The command line that runs one such process."""
-    return [sys.executable, "-m", "cli.worker_process", broker_module, *modules, "--queues", *queues,
-            "--threads", str(threads), "--shutdown-timeout-s", str(shutdown_timeout_s)]
+    return [
+        sys.executable,
+        "-m",
+        "cli.worker_process",
+        broker_module,
+        *modules,
+        "--queues",
+        *queues,
+        "--threads",
+        str(threads),
+        "--shutdown-timeout-s",
+        str(shutdown_timeout_s),
+    ]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -1,4 +1,5 @@
 """Structured logs: JSON lines carrying job_id / request_id from context; never secrets."""
+
 from __future__ import annotations
 
 import logging
@@ -44,9 +45,12 @@ def _job_label(message: object) -> str:
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route stdlib and structlog logging through one JSON (or console) renderer."""
-    renderer = (structlog.processors.JSONRenderer() if fmt == "json" else
-                # no local variables in tracebacks: they would print actors' arguments
-                structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        # no local variables in tracebacks: they would print actors' arguments
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

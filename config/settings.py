@@ -1,4 +1,5 @@
 """Settings from the environment (and `.env`), validated once per process."""
+
 from __future__ import annotations
 
 import functools
@@ -62,12 +63,21 @@ class EdgeSettings(BaseSettings):
     worker_heartbeat_timeout_ms: int = Field(
         20_000, ge=1_000, description="A worker silent this long is dead: its in-flight jobs run again elsewhere."
     )
-    poison_threshold: int = Field(3, ge=1, le=100, description="Worker deaths during one job before it is dead-lettered.")
-    worker_shutdown_timeout_s: int = Field(30, ge=1, description="On SIGTERM, how long running jobs may take to finish.")
-    redis_sentinels: str | None = Field(None, description="host:port,host:port of Redis Sentinels (instead of REDIS_URL's host).")
+    poison_threshold: int = Field(
+        3, ge=1, le=100, description="Worker deaths during one job before it is dead-lettered."
+    )
+    worker_shutdown_timeout_s: int = Field(
+        30, ge=1, description="On SIGTERM, how long running jobs may take to finish."
+    )
+    redis_sentinels: str | None = Field(
+        None, description="host:port,host:port of Redis Sentinels (instead of REDIS_URL's host)."
+    )
     redis_sentinel_master: str = Field("mymaster", description="The Sentinel-managed primary's name.")
     redis_wait_replicas: int = Field(
-        0, ge=0, le=10, description="Replicas that must confirm each enqueue and each batch of job outcomes (Redis WAIT); 0: none."
+        0,
+        ge=0,
+        le=10,
+        description="Replicas that must confirm each enqueue and each batch of job outcomes (Redis WAIT); 0: none.",
     )
     redis_wait_timeout_ms: int = Field(
         500, ge=1, le=60_000, description="How long an enqueue or outcome batch waits for REDIS_WAIT_REPLICAS replicas."
@@ -82,10 +92,13 @@ class EdgeSettings(BaseSettings):
     metrics_port: int = Field(9191, ge=0, le=65535, description="Worker Prometheus port; 0 turns it off.")
     edge_node_id: str | None = Field(None, description="Name of this edge node (defaults to the host name).")
     edge_outbox_path: Path = Field(
-        Path("var/edge-outbox.sqlite3"), description="The edge node's durable outbox (results kept while Redis is unreachable)."
+        Path("var/edge-outbox.sqlite3"),
+        description="The edge node's durable outbox (results kept while Redis is unreachable).",
     )
     edge_outbox_flush_s: float = Field(5.0, gt=0, le=3600, description="How often the edge worker retries its outbox.")
-    edge_heartbeat_s: float = Field(5.0, gt=0, le=300, description="How often an edge worker writes its registry entry.")
+    edge_heartbeat_s: float = Field(
+        5.0, gt=0, le=300, description="How often an edge worker writes its registry entry."
+    )
     edge_node_ttl_s: int = Field(30, ge=2, le=3600, description="An edge node silent this long is no longer live.")
     # --- scraping on the edge (edge/browser.py, edge/sources/) ---
     edge_chromium_path: str = Field(
@@ -94,17 +107,23 @@ class EdgeSettings(BaseSettings):
     )
     edge_pages_in_flight: int = Field(2, ge=1, le=16, description="Browser pages open at once per edge worker process.")
     edge_contexts_in_flight: int = Field(
-        1, ge=1, le=16, description="Jobs holding a browser context at once per edge worker (each costs a renderer process)."
+        1,
+        ge=1,
+        le=16,
+        description="Jobs holding a browser context at once per edge worker (each costs a renderer process).",
     )
     edge_page_timeout_ms: int = Field(15_000, ge=1_000, le=120_000, description="Per page load / source request.")
     vinted_base_url: str = Field("https://www.vinted.fr", description="The Vinted site whose session is bootstrapped.")
     vinted_api_base_url: str | None = Field(None, description="Vinted's catalogue API; unset = api. + the site host.")
     vinted_item_details: bool = Field(False, description="Always open item pages (else only when fields are missing).")
-    grailed_base_url: str = Field("https://www.grailed.com", description="Grailed's site (its /shop page holds the key).")
+    grailed_base_url: str = Field(
+        "https://www.grailed.com", description="Grailed's site (its /shop page holds the key)."
+    )
     grailed_algolia_url: str | None = Field(None, description="Algolia host; unset = https://<app id>-dsn.algolia.net.")
     grailed_algolia_index: str = Field("Listing_production", description="The Algolia index searched for Grailed.")
     edge_sources: dict[str, GenericSource] = Field(
-        default_factory=dict, description="JSON {name: {base_url, card_selector, ...}}: generic storefronts (CSS/JSON-LD)."
+        default_factory=dict,
+        description="JSON {name: {base_url, card_selector, ...}}: generic storefronts (CSS/JSON-LD).",
     )
 
     @field_validator("redis_url")
@@ -113,7 +132,6 @@ class EdgeSettings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
-
 
 
 class Settings(EdgeSettings):
@@ -132,7 +150,7 @@ class Settings(EdgeSettings):
     ops_alert_channel: Literal["push", "email", "chat"] = Field(
         "push",
         description="Where ops alerts go (edge node silent, dead letters grew, LLM cost cap): "
-                    "push/email admin, chat ops.",
+        "push/email admin, chat ops.",
     )
     # --- orders and notifications (providers unset = not configured) ---
     hold_minutes: float = Field(15.0, gt=0, le=1440, description="How long a paid order is held before release.")
@@ -204,7 +222,9 @@ class Settings(EdgeSettings):
     media_dir: Path = Field(Path("var/media"), description="The local content-addressed media store.")
     # --- the S3-compatible media store (when MEDIA_S3_BUCKET is set; workers on several machines share it) ---
     media_s3_bucket: str | None = Field(None, description="Store media in this S3 bucket instead of MEDIA_DIR.")
-    media_s3_endpoint_url: str | None = Field(None, description="An S3-compatible endpoint (MinIO, R2...); unset = AWS.")
+    media_s3_endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint (MinIO, R2...); unset = AWS."
+    )
     media_s3_region: str | None = None
     media_s3_access_key_id: str | None = Field(None, description="Unset = boto3's default credential chain.")
     media_s3_secret_access_key: SecretStr | None = None
@@ -227,7 +247,10 @@ class Settings(EdgeSettings):
         "", description="Comma-separated host names (and their subdomains) images may come from; empty = any."
     )
     search_ef_search: int = Field(
-        200, ge=10, le=1000, description="HNSW candidates per similarity query (recall vs latency; see bench/search.py)."
+        200,
+        ge=10,
+        le=1000,
+        description="HNSW candidates per similarity query (recall vs latency; see bench/search.py).",
     )
     # --- curated collections (generate_collections) ---
     collections_per_surface: int = Field(6, ge=1, le=50, description="Collections per surface per generation.")
@@ -242,13 +265,18 @@ class Settings(EdgeSettings):
     )
     collection_candidates: int = Field(200, ge=10, le=1000, description="Nearest items considered per collection.")
     collection_valid_hours: float = Field(48.0, gt=0, le=8760, description="A generation is served this long at most.")
-    collection_keep_generations: int = Field(3, ge=1, le=100, description="Generations kept per surface (older deleted).")
-    collection_cluster_sample: int = Field(5000, ge=10, le=200_000, description="Items k-means samples when no seed exists.")
+    collection_keep_generations: int = Field(
+        3, ge=1, le=100, description="Generations kept per surface (older deleted)."
+    )
+    collection_cluster_sample: int = Field(
+        5000, ge=10, le=200_000, description="Items k-means samples when no seed exists."
+    )
     # --- the admin page ---
     admin_session_secret: SecretStr | None = Field(
-        None, min_length=32,
+        None,
+        min_length=32,
         description="Keys the /admin/ sign-in form's CSRF token; unset = random per process (a sign-in form shown by "
-                    "another process, or before a restart, must be reloaded).",
+        "another process, or before a restart, must be reloaded).",
     )
     admin_session_hours: float = Field(8.0, gt=0, le=720, description="How long an /admin/ sign-in lasts at most.")
     admin_session_idle_minutes: float = Field(
@@ -256,27 +284,34 @@ class Settings(EdgeSettings):
     )
     # --- the API's own protection ---
     token_rate_limit_per_min: int = Field(
-        1200, ge=0, le=1_000_000,
+        1200,
+        ge=0,
+        le=1_000_000,
         description="Requests a minute per API token unless the token sets its own (0 = unlimited); shared by every "
-                    "web process through Redis. Over it: 429 with Retry-After.",
+        "web process through Redis. Over it: 429 with Retry-After.",
     )
     metrics_access: Literal["token", "private", "open"] = Field(
-        "token", description="Who may read the API's /metrics: a bearer token with admin:read, clients on a private "
-                             "or loopback address, or anyone.",
+        "token",
+        description="Who may read the API's /metrics: a bearer token with admin:read, clients on a private "
+        "or loopback address, or anyone.",
     )
     payload_webhook_secret: SecretStr | None = Field(
         None, description="Shared secret of the Payload CMS hooks (X-Internal-Webhook-Secret, or X-Signature HMAC)."
     )
     # --- storefront events (actors/events.py): Standard Webhooks deliveries to storefront endpoints ---
     events_allow_addresses: Literal["public", "loopback", "private"] = Field(
-        "public", description="Where deliveries may connect: public addresses only; `loopback` adds 127.0.0.1 and ::1 "
-                              "(dev, tests); `private` adds private networks too."
+        "public",
+        description="Where deliveries may connect: public addresses only; `loopback` adds 127.0.0.1 and ::1 "
+        "(dev, tests); `private` adds private networks too.",
     )
     events_timeout_s: float = Field(10.0, gt=0, le=60, description="How long one delivery may take, answer included.")
     events_min_backoff_ms: int = Field(10_000, ge=10, le=3_600_000, description="First retry delay of a delivery.")
     events_max_backoff_ms: int = Field(21_600_000, ge=10, le=86_400_000, description="Longest retry delay (6 h).")
     events_max_failures: int = Field(
-        25, ge=0, le=100, description="Failed attempts before a delivery is dead-lettered (25 x backoff = about 3 days)."
+        25,
+        ge=0,
+        le=100,
+        description="Failed attempts before a delivery is dead-lettered (25 x backoff = about 3 days).",
     )
     events_disable_after_hours: float = Field(
         24.0, gt=0, le=720, description="An endpoint failing this long without one success is disabled (admin alerted)."
@@ -317,8 +352,14 @@ class Settings(EdgeSettings):
     def _unset_when_empty(cls, value: object) -> object:
         return value or None  # MODEL_DIR= (empty) means the bundled tiny test model
 
-    @field_validator("media_s3_bucket", "media_s3_endpoint_url", "media_s3_region", "media_s3_access_key_id",
-                     "media_s3_secret_access_key", mode="before")
+    @field_validator(
+        "media_s3_bucket",
+        "media_s3_endpoint_url",
+        "media_s3_region",
+        "media_s3_access_key_id",
+        "media_s3_secret_access_key",
+        mode="before",
+    )
     @classmethod
     def _s3_unset_when_empty(cls, value: object) -> object:
         return value or None  # MEDIA_S3_BUCKET= (empty, as in .env.example) means the local directory

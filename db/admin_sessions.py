@@ -1,4 +1,5 @@
 """/admin/ sign-in sessions: a row per sign-in, found by the hash of the browser's random id."""
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,14 @@ class AdminSessionRow:
 
 async def insert_admin_session(conn: asyncpg.Connection, id_hash: str, token_id: int, csrf: str) -> None:
     """Store a new session (its id is fresh randomness: no conflict to handle)."""
-    await conn.execute("INSERT INTO admin_sessions (id_hash, token_id, csrf) VALUES ($1, $2, $3)",
-                       id_hash, token_id, csrf)
+    await conn.execute(
+        "INSERT INTO admin_sessions (id_hash, token_id, csrf) VALUES ($1, $2, $3)", id_hash, token_id, csrf
+    )
 
 
-async def select_admin_session(conn: asyncpg.Connection, id_hash: str, *, idle_s: float,
-                               absolute_s: float) -> AdminSessionRow | None:
+async def select_admin_session(
+    conn: asyncpg.Connection, id_hash: str, *, idle_s: float, absolute_s: float
+) -> AdminSessionRow | None:
     """The session if it is live: not revoked, within both timeouts, and its token not revoked."""
     row = await conn.fetchrow(
         f"""
@@ -40,28 +43,38 @@ async def select_admin_session(conn: asyncpg.Connection, id_hash: str, *, idle_s
         WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND t.revoked_at IS NULL
           AND s.last_seen_at > now() - make_interval(secs => $2)
           AND s.created_at > now() - make_interval(secs => $3)
-        """, id_hash, float(idle_s), float(absolute_s))
+        """,
+        id_hash,
+        float(idle_s),
+        float(absolute_s),
+    )
     if row is None:
         return None
     data = row["data"]
-    return AdminSessionRow(token=token_from_row(row), csrf=row["csrf"], data=json.loads(data) if isinstance(data, str) else data,
-                           created_at=row["session_created_at"], last_seen_at=row["last_seen_at"])
+    return AdminSessionRow(
+        token=token_from_row(row),
+        csrf=row["csrf"],
+        data=json.loads(data) if isinstance(data, str) else data,
+        created_at=row["session_created_at"],
+        last_seen_at=row["last_seen_at"],
+    )
 
 
 async def update_admin_session_seen(conn: asyncpg.Connection, id_hash: str, data: dict[str, Any]) -> None:
     """Record a use of the session (the idle timeout starts again) and its data."""
-    await conn.execute("UPDATE admin_sessions SET last_seen_at = now(), data = $2::jsonb WHERE id_hash = $1",
-                       id_hash, json.dumps(data))
+    await conn.execute(
+        "UPDATE admin_sessions SET last_seen_at = now(), data = $2::jsonb WHERE id_hash = $1", id_hash, json.dumps(data)
+    )
 
 
 async def update_admin_session_revoked(conn: asyncpg.Connection, id_hash: str) -> None:
     """End a session (sign-out, or the old id of a sign-in that rotated it)."""
-    await conn.execute("UPDATE admin_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id_hash = $1",
-                       id_hash)
+    await conn.execute("UPDATE admin_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id_hash = $1", id_hash)
 
 
 async def delete_old_admin_sessions(conn: asyncpg.Connection, absolute_s: float) -> int:
     """Forget sessions past their absolute timeout (revoked or not); returns how many."""
-    result = await conn.execute("DELETE FROM admin_sessions WHERE created_at < now() - make_interval(secs => $1)",
-                                float(absolute_s))
+    result = await conn.execute(
+        "DELETE FROM admin_sessions WHERE created_at < now() - make_interval(secs => $1)", float(absolute_s)
+    )
     return int(result.split()[-1])

@@ -1,4 +1,5 @@
 """The audit log: who did which admin action to what, when, and what changed."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,13 @@ def _storable(value: Any) -> Any:
 
 def _row(row: Mapping[str, Any]) -> AuditRow:
     return AuditRow(
-        id=row["id"], actor=row["actor"], action=row["action"], target=row["target"] or "",
+        id=row["id"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"] or "",
         before=json.loads(row["before"]) if row["before"] is not None else None,
-        after=json.loads(row["after"]) if row["after"] is not None else None, at=row["at"],
+        after=json.loads(row["after"]) if row["after"] is not None else None,
+        at=row["at"],
     )
 
 
@@ -44,13 +49,18 @@ async def insert_audit(conn: asyncpg.Connection, *, actor: str, entry: AuditEntr
         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
         RETURNING {_COLUMNS}
         """,
-        _storable(actor), entry.action, _storable(entry.target), _json(entry.before), _json(entry.after),
+        _storable(actor),
+        entry.action,
+        _storable(entry.target),
+        _json(entry.before),
+        _json(entry.after),
     )
     return _row(row)
 
 
-async def select_audit(conn: asyncpg.Connection, *, limit: int = 50, target: str | None = None,
-                       action: str | None = None) -> list[AuditRow]:
+async def select_audit(
+    conn: asyncpg.Connection, *, limit: int = 50, target: str | None = None, action: str | None = None
+) -> list[AuditRow]:
     """The newest audit rows, optionally for one target or one action."""
     rows = await conn.fetch(
         f"""
@@ -59,6 +69,8 @@ async def select_audit(conn: asyncpg.Connection, *, limit: int = 50, target: str
         ORDER BY at DESC, id DESC
         LIMIT $3
         """,
-        target, action, limit,
+        target,
+        action,
+        limit,
     )
     return [_row(r) for r in rows]

@@ -5,6 +5,7 @@ inside one transaction owned by the caller, so readers (one statement each, one 
 the whole old surface or the whole new one. Reads join the items live: an item sold since the
 generation ran is left out of the public read (or shown with its live status when asked).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -93,8 +94,15 @@ async def select_item_vectors(conn: asyncpg.Connection, item_ids: Sequence[int])
 
 
 async def insert_generation(
-    conn: asyncpg.Connection, *, generation: uuid.UUID, surface: str, method: str, model: str | None,
-    generated_at: datetime, valid_hours: float, collections: Sequence[PlannedCollection],
+    conn: asyncpg.Connection,
+    *,
+    generation: uuid.UUID,
+    surface: str,
+    method: str,
+    model: str | None,
+    generated_at: datetime,
+    valid_hours: float,
+    collections: Sequence[PlannedCollection],
 ) -> list[int]:
     """Write a generation and its still available items (valid from now for `valid_hours`); returns the ids.
 
@@ -105,7 +113,11 @@ async def insert_generation(
         INSERT INTO collection_generations (generation, surface, method, model, generated_at)
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (generation) DO NOTHING RETURNING true
         """,
-        generation, surface, method, model, generated_at,
+        generation,
+        surface,
+        method,
+        model,
+        generated_at,
     )
     if not created:
         rows = await conn.fetch("SELECT id FROM collections WHERE generation = $1 ORDER BY position", generation)
@@ -117,7 +129,13 @@ async def insert_generation(
             INSERT INTO collections (surface, title, description, generation, position, seed_id, valid_until)
             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) RETURNING id
             """,
-            surface, planned.title, planned.description, generation, position, planned.seed_id, valid_hours * 3600.0,
+            surface,
+            planned.title,
+            planned.description,
+            generation,
+            position,
+            planned.seed_id,
+            valid_hours * 3600.0,
         )
         await conn.execute(
             """
@@ -127,7 +145,9 @@ async def insert_generation(
             -- checked again at write time: an item sold since the candidates were read is not stored
             JOIN items ON items.id = picked.item_id AND items.status = 'available'
             """,
-            collection_id, list(planned.item_ids), list(planned.scores),
+            collection_id,
+            list(planned.item_ids),
+            list(planned.scores),
         )
         ids.append(collection_id)
     return ids
@@ -153,7 +173,9 @@ async def swap_surface_generation(
             WHERE collection_surfaces.generated_at <= EXCLUDED.generated_at
         RETURNING true
         """,
-        surface, generation, generated_at,
+        surface,
+        generation,
+        generated_at,
     )
     if swapped and previous is not None and previous["generation"] != generation:
         await conn.execute(
@@ -176,7 +198,8 @@ async def delete_stale_generations(conn: asyncpg.Connection, *, surface: str, ke
           AND g.generation NOT IN (SELECT generation FROM collection_generations
                                    WHERE surface = $1 ORDER BY generated_at DESC LIMIT $2)
         """,
-        surface, max(keep, 1),
+        surface,
+        max(keep, 1),
     )
     return int(result.split()[-1])
 
@@ -197,12 +220,21 @@ def _collections(rows: Sequence[asyncpg.Record], current: str | None) -> list[Co
             continue
         if collection_id not in items:
             items[collection_id], counts[collection_id] = [], 0
-            views.append(CollectionView(
-                id=collection_id, surface=row["c_surface"], title=row["title"], description=row["description"],
-                seed_id=row["seed_id"], generation=str(row["c_generation"]),
-                current=current is not None and str(row["c_generation"]) == current,
-                valid_from=row["valid_from"], valid_until=row["valid_until"], item_count=0, items=(),
-            ))
+            views.append(
+                CollectionView(
+                    id=collection_id,
+                    surface=row["c_surface"],
+                    title=row["title"],
+                    description=row["description"],
+                    seed_id=row["seed_id"],
+                    generation=str(row["c_generation"]),
+                    current=current is not None and str(row["c_generation"]) == current,
+                    valid_from=row["valid_from"],
+                    valid_until=row["valid_until"],
+                    item_count=0,
+                    items=(),
+                )
+            )
         if row["ci_item_id"] is not None:
             counts[collection_id] += 1
         if row["i_id"] is not None:
@@ -234,13 +266,19 @@ async def select_surface_collections(
         WHERE s.surface = $1
         ORDER BY c.position, c.id, ci.position
         """,
-        surface, include_unavailable,
+        surface,
+        include_unavailable,
     )
     if not rows:
         return None
     first = rows[0]
-    return SurfaceView(surface=surface, generation=str(first["generation"]), generated_at=first["generated_at"],
-                       swapped_at=first["swapped_at"], collections=tuple(_collections(rows, str(first["generation"]))))
+    return SurfaceView(
+        surface=surface,
+        generation=str(first["generation"]),
+        generated_at=first["generated_at"],
+        swapped_at=first["swapped_at"],
+        collections=tuple(_collections(rows, str(first["generation"]))),
+    )
 
 
 async def select_collection(
@@ -256,7 +294,8 @@ async def select_collection(
         WHERE c.id = $1
         ORDER BY ci.position
         """,
-        collection_id, include_unavailable,
+        collection_id,
+        include_unavailable,
     )
     if not rows:
         return None

@@ -1,4 +1,5 @@
 """Edge nodes as registered in the database (the edge work fills the table)."""
+
 from __future__ import annotations
 
 import asyncpg

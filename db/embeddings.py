@@ -4,6 +4,7 @@ Both tables carry the same columns (embedding, embedding_model, embedding_hash, 
 embed_error), so one read and one update serve both; the table name is checked against
 EMBEDDABLE before it reaches the SQL.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ class EmbedTarget:
 
     def is_current(self, model: str, content_hash: str) -> bool:
         """True when this exact image was already handled by this model (embedded or refused)."""
-        return (self.embedding_model == model and self.embedding_hash == content_hash
-                and (self.embedded or self.embed_error is not None))
+        return (
+            self.embedding_model == model
+            and self.embedding_hash == content_hash
+            and (self.embedded or self.embed_error is not None)
+        )
 
 
 def _checked(table: str) -> Embeddable:
@@ -56,8 +60,14 @@ async def select_embed_targets(conn: asyncpg.Connection, table: Embeddable, ids:
 
 
 async def update_embedding(
-    conn: asyncpg.Connection, table: Embeddable, row_id: int, *, model: str, content_hash: str | None,
-    vector: np.ndarray | None = None, error: str | None = None,
+    conn: asyncpg.Connection,
+    table: Embeddable,
+    row_id: int,
+    *,
+    model: str,
+    content_hash: str | None,
+    vector: np.ndarray | None = None,
+    error: str | None = None,
 ) -> None:
     """Store a row's vector (clearing any error), or why its image gave none (its old vector no longer fits)."""
     if (vector is None) == (error is None):
@@ -68,6 +78,9 @@ async def update_embedding(
                                      embedded_at = now(), embed_error = $5
         WHERE id = $1
         """,
-        row_id, None if vector is None else np.asarray(vector, dtype=np.float32), model, content_hash,
+        row_id,
+        None if vector is None else np.asarray(vector, dtype=np.float32),
+        model,
+        content_hash,
         None if error is None else error[:500],
     )

@@ -1,4 +1,5 @@
 """Storefront endpoints, the event outbox, deliveries and their attempts (the triggers of 0013 write events)."""
+
 from __future__ import annotations
 
 import json
@@ -42,24 +43,43 @@ class Attempt:
 
 
 def _endpoint(row: Mapping[str, Any]) -> Endpoint:
-    return Endpoint(id=row["id"], name=row["name"], url=row["url"], secret=row["secret"],
-                    event_types=tuple(row["event_types"]), enabled=row["enabled"],
-                    disabled_reason=row["disabled_reason"], failing_since=row["failing_since"])
+    return Endpoint(
+        id=row["id"],
+        name=row["name"],
+        url=row["url"],
+        secret=row["secret"],
+        event_types=tuple(row["event_types"]),
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        failing_since=row["failing_since"],
+    )
 
 
 def _event(row: Mapping[str, Any]) -> StorefrontEvent:
     data = row["data"]
-    return StorefrontEvent(id=row["event_id"], event_type=row["event_type"], resource=row["resource"],
-                           resource_id=row["resource_id"], seq=row["seq"],
-                           data=json.loads(data) if isinstance(data, str) else data, created_at=row["created_at"])
+    return StorefrontEvent(
+        id=row["event_id"],
+        event_type=row["event_type"],
+        resource=row["resource"],
+        resource_id=row["resource_id"],
+        seq=row["seq"],
+        data=json.loads(data) if isinstance(data, str) else data,
+        created_at=row["created_at"],
+    )
 
 
-async def insert_endpoint(conn: asyncpg.Connection, *, name: str, url: str, secret: str,
-                          event_types: list[str]) -> Endpoint | None:
+async def insert_endpoint(
+    conn: asyncpg.Connection, *, name: str, url: str, secret: str, event_types: list[str]
+) -> Endpoint | None:
     """Add an endpoint; None when the name is taken."""
     row = await conn.fetchrow(
         f"INSERT INTO storefront_endpoints (name, url, secret, event_types) VALUES ($1, $2, $3, $4)"
-        f" ON CONFLICT (name) DO NOTHING RETURNING {_ENDPOINT_COLUMNS}", name, url, secret, event_types)
+        f" ON CONFLICT (name) DO NOTHING RETURNING {_ENDPOINT_COLUMNS}",
+        name,
+        url,
+        secret,
+        event_types,
+    )
     return None if row is None else _endpoint(row)
 
 
@@ -74,11 +94,13 @@ async def select_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> Endpoin
     return None if row is None else _endpoint(row)
 
 
-async def update_endpoint_enabled(conn: asyncpg.Connection, endpoint_id: int, *, enabled: bool,
-                                  reason: str | None = None) -> bool:
+async def update_endpoint_enabled(
+    conn: asyncpg.Connection, endpoint_id: int, *, enabled: bool, reason: str | None = None
+) -> bool:
     """Switch an endpoint on (its failure run forgotten) or off with a reason; False when nothing changed."""
-    return await conn.fetchval(
-        """
+    return (
+        await conn.fetchval(
+            """
         WITH changed AS (
             UPDATE storefront_endpoints SET enabled = $2, disabled_reason = CASE WHEN $2 THEN NULL ELSE $3 END,
                                             failing_since = CASE WHEN $2 THEN NULL ELSE failing_since END
@@ -88,7 +110,13 @@ async def update_endpoint_enabled(conn: asyncpg.Connection, endpoint_id: int, *,
             UPDATE event_deliveries SET enqueued_at = NULL
             WHERE $2 AND endpoint_id IN (SELECT id FROM changed) AND status = 'pending')
         SELECT id FROM changed
-        """, endpoint_id, enabled, reason) is not None
+        """,
+            endpoint_id,
+            enabled,
+            reason,
+        )
+        is not None
+    )
 
 
 async def delete_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> bool:
@@ -103,8 +131,8 @@ async def relay_events(conn: asyncpg.Connection, *, limit: int) -> tuple[int, li
     transaction; SKIP LOCKED lets several relays share a backlog without waiting on each other.
     """
     events = await conn.fetch(
-        "SELECT id FROM storefront_events WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        limit)
+        "SELECT id FROM storefront_events WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
+    )
     if not events:
         return 0, []
     ids = [r["id"] for r in events]
@@ -118,7 +146,9 @@ async def relay_events(conn: asyncpg.Connection, *, limit: int) -> tuple[int, li
         ORDER BY e.id, ep.id
         ON CONFLICT (endpoint_id, event_id) DO NOTHING
         RETURNING endpoint_id, event_id
-        """, ids)
+        """,
+        ids,
+    )
     await conn.execute("UPDATE storefront_events SET relayed_at = clock_timestamp() WHERE id = ANY($1::bigint[])", ids)
     return len(ids), [(r["endpoint_id"], r["event_id"]) for r in rows]
 
@@ -130,11 +160,15 @@ async def update_enqueued(conn: asyncpg.Connection, deliveries: list[tuple[int, 
         UPDATE event_deliveries d SET enqueued_at = now()
         FROM unnest($1::bigint[], $2::bigint[]) AS x(endpoint_id, event_id)
         WHERE d.endpoint_id = x.endpoint_id AND d.event_id = x.event_id AND d.enqueued_at IS NULL
-        """, [d[0] for d in deliveries], [d[1] for d in deliveries])
+        """,
+        [d[0] for d in deliveries],
+        [d[1] for d in deliveries],
+    )
 
 
-async def select_unsent_deliveries(conn: asyncpg.Connection, *, older_than_s: float,
-                                   limit: int) -> list[tuple[int, int]]:
+async def select_unsent_deliveries(
+    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+) -> list[tuple[int, int]]:
     """Pending deliveries at the head of their resource with no message (a relay or a kick died after commit)."""
     rows = await conn.fetch(
         """
@@ -145,12 +179,14 @@ async def select_unsent_deliveries(conn: asyncpg.Connection, *, older_than_s: fl
                           AND o.resource = d.resource AND o.resource_id = d.resource_id
                           AND o.event_id < d.event_id AND o.status = 'pending')
         ORDER BY d.event_id LIMIT $2
-        """, older_than_s, limit)
+        """,
+        older_than_s,
+        limit,
+    )
     return [(r["endpoint_id"], r["event_id"]) for r in rows]
 
 
-async def claim_delivery(conn: asyncpg.Connection, endpoint_id: int, event_id: int,
-                         *, lease_s: float) -> Claim | str:
+async def claim_delivery(conn: asyncpg.Connection, endpoint_id: int, event_id: int, *, lease_s: float) -> Claim | str:
     """Lease a pending delivery for one attempt, or say why not: missing, done, disabled, blocked, leased.
 
     `blocked`: an older event of the same resource is still pending for this endpoint (storefronts
@@ -176,9 +212,13 @@ async def claim_delivery(conn: asyncpg.Connection, endpoint_id: int, event_id: i
             WHERE u.id = d.id AND d.status = 'pending' AND blocked.b)
         SELECT d.id AS delivery_id, d.status, blocked.b AS blocked, (SELECT attempts FROM leased) AS attempts,
                e.id AS event_id, e.event_type, e.resource, e.resource_id, e.seq, e.data, e.created_at,
-               {', '.join('ep.' + c for c in _ENDPOINT_COLUMNS.split(', '))}
+               {", ".join("ep." + c for c in _ENDPOINT_COLUMNS.split(", "))}
         FROM d CROSS JOIN blocked CROSS JOIN ep JOIN storefront_events e ON e.id = $2
-        """, endpoint_id, event_id, lease_s)
+        """,
+        endpoint_id,
+        event_id,
+        lease_s,
+    )
     if row is None:
         return "missing"
     if row["status"] != "pending":
@@ -192,25 +232,44 @@ async def claim_delivery(conn: asyncpg.Connection, endpoint_id: int, event_id: i
     return Claim(row["delivery_id"], _endpoint(row), _event(row), row["attempts"])
 
 
-async def select_next_pending(conn: asyncpg.Connection, endpoint_id: int, resource: str,
-                              resource_id: str) -> int | None:
+async def select_next_pending(
+    conn: asyncpg.Connection, endpoint_id: int, resource: str, resource_id: str
+) -> int | None:
     """The oldest pending event of a resource for an endpoint (the next to send), or None."""
     return await conn.fetchval(
         "SELECT min(event_id) FROM event_deliveries WHERE endpoint_id = $1 AND resource = $2 AND resource_id = $3"
-        " AND status = 'pending'", endpoint_id, resource, resource_id)
+        " AND status = 'pending'",
+        endpoint_id,
+        resource,
+        resource_id,
+    )
 
 
-async def insert_attempt(conn: asyncpg.Connection, claim: Claim, *, status_code: int | None, latency_ms: int,
-                         error: str | None, excerpt: str | None) -> None:
+async def insert_attempt(
+    conn: asyncpg.Connection,
+    claim: Claim,
+    *,
+    status_code: int | None,
+    latency_ms: int,
+    error: str | None,
+    excerpt: str | None,
+) -> None:
     """Write one line of the endpoint's delivery log."""
     await conn.execute(
         "INSERT INTO delivery_attempts (delivery_id, endpoint_id, status_code, latency_ms, error, excerpt)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
-        claim.delivery_id, claim.endpoint.id, status_code, latency_ms, error, excerpt)
+        claim.delivery_id,
+        claim.endpoint.id,
+        status_code,
+        latency_ms,
+        error,
+        excerpt,
+    )
 
 
-async def update_delivered(conn: asyncpg.Connection, claim: Claim, *, status_code: int, latency_ms: int,
-                           excerpt: str | None) -> int | None:
+async def update_delivered(
+    conn: asyncpg.Connection, claim: Claim, *, status_code: int, latency_ms: int, excerpt: str | None
+) -> int | None:
     """Log the attempt, mark the delivery done and the endpoint healthy (one statement); returns the next event.
 
     The next event is the resource's oldest other pending one for this endpoint: the caller sends it.
@@ -224,27 +283,51 @@ async def update_delivered(conn: asyncpg.Connection, claim: Claim, *, status_cod
         healthy AS (UPDATE storefront_endpoints SET failing_since = NULL WHERE id = $2 AND failing_since IS NOT NULL)
         SELECT min(event_id) FROM event_deliveries
         WHERE endpoint_id = $2 AND resource = $3 AND resource_id = $4 AND status = 'pending' AND id <> $1
-        """, claim.delivery_id, claim.endpoint.id, claim.event.resource, claim.event.resource_id, status_code,
-        latency_ms, excerpt)
+        """,
+        claim.delivery_id,
+        claim.endpoint.id,
+        claim.event.resource,
+        claim.event.resource_id,
+        status_code,
+        latency_ms,
+        excerpt,
+    )
 
 
 async def update_failed(conn: asyncpg.Connection, claim: Claim) -> float:
     """Free the lease and note the endpoint failing; returns for how many seconds it has been failing."""
     await conn.execute("UPDATE event_deliveries SET lease_until = NULL WHERE id = $1", claim.delivery_id)
-    return float(await conn.fetchval(
-        "UPDATE storefront_endpoints SET failing_since = coalesce(failing_since, now()) WHERE id = $1"
-        " RETURNING extract(epoch FROM now() - failing_since)", claim.endpoint.id))
+    return float(
+        await conn.fetchval(
+            "UPDATE storefront_endpoints SET failing_since = coalesce(failing_since, now()) WHERE id = $1"
+            " RETURNING extract(epoch FROM now() - failing_since)",
+            claim.endpoint.id,
+        )
+    )
 
 
 async def update_delivery_status(conn: asyncpg.Connection, endpoint_id: int, event_id: int, status: str) -> bool:
     """Close a pending delivery as dead (retries spent) or cancelled (the endpoint is gone)."""
-    return await conn.fetchval(
-        "UPDATE event_deliveries SET status = $3, lease_until = NULL WHERE endpoint_id = $1 AND event_id = $2"
-        " AND status = 'pending' RETURNING id", endpoint_id, event_id, status) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE event_deliveries SET status = $3, lease_until = NULL WHERE endpoint_id = $1 AND event_id = $2"
+            " AND status = 'pending' RETURNING id",
+            endpoint_id,
+            event_id,
+            status,
+        )
+        is not None
+    )
 
 
-async def replay_deliveries(conn: asyncpg.Connection, endpoint_id: int, *, event_id: int | None = None,
-                            since: datetime | None = None, limit: int = 10_000) -> list[tuple[int, int]]:
+async def replay_deliveries(
+    conn: asyncpg.Connection,
+    endpoint_id: int,
+    *,
+    event_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 10_000,
+) -> list[tuple[int, int]]:
     """Deliver one event (or every event since a time) to the endpoint again; returns the deliveries to send."""
     rows = await conn.fetch(
         """
@@ -255,12 +338,18 @@ async def replay_deliveries(conn: asyncpg.Connection, endpoint_id: int, *, event
         ON CONFLICT (endpoint_id, event_id) DO UPDATE
             SET status = 'pending', enqueued_at = NULL, lease_until = NULL, delivered_at = NULL
         RETURNING endpoint_id, event_id
-        """, endpoint_id, event_id, since, limit)
+        """,
+        endpoint_id,
+        event_id,
+        since,
+        limit,
+    )
     return [(r["endpoint_id"], r["event_id"]) for r in rows]
 
 
-async def select_attempts(conn: asyncpg.Connection, endpoint_id: int, *, before_id: int | None = None,
-                          limit: int = 50) -> list[Attempt]:
+async def select_attempts(
+    conn: asyncpg.Connection, endpoint_id: int, *, before_id: int | None = None, limit: int = 50
+) -> list[Attempt]:
     """The endpoint's delivery log, newest first."""
     rows = await conn.fetch(
         """
@@ -270,7 +359,11 @@ async def select_attempts(conn: asyncpg.Connection, endpoint_id: int, *, before_
              JOIN storefront_events e ON e.id = d.event_id
         WHERE a.endpoint_id = $1 AND ($2::bigint IS NULL OR a.id < $2)
         ORDER BY a.id DESC LIMIT $3
-        """, endpoint_id, before_id, limit)
+        """,
+        endpoint_id,
+        before_id,
+        limit,
+    )
     return [Attempt(**dict(r)) for r in rows]
 
 

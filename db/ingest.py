@@ -1,4 +1,5 @@
 """Scraped listings into items: deliveries, the upsert, rehosted media and the review decision."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ async def insert_delivery(conn: asyncpg.Connection, delivery_id: str, *, source:
         INSERT INTO ingest_deliveries (delivery_id, source, listings) VALUES ($1, $2, $3)
         ON CONFLICT (delivery_id) DO NOTHING RETURNING true
         """,
-        delivery_id, source, listings,
+        delivery_id,
+        source,
+        listings,
     )
     return bool(inserted)
 
@@ -60,7 +63,8 @@ async def update_items_sold_at_source(conn: asyncpg.Connection, source: str, lis
         WHERE source = $1 AND source_listing_id = ANY($2::text[]) AND status IN ('pending', 'available')
         RETURNING id
         """,
-        source, list(listing_ids),
+        source,
+        list(listing_ids),
     )
     return [r["id"] for r in rows]
 
@@ -98,8 +102,9 @@ RETURNING i.id, (xmax = 0) AS created, i.status,
 """
 
 
-async def upsert_listings(conn: asyncpg.Connection, scored: Sequence[tuple[Listing, MarginScore]], *,
-                          auto_approve: bool) -> list[IngestedItem]:
+async def upsert_listings(
+    conn: asyncpg.Connection, scored: Sequence[tuple[Listing, MarginScore]], *, auto_approve: bool
+) -> list[IngestedItem]:
     """Insert new listings (pending, or available when green and `auto_approve`) and update known ones.
 
     A known listing gets the scrape's fields, never a status back from sold/archived/rejected.
@@ -109,15 +114,28 @@ async def upsert_listings(conn: asyncpg.Connection, scored: Sequence[tuple[Listi
     # postgres arrays of arrays must be rectangular: image lists travel as text[] literals
     columns: list[list[object]] = [[] for _ in range(14)]
     for listing, score in scored:
-        values = (listing.source, listing.source_listing_id, listing.url, listing.title, listing.brand, listing.size,
-                  listing.condition, score.resale_cents if listing.currency else None,
-                  listing.price_cents if listing.currency else None, listing.currency, score.verdict,
-                  score.margin_cents, _text_array(listing.image_urls), json.dumps(listing.attributes))
+        values = (
+            listing.source,
+            listing.source_listing_id,
+            listing.url,
+            listing.title,
+            listing.brand,
+            listing.size,
+            listing.condition,
+            score.resale_cents if listing.currency else None,
+            listing.price_cents if listing.currency else None,
+            listing.currency,
+            score.verdict,
+            score.margin_cents,
+            _text_array(listing.image_urls),
+            json.dumps(listing.attributes),
+        )
         for column, value in zip(columns, values):
             column.append(value)
     rows = await conn.fetch(_UPSERT, *columns, auto_approve)
-    return [IngestedItem(id=r["id"], created=r["created"], status=r["status"], needs_rehost=r["needs_rehost"])
-            for r in rows]
+    return [
+        IngestedItem(id=r["id"], created=r["created"], status=r["status"], needs_rehost=r["needs_rehost"]) for r in rows
+    ]
 
 
 def _text_array(values: Sequence[str]) -> str:
@@ -135,7 +153,8 @@ async def select_item_ids_to_rehost(conn: asyncpg.Connection, source: str, listi
           AND cardinality(image_urls) > 0 AND image_urls IS DISTINCT FROM rehosted_urls
         ORDER BY id
         """,
-        source, list(listing_ids),
+        source,
+        list(listing_ids),
     )
     return [r["id"] for r in rows]
 
@@ -147,20 +166,28 @@ async def select_rehost_target(conn: asyncpg.Connection, item_id: int) -> Rehost
     )
     if row is None:
         return None
-    return RehostTarget(id=row["id"], status=row["status"], image_urls=tuple(row["image_urls"]),
-                        rehosted_urls=None if row["rehosted_urls"] is None else tuple(row["rehosted_urls"]),
-                        media_keys=tuple(row["media_keys"]))
+    return RehostTarget(
+        id=row["id"],
+        status=row["status"],
+        image_urls=tuple(row["image_urls"]),
+        rehosted_urls=None if row["rehosted_urls"] is None else tuple(row["rehosted_urls"]),
+        media_keys=tuple(row["media_keys"]),
+    )
 
 
-async def update_item_media(conn: asyncpg.Connection, item_id: int, *, image_urls: Sequence[str],
-                            media_keys: Sequence[str], error: str | None) -> bool:
+async def update_item_media(
+    conn: asyncpg.Connection, item_id: int, *, image_urls: Sequence[str], media_keys: Sequence[str], error: str | None
+) -> bool:
     """Store the rehosted keys made from `image_urls`; False when the item's URLs changed meanwhile."""
     updated = await conn.fetchval(
         """
         UPDATE items SET media_keys = $3, rehosted_urls = $2, rehosted_at = now(), rehost_error = $4
         WHERE id = $1 AND image_urls = $2::text[] RETURNING true
         """,
-        item_id, list(image_urls), list(media_keys), error[:500] if error else None,
+        item_id,
+        list(image_urls),
+        list(media_keys),
+        error[:500] if error else None,
     )
     return bool(updated)
 
@@ -170,8 +197,9 @@ async def update_item_rehost_error(conn: asyncpg.Connection, item_id: int, error
     await conn.execute("UPDATE items SET rehost_error = $2 WHERE id = $1", item_id, error[:500])
 
 
-async def update_item_review(conn: asyncpg.Connection, item_id: int, *, status: str,
-                             from_statuses: Sequence[str]) -> str | None:
+async def update_item_review(
+    conn: asyncpg.Connection, item_id: int, *, status: str, from_statuses: Sequence[str]
+) -> str | None:
     """Move an item to `status` (approve/reject) if it is in one of `from_statuses`; returns the status before."""
     return await conn.fetchval(
         """
@@ -180,7 +208,9 @@ async def update_item_review(conn: asyncpg.Connection, item_id: int, *, status: 
         WHERE i.id = before.id AND before.status = ANY($3::text[])
         RETURNING before.status
         """,
-        item_id, status, list(from_statuses),
+        item_id,
+        status,
+        list(from_statuses),
     )
 
 

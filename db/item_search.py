@@ -5,6 +5,7 @@ filter can leave fewer rows than asked. pgvector >= 0.8 can keep scanning (itera
 before that (pgserver ships 0.6.2, we support 0.5+) we (1) scan exactly when a slot filter
 leaves few candidates, (2) widen ef_search once, then (3) fall back to an exact scan.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,7 +45,9 @@ async def _few_candidates(conn: asyncpg.Connection, model: str, slot: str) -> bo
             SELECT 1 FROM items WHERE status = 'available' AND slot = $1 AND embedding_model = $2 LIMIT $3
         ) AS candidates
         """,
-        slot, model, EXACT_SCAN_MAX + 1,
+        slot,
+        model,
+        EXACT_SCAN_MAX + 1,
     )
     return count <= EXACT_SCAN_MAX
 
@@ -72,8 +75,15 @@ async def _hnsw(conn: asyncpg.Connection, args: tuple, slot: str | None, ef: int
 
 
 async def select_nearest_items(
-    conn: asyncpg.Connection, vector: np.ndarray, *, model: str, slot: str | None = None,
-    exclude_ids: Sequence[int] = (), limit: int = 20, offset: int = 0, ef_search: int = 200,
+    conn: asyncpg.Connection,
+    vector: np.ndarray,
+    *,
+    model: str,
+    slot: str | None = None,
+    exclude_ids: Sequence[int] = (),
+    limit: int = 20,
+    offset: int = 0,
+    ef_search: int = 200,
 ) -> list[ItemCard]:
     """Available items embedded by `model`, nearest to `vector` first (score = cosine similarity)."""
     want = limit + offset

@@ -1,4 +1,5 @@
 """Items: which ones need embedding, their vectors, and the public card of an item (db.embeddings writes vectors)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -41,10 +42,19 @@ def item_card(row: Mapping[str, Any]) -> ItemCard:
     """Build a card from a row holding CARD_COLUMNS (and maybe `distance`)."""
     distance = row.get("distance")
     return ItemCard(
-        id=row["id"], title=row["title"], brand=row["brand"], category=row["category"], slot=row["slot"],
-        size=row["size"], condition=row["condition"], price_cents=row["price_cents"],
-        currency=row["currency"].strip() if row["currency"] else None, kind=row["kind"], status=row["status"],
-        media_keys=tuple(row["media_keys"]), score=None if distance is None else 1.0 - float(distance),
+        id=row["id"],
+        title=row["title"],
+        brand=row["brand"],
+        category=row["category"],
+        slot=row["slot"],
+        size=row["size"],
+        condition=row["condition"],
+        price_cents=row["price_cents"],
+        currency=row["currency"].strip() if row["currency"] else None,
+        kind=row["kind"],
+        status=row["status"],
+        media_keys=tuple(row["media_keys"]),
+        score=None if distance is None else 1.0 - float(distance),
     )
 
 
@@ -59,7 +69,10 @@ async def select_item_ids_to_embed(
           AND ($3 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $2)
         ORDER BY id LIMIT $4
         """,
-        after_id, model, force, limit,
+        after_id,
+        model,
+        force,
+        limit,
     )
     return [r["id"] for r in rows]
 
@@ -77,8 +90,16 @@ async def select_item_exists(conn: asyncpg.Connection, item_id: int) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM items WHERE id = $1)", item_id))
 
 
-async def select_items(conn: asyncpg.Connection, *, status: str | None, source: str | None, kind: str | None,
-                       text: str | None, before_id: int | None, limit: int) -> list[ItemCard]:
+async def select_items(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    source: str | None,
+    kind: str | None,
+    text: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[ItemCard]:
     """Items newest first (by id, before `before_id`), filtered; `text` matches title or brand, case-insensitive."""
     pattern = None
     if text:
@@ -90,5 +111,12 @@ async def select_items(conn: asyncpg.Connection, *, status: str | None, source: 
           AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR title ILIKE $4 OR brand ILIKE $4)
           AND ($5::bigint IS NULL OR id < $5)
         ORDER BY id DESC LIMIT $6
-        """, status, source, kind, pattern, before_id, limit)
+        """,
+        status,
+        source,
+        kind,
+        pattern,
+        before_id,
+        limit,
+    )
     return [item_card(r) for r in rows]

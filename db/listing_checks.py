@@ -1,4 +1,5 @@
 """Listing checks: which items to check, and each decision stored with its evidence."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ class Recorded:
     unknown_streak: int
 
 
-async def select_check_targets(conn: asyncpg.Connection, *, after_id: int = 0, limit: int = 500,
-                               source: str | None = None) -> list[CheckTarget]:
+async def select_check_targets(
+    conn: asyncpg.Connection, *, after_id: int = 0, limit: int = 500, source: str | None = None
+) -> list[CheckTarget]:
     """Available sourced items (of `source`) after `after_id`, in id order, except those with a recheck due later."""
     rows = await conn.fetch(
         """
@@ -57,20 +59,36 @@ async def select_check_targets(conn: asyncpg.Connection, *, after_id: int = 0, l
         WHERE status = 'available' AND source_url IS NOT NULL AND id > $1 AND ($3::text IS NULL OR source = $3)
           AND (next_check_at IS NULL OR next_check_at <= now())
         ORDER BY id LIMIT $2
-        """, after_id, limit, source)
+        """,
+        after_id,
+        limit,
+        source,
+    )
     return [CheckTarget(**dict(r)) for r in rows]
 
 
 async def select_check_target(conn: asyncpg.Connection, item_id: int) -> CheckTarget | None:
     """One item's check target (any status), or None."""
     row = await conn.fetchrow(
-        "SELECT id, source, source_listing_id, source_url, status FROM items WHERE id = $1", item_id)
+        "SELECT id, source, source_listing_id, source_url, status FROM items WHERE id = $1", item_id
+    )
     return None if row is None else CheckTarget(**dict(row))
 
 
-async def record_check(conn: asyncpg.Connection, *, check_id: str, item_id: int, outcome: str, via: str,
-                       http_status: int | None, final_url: str | None, markers: list[str], error: str | None,
-                       reason: str | None, elapsed_ms: int | None) -> Recorded:
+async def record_check(
+    conn: asyncpg.Connection,
+    *,
+    check_id: str,
+    item_id: int,
+    outcome: str,
+    via: str,
+    http_status: int | None,
+    final_url: str | None,
+    markers: list[str],
+    error: str | None,
+    reason: str | None,
+    elapsed_ms: int | None,
+) -> Recorded:
     """Store a check once per check_id and apply it: sold/archived move an available item (run in a transaction)."""
     item = await conn.fetchrow("SELECT status, check_unknown_streak FROM items WHERE id = $1 FOR UPDATE", item_id)
     if item is None:
@@ -83,8 +101,20 @@ async def record_check(conn: asyncpg.Connection, *, check_id: str, item_id: int,
                                     status_before, applied, elapsed_ms)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (check_id) DO NOTHING RETURNING id
-        """, check_id, item_id, outcome, via, http_status, final_url, markers, _cut(error), _cut(reason),
-        item["status"], applies, elapsed_ms)
+        """,
+        check_id,
+        item_id,
+        outcome,
+        via,
+        http_status,
+        final_url,
+        markers,
+        _cut(error),
+        _cut(reason),
+        item["status"],
+        applies,
+        elapsed_ms,
+    )
     if stored is None:  # a redelivery: the first one already applied it
         return Recorded(False, item["status"], False, item["check_unknown_streak"])
     row = await conn.fetchrow(
@@ -94,14 +124,20 @@ async def record_check(conn: asyncpg.Connection, *, check_id: str, item_id: int,
                          check_unknown_streak = CASE WHEN $4 = 'unknown' THEN check_unknown_streak + 1 ELSE 0 END,
                          next_check_at = NULL
         WHERE id = $1 RETURNING status, check_unknown_streak
-        """, item_id, new_status, applies, outcome)
+        """,
+        item_id,
+        new_status,
+        applies,
+        outcome,
+    )
     return Recorded(True, row["status"], applies, row["check_unknown_streak"])
 
 
 async def update_next_check(conn: asyncpg.Connection, item_id: int, delay_ms: int) -> None:
     """Note that a recheck of this item is scheduled `delay_ms` from now (the fan-out skips it until then)."""
-    await conn.execute("UPDATE items SET next_check_at = now() + make_interval(secs => $2) WHERE id = $1",
-                       item_id, delay_ms / 1000)
+    await conn.execute(
+        "UPDATE items SET next_check_at = now() + make_interval(secs => $2) WHERE id = $1", item_id, delay_ms / 1000
+    )
 
 
 async def select_checks(conn: asyncpg.Connection, item_id: int) -> list[CheckRecord]:
@@ -111,7 +147,9 @@ async def select_checks(conn: asyncpg.Connection, item_id: int) -> list[CheckRec
         SELECT check_id, item_id, checked_at, outcome, via, http_status, final_url, markers, error, reason,
                status_before, applied
         FROM listing_checks WHERE item_id = $1 ORDER BY checked_at DESC, id DESC
-        """, item_id)
+        """,
+        item_id,
+    )
     return [CheckRecord(**{**dict(r), "markers": tuple(r["markers"])}) for r in rows]
 
 

@@ -1,4 +1,5 @@
 """Forward-only SQL migrations: numbered files applied once each, in order, under a lock."""
+
 from __future__ import annotations
 
 import hashlib
@@ -85,23 +86,18 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(p for p in directory.iterdir() if _looks_like_migration(p)):
         match = _NAME_RE.match(path.name)
         if match is None:
-            raise MigrationError(
-                f"bad migration file name {path.name!r}: must match {_NAME_RE.pattern}"
-            )
+            raise MigrationError(f"bad migration file name {path.name!r}: must match {_NAME_RE.pattern}")
         version = int(match.group(1))
         if version in by_version:
             raise MigrationError(
-                f"two migrations share number {version:04d}: "
-                f"{by_version[version].name} and {path.name}"
+                f"two migrations share number {version:04d}: {by_version[version].name} and {path.name}"
             )
         checksum = hashlib.sha256(path.read_bytes()).hexdigest()
         by_version[version] = Migration(version, path.name, path, checksum)
     return [by_version[v] for v in sorted(by_version)]
 
 
-def check_history(
-    migrations: Iterable[Migration], applied: Mapping[int, AppliedMigration]
-) -> None:
+def check_history(migrations: Iterable[Migration], applied: Mapping[int, AppliedMigration]) -> None:
     """Raise MigrationError when an applied migration was edited, renamed or removed."""
     on_disk = {m.version: m for m in migrations}
     for version, row in sorted(applied.items()):
@@ -124,9 +120,7 @@ async def select_applied_migrations(conn: asyncpg.Connection) -> dict[int, Appli
     """Return the recorded migrations by version, or {} before the first migration."""
     if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
         return {}
-    rows = await conn.fetch(
-        "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
-    )
+    rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
     return {r["version"]: AppliedMigration(**dict(r)) for r in rows}
 
 
@@ -201,9 +195,7 @@ async def migrate(
     return done
 
 
-async def migration_status(
-    conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR
-) -> list[MigrationStatus]:
+async def migration_status(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[MigrationStatus]:
     """Report each migration on disk or on record as applied, pending, changed or missing."""
     migrations = {m.version: m for m in discover_migrations(directory)}
     applied = await select_applied_migrations(conn)

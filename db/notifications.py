@@ -1,4 +1,5 @@
 """Notifications (the sent-record keyed by idempotency key) and recipients' opt-outs."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,20 @@ class NotificationRecord:
     sent_at: datetime | None
 
 
-async def claim_notification(conn: asyncpg.Connection, *, key: str, channel: str, recipient: str, template: str,
-                             data: Mapping[str, Any], provider: str, idempotent: bool, lease_s: float,
-                             template_version: int | None = None, locale: str | None = None) -> Claim:
+async def claim_notification(
+    conn: asyncpg.Connection,
+    *,
+    key: str,
+    channel: str,
+    recipient: str,
+    template: str,
+    data: Mapping[str, Any],
+    provider: str,
+    idempotent: bool,
+    lease_s: float,
+    template_version: int | None = None,
+    locale: str | None = None,
+) -> Claim:
     """Record the notification once and decide whether this attempt sends it (run in a transaction).
 
     A `send` decision marks it `sending` with a lease before the provider is called, so a
@@ -53,10 +65,20 @@ async def claim_notification(conn: asyncpg.Connection, *, key: str, channel: str
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (idempotency_key) DO UPDATE SET template_version = EXCLUDED.template_version,
             locale = EXCLUDED.locale WHERE notifications.locale IS NULL
-        """, key, channel, recipient, template, json.dumps(dict(data), default=str), template_version, locale)
+        """,
+        key,
+        channel,
+        recipient,
+        template,
+        json.dumps(dict(data), default=str),
+        template_version,
+        locale,
+    )
     row = await conn.fetchrow(
         "SELECT status, lease_until, provider_message_id, attempts, now() AS db_now FROM notifications"
-        " WHERE idempotency_key = $1 FOR UPDATE", key)
+        " WHERE idempotency_key = $1 FOR UPDATE",
+        key,
+    )
     decision = decide(row["status"], row["lease_until"], row["db_now"], idempotent=idempotent)
     if decision == "send":
         await conn.execute(
@@ -64,10 +86,15 @@ async def claim_notification(conn: asyncpg.Connection, *, key: str, channel: str
             UPDATE notifications SET status = 'sending', provider = $2, attempts = attempts + 1,
                                      lease_until = now() + make_interval(secs => $3), error = NULL
             WHERE idempotency_key = $1
-            """, key, provider, lease_s)
+            """,
+            key,
+            provider,
+            lease_s,
+        )
     elif decision == "maybe_sent" and row["status"] == "sending":
-        await update_notification_outcome(conn, key, "unknown",
-                                          error="an earlier attempt died mid-call; it may have been sent")
+        await update_notification_outcome(
+            conn, key, "unknown", error="an earlier attempt died mid-call; it may have been sent"
+        )
     return Claim(decision, row["status"], row["provider_message_id"], row["attempts"] + (decision == "send"))
 
 
@@ -78,18 +105,26 @@ async def update_notification_sent(conn: asyncpg.Connection, key: str, *, provid
         UPDATE notifications SET status = 'sent', provider = $2, provider_message_id = $3, sent_at = now(),
                                  lease_until = NULL, error = NULL
         WHERE idempotency_key = $1
-        """, key, provider, message_id)
+        """,
+        key,
+        provider,
+        message_id,
+    )
 
 
 async def update_notification_outcome(conn: asyncpg.Connection, key: str, status: str, *, error: str) -> None:
     """Record a failed attempt: `pending` (will retry), `failed`, `skipped` or `unknown` (maybe sent)."""
     await conn.execute(
         "UPDATE notifications SET status = $2, error = $3, lease_until = NULL WHERE idempotency_key = $1",
-        key, status, error[:1000])
+        key,
+        status,
+        error[:1000],
+    )
 
 
-async def insert_unsent_notification(conn: asyncpg.Connection, *, key: str, channel: str, recipient: str,
-                                     template: str, status: str, reason: str) -> None:
+async def insert_unsent_notification(
+    conn: asyncpg.Connection, *, key: str, channel: str, recipient: str, template: str, status: str, reason: str
+) -> None:
     """Log a notification that is not sent (`skipped`: opted out; `failed`: e.g. no provider); a sent one stays sent."""
     await conn.execute(
         """
@@ -97,7 +132,14 @@ async def insert_unsent_notification(conn: asyncpg.Connection, *, key: str, chan
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (idempotency_key) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error
             WHERE notifications.status IN ('pending', 'failed', 'skipped')
-        """, key, channel, recipient, template, status, reason[:1000])
+        """,
+        key,
+        channel,
+        recipient,
+        template,
+        status,
+        reason[:1000],
+    )
 
 
 async def select_notification(conn: asyncpg.Connection, key: str) -> NotificationRecord | None:
@@ -107,7 +149,9 @@ async def select_notification(conn: asyncpg.Connection, key: str) -> Notificatio
         SELECT idempotency_key, channel, recipient, template, status, provider, provider_message_id, error,
                attempts, created_at, sent_at
         FROM notifications WHERE idempotency_key = $1
-        """, key)
+        """,
+        key,
+    )
     return None if row is None else NotificationRecord(**dict(row))
 
 
@@ -115,13 +159,18 @@ async def select_opted_out(conn: asyncpg.Connection, channel: str, recipient: st
     """True when `recipient` opted out of `channel` (or of everything)."""
     return await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM notification_opt_outs WHERE recipient = $2 AND channel IN ($1, '*'))",
-        channel, recipient)
+        channel,
+        recipient,
+    )
 
 
 async def insert_opt_out(conn: asyncpg.Connection, channel: str, recipient: str) -> None:
     """Opt `recipient` out of `channel` ('*' = all); repeating it changes nothing."""
-    await conn.execute("INSERT INTO notification_opt_outs (channel, recipient) VALUES ($1, $2)"
-                       " ON CONFLICT DO NOTHING", channel, recipient)
+    await conn.execute(
+        "INSERT INTO notification_opt_outs (channel, recipient) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        channel,
+        recipient,
+    )
 
 
 async def delete_opt_out(conn: asyncpg.Connection, channel: str, recipient: str) -> None:
@@ -150,15 +199,21 @@ class StoredTemplate:
 _TEMPLATE_COLUMNS = "name, channel, locale, version, subject, body, created_by, created_at"
 
 
-async def select_template(conn: asyncpg.Connection, name: str, channel: str, locale: str,
-                          version: int | None = None) -> StoredTemplate | None:
+async def select_template(
+    conn: asyncpg.Connection, name: str, channel: str, locale: str, version: int | None = None
+) -> StoredTemplate | None:
     """The newest version for `channel` (else '*') and `locale` (else 'en'); or exactly `version`."""
     row = await conn.fetchrow(
         f"""
         SELECT {_TEMPLATE_COLUMNS} FROM notification_templates
         WHERE name = $1 AND channel IN ($2, '*') AND locale IN ($3, 'en') AND ($4::int IS NULL OR version = $4)
         ORDER BY channel = $2 DESC, locale = $3 DESC, version DESC LIMIT 1
-        """, name, channel, locale, version)
+        """,
+        name,
+        channel,
+        locale,
+        version,
+    )
     return None if row is None else StoredTemplate(**dict(row))
 
 
@@ -168,8 +223,9 @@ async def select_pinned_version(conn: asyncpg.Connection, key: str) -> tuple[int
     return None if row is None else (row["template_version"], row["locale"])
 
 
-async def insert_template(conn: asyncpg.Connection, name: str, channel: str, locale: str, subject: str, body: str,
-                          *, by: str) -> StoredTemplate:
+async def insert_template(
+    conn: asyncpg.Connection, name: str, channel: str, locale: str, subject: str, body: str, *, by: str
+) -> StoredTemplate:
     """Store the next version of (name, channel, locale) (run in a transaction)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('notification_templates:' || $1))", name)
     row = await conn.fetchrow(
@@ -178,13 +234,23 @@ async def insert_template(conn: asyncpg.Connection, name: str, channel: str, loc
         SELECT $1, $2, $3, COALESCE(max(version), 0) + 1, $4, $5, $6 FROM notification_templates
         WHERE name = $1 AND channel = $2 AND locale = $3
         RETURNING {_TEMPLATE_COLUMNS}
-        """, name, channel, locale, subject, body, by)
+        """,
+        name,
+        channel,
+        locale,
+        subject,
+        body,
+        by,
+    )
     return StoredTemplate(**dict(row))
 
 
 async def select_templates(conn: asyncpg.Connection, name: str | None = None) -> list[StoredTemplate]:
     """Every stored version (of `name`, or of all), newest first per (name, channel, locale)."""
-    rows = await conn.fetch(f"SELECT {_TEMPLATE_COLUMNS} FROM notification_templates"
-                            " WHERE $1::text IS NULL OR name = $1 ORDER BY name, channel, locale, version DESC"
-                            " LIMIT 1000", name)
+    rows = await conn.fetch(
+        f"SELECT {_TEMPLATE_COLUMNS} FROM notification_templates"
+        " WHERE $1::text IS NULL OR name = $1 ORDER BY name, channel, locale, version DESC"
+        " LIMIT 1000",
+        name,
+    )
     return [StoredTemplate(**dict(r)) for r in rows]

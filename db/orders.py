@@ -3,6 +3,7 @@
 Each status change is one UPDATE guarded by the status it leaves, so of two racing
 workers exactly one makes it, and doing it twice changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,14 @@ from typing import Any
 import asyncpg
 
 from domain.orders import (
-    PRINTIFY_DEAD, Checkout, Order, OrderLine, PricedItem, ReleaseLine, payment_mismatch, progress_sources,
+    PRINTIFY_DEAD,
+    Checkout,
+    Order,
+    OrderLine,
+    PricedItem,
+    ReleaseLine,
+    payment_mismatch,
+    progress_sources,
 )
 
 _ORDER_COLUMNS = """id, status, stripe_session_id, stripe_payment_intent, hold_until, amount_total_cents, currency,
@@ -47,8 +55,7 @@ def _order(row: Mapping[str, Any], lines: list[OrderLine]) -> Order:
     return Order(**values, lines=tuple(lines))
 
 
-async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id: str,
-                       hold_seconds: float) -> Placed:
+async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id: str, hold_seconds: float) -> Placed:
     """Insert the order of a paid checkout once (by session id) and claim its items atomically.
 
     A 1-of-1 flips available -> sold, a stable item's stock drops by the quantity, never
@@ -68,16 +75,30 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
         ON CONFLICT (stripe_session_id) DO NOTHING
         RETURNING id
         """,
-        checkout.session_id, checkout.payment_intent, event_id, hold_seconds, checkout.amount_total,
-        checkout.amount_subtotal, checkout.shipping_cents, checkout.currency, checkout.email, checkout.name,
-        json.dumps(checkout.shipping) if checkout.shipping is not None else None, json.dumps(checkout.attribution),
-        checkout.paid)
+        checkout.session_id,
+        checkout.payment_intent,
+        event_id,
+        hold_seconds,
+        checkout.amount_total,
+        checkout.amount_subtotal,
+        checkout.shipping_cents,
+        checkout.currency,
+        checkout.email,
+        checkout.name,
+        json.dumps(checkout.shipping) if checkout.shipping is not None else None,
+        json.dumps(checkout.attribution),
+        checkout.paid,
+    )
     if order_id is None:
         row = await conn.fetchrow("SELECT id, status FROM orders WHERE stripe_session_id = $1", checkout.session_id)
         return Placed(row["id"], False, row["status"])
-    items = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, kind, title, price_cents, currency FROM items WHERE id = ANY($1::bigint[])",
-        [line.item_id for line in checkout.lines])}
+    items = {
+        r["id"]: r
+        for r in await conn.fetch(
+            "SELECT id, kind, title, price_cents, currency FROM items WHERE id = ANY($1::bigint[])",
+            [line.item_id for line in checkout.lines],
+        )
+    }
     status = "on_hold" if checkout.paid else "awaiting_payment"
     try:
         async with conn.transaction():  # a savepoint: a sold-out line undoes the other claims
@@ -86,23 +107,34 @@ async def create_order(conn: asyncpg.Connection, checkout: Checkout, *, event_id
                     raise _SoldOut(line.item_id)
     except _SoldOut:
         status = "cancelled"
-        await conn.execute("UPDATE orders SET status = 'cancelled', cancel_reason = 'sold_out', restocked_at = now()"
-                           " WHERE id = $1", order_id)
+        await conn.execute(
+            "UPDATE orders SET status = 'cancelled', cancel_reason = 'sold_out', restocked_at = now() WHERE id = $1",
+            order_id,
+        )
     mismatch = payment_mismatch(checkout, {i: PricedItem(r["price_cents"], r["currency"]) for i, r in items.items()})
     if status != "cancelled" and mismatch is not None:  # claimed, but never released by itself
         status = "needs_review" if status == "on_hold" else status  # an unpaid one: when its payment arrives
-        await conn.execute("UPDATE orders SET status = $3, review_reason = $2 WHERE id = $1",
-                           order_id, mismatch, status)
+        await conn.execute(
+            "UPDATE orders SET status = $3, review_reason = $2 WHERE id = $1", order_id, mismatch, status
+        )
     await conn.executemany(
         """
         INSERT INTO order_lines (order_id, item_id, kind, quantity, unit_price_cents, title, position)
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, position) DO NOTHING
         """,
-        [(order_id, line.item_id if line.item_id in items else None,
-          items[line.item_id]["kind"] if line.item_id in items else "unknown", line.quantity,
-          (items[line.item_id]["price_cents"] or 0) if line.item_id in items else 0,
-          items[line.item_id]["title"] if line.item_id in items else f"item {line.item_id}", position)
-         for position, line in enumerate(checkout.lines)])
+        [
+            (
+                order_id,
+                line.item_id if line.item_id in items else None,
+                items[line.item_id]["kind"] if line.item_id in items else "unknown",
+                line.quantity,
+                (items[line.item_id]["price_cents"] or 0) if line.item_id in items else 0,
+                items[line.item_id]["title"] if line.item_id in items else f"item {line.item_id}",
+                position,
+            )
+            for position, line in enumerate(checkout.lines)
+        ],
+    )
     return Placed(order_id, True, status)
 
 
@@ -112,33 +144,46 @@ async def _claim(conn: asyncpg.Connection, item: Mapping[str, Any] | None, item_
     if item["kind"] == "one_of_one":
         if quantity != 1:
             return False
-        return await conn.fetchval(
-            "UPDATE items SET status = 'sold' WHERE id = $1 AND status = 'available' RETURNING id",
-            item_id) is not None
+        return (
+            await conn.fetchval(
+                "UPDATE items SET status = 'sold' WHERE id = $1 AND status = 'available' RETURNING id", item_id
+            )
+            is not None
+        )
     if item["kind"] == "stable":
-        return await conn.fetchval(
-            "UPDATE items SET stock = stock - $2"
-            " WHERE id = $1 AND status = 'available' AND stock >= $2 RETURNING id",
-            item_id, quantity) is not None
+        return (
+            await conn.fetchval(
+                "UPDATE items SET stock = stock - $2"
+                " WHERE id = $1 AND status = 'available' AND stock >= $2 RETURNING id",
+                item_id,
+                quantity,
+            )
+            is not None
+        )
     return await conn.fetchval("SELECT id FROM items WHERE id = $1 AND status = 'available'", item_id) is not None
 
 
 async def restock_order(conn: asyncpg.Connection, order_id: int) -> bool:
     """Give the order's 1-of-1s back (sold -> available) and its stock back, once; False if already done."""
     done = await conn.fetchval(
-        "UPDATE orders SET restocked_at = now() WHERE id = $1 AND restocked_at IS NULL RETURNING id", order_id)
+        "UPDATE orders SET restocked_at = now() WHERE id = $1 AND restocked_at IS NULL RETURNING id", order_id
+    )
     if done is None:
         return False
     await conn.execute(
         """
         UPDATE items i SET status = 'available' FROM order_lines l
         WHERE l.order_id = $1 AND l.item_id = i.id AND i.kind = 'one_of_one' AND i.status = 'sold'
-        """, order_id)
+        """,
+        order_id,
+    )
     await conn.execute(
         """
         UPDATE items i SET stock = i.stock + l.quantity FROM order_lines l
         WHERE l.order_id = $1 AND l.item_id = i.id AND i.kind = 'stable'
-        """, order_id)
+        """,
+        order_id,
+    )
     return True
 
 
@@ -149,7 +194,9 @@ async def select_order(conn: asyncpg.Connection, order_id: int) -> Order | None:
         return None
     lines = await conn.fetch(
         "SELECT id, item_id, kind, quantity, unit_price_cents, title FROM order_lines WHERE order_id = $1"
-        " ORDER BY position", order_id)
+        " ORDER BY position",
+        order_id,
+    )
     return _order(row, [OrderLine(**dict(line)) for line in lines])
 
 
@@ -166,7 +213,9 @@ async def select_release_lines(conn: asyncpg.Connection, order_id: int) -> list[
                l.unit_price_cents, i.source_url, coalesce(i.attributes, '{}'::jsonb) AS attributes
         FROM order_lines l LEFT JOIN items i ON i.id = l.item_id
         WHERE l.order_id = $1 ORDER BY l.position
-        """, order_id)
+        """,
+        order_id,
+    )
     return [ReleaseLine(**{**dict(r), "attributes": _json(r["attributes"]) or {}}) for r in rows]
 
 
@@ -178,50 +227,80 @@ async def select_due_order_ids(conn: asyncpg.Connection, *, stalled_after_s: int
         UNION
         (SELECT id FROM orders WHERE status = 'releasing'
              AND updated_at < now() - make_interval(secs => $1) LIMIT $2)
-        """, float(stalled_after_s), limit)
+        """,
+        float(stalled_after_s),
+        limit,
+    )
     return sorted(r["id"] for r in rows)
 
 
 async def update_order_cancelled(conn: asyncpg.Connection, order_id: int, reason: str) -> bool:
     """on_hold or needs_review -> cancelled; False when the order is neither (released, already cancelled...)."""
-    return await conn.fetchval(
-        "UPDATE orders SET status = 'cancelled', cancel_reason = $2"
-        " WHERE id = $1 AND status IN ('on_hold', 'needs_review') RETURNING id",
-        order_id, reason) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled', cancel_reason = $2"
+            " WHERE id = $1 AND status IN ('on_hold', 'needs_review') RETURNING id",
+            order_id,
+            reason,
+        )
+        is not None
+    )
 
 
 async def update_order_releasing(conn: asyncpg.Connection, order_id: int) -> bool:
     """on_hold -> releasing once the hold is over; False otherwise."""
-    return await conn.fetchval(
-        """
+    return (
+        await conn.fetchval(
+            """
         UPDATE orders SET status = 'releasing', release_started_at = now()
         WHERE id = $1 AND status = 'on_hold' AND hold_until <= now() RETURNING id
-        """, order_id) is not None
+        """,
+            order_id,
+        )
+        is not None
+    )
 
 
 async def update_order_released(conn: asyncpg.Connection, order_id: int) -> bool:
     """releasing -> released; False when it was not releasing."""
-    return await conn.fetchval(
-        "UPDATE orders SET status = 'released', released_at = now() WHERE id = $1 AND status = 'releasing'"
-        " RETURNING id", order_id) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE orders SET status = 'released', released_at = now() WHERE id = $1 AND status = 'releasing'"
+            " RETURNING id",
+            order_id,
+        )
+        is not None
+    )
 
 
 async def update_order_failed(conn: asyncpg.Connection, order_id: int, error: str) -> bool:
     """releasing -> failed with the reason (an admin takes over); False when it was not releasing."""
-    return await conn.fetchval(
-        "UPDATE orders SET status = 'failed', release_error = $2"
-        " WHERE id = $1 AND status = 'releasing' RETURNING id",
-        order_id, error[:1000]) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE orders SET status = 'failed', release_error = $2"
+            " WHERE id = $1 AND status = 'releasing' RETURNING id",
+            order_id,
+            error[:1000],
+        )
+        is not None
+    )
 
 
 async def update_printify_requested(conn: asyncpg.Connection, order_id: int) -> None:
     """Note that a Printify create is about to be sent (a retry then looks it up before creating)."""
-    await conn.execute("UPDATE orders SET printify_requested_at = coalesce(printify_requested_at, now())"
-                       " WHERE id = $1", order_id)
+    await conn.execute(
+        "UPDATE orders SET printify_requested_at = coalesce(printify_requested_at, now()) WHERE id = $1", order_id
+    )
 
 
-async def update_printify(conn: asyncpg.Connection, order_id: int, *, printify_order_id: str | None = None,
-                          printify_status: str | None = None, sent: bool = False) -> None:
+async def update_printify(
+    conn: asyncpg.Connection,
+    order_id: int,
+    *,
+    printify_order_id: str | None = None,
+    printify_status: str | None = None,
+    sent: bool = False,
+) -> None:
     """Record Printify's order id (once), its last seen status, and when it was sent to production."""
     await conn.execute(
         """
@@ -230,7 +309,12 @@ async def update_printify(conn: asyncpg.Connection, order_id: int, *, printify_o
                           sent_to_production_at = CASE WHEN $4 THEN coalesce(sent_to_production_at, now())
                                                        ELSE sent_to_production_at END
         WHERE id = $1
-        """, order_id, printify_order_id, printify_status, sent)
+        """,
+        order_id,
+        printify_order_id,
+        printify_status,
+        sent,
+    )
 
 
 async def update_order_refunded(conn: asyncpg.Connection, order_id: int, refund_id: str) -> None:
@@ -240,18 +324,30 @@ async def update_order_refunded(conn: asyncpg.Connection, order_id: int, refund_
         UPDATE orders SET stripe_refund_id = coalesce(stripe_refund_id, $2), refunded_at = coalesce(refunded_at, now()),
                           status = CASE WHEN status = 'cancelled' THEN status ELSE 'refunded' END
         WHERE id = $1
-        """, order_id, refund_id)
+        """,
+        order_id,
+        refund_id,
+    )
 
 
-async def update_order_progress(conn: asyncpg.Connection, order_id: int, target: str,
-                                tracking: Mapping[str, str] | None = None) -> bool:
+async def update_order_progress(
+    conn: asyncpg.Connection, order_id: int, target: str, tracking: Mapping[str, str] | None = None
+) -> bool:
     """Move a released order forward (in_production, dispatched) with tracking; never backwards."""
-    return await conn.fetchval(
-        """
+    return (
+        await conn.fetchval(
+            """
         UPDATE orders SET status = $2, tracking = coalesce($3::jsonb, tracking),
                           dispatched_at = CASE WHEN $2 = 'dispatched' THEN now() ELSE dispatched_at END
         WHERE id = $1 AND status = ANY($4::text[]) RETURNING id
-        """, order_id, target, json.dumps(tracking) if tracking else None, progress_sources(target)) is not None
+        """,
+            order_id,
+            target,
+            json.dumps(tracking) if tracking else None,
+            progress_sources(target),
+        )
+        is not None
+    )
 
 
 async def lock_order_refs(conn: asyncpg.Connection, *refs: str | None) -> None:
@@ -263,30 +359,44 @@ async def lock_order_refs(conn: asyncpg.Connection, *refs: str | None) -> None:
 async def select_order_id_by_ref(conn: asyncpg.Connection, ref: str) -> int | None:
     """Our order id for a Checkout Session id or a payment intent id."""
     return await conn.fetchval(
-        "SELECT id FROM orders WHERE stripe_session_id = $1 OR stripe_payment_intent = $1 ORDER BY id LIMIT 1", ref)
+        "SELECT id FROM orders WHERE stripe_session_id = $1 OR stripe_payment_intent = $1 ORDER BY id LIMIT 1", ref
+    )
 
 
 async def update_order_paid(conn: asyncpg.Connection, order_id: int, hold_seconds: float) -> bool:
     """awaiting_payment -> on_hold (or needs_review when it was mismatched) as the payment arrives; hold starts."""
-    return await conn.fetchval(
-        """
+    return (
+        await conn.fetchval(
+            """
         UPDATE orders SET paid_at = coalesce(paid_at, now()), hold_until = now() + make_interval(secs => $2),
                           status = CASE WHEN status = 'awaiting_payment'
                                         THEN CASE WHEN review_reason IS NULL THEN 'on_hold' ELSE 'needs_review' END
                                         ELSE status END
         WHERE id = $1 AND paid_at IS NULL RETURNING id
-        """, order_id, hold_seconds) is not None
+        """,
+            order_id,
+            hold_seconds,
+        )
+        is not None
+    )
 
 
 async def update_order_unpaid_cancelled(conn: asyncpg.Connection, order_id: int, reason: str) -> bool:
     """awaiting_payment -> cancelled (payment failed, session expired); False when it was not waiting."""
-    return await conn.fetchval(
-        "UPDATE orders SET status = 'cancelled', cancel_reason = $2 WHERE id = $1 AND status = 'awaiting_payment'"
-        " RETURNING id", order_id, reason) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled', cancel_reason = $2 WHERE id = $1 AND status = 'awaiting_payment'"
+            " RETURNING id",
+            order_id,
+            reason,
+        )
+        is not None
+    )
 
 
-async def update_order_refunded_in_stripe(conn: asyncpg.Connection, order_id: int, *, refund_id: str,
-                                          refunded_cents: int | None, full: bool) -> str | None:
+async def update_order_refunded_in_stripe(
+    conn: asyncpg.Connection, order_id: int, *, refund_id: str, refunded_cents: int | None, full: bool
+) -> str | None:
     """Record what Stripe says was refunded; a full refund makes the order refunded (a cancelled one stays).
 
     Returns the status the order had before a full refund first reached it, else None.
@@ -300,17 +410,24 @@ async def update_order_refunded_in_stripe(conn: asyncpg.Connection, order_id: in
                status = CASE WHEN $4 AND o.status NOT IN ('cancelled', 'refunded') THEN 'refunded' ELSE o.status END
         FROM before WHERE o.id = before.id
         RETURNING CASE WHEN $4 AND before.refunded_at IS NULL THEN before.status END
-        """, order_id, refund_id, refunded_cents, full)
+        """,
+        order_id,
+        refund_id,
+        refunded_cents,
+        full,
+    )
 
 
-async def update_order_disputed(conn: asyncpg.Connection, order_id: int, *, dispute_id: str, status: str,
-                                reason: str, closed: bool) -> bool:
+async def update_order_disputed(
+    conn: asyncpg.Connection, order_id: int, *, dispute_id: str, status: str, reason: str, closed: bool
+) -> bool:
     """Flag a disputed order (a held one waits for review, never released); a closed outcome is kept.
 
     True when this call stopped a held order's release.
     """
-    return await conn.fetchval(
-        """
+    return (
+        await conn.fetchval(
+            """
         WITH before AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
         UPDATE orders o SET dispute_id = coalesce(o.dispute_id, $2), disputed_at = coalesce(o.disputed_at, now()),
                dispute_reason = coalesce(o.dispute_reason, nullif($4, '')),
@@ -322,7 +439,15 @@ async def update_order_disputed(conn: asyncpg.Connection, order_id: int, *, disp
                                     ELSE o.review_reason END
         FROM before WHERE o.id = before.id
         RETURNING before.status IN ('on_hold', 'awaiting_payment')
-        """, order_id, dispute_id, status, reason, closed) is True
+        """,
+            order_id,
+            dispute_id,
+            status,
+            reason,
+            closed,
+        )
+        is True
+    )
 
 
 async def update_printify_webhook_seen(conn: asyncpg.Connection, order_id: int) -> None:
@@ -330,8 +455,7 @@ async def update_printify_webhook_seen(conn: asyncpg.Connection, order_id: int) 
     await conn.execute("UPDATE orders SET printify_webhook_at = now() WHERE id = $1", order_id)
 
 
-async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s: float,
-                                            limit: int = 500) -> list[int]:
+async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s: float, limit: int = 500) -> list[int]:
     """Released Printify orders, not yet dispatched, with no webhook for `quiet_s` (to be polled).
 
     An order final on either side is left alone: here (dispatched, refunded, cancelled: not in
@@ -344,5 +468,9 @@ async def select_stalled_printify_order_ids(conn: asyncpg.Connection, *, quiet_s
           AND NOT (coalesce(printify_status, '') = ANY($3::text[]))
           AND coalesce(printify_webhook_at, released_at, updated_at) < now() - make_interval(secs => $1)
         ORDER BY coalesce(printify_webhook_at, released_at, updated_at) LIMIT $2
-        """, quiet_s, limit, sorted(PRINTIFY_DEAD))
+        """,
+        quiet_s,
+        limit,
+        sorted(PRINTIFY_DEAD),
+    )
     return [r["id"] for r in rows]

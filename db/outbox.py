@@ -1,4 +1,5 @@
 """The job outbox: an actor's next step written with its transaction, sent by the relay after commit."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,21 @@ class OutboxJob:
 
 async def insert_job(conn: asyncpg.Connection, actor: str, args: list[Any], *, unique_key: str | None = None) -> int:
     """Write a next step in the caller's transaction; the relay listener hears of it at commit."""
-    job_id = await conn.fetchval("INSERT INTO job_outbox (actor, args, unique_key) VALUES ($1, $2, $3) RETURNING id",
-                                 actor, json.dumps(args), unique_key)
+    job_id = await conn.fetchval(
+        "INSERT INTO job_outbox (actor, args, unique_key) VALUES ($1, $2, $3) RETURNING id",
+        actor,
+        json.dumps(args),
+        unique_key,
+    )
     await conn.execute("SELECT pg_notify('storefront_events', '')")
     return int(job_id)
 
 
 async def select_unsent_jobs(conn: asyncpg.Connection, *, limit: int) -> list[OutboxJob]:
     """Steps not sent yet, oldest first."""
-    rows = await conn.fetch("SELECT id, actor, args, unique_key FROM job_outbox WHERE sent_at IS NULL"
-                            " ORDER BY id LIMIT $1", limit)
+    rows = await conn.fetch(
+        "SELECT id, actor, args, unique_key FROM job_outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1", limit
+    )
     return [OutboxJob(r["id"], r["actor"], json.loads(r["args"]), r["unique_key"]) for r in rows]
 
 

@@ -1,4 +1,5 @@
 """The asyncpg pool, with the pgvector codec on every connection, and its per-process holder."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,13 +25,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await register_vector(conn, schema=schema)
 
 
-async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, **connect_kwargs: Any
-) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **connect_kwargs: Any) -> asyncpg.Pool:
     """Open an asyncpg pool whose connections encode and decode pgvector values."""
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, **connect_kwargs
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection, **connect_kwargs)
     return pool
 
 

@@ -1,4 +1,5 @@
 """Profiles: the storefront's customers, as far as memberships need them."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -14,7 +15,10 @@ async def upsert_membership(conn: asyncpg.Connection, email: str, *, stripe_cust
             stripe_customer = coalesce(EXCLUDED.stripe_customer, profiles.stripe_customer),
             member_since = coalesce(profiles.member_since, now())
         RETURNING id
-        """, email, stripe_customer)
+        """,
+        email,
+        stripe_customer,
+    )
 
 
 async def select_membership_tier(conn: asyncpg.Connection, email: str) -> str | None:

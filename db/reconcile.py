@@ -1,4 +1,5 @@
 """What the nightly reconciliation compares Stripe's and Printify's records with."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,8 +9,9 @@ import asyncpg
 
 async def select_known_sessions(conn: asyncpg.Connection, session_ids: list[str]) -> set[str]:
     """The Checkout Session ids among `session_ids` that have an order here."""
-    rows = await conn.fetch("SELECT stripe_session_id FROM orders WHERE stripe_session_id = ANY($1::text[])",
-                            session_ids)
+    rows = await conn.fetch(
+        "SELECT stripe_session_id FROM orders WHERE stripe_session_id = ANY($1::text[])", session_ids
+    )
     return {r["stripe_session_id"] for r in rows}
 
 
@@ -21,7 +23,9 @@ async def select_printify_orders_since(conn: asyncpg.Connection, since: datetime
         WHERE printify_order_id IS NOT NULL AND released_at >= $1
           AND status IN ('released', 'in_production', 'dispatched')
         ORDER BY id
-        """, since)
+        """,
+        since,
+    )
     return [(r["id"], r["printify_order_id"], r["status"]) for r in rows]
 
 
@@ -39,13 +43,14 @@ async def select_stock_mismatches(conn: asyncpg.Connection) -> list[tuple[int, s
         GROUP BY i.id, i.title, i.status
         HAVING (i.status = 'sold') <> bool_or(order_holds_items(o.restocked_at, o.status, o.dispatched_at))
         ORDER BY i.id
-        """)
-    return [(r["id"], r["title"], "sold_without_order" if r["status"] == "sold" else "available_but_ordered")
-            for r in rows]
+        """
+    )
+    return [
+        (r["id"], r["title"], "sold_without_order" if r["status"] == "sold" else "available_but_ordered") for r in rows
+    ]
 
 
-async def select_stock_count_mismatches(conn: asyncpg.Connection,
-                                        limit: int = 500) -> list[tuple[int, str, int, int]]:
+async def select_stock_count_mismatches(conn: asyncpg.Connection, limit: int = 500) -> list[tuple[int, str, int, int]]:
     """(item id, title, stock, expected) for stable items whose count is not their starting stock
     less the units their orders hold."""
     rows = await conn.fetch(
@@ -59,5 +64,7 @@ async def select_stock_count_mismatches(conn: asyncpg.Connection,
         WHERE i.kind = 'stable' AND i.stock IS NOT NULL AND i.stock_start IS NOT NULL
           AND i.stock <> i.stock_start - coalesce(h.units, 0)
         ORDER BY i.id LIMIT $1
-        """, limit)
+        """,
+        limit,
+    )
     return [(r["id"], r["title"], r["stock"], r["expected"]) for r in rows]

@@ -1,4 +1,5 @@
 """Reminder subjects, their scheduled sends, recipients' preferences and the log of every send."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ class Reminder:
     send_at: Any
 
 
-async def upsert_subject(conn: asyncpg.Connection, subject: Subject, now: datetime,
-                         revision: int = 0) -> list[Armed] | None:
+async def upsert_subject(
+    conn: asyncpg.Connection, subject: Subject, now: datetime, revision: int = 0
+) -> list[Armed] | None:
     """Store `subject` and make its pending sends match it (run in a transaction); the pending ones.
 
     None when a newer `revision` (upsert or delete) is already stored: nothing changes.
@@ -57,14 +59,31 @@ async def upsert_subject(conn: asyncpg.Connection, subject: Subject, now: dateti
             data = $12, revision = $13, deleted = false
             WHERE reminder_subjects.revision <= $13
         RETURNING true
-        """, subject.subject, subject.recipient, json.dumps(subject.addresses), occ.occurs_on, occ.at,
-        occ.time_zone, occ.recurrence, list(subject.offsets_minutes), list(subject.channels), subject.send_at,
-        subject.template, json.dumps(subject.data, default=str), revision)
+        """,
+        subject.subject,
+        subject.recipient,
+        json.dumps(subject.addresses),
+        occ.occurs_on,
+        occ.at,
+        occ.time_zone,
+        occ.recurrence,
+        list(subject.offsets_minutes),
+        list(subject.channels),
+        subject.send_at,
+        subject.template,
+        json.dumps(subject.data, default=str),
+        revision,
+    )
     if not stored:
         return None
-    existing = {(r["channel"], r["offset_minutes"]): r for r in await conn.fetch(
-        "SELECT id, channel, offset_minutes, occurrence, due_at, version, status FROM reminders"
-        " WHERE subject = $1 FOR UPDATE", subject.subject)}
+    existing = {
+        (r["channel"], r["offset_minutes"]): r
+        for r in await conn.fetch(
+            "SELECT id, channel, offset_minutes, occurrence, due_at, version, status FROM reminders"
+            " WHERE subject = $1 FOR UPDATE",
+            subject.subject,
+        )
+    }
     wanted = plan(subject, now)
     armed: list[Armed] = []
     for (channel, offset), row in existing.items():
@@ -76,8 +95,14 @@ async def upsert_subject(conn: asyncpg.Connection, subject: Subject, now: dateti
     return [a for a in armed if a.version > 0]
 
 
-async def _arm(conn: asyncpg.Connection, subject: Subject, channel: str, offset: int,
-               nxt: tuple[date, datetime], row: asyncpg.Record | None) -> Armed:
+async def _arm(
+    conn: asyncpg.Connection,
+    subject: Subject,
+    channel: str,
+    offset: int,
+    nxt: tuple[date, datetime],
+    row: asyncpg.Record | None,
+) -> Armed:
     occurrence, due = nxt
     if row is not None and row["status"] == "pending" and (row["occurrence"], row["due_at"]) == (occurrence, due):
         return Armed(row["id"], row["version"], row["due_at"])  # unchanged: its message stays valid
@@ -90,14 +115,23 @@ async def _arm(conn: asyncpg.Connection, subject: Subject, channel: str, offset:
         ON CONFLICT (subject, channel, offset_minutes) DO UPDATE SET recipient = $2, occurrence = $5, due_at = $6,
             version = reminders.version + 1, status = 'pending'
         RETURNING id, version, due_at
-        """, subject.subject, subject.recipient, channel, offset, occurrence, due)
+        """,
+        subject.subject,
+        subject.recipient,
+        channel,
+        offset,
+        occurrence,
+        due,
+    )
     await insert_log(conn, rec["id"], "queued", reason=f"due {due.isoformat()}")
     return Armed(rec["id"], rec["version"], rec["due_at"])
 
 
 async def _cancel(conn: asyncpg.Connection, reminder_id: int, reason: str | None) -> None:
-    await conn.execute("UPDATE reminders SET status = 'cancelled', version = version + 1 WHERE id = $1"
-                       " AND status <> 'cancelled'", reminder_id)
+    await conn.execute(
+        "UPDATE reminders SET status = 'cancelled', version = version + 1 WHERE id = $1 AND status <> 'cancelled'",
+        reminder_id,
+    )
     if reason:
         await insert_log(conn, reminder_id, "cancelled", reason=reason)
 
@@ -107,8 +141,12 @@ async def delete_subject(conn: asyncpg.Connection, subject: str, revision: int =
 
     A newer stored `revision` wins: the delete then changes nothing.
     """
-    deleted = await conn.fetchval("UPDATE reminder_subjects SET deleted = true, revision = $2"
-                                  " WHERE subject = $1 AND revision <= $2 RETURNING true", subject, revision)
+    deleted = await conn.fetchval(
+        "UPDATE reminder_subjects SET deleted = true, revision = $2"
+        " WHERE subject = $1 AND revision <= $2 RETURNING true",
+        subject,
+        revision,
+    )
     if not deleted:
         return 0
     ids = await conn.fetch("SELECT id FROM reminders WHERE subject = $1 AND status = 'pending' FOR UPDATE", subject)
@@ -125,12 +163,30 @@ async def select_reminder(conn: asyncpg.Connection, reminder_id: int, *, lock: b
                r.status, s.addresses ->> r.channel AS address, s.template, s.data, s.occurs_on, s.at, s.time_zone,
                s.recurrence, s.send_at
         FROM reminders r JOIN reminder_subjects s USING (subject) WHERE r.id = $1
-        """ + (" FOR UPDATE OF r" if lock else ""), reminder_id)
+        """
+        + (" FOR UPDATE OF r" if lock else ""),
+        reminder_id,
+    )
     if row is None:
         return None
     occasion = Occasion(row["occurs_on"], row["time_zone"], row["at"], row["recurrence"])
-    fields = {k: row[k] for k in ("id", "subject", "recipient", "channel", "offset_minutes", "occurrence",
-                                  "due_at", "version", "status", "address", "template", "send_at")}
+    fields = {
+        k: row[k]
+        for k in (
+            "id",
+            "subject",
+            "recipient",
+            "channel",
+            "offset_minutes",
+            "occurrence",
+            "due_at",
+            "version",
+            "status",
+            "address",
+            "template",
+            "send_at",
+        )
+    }
     return Reminder(**fields, data=json.loads(row["data"]), occasion=occasion)
 
 
@@ -138,12 +194,22 @@ async def select_due_reminders(conn: asyncpg.Connection, horizon_s: float, limit
     """Pending sends due within `horizon_s` from now (overdue ones first)."""
     rows = await conn.fetch(
         "SELECT id, version, due_at FROM reminders WHERE status = 'pending'"
-        " AND due_at <= now() + make_interval(secs => $1) ORDER BY due_at LIMIT $2", horizon_s, limit)
+        " AND due_at <= now() + make_interval(secs => $1) ORDER BY due_at LIMIT $2",
+        horizon_s,
+        limit,
+    )
     return [Armed(r["id"], r["version"], r["due_at"]) for r in rows]
 
 
-async def update_reminder_due(conn: asyncpg.Connection, reminder_id: int, version: int, *,
-                              occurrence: date | None, due_at: datetime | None, sent: bool) -> Armed | None:
+async def update_reminder_due(
+    conn: asyncpg.Connection,
+    reminder_id: int,
+    version: int,
+    *,
+    occurrence: date | None,
+    due_at: datetime | None,
+    sent: bool,
+) -> Armed | None:
     """Move a send on from `version`: to a new due time (deferred, next occurrence) or done; None if gone."""
     row = await conn.fetchrow(
         """
@@ -151,33 +217,63 @@ async def update_reminder_due(conn: asyncpg.Connection, reminder_id: int, versio
             due_at = COALESCE($4, due_at), status = CASE WHEN $4::timestamptz IS NULL THEN 'done' ELSE status END,
             sent_count = sent_count + $5::int
         WHERE id = $1 AND version = $2 RETURNING id, version, due_at, status
-        """, reminder_id, version, occurrence, due_at, int(sent))
+        """,
+        reminder_id,
+        version,
+        occurrence,
+        due_at,
+        int(sent),
+    )
     return None if row is None or row["status"] != "pending" else Armed(row["id"], row["version"], row["due_at"])
 
 
-async def insert_log(conn: asyncpg.Connection, reminder_id: int, event: str, *, reason: str | None = None,
-                     template: str | None = None, template_version: int | None = None, key: str | None = None) -> None:
+async def insert_log(
+    conn: asyncpg.Connection,
+    reminder_id: int,
+    event: str,
+    *,
+    reason: str | None = None,
+    template: str | None = None,
+    template_version: int | None = None,
+    key: str | None = None,
+) -> None:
     """Log one event of a send (its subject, recipient, channel and occurrence are copied from it)."""
     await conn.execute(
         """
         INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event, reason, template,
                                   template_version, idempotency_key)
         SELECT id, subject, recipient, channel, occurrence, $2, $3, $4, $5, $6 FROM reminders WHERE id = $1
-        """, reminder_id, event, reason and reason[:500], template, template_version, key)
+        """,
+        reminder_id,
+        event,
+        reason and reason[:500],
+        template,
+        template_version,
+        key,
+    )
 
 
-async def count_dispatched(conn: asyncpg.Connection, recipient: str, start: datetime, end: datetime, *,
-                           except_key: str = "") -> int:
+async def count_dispatched(
+    conn: asyncpg.Connection, recipient: str, start: datetime, end: datetime, *, except_key: str = ""
+) -> int:
     """Sends handed to a provider for `recipient` in [start, end), other than `except_key` (a retry counts once)."""
     return await conn.fetchval(
         "SELECT count(DISTINCT idempotency_key) FROM reminder_log WHERE recipient = $1 AND event = 'sending'"
-        " AND at >= $2 AND at < $3 AND idempotency_key <> $4", recipient, start, end, except_key)
+        " AND at >= $2 AND at < $3 AND idempotency_key <> $4",
+        recipient,
+        start,
+        end,
+        except_key,
+    )
 
 
 async def count_attempts(conn: asyncpg.Connection, reminder_id: int, key: str) -> int:
     """How many times a send of `key` was handed to a provider (each retry of its job counts)."""
-    return await conn.fetchval("SELECT count(*) FROM reminder_log WHERE reminder_id = $1 AND event = 'sending'"
-                               " AND idempotency_key = $2", reminder_id, key)
+    return await conn.fetchval(
+        "SELECT count(*) FROM reminder_log WHERE reminder_id = $1 AND event = 'sending' AND idempotency_key = $2",
+        reminder_id,
+        key,
+    )
 
 
 async def lock_recipient(conn: asyncpg.Connection, recipient: str) -> None:
@@ -192,15 +288,28 @@ async def upsert_policy(conn: asyncpg.Connection, policy: Policy) -> None:
         INSERT INTO reminder_policies (id, owner, name, offsets_minutes, channels, send_at)
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (id) DO UPDATE SET owner = $2, name = $3, offsets_minutes = $4, channels = $5, send_at = $6
-        """, policy.id, policy.owner, policy.name, list(policy.offsets_minutes), list(policy.channels), policy.send_at)
+        """,
+        policy.id,
+        policy.owner,
+        policy.name,
+        list(policy.offsets_minutes),
+        list(policy.channels),
+        policy.send_at,
+    )
 
 
 async def select_policy(conn: asyncpg.Connection, policy_id: str) -> Policy | None:
     """One reminder policy, or None."""
-    row = await conn.fetchrow("SELECT id, owner, name, offsets_minutes, channels, send_at FROM reminder_policies"
-                              " WHERE id = $1", policy_id)
-    return None if row is None else Policy(row["id"], row["owner"], row["name"], tuple(row["offsets_minutes"]),
-                                           tuple(row["channels"]), row["send_at"])
+    row = await conn.fetchrow(
+        "SELECT id, owner, name, offsets_minutes, channels, send_at FROM reminder_policies WHERE id = $1", policy_id
+    )
+    return (
+        None
+        if row is None
+        else Policy(
+            row["id"], row["owner"], row["name"], tuple(row["offsets_minutes"]), tuple(row["channels"]), row["send_at"]
+        )
+    )
 
 
 async def delete_policy(conn: asyncpg.Connection, policy_id: str) -> bool:
@@ -210,12 +319,23 @@ async def delete_policy(conn: asyncpg.Connection, policy_id: str) -> bool:
 
 async def select_preferences(conn: asyncpg.Connection, recipient: str) -> Preferences:
     """`recipient`'s preferences (the defaults when none are stored)."""
-    row = await conn.fetchrow("SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out, locale,"
-                              " default_policy_id FROM notification_preferences WHERE recipient = $1", recipient)
+    row = await conn.fetchrow(
+        "SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out, locale,"
+        " default_policy_id FROM notification_preferences WHERE recipient = $1",
+        recipient,
+    )
     if row is None:
         return Preferences()
-    return Preferences(row["time_zone"], frozenset(row["channels_off"]), row["quiet_start"], row["quiet_end"],
-                       row["daily_cap"], row["opted_out"], row["locale"], row["default_policy_id"])
+    return Preferences(
+        row["time_zone"],
+        frozenset(row["channels_off"]),
+        row["quiet_start"],
+        row["quiet_end"],
+        row["daily_cap"],
+        row["opted_out"],
+        row["locale"],
+        row["default_policy_id"],
+    )
 
 
 async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Preferences) -> None:
@@ -227,8 +347,17 @@ async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Pr
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (recipient) DO UPDATE SET time_zone = $2, channels_off = $3, quiet_start = $4, quiet_end = $5,
             daily_cap = $6, opted_out = $7, locale = $8, default_policy_id = $9
-        """, recipient, prefs.time_zone, sorted(prefs.channels_off), prefs.quiet_start, prefs.quiet_end,
-        prefs.daily_cap, prefs.opted_out, prefs.locale, prefs.default_policy_id)
+        """,
+        recipient,
+        prefs.time_zone,
+        sorted(prefs.channels_off),
+        prefs.quiet_start,
+        prefs.quiet_end,
+        prefs.daily_cap,
+        prefs.opted_out,
+        prefs.locale,
+        prefs.default_policy_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -248,8 +377,14 @@ class LogEntry:
     at: datetime
 
 
-async def select_log(conn: asyncpg.Connection, *, recipient: str | None = None, subject: str | None = None,
-                     before_id: int | None = None, limit: int = 100) -> list[LogEntry]:
+async def select_log(
+    conn: asyncpg.Connection,
+    *,
+    recipient: str | None = None,
+    subject: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[LogEntry]:
     """The newest log entries of a recipient or a subject (or all), older than `before_id` when given."""
     rows = await conn.fetch(
         """
@@ -257,7 +392,12 @@ async def select_log(conn: asyncpg.Connection, *, recipient: str | None = None, 
         FROM reminder_log WHERE ($1::text IS NULL OR recipient = $1) AND ($2::text IS NULL OR subject = $2)
           AND ($3::bigint IS NULL OR id < $3)
         ORDER BY id DESC LIMIT $4
-        """, recipient, subject, before_id, limit)
+        """,
+        recipient,
+        subject,
+        before_id,
+        limit,
+    )
     return [LogEntry(**dict(r)) for r in rows]
 
 
@@ -276,6 +416,9 @@ class Scheduled:
 
 async def select_subject_reminders(conn: asyncpg.Connection, subject: str) -> list[Scheduled]:
     """A subject's sends (pending, done and cancelled), by due time."""
-    rows = await conn.fetch("SELECT id, channel, offset_minutes, occurrence, due_at, status, sent_count"
-                            " FROM reminders WHERE subject = $1 ORDER BY due_at, channel", subject)
+    rows = await conn.fetch(
+        "SELECT id, channel, offset_minutes, occurrence, due_at, status, sent_count"
+        " FROM reminders WHERE subject = $1 ORDER BY due_at, channel",
+        subject,
+    )
     return [Scheduled(**dict(r)) for r in rows]

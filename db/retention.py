@@ -1,4 +1,5 @@
 """Retention: delete rows past their keeping period, in small batches, and tell which media keys are in use."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,7 +26,8 @@ async def delete_past_due(conn: asyncpg.Connection, table: str, cutoff: datetime
     total = 0
     while True:
         status = await conn.execute(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT {int(batch)})", cutoff)
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT {int(batch)})", cutoff
+        )
         deleted = int(status.split()[-1])
         total += deleted
         if deleted < batch:
@@ -39,5 +41,7 @@ async def select_referenced_media_keys(conn: asyncpg.Connection, keys: Sequence[
         SELECT k FROM unnest($1::text[]) AS k
         WHERE EXISTS (SELECT 1 FROM items WHERE media_keys @> ARRAY[k])
            OR EXISTS (SELECT 1 FROM style_seeds WHERE media_key = k)
-        """, list(keys))
+        """,
+        list(keys),
+    )
     return {r["k"] for r in rows}

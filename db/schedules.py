@@ -1,4 +1,5 @@
 """The admin's schedule settings (cadence, on/off) and the lists the fan-outs read."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ async def select_schedule_settings(conn: asyncpg.Connection) -> dict[str, Schedu
     return {r["actor"]: ScheduleSetting(**dict(r)) for r in rows}
 
 
-async def select_schedule_setting(conn: asyncpg.Connection, actor: str, *,
-                                  lock: bool = False) -> ScheduleSetting | None:
+async def select_schedule_setting(
+    conn: asyncpg.Connection, actor: str, *, lock: bool = False
+) -> ScheduleSetting | None:
     """One actor's stored setting (None: it runs as declared); `lock` holds the row until commit."""
     row = await conn.fetchrow(
         f"SELECT {_SETTING_COLUMNS} FROM schedule_settings WHERE actor = $1" + (" FOR UPDATE" if lock else ""), actor
@@ -35,7 +37,10 @@ async def upsert_schedule_setting(conn: asyncpg.Connection, setting: ScheduleSet
             SET cron = EXCLUDED.cron, enabled = EXCLUDED.enabled, updated_at = now(), updated_by = EXCLUDED.updated_by
         RETURNING {_SETTING_COLUMNS}
         """,
-        setting.actor, setting.cron, setting.enabled, by,
+        setting.actor,
+        setting.cron,
+        setting.enabled,
+        by,
     )
     return ScheduleSetting(**dict(row))
 
@@ -60,7 +65,9 @@ async def upsert_schedule_config(conn: asyncpg.Connection, key: ConfigKey, value
         INSERT INTO schedule_config (key, value, updated_by) VALUES ($1, $2::jsonb, $3)
         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by
         """,
-        key, json.dumps(value), by,
+        key,
+        json.dumps(value),
+        by,
     )
 
 

@@ -1,4 +1,5 @@
 """Style seeds: reference looks with an image embedding; the stylist averages a few of them."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,8 +36,9 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def select_seeds(conn: asyncpg.Connection, *, q: str | None = None, limit: int = 50,
-                       offset: int = 0) -> list[SeedCard]:
+async def select_seeds(
+    conn: asyncpg.Connection, *, q: str | None = None, limit: int = 50, offset: int = 0
+) -> list[SeedCard]:
     """Seeds whose label or description contains `q` (any case), by label."""
     rows = await conn.fetch(
         """
@@ -44,7 +46,9 @@ async def select_seeds(conn: asyncpg.Connection, *, q: str | None = None, limit:
         WHERE $1::text IS NULL OR label ILIKE $1 OR description ILIKE $1
         ORDER BY label, id LIMIT $2 OFFSET $3
         """,
-        None if not q else _like(q), limit, offset,
+        None if not q else _like(q),
+        limit,
+        offset,
     )
     return [SeedCard(**dict(r)) for r in rows]
 
@@ -55,8 +59,10 @@ async def select_seed_embeddings(conn: asyncpg.Connection, seed_ids: Sequence[in
         "SELECT id, embedding, embedding_model FROM style_seeds WHERE id = ANY($1::bigint[]) ORDER BY id",
         list(seed_ids),
     )
-    return [SeedEmbedding(r["id"], None if r["embedding"] is None else as_array(r["embedding"]), r["embedding_model"])
-            for r in rows]
+    return [
+        SeedEmbedding(r["id"], None if r["embedding"] is None else as_array(r["embedding"]), r["embedding_model"])
+        for r in rows
+    ]
 
 
 async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, force: bool = False) -> list[int]:
@@ -68,13 +74,15 @@ async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, forc
           AND ($2 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $1)
         ORDER BY id
         """,
-        model, force,
+        model,
+        force,
     )
     return [r["id"] for r in rows]
 
 
-async def upsert_seed(conn: asyncpg.Connection, *, label: str, description: str | None,
-                      media_key: str) -> tuple[int, bool]:
+async def upsert_seed(
+    conn: asyncpg.Connection, *, label: str, description: str | None, media_key: str
+) -> tuple[int, bool]:
     """Add a seed, or give the labelled one this image; returns its id and whether it needs embedding."""
     row = await conn.fetchrow(
         """
@@ -84,5 +92,9 @@ async def upsert_seed(conn: asyncpg.Connection, *, label: str, description: str 
             embedding = CASE WHEN style_seeds.media_key IS DISTINCT FROM EXCLUDED.media_key THEN NULL
                              ELSE style_seeds.embedding END
         RETURNING id, embedding IS NULL AS unembedded
-        """, label, description, media_key)
+        """,
+        label,
+        description,
+        media_key,
+    )
     return row["id"], row["unembedded"]

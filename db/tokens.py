@@ -1,4 +1,5 @@
 """API tokens: stored by sha256 hash only, with scopes, last use and revocation."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -105,8 +106,12 @@ async def update_token_revoked(conn: asyncpg.Connection, token_id: int) -> bool:
 
 async def update_token_rate_limit(conn: asyncpg.Connection, token_id: int, per_min: int | None) -> bool:
     """Set a token's requests a minute (None: the default; 0: unlimited); False when no such token exists."""
-    return await conn.fetchval(
-        "UPDATE api_tokens SET rate_limit_per_min = $2 WHERE id = $1 RETURNING id", token_id, per_min) is not None
+    return (
+        await conn.fetchval(
+            "UPDATE api_tokens SET rate_limit_per_min = $2 WHERE id = $1 RETURNING id", token_id, per_min
+        )
+        is not None
+    )
 
 
 async def update_token_used(conn: asyncpg.Connection, token_id: int) -> None:

@@ -1,9 +1,10 @@
 """What the admin surface shows: queues, workers, edge nodes, schedules and audit rows."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -14,7 +15,7 @@ from domain.schedules import ScheduleConfig
 
 def ms_to_dt(ms: float) -> datetime:
     """An aware UTC datetime from milliseconds since the epoch."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 class QueueView(BaseModel):
@@ -118,17 +119,33 @@ def rescue_expected_ms(last_beat_ms: int, timeout_ms: int, reap_interval_s: floa
     return last_beat_ms + timeout_ms + int(reap_interval_s * 1000)
 
 
-def worker_view(broker_id: str, last_ms: int, info: Mapping[str, str], *, alive: bool,
-                jobs: list[HeldJob], stats: Mapping[str, str], edge: bool = False) -> WorkerView:
+def worker_view(
+    broker_id: str,
+    last_ms: int,
+    info: Mapping[str, str],
+    *,
+    alive: bool,
+    jobs: list[HeldJob],
+    stats: Mapping[str, str],
+    edge: bool = False,
+) -> WorkerView:
     """A WorkerView from a heartbeat and the worker's description hash (decoded)."""
     pid = info.get("pid")
     rss = info.get("rss")
     return WorkerView(
-        broker_id=broker_id, name=info.get("name") or broker_id, host=info.get("host") or "?",
-        pid=int(pid) if pid else None, queues=[q for q in (info.get("queues") or "").split(",") if q],
-        threads=int(info.get("threads") or 0), rss_bytes=int(rss) if rss else None,
-        last_beat=ms_to_dt(int(info.get("last_beat") or last_ms)), alive=alive, jobs=jobs,
-        processed=int(stats.get("processed") or 0), failed=int(stats.get("failed") or 0), edge=edge,
+        broker_id=broker_id,
+        name=info.get("name") or broker_id,
+        host=info.get("host") or "?",
+        pid=int(pid) if pid else None,
+        queues=[q for q in (info.get("queues") or "").split(",") if q],
+        threads=int(info.get("threads") or 0),
+        rss_bytes=int(rss) if rss else None,
+        last_beat=ms_to_dt(int(info.get("last_beat") or last_ms)),
+        alive=alive,
+        jobs=jobs,
+        processed=int(stats.get("processed") or 0),
+        failed=int(stats.get("failed") or 0),
+        edge=edge,
     )
 
 
@@ -163,42 +180,79 @@ class EdgeNode(BaseModel):
     processes: int = 0
 
 
-def edge_nodes(rows: Iterable[EdgeNodeRow], workers: Iterable[WorkerView], *, now: datetime,
-               offline_after: timedelta, registry: Iterable[LiveEdgeNode] = ()) -> list[EdgeNode]:
+def edge_nodes(
+    rows: Iterable[EdgeNodeRow],
+    workers: Iterable[WorkerView],
+    *,
+    now: datetime,
+    offline_after: timedelta,
+    registry: Iterable[LiveEdgeNode] = (),
+) -> list[EdgeNode]:
     """Merge table rows, the live edge registry (by node id) and the live `edge` workers (by host); newest first."""
     registered = {node.node_id: node for node in registry}
     described = {node.host for node in registered.values()} | set(registered)
     live = [w for w in workers if w.alive and "edge" in w.queues and w.host not in described]
     rows = list(rows)
-    nodes = [_from_registry(node, next((r for r in rows if r.node_id == node.node_id), None))
-             for node in registered.values()]
+    nodes = [
+        _from_registry(node, next((r for r in rows if r.node_id == node.node_id), None)) for node in registered.values()
+    ]
     rows = [row for row in rows if row.node_id not in registered]
     by_host: dict[str, list[WorkerView]] = {}
     for worker in live:
         by_host.setdefault(worker.host, []).append(worker)
-    nodes += [_from_row(row, by_host.pop(row.node_id, []) or by_host.pop(row.host or "", []), now, offline_after)
-              for row in rows]
+    nodes += [
+        _from_row(row, by_host.pop(row.node_id, []) or by_host.pop(row.host or "", []), now, offline_after)
+        for row in rows
+    ]
     for host, processes in by_host.items():
-        nodes.append(EdgeNode(node_id=host, host=host, last_seen=max(p.last_beat for p in processes),
-                              current_job=_running(processes), done=sum(p.processed for p in processes),
-                              failed=sum(p.failed for p in processes), online=True, source="heartbeat"))
+        nodes.append(
+            EdgeNode(
+                node_id=host,
+                host=host,
+                last_seen=max(p.last_beat for p in processes),
+                current_job=_running(processes),
+                done=sum(p.processed for p in processes),
+                failed=sum(p.failed for p in processes),
+                online=True,
+                source="heartbeat",
+            )
+        )
     return sorted(nodes, key=lambda n: n.last_seen, reverse=True)
 
 
 def _from_registry(node: LiveEdgeNode, row: EdgeNodeRow | None) -> EdgeNode:
-    return EdgeNode(node_id=node.node_id, version=node.version, host=node.host, last_seen=node.last_beat,
-                    current_job=node.current_job, done=node.done, failed=node.failed, blocked=node.blocked,
-                    sources=node.sources, browser=node.browser, processes=node.processes, online=True,
-                    source="both" if row else "heartbeat")
+    return EdgeNode(
+        node_id=node.node_id,
+        version=node.version,
+        host=node.host,
+        last_seen=node.last_beat,
+        current_job=node.current_job,
+        done=node.done,
+        failed=node.failed,
+        blocked=node.blocked,
+        sources=node.sources,
+        browser=node.browser,
+        processes=node.processes,
+        online=True,
+        source="both" if row else "heartbeat",
+    )
 
 
 def _from_row(row: EdgeNodeRow, processes: list[WorkerView], now: datetime, offline_after: timedelta) -> EdgeNode:
     last_seen = max([row.last_seen, *(p.last_beat for p in processes)])
     online = bool(processes) or now - row.last_seen < offline_after
-    return EdgeNode(node_id=row.node_id, version=row.version, host=row.host, last_seen=last_seen,
-                    current_job=_running(processes) or row.current_job, done=row.done_count, failed=row.failed_count,
-                    online=online, offline_since=None if online else row.last_seen,
-                    source="both" if processes else "table")
+    return EdgeNode(
+        node_id=row.node_id,
+        version=row.version,
+        host=row.host,
+        last_seen=last_seen,
+        current_job=_running(processes) or row.current_job,
+        done=row.done_count,
+        failed=row.failed_count,
+        online=online,
+        offline_since=None if online else row.last_seen,
+        source="both" if processes else "table",
+    )
 
 
 def _running(processes: Iterable[WorkerView]) -> str | None:

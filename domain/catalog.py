@@ -1,4 +1,5 @@
 """The Payload CMS -> Backroom mirroring contract (Gifter seed, section 4) and what an item gets from it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -113,8 +114,16 @@ def live(product: Product) -> bool:
 def text_hash(event: ProductChanged) -> str:
     """Hash of the canonical embedding text (title, descriptions, tags, brand): unchanged = no new text work."""
     p = event.product
-    parts = [p.title, p.shortDescription or "", p.description or "", p.specs or "", " ".join(p.giftTags),
-             " ".join(p.occasionFit), " ".join(p.styleTags), event.brand.name if event.brand else ""]
+    parts = [
+        p.title,
+        p.shortDescription or "",
+        p.description or "",
+        p.specs or "",
+        " ".join(p.giftTags),
+        " ".join(p.occasionFit),
+        " ".join(p.styleTags),
+        event.brand.name if event.brand else "",
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -134,24 +143,54 @@ def catalog_items(event: ProductChanged) -> list[CatalogItem]:
     p = event.product
     status = "available" if live(p) else "archived"
     brand, urls = event.brand.name if event.brand else None, image_urls(p)
-    attributes = {"payload_product_id": event.payloadProductId, "slug": p.slug, "description": p.shortDescription,
-                  "gift_tags": p.giftTags, "occasion_fit": p.occasionFit, "style_tags": p.styleTags}
+    attributes = {
+        "payload_product_id": event.payloadProductId,
+        "slug": p.slug,
+        "description": p.shortDescription,
+        "gift_tags": p.giftTags,
+        "occasion_fit": p.occasionFit,
+        "style_tags": p.styleTags,
+    }
     if not event.variants:
         currency = p.defaultCurrency if p.defaultPrice is not None else None
-        return [CatalogItem(source_listing_id=f"product:{event.payloadProductId}", title=p.title,
-                            kind="print_on_demand", price_cents=p.defaultPrice, currency=currency, stock=None,
-                            attributes=attributes, brand=brand, status=status, image_urls=urls)]
+        return [
+            CatalogItem(
+                source_listing_id=f"product:{event.payloadProductId}",
+                title=p.title,
+                kind="print_on_demand",
+                price_cents=p.defaultPrice,
+                currency=currency,
+                stock=None,
+                attributes=attributes,
+                brand=brand,
+                status=status,
+                image_urls=urls,
+            )
+        ]
     items = []
     for v in event.variants:
         options = " / ".join(o.get("value", "") for o in v.optionValues if o.get("value"))
         price = v.price if v.price is not None else p.defaultPrice
-        items.append(CatalogItem(
-            source_listing_id=f"variant:{v.payloadVariantId}", title=f"{p.title} - {options}" if options else p.title,
-            kind="stable" if v.stock is not None else "print_on_demand", price_cents=price,
-            currency=(v.currency or p.defaultCurrency) if price is not None else None, stock=v.stock,
-            attributes={**attributes, "payload_variant_id": v.payloadVariantId, "sku": v.sku,
-                        "stripe_price_id": v.stripePriceId, "options": v.optionValues},
-            brand=brand, status=status, image_urls=urls))
+        items.append(
+            CatalogItem(
+                source_listing_id=f"variant:{v.payloadVariantId}",
+                title=f"{p.title} - {options}" if options else p.title,
+                kind="stable" if v.stock is not None else "print_on_demand",
+                price_cents=price,
+                currency=(v.currency or p.defaultCurrency) if price is not None else None,
+                stock=v.stock,
+                attributes={
+                    **attributes,
+                    "payload_variant_id": v.payloadVariantId,
+                    "sku": v.sku,
+                    "stripe_price_id": v.stripePriceId,
+                    "options": v.optionValues,
+                },
+                brand=brand,
+                status=status,
+                image_urls=urls,
+            )
+        )
     return items
 
 

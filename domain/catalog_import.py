@@ -1,4 +1,5 @@
 """Reading a catalog file for the first load: JSON Lines of product.changed bodies, or CSV one row per variant."""
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,20 @@ from pydantic import ValidationError
 
 from domain.catalog import ProductChanged
 
-CSV_COLUMNS = ("payload_product_id", "title", "brand", "status", "price_cents", "currency", "stock", "variant_id",
-               "sku", "image_url", "description", "ts")
+CSV_COLUMNS = (
+    "payload_product_id",
+    "title",
+    "brand",
+    "status",
+    "price_cents",
+    "currency",
+    "stock",
+    "variant_id",
+    "sku",
+    "image_url",
+    "description",
+    "ts",
+)
 MAX_LINE = 1_000_000
 
 
@@ -47,10 +60,13 @@ def read_jsonl(lines: Iterable[str]) -> tuple[list[ProductChanged], list[LineErr
 
 
 def _variant(row: dict[str, str]) -> dict[str, object]:
-    return {"payloadVariantId": row["variant_id"], "sku": row.get("sku") or None,
-            "price": int(row["price_cents"]) if row.get("price_cents") else None,
-            "currency": row.get("currency") or None,
-            "stock": int(row["stock"]) if row.get("stock") else None}
+    return {
+        "payloadVariantId": row["variant_id"],
+        "sku": row.get("sku") or None,
+        "price": int(row["price_cents"]) if row.get("price_cents") else None,
+        "currency": row.get("currency") or None,
+        "stock": int(row["stock"]) if row.get("stock") else None,
+    }
 
 
 def read_csv(text: str) -> tuple[list[ProductChanged], list[LineError]]:
@@ -64,15 +80,26 @@ def read_csv(text: str) -> tuple[list[ProductChanged], list[LineError]]:
     for number, row in enumerate(reader, 2):
         try:
             pid = row["payload_product_id"]
-            first, body = bodies.setdefault(pid, (number, {
-                "payloadProductId": pid, "ts": row["ts"],
-                "brand": {"payloadBrandId": row["brand"], "name": row["brand"]} if row.get("brand") else None,
-                "product": {"title": row["title"], "status": row.get("status") or "published",
+            first, body = bodies.setdefault(
+                pid,
+                (
+                    number,
+                    {
+                        "payloadProductId": pid,
+                        "ts": row["ts"],
+                        "brand": {"payloadBrandId": row["brand"], "name": row["brand"]} if row.get("brand") else None,
+                        "product": {
+                            "title": row["title"],
+                            "status": row.get("status") or "published",
                             "shortDescription": row.get("description") or None,
                             "primaryImageUrl": row.get("image_url") or None,
                             "defaultPrice": int(row["price_cents"]) if row.get("price_cents") else None,
-                            "defaultCurrency": row.get("currency") or None},
-                "variants": []}))
+                            "defaultCurrency": row.get("currency") or None,
+                        },
+                        "variants": [],
+                    },
+                ),
+            )
             if row.get("variant_id"):
                 body["variants"].append(_variant(row))
         except (ValueError, KeyError) as error:

@@ -3,6 +3,7 @@
 Pure: vectors arrive as plain float sequences or as a similarity matrix computed by the caller
 (NumPy lives in the actor layer), the clock arrives as a date.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,11 @@ def cosine_matrix(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
 
 
 def select_diverse(
-    candidates: Sequence[Candidate], similarity: Sequence[Sequence[float]], rules: DiversityRules,
-    *, exclude: frozenset[int] | set[int] = frozenset(),
+    candidates: Sequence[Candidate],
+    similarity: Sequence[Sequence[float]],
+    rules: DiversityRules,
+    *,
+    exclude: frozenset[int] | set[int] = frozenset(),
 ) -> list[int]:
     """Indices of up to `rules.size` candidates, picked greedily by maximal marginal relevance.
 

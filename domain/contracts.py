@@ -3,6 +3,7 @@
 Edge workers send results to server actors by name (they do not import server code), and
 the server sends work to edge actors by name; a test checks these against declared actors.
 """
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -23,12 +24,14 @@ SCRAPE_SOURCE = "scrape_source"
 CHECK_LISTING_ON_EDGE = "check_listing_on_edge"
 
 # actor name -> queue name
-QUEUES: MappingProxyType[str, str] = MappingProxyType({
-    INGEST_LISTINGS: INGEST_QUEUE,
-    RECORD_LISTING_CHECK: INGEST_QUEUE,
-    SCRAPE_SOURCE: EDGE_QUEUE,
-    CHECK_LISTING_ON_EDGE: EDGE_QUEUE,
-})
+QUEUES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        INGEST_LISTINGS: INGEST_QUEUE,
+        RECORD_LISTING_CHECK: INGEST_QUEUE,
+        SCRAPE_SOURCE: EDGE_QUEUE,
+        CHECK_LISTING_ON_EDGE: EDGE_QUEUE,
+    }
+)
 
 SERVER_ACTORS = frozenset(name for name, queue in QUEUES.items() if queue != EDGE_QUEUE)
 EDGE_ACTORS = frozenset(name for name, queue in QUEUES.items() if queue == EDGE_QUEUE)

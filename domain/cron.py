@@ -3,10 +3,11 @@
 Parsing and matching cron expressions is cronsim's job (schedules/cron.py); what stays here
 is the arithmetic of whole UTC minutes and which ticks a scheduler still owes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Protocol
 
 MINUTE = timedelta(minutes=1)
@@ -24,7 +25,7 @@ class Ticks(Protocol):
 
 def to_utc(dt: datetime) -> datetime:
     """`dt` as an aware UTC datetime (a naive one is taken to be UTC already)."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def floor_minute(dt: datetime) -> datetime:
@@ -39,7 +40,7 @@ def epoch_minute(dt: datetime) -> int:
 
 def from_epoch_minute(minute: int) -> datetime:
     """The aware UTC datetime of an epoch minute."""
-    return datetime.fromtimestamp(minute * 60, tz=timezone.utc)
+    return datetime.fromtimestamp(minute * 60, tz=UTC)
 
 
 def minute_window(after: datetime, until: datetime) -> tuple[datetime, datetime]:

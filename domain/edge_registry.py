@@ -1,4 +1,5 @@
 """The edge registry's values: what each edge worker process reports, and the live nodes it adds up to."""
+
 from __future__ import annotations
 
 import re
@@ -57,12 +58,22 @@ def live_nodes(beats: Iterable[EdgeBeat]) -> list[LiveEdgeNode]:
     for node_id, group in sorted(by_node.items()):
         newest = max(group, key=lambda b: b.last_beat)
         jobs = [job for beat in group for job in beat.current_jobs]
-        nodes.append(LiveEdgeNode(
-            node_id=node_id, version=newest.version, host=newest.host,
-            sources=sorted({s for beat in group for s in beat.sources}), browser=any(b.browser for b in group),
-            processes=len(group), current_job=jobs[0] if jobs else None, current_jobs=jobs,
-            done=sum(b.done for b in group), failed=sum(b.failed for b in group),
-            blocked=sum(b.blocked for b in group), last_beat=newest.last_beat))
+        nodes.append(
+            LiveEdgeNode(
+                node_id=node_id,
+                version=newest.version,
+                host=newest.host,
+                sources=sorted({s for beat in group for s in beat.sources}),
+                browser=any(b.browser for b in group),
+                processes=len(group),
+                current_job=jobs[0] if jobs else None,
+                current_jobs=jobs,
+                done=sum(b.done for b in group),
+                failed=sum(b.failed for b in group),
+                blocked=sum(b.blocked for b in group),
+                last_beat=newest.last_beat,
+            )
+        )
     return nodes
 
 

@@ -7,6 +7,7 @@ password, which the server saw when it issued the credential). The gateway check
 signature, validates the payload against the bounded model of that actor, and forwards
 only what validated. Nothing here does I/O.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,9 @@ def signing_key(password: str) -> str:
 
 
 def _signed_text(node_id: str, actor: str, delivery_id: str, payload: dict[str, Any]) -> bytes:
-    return json.dumps([node_id, actor, delivery_id, payload], sort_keys=True, separators=(",", ":"),
-                      default=str).encode()
+    return json.dumps(
+        [node_id, actor, delivery_id, payload], sort_keys=True, separators=(",", ":"), default=str
+    ).encode()
 
 
 def sign(key: str, node_id: str, actor: str, delivery_id: str, payload: dict[str, Any]) -> str:
@@ -121,8 +123,10 @@ class ListingCheckPayload(BaseModel):
         return _bounded_json(value)
 
 
-PAYLOADS: dict[str, type[BaseModel]] = {INGEST_LISTINGS: IngestListingsPayload,
-                                        RECORD_LISTING_CHECK: ListingCheckPayload}
+PAYLOADS: dict[str, type[BaseModel]] = {
+    INGEST_LISTINGS: IngestListingsPayload,
+    RECORD_LISTING_CHECK: ListingCheckPayload,
+}
 
 
 def forwarded_kwargs(delivery: EdgeDelivery) -> dict[str, Any]:

@@ -5,6 +5,7 @@ lives in `ml.zeroshot`, the choices here work on plain `{label: score}` mappings
 vocabulary is data (a JSON file an admin may edit, see ENRICH_VOCABULARY_PATH); its
 version is the hash of its content, so any edit re-enriches every item once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,7 +64,9 @@ class Vocabulary(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     slots: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SLOTS.items()})
-    style_tags: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_STYLE_TAGS.items()})
+    style_tags: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_STYLE_TAGS.items()}
+    )
     occasions: list[str] = Field(default_factory=lambda: list(DEFAULT_OCCASIONS))
     slot_templates: list[str] = Field(default_factory=lambda: list(SLOT_TEMPLATES), min_length=1)
     tag_templates: list[str] = Field(default_factory=lambda: list(TAG_TEMPLATES), min_length=1)
@@ -97,8 +100,10 @@ class Vocabulary(BaseModel):
     def _eleven_slots(self) -> Vocabulary:
         missing = [s for s in FIXED_SLOTS if s not in self.slots]
         if missing or len(self.slots) != SLOT_COUNT:
-            raise ValueError(f"the stylist has {SLOT_COUNT} slots: {', '.join(FIXED_SLOTS)} and four flexible ones"
-                             + (f" (missing {', '.join(missing)})" if missing else f" (got {len(self.slots)})"))
+            raise ValueError(
+                f"the stylist has {SLOT_COUNT} slots: {', '.join(FIXED_SLOTS)} and four flexible ones"
+                + (f" (missing {', '.join(missing)})" if missing else f" (got {len(self.slots)})")
+            )
         if not self.style_tags:
             raise ValueError("at least one style tag")
         return self
@@ -171,14 +176,21 @@ def top_tags(scores: Mapping[str, float], vocabulary: Vocabulary) -> tuple[str, 
     """The best tag, then up to max_tags - 1 more whose softmax share reaches min_tag_probability."""
     shares = softmax(scores, vocabulary.logit_scale)
     ranked = sorted(scores, key=lambda label: -scores[label])  # stable: ties keep the vocabulary's order
-    return tuple(ranked[:1] + [t for t in ranked[1:vocabulary.max_tags] if shares[t] >= vocabulary.min_tag_probability])
+    return tuple(
+        ranked[:1] + [t for t in ranked[1 : vocabulary.max_tags] if shares[t] >= vocabulary.min_tag_probability]
+    )
 
 
 def pick(slot_scores: Mapping[str, float], tag_scores: Mapping[str, float], vocabulary: Vocabulary) -> Pick:
     """Choose the slot (argmax) and the tags of one item from its similarity scores."""
     slot = argmax(slot_scores)
-    return Pick(slot=slot, slot_score=float(slot_scores[slot]), slot_scores={k: float(v) for k, v in slot_scores.items()},
-                tags=top_tags(tag_scores, vocabulary), tag_scores={k: float(v) for k, v in tag_scores.items()})
+    return Pick(
+        slot=slot,
+        slot_score=float(slot_scores[slot]),
+        slot_scores={k: float(v) for k, v in slot_scores.items()},
+        tags=top_tags(tag_scores, vocabulary),
+        tag_scores={k: float(v) for k, v in tag_scores.items()},
+    )
 
 
 def fingerprint(image_hashes: Sequence[str], model_id: str, vocabulary_version: str) -> str:

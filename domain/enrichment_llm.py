@@ -5,6 +5,7 @@ strict structured outputs can only answer words we know; servers that do not are
 here anyway. A reply is usable only when it finished (`stop`), was not refused, parses,
 and matches the schema; anything else is a failed run and nothing is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,6 +52,7 @@ class ItemFacts:
 
 def response_schema(vocabulary: Vocabulary) -> dict[str, Any]:
     """The strict JSON schema (every property required, no extra ones) for `response_format`."""
+
     def enum_list(values: list[str]) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "string", "enum": values}}
 
@@ -70,8 +72,10 @@ def response_format(vocabulary: Vocabulary, mode: str = "json_schema") -> dict[s
     """`response_format` for the request: strict json_schema, or json_object for servers without it."""
     if mode == "json_object":
         return {"type": "json_object"}
-    return {"type": "json_schema",
-            "json_schema": {"name": SCHEMA_NAME, "schema": response_schema(vocabulary), "strict": True}}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": SCHEMA_NAME, "schema": response_schema(vocabulary), "strict": True},
+    }
 
 
 def messages(facts: ItemFacts, vocabulary: Vocabulary, mode: str = "json_schema") -> list[dict[str, str]]:
@@ -80,15 +84,21 @@ def messages(facts: ItemFacts, vocabulary: Vocabulary, mode: str = "json_schema"
     if mode == "json_object":  # without a schema the model must be told the shape in words
         system += " The JSON object must match this JSON schema: " + json.dumps(response_schema(vocabulary))
     user = {
-        "title": facts.title, "brand": facts.brand, "size": facts.size, "condition": facts.condition,
-        "stylist_slot": facts.slot, "image_model_tags": list(facts.tags),
-        "allowed_tags": list(vocabulary.style_tags), "allowed_occasions": vocabulary.occasions,
+        "title": facts.title,
+        "brand": facts.brand,
+        "size": facts.size,
+        "condition": facts.condition,
+        "stylist_slot": facts.slot,
+        "image_model_tags": list(facts.tags),
+        "allowed_tags": list(vocabulary.style_tags),
+        "allowed_occasions": vocabulary.occasions,
     }
     return [{"role": "system", "content": system}, {"role": "user", "content": json.dumps(user, ensure_ascii=False)}]
 
 
-def judge(content: str | None, finish_reason: str | None, refusal: str | None,
-          vocabulary: Vocabulary) -> LlmEnrichment | str:
+def judge(
+    content: str | None, finish_reason: str | None, refusal: str | None, vocabulary: Vocabulary
+) -> LlmEnrichment | str:
     """The usable answer, or why there is none (a cut-off, a refusal, malformed or off-schema JSON)."""
     if finish_reason == "length":
         return "cut off at the token limit (finish_reason=length): nothing written"
@@ -103,8 +113,13 @@ def judge(content: str | None, finish_reason: str | None, refusal: str | None,
     except ValidationError as error:
         kind = "malformed JSON" if any(e["type"] == "json_invalid" for e in error.errors()) else "off-schema JSON"
         return f"{kind}: {error.errors()[0]['msg'][:200]}"
-    unknown = sorted({*answer.tags} - set(vocabulary.style_tags)) + sorted({*answer.occasion_fit} - set(vocabulary.occasions))
+    unknown = sorted({*answer.tags} - set(vocabulary.style_tags)) + sorted(
+        {*answer.occasion_fit} - set(vocabulary.occasions)
+    )
     if unknown:
         return f"off-schema JSON: unknown labels {', '.join(unknown)[:200]}"
-    return LlmEnrichment(description=answer.description.strip(), tags=list(dict.fromkeys(answer.tags)),
-                         occasion_fit=list(dict.fromkeys(answer.occasion_fit)))
+    return LlmEnrichment(
+        description=answer.description.strip(),
+        tags=list(dict.fromkeys(answer.tags)),
+        occasion_fit=list(dict.fromkeys(answer.occasion_fit)),
+    )

@@ -1,4 +1,5 @@
 """Storefront events: their types, the body a storefront receives, and the delivery policy maths."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,14 @@ from datetime import datetime
 from typing import Any
 
 EVENT_TYPES = (
-    "item.approved", "item.available", "item.sold", "item.archived", "item.updated", "item.stock_changed",
-    "order.status_changed", "collection.published",
+    "item.approved",
+    "item.available",
+    "item.sold",
+    "item.archived",
+    "item.updated",
+    "item.stock_changed",
+    "order.status_changed",
+    "collection.published",
 )
 MAX_EXCERPT = 300  # characters of a storefront's answer kept in the delivery log
 
@@ -53,8 +60,11 @@ def message_id(event_id: int) -> str:
 
 def event_body(event: StorefrontEvent) -> str:
     """The JSON a storefront receives: {type, timestamp, data}, data thin (ids, changed fields, seq)."""
-    body = {"type": event.event_type, "timestamp": event.created_at.isoformat(),
-            "data": {**event.data, "resource": event.resource, "seq": event.seq}}
+    body = {
+        "type": event.event_type,
+        "timestamp": event.created_at.isoformat(),
+        "data": {**event.data, "resource": event.resource, "seq": event.seq},
+    }
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
 
 

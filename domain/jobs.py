@@ -1,4 +1,5 @@
 """Jobs: the statuses a job moves through and the record an API client sees."""
+
 from __future__ import annotations
 
 import enum

@@ -5,6 +5,7 @@ Only positive evidence changes an item: the source's own removal page on an HTTP
 page, a timeout, a 5xx, a redirect elsewhere or markers that disagree say nothing about the
 listing: `unknown`, the item stays as it is and is checked again later.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,11 @@ _SOLD_AVAILABILITY = {"SoldOut", "OutOfStock", "Discontinued"}
 _LISTED_AVAILABILITY = {"InStock", "LimitedAvailability", "OnlineOnly", "InStoreOnly"}
 
 _KIND_PREFIX: dict[str, Kind] = {
-    "sold": "sold", "removed": "gone", "deleted": "deleted", "listed": "listed", "doubt": "doubt",
+    "sold": "sold",
+    "removed": "gone",
+    "deleted": "deleted",
+    "listed": "listed",
+    "doubt": "doubt",
     "challenge": "challenge",
 }
 
@@ -223,8 +228,9 @@ def plan_check(source: str, source_url: str, source_listing_id: str, edge_source
     if source in set(edge_sources):
         return CheckPlan("edge", source_url, parts.netloc.lower())
     if source == "grailed":
-        return CheckPlan("server", f"{parts.scheme}://{parts.netloc}/api/listings/{source_listing_id}",
-                         parts.netloc.lower())
+        return CheckPlan(
+            "server", f"{parts.scheme}://{parts.netloc}/api/listings/{source_listing_id}", parts.netloc.lower()
+        )
     return CheckPlan("server", source_url, parts.netloc.lower())
 
 
@@ -235,8 +241,9 @@ def recheck_delay_ms(unknown_streak: int, *, base_ms: int, max_rechecks: int, ji
     return int(base_ms * 2 ** (unknown_streak - 1) * (1 + jitter))
 
 
-def pace(hosts: Sequence[str], *, interval_ms: float, jitters: Sequence[float],
-         start_ms: dict[str, float] | None = None) -> tuple[list[int], dict[str, float]]:
+def pace(
+    hosts: Sequence[str], *, interval_ms: float, jitters: Sequence[float], start_ms: dict[str, float] | None = None
+) -> tuple[list[int], dict[str, float]]:
     """A send delay per listing so that each host sees one check per `interval_ms` plus its jitter.
 
     `jitters[i]` in [0, j] stretches the gap before listing i; `start_ms` carries the next

@@ -1,4 +1,5 @@
 """Listings found on a marketplace by an edge worker, and the outcome of one scrape."""
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@
 All money is in minor units of the listing's currency (the fees and shipping in the policy are
 read in that same currency: one operational currency is assumed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,5 +58,6 @@ def score_listing(policy: MarginPolicy, price_cents: int | None, brand: str | No
     resale = round(price_cents * policy.multiplier(brand))
     fees = round(resale * policy.fee_percent / 100)
     margin = resale - price_cents - fees - policy.shipping_cents
-    return MarginScore(resale_cents=resale, margin_cents=margin,
-                       verdict="green" if margin >= policy.green_margin_cents else "orange")
+    return MarginScore(
+        resale_cents=resale, margin_cents=margin, verdict="green" if margin >= policy.green_margin_cents else "orange"
+    )

@@ -1,8 +1,9 @@
 """Model runs: one record per model call (tokens, latency, cost, outcome), and the daily cost cap."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import datetime, time, UTC
 from typing import Literal
 
 RunStatus = Literal["succeeded", "failed"]
@@ -46,13 +47,15 @@ class Prices:
 
 def cost_usd(prompt_tokens: int | None, completion_tokens: int | None, prices: Prices) -> float:
     """The cost of one call from its usage (missing usage counts as zero tokens)."""
-    return round((prompt_tokens or 0) / 1000 * prices.prompt_per_1k
-                 + (completion_tokens or 0) / 1000 * prices.completion_per_1k, 8)
+    return round(
+        (prompt_tokens or 0) / 1000 * prices.prompt_per_1k + (completion_tokens or 0) / 1000 * prices.completion_per_1k,
+        8,
+    )
 
 
 def day_start(now: datetime) -> datetime:
     """Midnight UTC of `now`'s day: the cost cap counts from here."""
-    return datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+    return datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
 
 
 def cap_reached(spent_today_usd: float, cap_usd: float | None) -> bool:
@@ -62,4 +65,4 @@ def cap_reached(spent_today_usd: float, cap_usd: float | None) -> bool:
 
 def cap_alert_key(now: datetime) -> str:
     """The idempotency key of the cost-cap alert: one per UTC day."""
-    return f"llm_cost_cap:{now.astimezone(timezone.utc).date().isoformat()}"
+    return f"llm_cost_cap:{now.astimezone(UTC).date().isoformat()}"

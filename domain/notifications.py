@@ -3,6 +3,7 @@
 Templates are `string.Template` text kept here in the repository, so rendering is pure and
 a missing field fails loudly instead of sending a half-filled message.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -77,7 +78,7 @@ TEMPLATES: dict[str, MessageTemplate] = {
     ),
     "tap_to_secure": MessageTemplate(
         "Tap to secure: $title",
-        "Order #$order_id is out of its hold. Secure \"$title\" now ($price):\n$source_url",
+        'Order #$order_id is out of its hold. Secure "$title" now ($price):\n$source_url',
     ),
     "race_lost": MessageTemplate(
         "Sold twice: order #$order_id refunded",
@@ -149,8 +150,10 @@ def check_edit(template: str, edit: MessageTemplate) -> set[str]:
     if default is not None:
         unknown = needed - fields_of(default) - PROVIDED_FIELDS
         if unknown:
-            raise TemplateError(f"{template!r} is sent with {', '.join(sorted(fields_of(default)))}; "
-                                f"no sender provides {', '.join(sorted(unknown))}")
+            raise TemplateError(
+                f"{template!r} is sent with {', '.join(sorted(fields_of(default)))}; "
+                f"no sender provides {', '.join(sorted(unknown))}"
+            )
     return needed
 
 

@@ -2,6 +2,7 @@
 
 Pure: a Stripe session comes in as a plain mapping, times are passed in.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ _STEERING = {"type", "items", "profile_email"}
 MEMBERSHIP_TYPES = {"membership", "society"}
 # forward-only progress after release; a late or duplicate webhook never moves an order back
 _PROGRESS = {"released": 0, "in_production": 1, "dispatched": 2}
-PRINTIFY_RELEASED = {"sending-to-production", "in-production", "fulfilled", "partially-fulfilled",
-                     "checking-sending-to-production", "callback-received"}
+PRINTIFY_RELEASED = {
+    "sending-to-production",
+    "in-production",
+    "fulfilled",
+    "partially-fulfilled",
+    "checking-sending-to-production",
+    "callback-received",
+}
 PRINTIFY_WAITING = {"pending"}
 PRINTIFY_SENDABLE = {"on-hold", "payment-not-received"}
 PRINTIFY_DEAD = {"canceled", "cancelled"}
@@ -103,12 +110,20 @@ def parse_checkout(session: Mapping[str, Any], *, allow_unpaid: bool = False) ->
     totals = session.get("total_details") or {}
     currency = session.get("currency")
     return Checkout(
-        session_id=str(session["id"]), type=kind, payment_intent=_id_of(session.get("payment_intent")),
-        email=email, name=details.get("name"), currency=currency.upper() if currency else None,
-        amount_total=session.get("amount_total"), amount_subtotal=session.get("amount_subtotal"),
-        shipping_cents=totals.get("amount_shipping"), shipping=collected.get("shipping_details"),
-        attribution={k: v for k, v in metadata.items() if k not in _STEERING}, lines=lines,
-        profile_email=metadata.get("profile_email") or email, paid=paid,
+        session_id=str(session["id"]),
+        type=kind,
+        payment_intent=_id_of(session.get("payment_intent")),
+        email=email,
+        name=details.get("name"),
+        currency=currency.upper() if currency else None,
+        amount_total=session.get("amount_total"),
+        amount_subtotal=session.get("amount_subtotal"),
+        shipping_cents=totals.get("amount_shipping"),
+        shipping=collected.get("shipping_details"),
+        attribution={k: v for k, v in metadata.items() if k not in _STEERING},
+        lines=lines,
+        profile_email=metadata.get("profile_email") or email,
+        paid=paid,
     )
 
 
@@ -196,10 +211,16 @@ def tracking_from_printify(order: Mapping[str, Any]) -> dict[str, str] | None:
     for shipment in order.get("shipments") or []:
         carrier = shipment.get("carrier")
         if isinstance(carrier, Mapping):  # the webhook shape: carrier{code, tracking_number, tracking_url}
-            return {"carrier": str(carrier.get("code") or ""), "number": str(carrier.get("tracking_number") or ""),
-                    "url": str(carrier.get("tracking_url") or "")}
-        return {"carrier": str(carrier or ""), "number": str(shipment.get("number") or ""),
-                "url": str(shipment.get("url") or "")}
+            return {
+                "carrier": str(carrier.get("code") or ""),
+                "number": str(carrier.get("tracking_number") or ""),
+                "url": str(carrier.get("tracking_url") or ""),
+            }
+        return {
+            "carrier": str(carrier or ""),
+            "number": str(shipment.get("number") or ""),
+            "url": str(shipment.get("url") or ""),
+        }
     return None
 
 
@@ -208,10 +229,17 @@ def printify_address(shipping: Mapping[str, Any] | None, email: str | None) -> d
     shipping = shipping or {}
     address = shipping.get("address") or {}
     first, _, last = str(shipping.get("name") or "").strip().partition(" ")
-    return {"first_name": first, "last_name": last, "email": email or "", "country": address.get("country") or "",
-            "region": address.get("state") or "", "address1": address.get("line1") or "",
-            "address2": address.get("line2") or "", "city": address.get("city") or "",
-            "zip": address.get("postal_code") or ""}
+    return {
+        "first_name": first,
+        "last_name": last,
+        "email": email or "",
+        "country": address.get("country") or "",
+        "region": address.get("state") or "",
+        "address1": address.get("line1") or "",
+        "address2": address.get("line2") or "",
+        "city": address.get("city") or "",
+        "zip": address.get("postal_code") or "",
+    }
 
 
 def money(cents: int | None, currency: str | None) -> str:
@@ -272,8 +300,11 @@ class Order:
 
     def template_data(self, hold_minutes: float | None = None) -> dict[str, Any]:
         """The fields order templates use."""
-        data: dict[str, Any] = {"order_id": self.id, "total": money(self.amount_total_cents, self.currency),
-                                "items": self.summary()}
+        data: dict[str, Any] = {
+            "order_id": self.id,
+            "total": money(self.amount_total_cents, self.currency),
+            "items": self.summary(),
+        }
         if hold_minutes is not None:
             data["hold_minutes"] = f"{hold_minutes:g}"
         return data

@@ -4,6 +4,7 @@ Each event names its order by the Checkout Session (checkout.session.*) or by th
 intent (payment_intent.*, charge.*); `order_ref` is that name, kept with an event that
 arrives before its order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -68,17 +69,30 @@ def parse_payment_event(event: Mapping[str, Any]) -> PaymentEvent | None:
         parsed = PaymentEvent(**base, session_id=id_of(obj.get("id")), payment_intent=id_of(obj.get("payment_intent")))
     elif kind == "payment_intent":
         error = obj.get("last_payment_error") or {}
-        parsed = PaymentEvent(**base, payment_intent=id_of(obj.get("id")), amount=obj.get("amount"),
-                              failure=str(error.get("message") or error.get("code") or "declined")[:200])
+        parsed = PaymentEvent(
+            **base,
+            payment_intent=id_of(obj.get("id")),
+            amount=obj.get("amount"),
+            failure=str(error.get("message") or error.get("code") or "declined")[:200],
+        )
     elif kind == "charge":
         refunds = (obj.get("refunds") or {}).get("data") or []
-        parsed = PaymentEvent(**base, payment_intent=id_of(obj.get("payment_intent")), amount=obj.get("amount"),
-                              amount_refunded=obj.get("amount_refunded"),
-                              refund_id=id_of(refunds[0]) if refunds else f"charge:{obj.get('id')}")
+        parsed = PaymentEvent(
+            **base,
+            payment_intent=id_of(obj.get("payment_intent")),
+            amount=obj.get("amount"),
+            amount_refunded=obj.get("amount_refunded"),
+            refund_id=id_of(refunds[0]) if refunds else f"charge:{obj.get('id')}",
+        )
     elif kind == "dispute":
-        parsed = PaymentEvent(**base, payment_intent=id_of(obj.get("payment_intent")), amount=obj.get("amount"),
-                              dispute_id=id_of(obj.get("id")), dispute_status=str(obj.get("status") or ""),
-                              dispute_reason=str(obj.get("reason") or "")[:100])
+        parsed = PaymentEvent(
+            **base,
+            payment_intent=id_of(obj.get("payment_intent")),
+            amount=obj.get("amount"),
+            dispute_id=id_of(obj.get("id")),
+            dispute_status=str(obj.get("status") or ""),
+            dispute_reason=str(obj.get("reason") or "")[:100],
+        )
     else:
         return None
     return parsed if parsed.order_ref else None
@@ -87,8 +101,12 @@ def parse_payment_event(event: Mapping[str, Any]) -> PaymentEvent | None:
 def dispute_text(event: PaymentEvent, order_id: int, summary: str) -> dict[str, str]:
     """The admin alert of a dispute opened or closed."""
     if event.change == "dispute_created":
-        return {"title": f"Order #{order_id}: payment disputed ({event.dispute_reason or 'no reason'})",
-                "text": f"The buyer of order #{order_id} ({summary}) disputed the payment. The order is not"
-                        " released while it is held; answer the dispute in Stripe."}
-    return {"title": f"Order #{order_id}: dispute closed, {event.dispute_status}",
-            "text": f"The dispute on order #{order_id} ({summary}) closed with outcome {event.dispute_status}."}
+        return {
+            "title": f"Order #{order_id}: payment disputed ({event.dispute_reason or 'no reason'})",
+            "text": f"The buyer of order #{order_id} ({summary}) disputed the payment. The order is not"
+            " released while it is held; answer the dispute in Stripe.",
+        }
+    return {
+        "title": f"Order #{order_id}: dispute closed, {event.dispute_status}",
+        "text": f"The dispute on order #{order_id} ({summary}) closed with outcome {event.dispute_status}.",
+    }

@@ -17,11 +17,12 @@ returned as an aware UTC datetime. The rules, stated once:
   (a retried send counts once); a send over the cap is deferred to the next local midnight
   (and then judged again, quiet hours included), never dropped.
 """
+
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, UTC
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -84,7 +85,7 @@ def on_year(day: date, year: int) -> date:
 
 def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The UTC instant of wall-clock `at` on `day` in `tz` (a gap time moves forward, fold=0)."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def due_at(occasion: Occasion, occurrence: date, offset_minutes: int, send_at: time = DEFAULT_SEND_AT) -> datetime:
@@ -99,8 +100,9 @@ def due_at(occasion: Occasion, occurrence: date, offset_minutes: int, send_at: t
     return local_to_utc(day, occasion.at, tz) - timedelta(minutes=minutes)
 
 
-def next_occurrence(occasion: Occasion, offset_minutes: int, after: datetime,
-                    send_at: time = DEFAULT_SEND_AT) -> tuple[date, datetime] | None:
+def next_occurrence(
+    occasion: Occasion, offset_minutes: int, after: datetime, send_at: time = DEFAULT_SEND_AT
+) -> tuple[date, datetime] | None:
     """The first occurrence whose reminder is due strictly after `after`, with that due time; None if none."""
     if occasion.recurrence == "none":
         due = due_at(occasion, occasion.occurs_on, offset_minutes, send_at)
@@ -116,8 +118,9 @@ def next_occurrence(occasion: Occasion, offset_minutes: int, after: datetime,
     raise ReminderError("no occurrence found")  # unreachable for offsets within bounds
 
 
-def following(occasion: Occasion, occurrence: date, offset_minutes: int,
-              send_at: time = DEFAULT_SEND_AT) -> tuple[date, datetime] | None:
+def following(
+    occasion: Occasion, occurrence: date, offset_minutes: int, send_at: time = DEFAULT_SEND_AT
+) -> tuple[date, datetime] | None:
     """After a send for `occurrence`: the next yearly occurrence and its due time, or None (not recurring)."""
     if occasion.recurrence != "yearly":
         return None

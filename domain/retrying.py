@@ -4,6 +4,7 @@ Waiting (a provider's 429 with retry-after, our own rate limit, Printify still c
 an order) is expected and says nothing about the job's health; failing (5xx, timeouts)
 does. Dramatiq counts both as retries, so each gets its own budget here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

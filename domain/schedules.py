@@ -4,6 +4,7 @@ Cadences default to each periodic actor's own `cron()` declaration; a stored ove
 replaces it, and a disabled schedule does not fire. Sources, brands and surfaces default to
 the lists below until an admin stores their own (an empty stored list means "none").
 """
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,6 @@ def clean_list(values: Iterable[str]) -> list[str]:
             seen.add(text.lower())
             out.append(text)
     return out
-
 
 
 class ScheduleSetting(BaseModel):
@@ -87,8 +87,16 @@ class ScrapeJob(BaseModel):
 DEFAULT_SOURCES: tuple[ScrapeSource, ...] = (ScrapeSource(source="vinted"), ScrapeSource(source="grailed"))
 # the archive labels the seeds' Pulse hunts (a starting point; admins replace it)
 DEFAULT_BRANDS: tuple[str, ...] = (
-    "Rick Owens", "Maison Margiela", "Comme des Garcons", "Yohji Yamamoto", "Issey Miyake", "Raf Simons",
-    "Helmut Lang", "Undercover", "Number (N)ine", "Carol Christian Poell",
+    "Rick Owens",
+    "Maison Margiela",
+    "Comme des Garcons",
+    "Yohji Yamamoto",
+    "Issey Miyake",
+    "Raf Simons",
+    "Helmut Lang",
+    "Undercover",
+    "Number (N)ine",
+    "Carol Christian Poell",
 )
 DEFAULT_SURFACES: tuple[str, ...] = ("home",)
 
@@ -99,7 +107,8 @@ def config_from(stored: Mapping[str, list]) -> ScheduleConfig:
     return ScheduleConfig(
         sources=[ScrapeSource.model_validate(s) for s in sources] if sources is not None else list(DEFAULT_SOURCES),
         brands=clean_list(stored["brands"]) if "brands" in stored else list(DEFAULT_BRANDS),
-        surfaces=[check_name(s, "surface") for s in stored["surfaces"]] if "surfaces" in stored
+        surfaces=[check_name(s, "surface") for s in stored["surfaces"]]
+        if "surfaces" in stored
         else list(DEFAULT_SURFACES),
     )
 

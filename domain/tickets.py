@@ -1,15 +1,21 @@
 """Ops tickets: what a ticket is, its thread, and the refund window rule. Pure."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-TicketKind = Literal["payment_failed", "dispute", "provider_rejected", "shipping_problem", "refund_request",
-                     "mismatch"]
+TicketKind = Literal["payment_failed", "dispute", "provider_rejected", "shipping_problem", "refund_request", "mismatch"]
 TicketStatus = Literal["open", "waiting", "closed"]
-KINDS: tuple[str, ...] = ("payment_failed", "dispute", "provider_rejected", "shipping_problem", "refund_request",
-                          "mismatch")
+KINDS: tuple[str, ...] = (
+    "payment_failed",
+    "dispute",
+    "provider_rejected",
+    "shipping_problem",
+    "refund_request",
+    "mismatch",
+)
 STATUSES: tuple[str, ...] = ("open", "waiting", "closed")
 
 

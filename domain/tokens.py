@@ -1,4 +1,5 @@
 """API tokens: how they look, how they are hashed, and what each scope grants."""
+
 from __future__ import annotations
 
 import hashlib

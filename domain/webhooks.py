@@ -1,4 +1,5 @@
 """Provider events Backroom keeps because they name an order it does not know. Pure."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Edge actors (the `edge` queue)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,15 @@ def ping_edge() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "machine": platform.machine()}
 
 
-@dramatiq.actor(actor_name=contracts.SCRAPE_SOURCE, queue_name=EDGE_QUEUE, max_retries=5, min_backoff=30_000,
-                max_backoff=900_000, time_limit=300_000, throws=(InvalidScrape,))
+@dramatiq.actor(
+    actor_name=contracts.SCRAPE_SOURCE,
+    queue_name=EDGE_QUEUE,
+    max_retries=5,
+    min_backoff=30_000,
+    max_backoff=900_000,
+    time_limit=300_000,
+    throws=(InvalidScrape,),
+)
 async def scrape_source(source: str, query: str, limit: int) -> dict:
     """Scrape `source` for `query` (at most `limit` listings) and deliver them to the server's ingest_listings."""
     message = CurrentMessage.get_current_message()
@@ -32,14 +40,23 @@ async def scrape_source(source: str, query: str, limit: int) -> dict:
     outcome = await scrape(get_browser(), get_edge_settings(), source, query, limit)
     raise_for_outcome(source, outcome)  # blocked / error: retried; the job's last error names it
     listings = [listing.model_dump(mode="json") for listing in outcome.listings]
-    await asyncio.to_thread(deliver, contracts.INGEST_LISTINGS,
-                            {"source": source, "listings": listings, "delivery_id": delivery_id},
-                            delivery_id=delivery_id)
+    await asyncio.to_thread(
+        deliver,
+        contracts.INGEST_LISTINGS,
+        {"source": source, "listings": listings, "delivery_id": delivery_id},
+        delivery_id=delivery_id,
+    )
     return {"status": outcome.status, "source": source, "listings": len(listings)}
 
 
-@dramatiq.actor(actor_name=contracts.CHECK_LISTING_ON_EDGE, queue_name=EDGE_QUEUE, max_retries=2, min_backoff=10_000,
-                max_backoff=120_000, time_limit=120_000)
+@dramatiq.actor(
+    actor_name=contracts.CHECK_LISTING_ON_EDGE,
+    queue_name=EDGE_QUEUE,
+    max_retries=2,
+    min_backoff=10_000,
+    max_backoff=120_000,
+    time_limit=120_000,
+)
 async def check_listing_on_edge(item_id: int, source: str, url: str) -> dict:
     """Open a listing in a real browser, judge it, and deliver the evidence to the server's record_listing_check."""
     return await check_on_edge(get_browser(), item_id, source, url)

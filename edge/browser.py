@@ -7,6 +7,7 @@ cookies), with images, fonts and media aborted by a route; pages in flight acros
 of the process are bounded (EDGE_PAGES_IN_FLIGHT), and so are contexts (EDGE_CONTEXTS_IN_FLIGHT):
 Chromium gives each context a renderer process of its own, the dearest part of the tree.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,11 +26,24 @@ BLOCKED_RESOURCES = frozenset({"image", "font", "media"})
 # (its chromiumSwitches) are repeated here; tests/edge/test_browser.py fails when a Playwright
 # upgrade adds a feature these lists drop.
 PLAYWRIGHT_ENABLED = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
-PLAYWRIGHT_DISABLED = ("AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
-                       "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
-                       "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect", "TcpPortRandomizationWin",
-                       "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled", "PreconnectToSearch",
-                       "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion")
+PLAYWRIGHT_DISABLED = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+    "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion",
+)
 # Full Chromium (new headless) preloads the omnibox popups as WebUI: one renderer per context, ~60 MB, never
 # shown. (chromium-headless-shell has no such UI; the flags are harmless there.)
 NO_TOP_CHROME_UI = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "PreloadTopChromeWebUI")
@@ -39,27 +53,37 @@ NO_TOP_CHROME_UI = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "PreloadTopChro
 # there is one per job in flight); the contexts hold only anonymous marketplace sessions. No zygote: renderers
 # are started directly instead of forked from two idle zygote processes (~60 MB summed RSS less); Chromium
 # allows that only without its sandbox, which Playwright always turns off (see Browser.no_sandbox).
-LAUNCH_ARGS = ("--no-zygote", "--disable-gpu", "--in-process-gpu", "--disable-site-isolation-trials",
-               "--process-per-site", "--renderer-process-limit=1",
-               "--enable-features=" + ",".join(("NetworkServiceInProcess2", *PLAYWRIGHT_ENABLED)),
-               "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED, *NO_TOP_CHROME_UI)),
-               "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--mute-audio")
+LAUNCH_ARGS = (
+    "--no-zygote",
+    "--disable-gpu",
+    "--in-process-gpu",
+    "--disable-site-isolation-trials",
+    "--process-per-site",
+    "--renderer-process-limit=1",
+    "--enable-features=" + ",".join(("NetworkServiceInProcess2", *PLAYWRIGHT_ENABLED)),
+    "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED, *NO_TOP_CHROME_UI)),
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--mute-audio",
+)
 # The Playwright driver (node) reads NODE_OPTIONS: a 1 MB young generation and a 64 MB old generation (its
 # live heap is ~25-30 MB: 24 MB runs out) keep it at ~135-140 MB instead of peaking at 150-200 MB in
 # bench/scrape.py. Were it ever to run out, the driver dies, the jobs in flight fail and are retried, and the
 # next job relaunches the browser (Browser._ensure).
 DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=64"
 VIEWPORT = {"width": 1280, "height": 900}
-USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/156.0.0.0 Safari/537.36")
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
 
 
 class Browser:
     """The process's Chromium, opened on first use; `context()` per job, `page()` per page."""
 
-    def __init__(self, executable_path: str, pages_in_flight: int, timeout_ms: int,
-                 contexts_in_flight: int | None = None) -> None:
+    def __init__(
+        self, executable_path: str, pages_in_flight: int, timeout_ms: int, contexts_in_flight: int | None = None
+    ) -> None:
         self.executable_path = executable_path
         self.pages_in_flight = pages_in_flight
         self.contexts_in_flight = contexts_in_flight  # None: as many as jobs run (the worker's threads)
@@ -91,7 +115,8 @@ class Browser:
             self._playwright = await async_playwright().start()
             args = [*LAUNCH_ARGS, *(["--no-sandbox"] if self.no_sandbox else [])]
             self._browser = await self._playwright.chromium.launch(
-                executable_path=self.executable_path, headless=True, args=args)
+                executable_path=self.executable_path, headless=True, args=args
+            )
             self.launches += 1
             log.info("chromium launched", extra={"executable": self.executable_path, "version": self._browser.version})
             return self._browser
@@ -106,8 +131,9 @@ class Browser:
         browser = await self._ensure()
         assert self._contexts is not None
         async with self._contexts:
-            context = await browser.new_context(user_agent=USER_AGENT, service_workers="block",
-                                                locale="en-GB", viewport=dict(VIEWPORT))
+            context = await browser.new_context(
+                user_agent=USER_AGENT, service_workers="block", locale="en-GB", viewport=dict(VIEWPORT)
+            )
             self._idle[context] = []
             try:
                 context.set_default_timeout(self.timeout_ms)
@@ -218,8 +244,12 @@ def get_browser() -> Browser:
         from config.settings import get_edge_settings
 
         settings = get_edge_settings()
-        _browser = Browser(settings.edge_chromium_path, settings.edge_pages_in_flight, settings.edge_page_timeout_ms,
-                           settings.edge_contexts_in_flight)
+        _browser = Browser(
+            settings.edge_chromium_path,
+            settings.edge_pages_in_flight,
+            settings.edge_page_timeout_ms,
+            settings.edge_contexts_in_flight,
+        )
     return _browser
 
 

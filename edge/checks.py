@@ -4,6 +4,7 @@ The server paces and sends the checks (its per-host limiter holds the slot until
 comes back); this side opens the page in a fresh context, judges what it shows with the
 shared pure rules, and delivers the evidence (never the page) to `record_listing_check`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,14 +50,28 @@ async def check_on_edge(browser: Any, item_id: int, source: str, url: str) -> di
     seen = await open_listing(browser, url)
     decision = judge(Evidence(source, url, seen.http_status, seen.final_url, seen.body, seen.error))
     check_id = f"edge:{uuid.uuid4()}"
-    evidence = {"check_id": check_id, "source": source, "http_status": seen.http_status,
-                "final_url": seen.final_url, "markers": list(decision.markers), "error": seen.error,
-                "reason": decision.reason, "elapsed_ms": seen.elapsed_ms}
-    await asyncio.to_thread(deliver, contracts.RECORD_LISTING_CHECK,
-                            {"item_id": item_id, "outcome": decision.outcome, "evidence": evidence},
-                            delivery_id=check_id)
-    return {"item_id": item_id, "outcome": decision.outcome, "http_status": seen.http_status,
-            "markers": list(decision.markers)}
+    evidence = {
+        "check_id": check_id,
+        "source": source,
+        "http_status": seen.http_status,
+        "final_url": seen.final_url,
+        "markers": list(decision.markers),
+        "error": seen.error,
+        "reason": decision.reason,
+        "elapsed_ms": seen.elapsed_ms,
+    }
+    await asyncio.to_thread(
+        deliver,
+        contracts.RECORD_LISTING_CHECK,
+        {"item_id": item_id, "outcome": decision.outcome, "evidence": evidence},
+        delivery_id=check_id,
+    )
+    return {
+        "item_id": item_id,
+        "outcome": decision.outcome,
+        "http_status": seen.http_status,
+        "markers": list(decision.markers),
+    }
 
 
 def _kind(error: Exception) -> str:

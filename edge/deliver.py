@@ -10,6 +10,7 @@ Redis is unreachable the message goes to the durable on-device outbox instead, a
 outbox flusher delivers it when the link returns. The message id is derived from the
 delivery id, so every re-delivery of one result carries the same id.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,16 +45,28 @@ def signer() -> tuple[str, str]:
     return node_id(settings), signing_key(password)
 
 
-def delivery_message(actor_name: str, kwargs: dict[str, Any], *, delivery_id: str,
-                     signed_by: tuple[str, str] | None = None) -> Message:
+def delivery_message(
+    actor_name: str, kwargs: dict[str, Any], *, delivery_id: str, signed_by: tuple[str, str] | None = None
+) -> Message:
     """The signed envelope for server actor `actor_name` on `results`, with an id fixed by `delivery_id`."""
     if queue_of(actor_name) == EDGE_QUEUE:
         raise ValueError(f"{actor_name} is an edge actor: deliver() sends to server actors only")
     node, key = signed_by or signer()
-    envelope = {"node_id": node, "actor": actor_name, "delivery_id": delivery_id, "payload": kwargs,
-                "signature": sign(key, node, actor_name, delivery_id, kwargs)}
-    message: Message[Any] = Message(queue_name=RESULTS_QUEUE, actor_name=ACCEPT_EDGE_RESULT, args=(), kwargs=envelope, options={},
-                      message_id=str(uuid5(NAMESPACE_URL, f"backroom-delivery:{actor_name}:{delivery_id}")))
+    envelope = {
+        "node_id": node,
+        "actor": actor_name,
+        "delivery_id": delivery_id,
+        "payload": kwargs,
+        "signature": sign(key, node, actor_name, delivery_id, kwargs),
+    }
+    message: Message[Any] = Message(
+        queue_name=RESULTS_QUEUE,
+        actor_name=ACCEPT_EDGE_RESULT,
+        args=(),
+        kwargs=envelope,
+        options={},
+        message_id=str(uuid5(NAMESPACE_URL, f"backroom-delivery:{actor_name}:{delivery_id}")),
+    )
     message.encode()  # fail here, in the job, when kwargs are not JSON (never store what cannot be sent)
     return message
 
@@ -71,5 +84,6 @@ def deliver(actor_name: str, kwargs: dict[str, Any], *, delivery_id: str, broker
         broker.enqueue(message)
     except UNREACHABLE as error:
         store.store(message, f"{type(error).__name__}: {error}")
-        log.warning("Redis unreachable: %s for %s kept in the outbox (delivery %s)",
-                    message.message_id, actor_name, delivery_id)
+        log.warning(
+            "Redis unreachable: %s for %s kept in the outbox (delivery %s)", message.message_id, actor_name, delivery_id
+        )

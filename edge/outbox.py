@@ -7,6 +7,7 @@ only after its enqueue succeeded. A crash between the enqueue and the delete re-
 the same message id, which the server's ingest absorbs (it dedups by delivery_id). Rows are
 claimed with a lease, so several worker processes sharing the file do not send one twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,10 +94,13 @@ class Outbox:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            rows = conn.execute("SELECT seq, payload FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?",
-                                (now, limit)).fetchall()
-            conn.executemany("UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq = ?",
-                             [(now + lease_s, seq) for seq, _ in rows])
+            rows = conn.execute(
+                "SELECT seq, payload FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?", (now, limit)
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq = ?",
+                [(now + lease_s, seq) for seq, _ in rows],
+            )
             conn.execute("COMMIT")
             return [Stored(seq, Message.decode(payload)) for seq, payload in rows]
         finally:
@@ -114,8 +118,10 @@ class Outbox:
         """Give leased messages back (their delivery failed) so the next flush retries them."""
         conn = self._connect()
         try:
-            conn.executemany("UPDATE outbox SET claimed_until = 0, last_error = ? WHERE seq = ?",
-                             [(error[:500], seq) for seq in seqs])
+            conn.executemany(
+                "UPDATE outbox SET claimed_until = 0, last_error = ? WHERE seq = ?",
+                [(error[:500], seq) for seq in seqs],
+            )
         finally:
             conn.close()
 

@@ -4,6 +4,7 @@ The server refuses edge work while no node beats (see broker.edge_registry), and
 lists the nodes. Counters are this process's since it started: done (ok), failed (raised),
 blocked (the job's outcome, or the error it raised, has status `blocked`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib import metadata
 from typing import Any
 
@@ -74,9 +75,17 @@ class EdgeRegistry(Middleware):
         sources, browser = capabilities(self.settings)
         with self.lock:
             jobs, counts = list(self.running), dict(self.counts)
-        return EdgeBeat(node_id=self.node_id, pid=os.getpid(), version=version(), host=socket.gethostname(),
-                        sources=sources, browser=browser, current_jobs=jobs, last_beat=datetime.now(timezone.utc),
-                        **counts)
+        return EdgeBeat(
+            node_id=self.node_id,
+            pid=os.getpid(),
+            version=version(),
+            host=socket.gethostname(),
+            sources=sources,
+            browser=browser,
+            current_jobs=jobs,
+            last_beat=datetime.now(UTC),
+            **counts,
+        )
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
         self.client = broker.client
@@ -97,8 +106,9 @@ class EdgeRegistry(Middleware):
         with self.lock:
             self.running[message.message_id] = message.actor_name
 
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
-                              exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         # a blocked scrape raises (so it is retried) with `status = "blocked"` on the exception
         blocked = getattr(exception, "status", None) == "blocked" or outcome_status(result) == "blocked"
         counter = "blocked" if blocked else "failed" if exception is not None else "done"

@@ -5,6 +5,7 @@ including the failures (429 with retry-after, 5xx, timeouts, dropped connections
 permanent 4xx). Tests and the bench start them in-process; `python -m fakes` runs them for
 `make run` and prints the settings that point Backroom at them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,14 +53,20 @@ class Fakes:
     def env(self) -> dict[str, str]:
         """Backroom's settings for these fakes (credentials included: they are the fakes' own)."""
         return {
-            "STRIPE_SECRET_KEY": self.stripe.secret_key, "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
+            "STRIPE_SECRET_KEY": self.stripe.secret_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
             "STRIPE_API_BASE": self.stripe.base_url,
-            "PRINTIFY_TOKEN": self.printify.token, "PRINTIFY_SHOP_ID": self.printify.shop_id,
-            "PRINTIFY_API_BASE": self.printify.base_url, "PRINTIFY_WEBHOOK_SECRET": self.printify.webhook_secret,
-            "RESEND_API_KEY": self.resend.api_key, "RESEND_API_BASE": self.resend.base_url,
+            "PRINTIFY_TOKEN": self.printify.token,
+            "PRINTIFY_SHOP_ID": self.printify.shop_id,
+            "PRINTIFY_API_BASE": self.printify.base_url,
+            "PRINTIFY_WEBHOOK_SECRET": self.printify.webhook_secret,
+            "RESEND_API_KEY": self.resend.api_key,
+            "RESEND_API_BASE": self.resend.base_url,
             "RESEND_FROM": "Backroom <orders@example.com>",
-            "PUSHOVER_TOKEN": self.pushover.token, "PUSHOVER_USER": sorted(self.pushover.users)[0],
+            "PUSHOVER_TOKEN": self.pushover.token,
+            "PUSHOVER_USER": sorted(self.pushover.users)[0],
             "PUSHOVER_API_BASE": self.pushover.base_url,
-            "TELEGRAM_BOT_TOKEN": self.telegram.token, "TELEGRAM_CHAT_ID": "-100123",
+            "TELEGRAM_BOT_TOKEN": self.telegram.token,
+            "TELEGRAM_CHAT_ID": "-100123",
             "TELEGRAM_API_BASE": self.telegram.base_url,
         }

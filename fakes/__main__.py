@@ -1,4 +1,5 @@
 """`python -m fakes`: run every fake on fixed ports for `make run`, print the settings, wait for Ctrl-C."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ in the provider's own error shape; `hang_next` answers late (a client timeout) a
 `drop_next` closes the connection without an answer. Tests drive the fakes from their own
 thread, so the shared state is guarded by a lock.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,16 @@ class FakeServer:
         self.base_url = ""
 
     # --- failure injection (called from tests) ---
-    def fail_next(self, route: str, status: int, *, times: int = 1, retry_after: float | None = None,
-                  body: Any = None, headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self,
+        route: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """The next `times` calls of `route` answer `status` (in the provider's error shape unless `body`)."""
         with self.lock:
             for _ in range(times):
@@ -138,6 +147,7 @@ class FakeRunner:
 
     def stop(self) -> None:
         """Stop the servers and the thread."""
+
         async def cleanup() -> None:
             for runner in self.runners:
                 await runner.cleanup()

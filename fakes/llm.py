@@ -6,6 +6,7 @@ whose `choices[0].message.content` is JSON that fits the schema, with `finish_re
 `usage`. Failures: HTTP ones through `fail_next("chat", 429, retry_after=1)` (OpenAI's error
 shape), and bad answers through `malformed_next()`, `cut_off_next()` and `refuse_next()`.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ from aiohttp import web
 from fakes.base import FakeServer
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ERRORS = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
-           429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None), 503: ("server_error", None)}
+_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
 
 
 class FakeLlm(FakeServer):
@@ -70,8 +76,13 @@ class FakeLlm(FakeServer):
 
     def error(self, status: int, retry_after: float | None) -> Any:
         kind, code = _ERRORS.get(status, ("invalid_request_error" if status < 500 else "server_error", None))
-        message = ("Rate limit reached for requests" if status == 429
-                   else "The server had an error while processing your request." if status >= 500 else "Bad request")
+        message = (
+            "Rate limit reached for requests"
+            if status == 429
+            else "The server had an error while processing your request."
+            if status >= 500
+            else "Bad request"
+        )
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
     def routes(self) -> list[web.RouteDef]:
@@ -109,14 +120,23 @@ def _check_request(body: Any) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return "you must provide a model parameter"
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant", "developer")
-            and isinstance(m.get("content"), str) for m in messages):
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(
+            isinstance(m, dict)
+            and m.get("role") in ("system", "user", "assistant", "developer")
+            and isinstance(m.get("content"), str)
+            for m in messages
+        )
+    ):
         return "'messages' must be a non-empty array of {role, content}"
     fmt = body.get("response_format") or {"type": "text"}
     if fmt.get("type") == "json_object":
         if not any("json" in m["content"].lower() for m in messages):
-            return "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+            return (
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+            )
         return None
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
@@ -150,8 +170,11 @@ def _content(body: dict[str, Any]) -> dict[str, Any]:
     hinted = [t for t in facts.get("image_model_tags") or [] if t in tags] or tags[:1]
     title = facts.get("title") or "this piece"
     brand = f" by {facts['brand']}" if facts.get("brand") else ""
-    return {"description": f"{title}{brand}: a considered piece for a curated wardrobe.",
-            "tags": hinted[:3], "occasion_fit": occasions[:2]}
+    return {
+        "description": f"{title}{brand}: a considered piece for a curated wardrobe.",
+        "tags": hinted[:3],
+        "occasion_fit": occasions[:2],
+    }
 
 
 def _facts(body: dict[str, Any]) -> dict[str, Any]:
@@ -183,12 +206,29 @@ def _answer(body: dict[str, Any], mode: str, usage: tuple[int, int] | None) -> d
     if usage is not None:
         prompt, completion = usage
     return {
-        "id": f"chatcmpl-{secrets.token_hex(12)}", "object": "chat.completion", "created": int(time.time()),
-        "model": f"{body['model']}-2024-07-18", "system_fingerprint": "fp_fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": refusal},
-                     "logprobs": None, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "id": f"chatcmpl-{secrets.token_hex(12)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": f"{body['model']}-2024-07-18",
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
     }

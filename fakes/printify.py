@@ -1,4 +1,5 @@
 """A fake Printify: orders that sit `pending` before `on-hold`, send_to_production, and signed webhooks."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ class FakePrintify(FakeServer):
 
     name = "printify"
 
-    def __init__(self, *, token: str = "printify-fake-token", shop_id: str = "12345",
-                 webhook_secret: str = "printify-webhook-secret", pending_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "printify-fake-token",
+        shop_id: str = "12345",
+        webhook_secret: str = "printify-webhook-secret",
+        pending_s: float = 0.5,
+    ) -> None:
         super().__init__()
         self.token = token
         self.shop_id = shop_id
@@ -72,10 +79,14 @@ class FakePrintify(FakeServer):
         """A signed webhook delivery about `order_id`: (body, X-Pfy-Signature)."""
         with self.lock:
             status = self.orders[order_id]["status"] if order_id in self.orders else "unknown"
-        body = json.dumps({"id": secrets.token_hex(16), "type": topic,
-                           "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00"),
-                           "resource": {"id": order_id, "type": "order",
-                                        "data": {"shop_id": int(self.shop_id), "status": status}}}).encode()
+        body = json.dumps(
+            {
+                "id": secrets.token_hex(16),
+                "type": topic,
+                "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+                "resource": {"id": order_id, "type": "order", "data": {"shop_id": int(self.shop_id), "status": status}},
+            }
+        ).encode()
         return body, sign_webhook(self.webhook_secret, body)
 
     async def deliver(self, url: str, order_id: str, topic: str = "order:updated") -> int:
@@ -86,8 +97,9 @@ class FakePrintify(FakeServer):
             return 0
         body, signature = self.webhook(order_id, topic)
         async with aiohttp.ClientSession() as session:
-            async with session.post(url, data=body, headers={"X-Pfy-Signature": signature,
-                                                             "Content-Type": "application/json"}) as response:
+            async with session.post(
+                url, data=body, headers={"X-Pfy-Signature": signature, "Content-Type": "application/json"}
+            ) as response:
                 return response.status
 
     # --- the API ---
@@ -98,18 +110,28 @@ class FakePrintify(FakeServer):
 
     def routes(self) -> list[web.RouteDef]:
         base = "/v1/shops/{shop}/orders"
-        return [web.post(f"{base}.json", self.create), web.get(f"{base}.json", self.list_orders),
-                web.get(f"{base}/{{id}}.json", self.get), web.post(f"{base}/{{id}}/send_to_production.json", self.send),
-                web.post(f"{base}/{{id}}/cancel.json", self.cancel),
-                web.get("/v1/shops/{shop}/products.json", self.list_products)]
+        return [
+            web.post(f"{base}.json", self.create),
+            web.get(f"{base}.json", self.list_orders),
+            web.get(f"{base}/{{id}}.json", self.get),
+            web.post(f"{base}/{{id}}/send_to_production.json", self.send),
+            web.post(f"{base}/{{id}}/cancel.json", self.cancel),
+            web.get("/v1/shops/{shop}/products.json", self.list_products),
+        ]
 
     def add_product(self, title: str, variants: list[tuple[int, int]]) -> str:
         """A product with (variant id, price in cents) variants; returns its id."""
         product_id = secrets.token_hex(12)
         with self.lock:
-            self.products[product_id] = {"id": product_id, "title": title, "visible": True, "variants": [
-                {"id": vid, "title": f"variant {vid}", "price": price, "is_enabled": True, "sku": f"SKU{vid}"}
-                for vid, price in variants]}
+            self.products[product_id] = {
+                "id": product_id,
+                "title": title,
+                "visible": True,
+                "variants": [
+                    {"id": vid, "title": f"variant {vid}", "price": price, "is_enabled": True, "sku": f"SKU{vid}"}
+                    for vid, price in variants
+                ],
+            }
         return product_id
 
     async def list_products(self, request: web.Request) -> web.StreamResponse:
@@ -121,8 +143,14 @@ class FakePrintify(FakeServer):
         with self.lock:
             products = list(self.products.values())
         last = max(1, -(-len(products) // limit))
-        return web.json_response({"current_page": page, "last_page": last, "total": len(products),
-                                  "data": products[(page - 1) * limit: page * limit]})
+        return web.json_response(
+            {
+                "current_page": page,
+                "last_page": last,
+                "total": len(products),
+                "data": products[(page - 1) * limit : page * limit],
+            }
+        )
 
     def _check(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -135,8 +163,11 @@ class FakePrintify(FakeServer):
 
     def _order(self, order_id: str) -> dict[str, Any] | None:
         order = self.orders.get(order_id)
-        if order is not None and order["status"] == "pending" \
-                and time.monotonic() - self.created_at[order_id] >= self.pending_s:
+        if (
+            order is not None
+            and order["status"] == "pending"
+            and time.monotonic() - self.created_at[order_id] >= self.pending_s
+        ):
             order["status"] = "on-hold"  # Printify finished calculating costs
         if order is not None and self.production_s is not None and order_id in self.sent_at:
             self._produce(order, time.monotonic() - self.sent_at[order_id])
@@ -147,8 +178,13 @@ class FakePrintify(FakeServer):
         assert self.production_s is not None
         if since_sent >= 2 * self.production_s and order["status"] != "fulfilled":
             order["status"] = "fulfilled"
-            order["shipments"].append({"carrier": "usps", "number": f"9400{order['id'][:12]}",
-                                       "url": f"https://tools.usps.com/go/TrackConfirmAction?tLabels={order['id']}"})
+            order["shipments"].append(
+                {
+                    "carrier": "usps",
+                    "number": f"9400{order['id'][:12]}",
+                    "url": f"https://tools.usps.com/go/TrackConfirmAction?tLabels={order['id']}",
+                }
+            )
         elif since_sent >= self.production_s and order["status"] == "sending-to-production":
             order["status"] = "in-production"
 
@@ -159,14 +195,27 @@ class FakePrintify(FakeServer):
             return refused
         body = await request.json()
         if not body.get("line_items") or not body.get("address_to"):
-            return web.json_response({"status": "error", "code": 10100, "message": "Validation failed.",
-                                      "errors": {"reason": "line_items and address_to are required"}}, status=400)
+            return web.json_response(
+                {
+                    "status": "error",
+                    "code": 10100,
+                    "message": "Validation failed.",
+                    "errors": {"reason": "line_items and address_to are required"},
+                },
+                status=400,
+            )
         order_id = secrets.token_hex(12)
         with self.lock:
-            self.orders[order_id] = {"id": order_id, "external_id": str(body.get("external_id") or ""),
-                                     "label": body.get("label"), "status": "pending", "line_items": body["line_items"],
-                                     "address_to": body["address_to"], "shipments": [],
-                                     "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00")}
+            self.orders[order_id] = {
+                "id": order_id,
+                "external_id": str(body.get("external_id") or ""),
+                "label": body.get("label"),
+                "status": "pending",
+                "line_items": body["line_items"],
+                "address_to": body["address_to"],
+                "shipments": [],
+                "created_at": time.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+            }
             self.created_at[order_id] = time.monotonic()
             self.creates[self.orders[order_id]["external_id"]] += 1
         return web.json_response({"id": order_id})
@@ -178,7 +227,7 @@ class FakePrintify(FakeServer):
         with self.lock:
             newest = [self._order(i) for i in reversed(list(self.orders))]
         last = max(1, -(-len(newest) // limit))
-        data = newest[(page - 1) * limit: page * limit]
+        data = newest[(page - 1) * limit : page * limit]
         return web.json_response({"current_page": page, "last_page": last, "total": len(newest), "data": data})
 
     async def get(self, request: web.Request) -> web.StreamResponse:

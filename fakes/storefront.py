@@ -1,4 +1,5 @@
 """A fake storefront: receives Backroom's events, verifies them the Standard Webhooks way, records them."""
+
 from __future__ import annotations
 
 import json

@@ -2,9 +2,9 @@
 
 Error texts never carry the URL: marketplace addresses stay out of job records and logs.
 """
+
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -56,8 +56,9 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, limits: FetchLim
     try:
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url, limits.allowed_hosts)
-            async with session.get(url, timeout=timeout, allow_redirects=False,
-                                   headers={"Accept": "image/jpeg,image/png,image/webp"}) as response:
+            async with session.get(
+                url, timeout=timeout, allow_redirects=False, headers={"Accept": "image/jpeg,image/png,image/webp"}
+            ) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     url = urljoin(url, response.headers["Location"])
                     continue
@@ -65,7 +66,7 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, limits: FetchLim
                 _check_headers(response, limits.max_bytes)
                 return await _read_bounded(response, limits.max_bytes)
         raise ImageRejected(f"more than {MAX_REDIRECTS} redirects")
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+    except (TimeoutError, aiohttp.ClientError) as error:
         raise FetchFailed(f"download failed ({type(error).__name__})") from None
 
 
@@ -81,7 +82,9 @@ def _check_status(response: aiohttp.ClientResponse) -> None:
 def _check_headers(response: aiohttp.ClientResponse, max_bytes: int) -> None:
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type not in CONTENT_TYPES:
-        raise ImageRejected(f"wrong content type {content_type or 'none'!r} (accepted: {', '.join(sorted(CONTENT_TYPES))})")
+        raise ImageRejected(
+            f"wrong content type {content_type or 'none'!r} (accepted: {', '.join(sorted(CONTENT_TYPES))})"
+        )
     length = response.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise ImageRejected(f"image too large: {length} bytes (limit {max_bytes})")

@@ -3,6 +3,7 @@
 Re-encoding (rather than editing tags) drops EXIF (GPS, camera serials), XMP, IPTC and
 comments wholesale: only the pixels survive. CPU-bound: async callers use asyncio.to_thread.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,12 +31,19 @@ def probe(data: bytes, *, max_pixels: int) -> str:
             image = Image.open(io.BytesIO(data))
             image_format, (width, height) = image.format, image.size
             image.verify()  # a PNG's chunks and their checksums; a JPEG's or WebP's header
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
-            SyntaxError, ValueError) as error:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as error:
         raise ImageRejected(f"not a readable image ({type(error).__name__})") from None
     if image_format not in FORMATS:
-        raise ImageRejected(f"unsupported image format {image_format or 'unknown'} "
-                            f"(accepted: {', '.join(sorted(FORMATS))})")
+        raise ImageRejected(
+            f"unsupported image format {image_format or 'unknown'} (accepted: {', '.join(sorted(FORMATS))})"
+        )
     if width * height > max_pixels:
         raise ImageRejected(f"image too large: {width}x{height} pixels (limit {max_pixels})")
     return str(image_format)
@@ -48,15 +56,21 @@ def reencode(data: bytes, *, max_pixels: int, max_edge: int) -> bytes:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
-                raise ImageRejected(f"unsupported image format {image.format or 'unknown'} "
-                                    f"(accepted: {', '.join(sorted(FORMATS))})")
+                raise ImageRejected(
+                    f"unsupported image format {image.format or 'unknown'} (accepted: {', '.join(sorted(FORMATS))})"
+                )
             width, height = image.size
             if width * height > max_pixels:  # checked from the header, before decoding the pixels
                 raise ImageRejected(f"image too large: {width}x{height} pixels (limit {max_pixels})")
             image.draft("RGB", (max_edge, max_edge))  # a JPEG decodes at 1/2..1/8 scale when that suffices
             image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
-            SyntaxError) as error:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+    ) as error:
         raise ImageRejected(f"not a readable image ({type(error).__name__})") from None
     image = ImageOps.exif_transpose(image)  # keep the orientation the EXIF tag gave, before the tag goes
     image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)

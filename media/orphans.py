@@ -4,6 +4,7 @@ Only files older than a grace period are candidates: a just-rehosted image is wr
 before the item that references it commits. Abandoned temp files of a crashed write are
 candidates too (never referenced by anything).
 """
+
 from __future__ import annotations
 
 import os

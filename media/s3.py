@@ -3,6 +3,7 @@
 boto3 is blocking: async callers run these methods with `asyncio.to_thread`. A boto3 client is
 thread-safe, so one store (one client, one connection pool) serves a whole process.
 """
+
 from __future__ import annotations
 
 import mimetypes
@@ -20,16 +21,31 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 class S3MediaStore:
     """Objects under `prefix + key` in one bucket; keys are content addresses, so a put is idempotent."""
 
-    def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
-                 access_key_id: str | None = None, secret_access_key: str | None = None,
-                 client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        client: Any = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key_id,
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30,
-                          max_pool_connections=16),
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+                max_pool_connections=16,
+            ),
         )
 
     def object_key(self, key: str) -> str:
@@ -54,9 +70,13 @@ class S3MediaStore:
         """
         key = content_key(data, extension)
         content_type = mimetypes.guess_type(f"x.{extension}")[0] if extension else None
-        self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data,
-                               ContentType=content_type or "application/octet-stream",
-                               CacheControl="public, max-age=31536000, immutable")
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.object_key(key),
+            Body=data,
+            ContentType=content_type or "application/octet-stream",
+            CacheControl="public, max-age=31536000, immutable",
+        )
         return key
 
     def exists(self, key: str) -> bool:

@@ -3,6 +3,7 @@
 Keys are content addresses (`sha256 hex` + an optional extension), so a key names its bytes
 for good: re-hosting the same image yields the same key, and a changed image a new one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -115,9 +116,14 @@ def open_store(config: MediaSettings | Path | str) -> MediaStore:
     if not config.media_s3_bucket:
         return LocalMediaStore(config.media_dir)
     secret = config.media_s3_secret_access_key
-    return _s3_store(config.media_s3_bucket, config.media_s3_prefix, config.media_s3_endpoint_url,
-                     config.media_s3_region, config.media_s3_access_key_id,
-                     secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret)
+    return _s3_store(
+        config.media_s3_bucket,
+        config.media_s3_prefix,
+        config.media_s3_endpoint_url,
+        config.media_s3_region,
+        config.media_s3_access_key_id,
+        secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret,
+    )
 
 
 _s3_lock = threading.Lock()
@@ -128,8 +134,14 @@ def _cached_s3_store(*args: str | None) -> MediaStore:
     from media.s3 import S3MediaStore  # boto3 is imported only by processes that use S3
 
     bucket, prefix, endpoint_url, region, key_id, secret = args
-    return S3MediaStore(bucket or "", prefix=prefix or "", endpoint_url=endpoint_url, region=region,
-                        access_key_id=key_id, secret_access_key=secret)
+    return S3MediaStore(
+        bucket or "",
+        prefix=prefix or "",
+        endpoint_url=endpoint_url,
+        region=region,
+        access_key_id=key_id,
+        secret_access_key=secret,
+    )
 
 
 def _s3_store(*args: str | None) -> MediaStore:

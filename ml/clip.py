@@ -1,4 +1,5 @@
 """CLIP on ONNX Runtime: a model directory opened once, image and text towers, unit float32 vectors."""
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,12 @@ class ClipModel:
         manifest = read_manifest(directory)
         model = cls(directory, manifest, precision, threads)
         if not manifest.semantic:
-            log.warning("MODEL_DIR %s holds %s, a test model with random weights: its embeddings are NOT "
-                        "semantic; set MODEL_DIR to a real export (`backroom models export`)", directory, manifest.model_id)
+            log.warning(
+                "MODEL_DIR %s holds %s, a test model with random weights: its embeddings are NOT "
+                "semantic; set MODEL_DIR to a real export (`backroom models export`)",
+                directory,
+                manifest.model_id,
+            )
         return model
 
     @property
@@ -84,8 +89,9 @@ class ClipModel:
         for name, session in (("image", self.image_session), ("text", self.text_session)):
             out = session.get_outputs()[0].shape
             if len(session.get_inputs()) != 1 or out[-1] != self.manifest.embed_dim:
-                raise ModelDirError(f"{self.directory}: the {name} model's output is {out}, "
-                                    f"expected (batch, {self.manifest.embed_dim})")
+                raise ModelDirError(
+                    f"{self.directory}: the {name} model's output is {out}, expected (batch, {self.manifest.embed_dim})"
+                )
 
     def _run(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
         name = session.get_inputs()[0].name
@@ -114,6 +120,7 @@ class ClipModel:
 
     def embed_texts(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Embed texts, each batch trimmed after its longest end-of-text token."""
-        out = [self.embed_tokens(trim(self.tokenizer(texts[i : i + batch_size])))
-               for i in range(0, len(texts), batch_size)]
+        out = [
+            self.embed_tokens(trim(self.tokenizer(texts[i : i + batch_size]))) for i in range(0, len(texts), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.manifest.embed_dim), np.float32)

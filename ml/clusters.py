@@ -1,4 +1,5 @@
 """Spherical k-means over embedding vectors (cosine), for collections when no style seed exists."""
+
 from __future__ import annotations
 
 import numpy as np

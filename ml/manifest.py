@@ -1,4 +1,5 @@
 """The model directory's manifest: what was exported, how to preprocess, and each file's checksum."""
+
 from __future__ import annotations
 
 import hashlib
@@ -68,9 +69,13 @@ def sha256_file(path: Path) -> str:
 
 def _parse(raw: dict[str, Any]) -> Manifest:
     data = dict(raw)
-    data["image"] = ImageSpec(**{**data.get("image", {}),
-                                 "mean": tuple(data.get("image", {}).get("mean", ImageSpec.mean)),
-                                 "std": tuple(data.get("image", {}).get("std", ImageSpec.std))})
+    data["image"] = ImageSpec(
+        **{
+            **data.get("image", {}),
+            "mean": tuple(data.get("image", {}).get("mean", ImageSpec.mean)),
+            "std": tuple(data.get("image", {}).get("std", ImageSpec.std)),
+        }
+    )
     data["text"] = TextSpec(**data.get("text", {}))
     return Manifest(**data)
 
@@ -81,8 +86,9 @@ def read_manifest(directory: Path) -> Manifest:
     if not Path(directory).is_dir():
         raise ModelDirError(f"model directory {directory} does not exist (set MODEL_DIR to an exported model)")
     if not path.is_file():
-        raise ModelDirError(f"{directory} is not a model directory: no {MANIFEST} "
-                            "(make one with `backroom models export`)")
+        raise ModelDirError(
+            f"{directory} is not a model directory: no {MANIFEST} (make one with `backroom models export`)"
+        )
     try:
         manifest = _parse(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as error:
@@ -96,8 +102,10 @@ def _check_supported(manifest: Manifest, path: Path) -> None:
         raise ModelDirError(f"{path}: manifest format {manifest.format} is not supported (expected {FORMAT})")
     spec = manifest.image
     if (spec.resize_mode, spec.interpolation) != ("shortest", "bicubic"):
-        raise ModelDirError(f"{path}: preprocessing {spec.resize_mode}/{spec.interpolation} is not supported "
-                            "(only shortest-side bicubic resize with a centre crop)")
+        raise ModelDirError(
+            f"{path}: preprocessing {spec.resize_mode}/{spec.interpolation} is not supported "
+            "(only shortest-side bicubic resize with a centre crop)"
+        )
     for name in ("image.onnx", "text.onnx", manifest.text.vocab_file):
         if name not in manifest.files:
             raise ModelDirError(f"{path}: the manifest lists no checksum for {name}")
@@ -114,4 +122,6 @@ def verify_files(directory: Path, manifest: Manifest, names: list[str]) -> None:
             raise ModelDirError(f"{directory}: {name} is missing")
         actual = sha256_file(path)
         if actual != expected:
-            raise ModelDirError(f"{directory}: {name} is corrupt (sha256 {actual[:12]}…, manifest says {expected[:12]}…)")
+            raise ModelDirError(
+                f"{directory}: {name} is corrupt (sha256 {actual[:12]}…, manifest says {expected[:12]}…)"
+            )

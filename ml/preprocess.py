@@ -5,6 +5,7 @@ CenterCrop(size) with `round()` offsets, convert RGB, ToTensor (/255), Normalize
 We decode, apply the EXIF orientation and convert to RGB first (as the seed scripts did:
 Pillow would otherwise resize palette images with NEAREST), then do exactly those steps.
 """
+
 from __future__ import annotations
 
 import io

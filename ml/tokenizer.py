@@ -1,4 +1,5 @@
 """CLIP's byte-level BPE tokenizer (open_clip's SimpleTokenizer) in plain Python and NumPy."""
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ A label's vector is the normalised mean of its prompts' text embeddings (CLIP's 
 ensembling). Those depend only on the model and the vocabulary, so they are computed
 once per process per (model, vocabulary version) and kept.
 """
+
 from __future__ import annotations
 
 import threading
@@ -48,8 +49,9 @@ def label_matrix(model: ClipModel, prompts: Mapping[str, Sequence[str]]) -> Labe
     return LabelMatrix(labels, normalise(np.stack(rows)))
 
 
-def label_matrices(model: ClipModel, version: str, slot_prompts: Mapping[str, Sequence[str]],
-                   tag_prompts: Mapping[str, Sequence[str]]) -> tuple[LabelMatrix, LabelMatrix]:
+def label_matrices(
+    model: ClipModel, version: str, slot_prompts: Mapping[str, Sequence[str]], tag_prompts: Mapping[str, Sequence[str]]
+) -> tuple[LabelMatrix, LabelMatrix]:
     """The slot and tag matrices of a vocabulary `version` on `model`, cached per process."""
     key = (model.model_id, version)
     with _lock:

@@ -1,4 +1,5 @@
 """Export an open_clip checkpoint to a model directory that `ml.clip.ClipModel` runs without torch."""
+
 from __future__ import annotations
 
 import shutil
@@ -81,20 +82,32 @@ def create_clip(arch: str, pretrained: str, *, seed: int = 0) -> tuple[nn.Module
     try:
         model = open_clip.create_model(arch, pretrained=source, **kwargs)
     except Exception as error:  # open_clip raises RuntimeError/ValueError/hub errors alike
-        raise ExportError(f"cannot load {arch} with {pretrained!r}: {error} "
-                          "(offline, pass a local checkpoint file instead of a hub tag)") from None
+        raise ExportError(
+            f"cannot load {arch} with {pretrained!r}: {error} "
+            "(offline, pass a local checkpoint file instead of a hub tag)"
+        ) from None
     return model.eval(), weights
 
 
-def _export(module: nn.Module, example: torch.Tensor, path: Path, name: str,
-            axes: dict[int, tuple[str, int, int]]) -> None:
+def _export(
+    module: nn.Module, example: torch.Tensor, path: Path, name: str, axes: dict[int, tuple[str, int, int]]
+) -> None:
     # torch.export keeps the sequence length symbolic through attention (the TorchScript
     # exporter bakes the traced length into nn.MultiheadAttention's reshapes)
     torch.backends.mha.set_fastpath_enabled(False)  # the fused fast path has no ONNX form
     dims = {axis: torch.export.Dim(label, min=low, max=high) for axis, (label, low, high) in axes.items()}
     with torch.no_grad():
-        torch.onnx.export(module, (example,), str(path), input_names=[name], output_names=["vector"],
-                          dynamic_shapes=(dims,), opset_version=OPSET, dynamo=True, external_data=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[name],
+            output_names=["vector"],
+            dynamic_shapes=(dims,),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+        )
 
 
 def quantize(source: Path, target: Path) -> None:
@@ -107,11 +120,23 @@ def quantize(source: Path, target: Path) -> None:
 def _specs(model: nn.Module) -> tuple[ImageSpec, TextSpec, int]:
     cfg = model.visual.preprocess_cfg
     size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
-    image = ImageSpec(size=size, resize_mode=cfg.get("resize_mode", "shortest"),
-                      interpolation=cfg.get("interpolation", "bicubic"), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    image = ImageSpec(
+        size=size,
+        resize_mode=cfg.get("resize_mode", "shortest"),
+        interpolation=cfg.get("interpolation", "bicubic"),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
     text = TextSpec(context_length=model.context_length, vocab_size=model.vocab_size)
-    return image, text, int(model.text_projection.shape[-1] if not isinstance(model.text_projection, nn.Linear)
-                            else model.text_projection.out_features)
+    return (
+        image,
+        text,
+        int(
+            model.text_projection.shape[-1]
+            if not isinstance(model.text_projection, nn.Linear)
+            else model.text_projection.out_features
+        ),
+    )
 
 
 def _probe(model: nn.Module, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,8 +154,9 @@ def _check_same(before: tuple[torch.Tensor, ...], after: tuple[torch.Tensor, ...
             raise ExportError("the export-friendly blocks changed the model's outputs (unsupported open_clip version?)")
 
 
-def export_model(arch: str, pretrained: str, out: Path, *, int8: bool = False, seed: int = 0,
-                 semantic: bool | None = None) -> Manifest:
+def export_model(
+    arch: str, pretrained: str, out: Path, *, int8: bool = False, seed: int = 0, semantic: bool | None = None
+) -> Manifest:
     """Export `arch` with `pretrained` (hub tag, checkpoint file, or 'none' for seeded random) to `out`."""
     model, weights = create_clip(arch, pretrained, seed=seed)
     if not hasattr(model, "attn_mask"):
@@ -140,10 +166,16 @@ def export_model(arch: str, pretrained: str, out: Path, *, int8: bool = False, s
     streamline(model)
     _check_same(reference, _probe(model, image_spec.size))
     out.mkdir(parents=True, exist_ok=True)
-    _export(ImageTower(model), torch.randn(2, 3, image_spec.size, image_spec.size), out / "image.onnx",
-            "image", {0: BATCH})
-    _export(TextTower(model), torch.randint(1, 1000, (2, text_spec.context_length)), out / "text.onnx",
-            "text", {0: BATCH, 1: ("length", 2, text_spec.context_length)})
+    _export(
+        ImageTower(model), torch.randn(2, 3, image_spec.size, image_spec.size), out / "image.onnx", "image", {0: BATCH}
+    )
+    _export(
+        TextTower(model),
+        torch.randint(1, 1000, (2, text_spec.context_length)),
+        out / "text.onnx",
+        "text",
+        {0: BATCH, 1: ("length", 2, text_spec.context_length)},
+    )
     names = ["image.onnx", "text.onnx"]
     if int8:
         for tower in ("image", "text"):
@@ -152,12 +184,20 @@ def export_model(arch: str, pretrained: str, out: Path, *, int8: bool = False, s
     shutil.copyfile(Path(open_clip.__file__).parent / text_spec.vocab_file, out / text_spec.vocab_file)
     names.append(text_spec.vocab_file)
     manifest = Manifest(
-        model_id=weights["model_id"], arch=arch, embed_dim=dim, pretrained=weights.get("pretrained"),
+        model_id=weights["model_id"],
+        arch=arch,
+        embed_dim=dim,
+        pretrained=weights.get("pretrained"),
         checkpoint_sha256=weights.get("checkpoint_sha256"),
         semantic=(weights.get("seed") is None) if semantic is None else semantic,
-        image=image_spec, text=text_spec, files={name: sha256_file(out / name) for name in names},
-        exported_with={"open_clip": open_clip.__version__, "torch": torch.__version__.split("+")[0],
-                       "opset": str(OPSET)},
+        image=image_spec,
+        text=text_spec,
+        files={name: sha256_file(out / name) for name in names},
+        exported_with={
+            "open_clip": open_clip.__version__,
+            "torch": torch.__version__.split("+")[0],
+            "opset": str(OPSET),
+        },
     )
     (out / "manifest.json").write_text(manifest.to_json())
     return manifest

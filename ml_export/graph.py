@@ -5,6 +5,7 @@ Linear layers as MatMul + a separate bias Add. Here every Linear sees (tokens, w
 ONNX Runtime runs each as one Gemm with its bias, and attention is one fused qkv projection
 plus scaled_dot_product_attention.
 """
+
 from __future__ import annotations
 
 import types
@@ -25,8 +26,13 @@ def _attention(attn: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor 
     return F.linear(out, attn.out_proj.weight, attn.out_proj.bias).reshape(batch, length, width)
 
 
-def _block_forward(block: ResidualAttentionBlock, q_x: torch.Tensor, k_x: torch.Tensor | None = None,
-                   v_x: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+def _block_forward(
+    block: ResidualAttentionBlock,
+    q_x: torch.Tensor,
+    k_x: torch.Tensor | None = None,
+    v_x: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     batch, length, width = q_x.shape
     mask = attn_mask.to(q_x.dtype) if attn_mask is not None else None
     x = q_x + block.ls_1(_attention(block.attn, block.ln_1(q_x), mask))
@@ -38,8 +44,12 @@ def streamline(model: nn.Module) -> int:
     """Swap every plain self-attention block's forward for the export-friendly one; returns how many."""
     swapped = 0
     for module in model.modules():
-        plain = (type(module) is ResidualAttentionBlock and not hasattr(module, "ln_1_kv")
-                 and module.attn.batch_first and module.attn._qkv_same_embed_dim)
+        plain = (
+            type(module) is ResidualAttentionBlock
+            and not hasattr(module, "ln_1_kv")
+            and module.attn.batch_first
+            and module.attn._qkv_same_embed_dim
+        )
         if plain:
             module.forward = types.MethodType(_block_forward, module)
             swapped += 1

@@ -6,6 +6,7 @@ The model is a small open_clip config with seeded random weights, exported by ou
 code into ml/tiny_model/; the golden vectors are open_clip/torch's own outputs on real
 JPEG/PNG/WebP files, so CI (no torch) can check our Pillow/NumPy/ONNX path against them.
 """
+
 from __future__ import annotations
 
 import io
@@ -121,9 +122,14 @@ def main() -> int:
     tokens = open_clip.get_tokenizer(ARCH)(TEXTS)
     with torch.no_grad():
         text_vectors = model.encode_text(tokens, normalize=True).numpy()
-    np.savez_compressed(FIXTURES / "golden.npz", image_names=np.array(list(golden)),
-                        pixels=np.stack([p for p, _ in golden.values()]), images=np.stack([v for _, v in golden.values()]),
-                        tokens=tokens.numpy(), texts=text_vectors)
+    np.savez_compressed(
+        FIXTURES / "golden.npz",
+        image_names=np.array(list(golden)),
+        pixels=np.stack([p for p, _ in golden.values()]),
+        images=np.stack([v for _, v in golden.values()]),
+        tokens=tokens.numpy(),
+        texts=text_vectors,
+    )
     (FIXTURES / "texts.json").write_text(json.dumps(TEXTS, ensure_ascii=False, indent=2) + "\n")
     print(f"exported {manifest.model_id} to {TINY_MODEL_DIR}; {len(golden)} golden images, {len(TEXTS)} texts")
     return 0

@@ -1,4 +1,5 @@
 """How a provider call went wrong, in the terms a job needs: wait, retry, or give up."""
+
 from __future__ import annotations
 
 

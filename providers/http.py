@@ -1,12 +1,12 @@
 """One aiohttp session per process, and the outcome classification every client shares."""
+
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import aiohttp
@@ -54,7 +54,7 @@ async def request(session: aiohttp.ClientSession, provider: str, method: str, ur
             return Reply(response.status, dict(response.headers), _decode(raw))
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
         raise Retryable(provider, f"connection failed ({type(error).__name__})") from None
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+    except (TimeoutError, aiohttp.ClientError) as error:
         raise Ambiguous(provider, f"no answer ({type(error).__name__})") from None
 
 
@@ -78,7 +78,7 @@ def retry_after_ms(headers: Mapping[str, str], default_ms: int, *, now: datetime
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return default_ms
-        ms = int((when - (now or datetime.now(timezone.utc))).total_seconds() * 1000)
+        ms = int((when - (now or datetime.now(UTC))).total_seconds() * 1000)
     return max(0, min(MAX_RETRY_AFTER_MS, ms))
 
 

@@ -3,9 +3,9 @@
 Any failure (timeout, refused connection, reset) becomes `error` on the result instead of
 an exception: to a listing check, no answer is evidence of nothing, not a crash.
 """
+
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -29,18 +29,26 @@ class Fetched:
     retry_after_ms: int | None = None
 
 
-async def fetch_listing(session: aiohttp.ClientSession, url: str, *, timeout_s: float,
-                        max_bytes: int = MAX_BODY_BYTES) -> Fetched:
+async def fetch_listing(
+    session: aiohttp.ClientSession, url: str, *, timeout_s: float, max_bytes: int = MAX_BODY_BYTES
+) -> Fetched:
     """GET `url` within `timeout_s` (redirects followed); errors name the exception type only, never the URL."""
     started = time.monotonic()
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                               headers={"Accept": ACCEPT}, allow_redirects=True) as response:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=timeout_s), headers={"Accept": ACCEPT}, allow_redirects=True
+        ) as response:
             raw = await response.content.read(max_bytes)
             retry = retry_after_ms(response.headers, 60_000) if response.status == 429 else None
-            return Fetched(response.status, str(response.url), raw.decode(response.charset or "utf-8", "replace"),
-                           None, _since(started), retry)
-    except asyncio.TimeoutError:
+            return Fetched(
+                response.status,
+                str(response.url),
+                raw.decode(response.charset or "utf-8", "replace"),
+                None,
+                _since(started),
+                retry,
+            )
+    except TimeoutError:
         return Fetched(None, None, None, f"timeout after {timeout_s:g} s", _since(started))
     except aiohttp.ClientError as error:
         return Fetched(None, None, None, f"no answer ({type(error).__name__})", _since(started))

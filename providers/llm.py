@@ -6,6 +6,7 @@ non-2xx answer becomes the shared provider errors (429 -> RateLimited with Retry
 shape is BadReply. Whether the content is usable (finish_reason, JSON, schema) is judged
 by the caller, so a cut-off or malformed answer still reports its usage for the cost log.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -52,17 +53,29 @@ class ChatClient:
     timeout_s: float = 60.0
     name: str = NAME
 
-    async def complete(self, messages: Sequence[Mapping[str, str]], response_format: Mapping[str, Any], *,
-                       seed: int | None = None) -> Completion:
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], response_format: Mapping[str, Any], *, seed: int | None = None
+    ) -> Completion:
         """Ask once (temperature 0); the reply's first choice and usage."""
-        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "temperature": 0,
-                                "max_tokens": self.max_tokens, "response_format": dict(response_format)}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "response_format": dict(response_format),
+        }
         if seed is not None:
             body["seed"] = seed
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        reply = await request(self.session, NAME, "POST", f"{self.base_url.rstrip('/')}/chat/completions",
-                              json=body, headers=headers,
-                              timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=self.timeout_s))
+        reply = await request(
+            self.session,
+            NAME,
+            "POST",
+            f"{self.base_url.rstrip('/')}/chat/completions",
+            json=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=self.timeout_s),
+        )
         raise_for(NAME, reply, _error_text(reply))
         return parse_completion(reply)
 
@@ -79,11 +92,14 @@ def parse_completion(reply: Reply) -> Completion:
     usage = reply.field("usage") if isinstance(reply.field("usage"), Mapping) else {}
     return Completion(
         content=content if isinstance(content, str) else None,
-        finish_reason=choices[0].get("finish_reason"), refusal=message.get("refusal") or None,
-        prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens")),
+        finish_reason=choices[0].get("finish_reason"),
+        refusal=message.get("refusal") or None,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
         model=reply.field("model"),
         request_id=next((v for k, v in reply.headers.items() if k.lower() == "x-request-id"), None)
-        or reply.field("id"))
+        or reply.field("id"),
+    )
 
 
 def _count(value: Any) -> int | None:

@@ -1,4 +1,5 @@
 """Message senders: Resend (email), Pushover (admin push), Telegram (ops chat), and the console outbox."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,13 @@ class Resend:
     async def send(self, to: str, message: Rendered, *, idempotency_key: str) -> str:
         """Send one email; returns Resend's email id."""
         reply = await request(
-            self.session, self.name, "POST", f"{self.api_base.rstrip('/')}/emails",
+            self.session,
+            self.name,
+            "POST",
+            f"{self.api_base.rstrip('/')}/emails",
             json={"from": self.sender, "to": [to], "subject": message.subject, "text": message.text},
-            headers={"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": idempotency_key[:256]})
+            headers={"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": idempotency_key[:256]},
+        )
         name = str(reply.field("name") or "")
         reason = f"{name}: {reply.field('message') or ''}".strip(": ") or "error"
         if reply.status == 409 and name == "concurrent_idempotent_requests":
@@ -58,10 +63,15 @@ class Pushover:
 
     async def send(self, to: str, message: Rendered, *, idempotency_key: str) -> str:
         """Push to a user key (`admin` = PUSHOVER_USER); returns Pushover's request id."""
-        form = {"token": self.token, "user": self.user if to == "admin" else to,
-                "title": message.subject[:250], "message": message.text[:1024]}
-        reply = await request(self.session, self.name, "POST", f"{self.api_base.rstrip('/')}/1/messages.json",
-                              data=form)
+        form = {
+            "token": self.token,
+            "user": self.user if to == "admin" else to,
+            "title": message.subject[:250],
+            "message": message.text[:1024],
+        }
+        reply = await request(
+            self.session, self.name, "POST", f"{self.api_base.rstrip('/')}/1/messages.json", data=form
+        )
         errors = reply.field("errors")
         reason = "; ".join(map(str, errors)) if isinstance(errors, list) else "error"
         if reply.status == 429:
@@ -96,10 +106,13 @@ class Telegram:
         """Send to a chat (`ops` = TELEGRAM_CHAT_ID); returns the message id."""
         chat = self.chat_id if to == "ops" else to
         text = f"{message.subject}\n{message.text}" if message.subject else message.text
-        reply = await request(self.session, self.name, "POST",
-                              f"{self.api_base.rstrip('/')}/bot{self.token}/sendMessage",
-                              json={"chat_id": chat, "text": text[:4096],
-                                    "link_preview_options": {"is_disabled": True}})
+        reply = await request(
+            self.session,
+            self.name,
+            "POST",
+            f"{self.api_base.rstrip('/')}/bot{self.token}/sendMessage",
+            json={"chat_id": chat, "text": text[:4096], "link_preview_options": {"is_disabled": True}},
+        )
         reason = str(reply.field("description") or "error")
         if reply.status == 429:
             seconds = reply.field("parameters", "retry_after")
@@ -125,7 +138,17 @@ class Console:
         message_id = f"console-{uuid.uuid4().hex[:12]}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as outbox:
-            outbox.write(json.dumps({"id": message_id, "to": to, "subject": message.subject,
-                                     "text": message.text, "idempotency_key": idempotency_key}) + "\n")
+            outbox.write(
+                json.dumps(
+                    {
+                        "id": message_id,
+                        "to": to,
+                        "subject": message.subject,
+                        "text": message.text,
+                        "idempotency_key": idempotency_key,
+                    }
+                )
+                + "\n"
+            )
         log.info("outbox %s: to=%s subject=%r (body in %s)", message_id, to, message.subject, self.path)
         return message_id

@@ -1,4 +1,5 @@
 """Stripe through its own library: webhook signatures, events and refunds (async, idempotent)."""
+
 from __future__ import annotations
 
 import time
@@ -63,19 +64,26 @@ class Stripe:
     def __init__(self, session: aiohttp.ClientSession, secret_key: str, api_base: str | None = None) -> None:
         http = stripe.AIOHTTPClient(session=session, timeout=30)
         self.client = stripe.StripeClient(
-            secret_key, http_client=http, max_network_retries=0,
-            base_addresses={"api": api_base.rstrip("/")} if api_base else None)
+            secret_key,
+            http_client=http,
+            max_network_retries=0,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+        )
 
     async def retrieve_event(self, event_id: str) -> dict:
         """The event as Stripe stores it (the truth; a webhook body is only a hint)."""
         event = await _call(self.client.v1.events.retrieve_async(event_id))
         return event.to_dict()
 
-    async def refund(self, payment_intent: str, *, amount: int | None, idempotency_key: str,
-                     metadata: dict[str, str]) -> str:
+    async def refund(
+        self, payment_intent: str, *, amount: int | None, idempotency_key: str, metadata: dict[str, str]
+    ) -> str:
         """Refund a payment (all of it when `amount` is None); the key makes a repeat return the same refund."""
-        params: RefundCreateParams = {"payment_intent": payment_intent, "metadata": metadata,
-                                  "reason": "requested_by_customer"}
+        params: RefundCreateParams = {
+            "payment_intent": payment_intent,
+            "metadata": metadata,
+            "reason": "requested_by_customer",
+        }
         if amount is not None:
             params["amount"] = amount
         try:
@@ -86,9 +94,9 @@ class Stripe:
             raise
         return str(refund.id)
 
-
-    async def list_sessions(self, *, created_gte: int, starting_after: str | None = None,
-                            limit: int = 100) -> tuple[list[dict], str | None]:
+    async def list_sessions(
+        self, *, created_gte: int, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[dict], str | None]:
         """One page of Checkout Sessions created since `created_gte`, newest first; the next page's cursor."""
         params: SessionListParams = {"created": {"gte": created_gte}, "limit": limit}
         if starting_after:

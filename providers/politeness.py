@@ -5,6 +5,7 @@ pushes it by 1/rate plus jitter, a 429 pushes it by its Retry-After) and a sorte
 leases in flight (each expires on its own, so a crashed worker's slot comes back). An
 acquire either takes a slot now or says how long to wait; it never sleeps here.
 """
+
 from __future__ import annotations
 
 import random
@@ -57,8 +58,16 @@ class Slot:
 class HostPoliteness:
     """At most `concurrency` requests in flight and `rate_per_s` a second (plus jitter) per host, across processes."""
 
-    def __init__(self, client: redis.Redis, namespace: str, *, rate_per_s: float, concurrency: int,
-                 jitter: float = 0.0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str,
+        *,
+        rate_per_s: float,
+        concurrency: int,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.rate_per_s = rate_per_s

@@ -1,4 +1,5 @@
 """Printify: create an order on hold, read it, send it to production; verify its webhooks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,9 @@ class Printify:
         return f"{self.api_base.rstrip('/')}/v1/shops/{self.shop_id}/{path}"
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        reply = await request(self.session, NAME, method, self._url(path),
-                              headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+        reply = await request(
+            self.session, NAME, method, self._url(path), headers={"Authorization": f"Bearer {self.token}"}, **kwargs
+        )
         if reply.status == 400 and reply.field("code") == PENDING_CODE:
             raise Busy(NAME, 2_000, "8502 the order is still being calculated")
         raise_for(NAME, reply, str(reply.field("message") or reply.field("error") or "error"))
@@ -84,7 +86,7 @@ def verify_webhook(secret: str, body: bytes, header: str | None) -> bool:
     if not secret or not header:
         return False
     given = header.strip()
-    given = given[len("sha256="):] if given.startswith("sha256=") else given
+    given = given[len("sha256=") :] if given.startswith("sha256=") else given
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, given.lower())
 
@@ -98,6 +100,13 @@ def order_body(external_id: str, label: str, lines: list[Mapping[str, Any]], add
     """The create body: our order id as external_id, standard shipping, no Printify emails."""
     if not lines:
         raise Permanent(NAME, "no print-on-demand lines with a product and variant id")
-    return {"external_id": external_id, "label": label, "line_items": [dict(line) for line in lines],
-            "shipping_method": 1, "is_printify_express": False, "is_economy_shipping": False,
-            "send_shipping_notification": False, "address_to": dict(address)}
+    return {
+        "external_id": external_id,
+        "label": label,
+        "line_items": [dict(line) for line in lines],
+        "shipping_method": 1,
+        "is_printify_express": False,
+        "is_economy_shipping": False,
+        "send_shipping_notification": False,
+        "address_to": dict(address),
+    }

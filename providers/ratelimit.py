@@ -4,6 +4,7 @@ A call either takes a token now or learns how long until one is free; it never s
 here. A provider's 429 with retry-after blocks the whole bucket for that long, so every
 worker backs off, not just the one that was told.
 """
+
 from __future__ import annotations
 
 import random

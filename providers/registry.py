@@ -1,4 +1,5 @@
 """Which providers this deployment has, built once per process from the settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,9 +29,13 @@ class Sender(Protocol):
 def configured(settings: Settings) -> set[str]:
     """Names of the providers whose credentials are set (an empty variable counts as unset)."""
     s = settings
-    needs = {"resend": (s.resend_api_key, s.resend_from), "pushover": (s.pushover_token, s.pushover_user),
-             "telegram": (s.telegram_bot_token, s.telegram_chat_id), "stripe": (s.stripe_secret_key,),
-             "printify": (s.printify_token, s.printify_shop_id)}
+    needs = {
+        "resend": (s.resend_api_key, s.resend_from),
+        "pushover": (s.pushover_token, s.pushover_user),
+        "telegram": (s.telegram_bot_token, s.telegram_chat_id),
+        "stripe": (s.stripe_secret_key,),
+        "printify": (s.printify_token, s.printify_shop_id),
+    }
     return {name for name, values in needs.items() if all(_secret(v) for v in values)}
 
 
@@ -44,13 +49,15 @@ def sender_name(settings: Settings, channel: str) -> str | None:
 
 def limits(settings: Settings) -> dict[str, Limit]:
     """Each provider's shared rate limit."""
-    return {"resend": Limit(settings.resend_rate_per_s, burst=max(1, int(settings.resend_rate_per_s))),
-            "pushover": Limit(settings.pushover_rate_per_s, burst=max(1, int(settings.pushover_rate_per_s))),
-            "telegram": Limit(settings.telegram_rate_per_s, burst=max(1, int(settings.telegram_rate_per_s))),
-            "printify": Limit(settings.printify_rate_per_min / 60, burst=max(1, settings.printify_rate_per_min // 60)),
-            "stripe": Limit(settings.stripe_rate_per_s, burst=max(1, int(settings.stripe_rate_per_s))),
-            # the nightly catalog sync's own, slower budget (on top of Printify's)
-            "printify_catalog": Limit(settings.printify_catalog_rate_per_min / 60, burst=1)}
+    return {
+        "resend": Limit(settings.resend_rate_per_s, burst=max(1, int(settings.resend_rate_per_s))),
+        "pushover": Limit(settings.pushover_rate_per_s, burst=max(1, int(settings.pushover_rate_per_s))),
+        "telegram": Limit(settings.telegram_rate_per_s, burst=max(1, int(settings.telegram_rate_per_s))),
+        "printify": Limit(settings.printify_rate_per_min / 60, burst=max(1, settings.printify_rate_per_min // 60)),
+        "stripe": Limit(settings.stripe_rate_per_s, burst=max(1, int(settings.stripe_rate_per_s))),
+        # the nightly catalog sync's own, slower budget (on top of Printify's)
+        "printify_catalog": Limit(settings.printify_catalog_rate_per_min / 60, burst=1),
+    }
 
 
 @dataclass
@@ -95,13 +102,21 @@ def build(settings: Settings, session: aiohttp.ClientSession, limiter: RateLimit
     if "pushover" in have:
         senders["pushover"] = Pushover(session, _secret(s.pushover_token), s.pushover_user or "", s.pushover_api_base)
     if "telegram" in have:
-        senders["telegram"] = Telegram(session, _secret(s.telegram_bot_token), s.telegram_chat_id or "",
-                                       s.telegram_api_base)
+        senders["telegram"] = Telegram(
+            session, _secret(s.telegram_bot_token), s.telegram_chat_id or "", s.telegram_api_base
+        )
     return Providers(
-        settings, session, limiter, senders,
+        settings,
+        session,
+        limiter,
+        senders,
         stripe_client=Stripe(session, _secret(s.stripe_secret_key), s.stripe_api_base) if "stripe" in have else None,
-        printify_client=(Printify(session, _secret(s.printify_token), s.printify_shop_id or "", s.printify_api_base)
-                         if "printify" in have else None))
+        printify_client=(
+            Printify(session, _secret(s.printify_token), s.printify_shop_id or "", s.printify_api_base)
+            if "printify" in have
+            else None
+        ),
+    )
 
 
 def _secret(value: Any) -> str:

@@ -5,13 +5,14 @@ control: every resolved address is checked (loopback and private networks refuse
 setting allows), redirects are followed by hand (each hop checked) up to a cap, and the time
 and the bytes read from the answer are bounded.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -53,8 +54,9 @@ class GuardedResolver(AbstractResolver):
         self.allow = allow  # read at each lookup: the setting may change without a new session
         self.inner = DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
         allowed = [r for r in results if address_allowed(r["host"], allow=self.allow())]
         if not allowed:
@@ -68,16 +70,21 @@ class GuardedResolver(AbstractResolver):
 def new_session(*, allow: Callable[[], str], timeout_s: float) -> aiohttp.ClientSession:
     """The process's delivery session (open it on the loop that uses it)."""
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow), limit=100)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                                 headers={"User-Agent": USER_AGENT})
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s), headers={"User-Agent": USER_AGENT}
+    )
 
 
 def signed_headers(endpoint: Endpoint, event: StorefrontEvent, body: str, now: datetime) -> dict[str, str]:
     """webhook-id, webhook-timestamp and webhook-signature (v1, HMAC-SHA256) for `body`."""
     msg_id = message_id(event.id)
     signature = Webhook(endpoint.secret).sign(msg_id, now, body)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature,
-            "content-type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
 
 
 def check_literal(url: str, allow: str) -> None:
@@ -91,11 +98,10 @@ def check_literal(url: str, allow: str) -> None:
         raise AddressRefused(f"{host} is an address deliveries may not reach")
 
 
-async def deliver(session: aiohttp.ClientSession, endpoint: Endpoint, event: StorefrontEvent, *,
-                  allow: str) -> Outcome:
+async def deliver(session: aiohttp.ClientSession, endpoint: Endpoint, event: StorefrontEvent, *, allow: str) -> Outcome:
     """POST the event to the endpoint once (redirects followed by hand, each hop checked)."""
     body = event_body(event)
-    headers = signed_headers(endpoint, event, body, datetime.now(timezone.utc))
+    headers = signed_headers(endpoint, event, body, datetime.now(UTC))
     started = time.monotonic()
     url = endpoint.url
     try:

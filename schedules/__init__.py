@@ -7,6 +7,7 @@ is the default: an admin overrides it or switches a schedule off without a deplo
 (`backroom schedules`, schedules/settings.py). Workers import this module too so they can
 run the fan-out messages.
 """
+
 from __future__ import annotations
 
 from actors import broker  # noqa: F401  (the server broker, with PeriodiqMiddleware)

@@ -6,10 +6,11 @@ field starts with `*`) a day matching either one matches. This module adds what 
 leaves to its caller: the @nicknames, messages naming the bad field, and the tick windows
 the scheduler's catch-up rule (domain.cron.due_ticks) asks for.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import datetime, time, UTC
 
 from cronsim import CronSim, CronSimError
 
@@ -33,7 +34,7 @@ FIELDS = (
     ("day-of-week", "0-7 (0 and 7 are Sunday) or sun-sat"),
 )
 _FORMS = "a value, a list a,b, a range a-b (low to high) or a step */n, a-b/n"
-_SAMPLE_DAY = datetime(2000, 1, 1, tzinfo=timezone.utc)  # where parse() lets cronsim check a spec
+_SAMPLE_DAY = datetime(2000, 1, 1, tzinfo=UTC)  # where parse() lets cronsim check a spec
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class CronSchedule:
         count, tick = 0, self.next_after(start - MINUTE)
         per_day = self._day_ticks(tick) if tick is not None else ()
         while tick is not None and tick <= end:
-            day_end = datetime.combine(tick.date(), time(23, 59), tzinfo=timezone.utc)
+            day_end = datetime.combine(tick.date(), time(23, 59), tzinfo=UTC)
             if tick.time() == per_day[0] and day_end <= end:
                 count, tick = count + len(per_day), self.next_after(day_end)
             else:
@@ -77,7 +78,7 @@ class CronSchedule:
 
     def _day_ticks(self, tick: datetime) -> tuple[time, ...]:
         """The times of the ticks on the day of `tick` (every matching day has the same: day fields pick days)."""
-        midnight = datetime.combine(tick.date(), time(), tzinfo=timezone.utc)
+        midnight = datetime.combine(tick.date(), time(), tzinfo=UTC)
         times = []
         for each in CronSim(self.fields, midnight - MINUTE):
             if each.date() != midnight.date():
@@ -97,8 +98,9 @@ def parse(spec: str) -> CronSchedule:
         text = NICKNAMES[text.lower()]
     fields = text.split()
     if len(fields) != 5:
-        raise ValueError(f"cron spec {spec!r}: expected 5 fields (minute hour day-of-month month day-of-week), "
-                         f"got {len(fields)}")
+        raise ValueError(
+            f"cron spec {spec!r}: expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
     try:
         CronSim(" ".join(fields), _SAMPLE_DAY)
     except CronSimError:
@@ -116,4 +118,3 @@ def _what_is_wrong(fields: list[str]) -> str:
         except CronSimError:
             return f"{name} field: {fields[index]} is not valid (allowed: {allowed}; as {_FORMS})"
     return f"never fires: no month in {fields[3]!r} has a day {fields[2]!r}"
-

@@ -1,4 +1,5 @@
 """The storefront events sweep: every minute, relay what no kick relayed and re-send deliveries left behind."""
+
 from __future__ import annotations
 
 import dramatiq

@@ -1,4 +1,5 @@
 """What every periodic actor shares: its options, and a send that never piles onto a live run."""
+
 from __future__ import annotations
 
 from typing import Any

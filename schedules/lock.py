@@ -1,4 +1,5 @@
 """A leader lock in Redis: one key, taken with SET NX PX and renewed only by its owner."""
+
 from __future__ import annotations
 
 import redis

@@ -4,6 +4,7 @@ Cadences here are the defaults; `backroom schedules set|enable|disable` override
 without a deploy (schedule_settings), and the lists (sources, brands, surfaces) are read
 from schedule_config at every run.
 """
+
 from __future__ import annotations
 
 import asyncio

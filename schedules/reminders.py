@@ -1,4 +1,5 @@
 """The reminder sweep: every minute, a delayed send_reminder for each send due within the next two minutes."""
+
 from __future__ import annotations
 
 import dramatiq

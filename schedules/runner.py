@@ -8,6 +8,7 @@ is enqueued, and the last handled tick is persisted so a new leader catches up. 
 admin's settings (schedules.settings) override a cron or switch a schedule off, read anew
 on every pass (the caller caches them briefly).
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import TYPE_CHECKING
 
 import redis
@@ -46,7 +47,7 @@ _REDIS_DOWN = (redis.RedisError, BrokerConnectionError)
 
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def configured(schedule: Schedule, setting: ScheduleSetting | None) -> tuple[Sch
         try:
             schedule = Schedule(schedule.actor, parse(spec))
         except ValueError as error:
-            log.error("schedule %s: ignoring the stored cadence (%s); using %s", schedule.name, error,
-                      schedule.cron.spec)
+            log.error(
+                "schedule %s: ignoring the stored cadence (%s); using %s", schedule.name, error, schedule.cron.spec
+            )
     return schedule, is_enabled(setting)
 
 
@@ -108,8 +110,15 @@ class SchedulerRunner:
     """Leads or follows; while leading, enqueues every due tick of every schedule exactly once."""
 
     def __init__(
-        self, broker: BackroomBroker, *, schedules: list[Schedule] | None = None, catchup_minutes: int = 60,
-        leader_ttl_ms: int = 10_000, clock: Clock = utc_now, owner: str | None = None, settings: Settings | None = None,
+        self,
+        broker: BackroomBroker,
+        *,
+        schedules: list[Schedule] | None = None,
+        catchup_minutes: int = 60,
+        leader_ttl_ms: int = 10_000,
+        clock: Clock = utc_now,
+        owner: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.schedules = discover_schedules(broker) if schedules is None else schedules
         self.settings: Settings = settings or dict  # the admin's overrides (schedules.settings), read every pass
@@ -173,8 +182,12 @@ class SchedulerRunner:
             last = self.store.last(name) or floor_minute(now) - _MINUTE
         due = due_ticks(schedule.cron, last, now, self.catchup_minutes)
         if due.skip_to is not None and self.store.advance(name, due.skip_to, missed=due.missed) and due.missed:
-            log.warning("schedule %s: %d tick(s) older than %d minute(s) were missed and not fired",
-                        name, due.missed, self.catchup_minutes)
+            log.warning(
+                "schedule %s: %d tick(s) older than %d minute(s) were missed and not fired",
+                name,
+                due.missed,
+                self.catchup_minutes,
+            )
         sent = sum(self._fire_tick(schedule, tick, now) for tick in due.ticks)
         self._publish(schedule, now)
         return sent
@@ -190,8 +203,9 @@ class SchedulerRunner:
         except BaseException:
             self.store.unclaim(name, tick)
             raise
-        self.store.advance(name, tick, last_tick=_iso(tick), last_job_id=message.message_id,
-                           fired_at=_iso(now), fired_by=self.owner)
+        self.store.advance(
+            name, tick, last_tick=_iso(tick), last_job_id=message.message_id, fired_at=_iso(now), fired_by=self.owner
+        )
         log.info("schedule %s: tick %s enqueued as job %s", name, _iso(tick), message.message_id)
         return 1
 
@@ -207,8 +221,9 @@ class SchedulerRunner:
         upcoming = schedule.cron.next_after(now) if enabled else None
         fields = (schedule.cron.spec, _iso(upcoming) if upcoming else "", "1" if enabled else "0")
         if self._published.get(schedule.name) != fields:
-            self.store.set_fields(schedule.name, spec=fields[0], next_tick=fields[1], enabled=fields[2],
-                                  queue=schedule.actor.queue_name)
+            self.store.set_fields(
+                schedule.name, spec=fields[0], next_tick=fields[1], enabled=fields[2], queue=schedule.actor.queue_name
+            )
             self._published[schedule.name] = fields
 
     def _delay(self) -> float:
@@ -265,7 +280,11 @@ class ScheduleOverview:
 
 
 def schedule_overview(
-    client: redis.Redis, namespace: str, broker: Broker, *, now: datetime | None = None,
+    client: redis.Redis,
+    namespace: str,
+    broker: Broker,
+    *,
+    now: datetime | None = None,
     settings: Mapping[str, ScheduleSetting] | None = None,
 ) -> list[ScheduleOverview]:
     """Every schedule of `broker` (with the admin's `settings`): last run, next run, missed count."""
@@ -275,12 +294,20 @@ def schedule_overview(
     for declared in discover_schedules(broker):
         schedule, enabled = configured(declared, (settings or {}).get(declared.name))
         state = store.state(schedule.name)
-        rows.append(ScheduleOverview(
-            actor=schedule.name, queue=schedule.actor.queue_name, spec=schedule.cron.spec,
-            last_tick=_parse_iso(state.get("last_tick")), last_job_id=state.get("last_job_id") or None,
-            fired_at=_parse_iso(state.get("fired_at")), next_tick=schedule.cron.next_after(now) if enabled else None,
-            missed=int(state.get("missed") or 0), default_spec=declared.cron.spec, enabled=enabled,
-        ))
+        rows.append(
+            ScheduleOverview(
+                actor=schedule.name,
+                queue=schedule.actor.queue_name,
+                spec=schedule.cron.spec,
+                last_tick=_parse_iso(state.get("last_tick")),
+                last_job_id=state.get("last_job_id") or None,
+                fired_at=_parse_iso(state.get("fired_at")),
+                next_tick=schedule.cron.next_after(now) if enabled else None,
+                missed=int(state.get("missed") or 0),
+                default_spec=declared.cron.spec,
+                enabled=enabled,
+            )
+        )
     return rows
 
 
@@ -290,7 +317,7 @@ def current_leader(client: redis.Redis, namespace: str) -> str | None:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat()
+    return dt.astimezone(UTC).isoformat()
 
 
 def _parse_iso(text: str | None) -> datetime | None:

@@ -5,6 +5,7 @@ the reader keeps one loop and one connection of its own. When Postgres cannot be
 last settings read stay in force (the defaults until one read succeeded): the scheduler
 keeps firing rather than stopping with the database.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,11 @@ class CachedSettings:
         try:
             self._value = dict(self.load())
         except (*_UNREADABLE, ValueError) as error:  # ValueError: a row pydantic refuses
-            log.warning("cannot read the schedule settings (%s); keeping the %s ones", error,
-                        "last read" if self._value else "declared")
+            log.warning(
+                "cannot read the schedule settings (%s); keeping the %s ones",
+                error,
+                "last read" if self._value else "declared",
+            )
         return self._value
 
 

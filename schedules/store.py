@@ -1,4 +1,5 @@
 """The scheduler's Redis state: tick claims, the last handled tick and what an admin sees."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,7 +82,10 @@ class ScheduleStore:
 
     def state(self, actor: str) -> dict[str, str]:
         """The state hash of `actor`, decoded."""
-        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self.client.hgetall(self.keys.state(actor))).items()}
+        return {
+            k.decode(): v.decode()
+            for k, v in cast(dict[bytes, bytes], self.client.hgetall(self.keys.state(actor))).items()
+        }
 
     def leader(self) -> str | None:
         """The id of the current leader, if any."""

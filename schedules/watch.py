@@ -1,4 +1,5 @@
 """The watches' periodic actors (UTC): edge-node liveness, the dead-letter watch, refused messages' audit."""
+
 from __future__ import annotations
 
 import dramatiq

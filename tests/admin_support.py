@@ -1,4 +1,5 @@
 """Shared by the admin tests: an actor that fails on demand, a real in-process worker, waits."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -52,8 +53,11 @@ def record(job_id: str) -> JobRecord | None:
 
 def reaches(job_id: str, *statuses: JobStatus, timeout: float = 15.0) -> JobRecord:
     """Wait until the job's record is in one of `statuses`."""
-    return wait_until(lambda: (r := record(job_id)) is not None and r.status in statuses and r, timeout,
-                      f"job {job_id} to reach {[s.value for s in statuses]}")
+    return wait_until(
+        lambda: (r := record(job_id)) is not None and r.status in statuses and r,
+        timeout,
+        f"job {job_id} to reach {[s.value for s in statuses]}",
+    )
 
 
 def make_dead(tag: str, **kwargs: Any) -> str:

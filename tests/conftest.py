@@ -4,6 +4,7 @@ They start when this conftest is imported, before any test module or nested conf
 `actors` builds the broker from REDIS_URL / DATABASE_URL. TEST_REDIS_URL and
 TEST_DATABASE_URL point the suite at servers you run yourself instead.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -3,6 +3,7 @@
 Test modules import the fixtures by name (`from tests.enrich_support import tiny`); `pool` is the
 suite's (tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,6 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clear_cache()
 
 
-
 def labels(vocabulary: Vocabulary) -> tuple[LabelMatrix, LabelMatrix]:
     """The slot and tag label vectors the actor will use (computed the same way, independently cached)."""
     model = ClipModel.load(TINY_MODEL_DIR)
@@ -55,17 +55,31 @@ def row(matrix: LabelMatrix, label: str) -> np.ndarray:
     return matrix.vectors[matrix.labels.index(label)]
 
 
-async def insert_item(pool: asyncpg.Pool, vector: np.ndarray | None, *, model: str = TINY_ID,
-                      image_hash: str | None = None, slot: str | None = None, status: str = "available",
-                      title: str = "A piece", brand: str | None = "Acne Studios") -> int:
+async def insert_item(
+    pool: asyncpg.Pool,
+    vector: np.ndarray | None,
+    *,
+    model: str = TINY_ID,
+    image_hash: str | None = None,
+    slot: str | None = None,
+    status: str = "available",
+    title: str = "A piece",
+    brand: str | None = "Acne Studios",
+) -> int:
     """An item whose embedding is `vector` (as embed_items would have stored it)."""
     return await pool.fetchval(
         """INSERT INTO items (source, source_listing_id, title, brand, kind, status, media_keys, embedding,
                               embedding_model, embedding_hash, embedded_at, slot)
            VALUES ('test', $1, $2, $3, 'one_of_one', $4, '{k.jpg}', $5, $6, $7, now(), $8) RETURNING id""",
-        secrets.token_hex(8), title, brand, status,
-        None if vector is None else np.asarray(vector, dtype=np.float32), None if vector is None else model,
-        image_hash or hashlib.sha256(secrets.token_bytes(8)).hexdigest(), slot)
+        secrets.token_hex(8),
+        title,
+        brand,
+        status,
+        None if vector is None else np.asarray(vector, dtype=np.float32),
+        None if vector is None else model,
+        image_hash or hashlib.sha256(secrets.token_bytes(8)).hexdigest(),
+        slot,
+    )
 
 
 async def enrichment(pool: asyncpg.Pool, item_id: int) -> ItemEnrichment | None:

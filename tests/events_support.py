@@ -2,6 +2,7 @@
 
 Test modules import the fixtures by name (`from tests.events_support import storefronts, ...`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -63,8 +64,9 @@ async def forget_backlog(conn: asyncpg.Connection) -> None:
 async def add_endpoint(conn: asyncpg.Connection, front: FakeStorefront, *types: str) -> Endpoint:
     """Register a fake storefront as an endpoint (every type unless `types`); earlier endpoints are removed."""
     await forget_backlog(conn)
-    endpoint = await insert_endpoint(conn, name=f"front-{secrets.token_hex(4)}", url=front.url, secret=front.secret,
-                                     event_types=list(types))
+    endpoint = await insert_endpoint(
+        conn, name=f"front-{secrets.token_hex(4)}", url=front.url, secret=front.secret, event_types=list(types)
+    )
     assert endpoint is not None
     return endpoint
 
@@ -78,8 +80,13 @@ def item_events(front: FakeStorefront, item_id: int) -> list[dict[str, Any]]:
 def npm_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the npm `standardwebhooks` package installed and verify.js beside it."""
     root = tmp_path_factory.mktemp("npm-standardwebhooks")
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "standardwebhooks@1.1.1"],
-                   cwd=root, check=True, timeout=300, env={**os.environ, "npm_config_update_notifier": "false"})
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", "standardwebhooks@1.1.1"],
+        cwd=root,
+        check=True,
+        timeout=300,
+        env={**os.environ, "npm_config_update_notifier": "false"},
+    )
     (root / "verify.js").write_text(NODE_VERIFY)
     return root
 
@@ -87,6 +94,7 @@ def npm_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def node_verify(root: Path, secret: str, received: Received) -> dict[str, Any]:
     """Verify one delivery with Node's standardwebhooks (raises CalledProcessError when it refuses)."""
     data = json.dumps({"secret": secret, "body": received.raw.decode(), "headers": received.headers})
-    done = subprocess.run(["node", "verify.js"], cwd=root, input=data, capture_output=True, text=True, timeout=60,
-                          check=True)
+    done = subprocess.run(
+        ["node", "verify.js"], cwd=root, input=data, capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(done.stdout)

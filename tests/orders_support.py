@@ -2,6 +2,7 @@
 
 Test modules import the fixtures by name (`from tests.orders_support import fakes, fake`).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,18 @@ from config.settings import reset_settings
 from fakes import Fakes
 
 # fast enough for tests: limits stay on, but do not throttle a 100-order burst
-TEST_ENV = {"NOTIFY_FALLBACK": "none", "PROVIDER_TIMEOUT_S": "1.5", "ADMIN_EMAIL": "admin@example.com",
-            "RESEND_RATE_PER_S": "500", "PUSHOVER_RATE_PER_S": "500", "TELEGRAM_RATE_PER_S": "500",
-            "PRINTIFY_RATE_PER_MIN": "60000", "PRINTIFY_CATALOG_RATE_PER_MIN": "600", "STRIPE_RATE_PER_S": "500", "HOLD_MINUTES": "15"}
+TEST_ENV = {
+    "NOTIFY_FALLBACK": "none",
+    "PROVIDER_TIMEOUT_S": "1.5",
+    "ADMIN_EMAIL": "admin@example.com",
+    "RESEND_RATE_PER_S": "500",
+    "PUSHOVER_RATE_PER_S": "500",
+    "TELEGRAM_RATE_PER_S": "500",
+    "PRINTIFY_RATE_PER_MIN": "60000",
+    "PRINTIFY_CATALOG_RATE_PER_MIN": "600",
+    "STRIPE_RATE_PER_S": "500",
+    "HOLD_MINUTES": "15",
+}
 
 
 def set_env(values: dict[str, str]) -> dict[str, str | None]:
@@ -75,16 +85,31 @@ async def connect(database_url: str) -> asyncpg.Connection:
     return await asyncpg.connect(database_url)
 
 
-async def insert_item(conn: asyncpg.Connection, kind: str, *, stock: int | None = None, price_cents: int = 5000,
-                      title: str = "Piece", source_url: str | None = None,
-                      attributes: dict[str, Any] | None = None) -> int:
+async def insert_item(
+    conn: asyncpg.Connection,
+    kind: str,
+    *,
+    stock: int | None = None,
+    price_cents: int = 5000,
+    title: str = "Piece",
+    source_url: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> int:
     """An available item of `kind` (one_of_one, stable, print_on_demand)."""
     return await conn.fetchval(
         """
         INSERT INTO items (source, source_listing_id, source_url, title, kind, stock, status, price_cents, currency,
                            attributes)
         VALUES ('test', $1, $2, $3, $4, $5, 'available', $6, 'EUR', $7) RETURNING id
-        """, secrets.token_hex(8), source_url, title, kind, stock, price_cents, json.dumps(attributes or {}))
+        """,
+        secrets.token_hex(8),
+        source_url,
+        title,
+        kind,
+        stock,
+        price_cents,
+        json.dumps(attributes or {}),
+    )
 
 
 def pod_attributes() -> dict[str, Any]:

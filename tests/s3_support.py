@@ -1,4 +1,5 @@
 """A real local S3 server for tests: moto's server mode on a free loopback port."""
+
 from __future__ import annotations
 
 import socket

@@ -1,4 +1,5 @@
 """The README's "Code layout" section names every package directory, and names nothing that is not there."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The runtime wheel holds the runtime packages only: no local fakes, no bench scripts, no tests."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The runtime wheel built from a copy of this checkout (a build writes build/ and *.egg-info into its source)."""
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, tmp / "src", ignore=LOCAL)
-    run(sys.executable, "-m", "pip", "wheel", str(tmp / "src"), "--no-deps", "--no-build-isolation", "-q",
-        "-w", str(tmp / "dist"))
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        str(tmp / "src"),
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp / "dist"),
+    )
     (built,) = (tmp / "dist").glob("backroom-*.whl")
     return built
 
@@ -58,8 +69,14 @@ def test_the_wheel_ships_no_fakes_bench_or_tests(wheel: Path) -> None:
 def test_backroom_dev_from_the_wheel_says_how_to_get_the_marketplace(wheel: Path, tmp_path: Path) -> None:
     run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(wheel))
     # -P: no current directory on sys.path; the wheel's cli/ comes before the checkout's editable one
-    done = run(sys.executable, "-P", "-c", START_MARKETPLACE, cwd=tmp_path,
-               env={**_env(), "PYTHONPATH": str(tmp_path / "site")})
+    done = run(
+        sys.executable,
+        "-P",
+        "-c",
+        START_MARKETPLACE,
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": str(tmp_path / "site")},
+    )
     assert "marketplace: none" in done.stdout
     assert "run `make run` from a clone of the repository" in done.stdout
 

@@ -6,6 +6,7 @@ module), an attribute chain from an imported library name that reaches a private
 `getattr(<library name>, "_x")`, and, in a class built on a library class, a method or a
 `self._x` / `cls._x` / `super()._x` access naming a private member of that library class.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,8 +17,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("quart", "quart_schema", "redis", "dramatiq")
-PACKAGES = ("actors", "admin", "broker", "cli", "config", "db", "domain", "edge", "fakes", "media", "ml", "providers",
-            "schedules", "web")
+PACKAGES = (
+    "actors",
+    "admin",
+    "broker",
+    "cli",
+    "config",
+    "db",
+    "domain",
+    "edge",
+    "fakes",
+    "media",
+    "ml",
+    "providers",
+    "schedules",
+    "web",
+)
 # the one module per framework allowed to use its internals, behind a canary test and an exact pin
 ISOLATED = {"broker/dramatiq_consumer.py"}
 
@@ -79,9 +94,15 @@ def private_uses(source: str) -> list[str]:
             chain = _chain(node)  # `a._b.c` is reported once, at its private step `a._b`
             if chain and chain[0] in imported and _private(chain[-1]):
                 found.append((node.lineno, ".".join([imported[chain[0]], *chain[1:]])))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr")
-              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
-              and isinstance(node.args[1].value, str) and _private(node.args[1].value)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
+        ):
             chain = _chain(node.args[0])
             if chain and chain[0] in imported:
                 found.append((node.lineno, f"{node.func.id}({'.'.join(chain)}, {node.args[1].value!r})"))
@@ -106,18 +127,30 @@ def _subclass_uses(cls: ast.ClassDef, imported: dict[str, str]) -> list[tuple[in
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in cls.body:
             names.append((node.lineno, node.name))
         elif isinstance(node, ast.Attribute) and (
-                (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
-                or (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-                    and node.value.func.id == "super")):
+            (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            or (
+                isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "super"
+            )
+        ):
             names.append((node.lineno, node.attr))
-    return [(line, f"{cls.name}: {base.__module__}.{base.__qualname__}.{name}")
-            for line, name in names if _private(name)
-            for base in bases if any(name in vars(klass) for klass in base.__mro__)]
+    return [
+        (line, f"{cls.name}: {base.__module__}.{base.__qualname__}.{name}")
+        for line, name in names
+        if _private(name)
+        for base in bases
+        if any(name in vars(klass) for klass in base.__mro__)
+    ]
 
 
 def _modules() -> list[str]:
-    return sorted(str(path.relative_to(ROOT)) for package in PACKAGES if (ROOT / package).is_dir()
-                  for path in (ROOT / package).rglob("*.py"))
+    return sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        if (ROOT / package).is_dir()
+        for path in (ROOT / package).rglob("*.py")
+    )
 
 
 def _checked(path: str) -> list[str]:
@@ -135,25 +168,43 @@ def test_the_allow_lists_name_existing_modules_that_need_them() -> None:
         assert _checked(path), f"{path} uses no private name any more: drop it from the allow-list"
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("from dramatiq.brokers.redis import _RedisConsumer", ["1: from dramatiq.brokers.redis import _RedisConsumer"]),
-    ("from quart.helpers import _split_blueprint_path as split", ["1: from quart.helpers import _split_blueprint_path"]),
-    ("import redis.connection\nredis.connection.x._parser", ["2: redis.connection.x._parser"]),
-    ("import dramatiq\ndramatiq._private.thing", ["2: dramatiq._private"]),
-    ("import quart\nquart.helpers._split_blueprint_path('a.b')", ["2: quart.helpers._split_blueprint_path"]),
-    ("import redis.asyncio as aioredis\naioredis.connection._AsyncRESP2Parser",
-     ["2: redis.asyncio.connection._AsyncRESP2Parser"]),
-    ("from quart_schema import conversion\ngetattr(conversion, '_hidden')", ["2: getattr(conversion, '_hidden')"]),
-    ("from dramatiq.brokers.redis import RedisBroker\nclass B(RedisBroker):\n"
-     "    def f(self):\n        return self._max_unpack_size()",
-     ["4: B: dramatiq.brokers.redis.RedisBroker._max_unpack_size"]),
-    ("from quart.asgi import ASGIHTTPConnection\nclass C(ASGIHTTPConnection):\n"
-     "    async def _send_response(self, send, response):\n        await super()._send_response(send, response)",
-     ["3: C: quart.asgi.ASGIHTTPConnection._send_response", "4: C: quart.asgi.ASGIHTTPConnection._send_response"]),
-    # public names, private names of our own, and other libraries' private names are fine
-    ("import redis\nfrom dramatiq import Middleware\nclass M(Middleware):\n    def _mine(self):\n"
-     "        return self._own\nredis.Redis.from_url\nfrom collections import namedtuple\nnamedtuple('P', 'a')._make",
-     []),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from dramatiq.brokers.redis import _RedisConsumer", ["1: from dramatiq.brokers.redis import _RedisConsumer"]),
+        (
+            "from quart.helpers import _split_blueprint_path as split",
+            ["1: from quart.helpers import _split_blueprint_path"],
+        ),
+        ("import redis.connection\nredis.connection.x._parser", ["2: redis.connection.x._parser"]),
+        ("import dramatiq\ndramatiq._private.thing", ["2: dramatiq._private"]),
+        ("import quart\nquart.helpers._split_blueprint_path('a.b')", ["2: quart.helpers._split_blueprint_path"]),
+        (
+            "import redis.asyncio as aioredis\naioredis.connection._AsyncRESP2Parser",
+            ["2: redis.asyncio.connection._AsyncRESP2Parser"],
+        ),
+        ("from quart_schema import conversion\ngetattr(conversion, '_hidden')", ["2: getattr(conversion, '_hidden')"]),
+        (
+            "from dramatiq.brokers.redis import RedisBroker\nclass B(RedisBroker):\n"
+            "    def f(self):\n        return self._max_unpack_size()",
+            ["4: B: dramatiq.brokers.redis.RedisBroker._max_unpack_size"],
+        ),
+        (
+            "from quart.asgi import ASGIHTTPConnection\nclass C(ASGIHTTPConnection):\n"
+            "    async def _send_response(self, send, response):\n        await super()._send_response(send, response)",
+            [
+                "3: C: quart.asgi.ASGIHTTPConnection._send_response",
+                "4: C: quart.asgi.ASGIHTTPConnection._send_response",
+            ],
+        ),
+        # public names, private names of our own, and other libraries' private names are fine
+        (
+            "import redis\nfrom dramatiq import Middleware\nclass M(Middleware):\n    def _mine(self):\n"
+            "        return self._own\nredis.Redis.from_url\nfrom collections import namedtuple\n"
+            "namedtuple('P', 'a')._make",
+            [],
+        ),
+    ],
+)
 def test_private_uses_are_found(source: str, expected: list[str]) -> None:
     assert private_uses(source) == expected

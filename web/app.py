@@ -1,4 +1,5 @@
 """The Quart application: per-process resources opened in `before_serving`."""
+
 from __future__ import annotations
 
 import functools
@@ -107,9 +108,12 @@ def create_app() -> Quart:
     app.config["TOKEN_CACHE"] = TokenCache()
     QuartSchema(
         app,
-        info=Info(title="Backroom API", version="0.1.0",
-                  description="Validate and enqueue background jobs; read their records. Errors are problem "
-                              f"bodies (RFC 9457); a request body is at most {MAX_BODY_BYTES // 1024} KiB (413)."),
+        info=Info(
+            title="Backroom API",
+            version="0.1.0",
+            description="Validate and enqueue background jobs; read their records. Errors are problem "
+            f"bodies (RFC 9457); a request body is at most {MAX_BODY_BYTES // 1024} KiB (413).",
+        ),
         security_schemes={"bearer": HttpSecurityScheme(scheme="bearer")},
         security=[{"bearer": []}],
         openapi_provider_class=BackroomOpenAPI,
@@ -142,8 +146,9 @@ def create_app() -> Quart:
         # the process's one asyncio Redis client: enqueues, rate limits, health
         app.config["ENQUEUER"] = enqueuer = AsyncEnqueuer.open(actors.broker, settings)
         app.config["REDIS"] = enqueuer.client
-        app.config["RATE_LIMITER"] = TokenRateLimiter(app.config["REDIS"], settings.redis_namespace,
-                                                      settings.token_rate_limit_per_min)
+        app.config["RATE_LIMITER"] = TokenRateLimiter(
+            app.config["REDIS"], settings.redis_namespace, settings.token_rate_limit_per_min
+        )
 
     @app.after_serving
     async def close_resources() -> None:

@@ -1,4 +1,5 @@
 """ASGI entry point for hypercorn: `hypercorn web.asgi:app`."""
+
 from __future__ import annotations
 
 from web.app import create_app

@@ -1,4 +1,5 @@
 """Bearer-token authentication with scopes; verified tokens are cached briefly per process."""
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ quart-schema's `document_request`. A body that is not JSON answers 400 naming wh
 breaks; an invalid one, or one sent with another Content-Type, raises quart-schema's
 `RequestSchemaValidationError` (422 naming each field, web.errors).
 """
+
 from __future__ import annotations
 
 import functools

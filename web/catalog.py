@@ -5,6 +5,7 @@ an HMAC-SHA256 of the raw body (`X-Signature`, hex, `sha256=` optional). The eve
 `X-Event-Id`, else the body's `eventId`, else the body's sha256 (an identical redelivery is the
 same event). The body is validated here and handed whole to the actor, which stores it once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -102,8 +103,9 @@ class NewSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field(min_length=1, max_length=100, pattern=TEXT)
-    image_url: str = Field(min_length=10, max_length=2000,
-                           pattern=r"^https?://[A-Za-z0-9.:-]+([/?#][\x21-\x5a\x5e-\x7e]*)?$")
+    image_url: str = Field(
+        min_length=10, max_length=2000, pattern=r"^https?://[A-Za-z0-9.:-]+([/?#][\x21-\x5a\x5e-\x7e]*)?$"
+    )
     description: str | None = Field(None, max_length=1000, pattern=TEXT)
 
 
@@ -114,8 +116,13 @@ class NewSeed(BaseModel):
 @document_response(Accepted, 202)
 async def post_seed(data: NewSeed) -> Any:
     """Add a style seed from an image URL: `add_seed` rehosts the image and embeds the seed."""
-    return await enqueue(add_seed, unique_key=f"add_seed:{data.label}", label=data.label, image_url=data.image_url,
-                         description=data.description)
+    return await enqueue(
+        add_seed,
+        unique_key=f"add_seed:{data.label}",
+        label=data.label,
+        image_url=data.image_url,
+        description=data.description,
+    )
 
 
 # the upload's declared type -> the format its bytes must have (what the rehosting re-encodes)
@@ -141,7 +148,9 @@ async def post_seed_upload(query_args: SeedUpload) -> Any:
     expected = UPLOAD_TYPES.get(request.mimetype)
     if expected is None:
         return problem(415, f"the body must be an image: Content-Type one of {', '.join(UPLOAD_TYPES)}")
-    data = await request.get_data(True, False, False)  # bytes; at most MAX_CONTENT_LENGTH (1 MiB): past it, 413 before this runs
+    data = await request.get_data(
+        True, False, False
+    )  # bytes; at most MAX_CONTENT_LENGTH (1 MiB): past it, 413 before this runs
     settings = get_settings()
     try:
         found = await asyncio.to_thread(probe, data, max_pixels=settings.rehost_max_pixels)
@@ -153,7 +162,13 @@ async def post_seed_upload(query_args: SeedUpload) -> Any:
         key = await asyncio.to_thread(open_store(settings).put, data, extension="raw")
     except Exception as error:  # a full disk, an unreachable bucket: nothing was enqueued
         log.warning("seed upload not staged: %s", type(error).__name__)
-        return problem(503, "the media store is unavailable; nothing was enqueued, try again",
-                       headers={"Retry-After": "30"})
-    return await enqueue(add_seed_upload, unique_key=f"add_seed:{query_args.label}", label=query_args.label,
-                         upload_key=key, description=query_args.description)
+        return problem(
+            503, "the media store is unavailable; nothing was enqueued, try again", headers={"Retry-After": "30"}
+        )
+    return await enqueue(
+        add_seed_upload,
+        unique_key=f"add_seed:{query_args.label}",
+        label=query_args.label,
+        upload_key=key,
+        description=query_args.description,
+    )

@@ -3,6 +3,7 @@
 Availability is live: items sold or archived since the generation ran are left out (their count
 stays in `item_count`), unless `include_unavailable=true` shows them with their current status.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -77,12 +78,19 @@ def _collection(view: CollectionView) -> CollectionOut:
 async def get_collections(query_args: SurfaceQuery) -> Any:
     """The surface's current, valid collections with their available items (an empty list before the first run)."""
     async with current_app.config["DB_POOL"].acquire() as conn:
-        view = await select_surface_collections(conn, query_args.surface,
-                                                include_unavailable=query_args.include_unavailable)
+        view = await select_surface_collections(
+            conn, query_args.surface, include_unavailable=query_args.include_unavailable
+        )
     if view is None:
         return _json(SurfaceOut(surface=query_args.surface, generation=None, generated_at=None, collections=[]))
-    return _json(SurfaceOut(surface=view.surface, generation=view.generation, generated_at=view.generated_at,
-                            collections=[_collection(c) for c in view.collections]))
+    return _json(
+        SurfaceOut(
+            surface=view.surface,
+            generation=view.generation,
+            generated_at=view.generated_at,
+            collections=[_collection(c) for c in view.collections],
+        )
+    )
 
 
 @blueprint.get("/collections/<id:collection_id>")

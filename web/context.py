@@ -1,4 +1,5 @@
 """What the web's modules know about the request being served, beyond Quart's request object."""
+
 from __future__ import annotations
 
 from contextvars import ContextVar

@@ -1,4 +1,5 @@
 """Enqueueing edge work from the API: refused with 409 while no edge node is live (unless forced)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,11 @@ async def enqueue_edge(actor_name: str, kwargs: dict[str, Any], *, force: bool, 
     except BROKER_DOWN:
         return unreachable()
     if not live:
-        return problem(409, f"no edge node is live (none heartbeated in the last {ttl_s} s), so nothing would "
-                            "run this job; start `backroom worker --edge`, or send `force: true` to queue it anyway")
+        return problem(
+            409,
+            f"no edge node is live (none heartbeated in the last {ttl_s} s), so nothing would "
+            "run this job; start `backroom worker --edge`, or send `force: true` to queue it anyway",
+        )
     options = message_options(unique_key or sent)
     # on the edge namespace, where edge workers consume (the job's record lives there too)
     return await enqueue_message(edge_broker(broker), edge_message(actor_name, kwargs, options=options))

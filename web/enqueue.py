@@ -1,4 +1,5 @@
 """Enqueueing from the web process: off the event loop, and 503 when Redis is down."""
+
 from __future__ import annotations
 
 import functools
@@ -48,16 +49,20 @@ async def enqueue_message(broker: Any, message: dramatiq.Message) -> Any:
     try:
         message = await current_app.config["ENQUEUER"].enqueue(message, broker=broker)
     except NotReplicated:
-        return problem(503, "the job was queued but no replica confirmed it in time, so a Redis failover could "
-                            "lose it; try again (with a unique key, a job that did survive is not queued twice)",
-                       headers={"Retry-After": "5"})
+        return problem(
+            503,
+            "the job was queued but no replica confirmed it in time, so a Redis failover could "
+            "lose it; try again (with a unique key, a job that did survive is not queued twice)",
+            headers={"Retry-After": "5"},
+        )
     except BROKER_DOWN:
         return unreachable()
     return accepted(message.message_id, deduplicated=bool(message.options.get("deduplicated")))
 
 
-async def send(actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
-               unique_key: str | None = None) -> dramatiq.Message:
+async def send(
+    actor: dramatiq.Actor, *, args: tuple = (), kwargs: dict[str, Any] | None = None, unique_key: str | None = None
+) -> dramatiq.Message:
     """Enqueue one message through the app's enqueuer (raises BROKER_DOWN errors)."""
     message = actor.message_with_options(args=args, kwargs=kwargs or {}, **message_options(unique_key))
     return await current_app.config["ENQUEUER"].enqueue(message, broker=actor.broker)

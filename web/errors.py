@@ -1,4 +1,5 @@
 """Error responses: one RFC 9457 problem body (`application/problem+json`) for every error answer."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ from broker.outage import refusal
 PROBLEM_JSON = "application/problem+json"
 T = TypeVar("T", bound=Callable[..., Any])
 # Postgres unreachable, refusing connections, or the pool waited too long: the request can be tried again
-DATABASE_DOWN = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                 asyncpg.TooManyConnectionsError)
+DATABASE_DOWN = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 class Problem(BaseModel):
@@ -30,11 +36,13 @@ class Problem(BaseModel):
     status: int = Field(ge=400, le=599)
     detail: str = Field(description="What went wrong with this request, for people.")
     errors: dict[str, str] | None = Field(
-        None, description="A 422's bad fields: dotted path (`item_ids.0`, `query.q`, `header.unique-key`) -> reason.")
+        None, description="A 422's bad fields: dotted path (`item_ids.0`, `query.q`, `header.unique-key`) -> reason."
+    )
 
 
-def problem(status: int, detail: str, *, fields: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
+def problem(
+    status: int, detail: str, *, fields: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     """A problem response with `status`: `detail` for people, `fields` (-> `errors`) for a 422's bad fields."""
     body: dict[str, Any] = {"type": "about:blank", "title": _title(status), "status": status, "detail": detail}
     if fields:
@@ -115,5 +123,8 @@ def install_error_handlers(app: Quart) -> None:
         why = refusal(error)
         if not why:
             raise error
-        return problem(503, f"the job queue's Redis is {why} and refused the write; nothing was changed, "
-                            "try again later", headers={"Retry-After": "30"})
+        return problem(
+            503,
+            f"the job queue's Redis is {why} and refused the write; nothing was changed, try again later",
+            headers={"Retry-After": "30"},
+        )

@@ -1,4 +1,5 @@
 """/healthz (Redis and Postgres reachable) and /metrics (Prometheus)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,9 @@ async def _metrics_refusal(access: str) -> Any:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     token = await current_app.config["TOKEN_CACHE"].lookup(hash_token(raw.strip())) if raw.strip() else None
     if scheme.lower() != "bearer" or token is None:
-        return problem(401, "/metrics needs a bearer token with the admin:read scope",
-                       headers={"WWW-Authenticate": "Bearer"})
+        return problem(
+            401, "/metrics needs a bearer token with the admin:read scope", headers={"WWW-Authenticate": "Bearer"}
+        )
     if not grants(token.scopes, "admin:read"):
         return problem(403, "this token lacks the 'admin:read' scope")
     return None

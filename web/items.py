@@ -1,4 +1,5 @@
 """/v1/items: the list reviewers and storefronts read; /v1/items/{id}/approve|reject, done by actors."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -51,8 +52,15 @@ async def list_items(query_args: ItemQuery) -> Any:
     if (q.status != "available" or q.source is not None) and not grants(g.token.scopes, "admin:read"):
         return problem(403, "only admin:read tokens may list items that are not available, or filter by source")
     async with current_app.config["DB_POOL"].acquire() as conn:
-        cards = await select_items(conn, status=q.status, source=q.source, kind=q.kind, text=q.text,
-                                   before_id=int(q.cursor[1:]) if q.cursor else None, limit=q.limit)
+        cards = await select_items(
+            conn,
+            status=q.status,
+            source=q.source,
+            kind=q.kind,
+            text=q.text,
+            before_id=int(q.cursor[1:]) if q.cursor else None,
+            limit=q.limit,
+        )
     items = [ItemOut(**{**vars(c), "media_keys": list(c.media_keys)}) for c in cards]
     next_cursor = f"i{cards[-1].id}" if len(cards) == q.limit else None
     return ItemPage(items=items, next_cursor=next_cursor).model_dump(mode="json")

@@ -1,4 +1,5 @@
 """/v1/jobs: enqueue an operation, read a job's record, cancel a job that has not started."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,14 @@ from web.errors import document_errors, problem
 from web.known import unknown_source, unknown_surface
 from web.notify import enqueue_notify
 from web.schemas import (
-    Accepted, CollectionsJob, EmbedJob, EnrichJob, NotifyJob, PingJob, PruneJob, ScrapeJob,
+    Accepted,
+    CollectionsJob,
+    EmbedJob,
+    EnrichJob,
+    NotifyJob,
+    PingJob,
+    PruneJob,
+    ScrapeJob,
 )
 
 blueprint = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -35,8 +43,15 @@ JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-def operation(method: str, rule: str, *, body: type | None = None, answers: type = Accepted, status: int = 202,
-              errors: tuple[int, ...] = ()) -> Callable[[F], F]:
+def operation(
+    method: str,
+    rule: str,
+    *,
+    body: type | None = None,
+    answers: type = Accepted,
+    status: int = 202,
+    errors: tuple[int, ...] = (),
+) -> Callable[[F], F]:
     """Route a `jobs`-scoped operation: bearer token, its body validated, its answers documented.
 
     `body`: the request model (the handler gets `data=`); `answers`/`status`: its success
@@ -101,8 +116,12 @@ async def post_scrape(data: ScrapeJob) -> Any:
     """Scrape one marketplace search on an edge worker; 409 when no edge node is live (unless `force`)."""
     if (unknown := await unknown_source(data.source)) is not None:
         return unknown
-    return await enqueue_edge(SCRAPE_SOURCE, {"source": data.source, "query": data.query, "limit": data.limit},
-                              force=data.force, unique_key=data.unique_key)
+    return await enqueue_edge(
+        SCRAPE_SOURCE,
+        {"source": data.source, "query": data.query, "limit": data.limit},
+        force=data.force,
+        unique_key=data.unique_key,
+    )
 
 
 # a job id is a UUID (36 characters): /v1/jobs/ping is an operation, never a job, so that a path

@@ -4,6 +4,7 @@ The configured ones live in Postgres (the schedule config an admin edits with
 `backroom schedules sources|surfaces` or on /admin/schedules); one read per request that
 names one. Without this, such a job was accepted, retried and dead-lettered.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """POST /v1/jobs/notify's checks: a known template with its fields, and a provider that is configured."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,7 +22,17 @@ async def enqueue_notify(data: NotifyJob) -> Any:
     if missing:
         return problem(422, "invalid request body", fields={"data": f"missing field(s): {', '.join(missing)}"})
     if sender_name(get_settings(), data.channel) is None:
-        return problem(503, f"provider not configured: {PROVIDER_OF[data.channel]} ({data.channel})",
-                       headers={"Retry-After": "300"})
-    return await enqueue(notify, unique_key=data.unique_key, channel=data.channel, recipient=data.recipient,
-                         template=data.template, data=data.data, idempotency_key=data.idempotency_key)
+        return problem(
+            503,
+            f"provider not configured: {PROVIDER_OF[data.channel]} ({data.channel})",
+            headers={"Retry-After": "300"},
+        )
+    return await enqueue(
+        notify,
+        unique_key=data.unique_key,
+        channel=data.channel,
+        recipient=data.recipient,
+        template=data.template,
+        data=data.data,
+        idempotency_key=data.idempotency_key,
+    )

@@ -7,14 +7,15 @@ handler has to repeat it:
 
 - every error answer is a problem body (`application/problem+json`, web.errors.Problem);
 - a bearer operation can answer 401, 403 and 429; a body 400 (not JSON), 413 and 422; a raw
-  body (`document_binary_body`, e.g. an image) 413, 415 and 422; a query string 422; a path parameter 404 (no such resource); every operation 503 (a
-  dependency is unreachable);
+  body (`document_binary_body`, e.g. an image) 413, 415 and 422; a query string 422; a path
+  parameter 404 (no such resource); every operation 503 (a dependency is unreachable);
 - request bodies are required, and so are the query parameters their model requires;
 - a 204 answer has no body;
 - an id in the path states the range its column holds;
 - the enqueueing operations (202 `Accepted`) take the `Unique-Key` header;
 - the /admin/ pages (HTML, signed in with a session cookie, not a bearer token) are left out.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -33,7 +34,9 @@ BEARER_ERRORS = (401, 403, 429)
 BODY_ERRORS = (400, 413, 422)
 T = TypeVar("T", bound=Callable[..., Any])
 UNIQUE_KEY_HEADER = {
-    "name": "Unique-Key", "in": "header", "required": False,
+    "name": "Unique-Key",
+    "in": "header",
+    "required": False,
     "description": "As the body's `unique_key`: while a job with this key is live, it is answered instead.",
     "schema": {"type": "string", "minLength": 1, "maxLength": UNIQUE_KEY_MAX, "pattern": r"^[\x21-\x7e]+$"},
 }
@@ -47,8 +50,17 @@ def document_binary_body(media_types: Iterable[str], *, description: str) -> Cal
     """Document a handler whose body is raw bytes of these media types (quart-schema documents only models)."""
 
     def decorate(handler: T) -> T:
-        setattr(handler, BINARY_BODY, {"description": description, "required": True, "content": {
-            media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types}})
+        setattr(
+            handler,
+            BINARY_BODY,
+            {
+                "description": description,
+                "required": True,
+                "content": {
+                    media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types
+                },
+            },
+        )
         return handler
 
     return decorate
@@ -106,8 +118,11 @@ class BackroomOpenAPI(OpenAPIProvider):
         return paths, components
 
     def _complete(self, operation: dict[str, Any], inline: dict[str, Any], *, binary: bool = False) -> dict[str, Any]:
-        operation = {**operation, "responses": dict(operation["responses"]),
-                     "parameters": list(operation["parameters"])}
+        operation = {
+            **operation,
+            "responses": dict(operation["responses"]),
+            "parameters": list(operation["parameters"]),
+        }
         errors: set[int] = {503}
         if operation.get("security") != []:  # [] marks a public operation
             errors.update(BEARER_ERRORS)
@@ -138,5 +153,7 @@ class BackroomOpenAPI(OpenAPIProvider):
 
 def _problem(status: int) -> dict[str, Any]:
     """The response object of an error answer: a problem body."""
-    return {"description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }

@@ -1,4 +1,5 @@
 """/v1/orders: read an order; cancel, refund and dispatch it through actors (admin only)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -65,13 +66,34 @@ class OrderView(BaseModel):
 
 def _view(order: Order) -> OrderView:
     return OrderView(
-        id=order.id, status=order.status, hold_until=order.hold_until, amount_total_cents=order.amount_total_cents,
-        currency=order.currency, customer_email=order.customer_email, cancel_reason=order.cancel_reason,
-        review_reason=order.review_reason, paid_at=order.paid_at, refunded_cents=order.refunded_cents,
-        dispute_status=order.dispute_status, printify_order_id=order.printify_order_id, printify_status=order.printify_status, tracking=order.tracking,
-        refunded=order.stripe_refund_id is not None, released_at=order.released_at, created_at=order.created_at,
-        lines=[OrderLineView(item_id=line.item_id, kind=line.kind, quantity=line.quantity,
-                             unit_price_cents=line.unit_price_cents, title=line.title) for line in order.lines])
+        id=order.id,
+        status=order.status,
+        hold_until=order.hold_until,
+        amount_total_cents=order.amount_total_cents,
+        currency=order.currency,
+        customer_email=order.customer_email,
+        cancel_reason=order.cancel_reason,
+        review_reason=order.review_reason,
+        paid_at=order.paid_at,
+        refunded_cents=order.refunded_cents,
+        dispute_status=order.dispute_status,
+        printify_order_id=order.printify_order_id,
+        printify_status=order.printify_status,
+        tracking=order.tracking,
+        refunded=order.stripe_refund_id is not None,
+        released_at=order.released_at,
+        created_at=order.created_at,
+        lines=[
+            OrderLineView(
+                item_id=line.item_id,
+                kind=line.kind,
+                quantity=line.quantity,
+                unit_price_cents=line.unit_price_cents,
+                title=line.title,
+            )
+            for line in order.lines
+        ],
+    )
 
 
 async def _order(order_id: int) -> Order | None:
@@ -134,5 +156,6 @@ async def post_dispatch(order_id: int, data: DispatchBody) -> Any:
         return problem(404, "no such order")
     if order.status not in ("released", "in_production", "dispatched"):
         return problem(409, f"the order is {order.status}; only a released order can be dispatched")
-    return await enqueue(dispatch_order, unique_key=f"dispatch_order:{order_id}", order_id=order_id,
-                         **data.model_dump())
+    return await enqueue(
+        dispatch_order, unique_key=f"dispatch_order:{order_id}", order_id=order_id, **data.model_dump()
+    )

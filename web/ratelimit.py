@@ -9,6 +9,7 @@ A process takes a lease of up to half a second's worth of requests from the buck
 per lease, not per request. A lease is never
 dropped, so the limit holds to within one lease per process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,5 +83,8 @@ class TokenRateLimiter:
 
 def too_many(token: ApiToken, wait_s: int) -> Any:
     """The 429 a token over its rate limit gets."""
-    return problem(429, f"token {token.prefix}... is over its rate limit; retry in {wait_s} s",
-                   headers={"Retry-After": str(wait_s)})
+    return problem(
+        429,
+        f"token {token.prefix}... is over its rate limit; retry in {wait_s} s",
+        headers={"Retry-After": str(wait_s)},
+    )

@@ -2,6 +2,7 @@
 
 Writes validate here and go through actors (202); reads come straight from the database.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,11 @@ from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
 from actors.reminders import (
-    delete_reminder_policy, delete_reminder_subject, now_us, update_preferences, upsert_reminder_policy,
+    delete_reminder_policy,
+    delete_reminder_subject,
+    now_us,
+    update_preferences,
+    upsert_reminder_policy,
     upsert_reminder_subject,
 )
 from db.notifications import select_templates
@@ -46,6 +51,7 @@ def _known_zone(value: str) -> str:
 
 # the zones are listed once in the schema (a component); the before-validator keeps the error message short
 if TYPE_CHECKING:  # the checker cannot type an Enum made at start: it sees a str Enum without members
+
     class Zone(str, Enum): ...
 else:
     Zone = Enum("TimeZone", {name: name for name in known_zones()}, type=str)
@@ -72,17 +78,25 @@ Address = Annotated[str, Field(min_length=1, max_length=320, pattern=TEXT)]
 OCCURS_ON = r"^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 OccursOn = Annotated[date, WithJsonSchema({"type": "string", "format": "date", "pattern": OCCURS_ON})]
 # offsets_minutes and channels come together, or neither does (a policy applies)
-TOGETHER: JsonDict = {"anyOf": [
-    {"properties": {"offsets_minutes": {"maxItems": 0}, "channels": {"maxItems": 0}}},
-    {"required": ["offsets_minutes", "channels"],
-     "properties": {"offsets_minutes": {"minItems": 1}, "channels": {"minItems": 1}}},
-]}
+TOGETHER: JsonDict = {
+    "anyOf": [
+        {"properties": {"offsets_minutes": {"maxItems": 0}, "channels": {"maxItems": 0}}},
+        {
+            "required": ["offsets_minutes", "channels"],
+            "properties": {"offsets_minutes": {"minItems": 1}, "channels": {"minItems": 1}},
+        },
+    ]
+}
 # quiet_start and quiet_end come together, or neither does
-QUIET_PAIR: JsonDict = {"anyOf": [
-    {"properties": {"quiet_start": {"type": "null"}, "quiet_end": {"type": "null"}}},
-    {"required": ["quiet_start", "quiet_end"],
-     "properties": {"quiet_start": {"type": "string"}, "quiet_end": {"type": "string"}}},
-]}
+QUIET_PAIR: JsonDict = {
+    "anyOf": [
+        {"properties": {"quiet_start": {"type": "null"}, "quiet_end": {"type": "null"}}},
+        {
+            "required": ["quiet_start", "quiet_end"],
+            "properties": {"quiet_start": {"type": "string"}, "quiet_end": {"type": "string"}},
+        },
+    ]
+}
 
 
 class PolicyBody(BaseModel):
@@ -222,9 +236,15 @@ async def put_policy(policy_id: str, data: PolicyBody) -> Any:
     """Create or replace a reminder policy (offsets and channels)."""
     if (bad := _bad_id(policy_id)) is not None:
         return bad
-    return await enqueue(upsert_reminder_policy, policy_id=policy_id, name=data.name, owner=data.owner,
-                         offsets_minutes=data.offsets_minutes, channels=list(data.channels),
-                         send_at=data.send_at.isoformat())
+    return await enqueue(
+        upsert_reminder_policy,
+        policy_id=policy_id,
+        name=data.name,
+        owner=data.owner,
+        offsets_minutes=data.offsets_minutes,
+        channels=list(data.channels),
+        send_at=data.send_at.isoformat(),
+    )
 
 
 @blueprint.delete("/reminders/policies/<policy_id>")
@@ -255,18 +275,30 @@ async def put_subject(subject: str, data: SubjectBody) -> Any:
     if (bad := _bad_id(subject)) is not None:
         return bad
     async with current_app.config["DB_POOL"].acquire() as conn:
-        policy_id = data.policy_id or (None if data.offsets_minutes else
-                                       (await select_preferences(conn, data.recipient)).default_policy_id)
+        policy_id = data.policy_id or (
+            None if data.offsets_minutes else (await select_preferences(conn, data.recipient)).default_policy_id
+        )
         policy = await select_policy(conn, policy_id) if policy_id else None
         stored = [] if data.template in TEMPLATES else await select_templates(conn, data.template)
     if (refused := _unfit(data, policy_id, policy, stored)) is not None:
         return refused
     return await enqueue(
-        upsert_reminder_subject, subject=subject, recipient=data.recipient, addresses=dict(data.addresses),
-        occurs_on=data.occurs_on.isoformat(), time_zone=data.time_zone.value, at=data.at and data.at.isoformat(),
-        recurrence=data.recurrence, offsets_minutes=data.offsets_minutes, channels=list(data.channels),
-        template=data.template, data=data.data, send_at=data.send_at.isoformat(), policy_id=data.policy_id,
-        revision=now_us())
+        upsert_reminder_subject,
+        subject=subject,
+        recipient=data.recipient,
+        addresses=dict(data.addresses),
+        occurs_on=data.occurs_on.isoformat(),
+        time_zone=data.time_zone.value,
+        at=data.at and data.at.isoformat(),
+        recurrence=data.recurrence,
+        offsets_minutes=data.offsets_minutes,
+        channels=list(data.channels),
+        template=data.template,
+        data=data.data,
+        send_at=data.send_at.isoformat(),
+        policy_id=data.policy_id,
+        revision=now_us(),
+    )
 
 
 def _unfit(data: SubjectBody, policy_id: str | None, policy: Any, stored: list[Any]) -> Any:
@@ -274,8 +306,11 @@ def _unfit(data: SubjectBody, policy_id: str | None, policy: Any, stored: list[A
     channels = list(data.channels)
     if policy_id or not data.offsets_minutes:
         if policy is None:
-            return problem(404, "no such reminder policy (name one, give offsets_minutes and channels, or set the "
-                                "recipient's default_policy_id)")
+            return problem(
+                404,
+                "no such reminder policy (name one, give offsets_minutes and channels, or set the "
+                "recipient's default_policy_id)",
+            )
         channels = list(policy.channels)
     if missing := [c for c in channels if c not in data.addresses]:
         return problem(409, f"addresses: no address for {', '.join(missing)}")
@@ -328,11 +363,19 @@ async def get_preferences(recipient: str) -> Any:
         return bad
     async with current_app.config["DB_POOL"].acquire() as conn:
         prefs = await select_preferences(conn, recipient)
-    return _json(PreferencesOut(recipient=recipient, time_zone=Zone(prefs.time_zone),
-                                channels_off=cast(list[Channel], sorted(prefs.channels_off)),  # stored from a body
-                                quiet_start=prefs.quiet_start,
-                                quiet_end=prefs.quiet_end, daily_cap=prefs.daily_cap, opted_out=prefs.opted_out,
-                                locale=prefs.locale, default_policy_id=prefs.default_policy_id))
+    return _json(
+        PreferencesOut(
+            recipient=recipient,
+            time_zone=Zone(prefs.time_zone),
+            channels_off=cast(list[Channel], sorted(prefs.channels_off)),  # stored from a body
+            quiet_start=prefs.quiet_start,
+            quiet_end=prefs.quiet_end,
+            daily_cap=prefs.daily_cap,
+            opted_out=prefs.opted_out,
+            locale=prefs.locale,
+            default_policy_id=prefs.default_policy_id,
+        )
+    )
 
 
 @blueprint.put("/notifications/preferences/<recipient>")
@@ -346,11 +389,18 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
     """Replace a recipient's preferences; each of their next sends is judged by them."""
     if (bad := _bad_id(recipient)) is not None:
         return bad
-    return await enqueue(update_preferences, recipient=recipient, time_zone=data.time_zone.value,
-                         channels_off=sorted(data.channels_off), daily_cap=data.daily_cap, opted_out=data.opted_out,
-                         locale=data.locale, default_policy_id=data.default_policy_id,
-                         quiet_start=data.quiet_start and data.quiet_start.isoformat(),
-                         quiet_end=data.quiet_end and data.quiet_end.isoformat())
+    return await enqueue(
+        update_preferences,
+        recipient=recipient,
+        time_zone=data.time_zone.value,
+        channels_off=sorted(data.channels_off),
+        daily_cap=data.daily_cap,
+        opted_out=data.opted_out,
+        locale=data.locale,
+        default_policy_id=data.default_policy_id,
+        quiet_start=data.quiet_start and data.quiet_start.isoformat(),
+        quiet_end=data.quiet_end and data.quiet_end.isoformat(),
+    )
 
 
 @blueprint.get("/notifications/log")
@@ -362,6 +412,11 @@ async def put_preferences(recipient: str, data: PreferencesBody) -> Any:
 async def get_log(query_args: LogQuery) -> Any:
     """What happened to each send (queued, deferred, sending, sent, failed, skipped, cancelled), newest first."""
     async with current_app.config["DB_POOL"].acquire() as conn:
-        entries = await select_log(conn, recipient=query_args.recipient, subject=query_args.subject,
-                                   before_id=query_args.before_id, limit=query_args.limit)
+        entries = await select_log(
+            conn,
+            recipient=query_args.recipient,
+            subject=query_args.subject,
+            before_id=query_args.before_id,
+            limit=query_args.limit,
+        )
     return _json(LogOut(entries=[LogEntryOut(**asdict(e)) for e in entries]))

@@ -1,4 +1,5 @@
 """Request and response bodies of the API (pydantic; the OpenAPI document is built from them)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -58,7 +59,9 @@ class JobBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unique_key: str | None = Field(
-        None, min_length=1, max_length=UNIQUE_KEY_MAX,
+        None,
+        min_length=1,
+        max_length=UNIQUE_KEY_MAX,
         description="While a job with this key is queued, delayed, running or retrying, return it instead.",
     )
 
@@ -78,8 +81,12 @@ class PingJob(JobBody):
 class ScrapeJob(JobBody):
     """Scrape one marketplace search on an edge worker."""
 
-    source: str = Field(min_length=1, max_length=50, pattern=NAME,
-                        description="A configured scrape source (`backroom schedules sources`); 404 otherwise.")
+    source: str = Field(
+        min_length=1,
+        max_length=50,
+        pattern=NAME,
+        description="A configured scrape source (`backroom schedules sources`); 404 otherwise.",
+    )
     query: str = Field(min_length=1, max_length=200, pattern=TEXT)
     limit: Int = Field(40, ge=1, le=200)
     force: bool = Field(False, description="Queue it even when no edge node is live (otherwise 409).")
@@ -95,8 +102,13 @@ class EmbedJob(JobBody):
 class PruneJob(JobBody):
     """Check that live items' source listings still exist."""
 
-    source: str | None = Field(None, min_length=1, max_length=50, pattern=NAME,
-                               description="Only this configured scrape source's items; 404 for another.")
+    source: str | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        pattern=NAME,
+        description="Only this configured scrape source's items; 404 for another.",
+    )
 
 
 class EnrichJob(JobBody):
@@ -109,26 +121,45 @@ class EnrichJob(JobBody):
 class CollectionsJob(JobBody):
     """Generate the curated collections of one surface."""
 
-    surface: str = Field(min_length=1, max_length=50, pattern=NAME,
-                         description="A configured collection surface (`backroom schedules surfaces`); 404 otherwise.")
+    surface: str = Field(
+        min_length=1,
+        max_length=50,
+        pattern=NAME,
+        description="A configured collection surface (`backroom schedules surfaces`); 404 otherwise.",
+    )
 
 
 class NotifyJob(JobBody):
     """Send one notification through a provider."""
 
     # each template's required `data` fields, stated in the schema (JSON Schema if/then)
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
-        {"if": {"properties": {"template": {"const": name}}, "required": ["template"]},
-         "then": {"properties": {"data": {"required": _sorted(required_fields(name))}}, "required": ["data"]}}
-        for name in sorted(TEMPLATES) if required_fields(name)]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"template": {"const": name}}, "required": ["template"]},
+                    "then": {
+                        "properties": {"data": {"required": _sorted(required_fields(name))}},
+                        "required": ["data"],
+                    },
+                }
+                for name in sorted(TEMPLATES)
+                if required_fields(name)
+            ]
+        },
+    )
 
     channel: Literal["email", "push", "chat"]
     recipient: str = Field(min_length=1, max_length=320, pattern=TEXT)
     template: Template
     data: dict[FieldName, FieldValue] = Field(
-        default_factory=dict, max_length=16, json_schema_extra=names_in_full,
+        default_factory=dict,
+        max_length=16,
+        json_schema_extra=names_in_full,
         description="The template's fields: at most 16, names up to 64 and text values up to 960 characters "
-                    "(16 KiB of text at most; it travels in the message and is stored for days).")
+        "(16 KiB of text at most; it travels in the message and is stored for days).",
+    )
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=TEXT)
 
 
@@ -138,4 +169,3 @@ class Accepted(BaseModel):
     job_id: str
     status_url: str
     deduplicated: bool = False
-

@@ -1,5 +1,6 @@
 """Similarity search (read-only): stylist matching, similar items, seed lookup. No inference here:
 every vector was made by the embed actors, so the web process only averages and queries."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -140,8 +141,15 @@ async def post_stylist_match(data: StylistMatch) -> Any:
             centroid, model = await _centroid(conn, data.seed_ids)
         except Refused as refused:
             return problem(refused.status, str(refused))
-        cards = await select_nearest_items(conn, centroid, model=model, slot=data.slot, limit=data.limit,
-                                           offset=data.offset, ef_search=get_settings().search_ef_search)
+        cards = await select_nearest_items(
+            conn,
+            centroid,
+            model=model,
+            slot=data.slot,
+            limit=data.limit,
+            offset=data.offset,
+            ef_search=get_settings().search_ef_search,
+        )
     return _matches(cards, data.limit, data.offset, model)
 
 
@@ -160,8 +168,15 @@ async def get_similar_items(item_id: int, query_args: Page) -> Any:
                 return problem(409, f"item {item_id} has no embedding yet")
             return problem(404, "no such item")
         vector, model = found
-        cards = await select_nearest_items(conn, vector, model=model, exclude_ids=[item_id], limit=query_args.limit,
-                                           offset=query_args.offset, ef_search=get_settings().search_ef_search)
+        cards = await select_nearest_items(
+            conn,
+            vector,
+            model=model,
+            exclude_ids=[item_id],
+            limit=query_args.limit,
+            offset=query_args.offset,
+            ef_search=get_settings().search_ef_search,
+        )
     return _matches(cards, query_args.limit, query_args.offset, model)
 
 

@@ -1,5 +1,6 @@
 """/v1/tickets: ops tickets for admins (list, read, assign, comment, close, approve a refund), and
 /v1/orders/{id}/refund-request for the storefront; every write through an actor."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -94,11 +95,21 @@ class TicketList(BaseModel):
 
 
 def _view(ticket: Ticket) -> TicketView:
-    return TicketView(id=ticket.id, kind=ticket.kind, subject=ticket.subject, order_id=ticket.order_id,
-                      contact=ticket.contact, status=ticket.status, assignee=ticket.assignee,
-                      created_at=ticket.created_at, closed_at=ticket.closed_at,
-                      thread=[InteractionView(author=i.author, action=i.action, body=i.body, created_at=i.created_at)
-                              for i in ticket.thread])
+    return TicketView(
+        id=ticket.id,
+        kind=ticket.kind,
+        subject=ticket.subject,
+        order_id=ticket.order_id,
+        contact=ticket.contact,
+        status=ticket.status,
+        assignee=ticket.assignee,
+        created_at=ticket.created_at,
+        closed_at=ticket.closed_at,
+        thread=[
+            InteractionView(author=i.author, action=i.action, body=i.body, created_at=i.created_at)
+            for i in ticket.thread
+        ],
+    )
 
 
 def _json(model: BaseModel) -> Any:
@@ -137,8 +148,7 @@ async def _act(ticket_id: int, action: str, body: str = "", assignee: str | None
     if await _ticket(ticket_id) is None:
         return problem(404, "no such ticket")
     author = str(getattr(g.token, "name", "admin"))
-    return await enqueue(act_on_ticket, ticket_id=ticket_id, action=action, author=author, body=body,
-                         assignee=assignee)
+    return await enqueue(act_on_ticket, ticket_id=ticket_id, action=action, author=author, body=body, assignee=assignee)
 
 
 @blueprint.post("/tickets/<id:ticket_id>/assign")
@@ -186,8 +196,12 @@ async def approve_ticket_refund(ticket_id: int) -> Any:
         return problem(404, "no such ticket")
     if ticket.kind != "refund_request":
         return problem(409, f"ticket {ticket_id} is a {ticket.kind} ticket, not a refund request")
-    return await enqueue(approve_refund, unique_key=f"approve_refund:{ticket_id}", ticket_id=ticket_id,
-                         author=str(getattr(g.token, "name", "admin")))
+    return await enqueue(
+        approve_refund,
+        unique_key=f"approve_refund:{ticket_id}",
+        ticket_id=ticket_id,
+        author=str(getattr(g.token, "name", "admin")),
+    )
 
 
 @blueprint.post("/orders/<id:order_id>/refund-request")
@@ -202,5 +216,4 @@ async def post_refund_request(order_id: int, data: RefundRequestBody) -> Any:
         order = await select_order(conn, order_id)
     if order is None or (order.customer_email or "").lower() != data.email.lower():
         return problem(404, "no such order for this email")  # never tells whether the order exists
-    return await enqueue(request_refund, unique_key=f"request_refund:{order_id}", order_id=order_id,
-                         reason=data.reason)
+    return await enqueue(request_refund, unique_key=f"request_refund:{order_id}", order_id=order_id, reason=data.reason)

@@ -3,6 +3,7 @@
 No bearer token here: the signature is the authentication. A bad signature is 400 with
 nothing enqueued; an unreachable Redis is 503 so the provider delivers again later.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,12 @@ from web.enqueue import BROKER_DOWN, send
 from web.errors import problem
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
-PRINTIFY_ORDER_TOPICS = ("order:updated", "order:sent-to-production", "order:shipment:created",
-                         "order:shipment:delivered")
+PRINTIFY_ORDER_TOPICS = (
+    "order:updated",
+    "order:sent-to-production",
+    "order:shipment:created",
+    "order:shipment:delivered",
+)
 
 
 @blueprint.post("/stripe")

@@ -3,6 +3,7 @@
 Writes openapi.json (the document the app serves, keys sorted) and src/schema.d.ts (openapi-typescript),
 installing the npm packages first when node_modules is missing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,9 @@ def main() -> None:
     (HERE / "openapi.json").write_text(spec_text(asyncio.run(served_spec())))
     if not (HERE / "node_modules").exists():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=HERE, check=True)
-    subprocess.run(["npx", "--no-install", "openapi-typescript", "openapi.json", "-o", "src/schema.d.ts"], cwd=HERE,
-                   check=True)
+    subprocess.run(
+        ["npx", "--no-install", "openapi-typescript", "openapi.json", "-o", "src/schema.d.ts"], cwd=HERE, check=True
+    )
 
 
 if __name__ == "__main__":

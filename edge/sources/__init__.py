@@ -4,6 +4,7 @@
 `scrape()` turns an adapter's run into a ScrapeOutcome: anti-bot answers are `blocked`
 (never an empty `ok`), other failures `error`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,10 +48,18 @@ def source_names(settings: EdgeSettings) -> list[str]:
 def adapters(settings: EdgeSettings) -> dict[str, Adapter]:
     """Source name -> `async (browser, query, limit) -> list[Listing]`, from the edge settings."""
     table: dict[str, Adapter] = {
-        "vinted": functools.partial(_vinted, vinted.VintedConfig(
-            settings.vinted_base_url, settings.vinted_api_base_url or None, settings.vinted_item_details)),
-        "grailed": functools.partial(_grailed, grailed.GrailedConfig(
-            settings.grailed_base_url, settings.grailed_algolia_url or None, settings.grailed_algolia_index)),
+        "vinted": functools.partial(
+            _vinted,
+            vinted.VintedConfig(
+                settings.vinted_base_url, settings.vinted_api_base_url or None, settings.vinted_item_details
+            ),
+        ),
+        "grailed": functools.partial(
+            _grailed,
+            grailed.GrailedConfig(
+                settings.grailed_base_url, settings.grailed_algolia_url or None, settings.grailed_algolia_index
+            ),
+        ),
     }
     for name, config in settings.edge_sources.items():
         if name in BUILT_IN:

@@ -1,4 +1,5 @@
 """What every source adapter shares: its errors, anti-bot detection and small page helpers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,15 @@ from domain.listings import Listing
 
 # Markers of anti-bot interstitials (Cloudflare, Datadome, Vinted's own rate-limit page). Not
 # `challenge-platform` alone: Cloudflare injects that script into ordinary pages too.
-CHALLENGE_MARKERS = ("<title>Just a moment...</title>", "Attention Required! | Cloudflare", "cf-chl-",
-                     "Verifying you are human", "You are rate limited", "captcha-delivery.com",
-                     "cf-browser-verification")
+CHALLENGE_MARKERS = (
+    "<title>Just a moment...</title>",
+    "Attention Required! | Cloudflare",
+    "cf-chl-",
+    "Verifying you are human",
+    "You are rate limited",
+    "captcha-delivery.com",
+    "cf-browser-verification",
+)
 
 T = TypeVar("T")
 Adapter = Callable[[Any, str, int], Awaitable[list[Listing]]]

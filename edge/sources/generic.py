@@ -5,6 +5,7 @@ come first; the product page's JSON-LD fills what the card lacks and is authorit
 price, currency and availability (sold). Products whose page answers 404 are dropped; sold
 products the search page still shows are kept with `sold=True`.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,12 +43,18 @@ def card_listing(source: str, config: GenericSource, card: dict[str, Any], page_
     match = re.search(config.id_pattern, url)
     currency = card.get("price_currency") or _currency_in(card.get("price_text") or "") or config.currency
     return Listing(
-        source=source, source_listing_id=match.group(1) if match else url, url=url,
-        title=card.get("title") or "", brand=card.get("brand") or None,
-        price_cents=price_to_cents(card.get("price_amount") or card.get("price_text")), currency=currency,
-        size=card.get("size") or None, condition=card.get("condition") or None,
+        source=source,
+        source_listing_id=match.group(1) if match else url,
+        url=url,
+        title=card.get("title") or "",
+        brand=card.get("brand") or None,
+        price_cents=price_to_cents(card.get("price_amount") or card.get("price_text")),
+        currency=currency,
+        size=card.get("size") or None,
+        condition=card.get("condition") or None,
         image_urls=[u for u in (absolute(page_url, i) for i in card.get("images") or []) if u],
-        sold=bool(card.get("sold")))
+        sold=bool(card.get("sold")),
+    )
 
 
 def _currency_in(text: str) -> str | None:
@@ -66,8 +73,9 @@ def merge_product(listing: Listing, html: str) -> Listing:
     if not products:
         return listing
     fields = product_fields(products[0])
-    update: dict[str, Any] = {key: fields[key] for key in ("title", "brand", "size", "condition")
-                              if fields[key] and not getattr(listing, key)}
+    update: dict[str, Any] = {
+        key: fields[key] for key in ("title", "brand", "size", "condition") if fields[key] and not getattr(listing, key)
+    }
     if fields["price"] is not None:
         update["price_cents"] = price_to_cents(fields["price"])
     if fields["currency"]:
@@ -79,19 +87,35 @@ def merge_product(listing: Listing, html: str) -> Listing:
     return Listing.model_validate({**listing.model_dump(), **update})
 
 
-async def _search_cards(browser: Any, context: Any, source: str, config: GenericSource, query: str,
-                        limit: int) -> list[Listing]:
+async def _search_cards(
+    browser: Any, context: Any, source: str, config: GenericSource, query: str, limit: int
+) -> list[Listing]:
     url: str | None = config.base_url.rstrip("/") + config.search_path.format(query=quote_plus(query))
     found: dict[str, Listing] = {}
     while url and len(found) < limit:
         async with browser.page(context) as page:
             await goto(page, url, f"{source} search page")
-            cards = await page.evaluate(CARDS_JS, [{
-                "card": config.card_selector, "link": config.link_selector, "title": config.title_selector,
-                "brand": config.brand_selector, "size": config.size_selector, "condition": config.condition_selector,
-                "price": config.price_selector, "image": config.image_selector, "sold": config.sold_selector}])
-            following = (await page.eval_on_selector(config.next_selector, "a => a.getAttribute('href')")
-                         if config.next_selector and await page.query_selector(config.next_selector) else None)
+            cards = await page.evaluate(
+                CARDS_JS,
+                [
+                    {
+                        "card": config.card_selector,
+                        "link": config.link_selector,
+                        "title": config.title_selector,
+                        "brand": config.brand_selector,
+                        "size": config.size_selector,
+                        "condition": config.condition_selector,
+                        "price": config.price_selector,
+                        "image": config.image_selector,
+                        "sold": config.sold_selector,
+                    }
+                ],
+            )
+            following = (
+                await page.eval_on_selector(config.next_selector, "a => a.getAttribute('href')")
+                if config.next_selector and await page.query_selector(config.next_selector)
+                else None
+            )
         for card in cards:
             listing = card_listing(source, config, card, url)
             if listing is not None and len(found) < limit:

@@ -3,6 +3,7 @@
 The key is read on every run (and re-read once when Algolia answers 403); the Algolia host
 is GRAILED_ALGOLIA_URL when set, else `https://<app id>-dsn.algolia.net`.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,22 @@ from edge.sources.base import SourceBlocked, SourceFailed, absolute, get_json, g
 
 QUERIES_PATH = "/1/indexes/*/queries"
 HITS_MAX = 100
-APP_ID_RE = re.compile(r'["\']?(?:ALGOLIA_APP_ID|algolia_?app_?id|appId|applicationId)["\']?\s*[:=]\s*["\']([A-Za-z0-9]{6,})["\']', re.I)
-KEY_RE = re.compile(r'["\']?(?:ALGOLIA_SEARCH_API_KEY|algolia_?search_?(?:api_?)?key|algolia_?api_?key|searchApiKey|apiKey)'
-                    r'["\']?\s*[:=]\s*["\']([A-Za-z0-9]{16,})["\']', re.I)
-FACETS = {"designer": "designers.name", "brand": "designers.name", "condition": "condition",
-          "category": "category_path", "size": "category_size", "department": "department"}
+APP_ID_RE = re.compile(
+    r'["\']?(?:ALGOLIA_APP_ID|algolia_?app_?id|appId|applicationId)["\']?\s*[:=]\s*["\']([A-Za-z0-9]{6,})["\']', re.I
+)
+KEY_RE = re.compile(
+    r'["\']?(?:ALGOLIA_SEARCH_API_KEY|algolia_?search_?(?:api_?)?key|algolia_?api_?key|searchApiKey|apiKey)'
+    r'["\']?\s*[:=]\s*["\']([A-Za-z0-9]{16,})["\']',
+    re.I,
+)
+FACETS = {
+    "designer": "designers.name",
+    "brand": "designers.name",
+    "condition": "condition",
+    "category": "category_path",
+    "size": "category_size",
+    "department": "department",
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,11 @@ def read_keys(html: str) -> AlgoliaKeys | None:
 def algolia_params(text: str, filters: dict[str, list[str]], page: int, hits: int) -> str:
     """The Algolia `params` string: query, paging, facetFilters (AND of ORs) and numeric price filters."""
     params: dict[str, Any] = {"query": text, "hitsPerPage": hits, "page": page}
-    facets = [[f"{FACETS[name]}:{value.replace('_', ' ')}" for value in values]
-              for name, values in filters.items() if name in FACETS]
+    facets = [
+        [f"{FACETS[name]}:{value.replace('_', ' ')}" for value in values]
+        for name, values in filters.items()
+        if name in FACETS
+    ]
     numeric = [f"price_i>={filters['price_from'][0]}"] if filters.get("price_from") else []
     numeric += [f"price_i<={filters['price_to'][0]}"] if filters.get("price_to") else []
     if facets:
@@ -70,12 +85,19 @@ def parse_hit(hit: dict[str, Any], base_url: str) -> Listing:
     images = list(dict.fromkeys(p["url"] for p in photos if isinstance(p, dict) and p.get("url")))
     listing_id = str(hit.get("id") or hit["objectID"])
     return Listing(
-        source="grailed", source_listing_id=listing_id, title=str(hit.get("title") or ""),
+        source="grailed",
+        source_listing_id=listing_id,
+        title=str(hit.get("title") or ""),
         url=absolute(base_url, hit.get("pretty_path") or f"/listings/{listing_id}") or "",
-        brand=brand or None, price_cents=price_to_cents(hit.get("price_i", hit.get("price"))),
-        currency=hit.get("currency") or "USD", size=hit.get("size") or None, condition=hit.get("condition") or None,
-        image_urls=images, sold=bool(hit.get("sold")),
-        attributes={k: hit[k] for k in ("category_path", "color", "department") if hit.get(k)})
+        brand=brand or None,
+        price_cents=price_to_cents(hit.get("price_i", hit.get("price"))),
+        currency=hit.get("currency") or "USD",
+        size=hit.get("size") or None,
+        condition=hit.get("condition") or None,
+        image_urls=images,
+        sold=bool(hit.get("sold")),
+        attributes={k: hit[k] for k in ("category_path", "color", "department") if hit.get(k)},
+    )
 
 
 async def _keys(browser: Any, context: Any, base_url: str) -> AlgoliaKeys:
@@ -98,13 +120,29 @@ async def search(browser: Any, config: GrailedConfig, query: str, limit: int) ->
         page_no = 0
         while len(found) < limit:
             host = (config.algolia_url or f"https://{keys.app_id.lower()}-dsn.algolia.net").rstrip("/")
-            body = {"requests": [{"indexName": config.index,
-                                  "params": algolia_params(parsed.text, parsed.filters, page_no, min(HITS_MAX, limit))}]}
-            headers = {"X-Algolia-Application-Id": keys.app_id, "X-Algolia-API-Key": keys.api_key,
-                       "Content-Type": "application/json", "Origin": config.base_url.rstrip("/")}
+            body = {
+                "requests": [
+                    {
+                        "indexName": config.index,
+                        "params": algolia_params(parsed.text, parsed.filters, page_no, min(HITS_MAX, limit)),
+                    }
+                ]
+            }
+            headers = {
+                "X-Algolia-Application-Id": keys.app_id,
+                "X-Algolia-API-Key": keys.api_key,
+                "Content-Type": "application/json",
+                "Origin": config.base_url.rstrip("/"),
+            }
             try:
-                answer = await get_json(context.request, host + QUERIES_PATH, "grailed algolia", method="POST",
-                                        headers=headers, data=json.dumps(body))
+                answer = await get_json(
+                    context.request,
+                    host + QUERIES_PATH,
+                    "grailed algolia",
+                    method="POST",
+                    headers=headers,
+                    data=json.dumps(body),
+                )
             except SourceBlocked as blocked:
                 if str(blocked).endswith("HTTP 403") and rereads == 0:  # the key rotated: read the page again
                     keys, rereads = await _keys(browser, context, config.base_url), 1

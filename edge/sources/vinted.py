@@ -5,6 +5,7 @@ Search results (the svc-catalogue shape) lack brand_title/size_title/status: the
 `item_box.first_line` and `item_box.second_line` is "size · condition". Item pages are
 opened (EDGE_PAGES_IN_FLIGHT at a time) when fields are missing or VINTED_ITEM_DETAILS is on.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,16 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from domain.listings import Listing, parse_search_query, price_to_cents
-from edge.sources.base import (SourceBlocked, absolute, check_answer, gather_all, get_json, goto, json_ld_products,
-                               product_fields)
+from edge.sources.base import (
+    SourceBlocked,
+    absolute,
+    check_answer,
+    gather_all,
+    get_json,
+    goto,
+    json_ld_products,
+    product_fields,
+)
 
 CATALOGUE_PATH = "/svc-catalogue/items"
 # query filter name -> attribute_ids[...] key (plain brand_ids= is silently ignored by svc-catalogue)
@@ -61,8 +70,9 @@ def parse_item(item: dict[str, Any], base_url: str) -> Listing | None:
     if item.get("promoted") or "promoted" in str(item.get("content_source") or ""):
         return None
     price = item.get("price")
-    amount, currency = (price.get("amount"), price.get("currency_code")) if isinstance(price, dict) else (
-        price, item.get("currency"))
+    amount, currency = (
+        (price.get("amount"), price.get("currency_code")) if isinstance(price, dict) else (price, item.get("currency"))
+    )
     box = item.get("item_box") or {}
     size, condition = item.get("size_title") or None, item.get("status") or None
     parts = [p.strip() for p in str(box.get("second_line") or "").split("·")]
@@ -71,17 +81,25 @@ def parse_item(item: dict[str, Any], base_url: str) -> Listing | None:
     photo = item.get("photo") or {}
     image = photo.get("full_size_url") or photo.get("url")
     return Listing(
-        source="vinted", source_listing_id=str(item["id"]), title=str(item.get("title") or ""),
+        source="vinted",
+        source_listing_id=str(item["id"]),
+        title=str(item.get("title") or ""),
         url=absolute(base_url, item.get("url") or item.get("path") or f"/items/{item['id']}") or "",
-        brand=item.get("brand_title") or box.get("first_line") or None, price_cents=price_to_cents(amount),
-        currency=currency, size=size, condition=condition, image_urls=[image] if image else [],
-        attributes={k: item[k] for k in ("favourite_count",) if k in item})
+        brand=item.get("brand_title") or box.get("first_line") or None,
+        price_cents=price_to_cents(amount),
+        currency=currency,
+        size=size,
+        condition=condition,
+        image_urls=[image] if image else [],
+        attributes={k: item[k] for k in ("favourite_count",) if k in item},
+    )
 
 
 def needs_details(listing: Listing) -> bool:
     """True when the catalogue left brand, size, condition, price or photos unknown."""
-    return not (listing.brand and listing.size and listing.condition and listing.price_cents is not None
-                and listing.image_urls)
+    return not (
+        listing.brand and listing.size and listing.condition and listing.price_cents is not None and listing.image_urls
+    )
 
 
 def merge_item_page(listing: Listing, html: str) -> Listing:
@@ -109,8 +127,13 @@ async def _bootstrap(browser: Any, context: Any, base_url: str) -> dict[str, str
     """Visit the home page in a real page (sets `access_token_web`); the API headers for this session."""
     async with browser.page(context) as page:
         html = await goto(page, base_url.rstrip("/") + "/", "vinted home page")
-    headers = {"Accept": "application/json, text/plain, */*", "Platform": "web", "X-Next-App": "marketplace-web",
-               "Origin": base_url.rstrip("/"), "Referer": base_url.rstrip("/") + "/"}
+    headers = {
+        "Accept": "application/json, text/plain, */*",
+        "Platform": "web",
+        "X-Next-App": "marketplace-web",
+        "Origin": base_url.rstrip("/"),
+        "Referer": base_url.rstrip("/") + "/",
+    }
     csrf = CSRF.search(html)
     if csrf:
         headers["X-Csrf-Token"] = csrf.group(1)
@@ -123,8 +146,9 @@ async def _search_pages(browser: Any, context: Any, config: VintedConfig, query:
     found: dict[str, Listing] = {}
     page_no, reboots = 1, 0
     while len(found) < limit:
-        url = f"{config.api}{CATALOGUE_PATH}?" + catalogue_params(parsed.text, parsed.filters, page_no,
-                                                                  min(PER_PAGE_MAX, max(limit, 20)))
+        url = f"{config.api}{CATALOGUE_PATH}?" + catalogue_params(
+            parsed.text, parsed.filters, page_no, min(PER_PAGE_MAX, max(limit, 20))
+        )
         try:
             body = await get_json(context.request, url, "vinted catalogue", headers=headers)
         except SourceBlocked as blocked:

@@ -48,6 +48,7 @@ Host switches: `block(host)` -> every request gets 403 "Just a moment..." (`chal
 `requests(host)` is the host's log of LoggedRequest(method, path, query, at=time.monotonic(), status).
 Per-route faults from FakeServer work too: `market.vinted.fail_next("catalogue", 500)`.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,13 +71,22 @@ HOSTS = ("vinted", "grailed", "algolia", "shop")
 class Marketplace:
     """The four hosts, their shared seeded catalogue, and the switches tests and benches flip."""
 
-    def __init__(self, *, seed: int = 1, per_source: int = 36, slow_s: float = 30.0, promoted: bool = True,
-                 algolia_app_id: str | None = None, algolia_api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        per_source: int = 36,
+        slow_s: float = 30.0,
+        promoted: bool = True,
+        algolia_app_id: str | None = None,
+        algolia_api_key: str | None = None,
+    ) -> None:
         self.seed = seed
         self.slow_s = slow_s
         self.promoted = promoted
-        self.algolia_app_id = algolia_app_id or "".join(secrets.choice(string.ascii_uppercase + string.digits)
-                                                        for _ in range(10))
+        self.algolia_app_id = algolia_app_id or "".join(
+            secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10)
+        )
         self.algolia_api_key = algolia_api_key or secrets.token_hex(16)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -192,11 +202,25 @@ class Marketplace:
 
     def env(self) -> dict[str, str]:
         """Settings that point Backroom's sources (config/settings.py) at this marketplace."""
-        shop = {"base_url": self.shop_url, "search_path": "/search?q={query}", "card_selector": "li.product-card",
-                "link_selector": "a.product-link", "title_selector": ".product-title",
-                "price_selector": ".product-price", "brand_selector": ".product-brand",
-                "size_selector": ".product-size", "condition_selector": ".product-condition",
-                "image_selector": "img.product-image", "currency": "GBP", "json_ld": True}
-        return {"VINTED_BASE_URL": self.vinted_url, "VINTED_API_BASE_URL": self.vinted_url,
-                "GRAILED_BASE_URL": self.grailed_url, "GRAILED_ALGOLIA_URL": self.algolia_url,
-                "GRAILED_ALGOLIA_INDEX": "Listing_production", "EDGE_SOURCES": json.dumps({"shop": shop})}
+        shop = {
+            "base_url": self.shop_url,
+            "search_path": "/search?q={query}",
+            "card_selector": "li.product-card",
+            "link_selector": "a.product-link",
+            "title_selector": ".product-title",
+            "price_selector": ".product-price",
+            "brand_selector": ".product-brand",
+            "size_selector": ".product-size",
+            "condition_selector": ".product-condition",
+            "image_selector": "img.product-image",
+            "currency": "GBP",
+            "json_ld": True,
+        }
+        return {
+            "VINTED_BASE_URL": self.vinted_url,
+            "VINTED_API_BASE_URL": self.vinted_url,
+            "GRAILED_BASE_URL": self.grailed_url,
+            "GRAILED_ALGOLIA_URL": self.algolia_url,
+            "GRAILED_ALGOLIA_INDEX": "Listing_production",
+            "EDGE_SOURCES": json.dumps({"shop": shop}),
+        }

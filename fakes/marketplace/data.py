@@ -1,4 +1,5 @@
 """The local marketplace's seeded catalogue: listings per source and the JPEG photos they show."""
+
 from __future__ import annotations
 
 import io
@@ -13,15 +14,36 @@ STATES = ("available", "sold", "removed", "blocked", "slow")
 SOURCES = ("vinted", "grailed", "shop")
 
 # (name, vinted brand id): the ids are what `attribute_ids[brand]=` filters on
-BRANDS = [("Nike", 53), ("Adidas", 14), ("Carhartt", 362), ("Levi's", 10), ("Ralph Lauren", 88),
-          ("Patagonia", 6223), ("Stone Island", 73306), ("Arc'teryx", 319730)]
-GARMENTS = [("hoodie", "tops.sweatshirts_hoodies"), ("jacket", "outerwear.light_jackets"),
-            ("t-shirt", "tops.short_sleeve_shirts"), ("jeans", "bottoms.denim"),
-            ("fleece", "tops.sweaters_knitwear"), ("sneakers", "footwear.low_top_sneakers")]
+BRANDS = [
+    ("Nike", 53),
+    ("Adidas", 14),
+    ("Carhartt", 362),
+    ("Levi's", 10),
+    ("Ralph Lauren", 88),
+    ("Patagonia", 6223),
+    ("Stone Island", 73306),
+    ("Arc'teryx", 319730),
+]
+GARMENTS = [
+    ("hoodie", "tops.sweatshirts_hoodies"),
+    ("jacket", "outerwear.light_jackets"),
+    ("t-shirt", "tops.short_sleeve_shirts"),
+    ("jeans", "bottoms.denim"),
+    ("fleece", "tops.sweaters_knitwear"),
+    ("sneakers", "footwear.low_top_sneakers"),
+]
 CATALOG_IDS = {"hoodie": 267, "jacket": 2052, "t-shirt": 77, "jeans": 257, "fleece": 1811, "sneakers": 1242}
 ADJECTIVES = ["vintage", "washed", "oversized", "classic", "heavyweight", "faded", "boxy", "retro"]
-COLOURS = [("black", (25, 25, 28)), ("navy", (20, 35, 90)), ("olive", (85, 95, 45)), ("grey", (128, 128, 132)),
-           ("red", (170, 30, 35)), ("cream", (235, 225, 200)), ("green", (30, 110, 60)), ("brown", (110, 70, 40))]
+COLOURS = [
+    ("black", (25, 25, 28)),
+    ("navy", (20, 35, 90)),
+    ("olive", (85, 95, 45)),
+    ("grey", (128, 128, 132)),
+    ("red", (170, 30, 35)),
+    ("cream", (235, 225, 200)),
+    ("green", (30, 110, 60)),
+    ("brown", (110, 70, 40)),
+]
 # (label, vinted size id); sneakers use EU sizes
 SIZES = [("XS", 206), ("S", 207), ("M", 208), ("L", 209), ("XL", 210)]
 SHOE_SIZES = [("41", 784), ("42", 785), ("43", 786), ("44", 787)]
@@ -103,13 +125,26 @@ def seed_listings(source: str, count: int, seed: int) -> list[FakeListing]:
         size, size_id = rng.choice(SHOE_SIZES if garment == "sneakers" else SIZES)
         listing_id = ID_BASE[source] + index * 7919 + rng.randrange(1000)
         title = f"{brand} {rng.choice(ADJECTIVES)} {colour} {garment}"
-        listings.append(FakeListing(
-            source=source, id=listing_id, title=title, brand=brand, brand_id=brand_id, garment=garment,
-            category_path=category, colour=colour, size=size, size_id=size_id,
-            condition=rng.choice(list(CONDITIONS)), price_cents=rng.randrange(8, 320) * 100 + rng.choice([0, 50, 99]),
-            currency=CURRENCY[source], description=f"{title}, size {size}. Smoke-free home, ships in 2 days.",
-            created_at=1_790_000_000 + index * 3600,
-            photos=[f"{source}-{listing_id}-{n}" for n in range(1 + rng.randrange(3))]))
+        listings.append(
+            FakeListing(
+                source=source,
+                id=listing_id,
+                title=title,
+                brand=brand,
+                brand_id=brand_id,
+                garment=garment,
+                category_path=category,
+                colour=colour,
+                size=size,
+                size_id=size_id,
+                condition=rng.choice(list(CONDITIONS)),
+                price_cents=rng.randrange(8, 320) * 100 + rng.choice([0, 50, 99]),
+                currency=CURRENCY[source],
+                description=f"{title}, size {size}. Smoke-free home, ships in 2 days.",
+                created_at=1_790_000_000 + index * 3600,
+                photos=[f"{source}-{listing_id}-{n}" for n in range(1 + rng.randrange(3))],
+            )
+        )
     return listings
 
 

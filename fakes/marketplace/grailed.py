@@ -1,4 +1,5 @@
 """The fake Grailed: `/shop` (Algolia keys in PUBLIC_CONFIG), `/api/listings/{id}`, listing pages, the Algolia host."""
+
 from __future__ import annotations
 
 import json
@@ -11,23 +12,38 @@ from aiohttp import web
 from fakes.marketplace.data import FakeListing
 from fakes.marketplace.host import MarketHost, dumps, e, page
 
-ACTIVE_ORDER = {"Listing_production": None, "Listing_by_date_added_production": ("created_at_i", True),
-                "Listing_by_low_price_production": ("price_i", False),
-                "Listing_by_high_price_production": ("price_i", True), "Listing_by_heat_production": None}
-SOLD_ORDER = {"Listing_sold_production": None, "Listing_sold_by_date_production": ("sold_at_i", True),
-              "Listing_sold_by_high_price_production": ("price_i", True)}
+ACTIVE_ORDER = {
+    "Listing_production": None,
+    "Listing_by_date_added_production": ("created_at_i", True),
+    "Listing_by_low_price_production": ("price_i", False),
+    "Listing_by_high_price_production": ("price_i", True),
+    "Listing_by_heat_production": None,
+}
+SOLD_ORDER = {
+    "Listing_sold_production": None,
+    "Listing_sold_by_date_production": ("sold_at_i", True),
+    "Listing_sold_by_high_price_production": ("price_i", True),
+}
 NUMERIC = re.compile(r"^\s*([\w.]+)\s*(>=|<=|!=|=|>|<)\s*(-?[\d.]+)\s*$")
-COMPARE = {">=": float.__ge__, "<=": float.__le__, "=": float.__eq__, "!=": float.__ne__,
-           ">": float.__gt__, "<": float.__lt__}
+COMPARE = {
+    ">=": float.__ge__,
+    "<=": float.__le__,
+    "=": float.__eq__,
+    "!=": float.__ne__,
+    ">": float.__gt__,
+    "<": float.__lt__,
+}
 
 
 class GrailedHost(MarketHost):
     """www.grailed.com: the shop page, the listing JSON API and listing pages."""
 
     def site_routes(self) -> list[web.RouteDef]:
-        return [web.get("/shop", self.shop, name="shop"),
-                web.get(r"/api/listings/{id:\d+}", self.api_listing, name="api_listing"),
-                web.get(r"/listings/{id:\d+}{slug:(-[^/]*)?}", self.listing_page, name="listing")]
+        return [
+            web.get("/shop", self.shop, name="shop"),
+            web.get(r"/api/listings/{id:\d+}", self.api_listing, name="api_listing"),
+            web.get(r"/listings/{id:\d+}{slug:(-[^/]*)?}", self.listing_page, name="listing"),
+        ]
 
     def listing_url(self, listing: FakeListing) -> str:
         """The listing's public page."""
@@ -35,34 +51,65 @@ class GrailedHost(MarketHost):
 
     def photos(self, listing: FakeListing) -> list[dict[str, Any]]:
         """Grailed's photo objects."""
-        return [{"id": listing.id * 10 + i, "url": self.image_url(name), "width": 480, "height": 640,
-                 "position": i, "listing_id": listing.id} for i, name in enumerate(listing.photos)]
+        return [
+            {
+                "id": listing.id * 10 + i,
+                "url": self.image_url(name),
+                "width": 480,
+                "height": 640,
+                "position": i,
+                "listing_id": listing.id,
+            }
+            for i, name in enumerate(listing.photos)
+        ]
 
     def record(self, listing: FakeListing) -> dict[str, Any]:
         """The fields Algolia hits and the listing API share."""
         sold = listing.state == "sold"
         dollars = listing.price_cents // 100
         return {
-            "id": listing.id, "title": listing.title, "description": listing.description,
-            "price": dollars, "price_i": dollars, "currency": listing.currency, "size": listing.size.lower(),
-            "category": listing.category_path.split(".")[0], "category_path": listing.category_path,
+            "id": listing.id,
+            "title": listing.title,
+            "description": listing.description,
+            "price": dollars,
+            "price_i": dollars,
+            "currency": listing.currency,
+            "size": listing.size.lower(),
+            "category": listing.category_path.split(".")[0],
+            "category_path": listing.category_path,
             "category_size": f"{listing.category_path.split('.')[0]}.{listing.size.lower()}",
-            "condition": listing.site_condition(), "color": listing.colour,
-            "designers": [{"id": listing.brand_id, "name": listing.brand, "slug": re.sub(r"\W+", "-", listing.brand.lower())}],
-            "designer_names": listing.brand, "department": "menswear", "location": "United States", "strata": "basic",
-            "created_at": listing.created_at, "created_at_i": listing.created_at,
-            "sold": sold, "sold_at": listing.created_at + 432000 if sold else None,
-            "sold_at_i": listing.created_at + 432000 if sold else None, "sold_price": dollars if sold else None,
-            "deleted": False, "buynow": True, "makeoffer": True,
-            "cover_photo": self.photos(listing)[0], "pretty_path": f"/listings/{listing.id}-{listing.slug}",
+            "condition": listing.site_condition(),
+            "color": listing.colour,
+            "designers": [
+                {"id": listing.brand_id, "name": listing.brand, "slug": re.sub(r"\W+", "-", listing.brand.lower())}
+            ],
+            "designer_names": listing.brand,
+            "department": "menswear",
+            "location": "United States",
+            "strata": "basic",
+            "created_at": listing.created_at,
+            "created_at_i": listing.created_at,
+            "sold": sold,
+            "sold_at": listing.created_at + 432000 if sold else None,
+            "sold_at_i": listing.created_at + 432000 if sold else None,
+            "sold_price": dollars if sold else None,
+            "deleted": False,
+            "buynow": True,
+            "makeoffer": True,
+            "cover_photo": self.photos(listing)[0],
+            "pretty_path": f"/listings/{listing.id}-{listing.slug}",
             "user": {"username": f"seller{listing.id % 97}", "trusted_seller": listing.id % 2 == 0},
         }
 
     async def shop(self, request: web.Request) -> web.Response:
         """GET /shop: the page whose inline script carries the Algolia app id and search-only key."""
-        config = {"ALGOLIA_APP_ID": self.market.algolia_app_id, "ALGOLIA_SEARCH_API_KEY": self.market.algolia_api_key,
-                  "ALGOLIA_HOST": self.market.algolia.base_url, "LISTINGS_INDEX": "Listing_production",
-                  "SOLD_INDEX": "Listing_sold_production"}
+        config = {
+            "ALGOLIA_APP_ID": self.market.algolia_app_id,
+            "ALGOLIA_SEARCH_API_KEY": self.market.algolia_api_key,
+            "ALGOLIA_HOST": self.market.algolia.base_url,
+            "LISTINGS_INDEX": "Listing_production",
+            "SOLD_INDEX": "Listing_sold_production",
+        }
         body = f'<div id="__next"><h1>Shop</h1></div><script>window.PUBLIC_CONFIG = {dumps(config)};</script>'
         return web.Response(text=page("Shop | Grailed", body), content_type="text/html")
 
@@ -74,30 +121,42 @@ class GrailedHost(MarketHost):
         gated = await self.gate(listing)
         if gated is not None:
             return gated
-        data = {**self.record(listing), "photos": self.photos(listing), "hidden": False, "published": True,
-                "deleted_via_refund": False, "seller": {"username": f"seller{listing.id % 97}"}, "price_drops": []}
+        data = {
+            **self.record(listing),
+            "photos": self.photos(listing),
+            "hidden": False,
+            "published": True,
+            "deleted_via_refund": False,
+            "seller": {"username": f"seller{listing.id % 97}"},
+            "price_drops": [],
+        }
         return web.json_response({"data": data})
 
     async def listing_page(self, request: web.Request) -> web.StreamResponse:
         """GET /listings/{id}: the HTML page; sold shows a badge; removed -> 404 page."""
         listing = self.market.find("grailed", int(request.match_info["id"]))
         if listing is None or listing.state == "removed":
-            return web.Response(status=404, text=page("Grailed", '<h1 data-testid="not-found">Listing not found</h1>'),
-                                content_type="text/html")
+            return web.Response(
+                status=404,
+                text=page("Grailed", '<h1 data-testid="not-found">Listing not found</h1>'),
+                content_type="text/html",
+            )
         gated = await self.gate(listing)
         if gated is not None:
             return gated
         badge = '<div data-testid="listing-sold-badge">Sold</div>' if listing.state == "sold" else ""
         photos = "".join(f'<img data-testid="listing-photo" src="{e(p["url"])}">' for p in self.photos(listing))
-        body = (f'<main data-testid="listing-page"><h1 data-testid="listing-title">{e(listing.title)}</h1>'
-                f'<a data-testid="designer" href="/designers/{e(listing.brand)}">{e(listing.brand)}</a>'
-                f"{badge}"
-                f'<span data-testid="price" data-amount="{listing.price_cents // 100}">${listing.price_cents // 100}</span>'
-                f'<span data-testid="size">{e(listing.size)}</span>'
-                f'<span data-testid="condition">{e(listing.site_condition())}</span>{photos}</main>'
-                f'<script id="__NEXT_DATA__" type="application/json">'
-                f'{dumps({"props": {"pageProps": {"listing": {**self.record(listing), "photos": self.photos(listing)}}}})}'
-                "</script>")
+        body = (
+            f'<main data-testid="listing-page"><h1 data-testid="listing-title">{e(listing.title)}</h1>'
+            f'<a data-testid="designer" href="/designers/{e(listing.brand)}">{e(listing.brand)}</a>'
+            f"{badge}"
+            f'<span data-testid="price" data-amount="{listing.price_cents // 100}">${listing.price_cents // 100}</span>'
+            f'<span data-testid="size">{e(listing.size)}</span>'
+            f'<span data-testid="condition">{e(listing.site_condition())}</span>{photos}</main>'
+            f'<script id="__NEXT_DATA__" type="application/json">'
+            f"{dumps({'props': {'pageProps': {'listing': {**self.record(listing), 'photos': self.photos(listing)}}}})}"
+            "</script>"
+        )
         return web.Response(text=page(f"{listing.title} | Grailed", body), content_type="text/html")
 
 
@@ -108,9 +167,11 @@ class AlgoliaHost(MarketHost):
         return True
 
     def site_routes(self) -> list[web.RouteDef]:
-        return [web.post("/1/indexes/*/queries", self.queries, name="queries"),
-                web.post("/1/indexes/{index}/query", self.query, name="query"),
-                web.options("/1/{tail:.*}", self.preflight)]
+        return [
+            web.post("/1/indexes/*/queries", self.queries, name="queries"),
+            web.post("/1/indexes/{index}/query", self.query, name="query"),
+            web.options("/1/{tail:.*}", self.preflight),
+        ]
 
     def app(self) -> web.Application:
         app = super().app()
@@ -123,8 +184,13 @@ class AlgoliaHost(MarketHost):
 
     async def preflight(self, request: web.Request) -> web.Response:
         """CORS preflight (the browser calls Algolia from the Grailed page)."""
-        return web.Response(headers={"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                                     "Access-Control-Allow-Headers": "*", "Access-Control-Max-Age": "86400"})
+        return web.Response(
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "*",
+                "Access-Control-Max-Age": "86400",
+            }
+        )
 
     def authorised(self, request: web.Request) -> bool:
         """The app id and search key, from headers or `x-algolia-*` query parameters."""
@@ -171,8 +237,10 @@ class AlgoliaHost(MarketHost):
         """One Algolia query against the active or sold index."""
         if index not in ACTIVE_ORDER and index not in SOLD_ORDER:
             return web.json_response({"message": f"Index {index} does not exist", "status": 404}, status=404)
-        params: dict[str, Any] = {**dict(parse_qsl(str(sub.get("params", "")))),
-                                  **{k: v for k, v in sub.items() if k not in ("indexName", "params")}}
+        params: dict[str, Any] = {
+            **dict(parse_qsl(str(sub.get("params", "")))),
+            **{k: v for k, v in sub.items() if k not in ("indexName", "params")},
+        }
         try:
             hits_per_page = min(1000, int(params.get("hitsPerPage", 20)))
             page_no = int(params.get("page", 0))
@@ -180,16 +248,30 @@ class AlgoliaHost(MarketHost):
             return web.json_response({"message": "Invalid hitsPerPage or page", "status": 400}, status=400)
         grailed: GrailedHost = self.market.grailed
         sold_index = index in SOLD_ORDER
-        records = [grailed.record(x) for x in self.market.listings("grailed")
-                   if (x.state == "sold" if sold_index else x.listed) and x.matches(str(params.get("query", "")))]
+        records = [
+            grailed.record(x)
+            for x in self.market.listings("grailed")
+            if (x.state == "sold" if sold_index else x.listed) and x.matches(str(params.get("query", "")))
+        ]
         records = [r for r in records if _passes(r, params)]
         order = (SOLD_ORDER if sold_index else ACTIVE_ORDER)[index]
         if order is not None:
             records.sort(key=lambda r: r[order[0]] or 0, reverse=order[1])
-        hits = [{**r, "objectID": str(r["id"])} for r in records[page_no * hits_per_page:(page_no + 1) * hits_per_page]]
-        return {"hits": hits, "nbHits": len(records), "page": page_no, "hitsPerPage": hits_per_page,
-                "nbPages": -(-len(records) // hits_per_page), "exhaustiveNbHits": True, "processingTimeMS": 1,
-                "query": str(params.get("query", "")), "params": str(sub.get("params", "")), "index": index}
+        hits = [
+            {**r, "objectID": str(r["id"])} for r in records[page_no * hits_per_page : (page_no + 1) * hits_per_page]
+        ]
+        return {
+            "hits": hits,
+            "nbHits": len(records),
+            "page": page_no,
+            "hitsPerPage": hits_per_page,
+            "nbPages": -(-len(records) // hits_per_page),
+            "exhaustiveNbHits": True,
+            "processingTimeMS": 1,
+            "query": str(params.get("query", "")),
+            "params": str(sub.get("params", "")),
+            "index": index,
+        }
 
 
 def _listish(value: Any) -> list[Any]:

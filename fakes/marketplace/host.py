@@ -1,4 +1,5 @@
 """One host of the local marketplace: request log, host switches (block, rate limit, slow), anti-bot pages, images."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,10 @@ CHALLENGE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment
 </div></div>
 <script src="/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray={ray}"></script></body></html>"""
 
-RATE_LIMIT_PAGE = ("<!DOCTYPE html><html><head><title>Too many requests</title></head>"
-                   "<body><h1>You are rate limited</h1></body></html>")
+RATE_LIMIT_PAGE = (
+    "<!DOCTYPE html><html><head><title>Too many requests</title></head>"
+    "<body><h1>You are rate limited</h1></body></html>"
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class LoggedRequest:
 
 def page(title: str, body: str, *, head: str = "", lang: str = "en") -> str:
     """A small HTML document."""
-    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"{head}</head><body>{body}</body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"{head}</head><body>{body}</body></html>"
+    )
 
 
 def dumps(value: Any) -> str:
@@ -81,9 +86,17 @@ class MarketHost(FakeServer):
     def challenge(self) -> web.Response:
         """Cloudflare-style 403 challenge page (HTML, not JSON)."""
         ray = secrets.token_hex(8)
-        return web.Response(status=403, text=CHALLENGE_PAGE.replace("{ray}", ray), content_type="text/html",
-                            headers={"cf-mitigated": "challenge", "cf-ray": f"{ray}-CDG", "Server": "cloudflare",
-                                     "Accept-CH": "Sec-CH-UA-Bitness, Sec-CH-UA-Arch, Sec-CH-UA-Full-Version"})
+        return web.Response(
+            status=403,
+            text=CHALLENGE_PAGE.replace("{ray}", ray),
+            content_type="text/html",
+            headers={
+                "cf-mitigated": "challenge",
+                "cf-ray": f"{ray}-CDG",
+                "Server": "cloudflare",
+                "Accept-CH": "Sec-CH-UA-Bitness, Sec-CH-UA-Arch, Sec-CH-UA-Full-Version",
+            },
+        )
 
     def too_many(self, request: web.Request) -> web.Response:
         """429 with Retry-After; JSON for API paths, an HTML page otherwise."""

@@ -1,4 +1,5 @@
 """A real Dramatiq worker, in-process, on the real Redis broker."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,5 @@
 """Waiting on job records without sleeping blindly."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,8 +19,12 @@ def wait_for_status(
         record = actors.broker.jobs.get(job_id)
         return record if record is not None and record.status in statuses and where(record) else None
 
-    return wait_until(reached, timeout, f"job {job_id} to reach {[s.value for s in statuses]}",
-                      detail=lambda: f"last record: {actors.broker.jobs.get(job_id)}")
+    return wait_until(
+        reached,
+        timeout,
+        f"job {job_id} to reach {[s.value for s in statuses]}",
+        detail=lambda: f"last record: {actors.broker.jobs.get(job_id)}",
+    )
 
 
 def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
@@ -35,8 +40,9 @@ def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
         records = [store.get(job_id.decode()) for job_id in store.client.zrange(store.keys.job_index, 0, -1)]
         known = [record for record in records if record is not None]
         now = datetime.now(UTC)
-        busy = [r for r in known
-                if not r.status.final and not (r.status is JobStatus.DELAYED and r.eta and r.eta > now)]
+        busy = [
+            r for r in known if not r.status.final and not (r.status is JobStatus.DELAYED and r.eta and r.eta > now)
+        ]
         return None if busy else (known,)
 
     (records,) = wait_until(settled, timeout, "every recorded job to be final or delayed to later")

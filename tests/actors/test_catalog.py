@@ -1,9 +1,10 @@
 """Catalog in with a real worker: Payload product events replayed and out of order, brands, next steps."""
+
 from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import actors
@@ -12,23 +13,49 @@ from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import connect
 
-T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
-def product_event(product_id: str, *, minutes: int, title: str, image: str = "https://cms.example.com/a.jpg",
-                  stock: int | None = 10) -> dict[str, Any]:
+def product_event(
+    product_id: str, *, minutes: int, title: str, image: str = "https://cms.example.com/a.jpg", stock: int | None = 10
+) -> dict[str, Any]:
     """A product.changed as Payload sends it (Gifter seed, section 4), as of T0 + minutes."""
     return {
-        "event": "product.changed", "payloadProductId": product_id,
-        "brand": {"payloadBrandId": f"b-{product_id}", "name": "Brand Name", "status": "approved", "country": "GB",
-                  "baseCurrency": "GBP"},
-        "product": {"title": title, "slug": "product", "status": "published", "visibleToGifter": True,
-                    "shortDescription": "Short", "description": "Long", "primaryImageUrl": image,
-                    "galleryImageUrls": [], "defaultPrice": 12900, "defaultCurrency": "GBP",
-                    "giftTags": ["For the ritualist"], "occasionFit": ["birthday"], "styleTags": ["minimal"]},
-        "variants": [{"payloadVariantId": f"v-{product_id}", "sku": "SKU-1",
-                      "optionValues": [{"option": "Size", "value": "M"}], "price": 12900, "currency": "GBP",
-                      "stock": stock, "stripePriceId": "price_1"}],
+        "event": "product.changed",
+        "payloadProductId": product_id,
+        "brand": {
+            "payloadBrandId": f"b-{product_id}",
+            "name": "Brand Name",
+            "status": "approved",
+            "country": "GB",
+            "baseCurrency": "GBP",
+        },
+        "product": {
+            "title": title,
+            "slug": "product",
+            "status": "published",
+            "visibleToGifter": True,
+            "shortDescription": "Short",
+            "description": "Long",
+            "primaryImageUrl": image,
+            "galleryImageUrls": [],
+            "defaultPrice": 12900,
+            "defaultCurrency": "GBP",
+            "giftTags": ["For the ritualist"],
+            "occasionFit": ["birthday"],
+            "styleTags": ["minimal"],
+        },
+        "variants": [
+            {
+                "payloadVariantId": f"v-{product_id}",
+                "sku": "SKU-1",
+                "optionValues": [{"option": "Size", "value": "M"}],
+                "price": 12900,
+                "currency": "GBP",
+                "stock": stock,
+                "stripePriceId": "price_1",
+            }
+        ],
         "ts": (T0 + timedelta(minutes=minutes)).isoformat(),
     }
 
@@ -39,37 +66,62 @@ def run(actor, event_id: str, payload: dict[str, Any]) -> dict[str, Any]:  # typ
 
 
 async def test_a_product_replayed_ten_times_out_of_order_is_one_item_with_the_newest_content(
-        worker, database_url) -> None:
+    worker, database_url
+) -> None:
     pid = f"p-{datetime.now().timestamp()}"
     versions = [product_event(pid, minutes=m, title=f"Title v{m}") for m in (1, 2, 3, 4)]
-    order = [(f"{pid}:e4", versions[3]), (f"{pid}:e1", versions[0]), (f"{pid}:e3", versions[2]),
-             (f"{pid}:e2", versions[1])] + [(f"{pid}:e4", versions[3])] * 6
+    order = [
+        (f"{pid}:e4", versions[3]),
+        (f"{pid}:e1", versions[0]),
+        (f"{pid}:e3", versions[2]),
+        (f"{pid}:e2", versions[1]),
+    ] + [(f"{pid}:e4", versions[3])] * 6
     results = [run(mirror_product, event_id, payload) for event_id, payload in order]
     assert sum(1 for r in results if r.get("items")) == 1  # only the newest applied
     assert sum(1 for r in results if r.get("stale")) == 3 and sum(1 for r in results if r.get("replayed")) == 6
     assert sum(len(r.get("rehost", [])) for r in results) == 1  # one image job (then one embedding)
     conn = await connect(database_url)
     try:
-        rows = await conn.fetch("SELECT id, title, kind, stock, status, brand, price_cents, source_url FROM items"
-                                " WHERE source = 'payload' AND attributes ->> 'payload_product_id' = $1", pid)
+        rows = await conn.fetch(
+            "SELECT id, title, kind, stock, status, brand, price_cents, source_url FROM items"
+            " WHERE source = 'payload' AND attributes ->> 'payload_product_id' = $1",
+            pid,
+        )
         assert len(rows) == 1
         item = rows[0]
-        assert (item["title"], item["kind"], item["stock"], item["status"]) == ("Title v4 - M", "stable", 10, "available")
+        assert (item["title"], item["kind"], item["stock"], item["status"]) == (
+            "Title v4 - M",
+            "stable",
+            10,
+            "available",
+        )
         assert (item["brand"], item["price_cents"], item["source_url"]) == ("Brand Name", 12900, None)
-        assert await conn.fetchval("SELECT count(*) FROM webhook_events WHERE provider = 'payload'"
-                                   " AND event_id LIKE $1", f"{pid}:%") == 4
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM webhook_events WHERE provider = 'payload' AND event_id LIKE $1", f"{pid}:%"
+            )
+            == 4
+        )
         # the next update with only a new title: enrichment, no new image work; then one out of stock
         retitled = product_event(pid, minutes=5, title="Title v5")
         result = run(mirror_product, f"{pid}:e5", retitled)
         assert result["rehost"] == [] and len(result["enrich"]) == 1
         restocked = copy.deepcopy(retitled) | {"ts": (T0 + timedelta(minutes=6)).isoformat()}
         restocked["variants"][0]["stock"] = 3
-        assert run(mirror_product, f"{pid}:e6", restocked) | {} == {"event_id": f"{pid}:e6", "items": [item["id"]],
-                                                                    "rehost": [], "enrich": []}
+        assert run(mirror_product, f"{pid}:e6", restocked) | {} == {
+            "event_id": f"{pid}:e6",
+            "items": [item["id"]],
+            "rehost": [],
+            "enrich": [],
+        }
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", item["id"]) == 3
-        kinds = [r["event_type"] for r in await conn.fetch(
-            "SELECT event_type FROM storefront_events WHERE resource = 'item' AND resource_id = $1 ORDER BY seq",
-            str(item["id"]))]
+        kinds = [
+            r["event_type"]
+            for r in await conn.fetch(
+                "SELECT event_type FROM storefront_events WHERE resource = 'item' AND resource_id = $1 ORDER BY seq",
+                str(item["id"]),
+            )
+        ]
         assert kinds == ["item.available", "item.updated", "item.stock_changed"]
     finally:
         await conn.close()
@@ -79,17 +131,30 @@ async def test_a_brand_rename_reaches_its_items_and_an_older_one_does_not(worker
     pid = f"pb-{datetime.now().timestamp()}"
     run(mirror_product, f"{pid}:p", product_event(pid, minutes=1, title="Mug", stock=None))
     brand = {"payloadBrandId": f"b-{pid}", "name": "Renamed"}
-    assert run(mirror_brand, f"{pid}:b2", {"event": "brand.changed", "brand": brand,
-                                          "ts": (T0 + timedelta(minutes=9)).isoformat()})["applied"] is True
+    assert (
+        run(
+            mirror_brand,
+            f"{pid}:b2",
+            {"event": "brand.changed", "brand": brand, "ts": (T0 + timedelta(minutes=9)).isoformat()},
+        )["applied"]
+        is True
+    )
     old = {"event": "brand.changed", "brand": brand | {"name": "Old"}, "ts": T0.isoformat()}
     assert run(mirror_brand, f"{pid}:b1", old)["applied"] is False
     conn = await connect(database_url)
     try:
-        row = await conn.fetchrow("SELECT brand, kind, stock FROM items WHERE source = 'payload'"
-                                  " AND attributes ->> 'payload_product_id' = $1", pid)
+        row = await conn.fetchrow(
+            "SELECT brand, kind, stock FROM items WHERE source = 'payload'"
+            " AND attributes ->> 'payload_product_id' = $1",
+            pid,
+        )
         assert (row["brand"], row["kind"], row["stock"]) == ("Renamed", "print_on_demand", None)
-        assert json.loads(await conn.fetchval("SELECT data FROM catalog_brands WHERE payload_brand_id = $1",
-                                              f"b-{pid}"))["name"] == "Renamed"
+        assert (
+            json.loads(await conn.fetchval("SELECT data FROM catalog_brands WHERE payload_brand_id = $1", f"b-{pid}"))[
+                "name"
+            ]
+            == "Renamed"
+        )
     finally:
         await conn.close()
     assert actors  # the broker the worker runs on
@@ -101,8 +166,12 @@ async def test_a_cms_order_status_is_mirrored_in_order_and_becomes_a_storefront_
     oid = f"o-{datetime.now().timestamp()}"
 
     def status(minutes: int, value: str) -> dict[str, Any]:
-        return {"event": "order.status_changed", "payloadOrderId": oid, "status": value,
-                "ts": (T0 + timedelta(minutes=minutes)).isoformat()}
+        return {
+            "event": "order.status_changed",
+            "payloadOrderId": oid,
+            "status": value,
+            "ts": (T0 + timedelta(minutes=minutes)).isoformat(),
+        }
 
     assert run(mirror_order_status, f"{oid}:2", status(2, "shipped"))["applied"] is True
     assert run(mirror_order_status, f"{oid}:1", status(1, "paid"))["applied"] is False  # older: ignored
@@ -110,8 +179,9 @@ async def test_a_cms_order_status_is_mirrored_in_order_and_becomes_a_storefront_
     conn = await connect(database_url)
     try:
         assert await conn.fetchval("SELECT status FROM catalog_orders WHERE payload_order_id = $1", oid) == "shipped"
-        events = await conn.fetch("SELECT event_type, data FROM storefront_events WHERE resource = 'payload_order'"
-                                  " AND resource_id = $1", oid)
+        events = await conn.fetch(
+            "SELECT event_type, data FROM storefront_events WHERE resource = 'payload_order' AND resource_id = $1", oid
+        )
         assert [e["event_type"] for e in events] == ["order.status_changed"]
         assert json.loads(events[0]["data"])["changed"] == {"status": "shipped"}
     finally:
@@ -148,12 +218,13 @@ async def test_a_next_step_committed_with_no_worker_running_is_sent_by_the_sweep
 
 
 async def test_a_product_replayed_ten_times_out_of_order_is_rehosted_and_embedded_once(
-        worker, database_url, redis_client, tmp_path, monkeypatch) -> None:
+    worker, database_url, redis_client, tmp_path, monkeypatch
+) -> None:
     """The issue's "one embedding": the newest version's image is fetched, rehosted and embedded by one job each."""
     from actors.embed import reset_clip_model
     from config.settings import get_settings
     from fakes.marketplace import Marketplace
-    from tests.orders_support import eventually
+    from tests.waiting import eventually
 
     settings = get_settings()
     monkeypatch.setattr(settings, "media_dir", tmp_path / "media")
@@ -169,10 +240,14 @@ async def test_a_product_replayed_ten_times_out_of_order_is_rehosted_and_embedde
         versions = {m: product_event(pid, minutes=m, title=f"Title v{m}", image=image) for m in (1, 2, 3, 4)}
         for m in (4, 1, 3, 2, 4, 4, 4, 4, 4, 4):
             run(mirror_product, f"{pid}:e{m}", versions[m])
-        item_id = await conn.fetchval("SELECT id FROM items WHERE source = 'payload'"
-                                      " AND attributes ->> 'payload_product_id' = $1", pid)
-        await eventually(lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM items WHERE id = $1", item_id),
-                         timeout=60, what="the item embedded")
+        item_id = await conn.fetchval(
+            "SELECT id FROM items WHERE source = 'payload' AND attributes ->> 'payload_product_id' = $1", pid
+        )
+        await eventually(
+            lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM items WHERE id = $1", item_id),
+            timeout=60,
+            what="the item embedded",
+        )
         assert await conn.fetchval("SELECT title FROM items WHERE id = $1", item_id) == "Title v4 - M"
         assert _jobs_of(redis_client, "rehost_images", item_id) == 1
         assert _jobs_of(redis_client, "embed_items", item_id) == 1

@@ -1,5 +1,6 @@
 """generate_collections on a real worker: seeds or clusters, only available items, brand cap, no near-duplicates,
 and an atomic swap while a reader keeps reading."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,14 +23,18 @@ from tests.waiting import eventually
 SIZE, CAP, DUPLICATE = 6, 2, 0.95
 
 
-
 @pytest.fixture()
 def model(monkeypatch: pytest.MonkeyPatch) -> str:
     """A model id of this test's own (other tests' vectors stay out) and small collection settings."""
     name = f"coll-{uuid.uuid4().hex[:10]}"
     monkeypatch.setattr("actors.collections.current_model_id", lambda: name)
-    for setting, value in (("collection_size", SIZE), ("collection_brand_cap", CAP), ("collection_min_size", 2),
-                           ("collection_duplicate_cosine", DUPLICATE), ("collections_per_surface", 3)):
+    for setting, value in (
+        ("collection_size", SIZE),
+        ("collection_brand_cap", CAP),
+        ("collection_min_size", 2),
+        ("collection_duplicate_cosine", DUPLICATE),
+        ("collections_per_surface", 3),
+    ):
         monkeypatch.setattr(get_settings(), setting, value)
     return name
 
@@ -61,33 +66,50 @@ async def build(pool: asyncpg.Pool, model: str, *, seeds: bool, groups: int = 3)
             direction = rng.standard_normal(512)
             direction /= np.linalg.norm(direction)
             twin = near(direction, 0.45, rng)
-            plan = ([("sold", "Sold Co", near(direction, 0.1, rng)) for _ in range(2)]
-                    + [("available", "ACNE studios" if i % 2 else "Acne Studios ", near(direction, 0.35, rng))
-                       for i in range(5)]
-                    + [("available", "Twin", twin), ("available", "Twin 2", twin.copy())]
-                    + [("available", f"Brand {g}-{i}", near(direction, 0.6, rng)) for i in range(6)])
+            plan = (
+                [("sold", "Sold Co", near(direction, 0.1, rng)) for _ in range(2)]
+                + [
+                    ("available", "ACNE studios" if i % 2 else "Acne Studios ", near(direction, 0.35, rng))
+                    for i in range(5)
+                ]
+                + [("available", "Twin", twin), ("available", "Twin 2", twin.copy())]
+                + [("available", f"Brand {g}-{i}", near(direction, 0.6, rng)) for i in range(6)]
+            )
             for status, brand, vector in plan:
                 item_id = await conn.fetchval(
                     """INSERT INTO items (source, source_listing_id, source_url, title, brand, kind, status, media_keys,
                                           embedding, embedding_model)
                        VALUES ('test', $1, 'https://marketplace.example/x', 'item', $2, 'one_of_one', $3, '{k.jpg}',
                                $4, $5) RETURNING id""",
-                    uuid.uuid4().hex, brand, status, vector, model)
+                    uuid.uuid4().hex,
+                    brand,
+                    status,
+                    vector,
+                    model,
+                )
                 cat.vectors[item_id], cat.status[item_id], cat.brand[item_id], cat.group[item_id] = (
-                    vector, status, brand, g)
+                    vector,
+                    status,
+                    brand,
+                    g,
+                )
             if seeds:
-                cat.seeds.append(await conn.fetchval(
-                    """INSERT INTO style_seeds (label, description, embedding, embedding_model)
+                cat.seeds.append(
+                    await conn.fetchval(
+                        """INSERT INTO style_seeds (label, description, embedding, embedding_model)
                        VALUES ($1, 'a look', $2, $3) RETURNING id""",
-                    f"Look {g} of {model}", direction.astype(np.float32), model))
+                        f"Look {g} of {model}",
+                        direction.astype(np.float32),
+                        model,
+                    )
+                )
     return cat
 
 
 async def run(surface: str) -> JobRecord:
     """Send generate_collections and wait for its outcome off the event loop."""
     message = generate_collections.send(surface)
-    return await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, JobStatus.DEAD,
-                                   timeout=60)
+    return await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, JobStatus.DEAD, timeout=60)
 
 
 async def read(pool: asyncpg.Pool, surface: str, **kwargs: bool) -> SurfaceView:
@@ -159,14 +181,21 @@ async def test_a_regeneration_swaps_atomically_under_a_reading_loop(worker: Work
         async with pool.acquire() as conn:
             while not stop.is_set():
                 view = await select_surface_collections(conn, surface)
-                reads.append(("none", 0, ()) if view is None else (
-                    view.generation, len(view.collections), tuple(len(c.items) for c in view.collections)))
+                reads.append(
+                    ("none", 0, ())
+                    if view is None
+                    else (view.generation, len(view.collections), tuple(len(c.items) for c in view.collections))
+                )
                 await asyncio.sleep(0)
 
     task = asyncio.create_task(reader())
     second = await run(surface)
-    await eventually(lambda: reads and reads[-1][0] == second.result["generation"] or task.done(), 30,
-                     "the reader to see the new generation", interval=0.005)
+    await eventually(
+        lambda: reads and reads[-1][0] == second.result["generation"] or task.done(),
+        30,
+        "the reader to see the new generation",
+        interval=0.005,
+    )
     stop.set()
     await task
     assert second.status is JobStatus.SUCCEEDED

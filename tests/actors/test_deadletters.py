@@ -1,4 +1,5 @@
 """Dead letters: listing, requeue (atomic, once), discard and trimming, with a real worker."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,17 @@ def worker(redis_client: redis.Redis) -> Iterator[dramatiq.Worker]:
     next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking").writer.flush()
 
 
-def bury(client: redis.Redis, tag: str, *, at_ms: int, error: str | None = "RuntimeError: boom",
-         retries: int = 0, record: bool = True, queue: str = "default", **options: Any) -> tuple[str, Message]:
+def bury(
+    client: redis.Redis,
+    tag: str,
+    *,
+    at_ms: int,
+    error: str | None = "RuntimeError: boom",
+    retries: int = 0,
+    record: bool = True,
+    queue: str = "default",
+    **options: Any,
+) -> tuple[str, Message]:
     """Enqueue for real, then move the message to the DLQ the way Dramatiq's nack does."""
     message = actors.broker.enqueue(flaky_job.message(tag, api_key="k").copy(queue_name=queue))
     rid = message.options["redis_message_id"]
@@ -65,8 +75,16 @@ def bury(client: redis.Redis, tag: str, *, at_ms: int, error: str | None = "Runt
     client.hset(KEYS.dead_messages(queue), rid, stored.encode())
     job = KEYS.job(message.message_id)
     if record:
-        client.hset(job, mapping={"status": "dead", "attempts": retries + 1, "finished_at": at_ms,
-                                  "last_error": error or "", "traceback": "tb" if error else ""})
+        client.hset(
+            job,
+            mapping={
+                "status": "dead",
+                "attempts": retries + 1,
+                "finished_at": at_ms,
+                "last_error": error or "",
+                "traceback": "tb" if error else "",
+            },
+        )
         client.persist(job)
     else:
         client.delete(job)
@@ -79,17 +97,24 @@ def probe(worker: dramatiq.Worker) -> None:
     wait_for_status(message.message_id, JobStatus.SUCCEEDED)
 
 
-def test_a_dead_job_requeued_runs_once_and_succeeds(redis_client: redis.Redis, dead: DeadLetters,
-                                                      worker: dramatiq.Worker) -> None:
+def test_a_dead_job_requeued_runs_once_and_succeeds(
+    redis_client: redis.Redis, dead: DeadLetters, worker: dramatiq.Worker
+) -> None:
     redis_client.set(FAIL_FLAG, 1)
     message = flaky_job.send("a", api_key="secret-key")
     wait_for_status(message.message_id, JobStatus.DEAD, where=lambda r: r.traceback is not None)
-    wait_until(lambda: dead.counts()["default"] == 1, what="the dead letter counted")  # the nack follows the record write
+    wait_until(
+        lambda: dead.counts()["default"] == 1, what="the dead letter counted"
+    )  # the nack follows the record write
     page = dead.list("default")
     assert page.total == 1 and runs(redis_client, "a") == 1
     item = page.items[0]
-    assert (item.job_id, item.actor, item.args, item.kwargs) == (message.message_id, "flaky_job", ["a"],
-                                                                   {"api_key": REDACTED})
+    assert (item.job_id, item.actor, item.args, item.kwargs) == (
+        message.message_id,
+        "flaky_job",
+        ["a"],
+        {"api_key": REDACTED},
+    )
     assert item.error == "RuntimeError: flaky failure: a" and "flaky failure" in (item.traceback or "")
     assert (item.attempts, item.status) == (1, "dead")
     assert (item.expires_at - item.dead_at).total_seconds() * 1000 == pytest.approx(actors.broker.dead_message_ttl)
@@ -110,10 +135,20 @@ def test_a_dead_job_requeued_runs_once_and_succeeds(redis_client: redis.Redis, d
 
 def test_requeue_writes_a_fresh_message_and_record_in_one_step(redis_client: redis.Redis, dead: DeadLetters) -> None:
     old = current_millis() - 3_600_000
-    rid, stored = bury(redis_client, "fresh", at_ms=old, retries=3, eta=old, traceback="tb", scheduled_at="x",
-                       requeue_timestamp=old, max_retries=5)
-    redis_client.hset(KEYS.dead_messages("default"), rid,
-                      stored.copy(queue_name="default.DQ", message_timestamp=old).encode())
+    rid, stored = bury(
+        redis_client,
+        "fresh",
+        at_ms=old,
+        retries=3,
+        eta=old,
+        traceback="tb",
+        scheduled_at="x",
+        requeue_timestamp=old,
+        max_retries=5,
+    )
+    redis_client.hset(
+        KEYS.dead_messages("default"), rid, stored.copy(queue_name="default.DQ", message_timestamp=old).encode()
+    )
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(KEYS.wake("default"))
     pubsub.get_message(timeout=1)
@@ -198,8 +233,9 @@ def test_a_message_is_never_in_neither_place_during_requeues(redis_client: redis
     assert len(snapshots) > 10 and set(snapshots) == {(150, 150)}
 
 
-def test_a_concurrent_change_makes_the_transaction_retry(redis_client: redis.Redis, dead: DeadLetters,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_concurrent_change_makes_the_transaction_retry(
+    redis_client: redis.Redis, dead: DeadLetters, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rid, _ = bury(redis_client, "w1", at_ms=current_millis())
     other, _ = bury(redis_client, "w2", at_ms=current_millis())
     calls: list[int] = []
@@ -218,11 +254,16 @@ def test_a_concurrent_change_makes_the_transaction_retry(redis_client: redis.Red
     assert redis_client.llen(KEYS.queue("default")) == 2
 
 
-def test_listing_pages_newest_first_and_filters(redis_client: redis.Redis, dead: DeadLetters,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listing_pages_newest_first_and_filters(
+    redis_client: redis.Redis, dead: DeadLetters, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = current_millis() - 100_000
-    rids = [bury(redis_client, f"t{i}", at_ms=base + i * 1000, error="Timeout: slow" if i % 3 == 0 else "ValueError: bad")[0]
-            for i in range(10)]
+    rids = [
+        bury(redis_client, f"t{i}", at_ms=base + i * 1000, error="Timeout: slow" if i % 3 == 0 else "ValueError: bad")[
+            0
+        ]
+        for i in range(10)
+    ]
     monkeypatch.setattr(DeadLetters, "_walk", lambda *a: pytest.fail("an unfiltered page must not scan"))
     page = dead.list("default", offset=2, limit=3)
     assert page.total == 10 and [i.redis_id for i in page.items] == rids[::-1][2:5]
@@ -242,14 +283,21 @@ def test_listing_pages_newest_first_and_filters(redis_client: redis.Redis, dead:
 
 
 def test_error_falls_back_to_the_payload_traceback(redis_client: redis.Redis, dead: DeadLetters) -> None:
-    bury(redis_client, "tb", at_ms=current_millis(), record=False, retries=2,
-         traceback="Traceback (most recent call last):\n  x\nKeyError: 'sku'\n")
+    bury(
+        redis_client,
+        "tb",
+        at_ms=current_millis(),
+        record=False,
+        retries=2,
+        traceback="Traceback (most recent call last):\n  x\nKeyError: 'sku'\n",
+    )
     (item,) = dead.list("default").items
     assert (item.error, item.attempts, item.status) == ("KeyError: 'sku'", 3, None)
 
 
-def test_walk_survives_equal_scores_and_removals(redis_client: redis.Redis, dead: DeadLetters,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walk_survives_equal_scores_and_removals(
+    redis_client: redis.Redis, dead: DeadLetters, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deadletters_module, "CHUNK", 3)
     monkeypatch.setattr(deadletters_module, "BATCH", 2)
     at = current_millis()
@@ -272,7 +320,9 @@ def test_discard_removes_and_lets_the_record_expire(redis_client: redis.Redis, d
     raw = redis_client.hgetall(KEYS.job(stored.message_id))
     assert b"discarded_at" in raw and raw[b"status"] == b"dead"
     assert 0 < redis_client.ttl(KEYS.job(stored.message_id)) <= actors.broker.jobs.retention_s
-    assert redis_client.keys(KEYS.job("*")) and all(redis_client.hexists(k, "status") for k in redis_client.keys(KEYS.job("*")))
+    assert redis_client.keys(KEYS.job("*")) and all(
+        redis_client.hexists(k, "status") for k in redis_client.keys(KEYS.job("*"))
+    )
     assert dead.discard_matching("default", error_contains="keep") == 1 and dead.counts()["default"] == 0
 
 
@@ -284,8 +334,9 @@ def test_discard_removes_an_entry_whose_payload_is_missing(redis_client: redis.R
     assert dead.discard("ml", ["orphan"]) == 1 and dead.counts()["ml"] == 0
 
 
-def test_trim_expired_drops_old_dead_letters_only(redis_client: redis.Redis, dead: DeadLetters,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trim_expired_drops_old_dead_letters_only(
+    redis_client: redis.Redis, dead: DeadLetters, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deadletters_module, "BATCH", 2)
     now = current_millis()
     old = [bury(redis_client, f"old{i}", at_ms=now - dead.retention_ms - 1 - i) for i in range(3)]

@@ -1,4 +1,5 @@
 """The embed actors on a real worker: vectors, skip-unchanged, force, model change, broken images, sync."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,6 @@ def model_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_clip_model()
 
 
-
 def put(media: LocalMediaStore, name: str) -> str:
     """Store a fixture image; returns its key."""
     return media.put((FIXTURES / name).read_bytes(), extension=name.rsplit(".", 1)[-1])
@@ -55,15 +55,16 @@ async def insert_item(pool: asyncpg.Pool, media_keys: list[str], *, status: str 
     return await pool.fetchval(
         """INSERT INTO items (source, source_listing_id, title, kind, status, media_keys)
            VALUES ('test', $1, 'an item', 'one_of_one', $2, $3) RETURNING id""",
-        uuid.uuid4().hex, status, media_keys,
+        uuid.uuid4().hex,
+        status,
+        media_keys,
     )
 
 
 async def run(actor, *args, **kwargs) -> JobRecord:  # type: ignore[no-untyped-def]
     """Send and wait for success off the event loop."""
     message = actor.send(*args, **kwargs)
-    return await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, JobStatus.DEAD,
-                                   timeout=60)
+    return await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, JobStatus.DEAD, timeout=60)
 
 
 async def state(pool: asyncpg.Pool, item_id: int) -> asyncpg.Record:
@@ -139,8 +140,11 @@ async def test_sync_embeds_what_is_missing_then_a_model_change_reembeds(
     done = await insert_item(pool, [put(media, "photo.jpg")])
     await run(embed_items, [done])
     waiting = [await insert_item(pool, [put(media, "gray.jpg")]), await insert_item(pool, [put(media, "tiny.png")])]
-    seed = await pool.fetchval("INSERT INTO style_seeds (label, media_key) VALUES ($1, $2) RETURNING id",
-                               f"seed-{uuid.uuid4().hex}", put(media, "wide.webp"))
+    seed = await pool.fetchval(
+        "INSERT INTO style_seeds (label, media_key) VALUES ($1, $2) RETURNING id",
+        f"seed-{uuid.uuid4().hex}",
+        put(media, "wide.webp"),
+    )
     stamp = (await state(pool, done))["embedded_at"]
     record = await run(sync_embeddings)
     assert record.result["items"] >= 2
@@ -161,16 +165,20 @@ async def test_sync_embeds_what_is_missing_then_a_model_change_reembeds(
 
 
 async def test_embed_seeds_by_id(worker: Worker, media, model_dir, pool) -> None:
-    seed = await pool.fetchval("INSERT INTO style_seeds (label, media_key) VALUES ($1, $2) RETURNING id",
-                               f"seed-{uuid.uuid4().hex}", put(media, "rgba.png"))
+    seed = await pool.fetchval(
+        "INSERT INTO style_seeds (label, media_key) VALUES ($1, $2) RETURNING id",
+        f"seed-{uuid.uuid4().hex}",
+        put(media, "rgba.png"),
+    )
     record = await run(embed_seeds, [seed])
     assert record.result["embedded"] == 1
     row = await pool.fetchrow("SELECT embedding, embedded_at, embed_error FROM style_seeds WHERE id = $1", seed)
     assert row["embedding"] is not None and row["embedded_at"] is not None and row["embed_error"] is None
 
 
-async def test_a_bad_model_dir_is_a_terminal_error(worker: Worker, media, model_dir, pool, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_bad_model_dir_is_a_terminal_error(
+    worker: Worker, media, model_dir, pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(get_settings(), "model_dir", tmp_path / "no-model-here")
     item_id = await insert_item(pool, [put(media, "photo.jpg")])
     record = await run(embed_items, [item_id])

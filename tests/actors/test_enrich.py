@@ -1,4 +1,5 @@
 """enrich_items and sweep_enrichment on a real worker: argmax with recorded scores, skips, reruns, the sweep."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,14 @@ async def test_the_argmax_slot_and_tag_win_and_every_score_is_recorded(worker: W
     workwear = await insert_item(pool, row(tags, "workwear"))
     record = await run(enrich_items, [trousers, workwear])
     assert record.status is JobStatus.SUCCEEDED
-    assert record.result == {"model": TINY_ID, "vocabulary": DEFAULT_VOCABULARY.version, "enriched": 2,
-                             "skipped": 0, "not_embedded": 0, "missing": 0}
+    assert record.result == {
+        "model": TINY_ID,
+        "vocabulary": DEFAULT_VOCABULARY.version,
+        "enriched": 2,
+        "skipped": 0,
+        "not_embedded": 0,
+        "missing": 0,
+    }
 
     first = await enrichment(pool, trousers)
     assert first is not None and first.slot == "legwear" and first.model == TINY_ID
@@ -38,10 +45,12 @@ async def test_the_argmax_slot_and_tag_win_and_every_score_is_recorded(worker: W
     assert second is not None and second.tags[0] == "workwear"
     assert set(second.tag_scores) == set(DEFAULT_VOCABULARY.style_tags)
     assert second.tag_scores["workwear"] == max(second.tag_scores.values())
-    assert all(abs(second.tag_scores[k] - float(v)) < 1e-4
-               for k, v in zip(tags.labels, tags.vectors @ row(tags, "workwear")))
-    run_row = await pool.fetchrow("SELECT * FROM model_runs WHERE kind = 'zero_shot' AND item_ids @> $1::bigint[]",
-                                  [trousers, workwear])
+    assert all(
+        abs(second.tag_scores[k] - float(v)) < 1e-4 for k, v in zip(tags.labels, tags.vectors @ row(tags, "workwear"))
+    )
+    run_row = await pool.fetchrow(
+        "SELECT * FROM model_runs WHERE kind = 'zero_shot' AND item_ids @> $1::bigint[]", [trousers, workwear]
+    )
     assert run_row["model"] == TINY_ID and run_row["status"] == "succeeded" and float(run_row["cost_usd"]) == 0
 
 
@@ -55,8 +64,11 @@ async def test_unchanged_items_are_skipped_force_and_a_new_image_rerun(worker: W
     assert [(await enrichment(pool, i)).enriched_at for i in ids] == before  # type: ignore[union-attr]
 
     # embed_items stored a new image (another hash, another vector): only that item is redone
-    await pool.execute("UPDATE items SET embedding = $2, embedding_hash = 'f00d' WHERE id = $1",
-                       ids[0], np.asarray(row(slots, "headwear"), dtype=np.float32))
+    await pool.execute(
+        "UPDATE items SET embedding = $2, embedding_hash = 'f00d' WHERE id = $1",
+        ids[0],
+        np.asarray(row(slots, "headwear"), dtype=np.float32),
+    )
     changed = await run(enrich_items, ids)
     assert changed.result["enriched"] == 1 and changed.result["skipped"] == 1
     redone = await enrichment(pool, ids[0])
@@ -67,8 +79,9 @@ async def test_unchanged_items_are_skipped_force_and_a_new_image_rerun(worker: W
     assert forced.result["enriched"] == 2
 
 
-async def test_a_vocabulary_edit_reruns_every_item_once(worker: Worker, tiny, pool, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_vocabulary_edit_reruns_every_item_once(
+    worker: Worker, tiny, pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "vocabulary.json"
     path.write_text(json.dumps({"max_tags": 2}))
     monkeypatch.setattr(get_settings(), "enrich_vocabulary_path", path)
@@ -89,8 +102,9 @@ async def test_a_vocabulary_edit_reruns_every_item_once(worker: Worker, tiny, po
     assert (await run(enrich_items, [item])).result["skipped"] == 1
 
 
-async def test_a_broken_vocabulary_file_fails_at_once_naming_the_setting(worker: Worker, tiny, pool, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_broken_vocabulary_file_fails_at_once_naming_the_setting(
+    worker: Worker, tiny, pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "vocabulary.json"
     path.write_text(json.dumps({"slots": {"base_layer": ["a tee"]}}))
     monkeypatch.setattr(get_settings(), "enrich_vocabulary_path", path)
@@ -136,6 +150,7 @@ async def test_the_sweep_fans_out_only_items_needing_enrichment(worker: Worker, 
 
     async def nothing_left() -> bool:  # batches of items from other tests may still be running
         return (await run(sweep_enrichment)).result["items"] == 0
+
     await eventually(nothing_left, what="a sweep with nothing to do")
 
 

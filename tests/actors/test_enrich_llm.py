@@ -3,11 +3,12 @@
 429 (Retry-After honoured), 5xx, malformed JSON, a length cut-off, a refusal, every call in
 model_runs with tokens, latency and cost, and the daily cost cap that stops calls and alerts once.
 """
+
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import aiohttp
 import pytest
@@ -46,10 +47,16 @@ def llm(fake, tiny, llm_server: FakeLlm, monkeypatch: pytest.MonkeyPatch, pool) 
     """The LLM stage on, pointed at the fake (reset), no cap, one call at a time."""
     llm_server.reset()
     settings = get_settings()
-    for name, value in {"llm_base_url": llm_server.base, "llm_api_key": SecretStr(llm_server.api_key),
-                        "llm_model": "gpt-4o-mini", "llm_prompt_price_per_1k": PROMPT_PRICE,
-                        "llm_completion_price_per_1k": COMPLETION_PRICE, "llm_daily_cost_cap": None,
-                        "llm_concurrency": 1, "llm_max_tokens": 300}.items():
+    for name, value in {
+        "llm_base_url": llm_server.base,
+        "llm_api_key": SecretStr(llm_server.api_key),
+        "llm_model": "gpt-4o-mini",
+        "llm_prompt_price_per_1k": PROMPT_PRICE,
+        "llm_completion_price_per_1k": COMPLETION_PRICE,
+        "llm_daily_cost_cap": None,
+        "llm_concurrency": 1,
+        "llm_max_tokens": 300,
+    }.items():
         monkeypatch.setattr(settings, name, value)
     return llm_server
 
@@ -120,11 +127,13 @@ async def test_a_5xx_is_retried(fake, llm, worker: Worker, pool) -> None:
     assert [r.status for r in await llm_runs(pool, item)] == ["failed", "succeeded"]
 
 
-@pytest.mark.parametrize(("switch", "reason"), [("malformed_next", "malformed JSON"),
-                                                 ("cut_off_next", "finish_reason=length"),
-                                                 ("refuse_next", "refused")])
-async def test_an_unusable_answer_is_a_failed_run_not_a_retry_loop(fake, llm, worker: Worker, pool, switch,
-                                                                   reason) -> None:
+@pytest.mark.parametrize(
+    ("switch", "reason"),
+    [("malformed_next", "malformed JSON"), ("cut_off_next", "finish_reason=length"), ("refuse_next", "refused")],
+)
+async def test_an_unusable_answer_is_a_failed_run_not_a_retry_loop(
+    fake, llm, worker: Worker, pool, switch, reason
+) -> None:
     [item] = await items(pool, "neck")
     getattr(llm, switch)()
     record = await run(enrich_items, [item])
@@ -144,8 +153,9 @@ async def test_an_unusable_answer_is_a_failed_run_not_a_retry_loop(fake, llm, wo
     assert forced.result["llm_described"] == 1 and (await enrichment(pool, item)).description  # type: ignore[union-attr]
 
 
-async def test_a_wrong_key_fails_the_job_at_once_and_leaves_items_to_retry(fake, llm, worker: Worker, pool,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_wrong_key_fails_the_job_at_once_and_leaves_items_to_retry(
+    fake, llm, worker: Worker, pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(get_settings(), "llm_api_key", SecretStr("sk-wrong"))
     [item] = await items(pool, "hands")
     record = await run(enrich_items, [item])
@@ -168,8 +178,9 @@ async def test_a_cut_off_never_overwrites_an_earlier_answer(fake, llm, worker: W
     assert after.llm_status == "failed" and after.llm_enriched_at == first.llm_enriched_at
 
 
-async def test_the_daily_cost_cap_stops_calls_and_alerts_the_admin_once(fake, llm, worker: Worker, pool,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_daily_cost_cap_stops_calls_and_alerts_the_admin_once(
+    fake, llm, worker: Worker, pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await pool.execute("DELETE FROM model_runs WHERE kind = $1", LLM_ENRICH)  # today's spend starts at 0
     await pool.execute("DELETE FROM notifications WHERE idempotency_key LIKE 'llm_cost_cap:%'")
     llm.set_usage(1000, 1000)  # 0.5 + 1.5 = $2 per call
@@ -186,8 +197,12 @@ async def test_the_daily_cost_cap_stops_calls_and_alerts_the_admin_once(fake, ll
     assert second.result["llm_capped"] == 3 and llm.calls["chat"] == 2  # no call at all
     sweep = await run(sweep_enrichment)
     assert sweep.result["llm"] is False  # the sweep no longer fans out LLM work today
-    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE idempotency_key = $1",
-                               cap_alert_key(datetime.now(timezone.utc))) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM notifications WHERE idempotency_key = $1", cap_alert_key(datetime.now(UTC))
+        )
+        == 1
+    )
     assert len(fake.pushover.sent) == 1  # once per day, however many jobs hit the cap
 
 
@@ -209,4 +224,3 @@ async def test_the_client_reads_the_wire_shape_and_classifies_failures(llm_serve
         wrong = ChatClient(session, llm_server.base, "sk-wrong", "gpt-4o-mini")
         with pytest.raises(Permanent, match="401 Incorrect API key"):
             await wrong.complete(messages(facts, DEFAULT_VOCABULARY), response_format(DEFAULT_VOCABULARY))
-

@@ -1,4 +1,5 @@
 """Storefront events with a real worker: outbox, relay, signed deliveries, order per resource, 410, the sweep."""
+
 from __future__ import annotations
 
 from actors.events import sweep_events
@@ -7,7 +8,12 @@ from db.events import relay_events
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.events_support import (  # noqa: F401
-    add_endpoint, fast_retries, item_events, node_verify, npm_verifier, storefronts,
+    add_endpoint,
+    fast_retries,
+    item_events,
+    node_verify,
+    npm_verifier,
+    storefronts,
 )
 from tests.orders_support import connect, fake, fakes, insert_item  # noqa: F401
 from tests.waiting import eventually, wait_until
@@ -16,7 +22,8 @@ SOURCE_URL = "https://www.vinted.fr/items/987654-private-source"
 
 
 async def test_a_stripe_purchase_of_a_1_of_1_ends_in_an_item_sold_that_node_verifies(
-        fake, storefronts, npm_verifier, worker, database_url) -> None:
+    fake, storefronts, npm_verifier, worker, database_url
+) -> None:
     front = storefronts[0]
     conn = await connect(database_url)
     try:
@@ -42,7 +49,8 @@ async def test_a_stripe_purchase_of_a_1_of_1_ends_in_an_item_sold_that_node_veri
 
 
 async def test_an_endpoint_down_for_a_while_gets_each_event_once_in_order(
-        storefronts, fast_retries, worker, database_url) -> None:
+    storefronts, fast_retries, worker, database_url
+) -> None:
     front = storefronts[0]
     conn = await connect(database_url)
     try:
@@ -52,8 +60,9 @@ async def test_an_endpoint_down_for_a_while_gets_each_event_once_in_order(
         for stock in (9, 8, 7, 6, 5):
             await conn.execute("UPDATE items SET stock = $2 WHERE id = $1", item, stock)
         await conn.execute("UPDATE items SET title = 'Renamed' WHERE id = $1", item)
-        got = wait_until(lambda: len(item_events(front, item)) >= 7 and item_events(front, item), timeout=60,
-                        what="all seven events")
+        got = wait_until(
+            lambda: len(item_events(front, item)) >= 7 and item_events(front, item), timeout=60, what="all seven events"
+        )
         assert [e["data"]["seq"] for e in got] == list(range(1, 8))  # in order, each once
         assert [e["type"] for e in got] == ["item.available"] + ["item.stock_changed"] * 5 + ["item.updated"]
         assert [e["data"]["changed"].get("stock") for e in got[1:6]] == [9, 8, 7, 6, 5]
@@ -66,22 +75,29 @@ async def test_an_endpoint_down_for_a_while_gets_each_event_once_in_order(
 
 
 async def test_410_disables_the_endpoint_and_nothing_more_is_sent(
-        fake, storefronts, fast_retries, worker, database_url) -> None:
+    fake, storefronts, fast_retries, worker, database_url
+) -> None:
     front = storefronts[0]
     conn = await connect(database_url)
     try:
         endpoint = await add_endpoint(conn, front)
         front.fail_next("events", 410)
         item = await insert_item(conn, "stable", stock=3)
-        row = await eventually(lambda: conn.fetchrow(
-            "SELECT enabled, disabled_reason FROM storefront_endpoints WHERE id = $1 AND NOT enabled", endpoint.id),
-            what="the endpoint disabled")
+        row = await eventually(
+            lambda: conn.fetchrow(
+                "SELECT enabled, disabled_reason FROM storefront_endpoints WHERE id = $1 AND NOT enabled", endpoint.id
+            ),
+            what="the endpoint disabled",
+        )
         assert "410" in row["disabled_reason"]
         wait_until(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
         await conn.execute("UPDATE items SET stock = 2 WHERE id = $1", item)
-        await eventually(lambda: conn.fetchval(
-            "SELECT bool_and(relayed_at IS NOT NULL) FROM storefront_events WHERE resource_id = $1", str(item)),
-            what="the second event relayed")
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT bool_and(relayed_at IS NOT NULL) FROM storefront_events WHERE resource_id = $1", str(item)
+            ),
+            what="the second event relayed",
+        )
         assert await conn.fetchval("SELECT count(*) FROM event_deliveries") == 1  # none for a disabled endpoint
         wait_for_status(sweep_events.send(0).message_id, JobStatus.SUCCEEDED)
         assert front.calls["events"] == 1 and front.events() == []
@@ -90,7 +106,8 @@ async def test_410_disables_the_endpoint_and_nothing_more_is_sent(
 
 
 async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_alert(
-        fake, storefronts, fast_retries, worker, database_url) -> None:
+    fake, storefronts, fast_retries, worker, database_url
+) -> None:
     front = storefronts[0]
     conn = await connect(database_url)
     try:
@@ -98,8 +115,10 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_alert(
         await conn.execute("UPDATE storefront_endpoints SET failing_since = now() - interval '25 hours'")
         front.fail_next("events", 500)
         await insert_item(conn, "stable", stock=3)
-        await eventually(lambda: conn.fetchval(
-            "SELECT NOT enabled FROM storefront_endpoints WHERE id = $1", endpoint.id), what="disabled")
+        await eventually(
+            lambda: conn.fetchval("SELECT NOT enabled FROM storefront_endpoints WHERE id = $1", endpoint.id),
+            what="disabled",
+        )
         wait_until(lambda: any("disabled" in p["title"] for p in fake.pushover.sent), what="the admin alerted")
         assert front.calls["events"] == 1
     finally:
@@ -140,8 +159,9 @@ async def test_deliveries_refuse_private_addresses_unless_allowed(storefronts, w
     try:
         await add_endpoint(conn, storefronts[0])
         await insert_item(conn, "stable", stock=1)
-        error = await eventually(lambda: conn.fetchval("SELECT error FROM delivery_attempts LIMIT 1"),
-                                 what="a refused attempt")
+        error = await eventually(
+            lambda: conn.fetchval("SELECT error FROM delivery_attempts LIMIT 1"), what="a refused attempt"
+        )
         assert "may not reach" in error and storefronts[0].calls["events"] == 0
     finally:
         restore_env(saved)

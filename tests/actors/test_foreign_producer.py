@@ -1,4 +1,5 @@
 """A message enqueued the way Dramatiq documents for other languages gets a full job record when first run."""
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,21 @@ KEYS = actors.broker.jobs.keys
 def push_foreign(client: redis.Redis, actor: str, queue: str, *args: object, **kwargs: object) -> tuple[str, int]:
     """RPUSH the id and HSET the JSON payload into `<ns>:<queue>.msgs`: no Backroom script, no job record."""
     job_id, redis_id, sent_ms = str(uuid.uuid4()), str(uuid.uuid4()), int(time.time() * 1000) - 5_000
-    payload = {"queue_name": queue, "actor_name": actor, "args": list(args), "kwargs": kwargs,
-               "options": {"redis_message_id": redis_id}, "message_id": job_id, "message_timestamp": sent_ms}
+    payload = {
+        "queue_name": queue,
+        "actor_name": actor,
+        "args": list(args),
+        "kwargs": kwargs,
+        "options": {"redis_message_id": redis_id},
+        "message_id": job_id,
+        "message_timestamp": sent_ms,
+    }
     client.hset(KEYS.messages(queue), redis_id, json.dumps(payload))
     client.rpush(KEYS.queue(queue), redis_id)
     return job_id, sent_ms
 
 
-def test_a_foreign_message_gets_a_full_record_and_is_listed(redis_client: redis.Redis,
-                                                            worker: dramatiq.Worker) -> None:
+def test_a_foreign_message_gets_a_full_record_and_is_listed(redis_client: redis.Redis, worker: dramatiq.Worker) -> None:
     job_id, sent_ms = push_foreign(redis_client, "ping", "default", "from-go", sleep_ms=1)
     record = wait_for_status(job_id, JobStatus.SUCCEEDED, where=lambda r: r.actor != "?")
     assert (record.actor, record.queue, record.attempts) == ("ping", "default", 1)

@@ -1,4 +1,5 @@
 """Ingest on a real worker against the local marketplace: upsert, replays, rehost (local and S3), embed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,14 +50,23 @@ def setup(market: Marketplace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     reset_clip_model()
 
 
-
 def as_listing(market: Marketplace, fake: FakeListing, source: str, **changes: Any) -> dict[str, Any]:
     """What an edge adapter would deliver for this fake listing (under a per-test source name)."""
     host = market.hosts[fake.source]
-    return {"source": source, "source_listing_id": str(fake.id), "url": market.url_of(fake), "title": fake.title,
-            "brand": fake.brand, "price_cents": fake.price_cents, "currency": fake.currency, "size": fake.size,
-            "condition": fake.site_condition(), "image_urls": [host.image_url(p) for p in fake.photos],
-            "attributes": {"colour": fake.colour}, **changes}
+    return {
+        "source": source,
+        "source_listing_id": str(fake.id),
+        "url": market.url_of(fake),
+        "title": fake.title,
+        "brand": fake.brand,
+        "price_cents": fake.price_cents,
+        "currency": fake.currency,
+        "size": fake.size,
+        "condition": fake.site_condition(),
+        "image_urls": [host.image_url(p) for p in fake.photos],
+        "attributes": {"colour": fake.colour},
+        **changes,
+    }
 
 
 async def run(actor, *args, status: JobStatus = JobStatus.SUCCEEDED, **kwargs) -> JobRecord:  # type: ignore[no-untyped-def]
@@ -97,7 +107,8 @@ def assert_clean_jpeg(data: bytes) -> None:
 
 
 async def test_listings_become_items_with_clean_rehosted_images_and_embeddings(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     fakes = market.listings("vinted")[:3]
     record = await run(ingest_listings, source, [as_listing(market, f, source) for f in fakes], f"d-{source}")
@@ -117,7 +128,8 @@ async def test_listings_become_items_with_clean_rehosted_images_and_embeddings(
 
 
 async def test_ingesting_twice_updates_one_row_and_a_replayed_delivery_is_a_no_op(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     fake = market.listings("vinted")[0]
     first = await run(ingest_listings, source, [as_listing(market, fake, source)], f"d1-{source}")
@@ -137,45 +149,58 @@ async def test_ingesting_twice_updates_one_row_and_a_replayed_delivery_is_a_no_o
 
 
 async def test_sold_items_are_not_resurrected_and_sold_listings_mark_items_sold(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     a, b = market.listings("vinted")[:2]
     await run(ingest_listings, source, [as_listing(market, a, source), as_listing(market, b, source)], f"d1-{source}")
     rows = await until(pool, source, embedded)
     await pool.execute("UPDATE items SET status = 'sold' WHERE id = $1", rows[0]["id"])
-    result = (await run(ingest_listings, source, [as_listing(market, a, source, price_cents=1),
-                                                 as_listing(market, b, source, sold=True)], f"d2-{source}")).result
+    result = (
+        await run(
+            ingest_listings,
+            source,
+            [as_listing(market, a, source, price_cents=1), as_listing(market, b, source, sold=True)],
+            f"d2-{source}",
+        )
+    ).result
     assert result is not None and result["sold"] == [rows[1]["id"]]
     after = await items(pool, source)
     assert [r["status"] for r in after] == ["sold", "sold"] and after[0]["cost_cents"] == 1
 
 
 async def test_invalid_and_foreign_listings_are_dropped_with_reasons(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     good, other = market.listings("vinted")[:2]
     bad = {**as_listing(market, other, source), "price_cents": -5, "currency": "euros"}
     foreign = as_listing(market, other, "grailed")
-    result = (await run(ingest_listings, source, [as_listing(market, good, source), bad, foreign],
-                        f"d-{source}")).result
+    result = (
+        await run(ingest_listings, source, [as_listing(market, good, source), bad, foreign], f"d-{source}")
+    ).result
     assert result is not None and len(result["created"]) == 1
-    assert result["dropped"] == ["listing 1: 2 invalid field(s): price_cents, currency",
-                                 f"listing 2: source 'grailed' is not {source!r}"]
+    assert result["dropped"] == [
+        "listing 1: 2 invalid field(s): price_cents, currency",
+        f"listing 2: source 'grailed' is not {source!r}",
+    ]
     assert result["edge_node"] is None  # not forwarded by the edge gateway
 
 
 async def test_a_forwarded_delivery_names_the_node_that_sent_it(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     message = ingest_listings.send_with_options(
-        args=(source, [as_listing(market, market.listings("vinted")[0], source)], f"d-{source}"),
-        edge_node="pi-hall")  # what broker.gateway sets on what it forwards
+        args=(source, [as_listing(market, market.listings("vinted")[0], source)], f"d-{source}"), edge_node="pi-hall"
+    )  # what broker.gateway sets on what it forwards
     record = await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, timeout=60)
     assert record.result is not None and record.result["edge_node"] == "pi-hall"
 
 
 async def test_green_items_go_live_when_auto_approval_is_on(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(get_settings(), "auto_approve_green", True)
     source = source_name()
     fake = market.listings("vinted")[0]
@@ -188,7 +213,8 @@ async def test_green_items_go_live_when_auto_approval_is_on(
 
 
 async def test_oversize_images_are_rejected_with_a_clear_error(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(get_settings(), "rehost_max_bytes", 1_000)
     source = source_name()
     fake = next(f for f in market.listings("vinted") if len(f.photos) == 1)
@@ -204,30 +230,43 @@ async def test_oversize_images_are_rejected_with_a_clear_error(
 
 
 async def test_a_blocked_image_host_is_retried_not_given_up(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool
+) -> None:
     source = source_name()
     fake = market.listings("vinted")[0]
     market.block("vinted")
     ingested = await run(ingest_listings, source, [as_listing(market, fake, source)], f"d-{source}")
     assert ingested.result is not None
     [job_id] = ingested.result["rehost_jobs"]
-    record = await asyncio.to_thread(wait_for_status, job_id, JobStatus.RETRYING, JobStatus.DEAD, timeout=30,
-                                     where=lambda r: r.last_error is not None)
+    record = await asyncio.to_thread(
+        wait_for_status,
+        job_id,
+        JobStatus.RETRYING,
+        JobStatus.DEAD,
+        timeout=30,
+        where=lambda r: r.last_error is not None,
+    )
     assert record.status is JobStatus.RETRYING and "image host answered HTTP 403" in (record.last_error or "")
     market.block("vinted", on=False)
     await until(pool, source, embedded)
 
 
 async def test_rehosting_into_s3_then_embedding_from_it(
-        worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker: Worker, market: Marketplace, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = source_name()
     fake = market.listings("vinted")[1]
     with moto_server() as endpoint:
         boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS).create_bucket(Bucket="backroom-media")
         settings = get_settings()
-        for name, value in (("media_s3_bucket", "backroom-media"), ("media_s3_endpoint_url", endpoint),
-                            ("media_s3_region", "us-east-1"), ("media_s3_access_key_id", "testing"),
-                            ("media_s3_secret_access_key", "testing"), ("media_s3_prefix", "items/")):
+        for name, value in (
+            ("media_s3_bucket", "backroom-media"),
+            ("media_s3_endpoint_url", endpoint),
+            ("media_s3_region", "us-east-1"),
+            ("media_s3_access_key_id", "testing"),
+            ("media_s3_secret_access_key", "testing"),
+            ("media_s3_prefix", "items/"),
+        ):
             monkeypatch.setattr(settings, name, value)
         await run(ingest_listings, source, [as_listing(market, fake, source)], f"d-{source}")
         [row] = await until(pool, source, embedded)

@@ -1,4 +1,5 @@
 """Every job status transition, through a real worker on the real Redis broker."""
+
 from __future__ import annotations
 
 import time
@@ -91,8 +92,11 @@ def test_cancelled_delayed_job_is_not_put_back_by_the_delay_hop(
     redis_client: redis.Redis, worker: dramatiq.Worker
 ) -> None:
     message = count_run.send_with_options(args=("dc",), delay=500)
-    wait_until(lambda: redis_client.llen(actors.broker.jobs.keys.queue("default.DQ")) == 0, 10,
-               "the worker to pull it into its in-memory delay queue")
+    wait_until(
+        lambda: redis_client.llen(actors.broker.jobs.keys.queue("default.DQ")) == 0,
+        10,
+        "the worker to pull it into its in-memory delay queue",
+    )
     assert actors.broker.jobs.cancel(message.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
     probe = count_run.send_with_options(args=("probe",), delay=900)
     wait_for_status(probe.message_id, JobStatus.SUCCEEDED)
@@ -108,8 +112,12 @@ def test_a_fetched_job_is_cancelled_by_its_worker_unless_it_started(
     for message in busy:
         wait_for_status(message.message_id, JobStatus.RUNNING)
     held = count_run.send("held")
-    wait_until(lambda: redis_client.llen(store.keys.queue("default")) == 0, 10,
-               "the job prefetched: out of the list, into the worker's memory (and ack set)", interval=0.005)
+    wait_until(
+        lambda: redis_client.llen(store.keys.queue("default")) == 0,
+        10,
+        "the job prefetched: out of the list, into the worker's memory (and ack set)",
+        interval=0.005,
+    )
     assert store.cancel(held.message_id, now_ms=int(time.time() * 1000)) is JobStatus.CANCELLED
     assert store.cancel(busy[0].message_id, now_ms=int(time.time() * 1000)) is JobStatus.RUNNING
     # as if its start were still on the way to Redis: the worker is asked, and refuses
@@ -159,8 +167,14 @@ def test_a_start_and_its_outcomes_in_one_batch_are_one_write_with_every_event() 
     from broker.tracking import Outcome, coalesce
 
     start = Outcome("j", {"status": "running", "worker": "w"}, False, {"event": "started"}, incr=("attempts",))
-    failed = Outcome("j", {"status": "retrying", "last_error": "E"}, False, {"event": "failed"}, queue="q",
-                     counters=("processed", "failed"))
+    failed = Outcome(
+        "j",
+        {"status": "retrying", "last_error": "E"},
+        False,
+        {"event": "failed"},
+        queue="q",
+        counters=("processed", "failed"),
+    )
     again = Outcome("j", {"status": "running"}, False, {"event": "started"}, incr=("attempts",))
     dead = Outcome("j", {"status": "dead"}, True, {"event": "dead"}, queue="q", counters=("processed", "dead"))
     other = Outcome("k", {"status": "succeeded"}, False, {"event": "succeeded"})
@@ -178,9 +192,13 @@ def test_a_batched_write_applies_every_start(redis_client: redis.Redis) -> None:
 
     store = actors.broker.jobs
     message = count_run.send("batched")
-    batch = coalesce([Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
-                      Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
-                      Outcome(message.message_id, {"status": "succeeded"}, False, {"event": "succeeded"})])
+    batch = coalesce(
+        [
+            Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
+            Outcome(message.message_id, {"status": "running"}, False, {"event": "started"}, incr=("attempts",)),
+            Outcome(message.message_id, {"status": "succeeded"}, False, {"event": "succeeded"}),
+        ]
+    )
     with redis_client.pipeline(transaction=False) as pipe:
         for item in batch:
             store.write_final(pipe, item.job_id, item.fields, keep=item.keep, event=item.event, incr=item.incr)

@@ -1,4 +1,5 @@
 """notify with a real worker against the fake providers: once per key, honest retries, no double send."""
+
 from __future__ import annotations
 
 import secrets
@@ -33,8 +34,9 @@ async def record(database_url: str, idempotency_key: str):  # type: ignore[no-un
 
 
 @pytest.mark.parametrize(("channel", "recipient", "provider"), CHANNELS)
-async def test_each_channel_sends_once_and_logs_the_provider_id(fake, worker, database_url, channel, recipient,
-                                                                provider) -> None:
+async def test_each_channel_sends_once_and_logs_the_provider_id(
+    fake, worker, database_url, channel, recipient, provider
+) -> None:
     k = key()
     message = notify.send(channel, recipient, "ops_message", DATA, k)
     done = wait_for_status(message.message_id, JobStatus.SUCCEEDED)
@@ -48,8 +50,9 @@ async def test_each_channel_sends_once_and_logs_the_provider_id(fake, worker, da
 
 @pytest.mark.parametrize(("channel", "recipient", "provider"), CHANNELS)
 @pytest.mark.parametrize("status", [429, 503])
-async def test_429_and_5xx_are_retried_and_delivered_exactly_once(fake, worker, database_url, channel, recipient,
-                                                                  provider, status) -> None:
+async def test_429_and_5xx_are_retried_and_delivered_exactly_once(
+    fake, worker, database_url, channel, recipient, provider, status
+) -> None:
     getattr(fake, provider).fail_next("send", status, retry_after=1)
     started = time.monotonic()
     message = notify.send(channel, recipient, "ops_message", DATA, key())
@@ -71,13 +74,17 @@ async def test_a_429_holds_back_every_worker_for_retry_after(fake, worker, redis
     assert fake.telegram.calls["send"] == 3 and len(fake.telegram.sent) == 2
 
 
-@pytest.mark.parametrize(("channel", "recipient", "provider", "status", "reason"), [
-    ("email", "buyer@example.com", "resend", 422, "validation_error"),
-    ("push", "someone-else", "pushover", 400, "user identifier is invalid"),
-    ("chat", "-100999", "telegram", 403, "bot was blocked"),
-])
-async def test_a_permanent_4xx_fails_at_once_with_the_providers_reason(fake, worker, database_url, channel, recipient,
-                                                                       provider, status, reason) -> None:
+@pytest.mark.parametrize(
+    ("channel", "recipient", "provider", "status", "reason"),
+    [
+        ("email", "buyer@example.com", "resend", 422, "validation_error"),
+        ("push", "someone-else", "pushover", 400, "user identifier is invalid"),
+        ("chat", "-100999", "telegram", 403, "bot was blocked"),
+    ],
+)
+async def test_a_permanent_4xx_fails_at_once_with_the_providers_reason(
+    fake, worker, database_url, channel, recipient, provider, status, reason
+) -> None:
     if provider == "resend":
         fake.resend.fail_next("send", 422)
     if provider == "telegram":
@@ -175,4 +182,3 @@ def test_the_rate_limit_is_shared_by_every_worker(redis_client: redis.Redis) -> 
     assert 0 < wait <= 400  # at most one token's time (200 ms) plus jitter
     workers[1].block("resend", 800)
     assert all(limiter.take("resend") >= 500 for limiter in workers)
-

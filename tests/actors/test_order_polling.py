@@ -1,4 +1,5 @@
 """Lost Printify webhooks: a released order nobody hears about is polled to `dispatched`."""
+
 from __future__ import annotations
 
 import actors
@@ -10,7 +11,13 @@ from providers.ratelimit import RateLimiter
 from providers.registry import limits
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
+    connect,
+    fake,
+    fakes,
+    hold,
+    insert_item,
+    order_of,
+    pod_attributes,
 )
 from tests.waiting import eventually, wait_until
 
@@ -21,7 +28,8 @@ def sweep() -> int:
 
 
 async def test_every_webhook_dropped_the_order_still_reaches_dispatched_by_polling(
-        fake, worker, database_url, hold) -> None:
+    fake, worker, database_url, hold
+) -> None:
     hold(1 / 120)
     fake.printify.pending_s = 0
     fake.printify.drop_webhooks = 1.0
@@ -31,18 +39,25 @@ async def test_every_webhook_dropped_the_order_still_reaches_dispatched_by_polli
         event = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
         wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
         session = event["data"]["object"]["id"]
-        order = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'", session),
-            timeout=30, what="the release")
+        order = await eventually(
+            lambda: conn.fetchrow("SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'", session),
+            timeout=30,
+            what="the release",
+        )
         printify_id = order["printify_order_id"]
         assert sweep() == 0  # released a moment ago: Printify's webhooks may still come
-        fake.printify.advance(printify_id, "fulfilled", shipment={"carrier": "usps", "number": "9400111",
-                                                                  "url": "https://tools.usps.com/t/9400111"})
+        fake.printify.advance(
+            printify_id,
+            "fulfilled",
+            shipment={"carrier": "usps", "number": "9400111", "url": "https://tools.usps.com/t/9400111"},
+        )
         assert await fake.printify.deliver("http://127.0.0.1:9/never", printify_id) == 0  # lost on the way
         await conn.execute("UPDATE orders SET released_at = now() - interval '31 minutes' WHERE id = $1", order["id"])
         assert sweep() == 1
-        done = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE id = $1 AND status = 'dispatched'", order["id"]), what="dispatched by polling")
+        done = await eventually(
+            lambda: conn.fetchrow("SELECT * FROM orders WHERE id = $1 AND status = 'dispatched'", order["id"]),
+            what="dispatched by polling",
+        )
         assert done["tracking"] is not None and "9400111" in done["tracking"]
         wait_until(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="shipping email")
         assert sweep() == 0  # dispatched: nothing more to poll
@@ -60,15 +75,23 @@ async def test_an_order_whose_webhooks_arrive_is_not_polled(fake, worker, databa
         poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes())
         event = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
         wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
-        order = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'",
-            event["data"]["object"]["id"]), timeout=30, what="the release")
+        order = await eventually(
+            lambda: conn.fetchrow(
+                "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'",
+                event["data"]["object"]["id"],
+            ),
+            timeout=30,
+            what="the release",
+        )
         await conn.execute("UPDATE orders SET released_at = now() - interval '2 hours' WHERE id = $1", order["id"])
         fake.printify.advance(order["printify_order_id"], "in-production")
-        wait_for_status(handle_printify_event.send("wh_1", order["printify_order_id"], "order:updated").message_id,
-                        JobStatus.SUCCEEDED)
-        assert (await conn.fetchrow("SELECT status FROM orders WHERE id = $1", order["id"]))["status"] == \
-            "in_production"
+        wait_for_status(
+            handle_printify_event.send("wh_1", order["printify_order_id"], "order:updated").message_id,
+            JobStatus.SUCCEEDED,
+        )
+        assert (await conn.fetchrow("SELECT status FROM orders WHERE id = $1", order["id"]))[
+            "status"
+        ] == "in_production"
         gets = fake.printify.calls["get"]
         assert sweep() == 0 and fake.printify.calls["get"] == gets  # heard from it just now
     finally:
@@ -82,9 +105,13 @@ async def released_quietly(conn, fake):  # type: ignore[no-untyped-def]
     poster = await insert_item(conn, "print_on_demand", attributes=pod_attributes())
     event = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
     wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
-    order = await eventually(lambda: conn.fetchrow(
-        "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'", event["data"]["object"]["id"]),
-        timeout=30, what="the release")
+    order = await eventually(
+        lambda: conn.fetchrow(
+            "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'", event["data"]["object"]["id"]
+        ),
+        timeout=30,
+        what="the release",
+    )
     await conn.execute("UPDATE orders SET released_at = now() - interval '31 minutes' WHERE id = $1", order["id"])
     return order
 
@@ -96,9 +123,10 @@ async def test_an_order_cancelled_at_printify_is_polled_once_then_left_alone(fak
         order = await released_quietly(conn, fake)
         fake.printify.advance(order["printify_order_id"], "canceled")
         assert sweep() == 1
-        await eventually(lambda: conn.fetchval(
-            "SELECT id FROM tickets WHERE key = $1", f"shipping_problem:{order['id']}:canceled"),
-            what="the shipping problem ticket")
+        await eventually(
+            lambda: conn.fetchval("SELECT id FROM tickets WHERE key = $1", f"shipping_problem:{order['id']}:canceled"),
+            what="the shipping problem ticket",
+        )
         row = await conn.fetchrow("SELECT status, printify_status FROM orders WHERE id = $1", order["id"])
         assert (row["status"], row["printify_status"]) == ("released", "canceled")
         gets = fake.printify.calls["get"]
@@ -118,8 +146,9 @@ async def test_polling_waits_for_the_shared_printify_rate_limit(fake, worker, da
         limiter.block("printify", 1_500)  # as a 429's retry-after does: every worker holds back
         gets = fake.printify.calls["get"]
         job = poll_printify_order.send(order["id"]).message_id
-        waited = wait_for_status(job, JobStatus.RETRYING, JobStatus.DELAYED,
-                                 where=lambda r: "shared rate limit" in (r.last_error or ""))
+        waited = wait_for_status(
+            job, JobStatus.RETRYING, JobStatus.DELAYED, where=lambda r: "shared rate limit" in (r.last_error or "")
+        )
         assert waited.last_error and fake.printify.calls["get"] == gets  # it asked nothing while blocked
         wait_for_status(job, JobStatus.SUCCEEDED)
         assert fake.printify.calls["get"] == gets + 1

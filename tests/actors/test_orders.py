@@ -1,7 +1,7 @@
 """Orders with a real worker: replays, races for 1-of-1s and stock, the hold, cancel, release, Printify."""
+
 from __future__ import annotations
 
-import asyncio
 import json
 
 import actors
@@ -10,7 +10,13 @@ from actors.release import release_due_orders, release_order
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_quiet, wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
+    connect,
+    fake,
+    fakes,
+    hold,
+    insert_item,
+    order_of,
+    pod_attributes,
 )
 from tests.waiting import eventually, wait_until
 
@@ -47,7 +53,8 @@ async def test_ten_replays_of_one_event_make_one_order(fake, worker, database_ur
 
 
 async def test_two_paid_sessions_racing_for_one_piece_one_keeps_it_the_other_is_refunded(
-        fake, worker, database_url) -> None:
+    fake, worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         item = await insert_item(conn, "one_of_one", source_url=SOURCE_URL, title="Margiela tabi", price_cents=42000)
@@ -60,8 +67,10 @@ async def test_two_paid_sessions_racing_for_one_piece_one_keeps_it_the_other_is_
         loser = next(o for o in orders if o["status"] == "cancelled")
         assert loser["cancel_reason"] == "sold_out"
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", item) == "sold"
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", loser["id"]),
-                         what="the loser's refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", loser["id"]),
+            what="the loser's refund",
+        )
         assert fake.stripe.refunded(loser["stripe_payment_intent"]) == 42000
         assert len(fake.stripe.refunds) == 1
         wait_until(lambda: any("Sold twice" in p["title"] for p in fake.pushover.sent), what="the admin told")
@@ -74,19 +83,29 @@ async def test_a_hundred_buyers_of_stock_ten_make_exactly_ten_orders(fake, worke
     conn = await connect(database_url)
     try:
         item = await insert_item(conn, "stable", stock=10, price_cents=2500)
-        events = [fake.stripe.checkout_completed(items=str(item), amount_total=2500, email=f"b{i}@example.com")
-                  for i in range(100)]
+        events = [
+            fake.stripe.checkout_completed(items=str(item), amount_total=2500, email=f"b{i}@example.com")
+            for i in range(100)
+        ]
         messages = [handle_stripe_event.send(e["id"]) for e in events]
         for message in messages:
             wait_for_status(message.message_id, JobStatus.SUCCEEDED, timeout=60)
         sessions = [e["data"]["object"]["id"] for e in events]
-        counts = dict(await conn.fetch(
-            "SELECT status, count(*) FROM orders WHERE stripe_session_id = ANY($1) GROUP BY status", sessions))
+        counts = dict(
+            await conn.fetch(
+                "SELECT status, count(*) FROM orders WHERE stripe_session_id = ANY($1) GROUP BY status", sessions
+            )
+        )
         assert counts == {"on_hold": 10, "cancelled": 90}
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", item) == 0
-        await eventually(lambda: conn.fetchval(
-            "SELECT count(*) = 90 FROM orders WHERE stripe_session_id = ANY($1) AND stripe_refund_id IS NOT NULL",
-            sessions), timeout=60, what="90 refunds")
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT count(*) = 90 FROM orders WHERE stripe_session_id = ANY($1) AND stripe_refund_id IS NOT NULL",
+                sessions,
+            ),
+            timeout=60,
+            what="90 refunds",
+        )
         assert len(fake.stripe.refunds) == 90
     finally:
         await conn.close()
@@ -103,8 +122,9 @@ async def test_cancel_during_the_hold_refunds_once_restores_and_tells_the_buyer(
         assert order["status"] == "on_hold"
         assert await conn.fetchval("SELECT stock FROM items WHERE id = $1", stable) == 1
         wait_for_status(cancel_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
-                         what="the refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]), what="the refund"
+        )
         after = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", order["id"])
         assert after["status"] == "cancelled" and after["cancel_reason"] == "cancelled_by_admin"
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "available"
@@ -123,7 +143,8 @@ async def test_cancel_during_the_hold_refunds_once_restores_and_tells_the_buyer(
 
 
 async def test_release_after_the_hold_waits_for_printify_on_hold_then_sends_once(
-        fake, worker, database_url, hold) -> None:
+    fake, worker, database_url, hold
+) -> None:
     hold(1 / 60)  # a one-second hold
     fake.printify.pending_s = 1.5
     conn = await connect(database_url)
@@ -132,8 +153,11 @@ async def test_release_after_the_hold_waits_for_printify_on_hold_then_sends_once
         event, message = buy(fake, f"{poster}x2", amount_total=10000)
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
-        released = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]), timeout=30, what="release")
+        released = await eventually(
+            lambda: conn.fetchrow("SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]),
+            timeout=30,
+            what="release",
+        )
         assert released["release_started_at"] >= released["hold_until"]
         assert fake.printify.creates == {str(order["id"]): 1}
         printify_id = released["printify_order_id"]
@@ -161,8 +185,11 @@ async def test_printify_429_and_5xx_during_release_still_one_order_one_send(fake
         event, message = buy(fake, str(poster))
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
-        released = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]), timeout=40, what="release")
+        released = await eventually(
+            lambda: conn.fetchrow("SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]),
+            timeout=40,
+            what="release",
+        )
         assert fake.printify.creates == {str(order["id"]): 1}
         assert fake.printify.sends == {released["printify_order_id"]: 1}
         assert fake.printify.calls["create"] == 2 and fake.printify.calls["send"] == 2
@@ -219,21 +246,27 @@ async def test_sourced_pieces_push_tap_to_secure_with_the_private_url(fake, work
         event, message = buy(fake, str(piece), amount_total=80000)
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
-        await eventually(lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
-                         timeout=20, what="release")
+        await eventually(
+            lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
+            timeout=20,
+            what="release",
+        )
         push = wait_until(lambda: [p for p in fake.pushover.sent if "Tap to secure" in p["title"]], what="the push")
         assert len(push) == 1 and SOURCE_URL in push[0]["message"] and push[0]["user"] == "pushover-admin-user"
         # the source URL travels in no message and no job record, only in the push itself
         for job_id in actors.broker.client.zrange(actors.broker.jobs.keys.job_index, 0, -1):
-            assert SOURCE_URL.encode() not in repr(actors.broker.client.hgetall(
-                actors.broker.jobs.keys.job(job_id.decode()))).encode()
+            assert (
+                SOURCE_URL.encode()
+                not in repr(actors.broker.client.hgetall(actors.broker.jobs.keys.job(job_id.decode()))).encode()
+            )
         assert fake.printify.creates == {}
     finally:
         await conn.close()
 
 
 async def test_printify_webhooks_move_the_order_on_and_tell_the_buyer_with_tracking(
-        fake, worker, database_url, hold) -> None:
+    fake, worker, database_url, hold
+) -> None:
     hold(1 / 120)
     fake.printify.pending_s = 0
     conn = await connect(database_url)
@@ -242,26 +275,38 @@ async def test_printify_webhooks_move_the_order_on_and_tell_the_buyer_with_track
         event, message = buy(fake, str(poster))
         wait_for_status(message.message_id, JobStatus.SUCCEEDED)
         order = await order_of(conn, event["data"]["object"]["id"])
-        printify_id = (await eventually(lambda: conn.fetchrow(
-            "SELECT printify_order_id FROM orders WHERE id = $1 AND status = 'released'", order["id"]),
-            timeout=20, what="release"))["printify_order_id"]
+        printify_id = (
+            await eventually(
+                lambda: conn.fetchrow(
+                    "SELECT printify_order_id FROM orders WHERE id = $1 AND status = 'released'", order["id"]
+                ),
+                timeout=20,
+                what="release",
+            )
+        )["printify_order_id"]
         fake.printify.advance(printify_id, "in-production")
-        wait_for_status(handle_printify_event.send("evt-1", printify_id, "order:updated").message_id,
-                        JobStatus.SUCCEEDED)
+        wait_for_status(
+            handle_printify_event.send("evt-1", printify_id, "order:updated").message_id, JobStatus.SUCCEEDED
+        )
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "in_production"
-        fake.printify.advance(printify_id, "fulfilled", shipment={"carrier": "dhl", "number": "JD0001",
-                                                                   "url": "https://track.example/JD0001"})
+        fake.printify.advance(
+            printify_id,
+            "fulfilled",
+            shipment={"carrier": "dhl", "number": "JD0001", "url": "https://track.example/JD0001"},
+        )
         for _ in range(2):  # a replayed delivery changes nothing more
-            wait_for_status(handle_printify_event.send("evt-2", printify_id, "order:updated").message_id,
-                            JobStatus.SUCCEEDED)
+            wait_for_status(
+                handle_printify_event.send("evt-2", printify_id, "order:updated").message_id, JobStatus.SUCCEEDED
+            )
         row = await conn.fetchrow("SELECT status, tracking FROM orders WHERE id = $1", order["id"])
         assert row["status"] == "dispatched" and json.loads(row["tracking"])["number"] == "JD0001"
         mails = wait_until(lambda: [m for m in fake.resend.sent if "on its way" in m["subject"]], what="tracking")
         assert len(mails) == 1 and "JD0001" in mails[0]["text"]
         # a late in-production delivery never moves it back
         fake.printify.advance(printify_id, "in-production")
-        wait_for_status(handle_printify_event.send("evt-3", printify_id, "order:updated").message_id,
-                        JobStatus.SUCCEEDED)
+        wait_for_status(
+            handle_printify_event.send("evt-3", printify_id, "order:updated").message_id, JobStatus.SUCCEEDED
+        )
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "dispatched"
     finally:
         await conn.close()
@@ -295,8 +340,9 @@ async def test_admin_dispatch_tells_the_buyer(fake, worker, database_url, hold) 
         order = await order_of(conn, event["data"]["object"]["id"])
         early = wait_for_status(dispatch_order.send(order["id"], "ups", "1Z999").message_id, JobStatus.DEAD)
         assert "only a released order" in early.last_error
-        await eventually(lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
-                         what="release")
+        await eventually(
+            lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]), what="release"
+        )
         wait_for_status(dispatch_order.send(order["id"], "ups", "1Z999").message_id, JobStatus.SUCCEEDED)
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "dispatched"
         wait_until(lambda: any("1Z999" in m["text"] for m in fake.resend.sent), what="the tracking email")
@@ -315,8 +361,10 @@ async def test_the_sweep_releases_a_hold_whose_message_slipped(fake, worker, dat
         actors.broker.client.delete(f"backroom:unique:release_order:{order['id']}")  # as if the message was lost
         swept = wait_for_status(release_due_orders.send().message_id, JobStatus.SUCCEEDED)
         assert swept.result >= 1
-        await eventually(lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
-                         what="the sweep's release")
+        await eventually(
+            lambda: conn.fetchval("SELECT status = 'released' FROM orders WHERE id = $1", order["id"]),
+            what="the sweep's release",
+        )
     finally:
         await conn.close()
 
@@ -329,8 +377,12 @@ async def test_a_membership_upgrades_the_profile(fake, worker, database_url) -> 
         for _ in range(2):
             wait_for_status(handle_stripe_event.send(event["id"]).message_id, JobStatus.SUCCEEDED)
         assert await conn.fetchval("SELECT membership_tier FROM profiles WHERE email = $1", email.lower()) == "society"
-        assert await conn.fetchval("SELECT count(*) FROM orders WHERE stripe_session_id = $1",
-                                   event["data"]["object"]["id"]) == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE stripe_session_id = $1", event["data"]["object"]["id"]
+            )
+            == 0
+        )
         wait_until(lambda: any("Society" in m["subject"] for m in fake.resend.sent), what="the welcome")
         wait_for_quiet()  # every job the two events started is done: a second welcome would have been sent
         assert sum("Society" in m["subject"] for m in fake.resend.sent) == 1
@@ -339,7 +391,8 @@ async def test_a_membership_upgrades_the_profile(fake, worker, database_url) -> 
 
 
 async def test_a_payment_below_the_price_waits_for_review_is_never_released_and_alerts(
-        fake, worker, database_url) -> None:
+    fake, worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         piece = await insert_item(conn, "one_of_one", price_cents=62200, title="Margiela tabi")
@@ -358,8 +411,9 @@ async def test_a_payment_below_the_price_waits_for_review_is_never_released_and_
         assert await conn.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == "needs_review"
         assert fake.resend.sent == [] and fake.printify.creates == {}
         wait_for_status(cancel_order.send(order["id"]).message_id, JobStatus.SUCCEEDED)  # the admin's way out
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
-                         what="the refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]), what="the refund"
+        )
         assert fake.stripe.refunded(order["stripe_payment_intent"]) == 5000
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", piece) == "available"
     finally:

@@ -1,4 +1,5 @@
 """The record writer: outcomes and acks land even after Redis lost the ack script."""
+
 from __future__ import annotations
 
 import dramatiq

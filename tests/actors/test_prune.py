@@ -1,4 +1,5 @@
 """prune_listings / check_listing / record_listing_check with a real worker against the local marketplace."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,15 @@ def prune_settings(monkeypatch: pytest.MonkeyPatch, market: Marketplace) -> None
     """Fast politeness for tests; every source checked server-side unless a test says otherwise."""
     market.reset()
     settings = get_settings()
-    for name, value in {"prune_host_rate_per_s": 20.0, "prune_host_concurrency": 2, "prune_jitter": 0.1,
-                        "prune_timeout_s": TIMEOUT_S, "prune_edge_sources": "", "prune_recheck_minutes": 60.0,
-                        "prune_max_rechecks": 3}.items():
+    for name, value in {
+        "prune_host_rate_per_s": 20.0,
+        "prune_host_concurrency": 2,
+        "prune_jitter": 0.1,
+        "prune_timeout_s": TIMEOUT_S,
+        "prune_edge_sources": "",
+        "prune_recheck_minutes": 60.0,
+        "prune_max_rechecks": 3,
+    }.items():
         monkeypatch.setattr(settings, name, value)
 
 
@@ -54,8 +61,12 @@ async def put_listing(conn: asyncpg.Connection, market: Marketplace, source: str
     """An available item for one marketplace listing, put into `state` on the marketplace; returns the item id."""
     listing = market.listings(source)[index]
     market.set_state(source, listing.id, state)
-    await conn.execute("DELETE FROM listing_checks WHERE item_id IN (SELECT id FROM items WHERE source = $1 AND"
-                       " source_listing_id = $2)", source, str(listing.id))
+    await conn.execute(
+        "DELETE FROM listing_checks WHERE item_id IN (SELECT id FROM items WHERE source = $1 AND"
+        " source_listing_id = $2)",
+        source,
+        str(listing.id),
+    )
     return await conn.fetchval(
         """
         INSERT INTO items (source, source_listing_id, source_url, title, kind, status)
@@ -63,14 +74,22 @@ async def put_listing(conn: asyncpg.Connection, market: Marketplace, source: str
         ON CONFLICT (source, source_listing_id) DO UPDATE SET status = 'available', source_url = EXCLUDED.source_url,
             last_checked_at = NULL, last_check_outcome = NULL, check_unknown_streak = 0, next_check_at = NULL
         RETURNING id
-        """, source, str(listing.id), market.url_of(listing), listing.title)
+        """,
+        source,
+        str(listing.id),
+        market.url_of(listing),
+        listing.title,
+    )
 
 
 async def all_checked(conn: asyncpg.Connection, ids: list[int], *, timeout: float = 40.0) -> None:
     """Wait until every item has a stored check."""
+
     async def done() -> bool:
-        return await conn.fetchval("SELECT count(*) FROM items WHERE id = ANY($1) AND last_checked_at IS NOT NULL",
-                                   ids) == len(ids)
+        return await conn.fetchval(
+            "SELECT count(*) FROM items WHERE id = ANY($1) AND last_checked_at IS NOT NULL", ids
+        ) == len(ids)
+
     await eventually(done, timeout=timeout, what="every item checked")
 
 
@@ -83,18 +102,23 @@ EXPECTED = {  # marketplace state -> (item status, check outcome, http status, a
 }
 
 
-async def test_each_state_ends_in_the_right_item_status_with_evidence(market, prune_settings, worker, conn,
-                                                                      redis_client) -> None:
-    items = {(source, state): await put_listing(conn, market, source, i, state)
-             for source in ("vinted", "grailed", "shop") for i, state in enumerate(EXPECTED)}
+async def test_each_state_ends_in_the_right_item_status_with_evidence(
+    market, prune_settings, worker, conn, redis_client
+) -> None:
+    items = {
+        (source, state): await put_listing(conn, market, source, i, state)
+        for source in ("vinted", "grailed", "shop")
+        for i, state in enumerate(EXPECTED)
+    }
     job = prune_listings.send()
     result = wait_for_status(job.message_id, JobStatus.SUCCEEDED).result
     assert result["items"] >= len(items)
     await all_checked(conn, list(items.values()))
     for (source, state), item_id in items.items():
         status, outcome, http_status, marker = EXPECTED[state]
-        row = await conn.fetchrow("SELECT status, last_check_outcome, check_unknown_streak, next_check_at"
-                                  " FROM items WHERE id = $1", item_id)
+        row = await conn.fetchrow(
+            "SELECT status, last_check_outcome, check_unknown_streak, next_check_at FROM items WHERE id = $1", item_id
+        )
         [check] = await select_checks(conn, item_id)
         where = f"{source}/{state}: {check}"
         assert row["status"] == status and check.outcome == outcome and row["last_check_outcome"] == outcome, where
@@ -134,8 +158,7 @@ async def test_a_429_holds_the_whole_host_back_for_its_retry_after(market, prune
     assert not slot.granted and slot.wait_ms > 20_000
 
 
-async def test_each_host_sees_the_rate_and_in_flight_limits(market, prune_settings, worker, conn,
-                                                            monkeypatch) -> None:
+async def test_each_host_sees_the_rate_and_in_flight_limits(market, prune_settings, worker, conn, monkeypatch) -> None:
     started = time.monotonic()  # slow answers of earlier tests land in the log late: only count ours
     monkeypatch.setattr(get_settings(), "prune_host_rate_per_s", 4.0)
     fast = [await put_listing(conn, market, "shop", i, "available") for i in range(6)]
@@ -146,6 +169,7 @@ async def test_each_host_sees_the_rate_and_in_flight_limits(market, prune_settin
     shop = sorted(r.at for r in market.requests("shop") if r.path.startswith("/products/") and r.at >= started)
     gaps = [b - a for a, b in zip(shop, shop[1:])]
     assert len(shop) == 6 and min(gaps) >= 0.25 * 0.8  # 4/s: 250 ms apart (less a little network skew)
+
     def ours() -> list[float]:
         return sorted(r.at for r in market.requests("grailed") if r.at >= started)
 
@@ -158,23 +182,39 @@ async def test_each_host_sees_the_rate_and_in_flight_limits(market, prune_settin
 
 async def test_an_edge_outcome_applies_only_with_proof_and_once(market, prune_settings, worker, conn) -> None:
     item_id = await put_listing(conn, market, "vinted", 0, "available")
-    unproven = {"check_id": "edge:test-1", "source": "vinted", "http_status": 403, "final_url": None,
-                "markers": ["challenge:just-a-moment"], "error": None}
-    result = wait_for_status(record_listing_check.send(item_id, "archived", unproven).message_id,
-                             JobStatus.SUCCEEDED).result
+    unproven = {
+        "check_id": "edge:test-1",
+        "source": "vinted",
+        "http_status": 403,
+        "final_url": None,
+        "markers": ["challenge:just-a-moment"],
+        "error": None,
+    }
+    result = wait_for_status(
+        record_listing_check.send(item_id, "archived", unproven).message_id, JobStatus.SUCCEEDED
+    ).result
     assert result["outcome"] == "unknown" and result["status"] == "available"
-    proven = {"check_id": "edge:test-2", "source": "vinted", "http_status": 200, "final_url": "x",
-              "markers": ["sold:vinted-item-status--sold"], "error": None}
+    proven = {
+        "check_id": "edge:test-2",
+        "source": "vinted",
+        "http_status": 200,
+        "final_url": "x",
+        "markers": ["sold:vinted-item-status--sold"],
+        "error": None,
+    }
     for _ in range(2):  # a redelivery of the same check changes nothing more
         wait_for_status(record_listing_check.send(item_id, "sold", proven).message_id, JobStatus.SUCCEEDED)
     checks = await select_checks(conn, item_id)
     assert [(c.check_id, c.outcome, c.via, c.applied) for c in checks] == [
-        ("edge:test-2", "sold", "edge", True), ("edge:test-1", "unknown", "edge", False)]
+        ("edge:test-2", "sold", "edge", True),
+        ("edge:test-1", "unknown", "edge", False),
+    ]
     assert await conn.fetchval("SELECT status FROM items WHERE id = $1", item_id) == "sold"
 
 
-async def test_a_source_for_the_edge_without_a_live_edge_node_is_unknown(market, prune_settings, worker, conn,
-                                                                         monkeypatch) -> None:
+async def test_a_source_for_the_edge_without_a_live_edge_node_is_unknown(
+    market, prune_settings, worker, conn, monkeypatch
+) -> None:
     monkeypatch.setattr(get_settings(), "prune_edge_sources", "vinted")
     item_id = await put_listing(conn, market, "vinted", 1, "sold")
     result = wait_for_status(check_listing.send(item_id).message_id, JobStatus.SUCCEEDED).result

@@ -1,4 +1,5 @@
 """Vinted listings are checked on the edge: a real edge worker with real Chromium, results back through the gateway."""
+
 from __future__ import annotations
 
 import os
@@ -54,12 +55,25 @@ def edge_worker(server_worker: Worker, tmp_path: Path) -> Iterator[subprocess.Po
     url = redis.connection.parse_url(os.environ["REDIS_URL"])
     creds = create_edge_credentials(actors.broker.client, "backroom", "prune-pi", host=url["host"], port=url["port"])
     gateway = Gateway(os.environ["REDIS_URL"], tmp_path)
-    env = {**os.environ, "REDIS_URL": creds.redis_url, "EDGE_OUTBOX_PATH": str(tmp_path / "outbox.db"),
-           "EDGE_NODE_ID": "prune-pi", "EDGE_HEARTBEAT_S": "0.3", "EDGE_PAGE_TIMEOUT_MS": "3000", "LOG_LEVEL": "WARNING",
-           "METRICS_PORT": "0"}
+    env = {
+        **os.environ,
+        "REDIS_URL": creds.redis_url,
+        "EDGE_OUTBOX_PATH": str(tmp_path / "outbox.db"),
+        "EDGE_NODE_ID": "prune-pi",
+        "EDGE_HEARTBEAT_S": "0.3",
+        "EDGE_PAGE_TIMEOUT_MS": "3000",
+        "LOG_LEVEL": "WARNING",
+        "METRICS_PORT": "0",
+    }
     log = (tmp_path / "edge.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     keys = actors.broker.jobs.keys
     wait_until(lambda: live_edge_nodes(actors.broker.client, keys, ttl_s=30), timeout=60, what="a live edge node")
     yield process
@@ -77,12 +91,18 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-@pytest.mark.parametrize(("state", "status", "outcome"), [
-    ("sold", "sold", "sold"), ("removed", "archived", "archived"), ("blocked", "available", "unknown"),
-    ("available", "available", "available"),
-])
-async def test_a_vinted_listing_is_checked_in_the_edge_browser(market, edge_worker, conn, monkeypatch, state,
-                                                               status, outcome) -> None:
+@pytest.mark.parametrize(
+    ("state", "status", "outcome"),
+    [
+        ("sold", "sold", "sold"),
+        ("removed", "archived", "archived"),
+        ("blocked", "available", "unknown"),
+        ("available", "available", "available"),
+    ],
+)
+async def test_a_vinted_listing_is_checked_in_the_edge_browser(
+    market, edge_worker, conn, monkeypatch, state, status, outcome
+) -> None:
     for name, value in {"prune_edge_sources": "vinted", "prune_host_rate_per_s": 20.0, "prune_jitter": 0.0}.items():
         monkeypatch.setattr(get_settings(), name, value)
     item_id = await put_listing(conn, market, "vinted", 0, state)
@@ -91,6 +111,7 @@ async def test_a_vinted_listing_is_checked_in_the_edge_browser(market, edge_work
 
     async def checked() -> list:
         return await select_checks(conn, item_id)
+
     [check] = await eventually(checked, timeout=60, what="the edge's evidence recorded")
     assert (check.via, check.outcome) == ("edge", outcome), check
     assert await conn.fetchval("SELECT status FROM items WHERE id = $1", item_id) == status

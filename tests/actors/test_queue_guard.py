@@ -1,4 +1,5 @@
 """The queue guard on a real server worker: a message runs only when its actor is declared on its arrival queue."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -21,9 +22,14 @@ def forged(queue: str, actor: str, **kwargs: object) -> Message:
 
 
 async def test_actors_on_the_wrong_queue_are_dead_lettered_and_audited(
-        worker: Worker, redis_client: redis.Redis, database_url: str) -> None:
-    attacks = [forged("ingest", "ping", message="owned"), forged("default", "approve_item", item_id=1),
-               forged("ingest", "refund_order", order_id=1), forged("ingest", "no_such_actor")]
+    worker: Worker, redis_client: redis.Redis, database_url: str
+) -> None:
+    attacks = [
+        forged("ingest", "ping", message="owned"),
+        forged("default", "approve_item", item_id=1),
+        forged("ingest", "refund_order", order_id=1),
+        forged("ingest", "no_such_actor"),
+    ]
     # a payload on `ingest` that claims another queue (the worker would otherwise ack it on the wrong one)
     lying = Message(queue_name="default", actor_name="ping", args=(), kwargs={}, options={"redis_message_id": "r1"})
     with redis_client.pipeline(transaction=True) as pipe:

@@ -1,16 +1,22 @@
 """Reminders with a real worker against the fake providers: schedules, moves, deletes, preferences."""
+
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, UTC
 from typing import Any
 
 import asyncpg
 
 from actors.notify import notify
 from actors.reminders import (
-    MAX_DISPATCHES, delete_reminder_subject, send_due_reminders, send_reminder, update_preferences,
-    upsert_reminder_policy, upsert_reminder_subject,
+    MAX_DISPATCHES,
+    delete_reminder_subject,
+    send_due_reminders,
+    send_reminder,
+    update_preferences,
+    upsert_reminder_policy,
+    upsert_reminder_subject,
 )
 from db.notifications import insert_template
 from db.reminders import upsert_preferences
@@ -27,13 +33,31 @@ def subject_id() -> str:
     return f"occasion:{secrets.token_hex(6)}"
 
 
-def upsert(subject: str, when: datetime, *, recipient: str = "", recurrence: str = "yearly",
-           offsets: tuple[int, ...] = (0,), email: str = "", template: str = "ops_message") -> Any:
+def upsert(
+    subject: str,
+    when: datetime,
+    *,
+    recipient: str = "",
+    recurrence: str = "yearly",
+    offsets: tuple[int, ...] = (0,),
+    email: str = "",
+    template: str = "ops_message",
+) -> Any:
     """Upsert a timed occasion at `when` (UTC) and wait for it to be stored."""
     email = email or f"{secrets.token_hex(4)}@example.com"
     message = upsert_reminder_subject.send(
-        subject, recipient or email, {"email": email}, when.date().isoformat(), "UTC", when.time().isoformat(),
-        recurrence, list(offsets), ["email"], template, DATA)
+        subject,
+        recipient or email,
+        {"email": email},
+        when.date().isoformat(),
+        "UTC",
+        when.time().isoformat(),
+        recurrence,
+        list(offsets),
+        ["email"],
+        template,
+        DATA,
+    )
     return wait_for_status(message.message_id, JobStatus.SUCCEEDED)
 
 
@@ -47,7 +71,7 @@ async def events(conn: asyncpg.Connection, subject: str) -> list[tuple[str, str 
 
 
 def soon(seconds: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).replace(microsecond=0)
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
 
 
 async def test_a_due_reminder_is_sent_once_and_a_yearly_one_rolls_forward(fake, worker, database_url) -> None:
@@ -56,14 +80,20 @@ async def test_a_due_reminder_is_sent_once_and_a_yearly_one_rolls_forward(fake, 
         subject, when = subject_id(), soon(2)
         upsert(subject, when)
         wait_until(lambda: fake.resend.sent, timeout=30, what="the reminder")
-        row = await eventually(lambda: conn.fetchrow("SELECT * FROM reminders WHERE subject = $1 AND"
-                                                     " occurrence > $2", subject, when.date()), what="roll forward")
+        row = await eventually(
+            lambda: conn.fetchrow(
+                "SELECT * FROM reminders WHERE subject = $1 AND occurrence > $2", subject, when.date()
+            ),
+            what="roll forward",
+        )
         assert row["status"] == "pending" and row["sent_count"] == 1 and row["version"] == 2
         assert row["occurrence"] == date(when.year + 1, when.month, when.day)
         assert [e for e, _ in await events(conn, subject)] == ["queued", "sending", "sent"]
         assert len(fake.resend.sent) == 1
-        sent = await conn.fetchrow("SELECT sent_at FROM notifications WHERE idempotency_key = $1",
-                                   f"reminder:{row['id']}:{when.date().isoformat()}")
+        sent = await conn.fetchrow(
+            "SELECT sent_at FROM notifications WHERE idempotency_key = $1",
+            f"reminder:{row['id']}:{when.date().isoformat()}",
+        )
         assert sent["sent_at"] >= when
         # the old version's message again (a duplicate, a sweep): nothing happens
         again = send_reminder.send(row["id"], 1)
@@ -83,8 +113,11 @@ async def test_moving_an_occasion_reschedules_and_deleting_it_cancels(fake, work
         later = when + timedelta(days=2)
         upsert(subject, later, offsets=(0, 4320))  # moved two days on; the 1-day reminder became 3 days
         after = await rows(conn, subject)
-        assert [(r["offset_minutes"], r["status"]) for r in after] == [(0, "pending"), (1440, "cancelled"),
-                                                                      (4320, "pending")]
+        assert [(r["offset_minutes"], r["status"]) for r in after] == [
+            (0, "pending"),
+            (1440, "cancelled"),
+            (4320, "pending"),
+        ]
         assert after[0]["due_at"] == later and after[0]["version"] == before[0]["version"] + 1
         assert after[2]["due_at"] == later - timedelta(days=3)
         stale = send_reminder.send(before[0]["id"], before[0]["version"])  # the pre-move message
@@ -92,8 +125,15 @@ async def test_moving_an_occasion_reschedules_and_deleting_it_cancels(fake, work
         deleted = delete_reminder_subject.send(subject)
         assert wait_for_status(deleted.message_id, JobStatus.SUCCEEDED).result == 2
         assert {r["status"] for r in await rows(conn, subject)} == {"cancelled"}
-        assert [e for e, _ in await events(conn, subject)] == ["queued", "queued", "cancelled", "queued",
-                                                               "queued", "cancelled", "cancelled"]
+        assert [e for e, _ in await events(conn, subject)] == [
+            "queued",
+            "queued",
+            "cancelled",
+            "queued",
+            "queued",
+            "cancelled",
+            "cancelled",
+        ]
         assert fake.resend.sent == []
     finally:
         await conn.close()
@@ -128,35 +168,45 @@ async def test_the_sweep_sends_what_has_no_message(fake, worker, database_url, r
         await conn.close()
 
 
-async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnight(fake, worker,
-                                                                                 database_url) -> None:
+async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnight(fake, worker, database_url) -> None:
     conn = await connect(database_url)
     try:
         quiet, capped = f"quiet-{secrets.token_hex(4)}", f"capped-{secrets.token_hex(4)}"
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         end = (now + timedelta(seconds=4)).replace(microsecond=0)
-        await upsert_preferences(conn, quiet, Preferences("UTC", quiet_start=(now - timedelta(hours=1)).time(),
-                                                          quiet_end=end.time()))
+        await upsert_preferences(
+            conn, quiet, Preferences("UTC", quiet_start=(now - timedelta(hours=1)).time(), quiet_end=end.time())
+        )
         await upsert_preferences(conn, capped, Preferences("Asia/Tokyo", daily_cap=1))
         first, second, hushed = subject_id(), subject_id(), subject_id()
         upsert(first, soon(1), recipient=capped, recurrence="none")
         upsert(second, soon(1), recipient=capped, recurrence="none")
         upsert(hushed, soon(1), recipient=quiet, recurrence="none")
         wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="one capped send and the quiet one")
-        log = await conn.fetch("SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[])"
-                               " ORDER BY id", [quiet, capped])
+        log = await conn.fetch(
+            "SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[]) ORDER BY id",
+            [quiet, capped],
+        )
         deferred = {r["subject"]: r["reason"] for r in log if r["event"] == "deferred"}
         assert deferred[hushed].startswith("quiet hours until")
-        assert [s for s in (first, second) if s in deferred] and "daily cap 1" in \
-            deferred.get(first, deferred.get(second, ""))
-        sent_at = await eventually(lambda: conn.fetchval(  # the provider answered; the record follows
-            "SELECT sent_at FROM notifications n"
-            " JOIN reminders r ON n.idempotency_key LIKE 'reminder:' || r.id || ':%' WHERE r.subject = $1", hushed), what="the quiet send's record")
+        assert [s for s in (first, second) if s in deferred] and "daily cap 1" in deferred.get(
+            first, deferred.get(second, "")
+        )
+        sent_at = await eventually(
+            lambda: conn.fetchval(  # the provider answered; the record follows
+                "SELECT sent_at FROM notifications n"
+                " JOIN reminders r ON n.idempotency_key LIKE 'reminder:' || r.id || ':%' WHERE r.subject = $1",
+                hushed,
+            ),
+            what="the quiet send's record",
+        )
         assert sent_at >= end
-        tokyo_midnight = datetime.combine((now + timedelta(hours=9)).date() + timedelta(days=1), time(0),
-                                          tzinfo=timezone.utc) - timedelta(hours=9)
-        capped_due = await conn.fetchval("SELECT due_at FROM reminders WHERE subject = ANY($1::text[]) AND"
-                                         " status = 'pending'", [first, second])
+        tokyo_midnight = datetime.combine(
+            (now + timedelta(hours=9)).date() + timedelta(days=1), time(0), tzinfo=UTC
+        ) - timedelta(hours=9)
+        capped_due = await conn.fetchval(
+            "SELECT due_at FROM reminders WHERE subject = ANY($1::text[]) AND status = 'pending'", [first, second]
+        )
         assert capped_due == tokyo_midnight
     finally:
         await conn.close()
@@ -169,8 +219,13 @@ async def test_an_opted_out_recipient_is_skipped_and_logged(fake, worker, databa
         await upsert_preferences(conn, who, Preferences(opted_out=True))
         subject = subject_id()
         upsert(subject, soon(1), recipient=who)
-        await eventually(lambda: conn.fetchval("SELECT 1 FROM reminder_log WHERE subject = $1 AND event = 'skipped'"
-                                               " AND reason = 'opted out'", subject), timeout=30, what="the skip")
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT 1 FROM reminder_log WHERE subject = $1 AND event = 'skipped' AND reason = 'opted out'", subject
+            ),
+            timeout=30,
+            what="the skip",
+        )
         (row,) = await rows(conn, subject)
         assert row["status"] == "pending" and row["sent_count"] == 0 and row["occurrence"].year > date.today().year
         assert fake.resend.sent == []
@@ -185,35 +240,66 @@ async def test_a_subject_copies_its_policy_and_preferences_are_stored(fake, work
         done = upsert_reminder_policy.send(policy, "birthdays", [20160, 4320, 1440], ["email"], "08:30")
         wait_for_status(done.message_id, JobStatus.SUCCEEDED)
         subject = subject_id()
-        message = upsert_reminder_subject.send(subject, "p-1", {"email": "p@example.com"}, "2099-07-01", "Asia/Tokyo",
-                                               None, "yearly", [], [], "ops_message", DATA, policy_id=policy)
+        message = upsert_reminder_subject.send(
+            subject,
+            "p-1",
+            {"email": "p@example.com"},
+            "2099-07-01",
+            "Asia/Tokyo",
+            None,
+            "yearly",
+            [],
+            [],
+            "ops_message",
+            DATA,
+            policy_id=policy,
+        )
         assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == 3
         assert [(r["offset_minutes"], r["due_at"]) for r in await rows(conn, subject)] == [
-            (1440, datetime(2099, 6, 29, 23, 30, tzinfo=timezone.utc)),  # 08:30 JST on 30 June
-            (4320, datetime(2099, 6, 27, 23, 30, tzinfo=timezone.utc)),
-            (20160, datetime(2099, 6, 16, 23, 30, tzinfo=timezone.utc))]
-        unknown = upsert_reminder_subject.send(subject_id(), "p-1", {"email": "p@example.com"}, "2099-07-01", "UTC",
-                                               None, "none", [], [], "ops_message", DATA, policy_id="no-such")
+            (1440, datetime(2099, 6, 29, 23, 30, tzinfo=UTC)),  # 08:30 JST on 30 June
+            (4320, datetime(2099, 6, 27, 23, 30, tzinfo=UTC)),
+            (20160, datetime(2099, 6, 16, 23, 30, tzinfo=UTC)),
+        ]
+        unknown = upsert_reminder_subject.send(
+            subject_id(),
+            "p-1",
+            {"email": "p@example.com"},
+            "2099-07-01",
+            "UTC",
+            None,
+            "none",
+            [],
+            [],
+            "ops_message",
+            DATA,
+            policy_id="no-such",
+        )
         assert "no reminder policy" in wait_for_status(unknown.message_id, JobStatus.DEAD).last_error
         who = f"pref-{secrets.token_hex(4)}"
         stored = update_preferences.send(who, "Europe/Paris", ["push"], "22:00", "07:00", 5, False)
         wait_for_status(stored.message_id, JobStatus.SUCCEEDED)
         row = await conn.fetchrow("SELECT * FROM notification_preferences WHERE recipient = $1", who)
-        assert (row["time_zone"], row["channels_off"], row["quiet_start"], row["daily_cap"]) == \
-            ("Europe/Paris", ["push"], time(22), 5)
+        assert (row["time_zone"], row["channels_off"], row["quiet_start"], row["daily_cap"]) == (
+            "Europe/Paris",
+            ["push"],
+            time(22),
+            5,
+        )
         # a subject naming no policy and no offsets takes its recipient's default policy
         wait_for_status(update_preferences.send(who, default_policy_id=policy).message_id, JobStatus.SUCCEEDED)
         plain = subject_id()
-        message = upsert_reminder_subject.send(plain, who, {"email": "p@example.com"}, "2099-07-01", "UTC", None,
-                                               "none", [], [], "ops_message", DATA)
+        message = upsert_reminder_subject.send(
+            plain, who, {"email": "p@example.com"}, "2099-07-01", "UTC", None, "none", [], [], "ops_message", DATA
+        )
         assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == 3
         assert [r["offset_minutes"] for r in await rows(conn, plain)] == [1440, 4320, 20160]
     finally:
         await conn.close()
 
 
-async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_records_the_version(fake, worker,
-                                                                                             database_url) -> None:
+async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_records_the_version(
+    fake, worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         name = f"birthday_{secrets.token_hex(3)}"
@@ -230,10 +316,15 @@ async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_record
         wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="the second send")
         texts = sorted(m["text"] for m in fake.resend.sent)
         assert texts[0].startswith("v1: in a few days on 20") and texts[1] == "v2: in a few days (0 days)"
-        logged = await conn.fetch("SELECT subject, template, template_version FROM reminder_log WHERE event = 'sent'"
-                                  " AND subject = ANY($1::text[])", [first, second])
+        logged = await conn.fetch(
+            "SELECT subject, template, template_version FROM reminder_log WHERE event = 'sent'"
+            " AND subject = ANY($1::text[])",
+            [first, second],
+        )
         assert {r["subject"]: (r["template"], r["template_version"]) for r in logged} == {
-            first: (name, 1), second: (name, 2)}
+            first: (name, 1),
+            second: (name, 2),
+        }
     finally:
         await conn.close()
 
@@ -246,9 +337,11 @@ async def test_a_send_that_keeps_failing_is_given_up_instead_of_swept_forever(fa
         (row,) = await rows(conn, subject)
         await conn.execute("UPDATE reminders SET due_at = now() - interval '1 minute' WHERE id = $1", row["id"])
         key = f"reminder:{row['id']}:{when.date().isoformat()}"
-        await conn.executemany("INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event,"
-                               " idempotency_key) VALUES ($1, $2, 'r', 'email', $3, 'sending', $4)",
-                               [(row["id"], subject, when.date(), key)] * MAX_DISPATCHES)
+        await conn.executemany(
+            "INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event,"
+            " idempotency_key) VALUES ($1, $2, 'r', 'email', $3, 'sending', $4)",
+            [(row["id"], subject, when.date(), key)] * MAX_DISPATCHES,
+        )
         message = send_reminder.send(row["id"], row["version"])
         assert wait_for_status(message.message_id, JobStatus.SUCCEEDED).result == {"status": "superseded"}
         assert (await events(conn, subject))[-1] == ("failed", f"gave up after {MAX_DISPATCHES} attempts")
@@ -259,15 +352,28 @@ async def test_a_send_that_keeps_failing_is_given_up_instead_of_swept_forever(fa
         await conn.close()
 
 
-async def test_moves_applied_out_of_order_end_at_the_newest_and_an_older_delete_is_ignored(fake, worker,
-                                                                                          database_url) -> None:
+async def test_moves_applied_out_of_order_end_at_the_newest_and_an_older_delete_is_ignored(
+    fake, worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         subject, email = subject_id(), f"{secrets.token_hex(4)}@example.com"
 
         def move(day: str, revision: int) -> Any:
-            message = upsert_reminder_subject.send(subject, email, {"email": email}, day, "UTC", None, "none", [0],
-                                                   ["email"], "ops_message", DATA, revision=revision)
+            message = upsert_reminder_subject.send(
+                subject,
+                email,
+                {"email": email},
+                day,
+                "UTC",
+                None,
+                "none",
+                [0],
+                ["email"],
+                "ops_message",
+                DATA,
+                revision=revision,
+            )
             return wait_for_status(message.message_id, JobStatus.SUCCEEDED).result
 
         assert move("2099-05-02", 2_000) == 1  # the newer move ran first
@@ -284,8 +390,9 @@ async def test_moves_applied_out_of_order_end_at_the_newest_and_an_older_delete_
         await conn.close()
 
 
-async def test_a_retry_after_a_template_edit_sends_the_version_its_first_attempt_used(fake, worker,
-                                                                                     database_url) -> None:
+async def test_a_retry_after_a_template_edit_sends_the_version_its_first_attempt_used(
+    fake, worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         name = f"pinned_{secrets.token_hex(3)}"

@@ -1,4 +1,5 @@
 """purge_expired with a real worker: it removes exactly what is past its retention, and nothing else."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,13 @@ def media(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalMediaStore:
     """An empty local media store the worker (same process) purges, with the default retention settings."""
     settings = get_settings()
     monkeypatch.setattr(settings, "media_dir", tmp_path / "media")
-    for name, value in {"media_orphan_grace_hours": 24.0, "notification_retention_days": 90.0,
-                        "webhook_retention_days": 30.0, "listing_check_retention_days": 90.0,
-                        "job_retention_days": 7.0}.items():
+    for name, value in {
+        "media_orphan_grace_hours": 24.0,
+        "notification_retention_days": 90.0,
+        "webhook_retention_days": 30.0,
+        "listing_check_retention_days": 90.0,
+        "job_retention_days": 7.0,
+    }.items():
         monkeypatch.setattr(settings, name, value)
     return LocalMediaStore(settings.media_dir)
 
@@ -52,9 +57,13 @@ def aged(store: LocalMediaStore, data: bytes, age_s: float) -> str:
 
 async def notification(conn: asyncpg.Connection, status: str, age_days: float) -> str:
     key = f"retention:{secrets.token_hex(6)}"
-    await conn.execute("INSERT INTO notifications (idempotency_key, channel, recipient, template, status, created_at)"
-                       " VALUES ($1, 'email', 'a@example.com', 'ops_message', $2, now() - make_interval(days => $3))",
-                       key, status, age_days)
+    await conn.execute(
+        "INSERT INTO notifications (idempotency_key, channel, recipient, template, status, created_at)"
+        " VALUES ($1, 'email', 'a@example.com', 'ops_message', $2, now() - make_interval(days => $3))",
+        key,
+        status,
+        age_days,
+    )
     return key
 
 
@@ -63,7 +72,12 @@ async def webhook(conn: asyncpg.Connection, processed: bool, age_days: float) ->
     await conn.execute(
         "INSERT INTO webhook_events (provider, event_id, event_type, payload, received_at, processed_at)"
         " VALUES ('stripe', $1, 'checkout.session.completed', $2, now() - make_interval(days => $3),"
-        " CASE WHEN $4 THEN now() END)", event_id, json.dumps({}), age_days, processed)
+        " CASE WHEN $4 THEN now() END)",
+        event_id,
+        json.dumps({}),
+        age_days,
+        processed,
+    )
     return event_id
 
 
@@ -72,7 +86,12 @@ async def listing_check(conn: asyncpg.Connection, item_id: int, applied: bool, a
     await conn.execute(
         "INSERT INTO listing_checks (check_id, item_id, outcome, via, applied, checked_at)"
         " VALUES ($1, $2, $3, 'server', $4, now() - make_interval(days => $5))",
-        check_id, item_id, "sold" if applied else "unknown", applied, age_days)
+        check_id,
+        item_id,
+        "sold" if applied else "unknown",
+        applied,
+        age_days,
+    )
     return check_id
 
 
@@ -84,14 +103,20 @@ async def existing(conn: asyncpg.Connection, table: str, column: str, values: li
 async def test_purge_removes_exactly_what_is_past_due(media, worker, conn, redis_client) -> None:
     # notifications: finished ones older than 90 days go; pending/sending ones guard their key and stay
     gone_n = [await notification(conn, s, 91) for s in ("sent", "failed", "skipped", "unknown")]
-    kept_n = [await notification(conn, "sent", 89), await notification(conn, "pending", 200),
-              await notification(conn, "sending", 200)]
+    kept_n = [
+        await notification(conn, "sent", 89),
+        await notification(conn, "pending", 200),
+        await notification(conn, "sending", 200),
+    ]
     # webhook events: processed ones older than 30 days go; an unprocessed one is work not done
     gone_w = [await webhook(conn, True, 31)]
     kept_w = [await webhook(conn, True, 29), await webhook(conn, False, 100)]
     # listing checks: older than 90 days go, except one that changed its item (the proof)
-    item_id = await conn.fetchval("INSERT INTO items (source, source_listing_id, title, kind, status) VALUES"
-                                  " ('retention', $1, 'Piece', 'one_of_one', 'sold') RETURNING id", secrets.token_hex(6))
+    item_id = await conn.fetchval(
+        "INSERT INTO items (source, source_listing_id, title, kind, status) VALUES"
+        " ('retention', $1, 'Piece', 'one_of_one', 'sold') RETURNING id",
+        secrets.token_hex(6),
+    )
     gone_c = [await listing_check(conn, item_id, False, 91)]
     kept_c = [await listing_check(conn, item_id, True, 400), await listing_check(conn, item_id, False, 89)]
     # the job index: entries older than JOB_RETENTION_DAYS go (the records themselves expire by TTL)
@@ -111,8 +136,9 @@ async def test_purge_removes_exactly_what_is_past_due(media, worker, conn, redis
     temp.write_bytes(b"half")
     os.utime(temp, (time.time() - 2 * DAY,) * 2)
     await conn.execute("UPDATE items SET media_keys = $2 WHERE id = $1", item_id, [referenced])
-    await conn.execute("INSERT INTO style_seeds (label, media_key) VALUES ($1, $2)",
-                       f"retention {secrets.token_hex(4)}", seed_image)
+    await conn.execute(
+        "INSERT INTO style_seeds (label, media_key) VALUES ($1, $2)", f"retention {secrets.token_hex(4)}", seed_image
+    )
 
     result = wait_for_status(purge_expired.send().message_id, JobStatus.SUCCEEDED, timeout=60).result
 
@@ -123,8 +149,17 @@ async def test_purge_removes_exactly_what_is_past_due(media, worker, conn, redis
     assert redis_client.zscore(edge_index, "old-edge-job") is None
     assert redis_client.zscore(edge_index, "new-edge-job") is not None
     assert {k for k in (referenced, seed_image, orphan, fresh_orphan, reused) if media.exists(k)} == {
-        referenced, seed_image, fresh_orphan, reused}
+        referenced,
+        seed_image,
+        fresh_orphan,
+        reused,
+    }
     assert not temp.exists()
     # nothing else in the suite's database is that old, so the counts are exactly ours
-    assert (result["notifications"], result["webhook_events"], result["listing_checks"], result["media"]) == (4, 1, 1, 2)
+    assert (result["notifications"], result["webhook_events"], result["listing_checks"], result["media"]) == (
+        4,
+        1,
+        1,
+        2,
+    )
     assert result["job_index"] >= 2

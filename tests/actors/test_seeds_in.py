@@ -1,4 +1,5 @@
 """Style seeds through the API: POST /v1/seeds -> add_seed rehosts the image, stores the seed, embeds it."""
+
 from __future__ import annotations
 
 import secrets
@@ -45,8 +46,11 @@ async def test_a_seed_from_an_image_url_is_rehosted_and_embedded(market, worker,
     seed_id = record.result["seed_id"]
     conn = await connect(database_url)
     try:
-        await eventually(lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM style_seeds WHERE id = $1", seed_id),
-                         timeout=60, what="the seed embedded")
+        await eventually(
+            lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM style_seeds WHERE id = $1", seed_id),
+            timeout=60,
+            what="the seed embedded",
+        )
         again = wait_for_status(add_seed.send(label, url).message_id, JobStatus.SUCCEEDED, timeout=60)
         assert again.result["seed_id"] == seed_id and again.result["embed_job"] is None  # same image: no new vector
         assert await conn.fetchval("SELECT description FROM style_seeds WHERE id = $1", seed_id) == "Muted tones"
@@ -70,8 +74,11 @@ async def test_an_uploaded_seed_is_rehosted_clean_and_embedded_once(market, work
     assert record.result["embed_job"] is not None
     conn = await connect(database_url)
     try:
-        await eventually(lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM style_seeds WHERE id = $1", seed_id),
-                         timeout=60, what="the seed embedded")
+        await eventually(
+            lambda: conn.fetchval("SELECT embedding IS NOT NULL FROM style_seeds WHERE id = $1", seed_id),
+            timeout=60,
+            what="the seed embedded",
+        )
         again = wait_for_status(add_seed_upload.send(label, staged).message_id, JobStatus.SUCCEEDED, timeout=60)
         assert again.result == {"seed_id": seed_id, "media_key": key, "embed_job": None}  # same image: no new vector
     finally:
@@ -81,4 +88,3 @@ async def test_an_uploaded_seed_is_rehosted_clean_and_embedded_once(market, work
 def test_an_upload_gone_from_the_store_fails_the_job_without_retries(worker) -> None:
     record = wait_for_status(add_seed_upload.send("gone", "0" * 64 + ".raw").message_id, JobStatus.DEAD, timeout=60)
     assert "no longer stored" in (record.last_error or "") and record.attempts == 1
-

@@ -1,4 +1,5 @@
 """REDIS_SENTINELS: the broker finds its primary through Redis Sentinel."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,10 +19,12 @@ def test_broker_enqueues_through_a_sentinel_managed_primary(tmp_path: Path) -> N
     primary = RedisProcess(tmp_path / "primary").start()
     port = free_port()
     conf = tmp_path / "sentinel.conf"
-    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-                    f"sentinel monitor backroom-primary 127.0.0.1 {primary.port} 1\n")
-    sentinel = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor backroom-primary 127.0.0.1 {primary.port} 1\n"
+    )
+    sentinel = subprocess.Popen(
+        [redis_server_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         probe = redis.Redis(port=port)
 
@@ -32,9 +35,13 @@ def test_broker_enqueues_through_a_sentinel_managed_primary(tmp_path: Path) -> N
                 return False
 
         wait_until(primary_known, 10, "the sentinel to start and name the primary")
-        settings = get_settings().model_copy(update={
-            "redis_url": "redis://ignored-host:1/0", "redis_sentinels": f"127.0.0.1:{port}",
-            "redis_sentinel_master": "backroom-primary"})
+        settings = get_settings().model_copy(
+            update={
+                "redis_url": "redis://ignored-host:1/0",
+                "redis_sentinels": f"127.0.0.1:{port}",
+                "redis_sentinel_master": "backroom-primary",
+            }
+        )
         broker = build_broker(settings)
         message = broker.enqueue(ping.message(message="via sentinel"))
         assert broker.jobs.get(message.message_id).status is JobStatus.QUEUED

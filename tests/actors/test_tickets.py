@@ -1,4 +1,5 @@
 """Ops tickets opened by what goes wrong, once each; refund requests inside and outside the window."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,13 @@ from actors.tickets import act_on_ticket
 from domain.jobs import JobStatus
 from tests.actors.helpers import wait_for_status
 from tests.orders_support import (  # noqa: F401
-    connect, fake, fakes, hold, insert_item, order_of, pod_attributes,
+    connect,
+    fake,
+    fakes,
+    hold,
+    insert_item,
+    order_of,
+    pod_attributes,
 )
 from tests.waiting import eventually, wait_until
 
@@ -45,8 +52,10 @@ async def test_a_failed_payment_and_a_dispute_each_open_one_ticket(fake, worker,
         run(handle_stripe_event.send(paid["id"]))
         disputed = await order_of(conn, paid["data"]["object"]["id"])
         intent = disputed["stripe_payment_intent"]
-        for event in (fake.stripe.dispute(intent, dispute_id="dp_t1"), fake.stripe.dispute(intent, status="lost",
-                                                                                            dispute_id="dp_t1")):
+        for event in (
+            fake.stripe.dispute(intent, dispute_id="dp_t1"),
+            fake.stripe.dispute(intent, status="lost", dispute_id="dp_t1"),
+        ):
             run(handle_stripe_event.send(event["id"]))
             run(handle_stripe_event.send(event["id"]))
         (ticket,) = await eventually(lambda: tickets_of(conn, disputed["id"], "dispute"), what="a dispute ticket")
@@ -54,8 +63,10 @@ async def test_a_failed_payment_and_a_dispute_each_open_one_ticket(fake, worker,
         assert entries[0][0] == "opened" and entries[1][0] == "comment"  # the two jobs may run in either order
         assert sum("closed with outcome lost" in body for _, body in entries) == 1
         assert sum("disputed the payment" in body for _, body in entries) == 1
-        assert await conn.fetchval("SELECT count(*) FROM tickets WHERE order_id = ANY($1)",
-                                   [order["id"], disputed["id"]]) == 2
+        assert (
+            await conn.fetchval("SELECT count(*) FROM tickets WHERE order_id = ANY($1)", [order["id"], disputed["id"]])
+            == 2
+        )
     finally:
         await conn.close()
 
@@ -75,19 +86,26 @@ async def test_a_provider_rejection_and_a_shipping_problem_open_tickets(fake, wo
         refused = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
         run(handle_stripe_event.send(refused["id"]))
         order = await order_of(conn, refused["data"]["object"]["id"])
-        (ticket,) = await eventually(lambda: tickets_of(conn, order["id"], "provider_rejected"), timeout=40,
-                                     what="a rejection ticket")
+        (ticket,) = await eventually(
+            lambda: tickets_of(conn, order["id"], "provider_rejected"), timeout=40, what="a rejection ticket"
+        )
         assert "Validation failed" in (await thread(conn, ticket["id"]))[0][1]
         shipped = fake.stripe.checkout_completed(items=str(poster), amount_total=5000)
         run(handle_stripe_event.send(shipped["id"]))
-        released = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'",
-            shipped["data"]["object"]["id"]), timeout=30, what="the release")
+        released = await eventually(
+            lambda: conn.fetchrow(
+                "SELECT * FROM orders WHERE stripe_session_id = $1 AND status = 'released'",
+                shipped["data"]["object"]["id"],
+            ),
+            timeout=30,
+            what="the release",
+        )
         fake.printify.advance(released["printify_order_id"], "has-issues")
         for event_id in ("wh_issue_1", "wh_issue_2"):
             run(handle_printify_event.send(event_id, released["printify_order_id"], "order:updated"))
-        (problem,) = await eventually(lambda: tickets_of(conn, released["id"], "shipping_problem"),
-                                      what="a shipping ticket")
+        (problem,) = await eventually(
+            lambda: tickets_of(conn, released["id"], "shipping_problem"), what="a shipping ticket"
+        )
         assert "has-issues" in problem["subject"]
         again = run(release_order.send(order["id"]))  # a failed release stays failed: no second ticket
         assert again["released"] is False
@@ -110,8 +128,10 @@ async def test_a_refund_request_inside_the_window_is_approved_outside_it_waits(f
         for _ in range(2):
             assert run(request_refund.send(recent["id"], "wrong size"))["approved"] is True
             assert run(request_refund.send(old["id"], "changed my mind"))["approved"] is False
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
-                         what="the automatic refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
+            what="the automatic refund",
+        )
         (auto,) = await tickets_of(conn, recent["id"], "refund_request")
         (waiting,) = await tickets_of(conn, old["id"], "refund_request")
         assert auto["status"] == "closed" and waiting["status"] == "waiting"
@@ -121,8 +141,10 @@ async def test_a_refund_request_inside_the_window_is_approved_outside_it_waits(f
         run(act_on_ticket.send(waiting["id"], "assigned", "ops-ana", assignee="ana", key="k-assign"))
         run(approve_refund.send(waiting["id"], "ops-ana"))
         run(approve_refund.send(waiting["id"], "ops-ana"))
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", old["id"]),
-                         what="the approved refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", old["id"]),
+            what="the approved refund",
+        )
         assert [a for a, _ in await thread(conn, waiting["id"])] == ["opened", "assigned", "approved"]
         row = await conn.fetchrow("SELECT status, assignee FROM tickets WHERE id = $1", waiting["id"])
         assert row["status"] == "closed" and row["assignee"] == "ana"
@@ -131,8 +153,9 @@ async def test_a_refund_request_inside_the_window_is_approved_outside_it_waits(f
         await conn.close()
 
 
-async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, worker, database_url, hold,
-                                                                     monkeypatch) -> None:
+async def test_next_steps_whose_send_fails_after_the_commit_still_run(
+    fake, worker, database_url, hold, monkeypatch
+) -> None:
     """A failed release's push and ticket, a refund request's refund or alert: written to the job outbox with
     the change, so an enqueue that fails once the change committed (a retry finds the work done) loses none."""
     import redis
@@ -156,8 +179,10 @@ async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, work
         run(handle_stripe_event.send(refused["id"]))
         order = await order_of(conn, refused["data"]["object"]["id"])
         await eventually(lambda: tickets_of(conn, order["id"], "provider_rejected"), timeout=40, what="the ticket")
-        wait_until(lambda: any("could not be released" in p.get("title", "") for p in fake.pushover.sent),
-                  what="the admin pushed")
+        wait_until(
+            lambda: any("could not be released" in p.get("title", "") for p in fake.pushover.sent),
+            what="the admin pushed",
+        )
         item = await insert_item(conn, "stable", stock=5, price_cents=2000)
         orders = []
         for _ in range(2):
@@ -168,8 +193,10 @@ async def test_next_steps_whose_send_fails_after_the_commit_still_run(fake, work
         await conn.execute("UPDATE orders SET paid_at = now() - interval '40 days' WHERE id = $1", old["id"])
         assert run(request_refund.send(recent["id"], "wrong size"))["approved"] is True
         assert run(request_refund.send(old["id"], "changed my mind"))["approved"] is False
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
-                         what="the automatic refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", recent["id"]),
+            what="the automatic refund",
+        )
         wait_until(lambda: any("waits for you" in p["title"] for p in fake.pushover.sent), what="the admin told")
     finally:
         await conn.close()

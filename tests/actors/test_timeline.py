@@ -1,4 +1,5 @@
 """Each job's timeline and the per-minute outcome counters, written by the real tracking path."""
+
 from __future__ import annotations
 
 import redis
@@ -22,8 +23,19 @@ def test_retries_then_dead_make_a_readable_timeline(redis_client: redis.Redis, w
     next(m for m in actors.broker.middleware if type(m).__name__ == "JobTracking").writer.flush()
     events = ordered([event_from_raw(e) for e in actors.broker.jobs.events(message.message_id)])
     names = [e.event for e in events]
-    assert names == ["queued", "started", "failed", "retrying", "retry_due", "started", "failed", "retrying",
-                     "retry_due", "started", "dead"], names
+    assert names == [
+        "queued",
+        "started",
+        "failed",
+        "retrying",
+        "retry_due",
+        "started",
+        "failed",
+        "retrying",
+        "retry_due",
+        "started",
+        "dead",
+    ], names
     assert events[3].eta is not None and events[2].error == "PingFailed: ping asked to fail: boom"
     attempts = attempts_from(events)
     assert [a.outcome for a in attempts] == ["failed", "failed", "dead"]

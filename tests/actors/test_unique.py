@@ -1,4 +1,5 @@
 """Unique jobs: one live job per key; the key frees itself when the job is over."""
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,9 @@ def test_delayed_and_running_jobs_hold_the_key(redis_client: redis.Redis, worker
     assert fresh.message_id != delayed.message_id and not fresh.options.get("deduplicated")
 
 
-def test_a_retrying_job_keeps_its_key_and_a_dead_one_frees_it(redis_client: redis.Redis,
-                                                               worker: dramatiq.Worker) -> None:
+def test_a_retrying_job_keeps_its_key_and_a_dead_one_frees_it(
+    redis_client: redis.Redis, worker: dramatiq.Worker
+) -> None:
     failing = ping.send_with_options(kwargs={"fail": True}, unique_key="f")
     wait_for_status(failing.message_id, JobStatus.RETRYING)
     assert ping.send_with_options(unique_key="f").message_id == failing.message_id

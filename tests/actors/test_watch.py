@@ -1,8 +1,9 @@
 """The watches with a real worker: a silent edge node alerts once per silence; dead letters alert when they grow."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import dramatiq
@@ -45,12 +46,13 @@ def run(actor: dramatiq.Actor) -> Any:
 
 
 def beat(client: redis.Redis, node_id: str, *, seconds_ago: float = 0) -> None:
-    when = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+    when = datetime.now(UTC) - timedelta(seconds=seconds_ago)
     write_beat(client, KEYS, EdgeBeat(node_id=node_id, pid=1, version="1", host=node_id, last_beat=when), ttl_s=600)
 
 
-def test_a_node_that_goes_silent_alerts_once_per_silence(redis_client: redis.Redis,
-                                                         default_worker: dramatiq.Worker) -> None:
+def test_a_node_that_goes_silent_alerts_once_per_silence(
+    redis_client: redis.Redis, default_worker: dramatiq.Worker
+) -> None:
     beat(redis_client, "pi-1")
     beat(redis_client, "pi-2")
     beat(redis_client, "pi-old", seconds_ago=3600)  # silent before the watch ever saw it live: no alert
@@ -84,8 +86,9 @@ def after_last_check() -> None:
         pass
 
 
-def test_dead_letters_alert_when_they_grow_and_not_otherwise(redis_client: redis.Redis,
-                                                             default_worker: dramatiq.Worker) -> None:
+def test_dead_letters_alert_when_they_grow_and_not_otherwise(
+    redis_client: redis.Redis, default_worker: dramatiq.Worker
+) -> None:
     die("before the first check")
     assert run(watch_dead_letters) == {"grown": {}}  # the first check only records
     assert run(watch_dead_letters) == {"grown": {}}

@@ -1,4 +1,5 @@
 """A worker's log is for people: a successful job writes its job record, not a log line."""
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,10 @@ def process_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
 def test_successful_jobs_log_nothing(worker: Worker, process_log: io.StringIO) -> None:
     # each returns a value: Dramatiq warns about it once per job, unless config.logging drops the warning
     job_ids = [ping.send(message=f"quiet {i}").message_id for i in range(JOBS)]
-    watches = [check_edge_nodes.send().message_id, watch_dead_letters.send().message_id]  # every 5 minutes in `make run`
+    watches = [
+        check_edge_nodes.send().message_id,
+        watch_dead_letters.send().message_id,
+    ]  # every 5 minutes in `make run`
     actors.broker.join("default", timeout=60_000)
     worker.join()
     for i, job_id in enumerate(job_ids):  # the value is kept, in the job record, not discarded

@@ -1,4 +1,5 @@
 """BatchedScript: concurrent script calls share round trips, each caller gets its own answer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,12 @@ async def test_concurrent_calls_share_round_trips_and_each_gets_its_result(redis
 async def test_a_script_error_fails_only_its_own_caller(redis_client: redis.Redis) -> None:
     async with client() as r:
         script = BatchedScript(r, SCRIPT)
-        results = await asyncio.gather(script(keys=["seen"], args=[1]), script(keys=["seen"], args=["boom"]),
-                                       script(keys=["seen"], args=[3]), return_exceptions=True)
+        results = await asyncio.gather(
+            script(keys=["seen"], args=[1]),
+            script(keys=["seen"], args=["boom"]),
+            script(keys=["seen"], args=[3]),
+            return_exceptions=True,
+        )
         assert results[0] == 2 and results[2] == 6
         assert isinstance(results[1], ResponseError) and "boom asked" in str(results[1])
         assert redis_client.lrange("seen", 0, -1) == [b"1", b"3"]
@@ -108,8 +113,7 @@ async def test_a_lost_reply_fails_the_round_trip_and_nothing_is_sent_twice() -> 
     try:
         async with client(f"redis://127.0.0.1:{port}/0") as r:
             script = BatchedScript(r, SCRIPT)
-            results = await asyncio.gather(*(script(keys=["k"], args=[n]) for n in range(3)),
-                                           return_exceptions=True)
+            results = await asyncio.gather(*(script(keys=["k"], args=[n]) for n in range(3)), return_exceptions=True)
     finally:
         server.close()
     assert all(isinstance(result, RedisConnectionError) for result in results), results

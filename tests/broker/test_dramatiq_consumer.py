@@ -3,6 +3,7 @@
 A failure here means the installed Dramatiq is not the release the consumer copy was checked
 against: read that module's docstring before bumping DRAMATIQ_VERSION.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,8 @@ def test_the_installed_dramatiq_is_the_one_the_consumer_was_written_against() ->
     installed = version("dramatiq")
     assert installed == DRAMATIQ_VERSION, (
         f"broker/dramatiq_consumer.py copies Dramatiq {DRAMATIQ_VERSION}'s private Redis consumer, but "
-        f"{installed} is installed: port dramatiq/brokers/redis.py's changes, then bump DRAMATIQ_VERSION and the pin")
+        f"{installed} is installed: port dramatiq/brokers/redis.py's changes, then bump DRAMATIQ_VERSION and the pin"
+    )
 
 
 def test_the_private_consumer_and_broker_members_it_relies_on_still_exist(broker: BackroomBroker) -> None:

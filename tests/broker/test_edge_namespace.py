@@ -1,4 +1,5 @@
 """Edge work lives in the edge namespace: the admin's dead letters, job lookups and queue keys find it there."""
+
 from __future__ import annotations
 
 import logging
@@ -25,10 +26,18 @@ def test_the_edge_namespace_and_the_queues_that_live_there() -> None:
 
 def _dead_edge_job(redis_client: redis.Redis) -> Message:
     """An edge job whose last attempt died: its message on edge.XQ, its record dead (edge namespace)."""
-    edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
-                          maintenance_chance=0)
-    message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
-                                   kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
+    edge = BackroomBroker(
+        url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0
+    )
+    message = edge.enqueue(
+        Message(
+            queue_name=EDGE_QUEUE,
+            actor_name=SCRAPE_SOURCE,
+            args=(),
+            kwargs={"source": "vinted", "query": "q", "limit": 1},
+            options={},
+        )
+    )
     rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))
     redis_client.zadd(KEYS.edge.dead(EDGE_QUEUE), {rid: 1})
     redis_client.hset(KEYS.edge.dead_messages(EDGE_QUEUE), rid, redis_client.hget(KEYS.edge.messages(EDGE_QUEUE), rid))
@@ -51,8 +60,9 @@ def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis)
     import actors
     from broker.edge_registry import send_edge_message
 
-    message = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
-                                ttl_s=30, force=True)
+    message = send_edge_message(
+        actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1}, ttl_s=30, force=True
+    )
     assert actors.broker.jobs.cancel(message.message_id, now_ms=1).value == "cancelled"
     assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 0
     assert actors.broker.jobs.get(message.message_id).status.value == "cancelled"
@@ -63,10 +73,18 @@ def test_an_edge_job_waiting_on_edge_can_be_cancelled(redis_client: redis.Redis)
 def test_an_edge_jobs_detail_is_found_and_a_forged_one_reads_as_unknown(redis_client: redis.Redis) -> None:
     from admin.jobsearch import JobSearch
 
-    edge = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
-                          maintenance_chance=0)
-    message = edge.enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(),
-                                   kwargs={"source": "vinted", "query": "q", "limit": 1}, options={}))
+    edge = BackroomBroker(
+        url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0
+    )
+    message = edge.enqueue(
+        Message(
+            queue_name=EDGE_QUEUE,
+            actor_name=SCRAPE_SOURCE,
+            args=(),
+            kwargs={"source": "vinted", "query": "q", "limit": 1},
+            options={},
+        )
+    )
     search = JobSearch(redis_client, KEYS)
     detail = search.detail(message.message_id)
     assert detail is not None and (detail.record.actor, detail.record.queue) == (SCRAPE_SOURCE, EDGE_QUEUE)
@@ -79,8 +97,9 @@ def test_an_edited_edge_dead_letter_is_replayed_where_edge_workers_consume(redis
     from admin.replay import replay
 
     old = _dead_edge_job(redis_client)
-    server = BackroomBroker(url="", client=redis_client, namespace="backroom", job_retention_s=3600,
-                            maintenance_chance=0)
+    server = BackroomBroker(
+        url="", client=redis_client, namespace="backroom", job_retention_s=3600, maintenance_chance=0
+    )
     result = replay(server, EDGE_QUEUE, old.message_id, kwargs={"source": "vinted", "query": "edited", "limit": 2})
     assert redis_client.llen(KEYS.edge.queue(EDGE_QUEUE)) == 1 and redis_client.llen(KEYS.queue(EDGE_QUEUE)) == 0
     assert redis_client.zcard(KEYS.edge.dead(EDGE_QUEUE)) == 0 and not redis_client.exists(KEYS.job(result.job_id))
@@ -94,18 +113,29 @@ def test_an_edited_edge_dead_letter_is_replayed_where_edge_workers_consume(redis
 
 def _describe(redis_client: redis.Redis, keys: Keys, broker_id: str, queues: str, beat: int, **extra: object) -> None:
     redis_client.zadd(keys.heartbeats, {broker_id: beat})
-    redis_client.hset(keys.worker(broker_id), mapping={"name": f"{broker_id}:1", "host": broker_id, "pid": 1,
-                                                        "queues": queues, "threads": 2, "last_beat": beat, **extra})
+    redis_client.hset(
+        keys.worker(broker_id),
+        mapping={
+            "name": f"{broker_id}:1",
+            "host": broker_id,
+            "pid": 1,
+            "queues": queues,
+            "threads": 2,
+            "last_beat": beat,
+            **extra,
+        },
+    )
 
 
 def test_workers_list_edge_workers_and_the_gateway_marked_edge_and_skip_a_nodes_garbage(
-        redis_client: redis.Redis) -> None:
+    redis_client: redis.Redis,
+) -> None:
     from admin.workers import Workers
     from config.settings import ALL_QUEUES
 
-    message = BackroomBroker(url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600,
-                             maintenance_chance=0).enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE,
-                                                                   args=(), kwargs={}, options={}))
+    message = BackroomBroker(
+        url="", client=redis_client, namespace="backroom-edge", job_retention_s=3600, maintenance_chance=0
+    ).enqueue(Message(queue_name=EDGE_QUEUE, actor_name=SCRAPE_SOURCE, args=(), kwargs={}, options={}))
     rid = redis_client.lpop(KEYS.edge.queue(EDGE_QUEUE))  # fetched by a pi1 worker that then died
     now = 10_000_000
     _describe(redis_client, KEYS, "server-1", "default,ingest", now)
@@ -117,7 +147,10 @@ def test_workers_list_edge_workers_and_the_gateway_marked_edge_and_skip_a_nodes_
     redis_client.set(KEYS.edge.worker("edge-pi2-dd"), "wrong type")
     view = Workers(redis_client, KEYS, ALL_QUEUES, 10_000).view(now)
     assert {(w.broker_id, w.edge, w.alive) for w in view.workers} == {
-        ("server-1", False, True), ("gateway-bb", True, True), ("edge-pi1-aa", True, False)}
+        ("server-1", False, True),
+        ("gateway-bb", True, True),
+        ("edge-pi1-aa", True, False),
+    }
     (orphan,) = view.orphans
     assert (orphan.job_id, orphan.queue, orphan.worker) == (message.message_id, EDGE_QUEUE, "edge-pi1-aa:1")
     redis_client.set(KEYS.edge.heartbeats, "wrong type")
@@ -140,12 +173,14 @@ def test_the_edge_queues_consumers_and_in_flight_are_the_edge_namespaces_workers
 
 
 def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_nodes_garbage(
-        redis_client: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     from admin.jobsearch import JobSearch
 
     def job(namespace: str, queue: str, actor: str, at: int) -> str:
-        broker = BackroomBroker(url="", client=redis_client, namespace=namespace, job_retention_s=3600,
-                                maintenance_chance=0)
+        broker = BackroomBroker(
+            url="", client=redis_client, namespace=namespace, job_retention_s=3600, maintenance_chance=0
+        )
         job_id = broker.enqueue(Message(queue_name=queue, actor_name=actor, args=(), kwargs={}, options={})).message_id
         redis_client.zadd(Keys(namespace).job_index, {job_id: at})  # a chosen enqueue time
         return job_id
@@ -153,7 +188,10 @@ def test_job_search_merges_both_namespaces_by_time_with_one_cursor_and_skips_a_n
     s1, e1 = job("backroom", "default", "ping", 1000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 2000)
     s2, e2 = job("backroom", "default", "ping", 3000), job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 4000)
     same = job("backroom-edge", EDGE_QUEUE, SCRAPE_SOURCE, 3000)  # the same millisecond as s2
-    redis_client.zadd(KEYS.edge.job_index, {"not an id!": 3500, "inf": float("inf"), "far": 1e300, "minus": -5, "forged": 2500, "junk": 1500})
+    redis_client.zadd(
+        KEYS.edge.job_index,
+        {"not an id!": 3500, "inf": float("inf"), "far": 1e300, "minus": -5, "forged": 2500, "junk": 1500},
+    )
     redis_client.hset(KEYS.edge.job("forged"), mapping={"status": "queued", "queue": "default", "actor": "ping"})
     redis_client.hset(KEYS.edge.job("junk"), mapping={"status": "owned", "queue": EDGE_QUEUE})
     search = JobSearch(redis_client, KEYS)

@@ -1,4 +1,5 @@
 """BackroomBroker calls only the middleware implementing a hook, in Dramatiq's order and with its error rules."""
+
 from __future__ import annotations
 
 import logging

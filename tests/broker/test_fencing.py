@@ -1,4 +1,5 @@
 """A reaped worker's late writes are refused; a suspect of the poison guard runs alone."""
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,9 @@ def test_a_reaped_workers_record_writes_are_dropped(redis_client: redis.Redis) -
 
 def _proxy(job_id: str, isolate: bool = False) -> MessageProxy:
     options = {"backroom_isolate": 1} if isolate else {}
-    return MessageProxy(Message(queue_name="default", actor_name="ping", args=(), kwargs={}, options=options,
-                                message_id=job_id))
+    return MessageProxy(
+        Message(queue_name="default", actor_name="ping", args=(), kwargs={}, options=options, message_id=job_id)
+    )
 
 
 def test_a_suspect_waits_for_running_jobs_and_holds_back_new_ones() -> None:

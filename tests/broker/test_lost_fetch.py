@@ -1,4 +1,5 @@
 """A fetch whose reply is lost (Redis killed after running the script) strands nothing in this process's ack set."""
+
 from __future__ import annotations
 
 import uuid
@@ -12,8 +13,10 @@ import actors
 
 
 def _enqueue(queue: str, n: int) -> list[str]:
-    return [actors.broker.enqueue(Message(queue_name=queue, actor_name="ping", args=(), kwargs={}, options={}))
-            .message_id for _ in range(n)]
+    return [
+        actors.broker.enqueue(Message(queue_name=queue, actor_name="ping", args=(), kwargs={}, options={})).message_id
+        for _ in range(n)
+    ]
 
 
 def _drain(consumer) -> list[str]:  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
 """REDIS_WAIT_REPLICAS: enqueues and outcome batches wait for a replica (Redis WAIT) and say when none confirmed."""
+
 from __future__ import annotations
 
 import logging
@@ -26,12 +27,14 @@ class Pair:
 
     def __init__(self, root: Path) -> None:
         self.primary = RedisProcess(root / "primary").start()
-        self.replica = RedisProcess(root / "replica", extra_args=("--replicaof", "127.0.0.1",
-                                                                   str(self.primary.port))).start()
+        self.replica = RedisProcess(
+            root / "replica", extra_args=("--replicaof", "127.0.0.1", str(self.primary.port))
+        ).start()
         self.client = redis.Redis.from_url(self.primary.url)
         self.replica_client = redis.Redis.from_url(self.replica.url)
-        wait_until(lambda: self.replica_client.info("replication")["master_link_status"] == "up", 30,
-                   "the replica is in sync")
+        wait_until(
+            lambda: self.replica_client.info("replication")["master_link_status"] == "up", 30, "the replica is in sync"
+        )
 
     def pause_replica(self) -> None:
         """Stop the replica process: it acknowledges nothing until resumed (a lagging replica)."""
@@ -58,8 +61,9 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 
 def broker_on(pair: Pair, replicas: int):  # type: ignore[no-untyped-def]
-    settings = get_settings().model_copy(update={"redis_url": pair.primary.url, "redis_wait_replicas": replicas,
-                                                 "redis_wait_timeout_ms": 300})
+    settings = get_settings().model_copy(
+        update={"redis_url": pair.primary.url, "redis_wait_replicas": replicas, "redis_wait_timeout_ms": 300}
+    )
     return build_broker(settings)
 
 

@@ -1,4 +1,5 @@
 """Dead letters made the way Dramatiq's nack makes them, for the CLI tests."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

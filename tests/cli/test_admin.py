@@ -1,4 +1,5 @@
 """`backroom queues|jobs|workers|edge nodes|schedules|audit` and the admin side of `backroom dead`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -94,8 +95,10 @@ def test_workers_edge_schedules_and_audit_commands(redis_client: redis.Redis) ->
 
     beat = current_millis() + 60_000  # alive throughout; the edge gateway beats in the edge namespace
     redis_client.zadd(KEYS.edge.heartbeats, {"gateway-1": beat})
-    redis_client.hset(KEYS.edge.worker("gateway-1"), mapping={"name": "gw:9", "host": "gw", "pid": 9,
-                                                              "queues": "results", "last_beat": beat})
+    redis_client.hset(
+        KEYS.edge.worker("gateway-1"),
+        mapping={"name": "gw:9", "host": "gw", "pid": 9, "queues": "results", "last_beat": beat},
+    )
     with running_worker():
         reaches(ping.send(message="w").message_id, JobStatus.SUCCEEDED)
         workers = json.loads(runner.invoke(app, ["workers", "--json"]).output)

@@ -1,4 +1,5 @@
 """`backroom dead ...` through typer's CliRunner against the test Redis."""
+
 from __future__ import annotations
 
 import json

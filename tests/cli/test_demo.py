@@ -1,5 +1,6 @@
 """`make run`'s demo cycle: scrape sources aimed at the local marketplace (only where none are configured), and a
 first scrape queued on `edge` at start."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ async def test_demo_sources_are_stored_once_and_never_over_configured_ones(datab
         sources = (await select_schedule_config(conn)).sources
         # the default grailed source stays as it was (its settings point at the real site here)
         assert [(s.source, s.queries, s.brands, s.enabled) for s in sources] == [
-            ("vinted", DEMO_QUERIES["vinted"], False, True), ("grailed", [], True, True),
-            ("shop", DEMO_QUERIES["shop"], False, True)]
+            ("vinted", DEMO_QUERIES["vinted"], False, True),
+            ("grailed", [], True, True),
+            ("shop", DEMO_QUERIES["shop"], False, True),
+        ]
         demo = [s for s in sources if s.source != "grailed"]
         assert [j.query for j in scrape_plan(demo, ["Rick Owens"])] == [*DEMO_QUERIES["vinted"], *DEMO_QUERIES["shop"]]
         audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE actor = $1", DEMO_BY)
@@ -60,4 +63,6 @@ def test_first_scrapes_are_queued_on_edge_without_a_live_node_and_only_once(redi
     keys = actors.broker.jobs.keys.edge  # edge work waits in the edge namespace
     waiting = [Message.decode(m) for m in redis_client.hvals(keys.messages(EDGE_QUEUE))]
     assert sorted((m.actor_name, m.kwargs["source"], m.options["unique_key"]) for m in waiting) == [
-        (SCRAPE_SOURCE, "shop", "scrape_source:shop:jeans"), (SCRAPE_SOURCE, "vinted", "scrape_source:vinted:jacket")]
+        (SCRAPE_SOURCE, "shop", "scrape_source:shop:jeans"),
+        (SCRAPE_SOURCE, "vinted", "scrape_source:vinted:jacket"),
+    ]

@@ -1,4 +1,5 @@
 """`make run` serves the local marketplace and points the sources at it, unless told otherwise."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`run_doctor` against the test services and against a Redis configured the wrong way."""
+
 from __future__ import annotations
 
 import io
@@ -39,20 +40,47 @@ def careless_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server without persistence that evicts keys, with a user denied CONFIG, INFO and KEYS."""
     directory: Path = tmp_path_factory.mktemp("careless-redis")
     port = free_port()
-    process = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                                "--dir", str(directory), "--appendonly", "no", "--save", "",
-                                "--maxmemory-policy", "allkeys-lru"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
 
         def users_set() -> bool:
             try:
-                client.acl_setuser("locked", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
-                                   commands=["+@all", "-config", "-info", "-keys"])
-                client.acl_setuser("noscript", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
-                                   commands=["+@all", "-@scripting"])
+                client.acl_setuser(
+                    "locked",
+                    enabled=True,
+                    passwords=["+pw"],
+                    keys=["*"],
+                    channels=["*"],
+                    commands=["+@all", "-config", "-info", "-keys"],
+                )
+                client.acl_setuser(
+                    "noscript",
+                    enabled=True,
+                    passwords=["+pw"],
+                    keys=["*"],
+                    channels=["*"],
+                    commands=["+@all", "-@scripting"],
+                )
                 return True
             except redis.ConnectionError:
                 return False
@@ -69,8 +97,16 @@ def test_a_healthy_deployment_passes(redis_client: redis.Redis) -> None:
     code, output = doctor(settings())
     assert code == 0, output
     assert "PROBLEM" not in output and "no problems" in output
-    for name in ("Redis persistence", "Redis maxmemory-policy", "Redis EVALSHA", "Redis KEYS", "Redis version",
-                 "pgvector extension", "migrations", "Chromium (edge scraping)"):
+    for name in (
+        "Redis persistence",
+        "Redis maxmemory-policy",
+        "Redis EVALSHA",
+        "Redis KEYS",
+        "Redis version",
+        "pgvector extension",
+        "migrations",
+        "Chromium (edge scraping)",
+    ):
         assert name in output
     checks = by_name(redis_checks(settings()))
     assert {c.status for c in checks.values()} == {"OK"}
@@ -107,8 +143,12 @@ def test_a_user_without_scripting_is_a_problem(careless_redis: str) -> None:
 
 def test_unreachable_services_are_problems(redis_client: redis.Redis) -> None:
     port = free_port()
-    code, output = doctor(settings(redis_url=f"redis://:secret@127.0.0.1:{port}/0",
-                                   database_url=f"postgresql://u:secret@127.0.0.1:{free_port()}/x"))
+    code, output = doctor(
+        settings(
+            redis_url=f"redis://:secret@127.0.0.1:{port}/0",
+            database_url=f"postgresql://u:secret@127.0.0.1:{free_port()}/x",
+        )
+    )
     assert code == 1
     assert "Redis reachable" in output and "PostgreSQL reachable" in output and "secret" not in output
 
@@ -123,7 +163,9 @@ async def test_a_database_without_pgvector_or_migrations(pg_admin_url: str) -> N
             pytest.skip("cannot derive a DSN for a throwaway database from the admin URL")
         checks = by_name(await _in_thread(dsn))
         assert checks["PostgreSQL reachable"].status == "OK"
-        assert checks["pgvector extension"].status == PROBLEM and "backroom db migrate" in checks["pgvector extension"].fix
+        assert (
+            checks["pgvector extension"].status == PROBLEM and "backroom db migrate" in checks["pgvector extension"].fix
+        )
         assert checks["migrations"].status == PROBLEM and "pending" in checks["migrations"].detail
     finally:
         await admin.execute(f'DROP DATABASE "{name}"')

@@ -1,4 +1,5 @@
 """`backroom edge credentials|revoke|nodes`: a credential's history survives re-issue and revocation."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,6 @@ def test_reissue_keeps_history_and_revoke_drops_the_user_and_its_connections(red
     table = runner.invoke(app, ["edge", "nodes"], env={"COLUMNS": "240"})
     assert "edge credentials" in table.output and "revoked" in table.output
     assert "nothing to revoke" in runner.invoke(app, ["edge", "revoke", "pi-hist"]).output
-
 
 
 def test_the_dev_stack_gives_its_edge_node_a_credential_of_its_own(own_redis) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
 """`backroom schedules ...`: cadence, on/off, sources, brands and surfaces, each change audited."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,11 @@ def test_set_cadence_disable_enable_and_back_to_the_declaration(clean: str) -> N
     ok("schedules", "enable", "schedule_prune_listings")
     ok("schedules", "set", "schedule_prune_listings", "--default")
     assert schedule("schedule_prune_listings")["spec"] == "0 2 * * *"
-    audit = db(clean, "SELECT actor, before, after FROM audit_log WHERE target = $1 ORDER BY id DESC LIMIT 4",
-               "schedule:schedule_prune_listings")
+    audit = db(
+        clean,
+        "SELECT actor, before, after FROM audit_log WHERE target = $1 ORDER BY id DESC LIMIT 4",
+        "schedule:schedule_prune_listings",
+    )
     assert [json.loads(r["after"]) for r in reversed(audit)] == [
         {"cron": "30 1 * * *", "overridden": True, "enabled": True},
         {"cron": "30 1 * * *", "overridden": True, "enabled": False},
@@ -65,13 +69,16 @@ def test_set_cadence_disable_enable_and_back_to_the_declaration(clean: str) -> N
     assert audit[0]["actor"].startswith("cli:")
 
 
-@pytest.mark.parametrize("args, reason", [
-    (["set", "schedule_prune_listings", "0 25 * * *"], "hour field: 25"),
-    (["set", "no_such_schedule", "0 1 * * *"], "unknown schedule 'no_such_schedule'"),
-    (["disable", "ping"], "unknown schedule 'ping'"),
-    (["sources", "set", "Bad Name"], "invalid source"),
-    (["surfaces", "add", "Not A Surface"], "invalid surface"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["set", "schedule_prune_listings", "0 25 * * *"], "hour field: 25"),
+        (["set", "no_such_schedule", "0 1 * * *"], "unknown schedule 'no_such_schedule'"),
+        (["disable", "ping"], "unknown schedule 'ping'"),
+        (["sources", "set", "Bad Name"], "invalid source"),
+        (["surfaces", "add", "Not A Surface"], "invalid surface"),
+    ],
+)
 def test_bad_changes_are_refused_and_nothing_is_stored(clean: str, args: list[str], reason: str) -> None:
     result = runner.invoke(app, ["schedules", *args], env=WIDE)
     assert result.exit_code == 1 and reason in result.output
@@ -87,8 +94,13 @@ def test_sources_brands_and_surfaces(clean: str) -> None:
     ok("schedules", "sources", "remove", "grailed")
     sources = {s["source"]: s for s in json.loads(ok("schedules", "sources", "--json"))}
     assert set(sources) == {"vinted", "shop"} and sources["vinted"]["enabled"] is False
-    assert sources["shop"] == {"source": "shop", "queries": ["boots", "derby"], "limit": 12, "brands": False,
-                               "enabled": True}
+    assert sources["shop"] == {
+        "source": "shop",
+        "queries": ["boots", "derby"],
+        "limit": 12,
+        "brands": False,
+        "enabled": True,
+    }
     assert "boots, derby" in ok("schedules", "sources")
     ok("schedules", "brands", "set", "Rick Owens", "Raf Simons")
     ok("schedules", "brands", "add", "Helmut Lang", "rick owens")  # a brand already there is not doubled
@@ -100,7 +112,17 @@ def test_sources_brands_and_surfaces(clean: str) -> None:
     assert json.loads(ok("schedules", "surfaces", "--json")) == ["home"]
     config = json.loads(ok("schedules", "--json"))["config"]
     assert config["brands"] == ["Rick Owens", "Helmut Lang"] and len(config["sources"]) == 2
-    actions = [r["action"] for r in db(clean, "SELECT action FROM audit_log WHERE target LIKE 'schedules:%' "
-                                              "ORDER BY id DESC LIMIT 8")]
-    assert actions == ["schedules.surfaces", "schedules.surfaces", "schedules.brands", "schedules.brands",
-                       "schedules.brands", "schedules.sources", "schedules.sources", "schedules.sources"]
+    actions = [
+        r["action"]
+        for r in db(clean, "SELECT action FROM audit_log WHERE target LIKE 'schedules:%' ORDER BY id DESC LIMIT 8")
+    ]
+    assert actions == [
+        "schedules.surfaces",
+        "schedules.surfaces",
+        "schedules.brands",
+        "schedules.brands",
+        "schedules.brands",
+        "schedules.sources",
+        "schedules.sources",
+        "schedules.sources",
+    ]

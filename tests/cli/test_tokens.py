@@ -1,4 +1,5 @@
 """`backroom tokens`: a token created with its own rate limit, and the limit changed later."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,14 +13,16 @@ from domain.tokens import hash_token
 
 async def test_create_with_a_rate_limit_then_change_it(database_url: str) -> None:
     runner = CliRunner()
-    made = await asyncio.to_thread(runner.invoke, app, ["tokens", "create", "--scope", "jobs", "--name", "shop",
-                                                        "--rate-limit", "5/s"])
+    made = await asyncio.to_thread(
+        runner.invoke, app, ["tokens", "create", "--scope", "jobs", "--name", "shop", "--rate-limit", "5/s"]
+    )
     assert made.exit_code == 0, made.output
     token = made.output.strip()
     conn = await asyncpg.connect(database_url)
     try:
-        row = await conn.fetchrow("SELECT id, rate_limit_per_min FROM api_tokens WHERE token_hash = $1",
-                                  hash_token(token))
+        row = await conn.fetchrow(
+            "SELECT id, rate_limit_per_min FROM api_tokens WHERE token_hash = $1", hash_token(token)
+        )
         assert row["rate_limit_per_min"] == 300
         changed = await asyncio.to_thread(runner.invoke, app, ["tokens", "limit", str(row["id"]), "0"])
         assert changed.exit_code == 0, changed.output

@@ -1,4 +1,5 @@
 """Logs never carry actors' arguments (they may hold secrets)."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,15 @@ def test_dramatiq_message_arguments_are_not_logged(monkeypatch) -> None:
     configure_logging("INFO", "json")
     handler = logging.getLogger().handlers[0]
     monkeypatch.setattr(handler, "stream", stream)
-    message = MessageProxy(Message(queue_name="default", actor_name="charge_card", args=("4242",),
-                                   kwargs={"api_key": "sk_live_secret"}, options={}))
+    message = MessageProxy(
+        Message(
+            queue_name="default",
+            actor_name="charge_card",
+            args=("4242",),
+            kwargs={"api_key": "sk_live_secret"},
+            options={},
+        )
+    )
     logging.getLogger("dramatiq.worker").error("Failed to process message %s with unhandled exception.", message)
     logging.getLogger("x").info("connect to %s", "redis://user:hunter2@host:6379/0")
     output = stream.getvalue()
@@ -30,8 +38,10 @@ def test_the_discarded_result_warning_is_dropped_and_other_warnings_kept(monkeyp
     monkeypatch.setattr(logging.getLogger().handlers[0], "stream", stream)
     worker_log = logging.getLogger("dramatiq.worker.WorkerThread")
     # worded and formatted as Dramatiq's worker does it: the actor's name already in the text
-    worker_log.warning("Actor 'ping' returned a value that is not None, and you haven't added the Results middleware "
-                       "to the broker, so the value has been discarded.")
+    worker_log.warning(
+        "Actor 'ping' returned a value that is not None, and you haven't added the Results middleware "
+        "to the broker, so the value has been discarded."
+    )
     worker_log.warning("Actor '%s' is slow", "ping")
     output = stream.getvalue()
     assert "Results middleware" not in output and "is slow" in output

@@ -1,4 +1,5 @@
 """Settings stop a process with one line naming the bad variable."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,8 +21,9 @@ def test_malformed_variable_is_named() -> None:
     result = run_with({"PATH": "/usr/bin", "REDIS_URL": "http://nope", "DATABASE_URL": "postgresql://x/y"})
     assert result.returncode == 2
     assert result.stderr.strip().startswith("backroom: invalid setting REDIS_URL:")
-    bad_int = run_with({"PATH": "/usr/bin", "REDIS_URL": "redis://h/0", "DATABASE_URL": "postgresql://x/y",
-                        "API_PORT": "eighty"})
+    bad_int = run_with(
+        {"PATH": "/usr/bin", "REDIS_URL": "redis://h/0", "DATABASE_URL": "postgresql://x/y", "API_PORT": "eighty"}
+    )
     assert bad_int.stderr.strip().startswith("backroom: invalid setting API_PORT:")
 
 

@@ -1,4 +1,5 @@
 """Fixtures for tests/db: one real PostgreSQL + pgvector per session, a fresh database per test."""
+
 from __future__ import annotations
 
 import os

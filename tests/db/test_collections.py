@@ -1,4 +1,5 @@
 """Collection generations on real PostgreSQL: write, atomic swap, live availability, cleanup."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 
 from db.collections import (
-    delete_stale_generations, insert_generation, select_available_item_ids, select_collection, select_item_vectors,
-    select_seed_centres, select_surface_collections, swap_surface_generation,
+    delete_stale_generations,
+    insert_generation,
+    select_available_item_ids,
+    select_collection,
+    select_item_vectors,
+    select_seed_centres,
+    select_surface_collections,
+    swap_surface_generation,
 )
 from domain.collections import PlannedCollection
 from tests.waiting import eventually
@@ -19,35 +26,58 @@ from tests.waiting import eventually
 T0 = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 
 
-async def new_items(conn: asyncpg.Connection, n: int, *, status: str = "available", brand: str | None = None,
-                    model: str | None = None) -> list[int]:
+async def new_items(
+    conn: asyncpg.Connection, n: int, *, status: str = "available", brand: str | None = None, model: str | None = None
+) -> list[int]:
     """n items (with a marketplace URL that must never be served), optionally with random vectors of `model`."""
     ids = []
     rng = np.random.default_rng(len(ids))
     for _ in range(n):
         vector = rng.standard_normal(512).astype(np.float32) if model else None
-        ids.append(await conn.fetchval(
-            """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, brand, kind, status,
+        ids.append(
+            await conn.fetchval(
+                """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, brand, kind, status,
                                   media_keys, embedding, embedding_model)
                VALUES ('test', $1, 'https://marketplace.example/x', '{https://cdn.marketplace.example/a.jpg}',
                        'an item', $2, 'one_of_one', $3, '{k.jpg}', $4, $5) RETURNING id""",
-            uuid.uuid4().hex, brand, status, vector, model))
+                uuid.uuid4().hex,
+                brand,
+                status,
+                vector,
+                model,
+            )
+        )
     return ids
 
 
 def plan(title: str, item_ids: list[int]) -> PlannedCollection:
     """A collection of these items, scores descending."""
-    return PlannedCollection(title, f"about {title}", None, tuple(item_ids),
-                             tuple(1.0 - i / 100 for i in range(len(item_ids))))
+    return PlannedCollection(
+        title, f"about {title}", None, tuple(item_ids), tuple(1.0 - i / 100 for i in range(len(item_ids)))
+    )
 
 
-async def write(conn: asyncpg.Connection, surface: str, collections: list[PlannedCollection], *,
-                at: datetime = T0, valid_hours: float = 48) -> tuple[uuid.UUID, bool]:
+async def write(
+    conn: asyncpg.Connection,
+    surface: str,
+    collections: list[PlannedCollection],
+    *,
+    at: datetime = T0,
+    valid_hours: float = 48,
+) -> tuple[uuid.UUID, bool]:
     """Insert a generation and swap it in, in one transaction."""
     generation = uuid.uuid4()
     async with conn.transaction():
-        await insert_generation(conn, generation=generation, surface=surface, method="seeds", model="m",
-                                generated_at=at, valid_hours=valid_hours, collections=collections)
+        await insert_generation(
+            conn,
+            generation=generation,
+            surface=surface,
+            method="seeds",
+            model="m",
+            generated_at=at,
+            valid_hours=valid_hours,
+            collections=collections,
+        )
         swapped = await swap_surface_generation(conn, surface=surface, generation=generation, generated_at=at)
     return generation, swapped
 
@@ -82,7 +112,11 @@ async def test_items_sold_since_the_generation_are_hidden_or_shown_live(db_pool:
         single = await select_collection(conn, public.id)
     assert [i.id for i in public.items] == [ids[0], ids[2]] and public.item_count == 4
     assert [(i.id, i.status) for i in everything.items] == [
-        (ids[0], "available"), (ids[1], "sold"), (ids[2], "available"), (ids[3], "archived")]
+        (ids[0], "available"),
+        (ids[1], "sold"),
+        (ids[2], "available"),
+        (ids[3], "archived"),
+    ]
     assert single is not None and [i.id for i in single.items] == [ids[0], ids[2]]
 
 
@@ -124,8 +158,10 @@ async def test_expired_generations_are_not_served(db_pool: asyncpg.Pool) -> None
     async with db_pool.acquire() as conn:
         ids = await new_items(conn, 2)
         await write(conn, "home", [plan("Edit", ids)], valid_hours=0.0001)
-        await conn.execute("UPDATE collections SET valid_from = valid_from - interval '1 hour', "
-                           "valid_until = valid_until - interval '1 hour'")
+        await conn.execute(
+            "UPDATE collections SET valid_from = valid_from - interval '1 hour', "
+            "valid_until = valid_until - interval '1 hour'"
+        )
         view = await select_surface_collections(conn, "home")
     assert view is not None and view.collections == ()
 
@@ -134,8 +170,15 @@ async def test_insert_generation_is_idempotent(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         ids = await new_items(conn, 2)
         generation = uuid.uuid4()
-        kwargs = dict(generation=generation, surface="home", method="seeds", model="m", generated_at=T0,
-                      valid_hours=1.0, collections=[plan("A", ids), plan("B", ids)])
+        kwargs = dict(
+            generation=generation,
+            surface="home",
+            method="seeds",
+            model="m",
+            generated_at=T0,
+            valid_hours=1.0,
+            collections=[plan("A", ids), plan("B", ids)],
+        )
         first = await insert_generation(conn, **kwargs)
         again = await insert_generation(conn, **kwargs)
         count = await conn.fetchval("SELECT count(*) FROM collection_items")
@@ -145,8 +188,9 @@ async def test_insert_generation_is_idempotent(db_pool: asyncpg.Pool) -> None:
 async def test_stale_generations_are_deleted_but_never_the_current_one(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         ids = await new_items(conn, 2)
-        generations = [(await write(conn, "home", [plan(f"G{i}", ids)], at=T0 + timedelta(hours=i)))[0]
-                       for i in range(5)]
+        generations = [
+            (await write(conn, "home", [plan(f"G{i}", ids)], at=T0 + timedelta(hours=i)))[0] for i in range(5)
+        ]
         other, _ = await write(conn, "gifts", [plan("Other", ids)])
         deleted = await delete_stale_generations(conn, surface="home", keep=2)
         left = {r["generation"] for r in await conn.fetch("SELECT generation FROM collection_generations")}
@@ -163,8 +207,11 @@ async def test_generator_inputs_filter_by_model_and_status(db_pool: asyncpg.Pool
         await new_items(conn, 1, model="m1", status="sold")
         await new_items(conn, 1)
         vector = np.ones(512, dtype=np.float32)
-        await conn.execute("INSERT INTO style_seeds (label, description, embedding, embedding_model) "
-                           "VALUES ('a', 'd', $1, 'm1'), ('b', NULL, $1, 'm2'), ('c', NULL, NULL, NULL)", vector)
+        await conn.execute(
+            "INSERT INTO style_seeds (label, description, embedding, embedding_model) "
+            "VALUES ('a', 'd', $1, 'm1'), ('b', NULL, $1, 'm2'), ('c', NULL, NULL, NULL)",
+            vector,
+        )
         assert await select_available_item_ids(conn, model="m1") == good
         seeds = await select_seed_centres(conn, model="m1")
         vectors = await select_item_vectors(conn, [*good, 999])
@@ -199,7 +246,7 @@ async def test_readers_see_the_whole_old_or_whole_new_surface_during_a_swap(db_p
         await eventually(lambda: len(reads) >= target or task.done(), 30, "reads", interval=0.001)
 
     async with db_pool.acquire() as conn:
-        first, _ = await write(conn, "home", [plan(f"C{j}", pools[0][2 * j: 2 * j + 2]) for j in range(3)])
+        first, _ = await write(conn, "home", [plan(f"C{j}", pools[0][2 * j : 2 * j + 2]) for j in range(3)])
         expected[str(first)] = set(pools[0])
         task = asyncio.create_task(reader())
         await reads_after(3)
@@ -207,16 +254,25 @@ async def test_readers_see_the_whole_old_or_whole_new_surface_during_a_swap(db_p
             generation = uuid.uuid4()
             expected[str(generation)] = set(pools[n])
             async with conn.transaction():
-                await insert_generation(conn, generation=generation, surface="home", method="seeds", model="m",
-                                        generated_at=T0 + timedelta(hours=n), valid_hours=48,
-                                        collections=[plan(f"C{j}", pools[n][2 * j: 2 * j + 2]) for j in range(3)])
+                await insert_generation(
+                    conn,
+                    generation=generation,
+                    surface="home",
+                    method="seeds",
+                    model="m",
+                    generated_at=T0 + timedelta(hours=n),
+                    valid_hours=48,
+                    collections=[plan(f"C{j}", pools[n][2 * j : 2 * j + 2]) for j in range(3)],
+                )
                 await reads_after(3)
-                assert await swap_surface_generation(conn, surface="home", generation=generation,
-                                                     generated_at=T0 + timedelta(hours=n))
+                assert await swap_surface_generation(
+                    conn, surface="home", generation=generation, generated_at=T0 + timedelta(hours=n)
+                )
                 await reads_after(3)
                 assert reads[-1] != str(generation)  # uncommitted: still invisible
-            await eventually(lambda: reads and reads[-1] == str(generation) or task.done(), 30,
-                             "the new generation", interval=0.001)
+            await eventually(
+                lambda: reads and reads[-1] == str(generation) or task.done(), 30, "the new generation", interval=0.001
+            )
         stop.set()
         await task  # re-raises any assertion the reader made
     assert "none" not in reads

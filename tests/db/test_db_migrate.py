@@ -1,4 +1,5 @@
 """The migration runner against real PostgreSQL + pgvector."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,17 @@ from db.migrate import (
 )
 
 CORE_TABLES = {
-    "api_tokens", "items", "style_seeds", "collections", "collection_items", "orders",
-    "order_lines", "notifications", "webhook_events", "edge_nodes", "audit_log",
+    "api_tokens",
+    "items",
+    "style_seeds",
+    "collections",
+    "collection_items",
+    "orders",
+    "order_lines",
+    "notifications",
+    "webhook_events",
+    "edge_nodes",
+    "audit_log",
 }
 
 
@@ -68,8 +78,7 @@ async def test_every_migration_applies_to_an_empty_database(empty_db_dsn: str) -
     conn = await asyncpg.connect(empty_db_dsn)
     try:
         tables = {
-            r["tablename"]
-            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         }
         assert CORE_TABLES | {"schema_migrations"} <= tables
         assert await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == 1
@@ -91,9 +100,7 @@ async def test_rerunning_applies_nothing(migrated_db_dsn: str) -> None:
     assert await recorded(migrated_db_dsn) == before
 
 
-async def test_edited_applied_file_is_refused_before_anything_runs(
-    empty_db_dsn: str, mig_dir: Path
-) -> None:
+async def test_edited_applied_file_is_refused_before_anything_runs(empty_db_dsn: str, mig_dir: Path) -> None:
     await migrate(empty_db_dsn, mig_dir)
     with (mig_dir / "0002_core.sql").open("a") as f:
         f.write("\n-- edited after the fact\n")
@@ -110,9 +117,7 @@ async def test_missing_applied_file_is_refused(empty_db_dsn: str, mig_dir: Path)
         await migrate(empty_db_dsn, mig_dir)
 
 
-@pytest.mark.parametrize(
-    "bad_name", ["3_short.sql", "0003-dash.sql", "0003_Upper.sql", "0003_x.SQL", "00003_x.sql"]
-)
+@pytest.mark.parametrize("bad_name", ["3_short.sql", "0003-dash.sql", "0003_Upper.sql", "0003_x.SQL", "00003_x.sql"])
 async def test_bad_file_name_is_refused(empty_db_dsn: str, mig_dir: Path, bad_name: str) -> None:
     (mig_dir / bad_name).write_text("SELECT 1;")
     with pytest.raises(MigrationError, match=bad_name.replace(".", r"\.")):
@@ -138,9 +143,7 @@ async def test_concurrent_migrators_apply_each_file_once(empty_db_dsn: str, tmp_
         "SELECT pg_sleep(0.3); CREATE TABLE runs (n int); INSERT INTO runs VALUES (1);"
     )
     (tmp_path / "0002_again.sql").write_text("INSERT INTO runs VALUES (2);")
-    first, second = await asyncio.gather(
-        migrate(empty_db_dsn, tmp_path), migrate(empty_db_dsn, tmp_path)
-    )
+    first, second = await asyncio.gather(migrate(empty_db_dsn, tmp_path), migrate(empty_db_dsn, tmp_path))
     assert sorted([first, second], key=len) == [[], ["0001_slow.sql", "0002_again.sql"]]
     assert await recorded(empty_db_dsn) == [(1, "0001_slow.sql"), (2, "0002_again.sql")]
     conn = await asyncpg.connect(empty_db_dsn)

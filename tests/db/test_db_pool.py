@@ -1,4 +1,5 @@
 """The pool: pgvector codec on every connection, and the per-process holder."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -39,14 +40,9 @@ async def test_cosine_nearest_neighbour_query(db_pool: asyncpg.Pool) -> None:
     rng = np.random.default_rng(11)
     vectors = [unit(rng.standard_normal(512)) for _ in range(20)]
     async with db_pool.acquire() as conn:
-        ids = [
-            await conn.fetchval(INSERT_ITEM, "test", f"n{i}", f"Item {i}", v)
-            for i, v in enumerate(vectors)
-        ]
+        ids = [await conn.fetchval(INSERT_ITEM, "test", f"n{i}", f"Item {i}", v) for i, v in enumerate(vectors)]
         probe = unit(vectors[13] + 0.01 * rng.standard_normal(512))
-        nearest = await conn.fetchval(
-            "SELECT id FROM items ORDER BY embedding <=> $1 LIMIT 1", probe
-        )
+        nearest = await conn.fetchval("SELECT id FROM items ORDER BY embedding <=> $1 LIMIT 1", probe)
     assert nearest == ids[13]
 
 

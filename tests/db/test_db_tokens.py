@@ -1,4 +1,5 @@
 """API token storage against real PostgreSQL."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,7 @@ def token_hash(secret: str) -> str:
 
 async def test_insert_and_select_by_hash(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
-        token = await insert_token(
-            conn, name="ci", token_hash=token_hash("s1"), prefix="br_s1", scopes=["jobs:read"]
-        )
+        token = await insert_token(conn, name="ci", token_hash=token_hash("s1"), prefix="br_s1", scopes=["jobs:read"])
         found = await select_token_by_hash(conn, token_hash("s1"))
         missing = await select_token_by_hash(conn, token_hash("nope"))
     assert isinstance(token, ApiToken)
@@ -37,12 +36,8 @@ async def test_insert_and_select_by_hash(db_pool: asyncpg.Pool) -> None:
 
 async def test_insert_is_idempotent_on_the_hash(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
-        first = await insert_token(
-            conn, name="a", token_hash=token_hash("dup"), prefix="br_d", scopes=["admin"]
-        )
-        again = await insert_token(
-            conn, name="a", token_hash=token_hash("dup"), prefix="br_d", scopes=["admin"]
-        )
+        first = await insert_token(conn, name="a", token_hash=token_hash("dup"), prefix="br_d", scopes=["admin"])
+        again = await insert_token(conn, name="a", token_hash=token_hash("dup"), prefix="br_d", scopes=["admin"])
         assert again == first
         assert len(await select_tokens(conn)) == 1
 
@@ -56,9 +51,7 @@ async def test_hash_must_be_sha256_hex(db_pool: asyncpg.Pool) -> None:
 async def test_revoke_hides_the_token_from_lookup(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         keep = await insert_token(conn, name="keep", token_hash=token_hash("k"), prefix="k", scopes=[])
-        gone = await insert_token(
-            conn, name="gone", token_hash=token_hash("g"), prefix="g", scopes=["a", "b"]
-        )
+        gone = await insert_token(conn, name="gone", token_hash=token_hash("g"), prefix="g", scopes=["a", "b"])
         assert await update_token_revoked(conn, gone.id) is True
         first_revoked_at = (await select_tokens(conn))[1].revoked_at
         assert await update_token_revoked(conn, gone.id) is True  # idempotent

@@ -1,4 +1,5 @@
 """One read and one update of the embedding state, for each embeddable table (items, style_seeds)."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -19,7 +20,8 @@ def unit(seed: int) -> np.ndarray:
 async def test_a_style_seed_goes_through_the_same_update(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         seed_id = await conn.fetchval(
-            "INSERT INTO style_seeds (label, media_key) VALUES ('denim', 'ab12') RETURNING id")
+            "INSERT INTO style_seeds (label, media_key) VALUES ('denim', 'ab12') RETURNING id"
+        )
         (target,) = await select_embed_targets(conn, "style_seeds", [seed_id, 999])
         assert (target.id, target.media_key, target.embedded, target.embed_error) == (seed_id, "ab12", False, None)
         await update_embedding(conn, "style_seeds", seed_id, model=MODEL, content_hash="h1", error="x" * 600)
@@ -40,7 +42,8 @@ async def test_an_item_reads_its_first_image(db_pool: asyncpg.Pool) -> None:
         item_id = await conn.fetchval(
             "INSERT INTO items (source, source_listing_id, source_url, title, slot, status, kind, media_keys) "
             "VALUES ('test', 's1', 'https://marketplace.example/1', 'shirt', 'top', 'available', 'one_of_one', "
-            "ARRAY['first', 'second']) RETURNING id")
+            "ARRAY['first', 'second']) RETURNING id"
+        )
         (target,) = await select_embed_targets(conn, "items", [item_id])
         assert target.media_key == "first"
 

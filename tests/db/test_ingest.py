@@ -1,4 +1,5 @@
 """Listings into items on real PostgreSQL: upsert, statuses kept, deliveries, rehost state, review moves."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,14 @@ import asyncpg
 import pytest
 
 from db.ingest import (
-    insert_delivery, select_item_ids_to_rehost, select_item_status, select_rehost_target, update_item_media,
-    update_item_review, update_items_sold_at_source, upsert_listings,
+    insert_delivery,
+    select_item_ids_to_rehost,
+    select_item_status,
+    select_rehost_target,
+    update_item_media,
+    update_item_review,
+    update_items_sold_at_source,
+    upsert_listings,
 )
 from domain.listings import Listing
 from domain.margin import MarginPolicy, MarginScore, score_listing
@@ -19,9 +26,16 @@ POLICY = MarginPolicy(default_multiplier=2.0, fee_percent=10.0, shipping_cents=1
 def listing(listing_id: str = "1", **changes: Any) -> Listing:
     """A vinted listing (green at the default price)."""
     fields: dict[str, Any] = {
-        "source": "vinted", "source_listing_id": listing_id, "url": f"https://market.test/items/{listing_id}",
-        "title": "Carhartt jacket", "brand": "Carhartt", "price_cents": 10_000, "currency": "EUR", "size": "M",
-        "condition": "Very good", "image_urls": [f"https://market.test/images/{listing_id}-0.jpg"],
+        "source": "vinted",
+        "source_listing_id": listing_id,
+        "url": f"https://market.test/items/{listing_id}",
+        "title": "Carhartt jacket",
+        "brand": "Carhartt",
+        "price_cents": 10_000,
+        "currency": "EUR",
+        "size": "M",
+        "condition": "Very good",
+        "image_urls": [f"https://market.test/images/{listing_id}-0.jpg"],
         "attributes": {"colour": "olive"},
     }
     return Listing(**{**fields, **changes})
@@ -58,8 +72,9 @@ async def test_scraping_twice_updates_one_row(db_pool: asyncpg.Pool) -> None:
         assert (await row(conn, "1"))["updated_at"] == before["updated_at"]
         await update_item_media(conn, first.id, image_urls=before["image_urls"], media_keys=["f" * 64], error=None)
         # a price drop and a new title update the same row
-        [second] = await upsert_listings(conn, scored(listing(price_cents=4_000, title="Carhartt jacket (WIP)")),
-                                         auto_approve=False)
+        [second] = await upsert_listings(
+            conn, scored(listing(price_cents=4_000, title="Carhartt jacket (WIP)")), auto_approve=False
+        )
         after = await row(conn, "1")
         count = await conn.fetchval("SELECT count(*) FROM items WHERE source = 'vinted'")
     assert count == 1 and second.id == first.id and not second.created
@@ -84,8 +99,9 @@ async def test_final_statuses_are_never_resurrected(db_pool: asyncpg.Pool, final
     async with db_pool.acquire() as conn:
         [item] = await upsert_listings(conn, scored(listing()), auto_approve=False)
         await conn.execute("UPDATE items SET status = $2 WHERE id = $1", item.id, final)
-        [again] = await upsert_listings(conn, scored(listing(price_cents=9_000, image_urls=["https://market.test/b.jpg"])),
-                                        auto_approve=True)
+        [again] = await upsert_listings(
+            conn, scored(listing(price_cents=9_000, image_urls=["https://market.test/b.jpg"])), auto_approve=True
+        )
         stored = await row(conn, "1")
     assert again.status == final and stored["status"] == final
     assert stored["cost_cents"] == 9_000  # the facts are still refreshed
@@ -137,22 +153,27 @@ async def test_text_arrays_survive_quotes_and_commas(db_pool: asyncpg.Pool) -> N
 
 async def test_listings_without_price_or_currency(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
-        await upsert_listings(conn, scored(listing("n", price_cents=None, currency=None),
-                                           listing("c", currency=None)), auto_approve=True)
+        await upsert_listings(
+            conn, scored(listing("n", price_cents=None, currency=None), listing("c", currency=None)), auto_approve=True
+        )
         no_price, no_currency = await row(conn, "n"), await row(conn, "c")
     assert (no_price["price_cents"], no_price["verdict"], no_price["status"]) == (None, "orange", "pending")
     assert (no_currency["price_cents"], no_currency["cost_cents"]) == (None, None)
 
 
-@pytest.mark.parametrize(("start", "to", "allowed", "before"), [
-    ("pending", "available", ("pending", "rejected"), "pending"),
-    ("rejected", "available", ("pending", "rejected"), "rejected"),
-    ("sold", "available", ("pending", "rejected"), None),
-    ("available", "rejected", ("pending", "available"), "available"),
-    ("archived", "rejected", ("pending", "available"), None),
-])
-async def test_review_moves(db_pool: asyncpg.Pool, start: str, to: str, allowed: tuple[str, ...],
-                            before: str | None) -> None:
+@pytest.mark.parametrize(
+    ("start", "to", "allowed", "before"),
+    [
+        ("pending", "available", ("pending", "rejected"), "pending"),
+        ("rejected", "available", ("pending", "rejected"), "rejected"),
+        ("sold", "available", ("pending", "rejected"), None),
+        ("available", "rejected", ("pending", "available"), "available"),
+        ("archived", "rejected", ("pending", "available"), None),
+    ],
+)
+async def test_review_moves(
+    db_pool: asyncpg.Pool, start: str, to: str, allowed: tuple[str, ...], before: str | None
+) -> None:
     async with db_pool.acquire() as conn:
         [item] = await upsert_listings(conn, scored(listing()), auto_approve=False)
         await conn.execute("UPDATE items SET status = $2 WHERE id = $1", item.id, start)

@@ -1,4 +1,5 @@
 """Item embedding state and nearest-item search on real PostgreSQL + pgvector."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -21,16 +22,41 @@ def clustered(n: int, *, clusters: int = 20, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-async def load_items(conn: asyncpg.Connection, vectors: np.ndarray, *, slots: list[str], statuses: list[str],
-                     model: str = MODEL) -> None:
+async def load_items(
+    conn: asyncpg.Connection, vectors: np.ndarray, *, slots: list[str], statuses: list[str], model: str = MODEL
+) -> None:
     """Bulk-load items with vectors, rebuilding the HNSW index afterwards (as a bulk load should)."""
     await conn.execute("DROP INDEX items_embedding_hnsw")
-    records = [("test", f"s{i}", f"https://marketplace.example/{i}", f"item {i}", slots[i], statuses[i], "one_of_one",
-                [f"{i:064x}"], vec, model) for i, vec in enumerate(vectors)]
+    records = [
+        (
+            "test",
+            f"s{i}",
+            f"https://marketplace.example/{i}",
+            f"item {i}",
+            slots[i],
+            statuses[i],
+            "one_of_one",
+            [f"{i:064x}"],
+            vec,
+            model,
+        )
+        for i, vec in enumerate(vectors)
+    ]
     await conn.copy_records_to_table(
-        "items", records=records,
-        columns=["source", "source_listing_id", "source_url", "title", "slot", "status", "kind", "media_keys", "embedding",
-                 "embedding_model"],
+        "items",
+        records=records,
+        columns=[
+            "source",
+            "source_listing_id",
+            "source_url",
+            "title",
+            "slot",
+            "status",
+            "kind",
+            "media_keys",
+            "embedding",
+            "embedding_model",
+        ],
     )
     await conn.execute("CREATE INDEX items_embedding_hnsw ON items USING hnsw (embedding vector_cosine_ops)")
     await conn.execute("ANALYZE items")
@@ -83,8 +109,9 @@ async def test_unfiltered_search_matches_exact_order(db_pool: asyncpg.Pool) -> N
 
 
 @pytest.mark.parametrize("exact_scan_max", [item_search.EXACT_SCAN_MAX, 0])
-async def test_one_percent_slot_filter_still_returns_limit(db_pool: asyncpg.Pool, exact_scan_max: int,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_percent_slot_filter_still_returns_limit(
+    db_pool: asyncpg.Pool, exact_scan_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # exact_scan_max=0 forces the HNSW path, whose plain scan returns too few rows at 1%
     monkeypatch.setattr(item_search, "EXACT_SCAN_MAX", exact_scan_max)
     n = 4000
@@ -106,8 +133,12 @@ async def test_plain_hnsw_scan_really_loses_rows_under_the_filter(db_pool: async
     async with db_pool.acquire() as conn:
         if await select_vector_version(conn) >= (0, 8):
             pytest.skip("pgvector >= 0.8 scans iteratively")
-        await load_items(conn, clustered(n, seed=1), slots=["rare" if i % 100 == 0 else "common" for i in range(n)],
-                         statuses=["available"] * n)
+        await load_items(
+            conn,
+            clustered(n, seed=1),
+            slots=["rare" if i % 100 == 0 else "common" for i in range(n)],
+            statuses=["available"] * n,
+        )
         async with conn.transaction():
             await conn.execute("SET LOCAL hnsw.ef_search = 40")
             await conn.execute("SET LOCAL enable_bitmapscan = off")

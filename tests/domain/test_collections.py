@@ -1,4 +1,5 @@
 """Diverse picking, seed rotation and titles of curated collections (pure)."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,17 @@ from datetime import date, timedelta
 import pytest
 
 from domain.collections import (
-    Candidate, DiversityRules, InvalidSurface, brand_key, check_surface, cluster_title, cosine_matrix,
-    distinct_titles, pick_seeds, seed_title, select_diverse,
+    Candidate,
+    DiversityRules,
+    InvalidSurface,
+    brand_key,
+    check_surface,
+    cluster_title,
+    cosine_matrix,
+    distinct_titles,
+    pick_seeds,
+    seed_title,
+    select_diverse,
 )
 
 
@@ -75,8 +85,9 @@ def test_random_inputs_always_satisfy_every_rule(seed: int) -> None:
     for _ in range(n // 4):
         vectors[rng.randrange(n)] = list(vectors[rng.randrange(n)])
     candidates = [Candidate(i, rng.random(), rng.choice(["a", "b", "c", None])) for i in range(n)]
-    rules = DiversityRules(size=rng.randint(1, 15), brand_cap=rng.randint(1, 3), max_similarity=0.9,
-                           relevance_weight=rng.random())
+    rules = DiversityRules(
+        size=rng.randint(1, 15), brand_cap=rng.randint(1, 3), max_similarity=0.9, relevance_weight=rng.random()
+    )
     similarity = cosine_matrix(vectors)
     chosen = select_diverse(candidates, similarity, rules)
     assert len(chosen) == len(set(chosen)) <= rules.size
@@ -118,19 +129,27 @@ def test_seed_window_rotates_daily_and_differs_per_surface() -> None:
     assert pick_seeds([], 3, surface="home", day=day) == []
 
 
-@pytest.mark.parametrize(("label", "title"), [
-    ("90s  grunge\n", "90s grunge"), ("quiet luxury", "Quiet luxury"), ("ACNE studios", "ACNE studios"),
-])
+@pytest.mark.parametrize(
+    ("label", "title"),
+    [
+        ("90s  grunge\n", "90s grunge"),
+        ("quiet luxury", "Quiet luxury"),
+        ("ACNE studios", "ACNE studios"),
+    ],
+)
 def test_seed_titles(label: str, title: str) -> None:
     assert seed_title(label) == title
 
 
-@pytest.mark.parametrize(("slots", "brands", "title"), [
-    (["outer_shell", "outer_shell", "legwear"], ["A", "B", "C"], "Outer shell edit"),
-    ([None, None], ["Acne", "Acne", "Lemaire"], "Acne & Lemaire"),
-    ([None, None, None], ["Acne", "Lemaire", "Sacai"], "Acne & Lemaire and more"),
-    ([None], [None], "Edit 3"),
-])
+@pytest.mark.parametrize(
+    ("slots", "brands", "title"),
+    [
+        (["outer_shell", "outer_shell", "legwear"], ["A", "B", "C"], "Outer shell edit"),
+        ([None, None], ["Acne", "Acne", "Lemaire"], "Acne & Lemaire"),
+        ([None, None, None], ["Acne", "Lemaire", "Sacai"], "Acne & Lemaire and more"),
+        ([None], [None], "Edit 3"),
+    ],
+)
 def test_cluster_titles(slots: list, brands: list, title: str) -> None:
     assert cluster_title(slots, brands, 3) == title
 

@@ -1,14 +1,23 @@
 """Enrichment rules: the eleven slots, vocabulary validation and versions, picks, fingerprints, LLM judging, costs."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 
 import pytest
 
 from domain.enrichment import (
-    DEFAULT_VOCABULARY, FIXED_SLOTS, Vocabulary, argmax, fingerprint, llm_fingerprint, parse_vocabulary, pick,
-    softmax, top_tags,
+    DEFAULT_VOCABULARY,
+    FIXED_SLOTS,
+    Vocabulary,
+    argmax,
+    fingerprint,
+    llm_fingerprint,
+    parse_vocabulary,
+    pick,
+    softmax,
+    top_tags,
 )
 from domain.enrichment_llm import ItemFacts, LlmEnrichment, judge, messages, response_format, response_schema
 from domain.model_runs import Prices, cap_alert_key, cap_reached, cost_usd, day_start
@@ -24,16 +33,19 @@ def test_the_default_vocabulary_has_the_stylists_eleven_slots() -> None:
     assert "a photo of minimalist clothing." in DEFAULT_VOCABULARY.tag_prompts()["minimal"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"slots": {"base_layer": ["a tee"]}}, "11 slots"),
-    ({"slots": {**{s: ["x"] for s in list(DEFAULT_VOCABULARY.slots)[1:]}, "extra": ["x"]}}, "missing base_layer"),
-    ({"style_tags": {"Bad Label": ["x"]}}, "labels are"),
-    ({"style_tags": {"ok": []}}, "at least one non-empty phrase"),
-    ({"slot_templates": ["no placeholder"]}, "exactly one {}"),
-    ({"occasions": ["work", "work"]}, "distinct"),
-    ({"max_tags": 0}, "max_tags"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"slots": {"base_layer": ["a tee"]}}, "11 slots"),
+        ({"slots": {**{s: ["x"] for s in list(DEFAULT_VOCABULARY.slots)[1:]}, "extra": ["x"]}}, "missing base_layer"),
+        ({"style_tags": {"Bad Label": ["x"]}}, "labels are"),
+        ({"style_tags": {"ok": []}}, "at least one non-empty phrase"),
+        ({"slot_templates": ["no placeholder"]}, "exactly one {}"),
+        ({"occasions": ["work", "work"]}, "distinct"),
+        ({"max_tags": 0}, "max_tags"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_a_bad_vocabulary_is_refused_naming_the_problem(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match="invalid enrichment vocabulary") as error:
         parse_vocabulary(json.dumps(change))
@@ -81,8 +93,18 @@ def test_pick_records_every_score() -> None:
 def test_the_fingerprint_changes_with_image_model_or_vocabulary_only() -> None:
     base = fingerprint(["aa"], "clip-1", "v1")
     assert base == fingerprint(["aa"], "clip-1", "v1")
-    assert len({base, fingerprint(["ab"], "clip-1", "v1"), fingerprint(["aa"], "clip-2", "v1"),
-                fingerprint(["aa"], "clip-1", "v2"), fingerprint(["aa", "bb"], "clip-1", "v1")}) == 5
+    assert (
+        len(
+            {
+                base,
+                fingerprint(["ab"], "clip-1", "v1"),
+                fingerprint(["aa"], "clip-2", "v1"),
+                fingerprint(["aa"], "clip-1", "v2"),
+                fingerprint(["aa", "bb"], "clip-1", "v1"),
+            }
+        )
+        == 5
+    )
     assert llm_fingerprint(base, "gpt", "p1") != llm_fingerprint(base, "gpt", "p2") != llm_fingerprint(base, "x", "p2")
 
 
@@ -104,15 +126,23 @@ def test_the_strict_schema_lists_the_vocabulary_and_requires_every_property() ->
 GOOD = json.dumps({"description": " A hoodie. ", "tags": ["minimal", "minimal"], "occasion_fit": ["everyday"]})
 
 
-@pytest.mark.parametrize(("content", "finish", "refusal", "expected"), [
-    (GOOD[:20], "length", None, "cut off at the token limit"),
-    (None, "stop", "no", "refused"),
-    ("Sure! {description:", "stop", None, "malformed JSON"),
-    (json.dumps({"description": "x", "tags": []}), "stop", None, "off-schema JSON"),
-    (json.dumps({"description": "x", "tags": ["gothic"], "occasion_fit": []}), "stop", None, "unknown labels gothic"),
-    (GOOD, "content_filter", None, "unusable finish_reason"),
-    ("", "stop", None, "empty content"),
-])
+@pytest.mark.parametrize(
+    ("content", "finish", "refusal", "expected"),
+    [
+        (GOOD[:20], "length", None, "cut off at the token limit"),
+        (None, "stop", "no", "refused"),
+        ("Sure! {description:", "stop", None, "malformed JSON"),
+        (json.dumps({"description": "x", "tags": []}), "stop", None, "off-schema JSON"),
+        (
+            json.dumps({"description": "x", "tags": ["gothic"], "occasion_fit": []}),
+            "stop",
+            None,
+            "unknown labels gothic",
+        ),
+        (GOOD, "content_filter", None, "unusable finish_reason"),
+        ("", "stop", None, "empty content"),
+    ],
+)
 def test_unusable_answers_say_why(content, finish, refusal, expected) -> None:  # type: ignore[no-untyped-def]
     verdict = judge(content, finish, refusal, DEFAULT_VOCABULARY)
     assert isinstance(verdict, str) and expected in verdict
@@ -129,5 +159,5 @@ def test_cost_and_the_daily_cap() -> None:
     assert not cap_reached(0.99, 1.0) and cap_reached(1.0, 1.0) and cap_reached(0.0, 0.0)
     assert not cap_reached(1e9, None)
     late = datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # already 2 March in UTC
-    assert day_start(late) == datetime(2026, 3, 2, tzinfo=timezone.utc)
+    assert day_start(late) == datetime(2026, 3, 2, tzinfo=UTC)
     assert cap_alert_key(late) == "llm_cost_cap:2026-03-02"

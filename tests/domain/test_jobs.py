@@ -1,18 +1,29 @@
 """Job statuses, redaction and summaries: pure rules."""
+
 from __future__ import annotations
 
 import pytest
 
 from domain.jobs import (
-    REDACTED, JobStatus, error_text, redact, status_after_attempt, status_on_enqueue, summarise_result,
+    REDACTED,
+    JobStatus,
+    error_text,
+    redact,
+    status_after_attempt,
+    status_on_enqueue,
+    summarise_result,
 )
 from domain.tokens import grants, hash_token, make_token, validate_scopes
 
 
 @pytest.mark.parametrize(
     ("retries", "delayed", "expected"),
-    [(0, False, JobStatus.QUEUED), (0, True, JobStatus.DELAYED), (1, True, JobStatus.RETRYING),
-     (2, False, JobStatus.RETRYING)],
+    [
+        (0, False, JobStatus.QUEUED),
+        (0, True, JobStatus.DELAYED),
+        (1, True, JobStatus.RETRYING),
+        (2, False, JobStatus.RETRYING),
+    ],
 )
 def test_status_on_enqueue(retries: int, delayed: bool, expected: JobStatus) -> None:
     assert status_on_enqueue(retries=retries, delayed=delayed) is expected
@@ -34,8 +45,12 @@ def test_final_and_cancellable_are_disjoint(status: JobStatus) -> None:
 
 def test_redact_nested_secret_keys() -> None:
     value = {"email": "a@b.c", "api_key": "k", "nested": [{"Password": "p", "n": 1}], "auth": {"token": "t"}}
-    assert redact(value) == {"email": "a@b.c", "api_key": REDACTED, "nested": [{"Password": REDACTED, "n": 1}],
-                             "auth": {"token": REDACTED}}
+    assert redact(value) == {
+        "email": "a@b.c",
+        "api_key": REDACTED,
+        "nested": [{"Password": REDACTED, "n": 1}],
+        "auth": {"token": REDACTED},
+    }
 
 
 def test_summarise_result_cuts_big_values() -> None:
@@ -65,7 +80,17 @@ def test_tokens_and_scopes() -> None:
 
 
 def test_redact_hides_marketplace_urls_in_edge_results() -> None:
-    value = {"source": "vinted", "listings": [{"title": "Coat", "url": "https://www.vinted.fr/items/1",
-                                               "image_urls": ["https://images1.vinted.net/a.jpg"]}]}
-    assert redact(value) == {"source": "vinted", "listings": [{"title": "Coat", "url": REDACTED,
-                                                               "image_urls": REDACTED}]}
+    value = {
+        "source": "vinted",
+        "listings": [
+            {
+                "title": "Coat",
+                "url": "https://www.vinted.fr/items/1",
+                "image_urls": ["https://images1.vinted.net/a.jpg"],
+            }
+        ],
+    }
+    assert redact(value) == {
+        "source": "vinted",
+        "listings": [{"title": "Coat", "url": REDACTED, "image_urls": REDACTED}],
+    }

@@ -1,4 +1,5 @@
 """Listing validation and the edge/server contract constants."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ def _listing(**overrides: object) -> Listing:
     return Listing(**{**fields, **overrides})
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("eur", "EUR"), (" gbp ", "GBP"), ("€", "EUR"), ("$", "USD"),
-                                               ("", None), (None, None)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("eur", "EUR"), (" gbp ", "GBP"), ("€", "EUR"), ("$", "USD"), ("", None), (None, None)]
+)
 def test_currency_is_normalised(raw: str | None, expected: str | None) -> None:
     assert _listing(currency=raw).currency == expected
 
@@ -37,8 +39,19 @@ def test_integer_ids_become_text_and_defaults_are_fresh() -> None:
     assert one.source_listing_id == "42" and two.image_urls == [] and two.sold is False
 
 
-@pytest.mark.parametrize(("raw", "cents"), [("12.50", 1250), (12.5, 1250), (12, 1200), ("1,299.00", 129900),
-                                            ("12,50", 1250), ("€ 7", 700), ("1.299,95", 129995), (None, None)])
+@pytest.mark.parametrize(
+    ("raw", "cents"),
+    [
+        ("12.50", 1250),
+        (12.5, 1250),
+        (12, 1200),
+        ("1,299.00", 129900),
+        ("12,50", 1250),
+        ("€ 7", 700),
+        ("1.299,95", 129995),
+        (None, None),
+    ],
+)
 def test_price_to_cents(raw: object, cents: int | None) -> None:
     assert price_to_cents(raw) == cents
 
@@ -59,13 +72,16 @@ def test_contract_queues() -> None:
         contracts.QUEUES["x"] = "y"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("query", "text", "filters"), [
-    ("levis jacket", "levis jacket", {}),
-    ("jacket brand:53 size:207,208", "jacket", {"brand": ["53"], "size": ["207", "208"]}),
-    ("brand:1 brand:2 denim", "denim", {"brand": ["1", "2"]}),
-    ("http://x.y/z  sale", "http://x.y/z sale", {}),
-    ("status:", "status:", {}),
-])
+@pytest.mark.parametrize(
+    ("query", "text", "filters"),
+    [
+        ("levis jacket", "levis jacket", {}),
+        ("jacket brand:53 size:207,208", "jacket", {"brand": ["53"], "size": ["207", "208"]}),
+        ("brand:1 brand:2 denim", "denim", {"brand": ["1", "2"]}),
+        ("http://x.y/z  sale", "http://x.y/z sale", {}),
+        ("status:", "status:", {}),
+    ],
+)
 def test_parse_search_query(query: str, text: str, filters: dict[str, list[str]]) -> None:
     parsed = parse_search_query(query)
     assert (parsed.text, parsed.filters) == (text, filters)

@@ -1,12 +1,21 @@
 """The schedule configuration's pure rules: defaults, the scrape plan, cadence overrides, the watches."""
+
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
 from domain.schedules import (
-    DEFAULT_BRANDS, ScheduleSetting, ScrapeSource, config_from, dead_growth, effective_spec, is_enabled,
-    newly_silent, scrape_plan, upsert_source,
+    DEFAULT_BRANDS,
+    ScheduleSetting,
+    ScrapeSource,
+    config_from,
+    dead_growth,
+    effective_spec,
+    is_enabled,
+    newly_silent,
+    scrape_plan,
+    upsert_source,
 )
 
 
@@ -28,8 +37,9 @@ def test_the_plan_has_one_job_per_enabled_source_and_distinct_query() -> None:
     assert plan == [("vinted", "ramones", 5), ("vinted", "Rick Owens", 5), ("grailed", "geobasket", 48)]
 
 
-@pytest.mark.parametrize("bad", [{"source": "Vinted"}, {"source": "a b"}, {"source": "x", "limit": 0},
-                                 {"source": "x", "limit": 501}])
+@pytest.mark.parametrize(
+    "bad", [{"source": "Vinted"}, {"source": "a b"}, {"source": "x", "limit": 0}, {"source": "x", "limit": 501}]
+)
 def test_a_bad_source_is_refused(bad: dict) -> None:
     with pytest.raises(ValidationError):
         ScrapeSource.model_validate(bad)

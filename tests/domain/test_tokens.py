@@ -1,4 +1,5 @@
 """Token rate limits as written on the command line."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,17 @@ import pytest
 from domain.tokens import parse_rate
 
 
-@pytest.mark.parametrize(("text", "per_min"), [
-    ("120/min", 120), ("120", 120), ("5/s", 300), ("600/h", 10), ("0", 0), (" 30 / minute ", 30),
-])
+@pytest.mark.parametrize(
+    ("text", "per_min"),
+    [
+        ("120/min", 120),
+        ("120", 120),
+        ("5/s", 300),
+        ("600/h", 10),
+        ("0", 0),
+        (" 30 / minute ", 30),
+    ],
+)
 def test_rates(text: str, per_min: int) -> None:
     assert parse_rate(text) == per_min
 

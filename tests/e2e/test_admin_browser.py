@@ -3,6 +3,7 @@
 Signs in, watches counts change as jobs are enqueued, requeues a dead job from the page and
 sees it succeed, and checks that a read-only session has no action buttons and is refused.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,10 +30,19 @@ from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium")]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def new_token(database_url: str, scope: str) -> str:
@@ -40,8 +50,13 @@ def new_token(database_url: str, scope: str) -> str:
         conn = await asyncpg.connect(database_url)
         try:
             value = make_token(secrets.token_hex(32))
-            await insert_token(conn, name=f"browser-{scope}-{secrets.token_hex(2)}", token_hash=hash_token(value),
-                               prefix=display_prefix(value), scopes=[scope])
+            await insert_token(
+                conn,
+                name=f"browser-{scope}-{secrets.token_hex(2)}",
+                token_hash=hash_token(value),
+                prefix=display_prefix(value),
+                scopes=[scope],
+            )
             return value
         finally:
             await conn.close()
@@ -55,8 +70,14 @@ def server(redis_client, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-un
     port = free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING", "ADMIN_SESSION_SECRET": secrets.token_hex(32)}
     log = (tmp_path / "web.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "hypercorn", "web.asgi:app", "--bind", f"127.0.0.1:{port}"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "web.asgi:app", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
 
@@ -68,8 +89,9 @@ def server(redis_client, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-un
                 assert process.poll() is None, (tmp_path / "web.log").read_text()
                 return False
 
-        wait_until(answers, 60, "the web process to answer", interval=0.2,
-                   detail=lambda: (tmp_path / "web.log").read_text())
+        wait_until(
+            answers, 60, "the web process to answer", interval=0.2, detail=lambda: (tmp_path / "web.log").read_text()
+        )
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)

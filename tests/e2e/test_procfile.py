@@ -1,4 +1,5 @@
 """The Procfile's web and worker processes started for real under honcho."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def call(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -39,8 +44,13 @@ async def token(database_url: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
         value = make_token(secrets.token_hex(32))
-        await insert_token(conn, name=f"e2e-{secrets.token_hex(3)}", token_hash=hash_token(value),
-                           prefix=display_prefix(value), scopes=["jobs"])
+        await insert_token(
+            conn,
+            name=f"e2e-{secrets.token_hex(3)}",
+            token_hash=hash_token(value),
+            prefix=display_prefix(value),
+            scopes=["jobs"],
+        )
         return value
     finally:
         await conn.close()
@@ -50,12 +60,23 @@ async def token(database_url: str) -> str:
 def stack(redis_client, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     port = free_port()
     log = (tmp_path / "honcho.log").open("wb")  # a file, not a pipe nobody reads (honcho would block)
-    env = {**os.environ, "API_PORT": str(port), "WORKER_PROCESSES": "1", "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING",
-           # the Procfile names console scripts: find this interpreter's (make test does not activate the venv)
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen([sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web", "worker"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    env = {
+        **os.environ,
+        "API_PORT": str(port),
+        "WORKER_PROCESSES": "1",
+        "WORKER_THREADS": "2",
+        "LOG_LEVEL": "WARNING",
+        # the Procfile names console scripts: find this interpreter's (make test does not activate the venv)
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "-f", "Procfile", "start", "web", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
 

@@ -1,6 +1,7 @@
 """Scrape to items for real: the API enqueues, an edge worker (with its own ACL credential) drives Chromium against
 the local marketplace, the server pool's edge gateway checks its signed results, the pool ingests, rehosts and
 embeds, and Postgres ends up with the items (issue 5's "Done when")."""
+
 from __future__ import annotations
 
 import io
@@ -49,18 +50,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     creds = create_edge_credentials(admin, "backroom", "e2e-pi", host=url["host"], port=url["port"])
     market = Marketplace(seed=11, per_source=30, slow_s=30.0).start()
     quiet = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "METRICS_PORT": "0"}
-    edge = Process(["--edge", "-p", "1", "-t", "2"],
-                   {**quiet, **market.env(), "REDIS_URL": creds.redis_url, "EDGE_NODE_ID": "e2e-pi",
-                    "EDGE_HEARTBEAT_S": "0.5",
-                    "EDGE_OUTBOX_PATH": str(tmp / "outbox.sqlite3"), "EDGE_PAGE_TIMEOUT_MS": "30000"},
-                   tmp / "edge.log")
-    server = Process(["-p", "1", "-t", "4"],
-                     {**quiet, "MEDIA_DIR": str(tmp / "media"), "MODEL_DIR": "", "ML_THREADS": "1",
-                      "AUTO_APPROVE_GREEN": "true"}, tmp / "server.log")
+    edge = Process(
+        ["--edge", "-p", "1", "-t", "2"],
+        {
+            **quiet,
+            **market.env(),
+            "REDIS_URL": creds.redis_url,
+            "EDGE_NODE_ID": "e2e-pi",
+            "EDGE_HEARTBEAT_S": "0.5",
+            "EDGE_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
+            "EDGE_PAGE_TIMEOUT_MS": "30000",
+        },
+        tmp / "edge.log",
+    )
+    server = Process(
+        ["-p", "1", "-t", "4"],
+        {**quiet, "MEDIA_DIR": str(tmp / "media"), "MODEL_DIR": "", "ML_THREADS": "1", "AUTO_APPROVE_GREEN": "true"},
+        tmp / "server.log",
+    )
     built = Stack(market, edge, server, LocalMediaStore(tmp / "media"))
     try:
-        wait_until(lambda: live_edge_nodes(actors.broker.client, actors.broker.jobs.keys, ttl_s=30), 120,
-                   "the edge worker's heartbeat", interval=0.2, detail=built.logs)
+        wait_until(
+            lambda: live_edge_nodes(actors.broker.client, actors.broker.jobs.keys, ttl_s=30),
+            120,
+            "the edge worker's heartbeat",
+            interval=0.2,
+            detail=built.logs,
+        )
         yield built
     finally:
         edge.stop()
@@ -83,8 +99,13 @@ async def headers(database_url: str) -> dict[str, str]:
     conn = await asyncpg.connect(database_url)
     try:
         value = make_token(secrets.token_hex(32))
-        await insert_token(conn, name=f"e2e-scrape-{secrets.token_hex(3)}", token_hash=hash_token(value),
-                           prefix=display_prefix(value), scopes=["jobs"])
+        await insert_token(
+            conn,
+            name=f"e2e-scrape-{secrets.token_hex(3)}",
+            token_hash=hash_token(value),
+            prefix=display_prefix(value),
+            scopes=["jobs"],
+        )
     finally:
         await conn.close()
     return {"Authorization": f"Bearer {value}"}
@@ -119,8 +140,9 @@ async def scrape_everything(client: Any, headers: dict[str, str], stack: Stack) 
     """POST /v1/jobs/scrape per source, then wait until each job record says succeeded; the records by source."""
     job_ids = {}
     for source, query in QUERIES.items():
-        response = await client.post("/v1/jobs/scrape", json={"source": source, "query": query, "limit": 40},
-                                     headers=headers)
+        response = await client.post(
+            "/v1/jobs/scrape", json={"source": source, "query": query, "limit": 40}, headers=headers
+        )
         assert response.status_code == 202, await response.get_data(as_text=True)
         job_ids[source] = (await response.get_json())["job_id"]
 
@@ -133,8 +155,9 @@ async def scrape_everything(client: Any, headers: dict[str, str], stack: Stack) 
 
 
 async def rows_of(db: asyncpg.Pool, source: str, ids: set[str]) -> list[asyncpg.Record]:
-    return await db.fetch("SELECT * FROM items WHERE source = $1 AND source_listing_id = ANY($2::text[]) ORDER BY id",
-                          source, sorted(ids))
+    return await db.fetch(
+        "SELECT * FROM items WHERE source = $1 AND source_listing_id = ANY($2::text[]) ORDER BY id", source, sorted(ids)
+    )
 
 
 def fakes_of(market: Marketplace, source: str) -> dict[str, FakeListing]:
@@ -144,6 +167,7 @@ def fakes_of(market: Marketplace, source: str) -> dict[str, FakeListing]:
 
 async def settled(db: asyncpg.Pool, market: Marketplace, stack: Stack) -> dict[str, list[asyncpg.Record]]:
     """Every expected listing of every source is an item, rehosted and embedded."""
+
     async def probe(source: str) -> list[asyncpg.Record] | None:
         ids = set(fakes_of(market, source))
         rows = await rows_of(db, source, ids)
@@ -176,7 +200,8 @@ def assert_clean_image(data: bytes) -> None:
 
 
 async def test_scraped_listings_become_items_with_clean_rehosted_images_and_embeddings(
-        stack: Stack, scraped: dict[str, Any]) -> None:
+    stack: Stack, scraped: dict[str, Any]
+) -> None:
     tiny_model = model_id(read_manifest(TINY_MODEL_DIR), "fp32")
     for source, record in scraped["records"].items():
         assert record["result"]["listings"] == len(fakes_of(stack.market, source)) and record["attempts"] == 1
@@ -193,7 +218,7 @@ async def test_scraped_listings_become_items_with_clean_rehosted_images_and_embe
             assert row["price_cents"] and row["price_cents"] > row["cost_cents"]  # our resale price, not theirs
             # the search answer names the cover (vinted) or every photo (grailed, shop): one media key each
             paths = [urlsplit(u).path for u in row["image_urls"]]
-            assert paths and paths == [f"/images/{p}.jpg" for p in fake.photos][:len(paths)]
+            assert paths and paths == [f"/images/{p}.jpg" for p in fake.photos][: len(paths)]
             assert len(row["media_keys"]) == len(row["image_urls"]) and row["rehost_error"] is None
             assert row["rehosted_urls"] == row["image_urls"]
             for key in row["media_keys"]:
@@ -208,7 +233,8 @@ async def test_scraped_listings_become_items_with_clean_rehosted_images_and_embe
 
 
 async def test_a_second_scrape_of_the_same_queries_updates_and_does_not_duplicate(
-        stack: Stack, scraped: dict[str, Any], client: Any, headers: dict[str, str], db: asyncpg.Pool) -> None:
+    stack: Stack, scraped: dict[str, Any], client: Any, headers: dict[str, str], db: asyncpg.Pool
+) -> None:
     before = {s: {r["source_listing_id"]: r for r in rows} for s, rows in scraped["rows"].items()}
     counts = {s: await db.fetchval("SELECT count(*) FROM items WHERE source = $1", s) for s in QUERIES}
     repriced: dict[str, tuple[str, int]] = {}
@@ -222,8 +248,10 @@ async def test_a_second_scrape_of_the_same_queries_updates_and_does_not_duplicat
     await scrape_everything(client, headers, stack)
 
     async def updated() -> bool:
-        rows = [await db.fetchrow("SELECT cost_cents FROM items WHERE source = $1 AND source_listing_id = $2",
-                                  s, i) for s, (i, _) in repriced.items()]
+        rows = [
+            await db.fetchrow("SELECT cost_cents FROM items WHERE source = $1 AND source_listing_id = $2", s, i)
+            for s, (i, _) in repriced.items()
+        ]
         return all(r["cost_cents"] == p for r, (_, p) in zip(rows, repriced.values()))
 
     await until(updated, "the second scrape's new prices reach the items", stack)
@@ -242,7 +270,8 @@ def market_traces(market: Marketplace, rows: list[asyncpg.Record]) -> list[str]:
 
 
 async def test_public_responses_never_show_the_marketplace(
-        stack: Stack, scraped: dict[str, Any], client: Any, headers: dict[str, str], db: asyncpg.Pool) -> None:
+    stack: Stack, scraped: dict[str, Any], client: Any, headers: dict[str, str], db: asyncpg.Pool
+) -> None:
     rows = [r for rows in scraped["rows"].values() for r in rows]
     traces = market_traces(stack.market, rows)
     bodies: list[str] = []
@@ -254,8 +283,9 @@ async def test_public_responses_never_show_the_marketplace(
         return json.loads(bodies[-1])
 
     ours = {r["id"] for r in rows if r["status"] == "available"}
-    live = await db.fetchval("SELECT count(*) FROM items WHERE status = 'available' AND embedding_model = $1",
-                             rows[0]["embedding_model"])
+    live = await db.fetchval(
+        "SELECT count(*) FROM items WHERE status = 'available' AND embedding_model = $1", rows[0]["embedding_model"]
+    )
     for source in QUERIES:
         item = next(r for r in scraped["rows"][source] if r["status"] == "available")
         similar = {i["id"]: i for i in (await get(f"/v1/items/{item['id']}/similar?limit=50"))["items"]}

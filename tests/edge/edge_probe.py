@@ -1,4 +1,5 @@
 """Edge actors for tests: a delivery to `ingest` (optionally failing first or waiting for a go-ahead)."""
+
 from __future__ import annotations
 
 import time

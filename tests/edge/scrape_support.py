@@ -1,4 +1,5 @@
 """Fixtures for the scraping tests: the local marketplace, edge settings pointing at it, a real Chromium."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
@@ -82,10 +83,18 @@ def expected(market: Marketplace, source: str, text: str = "", **attrs: Any) -> 
     """Ids of the live listings of `source` matching `text` and attribute values (sets allowed)."""
     found = set()
     for listing in market.listings(source):
-        values = {"brand_id": listing.brand_id, "size_id": listing.size_id, "garment": listing.garment,
-                  "status_id": listing.vinted_status_id(), "brand": listing.brand}
-        if listing.listed and listing.matches(text) and all(
-                values[k] in (v if isinstance(v, (set, frozenset)) else {v}) for k, v in attrs.items()):
+        values = {
+            "brand_id": listing.brand_id,
+            "size_id": listing.size_id,
+            "garment": listing.garment,
+            "status_id": listing.vinted_status_id(),
+            "brand": listing.brand,
+        }
+        if (
+            listing.listed
+            and listing.matches(text)
+            and all(values[k] in (v if isinstance(v, (set, frozenset)) else {v}) for k, v in attrs.items())
+        ):
             found.add(str(listing.id))
     return found
 

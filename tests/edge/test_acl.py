@@ -1,4 +1,5 @@
 """Least privilege, proven on a real Redis ACL: an edge node's user runs edge jobs and nothing else."""
+
 from __future__ import annotations
 
 import json
@@ -52,12 +53,21 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     ping = send_edge_message(server, "ping_edge", {}, ttl_s=10)
     first_fails = send_edge_message(server, "deliver_probe", {"delivery_id": "acl-1", "fail_first": True}, ttl_s=10)
     doomed = send_edge_message(server, "fail_probe", {}, ttl_s=10)
-    wait_until(lambda: _record(admin, ping.message_id).get("status") == JobStatus.SUCCEEDED.value, 30,
-               f"ping_edge never succeeded: {_record(admin, ping.message_id)}\n{worker.output()}")
-    wait_until(lambda: _record(admin, first_fails.message_id).get("status") == JobStatus.SUCCEEDED.value, 30,
-               f"deliver_probe never succeeded: {_record(admin, first_fails.message_id)}\n{_denials(admin)}")
-    wait_until(lambda: _record(admin, doomed.message_id).get("status") == JobStatus.DEAD.value, 30,
-               f"fail_probe never died: {_record(admin, doomed.message_id)}\n{worker.output()}")
+    wait_until(
+        lambda: _record(admin, ping.message_id).get("status") == JobStatus.SUCCEEDED.value,
+        30,
+        f"ping_edge never succeeded: {_record(admin, ping.message_id)}\n{worker.output()}",
+    )
+    wait_until(
+        lambda: _record(admin, first_fails.message_id).get("status") == JobStatus.SUCCEEDED.value,
+        30,
+        f"deliver_probe never succeeded: {_record(admin, first_fails.message_id)}\n{_denials(admin)}",
+    )
+    wait_until(
+        lambda: _record(admin, doomed.message_id).get("status") == JobStatus.DEAD.value,
+        30,
+        f"fail_probe never died: {_record(admin, doomed.message_id)}\n{worker.output()}",
+    )
     assert _record(admin, first_fails.message_id)["attempts"] == "2"  # retried through edge.DQ
     assert admin.zscore(f"{EDGE_NS}:edge.XQ", admin.zrange(f"{EDGE_NS}:edge.XQ", 0, -1)[0]) is not None
 
@@ -69,8 +79,10 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     assert (forwarded["message_id"], forwarded["options"]["edge_node"]) == (delivered, NODE)
     assert forwarded["kwargs"] == {"source": "probe", "listings": [], "delivery_id": "acl-1"}
     assert _record(admin, delivered)["status"] == JobStatus.QUEUED.value
+
     def counts() -> list[tuple[str, int, int]]:
         return [(n.node_id, n.done, n.failed) for n in live_edge_nodes(admin, server.jobs.keys, ttl_s=10)]
+
     wait_until(lambda: counts() == [(NODE, 2, 2)], 10, f"registry counters: {counts()}")
     assert "NOPERM" not in worker.output() and "permission" not in worker.output().lower()
     assert _denials(admin) == []  # the edge worker was never refused anything (the ACL log is empty)
@@ -88,8 +100,9 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
     _denied(lambda: as_edge.enqueue(server_message("ingest")))
     # the claim of a recovered job declares the claimer's reaper tombstone (see lua/claim.lua)
     in_edge = BackroomBroker(url=creds.redis_url, namespace=EDGE_NS, job_retention_s=3600, maintenance_chance=0)
-    assert in_edge.jobs.claim(ping.message_id, worker="w", actor="ping_edge", queue="edge", now_ms=1,
-                              broker_id=f"edge-{NODE}-claimer")
+    assert in_edge.jobs.claim(
+        ping.message_id, worker="w", actor="ping_edge", queue="edge", now_ms=1, broker_id=f"edge-{NODE}-claimer"
+    )
     for command in (("KEYS", "*"), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
         _denied(lambda: edge.execute_command(*command))
     assert admin.llen(f"{NS}:default") == 1 and admin.hlen(f"{NS}:default.msgs") == 1
@@ -98,8 +111,11 @@ def test_an_edge_user_runs_edge_jobs_and_cannot_touch_other_queues(
 
 def _denials(admin: redis.Redis) -> list[dict]:
     """ACL log entries, without redis-py's optional CLIENT SETINFO on connect (refused, and ignored by it)."""
-    return [e for e in admin.execute_command("ACL", "LOG") if dict(e).get(b"object", e.get("object")) not in
-            (b"client", "client")]
+    return [
+        e
+        for e in admin.execute_command("ACL", "LOG")
+        if dict(e).get(b"object", e.get("object")) not in (b"client", "client")
+    ]
 
 
 def server_message(queue: str):  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
 """The edge browser's memory shape: one renderer per context, contexts bounded, Playwright's own flags kept."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +15,7 @@ from edge.browser import LAUNCH_ARGS, Browser
 from fakes.marketplace import Marketplace
 from tests.edge.scrape_support import CHROMIUM, market, market_server  # noqa: F401
 from tests.waiting import eventually
+
 
 def _playwright_features(name: str) -> set[str]:
     """The feature names Playwright's driver puts in its own --enable/--disable-features (chromiumSwitches)."""
@@ -56,8 +58,9 @@ async def _renderers(before: dict[int, str], want: int) -> int:
     def count() -> int:
         return sum("--type=renderer" in raw for pid, raw in _chromium_processes().items() if pid not in before)
 
-    await eventually(lambda: count() == want, 5, f"{want} renderer process(es)",
-                     detail=lambda: f"renderers now: {count()}")
+    await eventually(
+        lambda: count() == want, 5, f"{want} renderer process(es)", detail=lambda: f"renderers now: {count()}"
+    )
     return count()
 
 
@@ -75,8 +78,12 @@ async def test_a_jobs_pages_share_one_renderer_and_contexts_wait_their_turn(mark
         async with browser.context() as context:
             waiting = asyncio.create_task(second_job())
             async with browser.page(context) as a, browser.page(context) as b, browser.page(context) as c:
-                await asyncio.gather(*(page.goto(f"{market.shop_url}/search?q={q}") for page, q in
-                                       ((a, "carhartt"), (b, "arc"), (c, ""))))
+                await asyncio.gather(
+                    *(
+                        page.goto(f"{market.shop_url}/search?q={q}")
+                        for page, q in ((a, "carhartt"), (b, "arc"), (c, ""))
+                    )
+                )
                 # no omnibox WebUI renderer, no renderer per tab: three pages of one context, one process
                 assert await _renderers(before, 1) == 1
             assert events == [], "a second context opened past EDGE_CONTEXTS_IN_FLIGHT=1"

@@ -1,4 +1,5 @@
 """edge.deliver and the outbox: a delivery is one signed envelope enqueued with a job record, or a stored message."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,9 @@ def test_the_message_id_is_fixed_by_the_delivery_id() -> None:
         delivery_message("no_such_actor", {}, delivery_id="d-1")
 
 
-def test_unreachable_redis_stores_then_flush_delivers_oldest_first_once(redis_client: redis.Redis,
-                                                                        outbox: Outbox) -> None:
+def test_unreachable_redis_stores_then_flush_delivers_oldest_first_once(
+    redis_client: redis.Redis, outbox: Outbox
+) -> None:
     down = _broker(f"redis://127.0.0.1:{free_port()}/0")
     for n in range(3):
         deliver(INGEST_LISTINGS, {"n": n}, delivery_id=f"d-{n}", broker=down)
@@ -74,8 +76,9 @@ def test_unreachable_redis_stores_then_flush_delivers_oldest_first_once(redis_cl
     assert outbox.pending() == 0 and outbox.flush(up.enqueue) == 0
     queued = _queued(redis_client)
     assert [m["kwargs"]["payload"]["n"] for m in queued] == [0, 1, 2]
-    assert [m["message_id"] for m in queued] == [delivery_message(INGEST_LISTINGS, {}, delivery_id=f"d-{n}").message_id
-                                                for n in range(3)]
+    assert [m["message_id"] for m in queued] == [
+        delivery_message(INGEST_LISTINGS, {}, delivery_id=f"d-{n}").message_id for n in range(3)
+    ]
 
 
 def test_a_delivery_while_the_outbox_holds_messages_goes_after_them(redis_client: redis.Redis, outbox: Outbox) -> None:

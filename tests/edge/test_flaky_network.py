@@ -1,4 +1,5 @@
 """A flaky home network: Redis stops while an edge job delivers; the result waits on the device, then lands once."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ def _status(client: redis.Redis, job_id: str) -> str | None:
 
 
 def _delivered_ids(client: redis.Redis) -> list[str]:
-    return [json.loads(client.hget(f"{NS}:results.msgs", rid))["message_id"]
-            for rid in client.lrange(f"{NS}:results", 0, -1)]
+    return [
+        json.loads(client.hget(f"{NS}:results.msgs", rid))["message_id"]
+        for rid in client.lrange(f"{NS}:results", 0, -1)
+    ]
 
 
 def test_a_delivery_during_an_outage_is_kept_and_delivered_exactly_once(
@@ -51,13 +54,18 @@ def test_a_delivery_during_an_outage_is_kept_and_delivered_exactly_once(
     admin = redis.Redis.from_url(own_redis.url)
     delivered = delivery_message(INGEST_LISTINGS, {}, delivery_id="flaky-1", signed_by=("n", "00" * 32)).message_id
     wait_until(lambda: outbox.pending() == 0, 30, f"the outbox was never flushed\n{worker.output()}")
-    wait_until(lambda: _status(admin, job.message_id) == "succeeded", 30,
-               f"the edge job's outcome never landed: {_status(admin, job.message_id)}")
+    wait_until(
+        lambda: _status(admin, job.message_id) == "succeeded",
+        30,
+        f"the edge job's outcome never landed: {_status(admin, job.message_id)}",
+    )
     assert _delivered_ids(admin) == [delivered]
     assert _status(admin, delivered) == "queued"
+
     # a few more flush rounds and registry beats later, still exactly one delivery
     def done() -> bool:
         return [n.done for n in live_edge_nodes(admin, Keys(NS), ttl_s=10)] == [1]
+
     wait_until(done, 30, "the node never beat its counters again")
     assert _delivered_ids(admin) == [delivered] and outbox.pending() == 0
     assert "Redis unreachable" in worker.output() or "outbox" in worker.output()

@@ -1,4 +1,5 @@
 """Source adapters with a real Chromium against the local marketplace: fields, filters, blocked pages."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,15 +11,26 @@ import pytest
 from config.settings import EdgeSettings
 from edge.sources import InvalidScrape, scrape
 from fakes.marketplace import Marketplace
-from tests.edge.scrape_support import (CountingBrowser, browser, expected, fake, market, market_server, paths,  # noqa: F401
-                                       run, settings, settings_for)
+from tests.edge.scrape_support import (
+    CountingBrowser,
+    browser,
+    expected,
+    fake,
+    market,
+    market_server,
+    paths,  # noqa: F401
+    run,
+    settings,
+    settings_for,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 # --- vinted ---
-async def test_vinted_search_reads_the_svc_catalogue_in_a_page_session(market: Marketplace, settings: EdgeSettings,
-                                                                       browser: CountingBrowser) -> None:
+async def test_vinted_search_reads_the_svc_catalogue_in_a_page_session(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     outcome = await run(browser, settings, "vinted", "hoodie", limit=40)
     assert outcome.status == "ok", outcome.detail
     ids = [listing.source_listing_id for listing in outcome.listings]
@@ -26,7 +38,11 @@ async def test_vinted_search_reads_the_svc_catalogue_in_a_page_session(market: M
     for listing in outcome.listings:
         seeded = fake(market, "vinted", listing.source_listing_id)
         assert (listing.title, listing.brand, listing.size, listing.condition) == (
-            seeded.title, seeded.brand, seeded.size, seeded.site_condition())
+            seeded.title,
+            seeded.brand,
+            seeded.size,
+            seeded.site_condition(),
+        )
         assert (listing.price_cents, listing.currency, listing.sold) == (seeded.price_cents, "EUR", False)
         assert listing.url == market.url_of(seeded) and listing.image_urls[0].endswith(f"/{seeded.photos[0]}.jpg")
     log = paths(market, "vinted")
@@ -35,14 +51,17 @@ async def test_vinted_search_reads_the_svc_catalogue_in_a_page_session(market: M
     assert not [p for p in log if p.startswith("/images/")]  # the page's images are blocked
 
 
-@pytest.mark.parametrize(("query", "text", "attrs"), [
-    ("brand:53", "", {"brand_id": 53}),
-    ("jacket brand:14,362", "jacket", {"brand_id": {14, 362}}),
-    ("size:208 status:2,3", "", {"size_id": 208, "status_id": {2, 3}}),
-])
-async def test_vinted_filters_go_out_as_attribute_ids(market: Marketplace, settings: EdgeSettings,
-                                                      browser: CountingBrowser, query: str, text: str,
-                                                      attrs: dict) -> None:
+@pytest.mark.parametrize(
+    ("query", "text", "attrs"),
+    [
+        ("brand:53", "", {"brand_id": 53}),
+        ("jacket brand:14,362", "jacket", {"brand_id": {14, 362}}),
+        ("size:208 status:2,3", "", {"size_id": 208, "status_id": {2, 3}}),
+    ],
+)
+async def test_vinted_filters_go_out_as_attribute_ids(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser, query: str, text: str, attrs: dict
+) -> None:
     outcome = await run(browser, settings, "vinted", query, limit=40)
     assert outcome.status == "ok", outcome.detail
     wanted = expected(market, "vinted", text, **attrs)
@@ -51,8 +70,9 @@ async def test_vinted_filters_go_out_as_attribute_ids(market: Marketplace, setti
     assert queries and all("attribute_ids[" in q for q in queries) and not any("brand_ids" in q for q in queries)
 
 
-async def test_vinted_limit_and_an_expired_session_is_bootstrapped_again(market: Marketplace, settings: EdgeSettings,
-                                                                          browser: CountingBrowser) -> None:
+async def test_vinted_limit_and_an_expired_session_is_bootstrapped_again(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     market.vinted.fail_next("catalogue", 401)
     outcome = await run(browser, settings, "vinted", "", limit=5)
     assert outcome.status == "ok", outcome.detail
@@ -60,8 +80,9 @@ async def test_vinted_limit_and_an_expired_session_is_bootstrapped_again(market:
     assert paths(market, "vinted").count("/") == 2  # a fresh session after the 401
 
 
-async def test_vinted_item_pages_complete_details(market: Marketplace, monkeypatch: pytest.MonkeyPatch,
-                                                  browser: CountingBrowser) -> None:
+async def test_vinted_item_pages_complete_details(
+    market: Marketplace, monkeypatch: pytest.MonkeyPatch, browser: CountingBrowser
+) -> None:
     settings = settings_for(market, monkeypatch, VINTED_ITEM_DETAILS="true")
     browser.most_pages = 0
     outcome = await run(browser, settings, "vinted", "brand:88", limit=40)
@@ -75,22 +96,25 @@ async def test_vinted_item_pages_complete_details(market: Marketplace, monkeypat
     assert browser.most_pages == 2  # item pages in parallel, never more than EDGE_PAGES_IN_FLIGHT
 
 
-async def test_vinted_item_page_sold_while_listed_is_marked_sold(market: Marketplace, monkeypatch: pytest.MonkeyPatch,
-                                                                 browser: CountingBrowser) -> None:
+async def test_vinted_item_page_sold_while_listed_is_marked_sold(
+    market: Marketplace, monkeypatch: pytest.MonkeyPatch, browser: CountingBrowser
+) -> None:
     settings = settings_for(market, monkeypatch, VINTED_ITEM_DETAILS="true")
     target = sorted(expected(market, "vinted", brand_id=10))[0]
     original = market.vinted.render_item
     # sold between the search and the item page: the page says so (badge, is_closed, JSON-LD SoldOut)
-    monkeypatch.setattr(market.vinted, "render_item",
-                        lambda listing, sold: original(listing, sold or str(listing.id) == target))
+    monkeypatch.setattr(
+        market.vinted, "render_item", lambda listing, sold: original(listing, sold or str(listing.id) == target)
+    )
     outcome = await run(browser, settings, "vinted", "brand:10", limit=40)
     assert outcome.status == "ok", outcome.detail
     assert {x.source_listing_id for x in outcome.listings if x.sold} == {target}
 
 
 @pytest.mark.parametrize("switch", ["block", "rate_limit"])
-async def test_vinted_anti_bot_answers_are_blocked_never_empty(market: Marketplace, settings: EdgeSettings,
-                                                               browser: CountingBrowser, switch: str) -> None:
+async def test_vinted_anti_bot_answers_are_blocked_never_empty(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser, switch: str
+) -> None:
     getattr(market, switch)("vinted")
     outcome = await run(browser, settings, "vinted", "hoodie")
     assert outcome.status == "blocked" and outcome.listings == []
@@ -98,36 +122,41 @@ async def test_vinted_anti_bot_answers_are_blocked_never_empty(market: Marketpla
     assert outcome.retry_after_s == (30.0 if switch == "rate_limit" else None)
 
 
-async def test_vinted_catalogue_blocked_after_the_session_is_blocked(market: Marketplace, settings: EdgeSettings,
-                                                                      browser: CountingBrowser) -> None:
+async def test_vinted_catalogue_blocked_after_the_session_is_blocked(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     market.vinted.fail_next("catalogue", 403, body="<html><title>Just a moment...</title></html>")
     outcome = await run(browser, settings, "vinted", "hoodie")
     assert outcome.status == "blocked" and "vinted catalogue" in outcome.detail
 
 
-async def test_vinted_item_page_challenge_blocks_the_scrape(market: Marketplace, monkeypatch: pytest.MonkeyPatch,
-                                                            browser: CountingBrowser) -> None:
+async def test_vinted_item_page_challenge_blocks_the_scrape(
+    market: Marketplace, monkeypatch: pytest.MonkeyPatch, browser: CountingBrowser
+) -> None:
     settings = settings_for(market, monkeypatch, VINTED_ITEM_DETAILS="true")
     market.set_state("vinted", int(sorted(expected(market, "vinted", brand_id=53))[0]), "blocked")
     outcome = await run(browser, settings, "vinted", "brand:53", limit=40)
     assert outcome.status == "blocked" and "vinted item page" in outcome.detail
 
 
-async def test_vinted_server_error_is_an_error(market: Marketplace, settings: EdgeSettings,
-                                               browser: CountingBrowser) -> None:
+async def test_vinted_server_error_is_an_error(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     market.vinted.fail_next("catalogue", 503)
     outcome = await run(browser, settings, "vinted", "hoodie")
     assert outcome.status == "error" and "HTTP 503" in outcome.detail
 
 
 # --- grailed ---
-async def test_grailed_queries_algolia_with_the_key_read_from_the_page(market: Marketplace, settings: EdgeSettings,
-                                                                       browser: CountingBrowser) -> None:
+async def test_grailed_queries_algolia_with_the_key_read_from_the_page(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     market.rotate_algolia_key()  # a key no one could have known before loading /shop
     outcome = await run(browser, settings, "grailed", "jacket designer:Nike,Adidas", limit=40)
     assert outcome.status == "ok", outcome.detail
-    assert {x.source_listing_id for x in outcome.listings} == expected(market, "grailed", "jacket",
-                                                                      brand={"Nike", "Adidas"})
+    assert {x.source_listing_id for x in outcome.listings} == expected(
+        market, "grailed", "jacket", brand={"Nike", "Adidas"}
+    )
     for listing in outcome.listings:
         seeded = fake(market, "grailed", listing.source_listing_id)
         assert (listing.title, listing.brand, listing.currency) == (seeded.title, seeded.brand, "USD")
@@ -137,8 +166,9 @@ async def test_grailed_queries_algolia_with_the_key_read_from_the_page(market: M
     assert [r.status for r in market.requests("algolia") if r.path == "/1/indexes/*/queries"] == [200]
 
 
-async def test_grailed_rereads_a_rotated_key_once(market: Marketplace, settings: EdgeSettings,
-                                                  browser: CountingBrowser) -> None:
+async def test_grailed_rereads_a_rotated_key_once(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     market.algolia.fail_next("queries", 403, body={"message": "Invalid Application-ID or API key", "status": 403})
     outcome = await run(browser, settings, "grailed", "hoodie", limit=5)
     assert outcome.status == "ok" and len(outcome.listings) == 5
@@ -146,16 +176,18 @@ async def test_grailed_rereads_a_rotated_key_once(market: Marketplace, settings:
 
 
 @pytest.mark.parametrize(("host", "switch"), [("grailed", "block"), ("algolia", "rate_limit"), ("algolia", "block")])
-async def test_grailed_anti_bot_answers_are_blocked(market: Marketplace, settings: EdgeSettings,
-                                                    browser: CountingBrowser, host: str, switch: str) -> None:
+async def test_grailed_anti_bot_answers_are_blocked(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser, host: str, switch: str
+) -> None:
     getattr(market, switch)(host)
     outcome = await run(browser, settings, "grailed", "hoodie")
     assert outcome.status == "blocked" and outcome.listings == []
 
 
 # --- generic storefront ---
-async def test_generic_reads_cards_then_json_ld(market: Marketplace, settings: EdgeSettings,
-                                                browser: CountingBrowser) -> None:
+async def test_generic_reads_cards_then_json_ld(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     sold = sorted(expected(market, "shop", "nike"))[0]
     market.set_state("shop", int(sold), "sold")  # still listed by the shop, sold per JSON-LD
     outcome = await run(browser, settings, "shop", "nike", limit=40)
@@ -165,16 +197,20 @@ async def test_generic_reads_cards_then_json_ld(market: Marketplace, settings: E
     for listing in outcome.listings:
         seeded = fake(market, "shop", listing.source_listing_id)
         assert (listing.title, listing.brand, listing.size, listing.condition) == (
-            seeded.title, seeded.brand, seeded.size, seeded.site_condition())
+            seeded.title,
+            seeded.brand,
+            seeded.size,
+            seeded.site_condition(),
+        )
         assert (listing.price_cents, listing.currency) == (seeded.price_cents, "GBP")
         assert len(listing.image_urls) == len(seeded.photos)  # JSON-LD has every photo, the card one
         assert listing.sold == (listing.source_listing_id == sold)
     assert not [p for p in paths(market, "shop") if p.startswith("/images/")]
 
 
-async def test_generic_follows_pages_and_css_only_never_opens_products(market: Marketplace,
-                                                                       monkeypatch: pytest.MonkeyPatch,
-                                                                       browser: CountingBrowser) -> None:
+async def test_generic_follows_pages_and_css_only_never_opens_products(
+    market: Marketplace, monkeypatch: pytest.MonkeyPatch, browser: CountingBrowser
+) -> None:
     shop = {**json.loads(market.env()["EDGE_SOURCES"])["shop"], "json_ld": False}
     settings = settings_for(market, monkeypatch, EDGE_SOURCES=json.dumps({"shop": shop}))
     outcome = await run(browser, settings, "shop", "", limit=30)
@@ -183,8 +219,9 @@ async def test_generic_follows_pages_and_css_only_never_opens_products(market: M
     assert paths(market, "shop") == ["/search", "/search"]  # two result pages, no product page
 
 
-async def test_generic_removed_product_is_dropped_and_challenge_blocks(market: Marketplace, settings: EdgeSettings,
-                                                                       browser: CountingBrowser) -> None:
+async def test_generic_removed_product_is_dropped_and_challenge_blocks(
+    market: Marketplace, settings: EdgeSettings, browser: CountingBrowser
+) -> None:
     ids = expected(market, "shop", "adidas")
     market.shop.fail_next("product", 404)  # one product removed between the search and its page
     outcome = await run(browser, settings, "shop", "adidas", limit=40)
@@ -207,14 +244,17 @@ async def test_one_browser_per_process_reused_across_jobs(browser: CountingBrows
     assert browser.launches == 1  # every scrape above ran in this one Chromium, a context each
 
 
-async def test_concurrent_jobs_share_the_page_bound_without_deadlock(market: Marketplace,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_concurrent_jobs_share_the_page_bound_without_deadlock(
+    market: Marketplace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = settings_for(market, monkeypatch, VINTED_ITEM_DETAILS="true")
     one_page = CountingBrowser("/usr/bin/chromium", 1, 10_000)
     try:
-        outcomes = await asyncio.gather(run(one_page, settings, "vinted", "brand:14", limit=4),
-                                        run(one_page, settings, "shop", "carhartt", limit=4),
-                                        run(one_page, settings, "grailed", "fleece", limit=4))
+        outcomes = await asyncio.gather(
+            run(one_page, settings, "vinted", "brand:14", limit=4),
+            run(one_page, settings, "shop", "carhartt", limit=4),
+            run(one_page, settings, "grailed", "fleece", limit=4),
+        )
     finally:
         await one_page.close()
     assert [o.status for o in outcomes] == ["ok", "ok", "ok"] and all(len(o.listings) == 4 for o in outcomes)

@@ -1,9 +1,10 @@
 """A stolen Pi cannot touch the server: every attack of issue 15, tried with a real node ACL user on Redis 6.2 and 7."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import asyncpg
 import pytest
@@ -57,29 +58,45 @@ def _server_queues_empty(admin: redis.Redis) -> bool:
 
 
 async def test_server_actors_named_by_an_edge_credential_never_run(
-        acl_redis: RedisProcess, gateways: Callable[[str], Gateway], pool: asyncpg.Pool) -> None:
+    acl_redis: RedisProcess, gateways: Callable[[str], Gateway], pool: asyncpg.Pool
+) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds, edge, as_node = _edge_user(acl_redis, "pi-a")
     attacks = {"approve_item": {"item_id": 1}, "refund_order": {"order_id": 1}, "ping": {"message": "owned"}}
     for actor, kwargs in attacks.items():  # straight onto the server's queues: out of reach
         for queue in ("ingest", "orders", "default"):
             _denied(lambda: edge.rpush(f"{NS}:{queue}", "x"))
-            _denied(lambda: twin_broker(as_node, NS).enqueue(Message(queue_name=queue, actor_name=actor, args=(),
-                                                             kwargs=kwargs, options={})))
+            _denied(
+                lambda: twin_broker(as_node, NS).enqueue(
+                    Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={})
+                )
+            )
     gateway = gateways(acl_redis.url)
     # onto the only server-consumed queue it can write: the gateway refuses them, they never run
-    sent = [as_node.enqueue(Message(queue_name="results", actor_name=actor, args=(), kwargs=kwargs, options={}))
-            for actor, kwargs in attacks.items()]
+    sent = [
+        as_node.enqueue(Message(queue_name="results", actor_name=actor, args=(), kwargs=kwargs, options={}))
+        for actor, kwargs in attacks.items()
+    ]
     # and a correctly signed envelope naming a server actor that the edge may not reach
     node, key = _key_of(creds)
-    envelope = {"node_id": node, "actor": "approve_item", "delivery_id": "x", "payload": {"item_id": 1},
-                "signature": sign(key, node, "approve_item", "x", {"item_id": 1})}
-    sent.append(as_node.enqueue(Message(queue_name="results", actor_name=ACCEPT_EDGE_RESULT, args=(),
-                                        kwargs=envelope, options={})))
+    envelope = {
+        "node_id": node,
+        "actor": "approve_item",
+        "delivery_id": "x",
+        "payload": {"item_id": 1},
+        "signature": sign(key, node, "approve_item", "x", {"item_id": 1}),
+    }
+    sent.append(
+        as_node.enqueue(
+            Message(queue_name="results", actor_name=ACCEPT_EDGE_RESULT, args=(), kwargs=envelope, options={})
+        )
+    )
     for message in sent:
-        wait_until(lambda: _status(admin, message.message_id) == "dead", 60,
-                   f"{message.actor_name} was not dead-lettered: {_status(admin, message.message_id)}\n"
-                   f"{gateway.output()}")
+        wait_until(
+            lambda: _status(admin, message.message_id) == "dead",
+            60,
+            f"{message.actor_name} was not dead-lettered: {_status(admin, message.message_id)}\n{gateway.output()}",
+        )
     for message in sent[:3]:
         assert f"actor {message.actor_name!r} is not declared" in _error(admin, message.message_id)
     assert "cannot be reached from the edge" in _error(admin, sent[3].message_id)
@@ -137,34 +154,53 @@ def test_custom_lua_is_confined_to_the_nodes_own_keys(acl_redis: RedisProcess) -
 
 
 def test_a_node_cannot_register_or_deliver_as_another(
-        acl_redis: RedisProcess, gateways: Callable[[str], Gateway]) -> None:
+    acl_redis: RedisProcess, gateways: Callable[[str], Gateway]
+) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds_a, edge_a, as_a = _edge_user(acl_redis, "pi-a")
     _edge_user(acl_redis, "pi-b")
-    beat = EdgeBeat(node_id="pi-b", pid=7, version="1", host="h", last_beat=datetime.now(timezone.utc))
+    beat = EdgeBeat(node_id="pi-b", pid=7, version="1", host="h", last_beat=datetime.now(UTC))
     _denied(lambda: edge_a.hset(f"{EDGE_NS}:edgenode:pi-b:7", "beat", beat.model_dump_json()))
     # its own entry claiming to be pi-b, indexed under either name: not a live pi-b
     edge_a.hset(f"{EDGE_NS}:edgenode:pi-a:7", "beat", beat.model_dump_json())
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     edge_a.zadd(f"{EDGE_NS}:edgenodes", {"pi-a/7": now_ms, "pi-b/7": now_ms})
     assert live_edge_nodes(admin, KEYS, ttl_s=30) == []
 
     gateway = gateways(acl_redis.url)
-    as_b = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "d-b"},
-                            delivery_id="d-b", signed_by=("pi-b", signing_key(creds_a.password)))
-    tampered = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "d-t"},
-                                delivery_id="d-t", signed_by=_key_of(creds_a))
+    as_b = delivery_message(
+        INGEST_LISTINGS,
+        {"source": "vinted", "listings": [], "delivery_id": "d-b"},
+        delivery_id="d-b",
+        signed_by=("pi-b", signing_key(creds_a.password)),
+    )
+    tampered = delivery_message(
+        INGEST_LISTINGS,
+        {"source": "vinted", "listings": [], "delivery_id": "d-t"},
+        delivery_id="d-t",
+        signed_by=_key_of(creds_a),
+    )
     tampered.kwargs["payload"]["source"] = "grailed"
-    huge = delivery_message(RECORD_LISTING_CHECK, {"item_id": 1, "outcome": "gone", "evidence": {"x": "y" * 10_000}},
-                            delivery_id="d-h", signed_by=_key_of(creds_a))
-    honest = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "d-a"},
-                              delivery_id="d-a", signed_by=_key_of(creds_a))
+    huge = delivery_message(
+        RECORD_LISTING_CHECK,
+        {"item_id": 1, "outcome": "gone", "evidence": {"x": "y" * 10_000}},
+        delivery_id="d-h",
+        signed_by=_key_of(creds_a),
+    )
+    honest = delivery_message(
+        INGEST_LISTINGS,
+        {"source": "vinted", "listings": [], "delivery_id": "d-a"},
+        delivery_id="d-a",
+        signed_by=_key_of(creds_a),
+    )
     for message in (as_b, tampered, huge, honest):
         as_a.enqueue(message)
     for message, error in ((as_b, "is not node 'pi-b'"), (tampered, "is not node 'pi-a'"), (huge, "out of bounds")):
         wait_until(lambda: _status(admin, message.message_id) == "dead", 60, f"not refused\n{gateway.output()}")
         assert error in _error(admin, message.message_id)
-    wait_until(lambda: admin.llen(f"{NS}:ingest") == 1, 60, f"the honest delivery was not forwarded\n{gateway.output()}")
+    wait_until(
+        lambda: admin.llen(f"{NS}:ingest") == 1, 60, f"the honest delivery was not forwarded\n{gateway.output()}"
+    )
     [rid] = admin.lrange(f"{NS}:ingest", 0, -1)
     forwarded = json.loads(admin.hget(f"{NS}:ingest.msgs", rid))
     assert (forwarded["kwargs"]["delivery_id"], forwarded["options"]["edge_node"]) == ("d-a", "pi-a")
@@ -172,12 +208,17 @@ def test_a_node_cannot_register_or_deliver_as_another(
 
 
 def test_revoking_a_node_drops_its_connections_and_its_deliveries(
-        acl_redis: RedisProcess, gateways: Callable[[str], Gateway]) -> None:
+    acl_redis: RedisProcess, gateways: Callable[[str], Gateway]
+) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds, edge, _ = _edge_user(acl_redis, "pi-a")
     assert edge.ping() is True
-    queued = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "late"},
-                              delivery_id="late", signed_by=_key_of(creds))
+    queued = delivery_message(
+        INGEST_LISTINGS,
+        {"source": "vinted", "listings": [], "delivery_id": "late"},
+        delivery_id="late",
+        signed_by=_key_of(creds),
+    )
     assert revoke_edge_credentials(admin, NS, "pi-a") is True
     with pytest.raises(redis.RedisError):  # its live connection is gone, and it cannot log in again
         edge.ping()
@@ -205,17 +246,22 @@ def test_corrupt_shared_state_is_skipped(redis_client: redis.Redis, garbage: str
     assert live_edge_nodes(redis_client, keys, ttl_s=30) == []
     assert JobStore(redis_client, NS, 3600).get("j1") is None
     redis_client.delete(keys.edge.edge_nodes)
-    redis_client.zadd(keys.edge.edge_nodes, {"pi-x/1": int(datetime.now(timezone.utc).timestamp() * 1000)})
+    redis_client.zadd(keys.edge.edge_nodes, {"pi-x/1": int(datetime.now(UTC).timestamp() * 1000)})
     redis_client.hset(keys.edge.edge_node("pi-x", 1), "beat", "{not json")
     assert live_edge_nodes(redis_client, keys, ttl_s=30) == []
 
 
 def test_shared_edge_keys_a_node_corrupts_are_repaired_by_the_gateway(
-        acl_redis: RedisProcess, gateways: Callable[[str], Gateway]) -> None:
+    acl_redis: RedisProcess, gateways: Callable[[str], Gateway]
+) -> None:
     admin = redis.Redis.from_url(acl_redis.url)
     creds, edge, as_node = _edge_user(acl_redis, "pi-a")
-    honest = delivery_message(INGEST_LISTINGS, {"source": "vinted", "listings": [], "delivery_id": "d-r"},
-                              delivery_id="d-r", signed_by=_key_of(creds))
+    honest = delivery_message(
+        INGEST_LISTINGS,
+        {"source": "vinted", "listings": [], "delivery_id": "d-r"},
+        delivery_id="d-r",
+        signed_by=_key_of(creds),
+    )
     as_node.enqueue(honest)
     for key in (f"{EDGE_NS}:__heartbeats__", f"{EDGE_NS}:edgenodes", f"{EDGE_NS}:edge"):
         edge.set(key, "garbage")  # every edge consumer's fetch (and the gateway's) would fail on these

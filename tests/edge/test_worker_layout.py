@@ -1,4 +1,5 @@
 """`backroom worker --edge` on a Pi's memory: a stdlib-only supervisor over one master-less worker process."""
+
 from __future__ import annotations
 
 import os
@@ -52,10 +53,15 @@ def test_two_python_processes_and_a_dead_worker_process_is_replaced(
     assert "-m cli.worker_process edge.worker tests.edge.edge_probe --queues edge" in _cmdline(process)
 
     os.kill(process, signal.SIGKILL)
-    replaced = wait_until(lambda: [p for p in _python_children(supervisor) if p != process], 30,
-                          f"the dead worker process was not replaced\n{worker.output()}")
+    replaced = wait_until(
+        lambda: [p for p in _python_children(supervisor) if p != process],
+        30,
+        f"the dead worker process was not replaced\n{worker.output()}",
+    )
     second = send_edge_message(server, "deliver_probe", {"delivery_id": "layout-2"}, ttl_s=10)
-    wait_until(lambda: _succeeded(admin, second.message_id), 30, f"the new worker process ran nothing\n{worker.output()}")
+    wait_until(
+        lambda: _succeeded(admin, second.message_id), 30, f"the new worker process ran nothing\n{worker.output()}"
+    )
 
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=30) == 0

@@ -1,4 +1,5 @@
 """One local marketplace for the fakes' tests, reset before each test."""
+
 from __future__ import annotations
 
 import json

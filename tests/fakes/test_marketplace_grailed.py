@@ -1,4 +1,5 @@
 """The fake Grailed: keys in /shop, the Algolia multi-query protocol, the listing API per state."""
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,17 @@ async def _keys(http: aiohttp.ClientSession, market: Marketplace) -> tuple[str, 
     return config["ALGOLIA_APP_ID"], config["ALGOLIA_SEARCH_API_KEY"]
 
 
-async def _queries(http: aiohttp.ClientSession, market: Marketplace, requests: list[dict[str, Any]],
-                   keys: tuple[str, str]) -> tuple[int, dict[str, Any]]:
-    headers = {"X-Algolia-Application-Id": keys[0], "X-Algolia-API-Key": keys[1],
-               "Content-Type": "application/x-www-form-urlencoded"}  # what the JS client sends, JSON inside
-    async with http.post(f"{market.algolia_url}/1/indexes/*/queries", data=json.dumps({"requests": requests}),
-                         headers=headers) as response:
+async def _queries(
+    http: aiohttp.ClientSession, market: Marketplace, requests: list[dict[str, Any]], keys: tuple[str, str]
+) -> tuple[int, dict[str, Any]]:
+    headers = {
+        "X-Algolia-Application-Id": keys[0],
+        "X-Algolia-API-Key": keys[1],
+        "Content-Type": "application/x-www-form-urlencoded",
+    }  # what the JS client sends, JSON inside
+    async with http.post(
+        f"{market.algolia_url}/1/indexes/*/queries", data=json.dumps({"requests": requests}), headers=headers
+    ) as response:
         return response.status, await response.json()
 
 
@@ -46,7 +52,8 @@ async def test_keys_come_from_the_shop_page_and_are_checked(market: Marketplace,
     assert fresh[1] != old and (await _queries(http, market, request, fresh))[0] == 200
     # the browser client sends the key as query parameters instead of headers
     url = f"{market.algolia_url}/1/indexes/Listing_production/query?" + urlencode(
-        {"x-algolia-application-id": fresh[0], "x-algolia-api-key": fresh[1]})
+        {"x-algolia-application-id": fresh[0], "x-algolia-api-key": fresh[1]}
+    )
     async with http.post(url, data=json.dumps({"params": _params(query="jacket")})) as response:
         assert response.status == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
         assert all("jacket" in hit["title"] for hit in (await response.json())["hits"])
@@ -54,11 +61,17 @@ async def test_keys_come_from_the_shop_page_and_are_checked(market: Marketplace,
 
 async def test_hits_carry_the_fields_and_filters_work(market: Marketplace, http: aiohttp.ClientSession) -> None:
     keys = await _keys(http, market)
-    requests = [{"indexName": "Listing_production",
-                 "params": _params(query="", hitsPerPage=100, facetFilters=[["designers.name:Nike"]])},
-                {"indexName": "Listing_by_low_price_production",
-                 "params": _params(query="", hitsPerPage=100, numericFilters=["price_i>=100", "price_i<=200"])},
-                {"indexName": "Listing_production", "params": _params(query="", filters="condition:is_used")}]
+    requests = [
+        {
+            "indexName": "Listing_production",
+            "params": _params(query="", hitsPerPage=100, facetFilters=[["designers.name:Nike"]]),
+        },
+        {
+            "indexName": "Listing_by_low_price_production",
+            "params": _params(query="", hitsPerPage=100, numericFilters=["price_i>=100", "price_i<=200"]),
+        },
+        {"indexName": "Listing_production", "params": _params(query="", filters="condition:is_used")},
+    ]
     status, body = await _queries(http, market, requests, keys)
     assert status == 200
     nike, priced, used = (result["hits"] for result in body["results"])
@@ -82,8 +95,15 @@ async def test_sold_and_removed_listings(market: Marketplace, http: aiohttp.Clie
     market.set_state("grailed", sold.id, "sold")
     market.set_state("grailed", removed.id, "removed")
     all_params = _params(query="", hitsPerPage=1000)
-    status, body = await _queries(http, market, [{"indexName": "Listing_production", "params": all_params},
-                                                 {"indexName": "Listing_sold_production", "params": all_params}], keys)
+    status, body = await _queries(
+        http,
+        market,
+        [
+            {"indexName": "Listing_production", "params": all_params},
+            {"indexName": "Listing_sold_production", "params": all_params},
+        ],
+        keys,
+    )
     active = {hit["id"] for hit in body["results"][0]["hits"]}
     sold_hits = body["results"][1]["hits"]
     assert live.id in active and sold.id not in active and removed.id not in active

@@ -1,4 +1,5 @@
 """The generic shop, images with EXIF, host switches (block, rate limit), the request log, determinism."""
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,10 @@ async def test_shop_search_cards_and_product_pages(market: Marketplace, http: ai
     market.set_state("shop", removed.id, "removed")
     async with http.get(f"{market.shop_url}/search", params={"q": "hoodie"}) as response:
         html = await response.text()
-    ids = {int(product_id): classes for classes, product_id in re.findall(
-        r'<li class="product-card([^"]*)" data-product-id="(\d+)"', html)}
+    ids = {
+        int(product_id): classes
+        for classes, product_id in re.findall(r'<li class="product-card([^"]*)" data-product-id="(\d+)"', html)
+    }
     assert live.id in ids and sold.id in ids and removed.id not in ids
     assert "is-sold" in ids[sold.id] and "is-sold" not in ids[live.id]
     async with http.get(market.url_of(live)) as response:
@@ -41,8 +44,11 @@ async def test_shop_paginates(market: Marketplace, http: aiohttp.ClientSession) 
 
 
 async def test_images_are_jpegs_with_exif_gps(market: Marketplace, http: aiohttp.ClientSession) -> None:
-    for host, listing in (("vinted", market.listings("vinted")[0]), ("grailed", market.listings("grailed")[0]),
-                          ("shop", market.listings("shop")[0])):
+    for host, listing in (
+        ("vinted", market.listings("vinted")[0]),
+        ("grailed", market.listings("grailed")[0]),
+        ("shop", market.listings("shop")[0]),
+    ):
         url = market.hosts[host].image_url(listing.photos[0])
         async with http.get(url) as response:
             assert response.status == 200 and response.content_type == "image/jpeg"
@@ -86,7 +92,10 @@ async def test_request_log_per_host(market: Marketplace, http: aiohttp.ClientSes
     async with http.get(f"{market.shop_url}/search?q=nike"):
         pass
     log = market.requests("vinted")
-    assert [(r.path, r.query, r.status) for r in log] == [("/", "", 200), ("/svc-catalogue/items", "search_text=nike", 200)]
+    assert [(r.path, r.query, r.status) for r in log] == [
+        ("/", "", 200),
+        ("/svc-catalogue/items", "search_text=nike", 200),
+    ]
     assert log[0].at <= log[1].at
     assert [r.path for r in market.requests("shop")] == ["/search"]
     assert market.requests("grailed") == []
@@ -94,8 +103,9 @@ async def test_request_log_per_host(market: Marketplace, http: aiohttp.ClientSes
 
 def test_the_catalogue_is_deterministic() -> None:
     one, two, other = Marketplace(seed=9), Marketplace(seed=9), Marketplace(seed=10)
-    assert [(x.id, x.title, x.price_cents) for x in one.listings("vinted")] == \
-           [(x.id, x.title, x.price_cents) for x in two.listings("vinted")]
+    assert [(x.id, x.title, x.price_cents) for x in one.listings("vinted")] == [
+        (x.id, x.title, x.price_cents) for x in two.listings("vinted")
+    ]
     assert [x.title for x in one.listings("vinted")] != [x.title for x in other.listings("vinted")]
     name = one.listings("grailed")[0].photos[0]
     assert one.image_bytes(name) == two.image_bytes(name)

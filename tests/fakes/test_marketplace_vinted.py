@@ -1,4 +1,5 @@
 """The fake Vinted speaks the current shapes: session cookie, svc-catalogue filters, item pages per state."""
+
 from __future__ import annotations
 
 import asyncio

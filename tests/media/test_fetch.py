@@ -1,4 +1,5 @@
 """Downloading images against a local HTTP server: limits, types, redirects, anti-bot and timeouts."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,9 +55,11 @@ async def server() -> AsyncIterator[str]:
     """The routes above on a free loopback port."""
     app = web.Application()
     for path, handler in ROUTES.items():
+
         async def route(request: web.Request, handler=handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
             result = handler(request)
             return await result if asyncio.iscoroutine(result) else result
+
         app.router.add_get(path, route)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -78,27 +81,38 @@ async def test_images_are_downloaded(server: str, session: aiohttp.ClientSession
     assert await fetch_image(session, server + path, LIMITS) == JPEG
 
 
-@pytest.mark.parametrize(("path", "reason"), [
-    ("/page", "wrong content type 'text/html'"),
-    ("/no-type", "wrong content type 'none'"),
-    ("/huge.jpg", "image too large: 200000 bytes (limit 100000)"),
-    ("/endless.jpg", "image too large: more than 100000 bytes"),
-    ("/gone.jpg", "image host answered HTTP 404"),
-    ("/loop.jpg", "more than 3 redirects"),
-])
-async def test_unusable_images_are_rejected_with_a_clear_error(server: str, session: aiohttp.ClientSession,
-                                                               path: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/page", "wrong content type 'text/html'"),
+        ("/no-type", "wrong content type 'none'"),
+        ("/huge.jpg", "image too large: 200000 bytes (limit 100000)"),
+        ("/endless.jpg", "image too large: more than 100000 bytes"),
+        ("/gone.jpg", "image host answered HTTP 404"),
+        ("/loop.jpg", "more than 3 redirects"),
+    ],
+)
+async def test_unusable_images_are_rejected_with_a_clear_error(
+    server: str, session: aiohttp.ClientSession, path: str, reason: str
+) -> None:
     with pytest.raises(ImageRejected) as caught:
         await fetch_image(session, server + path, LIMITS)
     assert reason in str(caught.value)
     assert server not in str(caught.value) and "127.0.0.1" not in str(caught.value)  # no URL in errors
 
 
-@pytest.mark.parametrize(("path", "delay_ms"), [
-    ("/challenge.jpg", None), ("/busy.jpg", 7_000), ("/broken.jpg", None), ("/slow.jpg", None),
-])
-async def test_anti_bot_overload_and_timeouts_are_worth_a_retry(server: str, session: aiohttp.ClientSession,
-                                                                path: str, delay_ms: int | None) -> None:
+@pytest.mark.parametrize(
+    ("path", "delay_ms"),
+    [
+        ("/challenge.jpg", None),
+        ("/busy.jpg", 7_000),
+        ("/broken.jpg", None),
+        ("/slow.jpg", None),
+    ],
+)
+async def test_anti_bot_overload_and_timeouts_are_worth_a_retry(
+    server: str, session: aiohttp.ClientSession, path: str, delay_ms: int | None
+) -> None:
     limits = FetchLimits(max_bytes=100_000, timeout_s=0.5)
     with pytest.raises(FetchFailed) as caught:
         await fetch_image(session, server + path, limits)
@@ -117,15 +131,18 @@ async def test_redirects_are_checked_against_the_allow_list(server: str, session
         await fetch_image(session, server + "/away.jpg", limits)
 
 
-@pytest.mark.parametrize(("url", "hosts", "ok"), [
-    ("https://images1.vinted.net/t/a.jpg", ("vinted.net",), True),
-    ("https://vinted.net/a.jpg", ("vinted.net",), True),
-    ("https://evilvinted.net/a.jpg", ("vinted.net",), False),
-    ("https://anything.example/a.jpg", (), True),
-    ("file:///etc/passwd", (), False),
-    ("ftp://host/a.jpg", (), False),
-    ("https:///a.jpg", (), False),
-])
+@pytest.mark.parametrize(
+    ("url", "hosts", "ok"),
+    [
+        ("https://images1.vinted.net/t/a.jpg", ("vinted.net",), True),
+        ("https://vinted.net/a.jpg", ("vinted.net",), True),
+        ("https://evilvinted.net/a.jpg", ("vinted.net",), False),
+        ("https://anything.example/a.jpg", (), True),
+        ("file:///etc/passwd", (), False),
+        ("ftp://host/a.jpg", (), False),
+        ("https:///a.jpg", (), False),
+    ],
+)
 def test_check_url(url: str, hosts: tuple[str, ...], ok: bool) -> None:
     if ok:
         check_url(url, hosts)

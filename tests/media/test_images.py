@@ -1,4 +1,5 @@
 """Re-encoding downloaded images: metadata (GPS above all) gone, orientation kept, bad input refused."""
+
 from __future__ import annotations
 
 import io
@@ -64,12 +65,15 @@ def test_png_text_chunks_are_dropped() -> None:
     assert b"seller home address" not in clean
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"<html>Just a moment...</html>", "not a readable image"),
-    (encoded(Image.new("RGB", (10, 10)), "GIF"), "unsupported image format GIF"),
-    (encoded(Image.new("RGB", (10, 10)), "BMP"), "unsupported image format BMP"),
-    (make_jpeg("vinted-1-0", 1)[:400], "not a readable image"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"<html>Just a moment...</html>", "not a readable image"),
+        (encoded(Image.new("RGB", (10, 10)), "GIF"), "unsupported image format GIF"),
+        (encoded(Image.new("RGB", (10, 10)), "BMP"), "unsupported image format BMP"),
+        (make_jpeg("vinted-1-0", 1)[:400], "not a readable image"),
+    ],
+)
 def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(ImageRejected, match=reason):
         reencode(data, **LIMITS)

@@ -1,4 +1,5 @@
 """The S3 media store against a real local S3 server (moto's server mode on 127.0.0.1)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -30,9 +31,15 @@ def bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
 
 def settings(s3_endpoint: str, bucket: str | None, media_dir: Path, prefix: str = "") -> SimpleNamespace:
     """What open_store reads from the settings."""
-    return SimpleNamespace(media_dir=media_dir, media_s3_bucket=bucket, media_s3_prefix=prefix,
-                           media_s3_endpoint_url=s3_endpoint, media_s3_region="us-east-1",
-                           media_s3_access_key_id="testing", media_s3_secret_access_key="testing")
+    return SimpleNamespace(
+        media_dir=media_dir,
+        media_s3_bucket=bucket,
+        media_s3_prefix=prefix,
+        media_s3_endpoint_url=s3_endpoint,
+        media_s3_region="us-east-1",
+        media_s3_access_key_id="testing",
+        media_s3_secret_access_key="testing",
+    )
 
 
 def test_put_get_exists_round_trip(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
@@ -69,17 +76,24 @@ def test_missing_and_malformed_keys(s3_endpoint: str, bucket: str, tmp_path: Pat
 
 def test_a_second_process_sees_what_the_first_stored(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
     """Two stores with their own clients (as on two machines) share the bucket."""
-    writer = S3MediaStore(bucket, endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing",
-                          secret_access_key="testing")
-    reader = S3MediaStore(bucket, endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing",
-                          secret_access_key="testing")
+    writer = S3MediaStore(
+        bucket, endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing", secret_access_key="testing"
+    )
+    reader = S3MediaStore(
+        bucket, endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing", secret_access_key="testing"
+    )
     key = writer.put(b"shared image", extension="jpg")
     assert reader.get(key) == b"shared image"
 
 
 def test_other_errors_propagate(s3_endpoint: str, tmp_path: Path) -> None:
-    store = S3MediaStore("no-such-bucket", endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing",
-                         secret_access_key="testing")
+    store = S3MediaStore(
+        "no-such-bucket",
+        endpoint_url=s3_endpoint,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
     with pytest.raises(Exception) as caught:
         store.put(b"x")
     assert "NoSuchBucket" in str(caught.value)

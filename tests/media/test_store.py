@@ -1,4 +1,5 @@
 """The local content-addressed media store."""
+
 from __future__ import annotations
 
 import hashlib

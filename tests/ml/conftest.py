@@ -1,4 +1,5 @@
 """The tiny test model and the golden vectors open_clip/torch computed for it (ml_export/make_tiny_model.py)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """A wrong or corrupt model directory fails at load, saying what is wrong."""
+
 from __future__ import annotations
 
 import json
@@ -94,11 +95,14 @@ def test_int8_without_quantised_files(model_copy: Path) -> None:
         ClipModel.load(model_copy, precision="int8")
 
 
-@pytest.mark.parametrize("data,reason", [
-    (b"", "not a usable image"),
-    (b"hello, not an image", "not a usable image"),
-    (image_bytes("broken.jpg"), "broken image"),
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "not a usable image"),
+        (b"hello, not an image", "not a usable image"),
+        (image_bytes("broken.jpg"), "broken image"),
+    ],
+)
 def test_unusable_images_raise_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(ImageError, match=reason):
         preprocess(data, ImageSpec())

@@ -1,4 +1,5 @@
 """Our Pillow/NumPy/ONNX path against open_clip/torch's own outputs on real encoded files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,17 @@ from ml.preprocess import center_crop, decode, preprocess, resize_shortest, to_a
 from ml.tokenizer import trim
 from tests.ml.conftest import image_bytes
 
-NAMES = ["photo.jpg", "portrait_exif6.jpg", "gray.png", "gray.jpg", "rgba.png", "palette.png", "tiny.png",
-         "wide.webp", "huge.jpg"]
+NAMES = [
+    "photo.jpg",
+    "portrait_exif6.jpg",
+    "gray.png",
+    "gray.jpg",
+    "rgba.png",
+    "palette.png",
+    "tiny.png",
+    "wide.webp",
+    "huge.jpg",
+]
 
 
 def _golden_index(golden: dict, name: str) -> int:

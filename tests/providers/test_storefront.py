@@ -1,8 +1,9 @@
 """Delivering one event: signed headers, hostnames resolving to loopback refused, redirects capped and checked."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 from aiohttp import web
@@ -12,8 +13,9 @@ from domain.events import Endpoint, StorefrontEvent, new_secret
 from providers.storefront import deliver, new_session
 
 SECRET = new_secret(b"k" * 32)
-EVENT = StorefrontEvent(5, "item.sold", "item", "1", 1, {"id": 1, "changed": {"status": "sold"}},
-                        datetime(2026, 1, 1, tzinfo=timezone.utc))
+EVENT = StorefrontEvent(
+    5, "item.sold", "item", "1", 1, {"id": 1, "changed": {"status": "sold"}}, datetime(2026, 1, 1, tzinfo=UTC)
+)
 
 
 @pytest.fixture()

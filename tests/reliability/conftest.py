@@ -1,4 +1,5 @@
 """Real worker pools (`backroom worker`) on a Redis server each test may restart or outlive."""
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,34 @@ HEARTBEAT_MS = 2_000
 class Pool:
     """A `backroom worker` process tree started for a test."""
 
-    def __init__(self, redis_url: str, processes: int, threads: int, extra_env: dict[str, str],
-                 wrap: Sequence[str] = ()) -> None:
-        env = {**os.environ, "REDIS_URL": redis_url, "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
-               "LOG_LEVEL": "WARNING", **extra_env}
+    def __init__(
+        self, redis_url: str, processes: int, threads: int, extra_env: dict[str, str], wrap: Sequence[str] = ()
+    ) -> None:
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "WORKER_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_MS),
+            "LOG_LEVEL": "WARNING",
+            **extra_env,
+        }
         self.process = subprocess.Popen(  # `wrap`: a prefix such as `ip netns exec <name>` (tests/reliability/netns.py)
-            [*wrap, sys.executable, "-m", "cli.main", "worker", "-p", str(processes), "-t", str(threads),
-             "--module", "tests.reliability.effects"],
-            cwd=ROOT, env=env, start_new_session=True)
+            [
+                *wrap,
+                sys.executable,
+                "-m",
+                "cli.main",
+                "worker",
+                "-p",
+                str(processes),
+                "-t",
+                str(threads),
+                "--module",
+                "tests.reliability.effects",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
 
     def terminate(self, timeout: float = 60) -> int:
         """SIGTERM the supervisor (graceful) and wait for it."""
@@ -37,7 +58,6 @@ class Pool:
     def kill(self) -> None:
         """Kill the whole process tree (the masters run in sessions of their own)."""
         stop_tree(self.process)
-
 
 
 @pytest.fixture()

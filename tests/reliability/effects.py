@@ -1,4 +1,5 @@
 """Actors whose every effect is counted in Redis, imported by the worker pools under test."""
+
 from __future__ import annotations
 
 import asyncio

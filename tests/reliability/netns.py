@@ -7,6 +7,7 @@ are not available in every kernel), and heals it. `redis_for(host)` starts a red
 that listens on loopback and on the host end of the link. Needs root and `ip` (iproute2);
 `unavailable()` says why a test must skip. Used by tests/reliability and bench/chaos.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,18 @@ class Host:
     def blackhole(self) -> None:
         """Keep the link up but let every packet vanish silently, both ways."""
         _ip("neigh", "replace", self.ns_ip, "lladdr", BOGUS_MAC, "nud", "permanent", "dev", self.here)
-        _ip("neigh", "replace", self.host_ip, "lladdr", BOGUS_MAC, "nud", "permanent", "dev", self.there,
-            netns=self.name)
+        _ip(
+            "neigh",
+            "replace",
+            self.host_ip,
+            "lladdr",
+            BOGUS_MAC,
+            "nud",
+            "permanent",
+            "dev",
+            self.there,
+            netns=self.name,
+        )
 
     def heal(self) -> None:
         """Undo `cut` or `blackhole`."""
@@ -110,9 +121,26 @@ class LinkedRedis(RedisProcess):
         """Start it bound to loopback and the link (no persistence), and wait until it answers."""
         assert self.host is not None
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", self.host.host_ip,
-                "--protected-mode", "no", "--dir", str(self.directory), "--appendonly", "no", "--save", "",
-                "--maxmemory-policy", "noeviction", "--logfile", str(self.directory / "redis.log")]
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            self.host.host_ip,
+            "--protected-mode",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         try:

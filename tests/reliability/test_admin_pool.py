@@ -1,5 +1,6 @@
 """The admin surface against a real `backroom worker` pool: pause/resume across processes, the
 workers' descriptions (memory), and job duration histograms served by the pool's metrics port."""
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,11 @@ def test_pause_holds_a_pool_and_resume_releases_it(redis_client: redis.Redis, po
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
         except OSError:
             return 0.0
-        lines = [line for line in text.splitlines()
-                 if line.startswith("dramatiq_message_duration_milliseconds_count") and "slow_effect" in line]
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("dramatiq_message_duration_milliseconds_count") and "slow_effect" in line
+        ]
         return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
     # both processes' observations, served from the pool's one port

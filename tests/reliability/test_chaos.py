@@ -4,6 +4,7 @@ Each scenario starts its own redis-server and worker pools and counts every job'
 ledger outside Redis (bench/_chaos_ledger.py); reruns of jobs that were running on a worker
 when it was lost are allowed (at-least-once), a job started after its worker lost Redis is not.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,8 @@ def assert_clean(counts: Counts) -> None:
         pytest.skip(counts.skipped)
     assert counts.jobs > 0
     assert (counts.lost, counts.doubled, counts.stuck, counts.bystanders_dead) == (0, 0, 0, 0), (
-        f"{counts.line()}\n{dict(counts.details)}")
+        f"{counts.line()}\n{dict(counts.details)}"
+    )
 
 
 def test_sigkilled_workers_lose_and_double_nothing() -> None:

@@ -1,4 +1,5 @@
 """How the chaos bench counts: reruns after a loss apart from doubles, stuck before lost, dead bystanders."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,14 +38,23 @@ def test_retries_are_not_doubles() -> None:
 
 
 def test_count_sorts_jobs_into_stuck_lost_dead_and_poison(tmp_path: Path) -> None:
-    (tmp_path / "10.log").write_text("start ok 10 1.0\ndone ok 10 2.0\nstart held 10 1.0\ndone held 10 2.0\n"
-                                     "start poison 10 3.0\nstart cut 10 4.0\ndone cut-short\n"
-                                     "start unacked 10 5.0\ndone unacked 10 6.0\n")
+    (tmp_path / "10.log").write_text(
+        "start ok 10 1.0\ndone ok 10 2.0\nstart held 10 1.0\ndone held 10 2.0\n"
+        "start poison 10 3.0\nstart cut 10 4.0\ndone cut-short\n"
+        "start unacked 10 5.0\ndone unacked 10 6.0\n"
+    )
     jobs = {tag: tag for tag in ("ok", "held", "queued", "gone", "dead", "poison", "cut", "stranded", "unacked")}
-    states = {"ok": State("succeeded", False), "held": State("succeeded", True), "queued": State("queued", True),
-              "gone": State(None, False), "dead": State("dead", False), "poison": State("dead", False),
-              "cut": State("succeeded", False), "stranded": State("delayed", False),
-              "unacked": State("running", False)}
+    states = {
+        "ok": State("succeeded", False),
+        "held": State("succeeded", True),
+        "queued": State("queued", True),
+        "gone": State(None, False),
+        "dead": State("dead", False),
+        "poison": State("dead", False),
+        "cut": State("succeeded", False),
+        "stranded": State("delayed", False),
+        "unacked": State("running", False),
+    }
     counts = count(Counts("t"), jobs, states, read_ledger(tmp_path), [], {"poison"})
     assert (counts.jobs, counts.stuck, counts.lost, counts.bystanders_dead, counts.doubled) == (9, 3, 3, 1, 0)
     assert sorted(tag.split("(")[0] for tag in counts.details["lost"]) == ["cut", "gone", "stranded"]

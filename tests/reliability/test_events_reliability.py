@@ -1,4 +1,5 @@
 """Storefront events through real worker pools: a pool SIGKILLed mid-stream loses no event."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,8 @@ async def _setup(database_url: str, front) -> list[int]:  # type: ignore[no-unty
         rows = await conn.fetch(
             "INSERT INTO items (source, source_listing_id, title, kind, stock, status)"
             " SELECT 'killtest', md5(random()::text), 'Tee', 'stable', 1000, 'pending' FROM generate_series(1, 30)"
-            " RETURNING id")
+            " RETURNING id"
+        )
         return [r["id"] for r in rows]
     finally:
         await conn.close()
@@ -35,8 +37,9 @@ async def _change(database_url: str, items: list[int], start: int, stop: int) ->
     conn = await asyncpg.connect(database_url)
     try:
         for n in range(start, stop):
-            await conn.execute("UPDATE items SET stock = $2, status = 'available' WHERE id = $1",
-                               items[n % len(items)], 1000 - n)
+            await conn.execute(
+                "UPDATE items SET stock = $2, status = 'available' WHERE id = $1", items[n % len(items)], 1000 - n
+            )
     finally:
         await conn.close()
 
@@ -44,15 +47,22 @@ async def _change(database_url: str, items: list[int], start: int, stop: int) ->
 async def _expected(database_url: str, items: list[int]) -> dict[str, tuple[str, int]]:
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT id, resource_id, seq FROM storefront_events WHERE resource = 'item'"
-                                " AND resource_id = ANY($1::text[])", [str(i) for i in items])
+        rows = await conn.fetch(
+            "SELECT id, resource_id, seq FROM storefront_events WHERE resource = 'item'"
+            " AND resource_id = ANY($1::text[])",
+            [str(i) for i in items],
+        )
         return {f"evt_{r['id']}": (r["resource_id"], r["seq"]) for r in rows}
     finally:
         await conn.close()
 
 
-def test_a_pool_sigkilled_mid_stream_loses_no_event(pools, storefronts, redis_client: redis.Redis,  # noqa: F811
-                                                    database_url: str) -> None:
+def test_a_pool_sigkilled_mid_stream_loses_no_event(
+    pools,
+    storefronts,
+    redis_client: redis.Redis,  # noqa: F811
+    database_url: str,
+) -> None:
     front = storefronts[0]
     items = asyncio.run(_setup(database_url, front))
     env = {**FAST_RETRIES, "EVENTS_ALLOW_ADDRESSES": "loopback"}

@@ -1,4 +1,5 @@
 """Orders against real `backroom worker` pools: a worker SIGKILLed mid-release still releases exactly once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,9 @@ def running_job(actor: str):  # type: ignore[no-untyped-def]
     return None
 
 
-async def test_a_worker_killed_during_release_still_releases_exactly_once(fake, redis_client, pools,
-                                                                          database_url) -> None:
+async def test_a_worker_killed_during_release_still_releases_exactly_once(
+    fake, redis_client, pools, database_url
+) -> None:
     fake.printify.pending_s = 0
     fake.printify.hang_next("create", 1.0)  # the create is in flight when the worker dies; Printify makes it
     pools(os.environ["REDIS_URL"], processes=2, threads=2, HOLD_MINUTES=f"{1 / 60}")
@@ -42,13 +44,19 @@ async def test_a_worker_killed_during_release_still_releases_exactly_once(fake, 
         victim = running_job("release_order")
         assert victim is not None and victim.worker
         os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)
-        released = await eventually(lambda: conn.fetchrow(
-            "SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]), timeout=90,
-            what="the release to finish on another worker")
+        released = await eventually(
+            lambda: conn.fetchrow("SELECT * FROM orders WHERE id = $1 AND status = 'released'", order["id"]),
+            timeout=90,
+            what="the release to finish on another worker",
+        )
         assert fake.printify.creates == {str(order["id"]): 1}
         assert fake.printify.sends == {released["printify_order_id"]: 1}
-        record = await asyncio.to_thread(wait_until, lambda: (r := actors.broker.jobs.get(victim.job_id)) and
-                                         r.status is JobStatus.SUCCEEDED and r, 30, "the job record")
+        record = await asyncio.to_thread(
+            wait_until,
+            lambda: (r := actors.broker.jobs.get(victim.job_id)) and r.status is JobStatus.SUCCEEDED and r,
+            30,
+            "the job record",
+        )
         assert record.recoveries == 1
     finally:
         await conn.close()

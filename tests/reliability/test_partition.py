@@ -1,5 +1,6 @@
 """A worker host cut off from Redis (partitioned, not killed): its jobs run elsewhere, it fences itself,
 and its late record writes never overwrite a newer attempt."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -53,12 +54,16 @@ def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, poo
     def notes(event: str, side: str) -> list[str]:
         return [tag for e, tag, s, _ in noted(effects) if e == event and s == side]
 
-    cut_off = pools(server.remote_url, processes=1, threads=2, wrap=host.wrap(), EFFECTS_FILE=effects,
-                    EFFECTS_SIDE="cut")
+    cut_off = pools(
+        server.remote_url, processes=1, threads=2, wrap=host.wrap(), EFFECTS_FILE=effects, EFFECTS_SIDE="cut"
+    )
     wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
     jobs = [broker.enqueue(file_effect.message(f"job-{i}", HOLD_S)) for i in range(4)]
-    wait_until(lambda: client.llen("backroom:default") == 0 and len(notes("start", "cut")) == 2, 30,
-               "two jobs run on the namespaced host, two wait there prefetched")
+    wait_until(
+        lambda: client.llen("backroom:default") == 0 and len(notes("start", "cut")) == 2,
+        30,
+        "two jobs run on the namespaced host, two wait there prefetched",
+    )
     getattr(host, partition)()
     pools(server.url, processes=1, threads=4, EFFECTS_FILE=effects, EFFECTS_SIDE="host")
     wait_until(lambda: len(notes("start", "host")) == 4, 90, "the cut-off host's four jobs run again elsewhere")
@@ -67,8 +72,14 @@ def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, poo
     wait_until(lambda: len(notes("done", "host")) == 4, 90, "the re-runs finish")
     cut_pids = {pid for _, _, side, pid in noted(effects) if side == "cut"}
     # the reaped process stopped itself; its pool started a fresh one, which joins
-    wait_until(lambda: {int(info["pid"]) for info in live_workers(client).values()}
-               & (set(descendants(cut_off.process.pid)) - cut_pids), 90, "the cut-off host rejoins")
+    wait_until(
+        lambda: (
+            {int(info["pid"]) for info in live_workers(client).values()}
+            & (set(descendants(cut_off.process.pid)) - cut_pids)
+        ),
+        90,
+        "the cut-off host rejoins",
+    )
     cut_off.terminate(timeout=120)  # a join: whatever the cut-off host was still going to write has landed
 
     assert sorted(Counter(notes("start", "cut")).values()) == [1, 1]  # nothing started after the cut
@@ -79,7 +90,7 @@ def test_a_cut_off_host_starts_nothing_more_and_its_late_writes_lose(linked, poo
         assert _pid(record.worker) not in cut_pids, "the record describes the cut-off host's attempt"
         events = broker.jobs.events(message.message_id)
         recovered = next(i for i, event in enumerate(events) if event["event"] == "recovered")
-        late = [event for event in events[recovered + 1:] if _pid(event.get("worker")) in cut_pids]
+        late = [event for event in events[recovered + 1 :] if _pid(event.get("worker")) in cut_pids]
         assert not late, f"late starts of the cut-off host landed after the recovery: {late}"
         assert _outcomes(broker, message.message_id) == ["succeeded"], f"a late outcome landed too: {events}"
     broker.close()
@@ -96,8 +107,9 @@ def test_a_cut_off_host_stops_its_running_async_jobs(linked, pools, tmp_path, pa
     def notes(event: str, side: str) -> list[str]:
         return [tag for e, tag, s, _ in noted(effects) if e == event and s == side]
 
-    cut_off = pools(server.remote_url, processes=1, threads=1, wrap=host.wrap(), EFFECTS_FILE=effects,
-                    EFFECTS_SIDE="cut")
+    cut_off = pools(
+        server.remote_url, processes=1, threads=1, wrap=host.wrap(), EFFECTS_FILE=effects, EFFECTS_SIDE="cut"
+    )
     wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
     message = broker.enqueue(async_file_effect.message("async", HOLD_S * 2))
     wait_until(lambda: notes("start", "cut"), 30, "the async job runs on the namespaced host")
@@ -133,15 +145,21 @@ def test_a_briefly_cut_off_host_that_nobody_reaped_resumes_and_runs_each_job_onc
     wait_until(lambda: len(live_workers(client)) == 1, 60, "the namespaced worker heartbeats")
     pid = int(next(iter(live_workers(client).values()))["pid"])
     jobs = [broker.enqueue(file_effect.message(f"brief-{i}", HOLD_S / 2)) for i in range(4)]
-    wait_until(lambda: client.llen("backroom:default") == 0 and len(notes("start")) == 2, 30,
-               "two jobs run, two wait prefetched")
+    wait_until(
+        lambda: client.llen("backroom:default") == 0 and len(notes("start")) == 2,
+        30,
+        "two jobs run, two wait prefetched",
+    )
     host.cut()  # no other worker runs a reaper: nobody takes this host's jobs
     wait_until(lambda: len(notes("done")) == 2, 60, "the two running jobs finish while cut off")
     host.heal()
     wait_until(lambda: len(notes("done")) == 4, 90, "the prefetched jobs run once the link is back")
     for message in jobs:
-        wait_until(lambda m=message: (r := broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED, 60,
-                   "every record lands")
+        wait_until(
+            lambda m=message: (r := broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
+            60,
+            "every record lands",
+        )
     assert Counter(notes("start")) == {f"brief-{i}": 1 for i in range(4)}
     assert {int(info["pid"]) for info in live_workers(client).values()} == {pid}  # the same process, rejoined
     broker.close()

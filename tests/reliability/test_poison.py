@@ -1,4 +1,5 @@
 """The poison guard blames the job that kills its worker, not its neighbours or what was only prefetched."""
+
 from __future__ import annotations
 
 import os
@@ -33,17 +34,24 @@ def test_bystanders_of_a_worker_killing_job_are_rerun_and_never_dead_lettered(re
     pools(os.environ["REDIS_URL"], processes=1, threads=4)
     wait_until(lambda: len(live_workers(redis_client)) == 1, 60, "the worker heartbeats")
     bystanders = [slow_effect.send(f"bystander-{i}", 4.0) for i in range(3)]
-    wait_until(lambda: all(status(m.message_id) is JobStatus.RUNNING for m in bystanders), 30,
-               "the three ordinary jobs run")
+    wait_until(
+        lambda: all(status(m.message_id) is JobStatus.RUNNING for m in bystanders), 30, "the three ordinary jobs run"
+    )
     killer = kill_my_worker.send("killer")
-    dead = wait_until(lambda: (r := record(killer.message_id)) and r.status is JobStatus.DEAD and r, 600,
-                      "the worker-killing job is dead-lettered")
+    dead = wait_until(
+        lambda: (r := record(killer.message_id)) and r.status is JobStatus.DEAD and r,
+        600,
+        "the worker-killing job is dead-lettered",
+    )
     assert f"worker died while running it {THRESHOLD} times" in (dead.last_error or "")
     # at most one run whose start its worker had no time to record, then THRESHOLD charged ones
     assert THRESHOLD <= count(redis_client, "killer") <= THRESHOLD + 1
     for message in bystanders:
-        done = wait_until(lambda m=message: (r := record(m.message_id)) and r.status in (
-            JobStatus.SUCCEEDED, JobStatus.DEAD) and r, 120, "each ordinary job finishes")
+        done = wait_until(
+            lambda m=message: (r := record(m.message_id)) and r.status in (JobStatus.SUCCEEDED, JobStatus.DEAD) and r,
+            120,
+            "each ordinary job finishes",
+        )
         assert done.status is JobStatus.SUCCEEDED, done.last_error
         assert count(redis_client, message.args[0]) == 1
     assert redis_client.zcard("backroom:default.XQ") == 1  # the killer alone
@@ -56,8 +64,11 @@ def test_a_job_only_prefetched_by_a_killed_worker_is_not_charged_a_crash(redis_c
     pools(os.environ["REDIS_URL"], processes=1, threads=1)
     wait_until(lambda: status(killer.message_id) is JobStatus.DEAD, 600, "the worker-killing job is dead-lettered")
     for message in waiting:
-        done = wait_until(lambda m=message: (r := record(m.message_id)) and r.status is JobStatus.SUCCEEDED and r,
-                          120, "each prefetched job runs")
+        done = wait_until(
+            lambda m=message: (r := record(m.message_id)) and r.status is JobStatus.SUCCEEDED and r,
+            120,
+            "each prefetched job runs",
+        )
         assert done.crashes == 0 and done.recoveries >= 0
         assert count(redis_client, message.args[0]) == 1
     assert sum(record(m.message_id).recoveries for m in waiting) >= 1  # some were held by a killed worker

@@ -1,4 +1,5 @@
 """Nothing lost, nothing doubled: kill -9, poison messages, SIGTERM, Redis restarts."""
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,17 @@ def test_sigkilled_worker_job_reruns_on_a_live_worker_and_the_pool_survives(redi
     pools(os.environ["REDIS_URL"], processes=2, threads=2)
     wait_until(lambda: len(live_workers(redis_client)) == 2, 60, "two workers heartbeat")
     message = slow_effect.send("victim", 2.0)
-    running = wait_until(lambda: (r := record(message.message_id)) and r.status is JobStatus.RUNNING and r, 30,
-                         "the job starts")
+    running = wait_until(
+        lambda: (r := record(message.message_id)) and r.status is JobStatus.RUNNING and r, 30, "the job starts"
+    )
     victim_pid = int(running.worker.rsplit(":", 1)[1])
     os.kill(victim_pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    done = wait_until(lambda: (r := record(message.message_id)) and r.status is JobStatus.SUCCEEDED and r, 90,
-                      "the job re-runs and succeeds")
+    done = wait_until(
+        lambda: (r := record(message.message_id)) and r.status is JobStatus.SUCCEEDED and r,
+        90,
+        "the job re-runs and succeeds",
+    )
     assert time.monotonic() - killed_at < 60
     assert count(redis_client, "victim") == 1 and count(redis_client, "victim:started") == 2
     assert done.recoveries == 1 and done.recovered_at is not None and done.attempts == 2
@@ -51,8 +56,9 @@ def test_a_busy_live_worker_is_never_robbed(redis_client, pools) -> None:
     pools(os.environ["REDIS_URL"], processes=2, threads=1)
     wait_until(lambda: len(live_workers(redis_client)) == 2, 60, "two workers heartbeat")
     message = slow_effect.send("long", HEARTBEAT_MS * 3 / 1000)  # outlives three heartbeat timeouts
-    done = wait_until(lambda: (r := record(message.message_id)) and r.status is JobStatus.SUCCEEDED and r, 60,
-                      "the long job finishes")
+    done = wait_until(
+        lambda: (r := record(message.message_id)) and r.status is JobStatus.SUCCEEDED and r, 60, "the long job finishes"
+    )
     assert done.recoveries == 0 and done.attempts == 1
     assert count(redis_client, "long:started") == 1 and count(redis_client, "long") == 1
 
@@ -61,8 +67,11 @@ def test_a_worker_killing_message_is_dead_lettered_after_three_deaths(redis_clie
     pools(os.environ["REDIS_URL"], processes=2, threads=1)
     wait_until(lambda: len(live_workers(redis_client)) == 2, 60, "two workers heartbeat")
     message = kill_my_worker.send("poison")
-    dead = wait_until(lambda: (r := record(message.message_id)) and r.status is JobStatus.DEAD and r, 120,
-                      "the poison message is dead-lettered")
+    dead = wait_until(
+        lambda: (r := record(message.message_id)) and r.status is JobStatus.DEAD and r,
+        120,
+        "the poison message is dead-lettered",
+    )
     # three charged runs, plus at most one whose start its worker had no time to record
     runs = count(redis_client, "poison")
     assert 3 <= runs <= 4
@@ -71,8 +80,11 @@ def test_a_worker_killing_message_is_dead_lettered_after_three_deaths(redis_clie
     assert redis_client.hlen("backroom:default.msgs") == 0
     # nothing can bring it back: every dead worker has been reaped and no worker holds the message any more
     keys = actors.broker.jobs.keys
-    wait_until(lambda: redis_client.zcount(keys.heartbeats, 0, int(time.time() * 1000) - HEARTBEAT_MS) == 0, 60,
-               "every dead worker reaped")
+    wait_until(
+        lambda: redis_client.zcount(keys.heartbeats, 0, int(time.time() * 1000) - HEARTBEAT_MS) == 0,
+        60,
+        "every dead worker reaped",
+    )
     rid = message.options["redis_message_id"]
     assert not [k for k in redis_client.scan_iter(keys.acks("*", "default")) if redis_client.sismember(k, rid)]
     assert redis_client.zscore(keys.dead("default"), rid) is not None
@@ -111,8 +123,11 @@ def test_redis_restart_keeps_queued_and_delayed_jobs_without_worker_restart(own_
     own_redis.start()
     queued = [broker.enqueue(slow_effect.message(f"queued-{i}", 0.0)) for i in range(10)]
     for message in delayed + queued:
-        wait_until(lambda m=message: (r := broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
-                   90, f"{message.args[0]} runs after the restart")
+        wait_until(
+            lambda m=message: (r := broker.jobs.get(m.message_id)) and r.status is JobStatus.SUCCEEDED,
+            90,
+            f"{message.args[0]} runs after the restart",
+        )
     broker.join("default", timeout=30_000)  # no copy of any of them is left to run again
     assert [count(client, f"delayed-{i}") for i in range(10)] == [1] * 10
     assert [count(client, f"queued-{i}") for i in range(10)] == [1] * 10

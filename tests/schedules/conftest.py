@@ -1,4 +1,5 @@
 """A fake clock, runners on the real broker, a real worker, and readers of what was enqueued."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,9 @@ class FakeClock:
 
 def make_runner(clock: Callable[[], datetime], *names: str, owner: str, **options: Any) -> SchedulerRunner:
     """A runner over the named test schedules of the real server broker."""
-    return SchedulerRunner(actors.broker, schedules=discover_schedules(actors.broker, names), clock=clock,
-                           owner=owner, **options)
+    return SchedulerRunner(
+        actors.broker, schedules=discover_schedules(actors.broker, names), clock=clock, owner=owner, **options
+    )
 
 
 def enqueued(client: redis.Redis, actor_name: str) -> list[str]:
@@ -62,6 +64,7 @@ def worker(redis_client: redis.Redis) -> Iterator[Worker]:
 
 def run_db(database_url: str, work: Callable[..., Any]) -> Any:
     """Run `work(conn)` on a fresh connection to the test database."""
+
     async def go() -> Any:
         conn = await asyncpg.connect(database_url)
         try:

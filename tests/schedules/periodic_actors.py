@@ -1,4 +1,5 @@
 """Periodic actors for the scheduler tests (also imported by the scheduler processes they start)."""
+
 from __future__ import annotations
 
 import dramatiq
@@ -42,8 +43,9 @@ class ScheduledFailure(Exception):
     """Raised on purpose by the failing periodic actor."""
 
 
-@dramatiq.actor(queue_name=QUEUE, periodic=cron("0 * * * *"), max_retries=2, min_backoff=10, max_backoff=100,
-                time_limit=10_000)
+@dramatiq.actor(
+    queue_name=QUEUE, periodic=cron("0 * * * *"), max_retries=2, min_backoff=10, max_backoff=100, time_limit=10_000
+)
 def sched_failing() -> None:
     """Hourly: count the attempt, then fail (to prove retries of periodic jobs are not skipped)."""
     actors.broker.client.hincrby(RUNS_KEY, "sched_failing", 1)

@@ -1,14 +1,15 @@
 """Cron expressions (cronsim behind schedules.cron): parsing, matching, ticks and catch-up rules (UTC)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 
 import pytest
 
 from domain.cron import due_ticks, epoch_minute, floor_minute, from_epoch_minute
 from schedules.cron import parse
 
-UTC = timezone.utc
+UTC = UTC
 SUNDAY = datetime(2026, 4, 19, 9, 0, tzinfo=UTC)  # a Sunday
 MONDAY, SATURDAY = SUNDAY + timedelta(days=1), SUNDAY - timedelta(days=1)
 
@@ -17,11 +18,24 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("spec", "weekdays"), [
-    ("0 9 * * 0", {7}), ("0 9 * * 7", {7}), ("0 9 * * sun", {7}), ("0 9 * * SUN", {7}), ("0 9 * * Sun", {7}),
-    ("0 9 * * 0-1", {7, 1}), ("0 9 * * 5-7", {5, 6, 7}), ("0 9 * * fri-7", {5, 6, 7}), ("0 9 * * sat,sun", {6, 7}),
-    ("0 9 * * 0,3", {7, 3}), ("0 9 * * */7", {7}), ("0 9 * * 6-7", {6, 7}), ("0 9 * * 0,7", {7}),
-])
+@pytest.mark.parametrize(
+    ("spec", "weekdays"),
+    [
+        ("0 9 * * 0", {7}),
+        ("0 9 * * 7", {7}),
+        ("0 9 * * sun", {7}),
+        ("0 9 * * SUN", {7}),
+        ("0 9 * * Sun", {7}),
+        ("0 9 * * 0-1", {7, 1}),
+        ("0 9 * * 5-7", {5, 6, 7}),
+        ("0 9 * * fri-7", {5, 6, 7}),
+        ("0 9 * * sat,sun", {6, 7}),
+        ("0 9 * * 0,3", {7, 3}),
+        ("0 9 * * */7", {7}),
+        ("0 9 * * 6-7", {6, 7}),
+        ("0 9 * * 0,7", {7}),
+    ],
+)
 def test_every_spelling_of_sunday_fires_on_sunday(spec: str, weekdays: set[int]) -> None:
     schedule = parse(spec)
     assert schedule.matches(SUNDAY)
@@ -38,31 +52,37 @@ def test_sunday_schedules_fire_once_a_week_over_four_weeks(spec: str) -> None:
     assert all(t.isoweekday() == 7 for t in ticks)
 
 
-@pytest.mark.parametrize(("spec", "sunday", "monday", "saturday"), [
-    ("0 9 * * 1-5", False, True, False),
-    ("0 9 * * mon-fri", False, True, False),
-    ("0 9 * * 0", True, False, False),
-    ("0 9 * * 6", False, False, True),
-    ("0 9 * * 0-1", True, True, False),
-    ("0 9 * * *", True, True, True),
-])
+@pytest.mark.parametrize(
+    ("spec", "sunday", "monday", "saturday"),
+    [
+        ("0 9 * * 1-5", False, True, False),
+        ("0 9 * * mon-fri", False, True, False),
+        ("0 9 * * 0", True, False, False),
+        ("0 9 * * 6", False, False, True),
+        ("0 9 * * 0-1", True, True, False),
+        ("0 9 * * *", True, True, True),
+    ],
+)
 def test_weekday_ranges(spec: str, sunday: bool, monday: bool, saturday: bool) -> None:
     schedule = parse(spec)
     found = (schedule.matches(SUNDAY), schedule.matches(MONDAY), schedule.matches(SATURDAY))
     assert found == (sunday, monday, saturday)
 
 
-@pytest.mark.parametrize(("field", "expected"), [
-    ("*/5", tuple(range(0, 60, 5))),
-    ("1-10/2", (1, 3, 5, 7, 9)),
-    ("10-59/25", (10, 35)),
-    ("*/20", (0, 20, 40)),
-    ("1,15,30-32", (1, 15, 30, 31, 32)),
-    ("5,5,1-3", (1, 2, 3, 5)),
-    ("59", (59,)),
-    ("0-4/1,50-59/3", (0, 1, 2, 3, 4, 50, 53, 56, 59)),
-    ("5/15", (5, 20, 35, 50)),  # cronsim reads `a/n` as `a-59/n`
-])
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("*/5", tuple(range(0, 60, 5))),
+        ("1-10/2", (1, 3, 5, 7, 9)),
+        ("10-59/25", (10, 35)),
+        ("*/20", (0, 20, 40)),
+        ("1,15,30-32", (1, 15, 30, 31, 32)),
+        ("5,5,1-3", (1, 2, 3, 5)),
+        ("59", (59,)),
+        ("0-4/1,50-59/3", (0, 1, 2, 3, 4, 50, 53, 56, 59)),
+        ("5/15", (5, 20, 35, 50)),  # cronsim reads `a/n` as `a-59/n`
+    ],
+)
 def test_minute_lists_ranges_and_steps(field: str, expected: tuple[int, ...]) -> None:
     hour = parse(f"{field} * * * *").ticks_between(at("2026-04-19T09:59"), at("2026-04-19T10:59"))
     assert tuple(t.minute for t in hour) == expected
@@ -75,78 +95,99 @@ def test_hour_steps() -> None:
     assert schedule.matches(at("2026-01-01T18:00")) and not schedule.matches(at("2026-01-01T19:00"))
 
 
-@pytest.mark.parametrize(("spec", "matching", "not_matching"), [
-    ("0 0 1 jan,JUL *", ["2026-01-01T00:00", "2026-07-01T00:00"], ["2026-02-01T00:00", "2026-01-02T00:00"]),
-    ("0 0 1 Mar-May *", ["2026-03-01T00:00", "2026-05-01T00:00"], ["2026-06-01T00:00"]),
-    ("0 0 * dec sun", ["2026-12-06T00:00"], ["2026-12-07T00:00", "2026-11-01T00:00"]),
-])
+@pytest.mark.parametrize(
+    ("spec", "matching", "not_matching"),
+    [
+        ("0 0 1 jan,JUL *", ["2026-01-01T00:00", "2026-07-01T00:00"], ["2026-02-01T00:00", "2026-01-02T00:00"]),
+        ("0 0 1 Mar-May *", ["2026-03-01T00:00", "2026-05-01T00:00"], ["2026-06-01T00:00"]),
+        ("0 0 * dec sun", ["2026-12-06T00:00"], ["2026-12-07T00:00", "2026-11-01T00:00"]),
+    ],
+)
 def test_month_names(spec: str, matching: list[str], not_matching: list[str]) -> None:
     schedule = parse(spec)
     assert all(schedule.matches(at(t)) for t in matching)
     assert not any(schedule.matches(at(t)) for t in not_matching)
 
 
-@pytest.mark.parametrize(("spec", "first_tick"), [
-    ("@yearly", "2027-01-01T00:00"), ("@annually", "2027-01-01T00:00"), ("@monthly", "2026-05-01T00:00"),
-    ("@weekly", "2026-04-26T00:00"), ("@daily", "2026-04-20T00:00"), ("@midnight", "2026-04-20T00:00"),
-    ("@hourly", "2026-04-19T10:00"), ("@DAILY", "2026-04-20T00:00"), ("  @hourly ", "2026-04-19T10:00"),
-])
+@pytest.mark.parametrize(
+    ("spec", "first_tick"),
+    [
+        ("@yearly", "2027-01-01T00:00"),
+        ("@annually", "2027-01-01T00:00"),
+        ("@monthly", "2026-05-01T00:00"),
+        ("@weekly", "2026-04-26T00:00"),
+        ("@daily", "2026-04-20T00:00"),
+        ("@midnight", "2026-04-20T00:00"),
+        ("@hourly", "2026-04-19T10:00"),
+        ("@DAILY", "2026-04-20T00:00"),
+        ("  @hourly ", "2026-04-19T10:00"),
+    ],
+)
 def test_nicknames(spec: str, first_tick: str) -> None:
     assert parse(spec).next_after(SUNDAY) == at(first_tick)
 
 
-@pytest.mark.parametrize(("when", "expected"), [
-    ("2026-02-13T00:00", True),   # Friday the 13th
-    ("2026-03-13T00:00", True),   # a 13th (Friday)... and any 13th
-    ("2026-04-13T00:00", True),   # Monday the 13th: day-of-month matches
-    ("2026-04-17T00:00", True),   # Friday the 17th: day-of-week matches
-    ("2026-04-16T00:00", False),  # Thursday the 16th: neither
-])
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2026-02-13T00:00", True),  # Friday the 13th
+        ("2026-03-13T00:00", True),  # a 13th (Friday)... and any 13th
+        ("2026-04-13T00:00", True),  # Monday the 13th: day-of-month matches
+        ("2026-04-17T00:00", True),  # Friday the 17th: day-of-week matches
+        ("2026-04-16T00:00", False),  # Thursday the 16th: neither
+    ],
+)
 def test_day_of_month_or_day_of_week_when_both_restricted(when: str, expected: bool) -> None:
     assert parse("0 0 13 * fri").matches(at(when)) is expected
 
 
-@pytest.mark.parametrize(("spec", "when", "expected"), [
-    ("0 0 * * mon", "2026-04-20T00:00", True),
-    ("0 0 * * mon", "2026-04-21T00:00", False),   # day-of-month `*` does not widen day-of-week
-    ("0 0 1 * *", "2026-04-01T00:00", True),
-    ("0 0 1 * *", "2026-04-20T00:00", False),
-    ("0 0 */2 * 1", "2026-04-21T00:00", False),   # Vixie: a field starting with `*` is unrestricted: AND
-    ("0 0 */2 * 1", "2026-04-27T00:00", True),    # odd day and a Monday
-    ("0 0 */2 * 1", "2026-04-20T00:00", False),   # Monday but an even day
-])
+@pytest.mark.parametrize(
+    ("spec", "when", "expected"),
+    [
+        ("0 0 * * mon", "2026-04-20T00:00", True),
+        ("0 0 * * mon", "2026-04-21T00:00", False),  # day-of-month `*` does not widen day-of-week
+        ("0 0 1 * *", "2026-04-01T00:00", True),
+        ("0 0 1 * *", "2026-04-20T00:00", False),
+        ("0 0 */2 * 1", "2026-04-21T00:00", False),  # Vixie: a field starting with `*` is unrestricted: AND
+        ("0 0 */2 * 1", "2026-04-27T00:00", True),  # odd day and a Monday
+        ("0 0 */2 * 1", "2026-04-20T00:00", False),  # Monday but an even day
+    ],
+)
 def test_star_prefixed_field_means_and(spec: str, when: str, expected: bool) -> None:
     assert parse(spec).matches(at(when)) is expected
 
 
-@pytest.mark.parametrize(("spec", "fragment"), [
-    ("", "expected 5 fields"),
-    ("* * * *", "got 4"),
-    ("* * * * * *", "got 6"),
-    ("60 * * * *", "minute field: 60"),
-    ("-1 * * * *", "minute field: -1 is not valid"),
-    ("* 24 * * *", "hour field: 24"),
-    ("* * 0 * *", "day-of-month field: 0"),
-    ("* * 32 * *", "day-of-month field: 32 is not valid (allowed: 1-31"),
-    ("* * * 13 *", "month field: 13"),
-    ("* * * * 8", "day-of-week field: 8"),
-    ("*/0 * * * *", "minute field: */0"),
-    ("*/x * * * *", "minute field: */x"),
-    ("10-5 * * * *", "minute field: 10-5"),
-    ("1-2-3 * * * *", "minute field: 1-2-3"),
-    ("a * * * *", "minute field: a is not valid"),
-    ("1,,2 * * * *", "minute field: 1,,2"),
-    ("* * * * fri-sun", "day-of-week field: fri-sun is not valid (allowed: 0-7 (0 and 7 are Sunday)"),
-    ("0 0 * * * 0", "got 6"),  # no seconds field: ticks are whole minutes
-    ("* * * foo *", "jan"),
-    ("* * * * funday", "sun"),
-    ("* * * * jan", "day-of-week field"),
-    ("@reboot", "unknown nickname"),
-    ("@every 5m", "unknown nickname"),
-    ("0 0 30 feb *", "never fires: no month in 'feb' has a day '30'"),
-    ("0 0 31 2 *", "never fires: no month in '2' has a day '31'"),
-    ("0 0 31 apr,jun *", "never fires"),
-])
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("", "expected 5 fields"),
+        ("* * * *", "got 4"),
+        ("* * * * * *", "got 6"),
+        ("60 * * * *", "minute field: 60"),
+        ("-1 * * * *", "minute field: -1 is not valid"),
+        ("* 24 * * *", "hour field: 24"),
+        ("* * 0 * *", "day-of-month field: 0"),
+        ("* * 32 * *", "day-of-month field: 32 is not valid (allowed: 1-31"),
+        ("* * * 13 *", "month field: 13"),
+        ("* * * * 8", "day-of-week field: 8"),
+        ("*/0 * * * *", "minute field: */0"),
+        ("*/x * * * *", "minute field: */x"),
+        ("10-5 * * * *", "minute field: 10-5"),
+        ("1-2-3 * * * *", "minute field: 1-2-3"),
+        ("a * * * *", "minute field: a is not valid"),
+        ("1,,2 * * * *", "minute field: 1,,2"),
+        ("* * * * fri-sun", "day-of-week field: fri-sun is not valid (allowed: 0-7 (0 and 7 are Sunday)"),
+        ("0 0 * * * 0", "got 6"),  # no seconds field: ticks are whole minutes
+        ("* * * foo *", "jan"),
+        ("* * * * funday", "sun"),
+        ("* * * * jan", "day-of-week field"),
+        ("@reboot", "unknown nickname"),
+        ("@every 5m", "unknown nickname"),
+        ("0 0 30 feb *", "never fires: no month in 'feb' has a day '30'"),
+        ("0 0 31 2 *", "never fires: no month in '2' has a day '31'"),
+        ("0 0 31 apr,jun *", "never fires"),
+    ],
+)
 def test_bad_specs_are_refused_with_a_clear_message(spec: str, fragment: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse(spec)
@@ -168,13 +209,16 @@ def test_both_restricted_never_refused_as_impossible() -> None:
     assert parse("0 0 31 feb mon").next_after(at("2026-04-19T00:00")) == at("2027-02-01T00:00")
 
 
-@pytest.mark.parametrize(("after", "until", "expected"), [
-    ("2026-04-19T10:07", "2026-04-19T11:00", ["10:15", "10:30", "10:45", "11:00"]),
-    ("2026-04-19T10:15", "2026-04-19T10:45", ["10:30", "10:45"]),       # after excluded, until included
-    ("2026-04-19T10:14:59", "2026-04-19T10:45:30", ["10:15", "10:30", "10:45"]),
-    ("2026-04-19T10:45", "2026-04-19T10:45", []),
-    ("2026-04-19T11:00", "2026-04-19T10:00", []),
-])
+@pytest.mark.parametrize(
+    ("after", "until", "expected"),
+    [
+        ("2026-04-19T10:07", "2026-04-19T11:00", ["10:15", "10:30", "10:45", "11:00"]),
+        ("2026-04-19T10:15", "2026-04-19T10:45", ["10:30", "10:45"]),  # after excluded, until included
+        ("2026-04-19T10:14:59", "2026-04-19T10:45:30", ["10:15", "10:30", "10:45"]),
+        ("2026-04-19T10:45", "2026-04-19T10:45", []),
+        ("2026-04-19T11:00", "2026-04-19T10:00", []),
+    ],
+)
 def test_ticks_between_bounds(after: str, until: str, expected: list[str]) -> None:
     ticks = parse("*/15 * * * *").ticks_between(at(after), at(until))
     assert [t.strftime("%H:%M") for t in ticks] == expected
@@ -197,22 +241,30 @@ def test_ticks_between_a_whole_day_of_minutes() -> None:
 @pytest.mark.parametrize(
     "spec", ["* * * * *", "*/7 3-5 * * *", "0 9 * * sun", "0 0 13 * fri", "@monthly", "30 23 31 * *", "0,59 0,23 * * *"]
 )
-@pytest.mark.parametrize(("after", "until"), [
-    ("2026-04-19T10:07:30", "2026-04-19T11:00"), ("2026-01-30T22:00", "2026-03-02T04:10"),
-    ("2025-12-31T23:30", "2026-01-01T00:30"), ("2026-04-19T10:00", "2026-04-19T10:00"),
-])
+@pytest.mark.parametrize(
+    ("after", "until"),
+    [
+        ("2026-04-19T10:07:30", "2026-04-19T11:00"),
+        ("2026-01-30T22:00", "2026-03-02T04:10"),
+        ("2025-12-31T23:30", "2026-01-01T00:30"),
+        ("2026-04-19T10:00", "2026-04-19T10:00"),
+    ],
+)
 def test_count_between_agrees_with_ticks_between(spec: str, after: str, until: str) -> None:
     schedule = parse(spec)
     assert schedule.count_between(at(after), at(until)) == len(schedule.ticks_between(at(after), at(until)))
 
 
-@pytest.mark.parametrize(("spec", "after", "expected"), [
-    ("0 9 * * 0", "2026-04-20T12:00", "2026-04-26T09:00"),
-    ("0 9 * * 0", "2026-04-19T09:00", "2026-04-26T09:00"),     # strictly after
-    ("0 9 * * 0", "2026-04-19T08:59:59", "2026-04-19T09:00"),
-    ("@yearly", "2026-12-31T23:59", "2027-01-01T00:00"),
-    ("*/5 * * * *", "2026-04-19T23:58", "2026-04-20T00:00"),
-])
+@pytest.mark.parametrize(
+    ("spec", "after", "expected"),
+    [
+        ("0 9 * * 0", "2026-04-20T12:00", "2026-04-26T09:00"),
+        ("0 9 * * 0", "2026-04-19T09:00", "2026-04-26T09:00"),  # strictly after
+        ("0 9 * * 0", "2026-04-19T08:59:59", "2026-04-19T09:00"),
+        ("@yearly", "2026-12-31T23:59", "2027-01-01T00:00"),
+        ("*/5 * * * *", "2026-04-19T23:58", "2026-04-20T00:00"),
+    ],
+)
 def test_next_after(spec: str, after: str, expected: str) -> None:
     assert parse(spec).next_after(at(after)) == at(expected)
 

@@ -1,9 +1,10 @@
 """Every production schedule, fired by the runner and run by a real worker, sends its real actor."""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ SINGLE = {
     "schedule_send_due_reminders": ("send_due_reminders", "notify", []),
 }
 MANY = ("schedule_purge_expired", "schedule_generate_collections", "schedule_scrape_sources")
-BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=timezone.utc)
+BASE = datetime(2026, 4, 19, 9, 58, 30, tzinfo=UTC)
 
 
 class OnlySchedules(Middleware):
@@ -108,15 +109,21 @@ def test_collections_are_generated_for_each_configured_surface(schedule_worker: 
     run_db(schedule_tables, lambda conn: change_list(conn, "surfaces", by="test", set_to=["home", "drops"]))
     result = fire("schedule_generate_collections").result
     targets = [sent(job_id) for job_id in result["job_ids"]]
-    assert [(t.actor, t.args) for t in targets] == [("generate_collections", ["home"]),
-                                                     ("generate_collections", ["drops"])]
+    assert [(t.actor, t.args) for t in targets] == [
+        ("generate_collections", ["home"]),
+        ("generate_collections", ["drops"]),
+    ]
 
 
 def test_the_scrape_cycle_sends_each_source_and_query_to_the_edge(
     redis_client: redis.Redis, schedule_worker: Worker, schedule_tables: str
 ) -> None:
-    write_beat(redis_client, actors.broker.jobs.keys, EdgeBeat(node_id="pi-1", pid=7, version="t", host="pi",
-                                                               last_beat=datetime.now(timezone.utc)), ttl_s=60)
+    write_beat(
+        redis_client,
+        actors.broker.jobs.keys,
+        EdgeBeat(node_id="pi-1", pid=7, version="t", host="pi", last_beat=datetime.now(UTC)),
+        ttl_s=60,
+    )
 
     async def configure(conn: Any) -> None:
         await change_list(conn, "brands", by="test", set_to=["Raf Simons", "Helmut Lang"])
@@ -127,11 +134,14 @@ def test_the_scrape_cycle_sends_each_source_and_query_to_the_edge(
     run_db(schedule_tables, configure)
     result = fire("schedule_scrape_sources").result
     assert result["sent"] == 3 and result["skipped"] == 0
-    assert edge_messages(redis_client) == sorted([
-        ("scrape_source", {"source": "vinted", "query": "ramones", "limit": 5}),
-        ("scrape_source", {"source": "grailed", "query": "raf simons", "limit": 20}),
-        ("scrape_source", {"source": "grailed", "query": "Helmut Lang", "limit": 20}),
-    ], key=repr)
+    assert edge_messages(redis_client) == sorted(
+        [
+            ("scrape_source", {"source": "vinted", "query": "ramones", "limit": 5}),
+            ("scrape_source", {"source": "grailed", "query": "raf simons", "limit": 20}),
+            ("scrape_source", {"source": "grailed", "query": "Helmut Lang", "limit": 20}),
+        ],
+        key=repr,
+    )
 
 
 def test_the_scrape_cycle_is_skipped_with_a_warning_when_no_edge_node_is_live(

@@ -1,9 +1,10 @@
 """The scheduler against the real Redis broker, driven by a fake clock."""
+
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import dramatiq
 import pytest
@@ -21,7 +22,7 @@ from tests.schedules.conftest import FakeClock, enqueued, make_runner
 from tests.schedules.periodic_actors import QUEUE, RUNS_KEY
 from tests.waiting import wait_until
 
-UTC = timezone.utc
+UTC = UTC
 NS = actors.broker.jobs.keys.ns
 EVERY, QUARTER = "sched_every_minute", "sched_quarter_hour"
 
@@ -178,8 +179,13 @@ def test_a_sunday_schedule_fires_on_sunday_only(redis_client: redis.Redis, actor
     clock = FakeClock(at("2026-04-18T09:00:01"))  # Saturday
     runner = make_runner(clock, actor_name, owner="a")
     sent = []
-    for when in ("2026-04-18T09:00:01", "2026-04-19T08:30", "2026-04-19T09:00:01", "2026-04-19T09:00:40",
-                 "2026-04-20T09:00:01"):
+    for when in (
+        "2026-04-18T09:00:01",
+        "2026-04-19T08:30",
+        "2026-04-19T09:00:01",
+        "2026-04-19T09:00:40",
+        "2026-04-20T09:00:01",
+    ):
         clock.set(at(when))
         runner.step()
         sent.append(len(enqueued(redis_client, actor_name)))
@@ -209,8 +215,10 @@ def test_run_leads_with_the_real_clock_and_stops_cleanly(redis_client: redis.Red
     thread = threading.Thread(target=runner.run)
     thread.start()
     try:
-        wait_until(lambda: current_leader(redis_client, NS) == "live" and len(enqueued(redis_client, EVERY)) == 1,
-                   what="the live runner leading and one tick enqueued")
+        wait_until(
+            lambda: current_leader(redis_client, NS) == "live" and len(enqueued(redis_client, EVERY)) == 1,
+            what="the live runner leading and one tick enqueued",
+        )
     finally:
         runner.stop()
         thread.join(timeout=5)

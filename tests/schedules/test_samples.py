@@ -1,7 +1,8 @@
 """The scheduler's leader records one depth/latency sample per queue and minute for the admin charts."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import redis
 
@@ -9,7 +10,7 @@ import actors
 from actors.ops import ping
 from tests.schedules.conftest import FakeClock, make_runner
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_the_leader_samples_each_minute_once_and_followers_never(redis_client: redis.Redis) -> None:

@@ -1,4 +1,5 @@
 """`run_scheduler` in real processes: signals, a bad spec, and two schedulers side by side."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,21 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = actors.broker.jobs.keys.ns
-RUN = ("import tests.schedules.periodic_actors; from cli.scheduler import run_scheduler; "
-       "raise SystemExit(run_scheduler())")
+RUN = (
+    "import tests.schedules.periodic_actors; from cli.scheduler import run_scheduler; raise SystemExit(run_scheduler())"
+)
 
 
 def start(code: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     """A scheduler process with the suite's environment (REDIS_URL, DATABASE_URL), its output in `log`."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "LOG_LEVEL": "INFO", "LOG_FORMAT": "console", **env})
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LOG_LEVEL": "INFO", "LOG_FORMAT": "console", **env},
+        )
 
 
 def stop(process: subprocess.Popen[bytes], signum: int | None = signal.SIGTERM) -> int:
@@ -49,8 +56,11 @@ def test_the_scheduler_leads_then_stops_on_a_signal_and_hands_the_lock_back(
 ) -> None:
     process = start(RUN, tmp_path / "scheduler.log")
     try:
-        wait_until(lambda: current_leader(redis_client, NS) is not None or process.poll() is not None, timeout=30,
-                   what="a leader or the process to exit")
+        wait_until(
+            lambda: current_leader(redis_client, NS) is not None or process.poll() is not None,
+            timeout=30,
+            what="a leader or the process to exit",
+        )
         assert process.poll() is None, (tmp_path / "scheduler.log").read_text()
     finally:
         status = stop(process, signum)
@@ -61,10 +71,12 @@ def test_the_scheduler_leads_then_stops_on_a_signal_and_hands_the_lock_back(
 
 
 def test_a_bad_cron_spec_stops_the_scheduler_naming_the_actor(redis_client: redis.Redis, tmp_path: Path) -> None:
-    code = ("import actors, dramatiq\n"
-            "def nightly(): pass\n"
-            "dramatiq.actor(nightly, periodic='61 * * * *')\n"
-            "from cli.scheduler import run_scheduler; raise SystemExit(run_scheduler())")
+    code = (
+        "import actors, dramatiq\n"
+        "def nightly(): pass\n"
+        "dramatiq.actor(nightly, periodic='61 * * * *')\n"
+        "from cli.scheduler import run_scheduler; raise SystemExit(run_scheduler())"
+    )
     process = start(code, tmp_path / "scheduler.log")
     status = process.wait(timeout=60)
     output = (tmp_path / "scheduler.log").read_text()
@@ -75,7 +87,7 @@ def test_a_bad_cron_spec_stops_the_scheduler_naming_the_actor(redis_client: redi
 
 @pytest.mark.reliability
 def test_two_scheduler_processes_enqueue_each_minute_exactly_once(redis_client: redis.Redis, tmp_path: Path) -> None:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
     processes = [start(RUN, log, SCHEDULER_LEADER_TTL_MS="3000") for log in logs]
     try:
@@ -90,7 +102,7 @@ def test_two_scheduler_processes_enqueue_each_minute_exactly_once(redis_client: 
         for process in processes:
             process.send_signal(signal.SIGTERM)
         statuses = [stop(p, None) for p in processes]
-    stopped = datetime.now(timezone.utc)
+    stopped = datetime.now(UTC)
     outputs = [log.read_text() for log in logs]
     assert statuses == [0, 0], outputs
     ticks = [datetime.fromisoformat(t) for t in enqueued(redis_client, "sched_every_minute")]

@@ -1,8 +1,9 @@
 """The admin's schedule settings in Postgres, read by a running scheduler: cadence and on/off without a restart."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from schedules.runner import schedule_overview
 from schedules.settings import CachedSettings, PostgresSettings
 from tests.schedules.conftest import FakeClock, enqueued, make_runner, run_db
 
-UTC = timezone.utc
+UTC = UTC
 NS = actors.broker.jobs.keys.ns
 EVERY, QUARTER = "sched_every_minute", "sched_quarter_hour"
 
@@ -54,11 +55,16 @@ def test_a_cadence_change_takes_effect_in_the_running_scheduler(
     for minute in ("10:10:00.5", "10:14:00.5", "10:15:00.5"):
         clock.set(at(f"2026-04-19T{minute}"))
         runner.step()
-    assert enqueued(redis_client, QUARTER) == ["2026-04-19T10:08:00+00:00", "2026-04-19T10:09:00+00:00",
-                                               "2026-04-19T10:15:00+00:00"]
+    assert enqueued(redis_client, QUARTER) == [
+        "2026-04-19T10:08:00+00:00",
+        "2026-04-19T10:09:00+00:00",
+        "2026-04-19T10:15:00+00:00",
+    ]
     rows = run_db(schedule_tables, lambda conn: select_audit(conn, target=f"schedule:{QUARTER}"))
     assert [(r.before["cron"], r.after["cron"]) for r in reversed(rows)] == [
-        ("*/15 * * * *", "* * * * *"), ("* * * * *", "*/15 * * * *")]
+        ("*/15 * * * *", "* * * * *"),
+        ("* * * * *", "*/15 * * * *"),
+    ]
     assert rows[0].actor == "test:admin" and rows[0].action == "schedule.set"
 
 
@@ -73,8 +79,11 @@ def test_a_disabled_schedule_does_not_fire_and_re_enabling_fires_no_backlog(
         clock.set(at(f"2026-04-19T10:0{minute}:00.5"))
         runner.step()
     assert enqueued(redis_client, EVERY) == ["2026-04-19T10:00:00+00:00"]
-    (row,) = [r for r in schedule_overview(redis_client, NS, actors.broker, now=clock(), settings=live_settings())
-              if r.actor == EVERY]
+    (row,) = [
+        r
+        for r in schedule_overview(redis_client, NS, actors.broker, now=clock(), settings=live_settings())
+        if r.actor == EVERY
+    ]
     assert not row.enabled and row.next_tick is None and row.default_spec == "* * * * *"
     change(schedule_tables, EVERY, enabled=True)
     clock.set(at("2026-04-19T10:06:00.5"))
@@ -94,8 +103,12 @@ def test_a_bad_cron_or_unknown_schedule_is_refused_and_nothing_is_stored(schedul
 def test_a_stored_cadence_that_does_not_parse_falls_back_to_the_declaration(
     redis_client: redis.Redis, schedule_tables: str, live_settings: CachedSettings
 ) -> None:
-    run_db(schedule_tables, lambda conn: conn.execute(  # written past the CLI, which refuses it
-        "INSERT INTO schedule_settings (actor, cron) VALUES ($1, 'not a cron')", EVERY))
+    run_db(
+        schedule_tables,
+        lambda conn: conn.execute(  # written past the CLI, which refuses it
+            "INSERT INTO schedule_settings (actor, cron) VALUES ($1, 'not a cron')", EVERY
+        ),
+    )
     runner = make_runner(FakeClock(at("2026-04-19T10:00:00.5")), EVERY, owner="a", settings=live_settings)
     runner.step()
     assert enqueued(redis_client, EVERY) == ["2026-04-19T10:00:00+00:00"]
@@ -104,7 +117,9 @@ def test_a_stored_cadence_that_does_not_parse_falls_back_to_the_declaration(
 def test_the_cache_reads_once_per_ttl_and_keeps_the_last_settings_when_postgres_fails() -> None:
     now = [0.0]
     answers: list[Mapping[str, ScheduleSetting] | Exception] = [
-        {EVERY: ScheduleSetting(actor=EVERY, enabled=False)}, OSError("connection refused")]
+        {EVERY: ScheduleSetting(actor=EVERY, enabled=False)},
+        OSError("connection refused"),
+    ]
     calls = []
 
     def load() -> Mapping[str, ScheduleSetting]:

@@ -1,8 +1,9 @@
 """The scheduler's Redis primitives: the leader lock, tick claims and forward-only progress."""
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from schedules.runner import Schedule, discover_schedules
 from schedules.store import ScheduleStore
 from tests.schedules.conftest import FakeClock, enqueued, make_runner
 
-UTC = timezone.utc
+UTC = UTC
 NS = actors.broker.jobs.keys.ns
 
 

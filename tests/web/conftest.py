@@ -1,4 +1,5 @@
 """The Quart app under its test client, with real Redis and Postgres behind it."""
+
 from __future__ import annotations
 
 import secrets
@@ -33,11 +34,21 @@ async def tokens(database_url: str) -> AsyncIterator[dict[str, str]]:
     conn = await asyncpg.connect(database_url)
     made: dict[str, str] = {}
     try:
-        for name, scopes in (("jobs", ["jobs"]), ("admin", ["admin"]), ("reader", ["admin:read"]),
-                             ("revoked", ["jobs"])):
+        for name, scopes in (
+            ("jobs", ["jobs"]),
+            ("admin", ["admin"]),
+            ("reader", ["admin:read"]),
+            ("revoked", ["jobs"]),
+        ):
             token = make_token(secrets.token_hex(32))
-            row = await insert_token(conn, name=f"test-{name}-{secrets.token_hex(3)}", token_hash=hash_token(token),
-                                     prefix=display_prefix(token), scopes=scopes, rate_limit_per_min=0)
+            row = await insert_token(
+                conn,
+                name=f"test-{name}-{secrets.token_hex(3)}",
+                token_hash=hash_token(token),
+                prefix=display_prefix(token),
+                scopes=scopes,
+                rate_limit_per_min=0,
+            )
             made[name] = token
             if name == "revoked":
                 await conn.execute("update api_tokens set revoked_at = now() where id = $1", row.id)

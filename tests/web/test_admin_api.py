@@ -1,4 +1,5 @@
 """/v1/admin on real Redis and Postgres, with a real worker: scopes, queues, dead letters, jobs, audit."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from dramatiq.common import current_millis
 import actors
 from actors.ops import ping
 from domain.jobs import REDACTED, JobStatus
-from tests.admin_support import FAIL_FLAG, admin_flaky, make_dead, reaches, record, running_worker, runs
+from tests.admin_support import admin_flaky, make_dead, reaches, record, running_worker, runs
 from tests.waiting import eventually
 from tests.web.conftest import bearer
 
@@ -27,8 +28,18 @@ async def audit_rows(database_url: str, action: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-@pytest.mark.parametrize("path", ["/v1/admin/queues", "/v1/admin/dead", "/v1/admin/jobs", "/v1/admin/workers",
-                                  "/v1/admin/schedules", "/v1/admin/edge-nodes", "/v1/admin/audit"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/admin/queues",
+        "/v1/admin/dead",
+        "/v1/admin/jobs",
+        "/v1/admin/workers",
+        "/v1/admin/schedules",
+        "/v1/admin/edge-nodes",
+        "/v1/admin/audit",
+    ],
+)
 async def test_reads_need_admin_read(client, tokens, path: str) -> None:
     assert (await client.get(path)).status_code == 401
     assert (await client.get(path, headers=bearer(tokens["jobs"]))).status_code == 403
@@ -39,10 +50,13 @@ async def test_reads_need_admin_read(client, tokens, path: str) -> None:
 
 async def test_admin_read_cannot_act(client, tokens, redis_client: redis.Redis) -> None:
     job_id = make_dead("ro")
-    for path, body in (("/v1/admin/queues/default/pause", None), ("/v1/admin/queues/default/resume", None),
-                       ("/v1/admin/dead/default/requeue", {"ids": [job_id]}),
-                       ("/v1/admin/dead/default/discard", {"ids": [job_id]}),
-                       (f"/v1/admin/dead/default/{job_id}/replay", {})):
+    for path, body in (
+        ("/v1/admin/queues/default/pause", None),
+        ("/v1/admin/queues/default/resume", None),
+        ("/v1/admin/dead/default/requeue", {"ids": [job_id]}),
+        ("/v1/admin/dead/default/discard", {"ids": [job_id]}),
+        (f"/v1/admin/dead/default/{job_id}/replay", {}),
+    ):
         response = await client.post(path, json=body, headers=bearer(tokens["reader"]))
         assert response.status_code == 403, path
     assert redis_client.zcard(KEYS.dead("default")) == 1 and not redis_client.smembers(KEYS.paused)
@@ -88,8 +102,9 @@ async def test_dead_job_requeued_from_the_api_succeeds(client, tokens, database_
     listing = await (await client.get("/v1/admin/dead/default", headers=bearer(tokens["reader"]))).get_json()
     assert [i["job_id"] for i in listing["items"]] == [job_id] and "admin flaky failure" in listing["items"][0]["error"]
     with running_worker():
-        response = await client.post("/v1/admin/dead/default/requeue", json={"ids": [job_id]},
-                                     headers=bearer(tokens["admin"]))
+        response = await client.post(
+            "/v1/admin/dead/default/requeue", json={"ids": [job_id]}, headers=bearer(tokens["admin"])
+        )
         assert response.status_code == 200 and (await response.get_json())["job_ids"] == [job_id]
         done = await asyncio.to_thread(reaches, job_id, JobStatus.SUCCEEDED)
     assert done.requeued_at is not None and runs("again") == 2
@@ -106,8 +121,9 @@ async def test_edit_and_replay_links_lineage(client, tokens, database_url, redis
     old_id = make_dead("orig", fail=True, api_key="s3cret")
     body = {"args": ["edited"], "kwargs": {"fail": False, "api_key": REDACTED}}
     with running_worker():
-        response = await client.post(f"/v1/admin/dead/default/{old_id}/replay", json=body,
-                                     headers=bearer(tokens["admin"]))
+        response = await client.post(
+            f"/v1/admin/dead/default/{old_id}/replay", json=body, headers=bearer(tokens["admin"])
+        )
         assert response.status_code == 201, await response.get_data()
         result = await response.get_json()
         new = await asyncio.to_thread(reaches, result["job_id"], JobStatus.SUCCEEDED)
@@ -128,22 +144,27 @@ async def test_an_edge_dead_letter_is_replayed_onto_the_edge_namespace(client, t
     from broker.edge_registry import send_edge_message
     from domain.contracts import SCRAPE_SOURCE
 
-    old = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
-                            ttl_s=30, force=True)
+    old = send_edge_message(
+        actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1}, ttl_s=30, force=True
+    )
     edge = KEYS.edge
     rid = redis_client.lpop(edge.queue("edge"))  # its last attempt died: on edge.XQ, its record dead
     redis_client.zadd(edge.dead("edge"), {rid: current_millis()})
     redis_client.hset(edge.dead_messages("edge"), rid, redis_client.hget(edge.messages("edge"), rid))
     redis_client.hset(edge.job(old.message_id), "status", "dead")
-    response = await client.post(f"/v1/admin/dead/edge/{old.message_id}/replay", json={"kwargs": {"query": "new"}},
-                                 headers=bearer(tokens["admin"]))
+    response = await client.post(
+        f"/v1/admin/dead/edge/{old.message_id}/replay",
+        json={"kwargs": {"query": "new"}},
+        headers=bearer(tokens["admin"]),
+    )
     assert response.status_code == 201, await response.get_data()
     new_id = (await response.get_json())["job_id"]
     assert redis_client.llen(edge.queue("edge")) == 1 and redis_client.llen(KEYS.queue("edge")) == 0
     detail = await (await client.get(f"/v1/admin/jobs/{new_id}", headers=bearer(tokens["reader"]))).get_json()
     assert detail["record"]["replayed_from"] == old.message_id and detail["record"]["kwargs"]["query"] == "new"
-    old_detail = await (await client.get(f"/v1/admin/jobs/{old.message_id}",
-                                         headers=bearer(tokens["reader"]))).get_json()
+    old_detail = await (
+        await client.get(f"/v1/admin/jobs/{old.message_id}", headers=bearer(tokens["reader"]))
+    ).get_json()
     assert old_detail["record"]["replayed_as"] == new_id
 
 
@@ -153,8 +174,9 @@ async def test_discard_and_bad_selections(client, tokens, database_url, redis_cl
     assert neither.status_code == 422
     unknown = await client.post("/v1/admin/dead/nope/discard", json={"ids": ["x"]}, headers=bearer(tokens["admin"]))
     assert unknown.status_code == 404
-    done = await client.post("/v1/admin/dead/default/discard", json={"all_matching": True, "error": "FLAKY"},
-                             headers=bearer(tokens["admin"]))
+    done = await client.post(
+        "/v1/admin/dead/default/discard", json={"all_matching": True, "error": "FLAKY"}, headers=bearer(tokens["admin"])
+    )
     assert (await done.get_json())["discarded"] == 1 and redis_client.zcard(KEYS.dead("default")) == 0
     assert record(job_id).status is JobStatus.DEAD
     row = (await audit_rows(database_url, "dead.discard"))[-1]
@@ -174,8 +196,10 @@ async def test_job_search_filters(client, tokens, redis_client: redis.Redis) -> 
     first = admin_flaky.send("needle-one")
     ping.send(message="hay")
     admin_flaky.send("other")
+
     def search(**params):  # noqa: ANN202
         return client.get("/v1/admin/jobs", query_string=params, headers=bearer(tokens["reader"]))
+
     by_text = await (await search(text="NEEDLE")).get_json()
     assert [j["job_id"] for j in by_text["items"]] == [first.message_id] and by_text["complete"] is True
     by_actor = await (await search(actor="admin_flaky", status="queued")).get_json()
@@ -194,14 +218,19 @@ async def test_job_search_pages_through_server_and_edge_jobs(client, tokens, red
     from domain.contracts import SCRAPE_SOURCE
 
     server = ping.send(message="first")
-    edge = send_edge_message(actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1},
-                             ttl_s=30, force=True)
+    edge = send_edge_message(
+        actors.broker, SCRAPE_SOURCE, {"source": "vinted", "query": "q", "limit": 1}, ttl_s=30, force=True
+    )
     redis_client.zadd(KEYS.edge.job_index, {edge.message_id: current_millis() + 60_000})  # newest: first page
-    page = await (await client.get("/v1/admin/jobs", query_string={"limit": 1},
-                                   headers=bearer(tokens["reader"]))).get_json()
+    page = await (
+        await client.get("/v1/admin/jobs", query_string={"limit": 1}, headers=bearer(tokens["reader"]))
+    ).get_json()
     assert [(j["job_id"], j["queue"]) for j in page["items"]] == [(edge.message_id, "edge")]
-    rest = await (await client.get("/v1/admin/jobs", query_string={"limit": 5, "cursor": page["next_cursor"]},
-                                   headers=bearer(tokens["reader"]))).get_json()
+    rest = await (
+        await client.get(
+            "/v1/admin/jobs", query_string={"limit": 5, "cursor": page["next_cursor"]}, headers=bearer(tokens["reader"])
+        )
+    ).get_json()
     assert [(j["job_id"], j["queue"]) for j in rest["items"]] == [(server.message_id, "default")]
 
 
@@ -212,8 +241,10 @@ async def test_workers_and_orphans_with_rescue_time(client, tokens, redis_client
     beat = current_millis() - 60_000
     redis_client.zadd(KEYS.heartbeats, {"deadbeef": beat})
     redis_client.sadd(KEYS.acks("deadbeef", "default"), rid)
-    redis_client.hset(KEYS.worker("deadbeef"), mapping={"name": "gone:42", "host": "gone", "pid": 42,
-                                                        "queues": "default", "threads": 2, "last_beat": beat})
+    redis_client.hset(
+        KEYS.worker("deadbeef"),
+        mapping={"name": "gone:42", "host": "gone", "pid": 42, "queues": "default", "threads": 2, "last_beat": beat},
+    )
     with running_worker():
 
         async def after_the_first_heartbeat() -> dict | None:
@@ -227,8 +258,10 @@ async def test_workers_and_orphans_with_rescue_time(client, tokens, redis_client
     assert orphan["job_id"] == message.message_id and orphan["worker"] == "gone:42"
     timeout_ms = actors.broker.heartbeat_timeout
     from broker.recovery import reap_interval_s
+
     expected = beat + timeout_ms + reap_interval_s(timeout_ms) * 1000
     from datetime import datetime
+
     assert abs(datetime.fromisoformat(orphan["rescue_expected_at"]).timestamp() * 1000 - expected) < 2
 
 
@@ -236,13 +269,23 @@ async def test_edge_nodes_from_table_and_heartbeats(client, tokens, database_url
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("delete from edge_nodes")
-        await conn.execute("insert into edge_nodes (node_id, version, host, last_seen, done_count, failed_count) "
-                           "values ('pi-kitchen', '1.2.0', 'pi-kitchen', now() - interval '1 hour', 40, 2)")
+        await conn.execute(
+            "insert into edge_nodes (node_id, version, host, last_seen, done_count, failed_count) "
+            "values ('pi-kitchen', '1.2.0', 'pi-kitchen', now() - interval '1 hour', 40, 2)"
+        )
         # edge workers beat in the edge namespace
         redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi-hall-1": current_millis()})
-        redis_client.hset(KEYS.edge.worker("edge-pi-hall-1"), mapping={
-            "name": "pi-hall:7", "host": "pi-hall", "pid": 7, "queues": "edge", "threads": 2,
-            "last_beat": current_millis()})
+        redis_client.hset(
+            KEYS.edge.worker("edge-pi-hall-1"),
+            mapping={
+                "name": "pi-hall:7",
+                "host": "pi-hall",
+                "pid": 7,
+                "queues": "edge",
+                "threads": 2,
+                "last_beat": current_millis(),
+            },
+        )
         body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
     finally:
         await conn.execute("delete from edge_nodes")

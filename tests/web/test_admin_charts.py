@@ -1,11 +1,12 @@
 """The admin overview's sparklines: points placed by time and scaled to the peak."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from web.admin.charts import sparkline
 
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def test_sparklines_place_samples_by_time_and_scale_to_the_peak() -> None:

@@ -1,8 +1,9 @@
 """/admin/notifications: the log and template editing through the page (preview, required fields, versions)."""
+
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 import asyncpg
 
@@ -11,15 +12,26 @@ from domain.reminders import Occasion, Subject
 from tests.web.test_admin_pages import sign_in
 
 
-async def test_the_page_shows_the_log_and_previews_and_saves_template_versions(app, tokens, database_url,
-                                                                              redis_client) -> None:
+async def test_the_page_shows_the_log_and_previews_and_saves_template_versions(
+    app, tokens, database_url, redis_client
+) -> None:
     subject = f"occasion:{secrets.token_hex(4)}"
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
-            await upsert_subject(conn, Subject(subject, "page-reader", {"email": "p@example.com"},
-                                               Occasion(date(2031, 1, 1), "UTC"), (0,), ("email",), "ops_message"),
-                                 datetime(2030, 1, 1, tzinfo=timezone.utc))
+            await upsert_subject(
+                conn,
+                Subject(
+                    subject,
+                    "page-reader",
+                    {"email": "p@example.com"},
+                    Occasion(date(2031, 1, 1), "UTC"),
+                    (0,),
+                    ("email",),
+                    "ops_message",
+                ),
+                datetime(2030, 1, 1, tzinfo=UTC),
+            )
     finally:
         await conn.close()
     client = app.test_client()
@@ -27,8 +39,14 @@ async def test_the_page_shows_the_log_and_previews_and_saves_template_versions(a
     page = await (await client.get("/admin/notifications?recipient=page-reader")).get_data(as_text=True)
     assert subject in page and "queued" in page and "order_confirmation" in page
     name = f"note_{secrets.token_hex(3)}"
-    form = {"csrf_token": csrf, "name": name, "channel": "email", "locale": "en", "subject": "Hi $who",
-            "body": "Your $thing is ready"}
+    form = {
+        "csrf_token": csrf,
+        "name": name,
+        "channel": "email",
+        "locale": "en",
+        "subject": "Hi $who",
+        "body": "Your $thing is ready",
+    }
     preview = await client.post("/admin/notifications/preview", form=form)
     html = await preview.get_data(as_text=True)
     assert preview.status_code == 200 and "Your &lt;thing&gt; is ready" in html and "Needs: thing, who" in html

@@ -1,4 +1,5 @@
 """/admin/ pages through the Quart test client: sign-in, session cookie, CSRF, read-only sessions."""
+
 from __future__ import annotations
 
 import re
@@ -54,9 +55,18 @@ async def test_admin_session_sees_every_page_and_acts_with_csrf(app, tokens, red
     csrf = await sign_in(client, tokens["admin"])
     job_id = make_dead("page")
     actors.broker.enqueue(ping.message(message="x").copy(queue_name="ml"))
-    for path in ("/admin/", "/admin/dead?queue=default", "/admin/dead/default/groups", "/admin/jobs",
-                 f"/admin/jobs/{job_id}", "/admin/jobs?status=dead&text=page", "/admin/workers", "/admin/edge",
-                 "/admin/schedules", "/admin/audit"):
+    for path in (
+        "/admin/",
+        "/admin/dead?queue=default",
+        "/admin/dead/default/groups",
+        "/admin/jobs",
+        f"/admin/jobs/{job_id}",
+        "/admin/jobs?status=dead&text=page",
+        "/admin/workers",
+        "/admin/edge",
+        "/admin/schedules",
+        "/admin/audit",
+    ):
         response = await client.get(path)
         assert response.status_code == 200, path
     dead_page = await (await client.get("/admin/dead?queue=default")).get_data(as_text=True)
@@ -107,7 +117,7 @@ async def test_edit_and_replay_from_the_job_page(app, tokens, redis_client: redi
     assert response.status_code == 303
     new_id = response.headers["Location"].rsplit("/", 1)[1]
     page = await (await client.get(f"/admin/jobs/{new_id}")).get_data(as_text=True)
-    assert f'data-link="replayed_from"' in page and job_id in page and "form-2" in page
+    assert 'data-link="replayed_from"' in page and job_id in page and "form-2" in page
 
 
 async def test_workers_page_marks_edge_workers_and_survives_their_garbage(app, tokens, redis_client) -> None:
@@ -115,8 +125,10 @@ async def test_workers_page_marks_edge_workers_and_survives_their_garbage(app, t
 
     beat = current_millis() + 60_000
     redis_client.zadd(KEYS.edge.heartbeats, {"edge-pi7-1": beat, "edge-pi7-2": beat})
-    redis_client.hset(KEYS.edge.worker("edge-pi7-1"), mapping={"name": "pi7:3", "host": "pi7", "pid": 3,
-                                                               "queues": "edge", "last_beat": beat})
+    redis_client.hset(
+        KEYS.edge.worker("edge-pi7-1"),
+        mapping={"name": "pi7:3", "host": "pi7", "pid": 3, "queues": "edge", "last_beat": beat},
+    )
     redis_client.hset(KEYS.edge.worker("edge-pi7-2"), mapping={"host": "pi7", "pid": "<b>x</b>"})  # garbage
     client = app.test_client()
     await sign_in(client, tokens["reader"])

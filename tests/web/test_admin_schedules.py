@@ -1,4 +1,5 @@
 """The admin page and API show each schedule's cadence and on/off state, and the scrape sources, brands, surfaces."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -31,7 +32,7 @@ async def test_the_page_shows_overrides_switched_off_schedules_and_the_lists(
     await sign_in(client, tokens["admin"])
     html = await (await client.get("/admin/schedules")).get_data(as_text=True)
     assert "45 1 * * *" in html and "declared: 0 2 * * *" in html
-    row = html[html.index("<td>schedule_sweep_enrichment</td>"):].split("</tr>")[0]
+    row = html[html.index("<td>schedule_sweep_enrichment</td>") :].split("</tr>")[0]
     assert ">off<" in row
     assert "chelsea boots" in html and "Undercover" in html and "gifts" in html
 

@@ -1,4 +1,5 @@
 """/v1/admin/notification-templates: preview with the required-fields check, versioned saves, audit."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ URL = "/v1/admin/notification-templates"
 
 
 async def test_preview_renders_with_placeholders_and_sample_data(client, tokens) -> None:
-    body = {"subject": "Order #$order_id confirmed", "body": "Thanks! $total, held $hold_minutes min.\n$items",
-            "data": {"total": "EUR 12.00"}}
+    body = {
+        "subject": "Order #$order_id confirmed",
+        "body": "Thanks! $total, held $hold_minutes min.\n$items",
+        "data": {"total": "EUR 12.00"},
+    }
     response = await client.post(f"{URL}/order_confirmation/preview", json=body, headers=bearer(tokens["reader"]))
     assert response.status_code == 200
     preview = await response.get_json()
@@ -28,11 +32,14 @@ async def test_preview_renders_with_placeholders_and_sample_data(client, tokens)
     assert preview["required_fields"] == ["hold_minutes", "items", "order_id", "total"]
 
 
-@pytest.mark.parametrize(("name", "body", "error"), [
-    ("order_confirmation", {"subject": "Hi $first_name", "body": "x"}, "no sender provides first_name"),
-    ("order_confirmation", {"subject": "s", "body": "cost: $5"}, "malformed placeholder"),
-    ("ops_message", {"subject": "s", "body": "   "}, "the body is empty"),
-])
+@pytest.mark.parametrize(
+    ("name", "body", "error"),
+    [
+        ("order_confirmation", {"subject": "Hi $first_name", "body": "x"}, "no sender provides first_name"),
+        ("order_confirmation", {"subject": "s", "body": "cost: $5"}, "malformed placeholder"),
+        ("ops_message", {"subject": "s", "body": "   "}, "the body is empty"),
+    ],
+)
 async def test_an_edit_using_a_field_no_sender_provides_or_malformed_is_422(client, tokens, name, body, error) -> None:
     for path in (f"{URL}/{name}/preview", f"{URL}/{name}"):
         response = await client.post(path, json=body, headers=bearer(tokens["admin"]))
@@ -42,18 +49,26 @@ async def test_an_edit_using_a_field_no_sender_provides_or_malformed_is_422(clie
 
 async def test_saves_are_numbered_versions_per_channel_and_locale_and_audited(client, tokens, database_url) -> None:
     name = f"promo_{secrets.token_hex(3)}"  # no code default: any fields
-    first = await client.post(f"{URL}/{name}", json={"subject": "Hi $name", "body": "v1 $offer"},
-                              headers=bearer(tokens["admin"]))
-    second = await client.post(f"{URL}/{name}", json={"subject": "Hi $name", "body": "v2 $offer"},
-                               headers=bearer(tokens["admin"]))
-    french = await client.post(f"{URL}/{name}", json={"locale": "fr", "channel": "email", "subject": "Salut $name",
-                                                      "body": "v1 fr"}, headers=bearer(tokens["admin"]))
+    first = await client.post(
+        f"{URL}/{name}", json={"subject": "Hi $name", "body": "v1 $offer"}, headers=bearer(tokens["admin"])
+    )
+    second = await client.post(
+        f"{URL}/{name}", json={"subject": "Hi $name", "body": "v2 $offer"}, headers=bearer(tokens["admin"])
+    )
+    french = await client.post(
+        f"{URL}/{name}",
+        json={"locale": "fr", "channel": "email", "subject": "Salut $name", "body": "v1 fr"},
+        headers=bearer(tokens["admin"]),
+    )
     assert [(await r.get_json())["version"] for r in (first, second, french)] == [1, 2, 1]
     assert first.status_code == 201
     listed = await (await client.get(URL, headers=bearer(tokens["reader"]))).get_json()
     assert "order_confirmation" in listed["defaults"]
     assert [(v["channel"], v["locale"], v["version"]) for v in listed["versions"] if v["name"] == name] == [
-        ("*", "en", 2), ("*", "en", 1), ("email", "fr", 1)]
+        ("*", "en", 2),
+        ("*", "en", 1),
+        ("email", "fr", 1),
+    ]
     conn = await asyncpg.connect(database_url)
     try:
         audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE target LIKE $1", f"%:{name}:%")
@@ -81,4 +96,7 @@ def test_the_schema_patterns_and_the_server_agree_on_template_text(text: str) ->
             accepted = True
         except ValidationError:
             accepted = False
-        assert accepted == (re.fullmatch(pattern, text) is not None and (field == "subject" or len(text) >= 1)), (field, text)
+        assert accepted == (re.fullmatch(pattern, text) is not None and (field == "subject" or len(text) >= 1)), (
+            field,
+            text,
+        )

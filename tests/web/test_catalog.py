@@ -1,4 +1,5 @@
 """/v1/integrations/payload: the shared secret or HMAC, bounds, validation, one job per event id."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,22 +23,26 @@ def configured():  # type: ignore[no-untyped-def]
 
 
 async def test_not_configured_is_503(client) -> None:
-    response = await client.post(URL, json=product_event("p", minutes=1, title="T"),
-                                 headers={"X-Internal-Webhook-Secret": SECRET})
+    response = await client.post(
+        URL, json=product_event("p", minutes=1, title="T"), headers={"X-Internal-Webhook-Secret": SECRET}
+    )
     assert response.status_code == 503
 
 
 async def test_the_secret_or_the_signature_authenticates(client, configured) -> None:
     body = json.dumps(product_event("p-auth", minutes=1, title="T")).encode()
-    wrong = await client.post(URL, data=body, headers={"X-Internal-Webhook-Secret": "nope",
-                                                       "Content-Type": "application/json"})
+    wrong = await client.post(
+        URL, data=body, headers={"X-Internal-Webhook-Secret": "nope", "Content-Type": "application/json"}
+    )
     assert wrong.status_code == 401
     signed = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    by_hmac = await client.post(URL, data=body, headers={"X-Signature": f"sha256={signed}",
-                                                         "Content-Type": "application/json"})
+    by_hmac = await client.post(
+        URL, data=body, headers={"X-Signature": f"sha256={signed}", "Content-Type": "application/json"}
+    )
     assert by_hmac.status_code == 202
-    again = await client.post(URL, data=body, headers={"X-Internal-Webhook-Secret": SECRET,
-                                                       "Content-Type": "application/json"})
+    again = await client.post(
+        URL, data=body, headers={"X-Internal-Webhook-Secret": SECRET, "Content-Type": "application/json"}
+    )
     first, second = await by_hmac.get_json(), await again.get_json()
     assert first["event_id"] == second["event_id"] == "sha256:" + hashlib.sha256(body).hexdigest()
     assert first["job_id"] == second["job_id"]  # deduplicated while the first is queued
@@ -64,8 +69,13 @@ async def test_post_seed_needs_admin_and_a_valid_body(client, tokens) -> None:
     assert (await client.post("/v1/seeds", json=body, headers=bearer(tokens["jobs"]))).status_code == 403
     accepted = await client.post("/v1/seeds", json=body, headers=bearer(tokens["admin"]))
     assert accepted.status_code == 202 and (await accepted.get_json())["job_id"]
-    for bad in ({"label": "", "image_url": body["image_url"]}, {"label": "x", "image_url": "file:///etc/passwd"},
-                {**body, "extra": True}, {**body, "label": "a\x00b"}, {**body, "description": "x\x00"}):
+    for bad in (
+        {"label": "", "image_url": body["image_url"]},
+        {"label": "x", "image_url": "file:///etc/passwd"},
+        {**body, "extra": True},
+        {**body, "label": "a\x00b"},
+        {**body, "description": "x\x00"},
+    ):
         assert (await client.post("/v1/seeds", json=bad, headers=bearer(tokens["admin"]))).status_code == 422
 
 
@@ -91,8 +101,9 @@ def media_dir(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     return tmp_path / "media"
 
 
-async def test_an_uploaded_seed_image_is_staged_in_the_media_store_and_enqueued(client, tokens, media_dir,
-                                                                                redis_client) -> None:
+async def test_an_uploaded_seed_image_is_staged_in_the_media_store_and_enqueued(
+    client, tokens, media_dir, redis_client
+) -> None:
     from media.store import LocalMediaStore
     from tests.web.conftest import bearer
 
@@ -128,21 +139,30 @@ async def test_an_upload_that_is_no_image_is_refused_with_a_4xx(client, tokens, 
         response = await client.post(url, data=png, headers={**admin, "Content-Type": content_type})
         assert response.status_code == 415, content_type
         assert "image/png" in (await response.get_json())["detail"]
-    for data, content_type in ((b"not an image at all", "image/png"), (png[:60], "image/png"),
-                               (image_bytes("GIF"), "image/png"), (image_bytes("JPEG"), "image/png"),
-                               (b"", "image/jpeg")):
+    for data, content_type in (
+        (b"not an image at all", "image/png"),
+        (png[:60], "image/png"),
+        (image_bytes("GIF"), "image/png"),
+        (image_bytes("JPEG"), "image/png"),
+        (b"", "image/jpeg"),
+    ):
         response = await client.post(url, data=data, headers={**admin, "Content-Type": content_type})
         assert response.status_code == 422, (data[:10], content_type)
-    too_big = await client.post(url, data=b"\xff\xd8" + b"x" * (1024 * 1024), headers={**admin, "Content-Type": "image/jpeg"})
+    too_big = await client.post(
+        url, data=b"\xff\xd8" + b"x" * (1024 * 1024), headers={**admin, "Content-Type": "image/jpeg"}
+    )
     assert too_big.status_code == 413
     for query in ("", "?label=", f"?label={'x' * 101}", "?label=a%00b", "?label=a&extra=1&description=%00"):
-        response = await client.post(f"/v1/seeds/upload{query}", data=png, headers={**admin, "Content-Type": "image/png"})
+        response = await client.post(
+            f"/v1/seeds/upload{query}", data=png, headers={**admin, "Content-Type": "image/png"}
+        )
         assert response.status_code == 422, query
     assert not media_dir.exists()  # nothing refused was staged
 
 
-async def test_an_unwritable_media_store_is_a_503_and_nothing_is_enqueued(client, tokens, tmp_path,
-                                                                          monkeypatch) -> None:
+async def test_an_unwritable_media_store_is_a_503_and_nothing_is_enqueued(
+    client, tokens, tmp_path, monkeypatch
+) -> None:
     from config.settings import get_settings
     from tests.web.conftest import bearer
 
@@ -150,8 +170,11 @@ async def test_an_unwritable_media_store_is_a_503_and_nothing_is_enqueued(client
     blocked.write_text("the media directory cannot be made under a file")
     monkeypatch.setattr(get_settings(), "media_dir", blocked / "media")
     monkeypatch.setattr(get_settings(), "media_s3_bucket", None)
-    response = await client.post("/v1/seeds/upload?label=look", data=image_bytes("JPEG"),
-                                 headers={**bearer(tokens["admin"]), "Content-Type": "image/jpeg"})
+    response = await client.post(
+        "/v1/seeds/upload?label=look",
+        data=image_bytes("JPEG"),
+        headers={**bearer(tokens["admin"]), "Content-Type": "image/jpeg"},
+    )
     assert response.status_code == 503 and response.headers["Retry-After"]
 
 

@@ -1,4 +1,5 @@
 """GET /v1/collections and /v1/collections/{id} (live availability, no marketplace URLs) and the enqueue."""
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,34 @@ async def surface(database_url: str) -> AsyncIterator[Surface]:
     name = f"web-{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(database_url)
     try:
-        ids = [await conn.fetchval(
-            """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, brand, kind, status,
+        ids = [
+            await conn.fetchval(
+                """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, brand, kind, status,
                                   media_keys, price_cents, currency)
                VALUES ('vinted', $1, 'https://marketplace.example/items/1', '{https://marketplace.example/i.jpg}',
                        $2, 'Acne', 'one_of_one', 'available', $3, 12000, 'EUR') RETURNING id""",
-            uuid.uuid4().hex, f"item {i}", [f"{i:064x}.jpg"]) for i in range(5)]
+                uuid.uuid4().hex,
+                f"item {i}",
+                [f"{i:064x}.jpg"],
+            )
+            for i in range(5)
+        ]
         generation = uuid.uuid4()
-        planned = [PlannedCollection("Grunge", "a grunge look", None, tuple(ids[:3]), (0.9, 0.8, 0.7)),
-                   PlannedCollection("Y2k", None, None, tuple(ids[3:]), (0.6, 0.5))]
+        planned = [
+            PlannedCollection("Grunge", "a grunge look", None, tuple(ids[:3]), (0.9, 0.8, 0.7)),
+            PlannedCollection("Y2k", None, None, tuple(ids[3:]), (0.6, 0.5)),
+        ]
         async with conn.transaction():
-            collection_ids = await insert_generation(conn, generation=generation, surface=name, method="seeds",
-                                                     model="m", generated_at=datetime.now(UTC), valid_hours=24,
-                                                     collections=planned)
+            collection_ids = await insert_generation(
+                conn,
+                generation=generation,
+                surface=name,
+                method="seeds",
+                model="m",
+                generated_at=datetime.now(UTC),
+                valid_hours=24,
+                collections=planned,
+            )
             await swap_surface_generation(conn, surface=name, generation=generation, generated_at=datetime.now(UTC))
         await conn.execute("UPDATE items SET status = 'sold' WHERE id = $1", ids[0])
         yield Surface(name, str(generation), collection_ids, [ids[:3], ids[3:]])
@@ -72,11 +88,15 @@ async def test_surface_lists_current_collections_with_available_items_only(clien
 
 
 async def test_unavailable_items_can_be_shown_with_their_live_status(client, tokens, surface) -> None:
-    response = await client.get(f"/v1/collections?surface={surface.name}&include_unavailable=true",
-                                headers=bearer(tokens["jobs"]))
+    response = await client.get(
+        f"/v1/collections?surface={surface.name}&include_unavailable=true", headers=bearer(tokens["jobs"])
+    )
     items = (await response.get_json())["collections"][0]["items"]
     assert [(i["id"], i["status"]) for i in items] == [
-        (surface.item_ids[0][0], "sold"), (surface.item_ids[0][1], "available"), (surface.item_ids[0][2], "available")]
+        (surface.item_ids[0][0], "sold"),
+        (surface.item_ids[0][1], "available"),
+        (surface.item_ids[0][2], "available"),
+    ]
 
 
 async def test_one_collection_by_id(client, tokens, surface) -> None:
@@ -93,8 +113,12 @@ async def test_one_collection_by_id(client, tokens, surface) -> None:
 async def test_a_surface_never_generated_is_empty(client, tokens) -> None:
     response = await client.get("/v1/collections?surface=never-generated", headers=bearer(tokens["jobs"]))
     assert response.status_code == 200
-    assert await response.get_json() == {"surface": "never-generated", "generation": None, "generated_at": None,
-                                         "collections": []}
+    assert await response.get_json() == {
+        "surface": "never-generated",
+        "generation": None,
+        "generated_at": None,
+        "collections": [],
+    }
 
 
 @pytest.mark.parametrize("query", ["", "?surface=", "?surface=Not%20Valid", "?surface=home&include_unavailable=maybe"])

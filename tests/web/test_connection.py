@@ -1,4 +1,5 @@
 """Quart's own ASGI connection under the app: bodies in pieces, a client gone early, the body limit."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,17 +13,30 @@ import actors
 from tests.web.conftest import bearer
 
 
-async def call(app: Any, path: str, messages: Iterable[dict[str, Any]], token: str, *,
-               method: str = "POST") -> list[dict[str, Any]]:
+async def call(
+    app: Any, path: str, messages: Iterable[dict[str, Any]], token: str, *, method: str = "POST"
+) -> list[dict[str, Any]]:
     """Drive the Quart app through ASGI as a server would; returns what it sent back."""
     queued = list(messages)
     sent: list[dict[str, Any]] = []
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
-                    (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "extensions": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
     }
 
     answered = asyncio.Event()
@@ -55,9 +69,10 @@ def enqueued(redis_client: redis.Redis) -> list[dict[str, Any]]:
 
 
 async def test_a_body_sent_in_pieces_is_read_whole(app, tokens, redis_client: redis.Redis) -> None:
-    pieces = [b'{"message": "in ', b'three ', b'pieces"}']
-    messages = [{"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
-                for i, piece in enumerate(pieces)]
+    pieces = [b'{"message": "in ', b"three ", b'pieces"}']
+    messages = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1} for i, piece in enumerate(pieces)
+    ]
     status, body = status_and_body(await call(app, "/v1/jobs/ping", messages, tokens["jobs"]))
     assert status == 202
     job_id = json.loads(body)["job_id"]
@@ -66,8 +81,12 @@ async def test_a_body_sent_in_pieces_is_read_whole(app, tokens, redis_client: re
 
 
 async def test_a_client_gone_before_its_body_arrived_gets_nothing_run(app, tokens, redis_client: redis.Redis) -> None:
-    sent = await call(app, "/v1/jobs/ping", [{"type": "http.request", "body": b'{"mess', "more_body": True},
-                                             {"type": "http.disconnect"}], tokens["jobs"])
+    sent = await call(
+        app,
+        "/v1/jobs/ping",
+        [{"type": "http.request", "body": b'{"mess', "more_body": True}, {"type": "http.disconnect"}],
+        tokens["jobs"],
+    )
     assert sent == []
     assert enqueued(redis_client) == []
 
@@ -76,8 +95,10 @@ async def test_a_body_over_the_limit_is_refused_with_413(app, tokens, redis_clie
     limit = app.app.config["MAX_CONTENT_LENGTH"]
     app.app.config["MAX_CONTENT_LENGTH"] = 64
     try:
-        messages = [{"type": "http.request", "body": b'{"message": "' + b"x" * 40, "more_body": True},
-                    {"type": "http.request", "body": b"x" * 40 + b'"}', "more_body": False}]
+        messages = [
+            {"type": "http.request", "body": b'{"message": "' + b"x" * 40, "more_body": True},
+            {"type": "http.request", "body": b"x" * 40 + b'"}', "more_body": False},
+        ]
         status, _ = status_and_body(await call(app, "/v1/jobs/ping", messages, tokens["jobs"]))
     finally:
         app.app.config["MAX_CONTENT_LENGTH"] = limit

@@ -1,4 +1,5 @@
 """The API as a contract: a document that tells the truth, no 5xx from any input, refusals at the door."""
+
 from __future__ import annotations
 
 import json
@@ -64,26 +65,50 @@ async def test_the_document_states_what_is_required_public_and_bounded(document:
     assert "409" in document["paths"]["/v1/jobs/scrape"]["post"]["responses"]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), [
-    ("GET", f"/v1/orders/{TOO_BIG}", None, 404),
-    ("POST", f"/v1/items/{TOO_BIG}/approve", None, 404),
-    ("GET", f"/v1/items/{TOO_BIG}/similar", None, 404),
-    ("GET", f"/v1/collections/{TOO_BIG}", None, 404),
-    ("POST", "/v1/stylist/match", {"seed_ids": [1, TOO_BIG]}, 422),
-    ("POST", "/v1/jobs/embed", {"item_ids": [TOO_BIG]}, 422),
-    ("POST", "/v1/jobs/enrich", {"item_ids": [0]}, 422),
-    ("GET", "/v1/seeds?q=a%00", None, 422),
-    ("GET", f"/v1/seeds?offset={10**30}", None, 422),
-    ("GET", "/v1/admin/audit?action=%00", None, 422),
-    ("POST", "/v1/jobs/prune", {"source": "vin\u0000ted"}, 422),
-    ("POST", "/v1/jobs/scrape", {"source": "vinted", "query": "a\u0000", "force": True}, 422),
-    ("POST", "/v1/jobs/notify", {"channel": "email", "recipient": "a@example.com", "template": "ops_message",
-                                 "data": {"title": "t", "text": "x" * 961}, "idempotency_key": "k"}, 422),
-    ("POST", "/v1/jobs/notify", {"channel": "email", "recipient": "a@example.com", "template": "ops_message",
-                                 "data": {"title": "t", "text": "a\u0000"}, "idempotency_key": "k"}, 422),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", f"/v1/orders/{TOO_BIG}", None, 404),
+        ("POST", f"/v1/items/{TOO_BIG}/approve", None, 404),
+        ("GET", f"/v1/items/{TOO_BIG}/similar", None, 404),
+        ("GET", f"/v1/collections/{TOO_BIG}", None, 404),
+        ("POST", "/v1/stylist/match", {"seed_ids": [1, TOO_BIG]}, 422),
+        ("POST", "/v1/jobs/embed", {"item_ids": [TOO_BIG]}, 422),
+        ("POST", "/v1/jobs/enrich", {"item_ids": [0]}, 422),
+        ("GET", "/v1/seeds?q=a%00", None, 422),
+        ("GET", f"/v1/seeds?offset={10**30}", None, 422),
+        ("GET", "/v1/admin/audit?action=%00", None, 422),
+        ("POST", "/v1/jobs/prune", {"source": "vin\u0000ted"}, 422),
+        ("POST", "/v1/jobs/scrape", {"source": "vinted", "query": "a\u0000", "force": True}, 422),
+        (
+            "POST",
+            "/v1/jobs/notify",
+            {
+                "channel": "email",
+                "recipient": "a@example.com",
+                "template": "ops_message",
+                "data": {"title": "t", "text": "x" * 961},
+                "idempotency_key": "k",
+            },
+            422,
+        ),
+        (
+            "POST",
+            "/v1/jobs/notify",
+            {
+                "channel": "email",
+                "recipient": "a@example.com",
+                "template": "ops_message",
+                "data": {"title": "t", "text": "a\u0000"},
+                "idempotency_key": "k",
+            },
+            422,
+        ),
+    ],
+)
 async def test_out_of_range_ids_and_unstorable_text_are_refused_not_a_server_error(
-        client, tokens, redis_client: redis.Redis, method: str, path: str, body: dict | None, status: int) -> None:
+    client, tokens, redis_client: redis.Redis, method: str, path: str, body: dict | None, status: int
+) -> None:
     response = await client.open(path, method=method, json=body, headers=bearer(tokens["admin"]))
     assert response.status_code == status and response.content_type == "application/problem+json"
     assert redis_client.dbsize() == 0  # nothing enqueued
@@ -102,19 +127,24 @@ async def test_the_unique_key_header_is_bounded_like_the_body_field(client, toke
 
 async def test_a_body_past_one_mebibyte_is_413_before_parsing(client, tokens, redis_client: redis.Redis) -> None:
     body = b'{"message": "' + b"x" * (1024 * 1024) + b'"}'
-    response = await client.post("/v1/jobs/ping", data=body,
-                                 headers={**bearer(tokens["jobs"]), "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/jobs/ping", data=body, headers={**bearer(tokens["jobs"]), "Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and (await response.get_json())["status"] == 413
     assert redis_client.dbsize() == 0
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/jobs/scrape", {"source": "nobody-configured", "query": "jacket", "force": True}),
-    ("/v1/jobs/prune", {"source": "nobody-configured"}),
-    ("/v1/jobs/collections", {"surface": "nobody-configured"}),
-])
-async def test_unknown_sources_and_surfaces_are_refused_at_the_door(client, tokens, redis_client: redis.Redis,
-                                                                    path: str, body: dict) -> None:
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/jobs/scrape", {"source": "nobody-configured", "query": "jacket", "force": True}),
+        ("/v1/jobs/prune", {"source": "nobody-configured"}),
+        ("/v1/jobs/collections", {"surface": "nobody-configured"}),
+    ],
+)
+async def test_unknown_sources_and_surfaces_are_refused_at_the_door(
+    client, tokens, redis_client: redis.Redis, path: str, body: dict
+) -> None:
     response = await client.post(path, json=body, headers=bearer(tokens["jobs"]))
     assert response.status_code == 404 and "is configured" in (await response.get_json())["detail"]
     assert redis_client.dbsize() == 0  # no job, so no retries and no dead letter
@@ -124,8 +154,11 @@ async def test_configured_sources_and_surfaces_are_accepted(client, tokens, pool
     async with pool.acquire() as conn:  # what the suite's other tests left configured
         config = await select_schedule_config(conn)
     source, surface = config.sources[0].source, config.surfaces[0]
-    for path, body in (("/v1/jobs/scrape", {"source": source, "query": "jacket", "force": True}),
-                       ("/v1/jobs/prune", {"source": source}), ("/v1/jobs/collections", {"surface": surface})):
+    for path, body in (
+        ("/v1/jobs/scrape", {"source": source, "query": "jacket", "force": True}),
+        ("/v1/jobs/prune", {"source": source}),
+        ("/v1/jobs/collections", {"surface": surface}),
+    ):
         response = await client.post(path, json=body, headers=bearer(tokens["jobs"]))
         assert response.status_code == 202, (path, await response.get_json())
 
@@ -142,9 +175,11 @@ async def test_postgres_unreachable_is_503_as_documented(app, client, monkeypatc
 
 async def test_a_replay_whose_arguments_hold_nul_is_audited_not_a_server_error(client, tokens, pool) -> None:  # type: ignore[no-untyped-def]
     old_id = make_dead("nul")
-    response = await client.post(f"/v1/admin/dead/default/{old_id}/replay", json={"args": ["a\u0000b"]},
-                                 headers=bearer(tokens["admin"]))
+    response = await client.post(
+        f"/v1/admin/dead/default/{old_id}/replay", json={"args": ["a\u0000b"]}, headers=bearer(tokens["admin"])
+    )
     assert response.status_code == 201  # the replay is done: its audit row must be written too
-    after = await pool.fetchval("SELECT after FROM audit_log WHERE target = $1 AND action = 'dead.replay'",
-                                f"job:{old_id}")
+    after = await pool.fetchval(
+        "SELECT after FROM audit_log WHERE target = $1 AND action = 'dead.replay'", f"job:{old_id}"
+    )
     assert json.loads(after)["args"] == ["a\ufffdb"]

@@ -1,7 +1,8 @@
 """POST /v1/jobs/scrape: 409 while no edge node is live (unless forced); the admin lists registry nodes."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import redis
 
@@ -16,8 +17,16 @@ BODY = {"source": "vinted", "query": "barbour jacket", "limit": 10}
 
 
 def _beat(redis_client: redis.Redis, **fields: object) -> None:
-    beat = EdgeBeat(node_id="pi-hall", pid=42, version="0.1.0", host="pi-hall.lan", sources=["grailed", "vinted"],
-                    browser=True, last_beat=datetime.now(timezone.utc), **fields)
+    beat = EdgeBeat(
+        node_id="pi-hall",
+        pid=42,
+        version="0.1.0",
+        host="pi-hall.lan",
+        sources=["grailed", "vinted"],
+        browser=True,
+        last_beat=datetime.now(UTC),
+        **fields,
+    )
     write_beat(redis_client, KEYS, beat, ttl_s=30)
 
 
@@ -50,7 +59,12 @@ async def test_the_admin_lists_registry_nodes(client, tokens, redis_client) -> N
     _beat(redis_client, done=5, failed=1, blocked=2, current_jobs=["abc"])
     body = await (await client.get("/v1/admin/edge-nodes", headers=bearer(tokens["reader"]))).get_json()
     node = next(n for n in body["nodes"] if n["node_id"] == "pi-hall")
-    assert (node["online"], node["source"], node["version"], node["host"]) == (True, "heartbeat", "0.1.0", "pi-hall.lan")
+    assert (node["online"], node["source"], node["version"], node["host"]) == (
+        True,
+        "heartbeat",
+        "0.1.0",
+        "pi-hall.lan",
+    )
     assert (node["done"], node["failed"], node["blocked"], node["current_job"]) == (5, 1, 2, "abc")
     assert node["sources"] == ["grailed", "vinted"] and node["browser"] is True
     await sign_in(client, tokens["reader"])

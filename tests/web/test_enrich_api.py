@@ -1,4 +1,5 @@
 """POST /v1/jobs/enrich: validates, then enqueues enrich_items on the `ml` queue."""
+
 from __future__ import annotations
 
 import redis
@@ -8,8 +9,9 @@ from tests.web.conftest import bearer
 
 
 async def test_enrich_enqueues_enrich_items(client, tokens, redis_client: redis.Redis) -> None:
-    response = await client.post("/v1/jobs/enrich", json={"item_ids": [3, 5], "force": True},
-                                 headers=bearer(tokens["jobs"]))
+    response = await client.post(
+        "/v1/jobs/enrich", json={"item_ids": [3, 5], "force": True}, headers=bearer(tokens["jobs"])
+    )
     assert response.status_code == 202
     body = await response.get_json()
     assert redis_client.llen(actors.broker.jobs.keys.queue("ml")) == 1

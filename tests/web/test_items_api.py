@@ -1,4 +1,5 @@
 """Approve/reject through the API with a real worker, and no marketplace address in any public response."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,14 +49,22 @@ def worker(redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.Monkey
     reset_clip_model()
 
 
-
 async def ingested(market: Marketplace, pool: asyncpg.Pool, count: int) -> list[int]:
     """Ingest `count` vinted listings through the actors; their ids once all are rehosted and embedded."""
     source = f"vinted-{uuid.uuid4().hex[:8]}"
-    listings = [{"source": source, "source_listing_id": str(f.id), "url": market.url_of(f), "title": f.title,
-                 "brand": f.brand, "price_cents": f.price_cents, "currency": f.currency,
-                 "image_urls": [market.vinted.image_url(p) for p in f.photos]}
-                for f in market.listings("vinted")[:count]]
+    listings = [
+        {
+            "source": source,
+            "source_listing_id": str(f.id),
+            "url": market.url_of(f),
+            "title": f.title,
+            "brand": f.brand,
+            "price_cents": f.price_cents,
+            "currency": f.currency,
+            "image_urls": [market.vinted.image_url(p) for p in f.photos],
+        }
+        for f in market.listings("vinted")[:count]
+    ]
     message = ingest_listings.send(source, listings, f"d-{source}")
     await asyncio.to_thread(wait_for_status, message.message_id, JobStatus.SUCCEEDED, timeout=30)
 
@@ -85,17 +94,22 @@ async def test_approve_and_reject_go_through_the_actors(client, tokens, worker, 
     await accepted(await client.post(f"/v1/items/{item_id}/reject", headers=admin))
     row = await pool.fetchrow("SELECT status, reviewed_at FROM items WHERE id = $1", item_id)
     assert row["status"] == "rejected" and row["reviewed_at"] is not None
-    audit = await pool.fetch("SELECT actor, action, before, after FROM audit_log WHERE target = $1 ORDER BY id",
-                             f"item:{item_id}")
+    audit = await pool.fetch(
+        "SELECT actor, action, before, after FROM audit_log WHERE target = $1 ORDER BY id", f"item:{item_id}"
+    )
     assert [(a["action"], json.loads(a["before"])["status"], json.loads(a["after"])["status"]) for a in audit] == [
-        ("items.approve", "pending", "available"), ("items.reject", "available", "rejected")]
+        ("items.approve", "pending", "available"),
+        ("items.reject", "available", "rejected"),
+    ]
     assert all(a["actor"].startswith("token:") for a in audit)
 
 
 async def test_refusals(client, tokens, worker, pool) -> None:  # type: ignore[no-untyped-def]
     item_id = await pool.fetchval(
         """INSERT INTO items (source, source_listing_id, title, kind, status)
-           VALUES ('test', $1, 'sold thing', 'one_of_one', 'sold') RETURNING id""", uuid.uuid4().hex)
+           VALUES ('test', $1, 'sold thing', 'one_of_one', 'sold') RETURNING id""",
+        uuid.uuid4().hex,
+    )
     for action in ("approve", "reject"):
         response = await client.post(f"/v1/items/{item_id}/{action}", headers=bearer(tokens["admin"]))
         assert response.status_code == 409 and "sold" in (await response.get_json())["detail"]
@@ -113,7 +127,9 @@ async def test_no_public_response_carries_a_marketplace_address(client, app, tok
     seed_id = await pool.fetchval(
         """INSERT INTO style_seeds (label, embedding, embedding_model)
            SELECT $2, embedding, embedding_model FROM items WHERE id = $1 RETURNING id""",
-        item_ids[0], f"seed-{uuid.uuid4().hex[:8]}")
+        item_ids[0],
+        f"seed-{uuid.uuid4().hex[:8]}",
+    )
     hosts = [market.vinted_url.split("//")[1], market.grailed_url.split("//")[1]]
     private = ("source_url", "image_urls", "source_listing_id", "/images/", "/items/", *hosts)
     public = bearer(tokens["jobs"])
@@ -129,8 +145,9 @@ async def test_no_public_response_carries_a_marketplace_address(client, app, tok
         if list(rule.arguments) and path.count("<id:") == len(rule.arguments) == 1:
             for item_id in item_ids:
                 prefix, _, rest = path.partition("<id:")
-                responses[f"{path}:{item_id}"] = await client.get(prefix + str(item_id) + rest.partition(">")[2],
-                                                                  headers=public)
+                responses[f"{path}:{item_id}"] = await client.get(
+                    prefix + str(item_id) + rest.partition(">")[2], headers=public
+                )
     assert responses["similar"].status_code == 200 and responses["match"].status_code == 200
     similar = (await responses["similar"].get_json())["items"]
     mine = [card for card in similar if card["id"] in item_ids]  # the suite's database holds other items too

@@ -1,4 +1,5 @@
 """/v1/jobs: validation, auth, enqueue, status, cancel and the 503 path."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,9 @@ async def test_job_runs_in_a_real_worker_and_shows_succeeded(client, tokens) -> 
 
 
 async def test_bad_body_is_422_naming_each_field(client, tokens, redis_client: redis.Redis) -> None:
-    response = await client.post("/v1/jobs/ping", json={"sleep_ms": -1, "fail": "maybe", "extra": 1},
-                                 headers=bearer(tokens["jobs"]))
+    response = await client.post(
+        "/v1/jobs/ping", json={"sleep_ms": -1, "fail": "maybe", "extra": 1}, headers=bearer(tokens["jobs"])
+    )
     assert response.status_code == 422
     fields = (await response.get_json())["errors"]
     assert set(fields) == {"sleep_ms", "fail", "extra"}
@@ -132,8 +134,9 @@ async def test_redis_unreachable_is_503_and_nothing_recorded(app, client, tokens
     assert redis_client.dbsize() == 0
 
 
-async def test_an_enqueue_no_replica_confirmed_is_503_saying_it_may_still_run(app, client, tokens, redis_client,
-                                                                                monkeypatch) -> None:
+async def test_an_enqueue_no_replica_confirmed_is_503_saying_it_may_still_run(
+    app, client, tokens, redis_client, monkeypatch
+) -> None:
     # REDIS_WAIT_REPLICAS=1 against the suite's Redis, which has no replica: WAIT answers 0
     monkeypatch.setattr(actors.broker, "replica_wait", ReplicaWait(1, 50))
     monkeypatch.setitem(app.app.config, "ENQUEUER", AsyncEnqueuer(actors.broker, app.app.config["REDIS"]))
@@ -179,8 +182,12 @@ async def test_healthz_and_metrics_and_openapi(client, tokens) -> None:
 
 
 async def test_unique_key_in_body_or_header_deduplicates(client, tokens, redis_client: redis.Redis) -> None:
-    first = await (await client.post("/v1/jobs/ping", json={"unique_key": "u1"}, headers=bearer(tokens["jobs"]))).get_json()
-    again = await client.post("/v1/jobs/ping", json={"message": "x"}, headers={**bearer(tokens["jobs"]), "Unique-Key": "u1"})
+    first = await (
+        await client.post("/v1/jobs/ping", json={"unique_key": "u1"}, headers=bearer(tokens["jobs"]))
+    ).get_json()
+    again = await client.post(
+        "/v1/jobs/ping", json={"message": "x"}, headers={**bearer(tokens["jobs"]), "Unique-Key": "u1"}
+    )
     body = await again.get_json()
     assert again.status_code == 202 and body["job_id"] == first["job_id"] and body["deduplicated"] is True
     assert first["deduplicated"] is False

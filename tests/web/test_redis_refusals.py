@@ -1,4 +1,5 @@
 """A full (maxmemory, noeviction) or read-only (replica) Redis: 503 with Retry-After, and /healthz names it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

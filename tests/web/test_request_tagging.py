@@ -1,4 +1,5 @@
 """Every request gets an id (echoed, carried by what it enqueues) and is counted by endpoint."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ async def test_a_callers_id_that_does_not_look_like_one_is_replaced(client, toke
 
 async def test_refused_and_unknown_requests_are_tagged_and_counted(client, tokens) -> None:
     def count(text: str, endpoint: str, status: int) -> float:
-        pattern = (rf'backroom_http_requests_total\{{endpoint="{re.escape(endpoint)}",method="POST",'
-                   rf'status="{status}"\}} ([0-9.e+]+)')
+        pattern = (
+            rf'backroom_http_requests_total\{{endpoint="{re.escape(endpoint)}",method="POST",'
+            rf'status="{status}"\}} ([0-9.e+]+)'
+        )
         found = re.search(pattern, text)
         return float(found.group(1)) if found else 0.0
 

@@ -4,6 +4,7 @@ hypercorn serves the app on a free port, with the suite's Redis and Postgres beh
 schemathesis CLI reads /openapi.json and tries every operation with an admin, a read-only
 (`admin:read`) and a `jobs` token. No worker runs: what is enqueued just waits in Redis.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,21 @@ def server(redis_client, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-un
     port = free_port()
     # notifications go to the console outbox: with no provider configured they answer 503, rightly, but a 5xx
     # is what the run looks for
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "ADMIN_SESSION_SECRET": secrets.token_hex(32),
-           "NOTIFY_FALLBACK": "console"}
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        "ADMIN_SESSION_SECRET": secrets.token_hex(32),
+        "NOTIFY_FALLBACK": "console",
+    }
     log = (tmp_path / "web.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "hypercorn", "web.asgi:app", "--bind", f"127.0.0.1:{port}"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "web.asgi:app", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -55,22 +66,47 @@ def run_schemathesis(base: str, token: str, report: Path) -> tuple[int, str]:
     config = report.parent / "schemathesis.toml"
     # A template edit may use only the fields its template's senders provide: that depends on the
     # template named in the path, which no schema can state, so those two operations document a 422 for it
-    config.write_text('[phases.stateful.inference]\nalgorithms = ["dependency-analysis"]\n\n'
-                      '[[operations]]\ninclude-path-regex = "^/v1/admin/notification-templates/"\n'
-                      'checks.positive_data_acceptance.expected-statuses = '
-                      '["2xx", "401", "403", "404", "409", "422", "429"]\n\n'
-                      # A seed upload's body is an image: bytes the schema allows (any string) are rarely one,
-                      # so they are answered 422 (not decodable); another Content-Type is answered 415
-                      '[[operations]]\ninclude-path = "/v1/seeds/upload"\n'
-                      'checks.positive_data_acceptance.expected-statuses = '
-                      '["2xx", "401", "403", "415", "422", "429"]\n')
+    config.write_text(
+        '[phases.stateful.inference]\nalgorithms = ["dependency-analysis"]\n\n'
+        '[[operations]]\ninclude-path-regex = "^/v1/admin/notification-templates/"\n'
+        "checks.positive_data_acceptance.expected-statuses = "
+        '["2xx", "401", "403", "404", "409", "422", "429"]\n\n'
+        # A seed upload's body is an image: bytes the schema allows (any string) are rarely one,
+        # so they are answered 422 (not decodable); another Content-Type is answered 415
+        '[[operations]]\ninclude-path = "/v1/seeds/upload"\n'
+        "checks.positive_data_acceptance.expected-statuses = "
+        '["2xx", "401", "403", "415", "422", "429"]\n'
+    )
     command = [
-        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{base}/openapi.json", "--checks", "all",
-        "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", MAX_EXAMPLES, "--seed", SEED,
-        "--workers", "1", "--wait-for-schema", "60", "--request-timeout", "20", "--no-color",
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config),
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--seed",
+        SEED,
+        "--workers",
+        "1",
+        "--wait-for-schema",
+        "60",
+        "--request-timeout",
+        "20",
+        "--no-color",
         # Hypothesis' health checks judge how fast cases are generated, not the API: on 2 busy cores they trip
-        "--suppress-health-check", "all",
-        "--header", f"Authorization: Bearer {token}", "--report", "ndjson", "--report-ndjson-path", str(report),
+        "--suppress-health-check",
+        "all",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
     ]
     done = subprocess.run(command, cwd=report.parent, capture_output=True, text=True, timeout=900)
     return done.returncode, done.stdout + done.stderr
@@ -84,9 +120,13 @@ def scenarios(report: Path) -> list[dict]:
 
 def failures_by_check(report: Path) -> Counter[str]:
     """How many cases failed each check."""
-    return Counter(check["name"] for recorder in scenarios(report)
-                   for per_case in (recorder.get("checks") or {}).values()
-                   for check in per_case if check.get("status") == "failure")
+    return Counter(
+        check["name"]
+        for recorder in scenarios(report)
+        for per_case in (recorder.get("checks") or {}).values()
+        for check in per_case
+        if check.get("status") == "failure"
+    )
 
 
 @pytest.mark.parametrize("who", ["admin", "reader", "jobs"])

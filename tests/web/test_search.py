@@ -1,4 +1,5 @@
 """Stylist matching, similar items and seed lookup through the API, on vectors from the tiny model."""
+
 from __future__ import annotations
 
 import io
@@ -58,16 +59,34 @@ async def catalogue(database_url: str) -> AsyncIterator[Catalogue]:
     from pgvector.asyncpg import register_vector
 
     await register_vector(conn)
-    item_ids = [await conn.fetchval(
-        """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, kind, status, slot,
+    item_ids = [
+        await conn.fetchval(
+            """INSERT INTO items (source, source_listing_id, source_url, image_urls, title, kind, status, slot,
                               media_keys, embedding, embedding_model, embedding_hash)
            VALUES ('vinted', $1, $2, $3, $4, 'one_of_one', $5, $6, $7, $8, $9, 'h') RETURNING id""",
-        f"{label}-{i}", f"https://marketplace.example/items/{i}", [f"https://marketplace.example/img/{i}.jpg"],
-        f"item {i}", statuses[i], slots[i], [f"{i:064x}.jpg"], vectors[i], label) for i in range(40)]
-    seed_ids = [await conn.fetchval(
-        "INSERT INTO style_seeds (label, description, embedding, embedding_model)"
-        " VALUES ($1, $2, $3, $4) RETURNING id",
-        f"{label} seed {name}", f"a {name} look", vectors[40 + k], label) for k, name in enumerate(["grunge", "y2k", "gorpcore"])]
+            f"{label}-{i}",
+            f"https://marketplace.example/items/{i}",
+            [f"https://marketplace.example/img/{i}.jpg"],
+            f"item {i}",
+            statuses[i],
+            slots[i],
+            [f"{i:064x}.jpg"],
+            vectors[i],
+            label,
+        )
+        for i in range(40)
+    ]
+    seed_ids = [
+        await conn.fetchval(
+            "INSERT INTO style_seeds (label, description, embedding, embedding_model)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            f"{label} seed {name}",
+            f"a {name} look",
+            vectors[40 + k],
+            label,
+        )
+        for k, name in enumerate(["grunge", "y2k", "gorpcore"])
+    ]
     yield Catalogue(label, item_ids, vectors[:40], slots, statuses, seed_ids, vectors[40:])
     await conn.execute("DELETE FROM items WHERE embedding_model = $1", label)
     await conn.execute("DELETE FROM style_seeds WHERE embedding_model = $1", label)
@@ -77,8 +96,11 @@ async def catalogue(database_url: str) -> AsyncIterator[Catalogue]:
 def exact_order(cat: Catalogue, query: np.ndarray, *, slot: str | None = None, exclude: int | None = None) -> list[int]:
     """Available item ids by exact cosine to `query`, computed in NumPy."""
     scores = cat.vectors @ (query / np.linalg.norm(query))
-    keep = [i for i in range(40) if cat.statuses[i] == "available" and (slot is None or cat.slots[i] == slot)
-            and cat.item_ids[i] != exclude]
+    keep = [
+        i
+        for i in range(40)
+        if cat.statuses[i] == "available" and (slot is None or cat.slots[i] == slot) and cat.item_ids[i] != exclude
+    ]
     return [cat.item_ids[i] for i in sorted(keep, key=lambda i: -scores[i])]
 
 
@@ -97,8 +119,11 @@ async def test_stylist_match_orders_by_exact_cosine_to_the_centroid(client, toke
 
 
 async def test_stylist_match_within_one_slot(client, tokens, catalogue: Catalogue) -> None:
-    response = await client.post("/v1/stylist/match", json={"seed_ids": catalogue.seed_ids[:1], "slot": "neck",
-                                                            "limit": 50}, headers=bearer(tokens["jobs"]))
+    response = await client.post(
+        "/v1/stylist/match",
+        json={"seed_ids": catalogue.seed_ids[:1], "slot": "neck", "limit": 50},
+        headers=bearer(tokens["jobs"]),
+    )
     items = (await response.get_json())["items"]
     assert [i["id"] for i in items] == exact_order(catalogue, catalogue.seed_vectors[0], slot="neck")
     assert {i["slot"] for i in items} == {"neck"} and {i["status"] for i in items} == {"available"}
@@ -114,8 +139,9 @@ async def test_similar_items_exclude_the_item_itself(client, tokens, catalogue: 
 
 async def test_public_responses_hold_no_marketplace_urls(client, tokens, catalogue: Catalogue) -> None:
     responses = [
-        await client.post("/v1/stylist/match", json={"seed_ids": catalogue.seed_ids, "limit": 50},
-                          headers=bearer(tokens["jobs"])),
+        await client.post(
+            "/v1/stylist/match", json={"seed_ids": catalogue.seed_ids, "limit": 50}, headers=bearer(tokens["jobs"])
+        ),
         await client.get(f"/v1/items/{catalogue.item_ids[0]}/similar?limit=50", headers=bearer(tokens["jobs"])),
     ]
     for response in responses:
@@ -135,13 +161,16 @@ async def test_seed_text_search(client, tokens, catalogue: Catalogue) -> None:
     assert {s["id"] for s in (await everything.get_json())["seeds"]} >= set(catalogue.seed_ids)
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"seed_ids": []}, "seed_ids"),
-    ({"seed_ids": list(range(1, 9))}, "seed_ids"),
-    ({"seed_ids": [1, 1]}, "seed_ids"),
-    ({"seed_ids": [1], "limit": 51}, "limit"),
-    ({"seed_ids": [1], "slot": "Not A Slot!"}, "slot"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"seed_ids": []}, "seed_ids"),
+        ({"seed_ids": list(range(1, 9))}, "seed_ids"),
+        ({"seed_ids": [1, 1]}, "seed_ids"),
+        ({"seed_ids": [1], "limit": 51}, "limit"),
+        ({"seed_ids": [1], "slot": "Not A Slot!"}, "slot"),
+    ],
+)
 async def test_bad_match_bodies_are_422(client, tokens, body: dict, field: str) -> None:
     response = await client.post("/v1/stylist/match", json=body, headers=bearer(tokens["jobs"]))
     assert response.status_code == 422
@@ -154,8 +183,10 @@ async def test_unknown_or_unembedded_seeds_and_items(client, tokens, catalogue: 
     conn = await asyncpg.connect(database_url)
     try:
         seed = await conn.fetchval("INSERT INTO style_seeds (label) VALUES ($1) RETURNING id", uuid.uuid4().hex)
-        item = await conn.fetchval("INSERT INTO items (source, source_listing_id, title, kind) "
-                                   "VALUES ('t', $1, 'x', 'stable') RETURNING id", uuid.uuid4().hex)
+        item = await conn.fetchval(
+            "INSERT INTO items (source, source_listing_id, title, kind) VALUES ('t', $1, 'x', 'stable') RETURNING id",
+            uuid.uuid4().hex,
+        )
     finally:
         await conn.close()
     bare = await client.post("/v1/stylist/match", json={"seed_ids": [seed]}, headers=bearer(tokens["jobs"]))

@@ -1,9 +1,10 @@
 """Server-side /admin/ sessions, jobs owned by their token, token last use, /metrics access, rate limits."""
+
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import asyncpg
 import pytest
@@ -34,9 +35,14 @@ def make_token_row(db: asyncpg.Connection) -> Make:
 
     async def make(*scopes: str, rate_limit_per_min: int | None = 0) -> tuple[str, int]:
         token = make_token(secrets.token_hex(32))
-        row = await insert_token(db, name=f"t-{secrets.token_hex(3)}", token_hash=hash_token(token),
-                                 prefix=display_prefix(token), scopes=list(scopes) or ["jobs"],
-                                 rate_limit_per_min=rate_limit_per_min)
+        row = await insert_token(
+            db,
+            name=f"t-{secrets.token_hex(3)}",
+            token_hash=hash_token(token),
+            prefix=display_prefix(token),
+            scopes=list(scopes) or ["jobs"],
+            rate_limit_per_min=rate_limit_per_min,
+        )
         return token, row.id
 
     return make
@@ -59,6 +65,7 @@ async def with_cookie(app, path: str, cookie: str):  # type: ignore[no-untyped-d
 
 
 # --- sessions ---
+
 
 async def test_the_cookie_is_an_opaque_id_rotated_at_sign_in_and_dead_after_sign_out(app, tokens, db) -> None:
     client = app.test_client()
@@ -85,8 +92,10 @@ async def test_signing_in_again_replaces_the_id(app, tokens) -> None:
     page = await client.get("/admin/login")
     from tests.web.test_admin_pages import csrf_of
 
-    again = await client.post("/admin/login", form={"token": tokens["admin"], "csrf_token": csrf_of(
-        await page.get_data(as_text=True)), "next": "/admin/"})
+    again = await client.post(
+        "/admin/login",
+        form={"token": tokens["admin"], "csrf_token": csrf_of(await page.get_data(as_text=True)), "next": "/admin/"},
+    )
     assert again.status_code == 303
     second = cookie_of(again)
     assert second != first
@@ -102,8 +111,9 @@ async def test_idle_and_absolute_timeouts_end_a_session(app, tokens, db, column:
     assert (await with_cookie(app, "/admin/", sid)).status_code == 200
     # ADMIN_SESSION_IDLE_MINUTES=30 unused, or ADMIN_SESSION_HOURS=8 since the sign-in
     ago = "31 minutes" if column == "last_seen_at" else "8 hours 1 minute"
-    await db.execute(f"UPDATE admin_sessions SET {column} = now() - interval '{ago}' WHERE id_hash = $1",
-                     hash_token(sid))
+    await db.execute(
+        f"UPDATE admin_sessions SET {column} = now() - interval '{ago}' WHERE id_hash = $1", hash_token(sid)
+    )
     assert (await with_cookie(app, "/admin/", sid)).status_code == 302
 
 
@@ -130,16 +140,20 @@ async def test_an_unreachable_session_store_is_503_not_a_crash(app, tokens, monk
 
 # --- jobs belong to the token that made them ---
 
-async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(client, tokens, make_token_row: Make,
-                                                               redis_client: redis.Redis) -> None:
+
+async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(
+    client, tokens, make_token_row: Make, redis_client: redis.Redis
+) -> None:
     other, other_id = await make_token_row("jobs")
     mine = await (await client.post("/v1/jobs/ping", json={"sleep_ms": 1}, headers=bearer(other))).get_json()
     theirs = await (await client.post("/v1/jobs/ping", json={}, headers=bearer(tokens["jobs"]))).get_json()
     record = actors.broker.jobs.get(mine["job_id"])
     assert record is not None and record.token_id == other_id
     assert (await client.get(f"/v1/jobs/{mine['job_id']}", headers=bearer(other))).status_code == 200
-    for refused in (await client.get(f"/v1/jobs/{theirs['job_id']}", headers=bearer(other)),
-                    await client.post(f"/v1/jobs/{theirs['job_id']}/cancel", headers=bearer(other))):
+    for refused in (
+        await client.get(f"/v1/jobs/{theirs['job_id']}", headers=bearer(other)),
+        await client.post(f"/v1/jobs/{theirs['job_id']}/cancel", headers=bearer(other)),
+    ):
         assert refused.status_code == 404  # as for an unknown id: another token's ids do not leak
     assert actors.broker.jobs.get(theirs["job_id"]).status.value == "queued"  # not cancelled
     admin = await client.get(f"/v1/jobs/{mine['job_id']}", headers=bearer(tokens["admin"]))
@@ -152,10 +166,13 @@ async def test_a_jobs_token_reads_and_cancels_only_its_own_jobs(client, tokens, 
 
 async def test_unique_keys_are_per_token(client, tokens, make_token_row: Make, redis_client: redis.Redis) -> None:
     other, _ = await make_token_row("jobs")
-    mine = [await (await client.post("/v1/jobs/ping", json={"unique_key": "order-7"}, headers=bearer(other))).get_json()
-            for _ in range(2)]
-    theirs = await (await client.post("/v1/jobs/ping", json={"unique_key": "order-7"},
-                                      headers=bearer(tokens["jobs"]))).get_json()
+    mine = [
+        await (await client.post("/v1/jobs/ping", json={"unique_key": "order-7"}, headers=bearer(other))).get_json()
+        for _ in range(2)
+    ]
+    theirs = await (
+        await client.post("/v1/jobs/ping", json={"unique_key": "order-7"}, headers=bearer(tokens["jobs"]))
+    ).get_json()
     assert mine[1]["deduplicated"] and mine[1]["job_id"] == mine[0]["job_id"]
     assert not theirs["deduplicated"] and theirs["job_id"] != mine[0]["job_id"]  # another token's id is not answered
 
@@ -170,20 +187,23 @@ async def test_a_job_without_a_token_is_for_admins_only(client, tokens, redis_cl
 
 # --- last use ---
 
+
 async def test_last_use_is_written_at_most_once_a_minute(client, db, make_token_row: Make) -> None:
     token, token_id = await make_token_row("jobs")
     assert await db.fetchval("SELECT last_used_at FROM api_tokens WHERE id = $1", token_id) is None
     await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers=bearer(token))
     first = await db.fetchval("SELECT last_used_at FROM api_tokens WHERE id = $1", token_id)
     assert first is not None
-    await db.execute("UPDATE api_tokens SET last_used_at = last_used_at - interval '30 seconds' WHERE id = $1",
-                     token_id)
+    await db.execute(
+        "UPDATE api_tokens SET last_used_at = last_used_at - interval '30 seconds' WHERE id = $1", token_id
+    )
     await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers=bearer(token))
     again = await db.fetchval("SELECT last_used_at FROM api_tokens WHERE id = $1", token_id)
     assert (first - again).total_seconds() == pytest.approx(30, abs=0.01)  # within the minute: not written
 
 
 # --- /metrics ---
+
 
 async def test_metrics_need_an_admin_read_token_by_default(client, tokens) -> None:
     refused = await client.get("/metrics")
@@ -208,8 +228,10 @@ async def test_metrics_can_be_bound_to_private_addresses(client, address: str, s
 
 # --- rate limits ---
 
+
 async def test_a_token_over_its_rate_limit_gets_429_and_nothing_is_enqueued(
-        client, tokens, make_token_row: Make, redis_client: redis.Redis) -> None:
+    client, tokens, make_token_row: Make, redis_client: redis.Redis
+) -> None:
     token, _ = await make_token_row("jobs", rate_limit_per_min=3)
     answers = [await client.post("/v1/jobs/ping", json={}, headers=bearer(token)) for _ in range(4)]
     assert [a.status_code for a in answers] == [202, 202, 202, 429]
@@ -223,23 +245,34 @@ async def test_a_token_over_its_rate_limit_gets_429_and_nothing_is_enqueued(
     assert other.status_code == 202  # a limit is per token
 
 
-async def test_the_default_limit_applies_to_tokens_without_their_own(app, make_token_row: Make,
-                                                                     redis_client: redis.Redis) -> None:
+async def test_the_default_limit_applies_to_tokens_without_their_own(
+    app, make_token_row: Make, redis_client: redis.Redis
+) -> None:
     token, _ = await make_token_row("jobs", rate_limit_per_min=None)
     limiter = app.app.config["RATE_LIMITER"]
     saved_default, limiter.default = limiter.default, 2
     try:
         client = app.test_client()
-        codes = [(await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers=bearer(token))).status_code
-                 for _ in range(3)]
+        codes = [
+            (await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers=bearer(token))).status_code
+            for _ in range(3)
+        ]
         assert codes == [404, 404, 429]
     finally:
         limiter.default = saved_default
 
 
 def api_token(per_min: int) -> ApiToken:
-    return ApiToken(id=987654, name="shared", prefix="brt_abc", scopes=("jobs",), created_at=datetime.now(timezone.utc),
-                    last_used_at=None, revoked_at=None, rate_limit_per_min=per_min)
+    return ApiToken(
+        id=987654,
+        name="shared",
+        prefix="brt_abc",
+        scopes=("jobs",),
+        created_at=datetime.now(UTC),
+        last_used_at=None,
+        revoked_at=None,
+        rate_limit_per_min=per_min,
+    )
 
 
 @pytest.fixture()

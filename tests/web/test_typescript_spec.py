@@ -1,4 +1,5 @@
 """clients/typescript/openapi.json is the document the API serves (`make client` regenerates it)."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,5 @@
 """Webhooks (Stripe, Printify), the order admin endpoints and POST /v1/jobs/notify."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,13 @@ import actors
 from cli.stack import free_port
 from tests.actors.helpers import wait_for_quiet
 from tests.orders_support import (  # noqa: F401
-    connect, fake, fakes, insert_item, order_of, restore_env, set_env,
+    connect,
+    fake,
+    fakes,
+    insert_item,
+    order_of,
+    restore_env,
+    set_env,
 )
 from tests.waiting import eventually
 from tests.web.conftest import bearer
@@ -46,8 +53,9 @@ async def test_a_signed_event_is_enqueued_and_answered_200(fake, client, redis_c
 
 
 @pytest.mark.parametrize("tamper", ["body", "secret", "stale", "future", "missing"])
-async def test_a_bad_signature_is_400_and_nothing_is_enqueued(fake, client, redis_client: redis.Redis,
-                                                              tamper: str) -> None:
+async def test_a_bad_signature_is_400_and_nothing_is_enqueued(
+    fake, client, redis_client: redis.Redis, tamper: str
+) -> None:
     event = fake.stripe.checkout_completed(items="1")
     skew = {"stale": -301, "future": 301}.get(tamper)
     body, signature = fake.stripe.signed(event, timestamp=int(time.time()) + skew if skew else None)
@@ -72,8 +80,12 @@ async def test_ten_deliveries_of_one_event_make_one_order(fake, client, running_
         assert [a.status_code for a in answers] == [200] * 10
         session = event["data"]["object"]["id"]
         await eventually(lambda: order_of(conn, session), what="the order")
-        await eventually(lambda: conn.fetchval("SELECT processed_at IS NOT NULL FROM webhook_events"
-                                               " WHERE event_id = $1", event["id"]), what="processing")
+        await eventually(
+            lambda: conn.fetchval(
+                "SELECT processed_at IS NOT NULL FROM webhook_events WHERE event_id = $1", event["id"]
+            ),
+            what="processing",
+        )
         for _ in range(10):  # Stripe retries after the first has been handled
             assert (await post_stripe(client, body, signature)).status_code == 200
         await asyncio.to_thread(wait_for_quiet)  # any job the retries enqueued has run
@@ -119,12 +131,14 @@ async def test_printify_webhook_is_hmac_verified(fake, client, redis_client: red
     assert (await ignored.get_json())["ignored"] == "product:deleted" and redis_client.llen(QUEUE) == 1
 
 
-async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tokens, running_worker,
-                                                               database_url) -> None:
+async def test_order_endpoints_need_admin_and_check_the_status(
+    fake, client, tokens, running_worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
-        item = await insert_item(conn, "one_of_one", source_url="https://www.grailed.com/listings/1-private",
-                                 price_cents=7000)
+        item = await insert_item(
+            conn, "one_of_one", source_url="https://www.grailed.com/listings/1-private", price_cents=7000
+        )
         event = fake.stripe.checkout_completed(items=str(item), amount_total=7000)
         body, signature = fake.stripe.signed(event)
         assert (await post_stripe(client, body, signature)).status_code == 200
@@ -138,8 +152,9 @@ async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tok
         assert early.status_code == 409
         cancelled = await client.post(f"{url}/cancel", headers=bearer(tokens["admin"]))
         assert cancelled.status_code == 202 and (await cancelled.get_json())["status_url"]
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
-                         what="the refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]), what="the refund"
+        )
         assert await conn.fetchval("SELECT status FROM items WHERE id = $1", item) == "available"
         assert (await client.post("/v1/orders/999999999/cancel", headers=bearer(tokens["admin"]))).status_code == 404
         bad = await client.post(f"{url}/dispatch", json={"tracking_url": "ftp://x"}, headers=bearer(tokens["admin"]))
@@ -148,8 +163,9 @@ async def test_order_endpoints_need_admin_and_check_the_status(fake, client, tok
         await conn.close()
 
 
-async def test_an_order_under_review_is_shown_and_can_be_cancelled(fake, client, tokens, running_worker,
-                                                                  database_url) -> None:
+async def test_an_order_under_review_is_shown_and_can_be_cancelled(
+    fake, client, tokens, running_worker, database_url
+) -> None:
     conn = await connect(database_url)
     try:
         item = await insert_item(conn, "one_of_one", price_cents=62200)
@@ -161,23 +177,34 @@ async def test_an_order_under_review_is_shown_and_can_be_cancelled(fake, client,
         assert view["status"] == "needs_review" and "622.00" in view["review_reason"]
         cancelled = await client.post(f"/v1/orders/{order['id']}/cancel", headers=bearer(tokens["admin"]))
         assert cancelled.status_code == 202
-        await eventually(lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]),
-                         what="the refund")
+        await eventually(
+            lambda: conn.fetchval("SELECT stripe_refund_id FROM orders WHERE id = $1", order["id"]), what="the refund"
+        )
     finally:
         await conn.close()
 
 
 async def test_notify_enqueues_for_a_configured_provider(fake, client, tokens, redis_client) -> None:
-    body = {"channel": "chat", "recipient": "ops", "template": "ops_message",
-            "data": {"title": "t", "text": "x"}, "idempotency_key": "ops:1"}
+    body = {
+        "channel": "chat",
+        "recipient": "ops",
+        "template": "ops_message",
+        "data": {"title": "t", "text": "x"},
+        "idempotency_key": "ops:1",
+    }
     response = await client.post("/v1/jobs/notify", json=body, headers=bearer(tokens["jobs"]))
     assert response.status_code == 202
     assert redis_client.llen(actors.broker.jobs.keys.queue("notify")) == 1
 
 
 async def test_notify_validates_the_template_before_enqueueing(fake, client, tokens, redis_client) -> None:
-    unknown = {"channel": "email", "recipient": "a@example.com", "template": "nope", "data": {},
-               "idempotency_key": "k1"}
+    unknown = {
+        "channel": "email",
+        "recipient": "a@example.com",
+        "template": "nope",
+        "data": {},
+        "idempotency_key": "k1",
+    }
     missing = {**unknown, "template": "ops_message", "data": {"title": "only"}}
     for body, field in ((unknown, "template"), (missing, "data")):
         response = await client.post("/v1/jobs/notify", json=body, headers=bearer(tokens["jobs"]))
@@ -188,8 +215,13 @@ async def test_notify_validates_the_template_before_enqueueing(fake, client, tok
 async def test_notify_to_an_unconfigured_provider_is_503(fakes, client, tokens, redis_client) -> None:
     saved = set_env({"PUSHOVER_TOKEN": ""})
     try:
-        body = {"channel": "push", "recipient": "admin", "template": "ops_message",
-                "data": {"title": "t", "text": "x"}, "idempotency_key": "p:1"}
+        body = {
+            "channel": "push",
+            "recipient": "admin",
+            "template": "ops_message",
+            "data": {"title": "t", "text": "x"},
+            "idempotency_key": "p:1",
+        }
         response = await client.post("/v1/jobs/notify", json=body, headers=bearer(tokens["jobs"]))
         fallback = set_env({"NOTIFY_FALLBACK": "console"})
         try:

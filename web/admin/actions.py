@@ -4,6 +4,7 @@ Each needs a session whose token has the `admin` scope and the session's CSRF to
 each calls the same service as the admin API and writes the same audit row, then
 redirects back with a message.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,12 @@ async def _selection(queue: str) -> tuple[list[str], dict[str, Any] | None, Any]
             times = DeadQuery(since=form.get("since") or None, until=form.get("until") or None)
         except ValidationError:
             return [], None, await page_error(422, "The time filter is not a date and time.")
-        filters = {"actor": form.get("actor") or None, "error_contains": form.get("error") or None,
-                   "since": times.since, "until": times.until}
+        filters = {
+            "actor": form.get("actor") or None,
+            "error_contains": form.get("error") or None,
+            "since": times.since,
+            "until": times.until,
+        }
         return [], filters, None
     ids = form.getlist("ids")
     if not ids:

@@ -3,6 +3,7 @@
 Reads need the `admin:read` scope, actions `admin`. Actions are broker operations done
 here directly (see admin.service), each followed by its audit row.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,20 @@ from db.audit import select_audit
 from db.edge_credentials import select_edge_credentials
 from domain.admin import AuditEntry, SchedulesView, WorkersView
 from web.admin.schemas import (
-    AuditLog, AuditQuery, DeadCounts, DeadListResponse, DeadQuery, DeadSelection, DiscardResult, EdgeNodes,
-    GroupQuery, JobQuery, PauseState, QueueHistory, QueuesResponse, ReplayBody,
+    AuditLog,
+    AuditQuery,
+    DeadCounts,
+    DeadListResponse,
+    DeadQuery,
+    DeadSelection,
+    DiscardResult,
+    EdgeNodes,
+    GroupQuery,
+    JobQuery,
+    PauseState,
+    QueueHistory,
+    QueuesResponse,
+    ReplayBody,
 )
 from web.auth import require
 from web.bodies import validate_body

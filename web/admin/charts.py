@@ -1,4 +1,5 @@
 """Small inline charts for the admin pages: a series of samples as SVG polyline points."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,8 +17,9 @@ class Spark(BaseModel):
     count: int
 
 
-def sparkline(samples: Sequence[tuple[datetime, float]], *, end: datetime, minutes: int = 60,
-              width: int = 120, height: int = 28) -> Spark:
+def sparkline(
+    samples: Sequence[tuple[datetime, float]], *, end: datetime, minutes: int = 60, width: int = 120, height: int = 28
+) -> Spark:
     """Points placed by time over the `minutes` before `end` (x) and scaled to the peak (y, 0 at the bottom)."""
     if not samples:
         return Spark(points="", peak=0, last=0, count=0)
@@ -32,5 +34,6 @@ def sparkline(samples: Sequence[tuple[datetime, float]], *, end: datetime, minut
     if len(points) == 1:  # a single sample draws as a short flat line
         first_x, first_y = points[0].split(",")
         points.insert(0, f"{max(0.0, float(first_x) - 2):.1f},{first_y}")
-    return Spark(points=" ".join(points), peak=max(value for _, value in samples), last=samples[-1][1],
-                 count=len(samples))
+    return Spark(
+        points=" ".join(points), peak=max(value for _, value in samples), last=samples[-1][1], count=len(samples)
+    )

@@ -1,4 +1,5 @@
 """/v1/admin/endpoints: storefront endpoints, their delivery log, replays (admin:read to read, admin to act)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,13 @@ from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag, validate_querystring
 
 from admin.endpoints import (
-    EndpointRefused, NewEndpoint, add_endpoint, endpoint_view, remove_endpoint, replay, set_enabled,
+    EndpointRefused,
+    NewEndpoint,
+    add_endpoint,
+    endpoint_view,
+    remove_endpoint,
+    replay,
+    set_enabled,
 )
 from db.events import select_attempts, select_endpoints
 from web.auth import require
@@ -192,8 +199,9 @@ async def delete_endpoint(endpoint_id: int) -> Any:
 @document_response(DeliveryLog)
 async def delivery_log(endpoint_id: int, query_args: LogQuery) -> Any:
     """The endpoint's delivery attempts, newest first: status, latency, a short excerpt of the answer."""
-    rows = await on_db(lambda conn: select_attempts(conn, endpoint_id, before_id=query_args.before,
-                                                    limit=query_args.limit))
+    rows = await on_db(
+        lambda conn: select_attempts(conn, endpoint_id, before_id=query_args.before, limit=query_args.limit)
+    )
     attempts = [AttemptView(**{k: v for k, v in vars(r).items() if k != "delivery_id"}) for r in rows]
     next_before = attempts[-1].id if len(attempts) == query_args.limit else None
     return DeliveryLog(attempts=attempts, next_before=next_before).model_dump(mode="json")

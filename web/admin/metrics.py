@@ -3,6 +3,7 @@
 Each scrape costs the same handful of O(1) reads as the admin overview (see
 broker.queues); /metrics runs the collection in a thread, off the event loop.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 An edit is configuration, written here with its audit row in one transaction (as schedule
 settings are, admin/schedules.py); the next send of the template uses the new version.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,16 @@ from quart_schema import document_response, tag
 from db.audit import insert_audit
 from db.notifications import StoredTemplate, insert_template, select_templates
 from domain.admin import AuditEntry
-from domain.notifications import (TEMPLATE_BODY, TEMPLATE_TEXT, TEMPLATES, MessageTemplate, TemplateError, check_edit,
-                                  fields_of, render)
+from domain.notifications import (
+    TEMPLATE_BODY,
+    TEMPLATE_TEXT,
+    TEMPLATES,
+    MessageTemplate,
+    TemplateError,
+    check_edit,
+    fields_of,
+    render,
+)
 from web.admin.api import ACT, READ, reply, who
 from web.auth import require
 from web.bodies import validate_body
@@ -42,10 +51,17 @@ def _not_blank(text: str) -> str:
 
 
 # NUL is refused by TEXT; the schema's pattern also states the placeholder syntax and (for a body) "not blank"
-Subject = Annotated[str, Field(max_length=300, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_TEXT}),
-                    AfterValidator(_placeholders_read)]
-Body = Annotated[str, Field(min_length=1, max_length=10_000, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_BODY}),
-                 AfterValidator(_placeholders_read), AfterValidator(_not_blank)]
+Subject = Annotated[
+    str,
+    Field(max_length=300, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_TEXT}),
+    AfterValidator(_placeholders_read),
+]
+Body = Annotated[
+    str,
+    Field(min_length=1, max_length=10_000, pattern=TEXT, json_schema_extra={"pattern": TEMPLATE_BODY}),
+    AfterValidator(_placeholders_read),
+    AfterValidator(_not_blank),
+]
 
 
 class TemplateEdit(BaseModel):
@@ -93,8 +109,15 @@ class TemplateList(BaseModel):
 
 
 def _out(t: StoredTemplate) -> VersionOut:
-    return VersionOut(name=t.name, channel=t.channel, locale=t.locale, version=t.version, subject=t.subject,
-                      body=t.body, created_by=t.created_by)
+    return VersionOut(
+        name=t.name,
+        channel=t.channel,
+        locale=t.locale,
+        version=t.version,
+        subject=t.subject,
+        body=t.body,
+        created_by=t.created_by,
+    )
 
 
 def _bad_name(name: str) -> Any:
@@ -109,8 +132,12 @@ async def list_templates() -> Any:
     """Every template: the code defaults and each stored version."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         stored = await select_templates(conn)
-    defaults = {name: VersionOut(name=name, channel="*", locale="en", version=0, subject=t.subject, body=t.body,
-                                 created_by=None) for name, t in TEMPLATES.items()}
+    defaults = {
+        name: VersionOut(
+            name=name, channel="*", locale="en", version=0, subject=t.subject, body=t.body, created_by=None
+        )
+        for name, t in TEMPLATES.items()
+    }
     return reply(TemplateList(defaults=defaults, versions=[_out(t) for t in stored]))
 
 
@@ -152,7 +179,13 @@ async def save_template(name: str, data: TemplateEdit) -> Any:
         return problem(422, "invalid template", fields={"body": str(error)})
     async with current_app.config["DB_POOL"].acquire() as conn, conn.transaction():
         stored = await insert_template(conn, name, data.channel, data.locale, data.subject, data.body, by=who())
-        await insert_audit(conn, actor=who(), entry=AuditEntry(
-            action="notification_templates.edit", target=f"notification_templates:{name}:{data.channel}:{data.locale}",
-            after={"version": stored.version, "subject": data.subject, "body": data.body}))
+        await insert_audit(
+            conn,
+            actor=who(),
+            entry=AuditEntry(
+                action="notification_templates.edit",
+                target=f"notification_templates:{name}:{data.channel}:{data.locale}",
+                after={"version": stored.version, "subject": data.subject, "body": data.body},
+            ),
+        )
     return reply(_out(stored), 201)

@@ -3,10 +3,11 @@
 Pages read through the same service as the admin API (admin.service); the actions
 they post live in web.admin.actions.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,15 +23,31 @@ from web.admin.api import run, service
 from web.admin.charts import sparkline
 from web.admin.schemas import DeadQuery, JobQuery
 from web.admin.session import (
-    can_act, configure_sessions, csrf_token, csrf_valid, page_error, session_token, sign_in, signed_in, store_down,
+    can_act,
+    configure_sessions,
+    csrf_token,
+    csrf_valid,
+    page_error,
+    session_token,
+    sign_in,
+    signed_in,
+    store_down,
     token_for,
 )
 
-blueprint = Blueprint("admin_pages", __name__, url_prefix="/admin", template_folder="templates",
-                      static_folder="static", static_url_path="/static")
+blueprint = Blueprint(
+    "admin_pages",
+    __name__,
+    url_prefix="/admin",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -68,7 +85,7 @@ def ago(value: datetime | None) -> str:
     """`12 s ago`, `3 min ago` (or `-`)."""
     if value is None:
         return "-"
-    seconds = (datetime.now(timezone.utc) - value).total_seconds()
+    seconds = (datetime.now(UTC) - value).total_seconds()
     return f"in {human_seconds(-seconds)}" if seconds < 0 else f"{human_seconds(seconds)} ago"
 
 
@@ -79,7 +96,7 @@ def pretty(value: Any) -> str:
 
 def when(value: datetime | None) -> str:
     """`2026-01-02 03:04:05` in UTC (or `-`)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 @blueprint.get("/login")
@@ -98,8 +115,11 @@ async def login_post() -> Any:
         return await page_error(403, "The sign-in form was stale. Reload the page and try again.")
     token = await token_for(form.get("token", "")) if form.get("token") else None
     if token is None:
-        page = await render_template("admin/login.html", next=_safe_next(form.get("next")),
-                                     error="That token is unknown, revoked, or lacks the admin:read scope.")
+        page = await render_template(
+            "admin/login.html",
+            next=_safe_next(form.get("next")),
+            error="That token is unknown, revoked, or lacks the admin:read scope.",
+        )
         return page, 401
     await sign_in(token)
     return redirect(_safe_next(form.get("next")), 303)
@@ -116,7 +136,7 @@ async def overview_data() -> dict[str, Any]:
     """Queues with their hour of samples as sparkline points (the live value last)."""
     admin = service()
     queues, histories = await run(lambda: (admin.queue_views(), admin.histories()))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     charts = {q.name: _charts(q, histories.get(q.name, []), now) for q in queues}
     return {"queues": queues, "charts": charts, "at": now}
 
@@ -141,8 +161,11 @@ async def overview() -> Any:
 async def overview_json() -> Any:
     """What the overview's script polls."""
     data = await overview_data()
-    return {"at": data["at"].isoformat(), "queues": [q.model_dump() for q in data["queues"]],
-            "charts": {name: {k: v.model_dump() for k, v in c.items()} for name, c in data["charts"].items()}}
+    return {
+        "at": data["at"].isoformat(),
+        "queues": [q.model_dump() for q in data["queues"]],
+        "charts": {name: {k: v.model_dump() for k, v in c.items()} for name, c in data["charts"].items()},
+    }
 
 
 @blueprint.get("/dead")
@@ -184,8 +207,7 @@ async def jobs() -> Any:
     page = await run(service().jobs, **filters)
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "cursor" and v}
     next_url = url_for("admin_pages.jobs", **args, cursor=page.next_cursor) if page.next_cursor else None
-    return await render_template("admin/jobs.html", page=page, query=query, queues=service().queues,
-                                 next_url=next_url)
+    return await render_template("admin/jobs.html", page=page, query=query, queues=service().queues, next_url=next_url)
 
 
 @blueprint.get("/jobs/<job_id>")

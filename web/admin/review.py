@@ -1,4 +1,5 @@
 """/admin/review: items by status (pending first) with approve and reject, done by the review actors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,11 +26,23 @@ async def review() -> Any:
     text = request.args.get("text", "")[:100] or None
     before = request.args.get("before", "")
     async with current_app.config["DB_POOL"].acquire() as conn:
-        items = await select_items(conn, status=status, source=None, kind=None, text=text,
-                                   before_id=int(before) if before.isdigit() and len(before) < 18 else None,
-                                   limit=PAGE)
-    return await render_template("admin/review.html", items=items, status=status, text=text or "",
-                                 statuses=STATUSES, next_before=items[-1].id if len(items) == PAGE else None)
+        items = await select_items(
+            conn,
+            status=status,
+            source=None,
+            kind=None,
+            text=text,
+            before_id=int(before) if before.isdigit() and len(before) < 18 else None,
+            limit=PAGE,
+        )
+    return await render_template(
+        "admin/review.html",
+        items=items,
+        status=status,
+        text=text or "",
+        statuses=STATUSES,
+        next_before=items[-1].id if len(items) == PAGE else None,
+    )
 
 
 @blueprint.post("/review/<int:item_id>/<action>")
@@ -40,7 +53,8 @@ async def decide(item_id: int, action: str) -> Any:
         return await page_error(404, "No such action.")
     actor = approve_item if action == "approve" else reject_item
     by = f"token:{g.token.id}:{g.token.name}"
-    await asyncio.to_thread(actor.send_with_options, kwargs={"item_id": item_id, "by": by},
-                            unique_key=f"{actor.actor_name}:{item_id}")
+    await asyncio.to_thread(
+        actor.send_with_options, kwargs={"item_id": item_id, "by": by}, unique_key=f"{actor.actor_name}:{item_id}"
+    )
     await flash(f"Item {item_id}: {action} queued.")
     return redirect(url_for("admin_review.review", status=(await request.form).get("status", "pending")), 303)

@@ -1,7 +1,8 @@
 """Request and response bodies of the admin API (/v1/admin)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 import re
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ Time = Annotated[datetime, BeforeValidator(_iso)]
 
 def _utc(value: datetime | None) -> datetime | None:
     """A time without a zone (a form's datetime-local) is read as UTC."""
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class QueuesResponse(BaseModel):
@@ -84,8 +85,14 @@ class DeadQuery(BaseModel):
 
     def filters(self) -> dict[str, Any]:
         """Keyword arguments of DeadLetters.list."""
-        return {"actor": self.actor, "error_contains": self.error, "since": self.since, "until": self.until,
-                "offset": self.offset, "limit": self.limit}
+        return {
+            "actor": self.actor,
+            "error_contains": self.error,
+            "since": self.since,
+            "until": self.until,
+            "offset": self.offset,
+            "limit": self.limit,
+        }
 
 
 class GroupQuery(BaseModel):
@@ -114,15 +121,26 @@ class DeadSelection(BaseModel):
     """Which dead letters to act on: `ids` (redis or job ids), or `all_matching` the filters."""
 
     # the one-way rule below, stated in the document: by ids (no filters), or all matching (no ids)
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
-        {"required": ["ids"], "properties": {
-            "ids": {"minItems": 1}, "all_matching": {"const": False},
-            **{name: {"type": "null"} for name in ("actor", "error", "since", "until")}}},
-        {"required": ["all_matching"], "properties": {"all_matching": {"const": True}, "ids": {"maxItems": 0}}},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["ids"],
+                    "properties": {
+                        "ids": {"minItems": 1},
+                        "all_matching": {"const": False},
+                        **{name: {"type": "null"} for name in ("actor", "error", "since", "until")},
+                    },
+                },
+                {"required": ["all_matching"], "properties": {"all_matching": {"const": True}, "ids": {"maxItems": 0}}},
+            ]
+        },
+    )
 
     ids: list[Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT)]] = Field(
-        default_factory=list, max_length=1000)
+        default_factory=list, max_length=1000
+    )
     all_matching: bool = False
     actor: str | None = Field(None, max_length=200, pattern=TEXT)
     error: str | None = Field(None, max_length=200, pattern=TEXT)

@@ -7,6 +7,7 @@ once by revoking its token. The cookie (HttpOnly, SameSite=Strict, path /admin) 
 token, hash or CSRF token. Before sign-in the browser holds an id too, with no row: the
 sign-in form's CSRF token is an HMAC of it, so showing the form stores nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,7 +17,7 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, TypeVar, cast
 
 import asyncpg
@@ -25,7 +26,10 @@ from quart.sessions import SecureCookieSession, SessionInterface
 
 from config.settings import Settings
 from db.admin_sessions import (
-    delete_old_admin_sessions, insert_admin_session, select_admin_session, update_admin_session_revoked,
+    delete_old_admin_sessions,
+    insert_admin_session,
+    select_admin_session,
+    update_admin_session_revoked,
     update_admin_session_seen,
 )
 from db.tokens import ApiToken
@@ -42,8 +46,16 @@ DB_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 class AdminSession(SecureCookieSession):
     """The session of one request: its id, and the token and CSRF token of its row (None before sign-in)."""
 
-    def __init__(self, data: dict[str, Any] | None = None, *, sid: str, token: ApiToken | None = None,
-                 csrf: str = "", last_seen: datetime | None = None, fresh_id: bool = False) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        *,
+        sid: str,
+        token: ApiToken | None = None,
+        csrf: str = "",
+        last_seen: datetime | None = None,
+        fresh_id: bool = False,
+    ) -> None:
         super().__init__(data or {})
         self.sid, self.token, self.csrf, self.last_seen = sid, token, csrf, last_seen
         self.send_id = fresh_id  # the browser needs a Set-Cookie with this id
@@ -92,9 +104,16 @@ class ServerSessions(SessionInterface):
             except DB_DOWN as error:  # the page was served; only its last use (or a flash) is lost
                 log.warning("admin session not saved: %s", error)
         if session.send_id:
-            expires = None if session.token is None else datetime.now(timezone.utc).timestamp() + self.absolute_s
-            response.set_cookie(COOKIE, session.sid, expires=expires, path="/admin", secure=self.secure,
-                                httponly=True, samesite="Strict")
+            expires = None if session.token is None else datetime.now(UTC).timestamp() + self.absolute_s
+            response.set_cookie(
+                COOKIE,
+                session.sid,
+                expires=expires,
+                path="/admin",
+                secure=self.secure,
+                httponly=True,
+                samesite="Strict",
+            )
 
 
 def _hash(sid: str) -> str:
@@ -102,7 +121,7 @@ def _hash(sid: str) -> str:
 
 
 def _stale(last_seen: datetime | None) -> bool:
-    return last_seen is None or (datetime.now(timezone.utc) - last_seen).total_seconds() >= SEEN_EVERY_S
+    return last_seen is None or (datetime.now(UTC) - last_seen).total_seconds() >= SEEN_EVERY_S
 
 
 def configure_sessions(app: Quart, settings: Settings) -> None:
@@ -111,8 +130,10 @@ def configure_sessions(app: Quart, settings: Settings) -> None:
         app.secret_key = settings.admin_session_secret.get_secret_value()
     else:
         app.secret_key = secrets.token_hex(32)
-        log.warning("ADMIN_SESSION_SECRET is not set: the /admin/ sign-in form is keyed by a random key made by this "
-                    "process, so a form shown by another process (or before a restart) must be reloaded")
+        log.warning(
+            "ADMIN_SESSION_SECRET is not set: the /admin/ sign-in form is keyed by a random key made by this "
+            "process, so a form shown by another process (or before a restart) must be reloaded"
+        )
     app.session_interface = ServerSessions(settings)  # type: ignore[assignment]  # Quart annotates its cookie interface
 
 
@@ -138,7 +159,7 @@ async def sign_in(token: ApiToken) -> None:
         await insert_admin_session(conn, _hash(sid), token.id, csrf)
     current.clear()
     current.sid, current.token, current.csrf, current.send_id = sid, token, csrf, True
-    current.last_seen = datetime.now(timezone.utc)
+    current.last_seen = datetime.now(UTC)
 
 
 async def sign_out() -> None:

@@ -1,8 +1,9 @@
 """/admin/storefronts: storefront endpoints with their delivery log; enable, disable, replay from the page."""
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from quart import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -52,7 +53,7 @@ async def act(endpoint_id: int, action: str) -> Any:
                 changed = await set_enabled(conn, endpoint_id, action == "enable", by=who())
                 message = f"Endpoint {endpoint_id} {action}d." if changed else f"Endpoint {endpoint_id} unchanged."
             elif action == "replay":
-                since = datetime.fromisoformat(form.get("since", "")[:40]).replace(tzinfo=timezone.utc)
+                since = datetime.fromisoformat(form.get("since", "")[:40]).replace(tzinfo=UTC)
                 count = await replay(conn, endpoint_id, by=who(), since=since)
                 message = f"{count} event(s) queued again for endpoint {endpoint_id}."
             else:

@@ -1,5 +1,6 @@
 """/admin/tickets: the ops tickets page (list, one ticket's thread) and its forms (assign,
 comment, close, approve a refund), each a message to the ticket actors."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,9 @@ async def tickets() -> Any:
     async with current_app.config["DB_POOL"].acquire() as conn:
         rows = await select_tickets(conn, status=None if status == "all" else status, limit=100)
         ticket = await select_ticket(conn, int(chosen)) if chosen.isdigit() and len(chosen) < 19 else None
-    return await render_template("admin/tickets.html", rows=rows, ticket=ticket, status=status,
-                                 statuses=(*STATUSES, "all"))
+    return await render_template(
+        "admin/tickets.html", rows=rows, ticket=ticket, status=status, statuses=(*STATUSES, "all")
+    )
 
 
 @blueprint.post("/tickets/<id:ticket_id>/<action>")

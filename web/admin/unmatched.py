@@ -1,4 +1,5 @@
 """/v1/admin/unmatched-events: Stripe and Printify events kept because they name no order Backroom knows."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -53,8 +54,18 @@ async def list_unmatched_events(query_args: UnmatchedQuery) -> Any:
     async with current_app.config["DB_POOL"].acquire() as conn:
         rows = await select_unmatched_event_page(conn, **query_args.model_dump())
     page = UnmatchedEvents(
-        events=[UnmatchedEventView(id=r.id, source=r.source, event_id=r.event_id, type=r.event_type,
-                                   received_at=r.received_at, order_ref=r.order_ref, refers_to=r.refers_to)
-                for r in rows],
-        next_before=rows[-1].id if len(rows) == query_args.limit else None)
+        events=[
+            UnmatchedEventView(
+                id=r.id,
+                source=r.source,
+                event_id=r.event_id,
+                type=r.event_type,
+                received_at=r.received_at,
+                order_ref=r.order_ref,
+                refers_to=r.refers_to,
+            )
+            for r in rows
+        ],
+        next_before=rows[-1].id if len(rows) == query_args.limit else None,
+    )
     return current_app.response_class(page.model_dump_json(), mimetype="application/json")
