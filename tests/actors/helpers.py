@@ -28,11 +28,11 @@ def wait_for_status(
 
 
 def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
-    """Wait until every job recorded so far is final or delayed to later, and return their records.
+    """Wait until every job recorded so far is final or waiting for a later time, and return their records.
 
     How a test proves that something did *not* happen, without sleeping: a job is recorded before the
     send that enqueued it returns, and a job sends its follow-ups before its own record turns final, so
-    once nothing is queued, running, retrying or due, whatever the jobs so far were going to do is done.
+    once nothing is queued, running or due, whatever the jobs so far were going to do now is done.
     """
     store = actors.broker.jobs
 
@@ -40,10 +40,18 @@ def wait_for_quiet(timeout: float = 30.0) -> list[JobRecord]:
         records = [store.get(job_id.decode()) for job_id in store.client.zrange(store.keys.job_index, 0, -1)]
         known = [record for record in records if record is not None]
         now = datetime.now(UTC)
-        busy = [
-            r for r in known if not r.status.final and not (r.status is JobStatus.DELAYED and r.eta and r.eta > now)
-        ]
+        # a job waiting for a later time (delayed, or retrying after a backoff) does nothing until then
+        later = (JobStatus.DELAYED, JobStatus.RETRYING)
+        busy = [r for r in known if not r.status.final and not (r.status in later and r.eta and r.eta > now)]
         return None if busy else (known,)
 
-    (records,) = wait_until(settled, timeout, "every recorded job to be final or delayed to later")
+    def busy() -> str:
+        records = [store.get(job_id.decode()) for job_id in store.client.zrange(store.keys.job_index, 0, -1)]
+        return "\n".join(
+            f"{r.job_id} {r.actor} on {r.queue}: {r.status.value} eta={r.eta} enqueued={r.enqueued_at}"
+            for r in records
+            if r is not None and not r.status.final
+        )
+
+    (records,) = wait_until(settled, timeout, "every recorded job to be final or waiting for a later time", detail=busy)
     return records
