@@ -16,10 +16,8 @@ import asyncpg
 import dramatiq
 
 from config.settings import get_settings
-from db.embeddings import Embeddable, EmbedTarget, select_embed_targets, update_embedding
-from db.items import select_item_ids_to_embed
+from db.embeddings import Embeddable, EmbedTarget, select_embed_targets, select_ids_to_embed, update_embedding
 from db.pool import get_process_pool
-from db.seeds import select_seed_ids_to_embed
 from media.store import MediaNotFound, MediaStore, open_store
 from ml.clip import ClipModel, model_id
 from ml.manifest import TINY_MODEL_DIR, ModelDirError, read_manifest
@@ -120,7 +118,7 @@ async def embed_seeds(seed_ids: list[int] | None = None, force: bool = False) ->
     """Embed these style seeds (default: those missing a vector of the current model; all with `force`)."""
     if seed_ids is None:
         async with get_process_pool().acquire() as conn:
-            seed_ids = await select_seed_ids_to_embed(conn, model=current_model_id(), force=force)
+            seed_ids = await select_ids_to_embed(conn, "style_seeds", model=current_model_id(), force=force)
     return await embed_rows("style_seeds", seed_ids, force=force)
 
 
@@ -128,7 +126,7 @@ async def plan_item_batches(conn: asyncpg.Connection, *, model: str, force: bool
     """The items a sync must embed, cut into batches of `size` ids."""
     batches: list[list[int]] = []
     after = 0
-    while ids := await select_item_ids_to_embed(conn, model=model, force=force, after_id=after, limit=10_000):
+    while ids := await select_ids_to_embed(conn, "items", model=model, force=force, after_id=after, limit=10_000):
         batches.extend(ids[i : i + size] for i in range(0, len(ids), size))
         after = ids[-1]
     return batches

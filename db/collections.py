@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.items import CARD_COLUMNS, ItemCard, as_array, item_card
 from domain.collections import PlannedCollection
@@ -34,9 +35,11 @@ class SeedCentre:
     vector: np.ndarray
 
 
-@dataclass(frozen=True)
-class CollectionView:
-    """A collection as readers see it: its items in order with live status (score = fit to its centre)."""
+class CollectionView(BaseModel):
+    """A curated collection; items carry our media keys only, never marketplace URLs."""
+
+    # served as it is by web/; items in order with live status (score = fit to its centre)
+    model_config = ConfigDict(frozen=True)
 
     id: int
     surface: str
@@ -44,10 +47,10 @@ class CollectionView:
     description: str | None
     seed_id: int | None
     generation: str
-    current: bool
+    current: bool = Field(description="True while this collection belongs to its surface's current generation.")
     valid_from: datetime
     valid_until: datetime | None
-    item_count: int
+    item_count: int = Field(description="Items picked at generation time (available or not now).")
     items: tuple[ItemCard, ...]
 
 
@@ -206,7 +209,7 @@ async def delete_stale_generations(conn: asyncpg.Connection, *, surface: str, ke
 
 def _card(row: Mapping[str, Any]) -> ItemCard:
     card = item_card({column: row[f"i_{column}"] for column in _CARD})
-    return replace(card, score=row["i_score"])
+    return card.model_copy(update={"score": row["i_score"]})
 
 
 def _collections(rows: Sequence[asyncpg.Record], current: str | None) -> list[CollectionView]:
@@ -239,7 +242,7 @@ def _collections(rows: Sequence[asyncpg.Record], current: str | None) -> list[Co
             counts[collection_id] += 1
         if row["i_id"] is not None:
             items[collection_id].append(_card(row))
-    return [replace(v, item_count=counts[v.id], items=tuple(items[v.id])) for v in views]
+    return [v.model_copy(update={"item_count": counts[v.id], "items": tuple(items[v.id])}) for v in views]
 
 
 _COLLECTION_ROWS = f"""

@@ -59,6 +59,31 @@ async def select_embed_targets(conn: asyncpg.Connection, table: Embeddable, ids:
     return [EmbedTarget(**dict(r)) for r in rows]
 
 
+async def select_ids_to_embed(
+    conn: asyncpg.Connection,
+    table: Embeddable,
+    *,
+    model: str,
+    force: bool = False,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> list[int]:
+    """Ids after `after_id` of rows of `table` with an image and no vector (or one of another model); all with force."""
+    rows = await conn.fetch(
+        f"""
+        SELECT id FROM {table}
+        WHERE id > $1 AND {IMAGE_OF[_checked(table)]} IS NOT NULL
+          AND ($3 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $2)
+        ORDER BY id LIMIT $4
+        """,
+        after_id,
+        model,
+        force,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
 async def update_embedding(
     conn: asyncpg.Connection,
     table: Embeddable,

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 # Public columns only: never source, source_url, source_listing_id or image_urls
 # (marketplace addresses stay private; media_keys are our own rehosted copies).
 CARD_COLUMNS = "id, title, brand, category, slot, size, condition, price_cents, currency, kind, status, media_keys"
 
 
-@dataclass(frozen=True)
-class ItemCard:
-    """An item as public clients see it, with its similarity when it answers a search."""
+class ItemCard(BaseModel):
+    """A public item card: never the marketplace source or its image URLs."""
+
+    # served as it is by web/ (one declaration of the public shape)
+    model_config = ConfigDict(frozen=True)
 
     id: int
     title: str
@@ -30,7 +32,7 @@ class ItemCard:
     kind: str
     status: str
     media_keys: tuple[str, ...]
-    score: float | None = None
+    score: float | None = Field(None, description="Cosine similarity to the query (1 = same direction).")
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -56,25 +58,6 @@ def item_card(row: Mapping[str, Any]) -> ItemCard:
         media_keys=tuple(row["media_keys"]),
         score=None if distance is None else 1.0 - float(distance),
     )
-
-
-async def select_item_ids_to_embed(
-    conn: asyncpg.Connection, *, model: str, force: bool = False, after_id: int = 0, limit: int = 1000
-) -> list[int]:
-    """Ids after `after_id` of items with an image and no vector (or a vector of another model); all with force."""
-    rows = await conn.fetch(
-        """
-        SELECT id FROM items
-        WHERE id > $1 AND cardinality(media_keys) > 0
-          AND ($3 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $2)
-        ORDER BY id LIMIT $4
-        """,
-        after_id,
-        model,
-        force,
-        limit,
-    )
-    return [r["id"] for r in rows]
 
 
 async def select_item_embedding(conn: asyncpg.Connection, item_id: int) -> tuple[np.ndarray, str] | None:

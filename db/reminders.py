@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
 from domain.reminders import Occasion, Policy, Preferences, Subject, plan
 
@@ -360,9 +361,11 @@ async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Pr
     )
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """One event of a send: queued, deferred, sending, sent, failed, skipped or cancelled (and why)."""
+class LogEntry(BaseModel):
+    """What happened to a send, and why."""
+
+    # served as it is by web/; event: queued, deferred, sending, sent, failed, skipped or cancelled
+    model_config = ConfigDict(frozen=True)
 
     id: int
     reminder_id: int
@@ -401,9 +404,10 @@ async def select_log(
     return [LogEntry(**dict(r)) for r in rows]
 
 
-@dataclass(frozen=True)
-class Scheduled:
-    """A subject's scheduled send as callers read it."""
+class Scheduled(BaseModel):
+    """One scheduled send of a subject."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     channel: str

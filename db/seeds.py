@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from db.items import as_array
 
 
-@dataclass(frozen=True)
-class SeedCard:
-    """A style seed as public clients see it."""
+class SeedCard(BaseModel):
+    """A style seed."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     label: str
@@ -63,21 +65,6 @@ async def select_seed_embeddings(conn: asyncpg.Connection, seed_ids: Sequence[in
         SeedEmbedding(r["id"], None if r["embedding"] is None else as_array(r["embedding"]), r["embedding_model"])
         for r in rows
     ]
-
-
-async def select_seed_ids_to_embed(conn: asyncpg.Connection, *, model: str, force: bool = False) -> list[int]:
-    """Seeds with an image and no vector (or one of another model); every seed with an image with force."""
-    rows = await conn.fetch(
-        """
-        SELECT id FROM style_seeds
-        WHERE media_key IS NOT NULL
-          AND ($2 OR (embedding IS NULL AND embed_error IS NULL) OR embedding_model IS DISTINCT FROM $1)
-        ORDER BY id
-        """,
-        model,
-        force,
-    )
-    return [r["id"] for r in rows]
 
 
 async def upsert_seed(

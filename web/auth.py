@@ -59,6 +59,11 @@ class TokenCache:
             log.warning("could not record the use of token %s: %s", token.prefix, error)
 
 
+def who() -> str:
+    """The acting token, as the audit log names it."""
+    return f"token:{g.token.id}:{g.token.name}"
+
+
 def require(scope: str) -> Callable[[F], F]:
     """Refuse the request with 401 (no/invalid token) or 403 (token lacks `scope`)."""
 

@@ -6,7 +6,6 @@ stays in `item_count`), unless `include_unavailable=true` shows them with their 
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from db.collections import CollectionView, select_collection, select_surface_col
 from domain.collections import SURFACE
 from web.auth import require
 from web.errors import problem
-from web.search import ItemOut
+from web.schemas import reply
 
 blueprint = Blueprint("collections", __name__, url_prefix="/v1")
 
@@ -36,38 +35,13 @@ class CollectionQuery(BaseModel):
     include_unavailable: bool = False
 
 
-class CollectionOut(BaseModel):
-    """A curated collection; items carry our media keys only, never marketplace URLs."""
-
-    id: int
-    surface: str
-    title: str | None
-    description: str | None
-    seed_id: int | None
-    generation: str
-    current: bool = Field(description="True while this collection belongs to its surface's current generation.")
-    valid_from: datetime
-    valid_until: datetime | None
-    item_count: int = Field(description="Items picked at generation time (available or not now).")
-    items: list[ItemOut]
-
-
 class SurfaceOut(BaseModel):
     """The current generation of a surface."""
 
     surface: str
     generation: str | None
     generated_at: datetime | None
-    collections: list[CollectionOut]
-
-
-def _json(model: BaseModel) -> Any:
-    # pydantic writes ISO 8601 datetimes (Quart's own encoder would write HTTP dates)
-    return current_app.response_class(model.model_dump_json(), mimetype="application/json")
-
-
-def _collection(view: CollectionView) -> CollectionOut:
-    return CollectionOut.model_validate(asdict(view))
+    collections: list[CollectionView]
 
 
 @blueprint.get("/collections")
@@ -82,13 +56,13 @@ async def get_collections(query_args: SurfaceQuery) -> Any:
             conn, query_args.surface, include_unavailable=query_args.include_unavailable
         )
     if view is None:
-        return _json(SurfaceOut(surface=query_args.surface, generation=None, generated_at=None, collections=[]))
-    return _json(
+        return reply(SurfaceOut(surface=query_args.surface, generation=None, generated_at=None, collections=[]))
+    return reply(
         SurfaceOut(
             surface=view.surface,
             generation=view.generation,
             generated_at=view.generated_at,
-            collections=[_collection(c) for c in view.collections],
+            collections=list(view.collections),
         )
     )
 
@@ -97,11 +71,11 @@ async def get_collections(query_args: SurfaceQuery) -> Any:
 @require("jobs")
 @tag(["collections"])
 @validate_querystring(CollectionQuery)
-@document_response(CollectionOut)
+@document_response(CollectionView)
 async def get_collection(collection_id: int, query_args: CollectionQuery) -> Any:
     """One collection (of the current or a kept older generation) with its available items."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         view = await select_collection(conn, collection_id, include_unavailable=query_args.include_unavailable)
     if view is None:
         return problem(404, "no such collection")
-    return _json(_collection(view))
+    return reply(view)

@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from quart import current_app, g
-from quart import Blueprint
+from quart import Blueprint, current_app, g
 from quart_schema import document_response, tag, validate_querystring
 
 from actors.ingest import approve_item, reject_item
 from db.ingest import select_item_status
-from db.items import select_items
+from db.items import ItemCard, select_items
 from domain.tokens import grants
-from web.auth import require
+from web.auth import require, who
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
 from web.schemas import Accepted, Problem
-from web.search import ItemOut
 
 blueprint = Blueprint("items", __name__, url_prefix="/v1/items")
 
@@ -36,7 +34,7 @@ class ItemQuery(BaseModel):
 class ItemPage(BaseModel):
     """Items newest first; `next_cursor` (null on the last page) asks for the next page."""
 
-    items: list[ItemOut]
+    items: list[ItemCard]
     next_cursor: str | None
 
 
@@ -61,14 +59,8 @@ async def list_items(query_args: ItemQuery) -> Any:
             before_id=int(q.cursor[1:]) if q.cursor else None,
             limit=q.limit,
         )
-    items = [ItemOut(**{**vars(c), "media_keys": list(c.media_keys)}) for c in cards]
     next_cursor = f"i{cards[-1].id}" if len(cards) == q.limit else None
-    return ItemPage(items=items, next_cursor=next_cursor).model_dump(mode="json")
-
-
-def _by() -> str:
-    """The acting token, as the audit log names it."""
-    return f"token:{g.token.id}:{g.token.name}"
+    return ItemPage(items=cards, next_cursor=next_cursor).model_dump(mode="json")
 
 
 async def _status(item_id: int) -> str | None:
@@ -88,7 +80,7 @@ async def post_approve(item_id: int) -> Any:
         return problem(404, "no such item")
     if status in ("sold", "archived"):
         return problem(409, f"the item is {status}; it cannot be approved")
-    return await enqueue(approve_item, unique_key=f"approve_item:{item_id}", item_id=item_id, by=_by())
+    return await enqueue(approve_item, unique_key=f"approve_item:{item_id}", item_id=item_id, by=who())
 
 
 @blueprint.post("/<id:item_id>/reject")
@@ -103,4 +95,4 @@ async def post_reject(item_id: int) -> Any:
         return problem(404, "no such item")
     if status in ("sold", "archived"):
         return problem(409, f"the item is {status}; it cannot be rejected")
-    return await enqueue(reject_item, unique_key=f"reject_item:{item_id}", item_id=item_id, by=_by())
+    return await enqueue(reject_item, unique_key=f"reject_item:{item_id}", item_id=item_id, by=who())

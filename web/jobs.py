@@ -36,6 +36,7 @@ from web.schemas import (
     PingJob,
     PruneJob,
     ScrapeJob,
+    reply,
 )
 
 blueprint = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -137,7 +138,7 @@ async def get_job(job_id: str) -> Any:
         return problem(503, "the job store is unreachable", headers={"Retry-After": "5"})
     if record is None or not _may_see(record.token_id):
         return problem(404, "no such job (unknown, or past its retention)")
-    return current_app.response_class(record.model_dump_json(), mimetype="application/json")
+    return reply(record)
 
 
 def _may_see(owner: int | None) -> bool:

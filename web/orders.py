@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
-from web.schemas import TEXT, Accepted
+from web.schemas import TEXT, Accepted, reply
 
 blueprint = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
@@ -65,35 +66,8 @@ class OrderView(BaseModel):
 
 
 def _view(order: Order) -> OrderView:
-    return OrderView(
-        id=order.id,
-        status=order.status,
-        hold_until=order.hold_until,
-        amount_total_cents=order.amount_total_cents,
-        currency=order.currency,
-        customer_email=order.customer_email,
-        cancel_reason=order.cancel_reason,
-        review_reason=order.review_reason,
-        paid_at=order.paid_at,
-        refunded_cents=order.refunded_cents,
-        dispute_status=order.dispute_status,
-        printify_order_id=order.printify_order_id,
-        printify_status=order.printify_status,
-        tracking=order.tracking,
-        refunded=order.stripe_refund_id is not None,
-        released_at=order.released_at,
-        created_at=order.created_at,
-        lines=[
-            OrderLineView(
-                item_id=line.item_id,
-                kind=line.kind,
-                quantity=line.quantity,
-                unit_price_cents=line.unit_price_cents,
-                title=line.title,
-            )
-            for line in order.lines
-        ],
-    )
+    # a projection: only what OrderView declares leaves the process (never metadata or shipping)
+    return OrderView.model_validate({**asdict(order), "refunded": order.stripe_refund_id is not None})
 
 
 async def _order(order_id: int) -> Order | None:
@@ -110,7 +84,7 @@ async def get_order(order_id: int) -> Any:
     order = await _order(order_id)
     if order is None:
         return problem(404, "no such order")
-    return current_app.response_class(_view(order).model_dump_json(), mimetype="application/json")
+    return reply(_view(order))
 
 
 @blueprint.post("/<id:order_id>/cancel")

@@ -6,8 +6,7 @@ Writes validate here and go through actors (202); reads come straight from the d
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
-from datetime import date, datetime, time
+from datetime import date, time
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -25,14 +24,14 @@ from actors.reminders import (
     upsert_reminder_subject,
 )
 from db.notifications import select_templates
-from db.reminders import select_log, select_policy, select_preferences, select_subject_reminders
+from db.reminders import LogEntry, Scheduled, select_log, select_policy, select_preferences, select_subject_reminders
 from domain.notifications import PROVIDED_FIELDS, TEMPLATES, TemplateError, required_fields
 from domain.reminders import MAX_OFFSET_MINUTES, ReminderError, known_zones, zone
 from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
-from web.schemas import TEXT, Accepted, FieldName, FieldValue, Problem, int_in, names_in_full
+from web.schemas import TEXT, Accepted, FieldName, FieldValue, Problem, int_in, names_in_full, reply
 
 blueprint = Blueprint("reminders", __name__, url_prefix="/v1")
 Channel = Literal["email", "push", "chat"]
@@ -167,23 +166,11 @@ class PreferencesOut(PreferencesBody):
     recipient: str
 
 
-class ScheduledOut(BaseModel):
-    """One scheduled send of a subject."""
-
-    id: int
-    channel: str
-    offset_minutes: int
-    occurrence: date
-    due_at: datetime
-    status: str
-    sent_count: int
-
-
 class ScheduledList(BaseModel):
     """A subject's sends."""
 
     subject: str
-    reminders: list[ScheduledOut]
+    reminders: list[Scheduled]
 
 
 class LogQuery(BaseModel):
@@ -195,30 +182,10 @@ class LogQuery(BaseModel):
     limit: int = Field(50, ge=1, le=500)
 
 
-class LogEntryOut(BaseModel):
-    """What happened to a send, and why."""
-
-    id: int
-    reminder_id: int
-    subject: str
-    recipient: str
-    channel: str
-    occurrence: date
-    event: str
-    reason: str | None
-    template: str | None
-    template_version: int | None
-    at: datetime
-
-
 class LogOut(BaseModel):
     """A page of the log."""
 
-    entries: list[LogEntryOut]
-
-
-def _json(model: BaseModel) -> Any:
-    return current_app.response_class(model.model_dump_json(), mimetype="application/json")
+    entries: list[LogEntry]
 
 
 def _bad_id(value: str) -> Any:
@@ -349,7 +316,7 @@ async def get_subject(subject: str) -> Any:
         rows = await select_subject_reminders(conn, subject)
     if not rows:
         return problem(404, "no such subject")
-    return _json(ScheduledList(subject=subject, reminders=[ScheduledOut(**asdict(r)) for r in rows]))
+    return reply(ScheduledList(subject=subject, reminders=rows))
 
 
 @blueprint.get("/notifications/preferences/<recipient>")
@@ -363,7 +330,7 @@ async def get_preferences(recipient: str) -> Any:
         return bad
     async with current_app.config["DB_POOL"].acquire() as conn:
         prefs = await select_preferences(conn, recipient)
-    return _json(
+    return reply(
         PreferencesOut(
             recipient=recipient,
             time_zone=Zone(prefs.time_zone),
@@ -419,4 +386,4 @@ async def get_log(query_args: LogQuery) -> Any:
             before_id=query_args.before_id,
             limit=query_args.limit,
         )
-    return _json(LogOut(entries=[LogEntryOut(**asdict(e)) for e in entries]))
+    return reply(LogOut(entries=entries))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import JsonValue
+from quart import current_app
 
 from domain.notifications import TEMPLATES, required_fields
 from web.errors import Problem  # noqa: F401  (the error body, defined in web.errors; imported from here too)
@@ -169,3 +170,8 @@ class Accepted(BaseModel):
     job_id: str
     status_url: str
     deduplicated: bool = False
+
+
+def reply(model: BaseModel, status: int = 200) -> Any:
+    """A JSON response from a pydantic model (ISO 8601 datetimes, where Quart's encoder writes HTTP dates)."""
+    return current_app.response_class(model.model_dump_json(), status=status, mimetype="application/json")

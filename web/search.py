@@ -3,7 +3,6 @@ every vector was made by the embed actors, so the web process only averages and 
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from quart_schema import document_response, tag, validate_querystring
 from config.settings import get_settings
 from db.item_search import select_nearest_items
 from db.items import ItemCard, select_item_embedding, select_item_exists
-from db.seeds import select_seed_embeddings, select_seeds
+from db.seeds import SeedCard, select_seed_embeddings, select_seeds
 from web.auth import require
 from web.bodies import validate_body
 from web.errors import document_errors, problem
@@ -57,51 +56,23 @@ class SeedQuery(BaseModel):
     offset: int = Field(0, ge=0, le=100_000)
 
 
-class ItemOut(BaseModel):
-    """A public item card: never the marketplace source or its image URLs."""
-
-    id: int
-    title: str
-    brand: str | None
-    category: str | None
-    slot: str | None
-    size: str | None
-    condition: str | None
-    price_cents: int | None
-    currency: str | None
-    kind: str
-    status: str
-    media_keys: list[str]
-    score: float | None = Field(None, description="Cosine similarity to the query (1 = same direction).")
-
-
 class Matches(BaseModel):
     """A page of items, most similar first."""
 
-    items: list[ItemOut]
+    items: list[ItemCard]
     limit: int
     offset: int
     model: str
 
 
-class SeedOut(BaseModel):
-    """A style seed."""
-
-    id: int
-    label: str
-    description: str | None
-    media_key: str | None
-    embedded: bool
-
-
 class Seeds(BaseModel):
     """A page of style seeds, by label."""
 
-    seeds: list[SeedOut]
+    seeds: list[SeedCard]
 
 
 def _matches(cards: list[ItemCard], limit: int, offset: int, model: str) -> dict[str, Any]:
-    return {"items": [asdict(card) for card in cards], "limit": limit, "offset": offset, "model": model}
+    return {"items": [card.model_dump() for card in cards], "limit": limit, "offset": offset, "model": model}
 
 
 class Refused(Exception):
@@ -189,4 +160,4 @@ async def get_seeds(query_args: SeedQuery) -> Any:
     """Style seeds whose label or description contains `q` (all seeds without it)."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         seeds = await select_seeds(conn, q=query_args.q, limit=query_args.limit, offset=query_args.offset)
-    return {"seeds": [asdict(seed) for seed in seeds]}
+    return {"seeds": [seed.model_dump() for seed in seeds]}

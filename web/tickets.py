@@ -19,7 +19,7 @@ from web.auth import require
 from web.bodies import validate_body
 from web.enqueue import enqueue
 from web.errors import document_errors, problem
-from web.schemas import MAX_ID, TEXT, Accepted
+from web.schemas import MAX_ID, TEXT, Accepted, reply
 
 blueprint = Blueprint("tickets", __name__, url_prefix="/v1")
 Kind = Literal["payment_failed", "dispute", "provider_rejected", "shipping_problem", "refund_request", "mismatch"]
@@ -95,25 +95,8 @@ class TicketList(BaseModel):
 
 
 def _view(ticket: Ticket) -> TicketView:
-    return TicketView(
-        id=ticket.id,
-        kind=ticket.kind,
-        subject=ticket.subject,
-        order_id=ticket.order_id,
-        contact=ticket.contact,
-        status=ticket.status,
-        assignee=ticket.assignee,
-        created_at=ticket.created_at,
-        closed_at=ticket.closed_at,
-        thread=[
-            InteractionView(author=i.author, action=i.action, body=i.body, created_at=i.created_at)
-            for i in ticket.thread
-        ],
-    )
-
-
-def _json(model: BaseModel) -> Any:
-    return current_app.response_class(model.model_dump_json(), mimetype="application/json")
+    # a projection: only what TicketView declares (its thread included) is read from the ticket
+    return TicketView.model_validate(ticket, from_attributes=True)
 
 
 async def _ticket(ticket_id: int) -> Ticket | None:
@@ -130,7 +113,7 @@ async def list_tickets(query_args: TicketQuery) -> Any:
     """Tickets, newest first, by status, kind and order."""
     async with current_app.config["DB_POOL"].acquire() as conn:
         tickets = await select_tickets(conn, **query_args.model_dump())
-    return _json(TicketList(tickets=[_view(t) for t in tickets]))
+    return reply(TicketList(tickets=[_view(t) for t in tickets]))
 
 
 @blueprint.get("/tickets/<id:ticket_id>")
@@ -141,7 +124,7 @@ async def list_tickets(query_args: TicketQuery) -> Any:
 async def get_ticket(ticket_id: int) -> Any:
     """One ticket with its thread of interactions."""
     ticket = await _ticket(ticket_id)
-    return problem(404, "no such ticket") if ticket is None else _json(_view(ticket))
+    return problem(404, "no such ticket") if ticket is None else reply(_view(ticket))
 
 
 async def _act(ticket_id: int, action: str, body: str = "", assignee: str | None = None) -> Any:

@@ -6,7 +6,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from db.embeddings import EMBEDDABLE, select_embed_targets, update_embedding
+from db.embeddings import EMBEDDABLE, select_embed_targets, select_ids_to_embed, update_embedding
 from db.seeds import select_seed_embeddings
 
 MODEL = "test-model"
@@ -37,6 +37,20 @@ async def test_a_style_seed_goes_through_the_same_update(db_pool: asyncpg.Pool) 
         assert stored.vector is None  # the old vector described another image
 
 
+async def test_seeds_to_embed_are_chosen_as_items_are(db_pool: asyncpg.Pool) -> None:
+    async with db_pool.acquire() as conn:
+        ids = [
+            await conn.fetchval("INSERT INTO style_seeds (label, media_key) VALUES ($1, $2) RETURNING id", label, key)
+            for label, key in [("a", "k1"), ("b", None), ("c", "k3"), ("d", "k4")]
+        ]
+        await update_embedding(conn, "style_seeds", ids[0], model=MODEL, content_hash="h", vector=unit(2))
+        await update_embedding(conn, "style_seeds", ids[3], model=MODEL, content_hash="h", error="broken")
+        assert await select_ids_to_embed(conn, "style_seeds", model=MODEL) == [ids[2]]  # b has no image
+        assert await select_ids_to_embed(conn, "style_seeds", model="other") == [ids[0], ids[2], ids[3]]
+        assert await select_ids_to_embed(conn, "style_seeds", model=MODEL, force=True, after_id=ids[0]) == ids[2:]
+        assert await select_ids_to_embed(conn, "style_seeds", model=MODEL, force=True, limit=1) == ids[:1]
+
+
 async def test_an_item_reads_its_first_image(db_pool: asyncpg.Pool) -> None:
     async with db_pool.acquire() as conn:
         item_id = await conn.fetchval(
@@ -55,6 +69,8 @@ async def test_only_embeddable_tables_reach_the_sql(db_pool: asyncpg.Pool, table
             await select_embed_targets(conn, table, [1])  # type: ignore[arg-type]  # what the check is for
         with pytest.raises(ValueError, match="not an embeddable table"):
             await update_embedding(conn, table, 1, model=MODEL, content_hash="h", error="e")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not an embeddable table"):
+            await select_ids_to_embed(conn, table, model=MODEL)  # type: ignore[arg-type]  # what the check is for
         assert await conn.fetchval("SELECT count(*) FROM items") == 0
     assert EMBEDDABLE == {"items", "style_seeds"}
 

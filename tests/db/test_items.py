@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from db import item_search
+from db.embeddings import select_embed_targets, select_ids_to_embed, update_embedding
 from db.item_search import select_nearest_items, select_vector_version
-from db.embeddings import select_embed_targets, update_embedding
-from db.items import select_item_embedding, select_item_ids_to_embed
+from db.items import select_item_embedding
 
 MODEL = "test-model"
 
@@ -79,9 +79,9 @@ async def test_embedding_state_roundtrip(db_pool: asyncpg.Pool) -> None:
         await load_items(conn, clustered(3), slots=["a"] * 3, statuses=["available"] * 3)
         await conn.execute("UPDATE items SET embedding = NULL, embedding_model = NULL WHERE id = 3")
         await conn.execute("UPDATE items SET media_keys = '{}' WHERE id = 2")
-        assert await select_item_ids_to_embed(conn, model=MODEL) == [3]
-        assert await select_item_ids_to_embed(conn, model="other") == [1, 3]  # 2 has no image
-        assert await select_item_ids_to_embed(conn, model=MODEL, force=True, after_id=1) == [3]
+        assert await select_ids_to_embed(conn, "items", model=MODEL) == [3]
+        assert await select_ids_to_embed(conn, "items", model="other") == [1, 3]  # 2 has no image
+        assert await select_ids_to_embed(conn, "items", model=MODEL, force=True, after_id=1) == [3]
         vector = clustered(1, seed=5)[0]
         await update_embedding(conn, "items", 3, vector=vector, model=MODEL, content_hash="h3")
         stored, model = await select_item_embedding(conn, 3)
@@ -92,7 +92,7 @@ async def test_embedding_state_roundtrip(db_pool: asyncpg.Pool) -> None:
         assert targets[1].is_current(MODEL, "h1") and not targets[1].is_current(MODEL, "other")
         assert targets[3].is_current(MODEL, "h3") and not targets[3].is_current("other", "h3")
         assert await select_item_embedding(conn, 1) is None
-        assert await select_item_ids_to_embed(conn, model=MODEL) == []  # a refused image is not retried
+        assert await select_ids_to_embed(conn, "items", model=MODEL) == []  # a refused image is not retried
 
 
 async def test_unfiltered_search_matches_exact_order(db_pool: asyncpg.Pool) -> None:

@@ -10,8 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-from quart import Blueprint, current_app, g
+from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
 from admin.replay import NotDeadLettered
@@ -38,10 +37,11 @@ from web.admin.schemas import (
     QueuesResponse,
     ReplayBody,
 )
-from web.auth import require
+from web.auth import require, who
 from web.bodies import validate_body
 from web.enqueue import BROKER_DOWN
 from web.errors import problem
+from web.schemas import reply
 
 blueprint = Blueprint("admin_api", __name__, url_prefix="/v1/admin")
 T = TypeVar("T")
@@ -60,16 +60,6 @@ def service() -> Admin:
 async def run(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run blocking Redis work off the event loop."""
     return await asyncio.to_thread(call, *args, **kwargs)
-
-
-def reply(model: BaseModel, status: int = 200) -> Any:
-    """A JSON response from a pydantic model."""
-    return current_app.response_class(model.model_dump_json(), status=status, mimetype="application/json")
-
-
-def who() -> str:
-    """The acting token, as the audit log names it."""
-    return f"token:{g.token.id}:{g.token.name}"
 
 
 async def record(entry: AuditEntry, actor: str | None = None) -> None:

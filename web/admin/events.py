@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from quart import Blueprint, current_app, g
+from quart import Blueprint, current_app
 from quart_schema import document_response, tag, validate_querystring
 
 from admin.endpoints import (
@@ -22,14 +22,14 @@ from admin.endpoints import (
     set_enabled,
 )
 from db.events import select_attempts, select_endpoints
-from web.auth import require
+from web.admin.api import ACT, READ
+from web.auth import require, who
 from web.bodies import validate_body
 from web.errors import problem
 from web.schemas import MAX_ID, Id, Problem
 
 blueprint = Blueprint("admin_events", __name__, url_prefix="/v1/admin/endpoints")
 T = TypeVar("T")
-READ, ACT = "admin:read", "admin"
 
 
 class EndpointView(BaseModel):
@@ -106,11 +106,6 @@ class Switched(BaseModel):
     id: int
     enabled: bool
     changed: bool
-
-
-def who() -> str:
-    """The acting token, as the audit log names it."""
-    return f"token:{g.token.id}:{g.token.name}"
 
 
 async def on_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:

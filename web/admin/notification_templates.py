@@ -26,11 +26,11 @@ from domain.notifications import (
     fields_of,
     render,
 )
-from web.admin.api import ACT, READ, reply, who
-from web.auth import require
+from web.admin.api import ACT, READ
+from web.auth import require, who
 from web.bodies import validate_body
 from web.errors import problem
-from web.schemas import TEXT, Problem
+from web.schemas import TEXT, Problem, reply
 
 blueprint = Blueprint("admin_templates", __name__, url_prefix="/v1/admin/notification-templates")
 NAME = r"^[a-z][a-z0-9_]{0,99}$"
@@ -109,15 +109,7 @@ class TemplateList(BaseModel):
 
 
 def _out(t: StoredTemplate) -> VersionOut:
-    return VersionOut(
-        name=t.name,
-        channel=t.channel,
-        locale=t.locale,
-        version=t.version,
-        subject=t.subject,
-        body=t.body,
-        created_by=t.created_by,
-    )
+    return VersionOut.model_validate(t, from_attributes=True)
 
 
 def _bad_name(name: str) -> Any:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from quart import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from actors.ingest import approve_item, reject_item
 from db.items import select_items
 from web.admin.session import page_error, signed_in
+from web.auth import who
 
 blueprint = Blueprint("admin_review", __name__, url_prefix="/admin", template_folder="templates")
 STATUSES = ("pending", "available", "rejected", "sold", "archived")
@@ -52,9 +53,8 @@ async def decide(item_id: int, action: str) -> Any:
     if action not in ("approve", "reject"):
         return await page_error(404, "No such action.")
     actor = approve_item if action == "approve" else reject_item
-    by = f"token:{g.token.id}:{g.token.name}"
     await asyncio.to_thread(
-        actor.send_with_options, kwargs={"item_id": item_id, "by": by}, unique_key=f"{actor.actor_name}:{item_id}"
+        actor.send_with_options, kwargs={"item_id": item_id, "by": who()}, unique_key=f"{actor.actor_name}:{item_id}"
     )
     await flash(f"Item {item_id}: {action} queued.")
     return redirect(url_for("admin_review.review", status=(await request.form).get("status", "pending")), 303)

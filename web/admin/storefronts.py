@@ -6,19 +6,15 @@ import asyncio
 from datetime import datetime, UTC
 from typing import Any
 
-from quart import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from admin.endpoints import EndpointRefused, endpoint_view, replay, set_enabled
 from db.events import select_attempts, select_endpoints
 from web.admin.session import page_error, signed_in
+from web.auth import who
 
 blueprint = Blueprint("admin_storefronts", __name__, url_prefix="/admin", template_folder="templates")
 LOG_ROWS = 100
-
-
-def who() -> str:
-    """The acting session's token, as the audit log names it."""
-    return f"token:{g.token.id}:{g.token.name}"
 
 
 async def sweep() -> None:

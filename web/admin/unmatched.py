@@ -12,7 +12,7 @@ from quart_schema import document_response, tag, validate_querystring
 from db.webhooks import select_unmatched_event_page
 from domain.webhooks import RefKind, Source
 from web.auth import require
-from web.schemas import MAX_ID
+from web.schemas import MAX_ID, reply
 
 blueprint = Blueprint("admin_unmatched", __name__, url_prefix="/v1/admin")
 
@@ -68,4 +68,4 @@ async def list_unmatched_events(query_args: UnmatchedQuery) -> Any:
         ],
         next_before=rows[-1].id if len(rows) == query_args.limit else None,
     )
-    return current_app.response_class(page.model_dump_json(), mimetype="application/json")
+    return reply(page)

@@ -1144,10 +1144,10 @@ export interface components {
             target: string;
         };
         /**
-         * CollectionOut
+         * CollectionView
          * @description A curated collection; items carry our media keys only, never marketplace URLs.
          */
-        CollectionOut: {
+        CollectionView: {
             /**
              * Current
              * @description True while this collection belongs to its surface's current generation.
@@ -1165,7 +1165,7 @@ export interface components {
              */
             item_count: number;
             /** Items */
-            items: components["schemas"]["ItemOut"][];
+            items: components["schemas"]["ItemCard"][];
             /** Seed Id */
             seed_id: number | null;
             /** Surface */
@@ -1447,10 +1447,10 @@ export interface components {
             created_at: string;
         };
         /**
-         * ItemOut
+         * ItemCard
          * @description A public item card: never the marketplace source or its image URLs.
          */
-        ItemOut: {
+        ItemCard: {
             /** Brand */
             brand: string | null;
             /** Category */
@@ -1667,10 +1667,10 @@ export interface components {
             status: components["schemas"]["JobStatus"];
         };
         /**
-         * LogEntryOut
+         * LogEntry
          * @description What happened to a send, and why.
          */
-        LogEntryOut: {
+        LogEntry: {
             /**
              * At
              * Format: date-time
@@ -1923,10 +1923,10 @@ export interface components {
             spec: string;
         };
         /**
-         * ScheduledOut
+         * Scheduled
          * @description One scheduled send of a subject.
          */
-        ScheduledOut: {
+        Scheduled: {
             /** Channel */
             channel: string;
             /**
@@ -1982,10 +1982,10 @@ export interface components {
             source: string;
         };
         /**
-         * SeedOut
+         * SeedCard
          * @description A style seed.
          */
-        SeedOut: {
+        SeedCard: {
             /** Description */
             description: string | null;
             /** Embedded */
@@ -4584,7 +4584,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Collections */
-                        collections: components["schemas"]["CollectionOut"][];
+                        collections: components["schemas"]["CollectionView"][];
                         /** Generated At */
                         generated_at: string | null;
                         /** Generation */
@@ -4678,7 +4678,7 @@ export interface operations {
                          */
                         item_count: number;
                         /** Items */
-                        items: components["schemas"]["ItemOut"][];
+                        items: components["schemas"]["ItemCard"][];
                         /** Seed Id */
                         seed_id: number | null;
                         /** Surface */
@@ -4777,7 +4777,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Items */
-                        items: components["schemas"]["ItemOut"][];
+                        items: components["schemas"]["ItemCard"][];
                         /** Next Cursor */
                         next_cursor: string | null;
                     };
@@ -5048,7 +5048,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Items */
-                        items: components["schemas"]["ItemOut"][];
+                        items: components["schemas"]["ItemCard"][];
                         /** Limit */
                         limit: number;
                         /** Model */
@@ -6363,7 +6363,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Entries */
-                        entries: components["schemas"]["LogEntryOut"][];
+                        entries: components["schemas"]["LogEntry"][];
                     };
                 };
             };
@@ -7487,7 +7487,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Reminders */
-                        reminders: components["schemas"]["ScheduledOut"][];
+                        reminders: components["schemas"]["Scheduled"][];
                         /** Subject */
                         subject: string;
                     };
@@ -7823,7 +7823,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Seeds */
-                        seeds: components["schemas"]["SeedOut"][];
+                        seeds: components["schemas"]["SeedCard"][];
                     };
                 };
             };
@@ -8130,7 +8130,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Items */
-                        items: components["schemas"]["ItemOut"][];
+                        items: components["schemas"]["ItemCard"][];
                         /** Limit */
                         limit: number;
                         /** Model */
