@@ -78,11 +78,15 @@ async def test_a_worker_killed_mid_dispatch_sends_nothing_twice(fake, redis_clie
             "SELECT channel, count(*) AS n FROM reminder_log WHERE subject LIKE $1 AND event = 'sent' GROUP BY channel",
             f"kill:{tag}:%",
         )
-        assert {r["channel"]: r["n"] for r in sent}.get("email") == N
+        logged = {r["channel"]: r["n"] for r in sent}
+        assert logged.get("email") == N
         failed = await conn.fetchval(
             "SELECT count(*) FROM reminder_log WHERE subject LIKE $1 AND event = 'failed'", f"kill:{tag}:%"
         )
-        assert len(push) + failed == N  # each push reminder is either sent once or logged as maybe sent
+        # each push reminder is logged sent, or failed as maybe sent when its worker died inside the call;
+        # a maybe-sent one may have reached Pushover before the kill (then it is in `push` too)
+        assert logged.get("push", 0) + failed == N
+        assert logged.get("push", 0) <= len(push) <= N
         record = await asyncio.to_thread(
             wait_until,
             lambda: (
