@@ -60,7 +60,7 @@ class Stack:
             DATABASE_URL=self.database_url,
             METRICS_PORT="0",
             LOG_LEVEL="WARNING",
-            PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(REPO), env.get("PYTHONPATH")])),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), str(BENCH_DIR), env.get("PYTHONPATH")])),
         )
         env.update(extra)
         return env

@@ -54,3 +54,12 @@ def test_every_runtime_package_is_in_the_wheel() -> None:
     shipped = {name.replace(".", "/") for name in config["tool"]["setuptools"]["packages"]}
     checkout_only = {path for path in package_dirs() if path.split("/")[0] in {"fakes", "bench"}}
     assert package_dirs() - checkout_only - shipped == set()
+
+
+def test_no_bench_module_shadows_a_package() -> None:
+    # benches run their children with bench/ on the path (PYTHONPATH, dramatiq --path): a bench
+    # script named like a package (bench/admin.py once) made `backroom` fail to import admin/
+    packages = {path for path in package_dirs() if "/" not in path}
+    assert {"admin", "actors"} <= packages
+    bench = {p.stem for p in (ROOT / "bench").glob("*.py")}
+    assert bench & packages == set()

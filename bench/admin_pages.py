@@ -1,6 +1,6 @@
 """The admin surface under a big backlog: overview and dead-letter page latencies at 1,000 and 100,000 jobs.
 
-Run from the repo root with no arguments: `python bench/admin.py` (about a minute). It
+Run from the repo root with no arguments: `python bench/admin_pages.py` (about a minute). It
 starts its own redis-server (no database: the figures are Redis work; the HTTP layer adds
 the same constant at any size), writes jobs straight into the broker's Redis layout with
 pipelines (queue list + payload hash, job records, job index, dead-letter ZSET + payloads),
