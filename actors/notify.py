@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -10,14 +11,12 @@ from actors.clients import call, get_providers
 from broker.waits import Failure, Wait, retry_policy
 from config.settings import get_settings
 from db.notifications import (
-    StoredTemplate,
+    Claim,
     claim_notification,
     delete_opt_out,
     insert_opt_out,
     insert_unsent_notification,
-    select_opted_out,
-    select_pinned_version,
-    select_template,
+    select_send_context,
     update_notification_outcome,
     update_notification_sent,
 )
@@ -60,74 +59,121 @@ async def update_opt_out(channel: str, recipient: str, opted_out: bool = True) -
         await (insert_opt_out if opted_out else delete_opt_out)(conn, channel, who)
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to claim and send: rendered, addressed, with the sender that takes it."""
+
+    key: str
+    channel: str
+    recipient: str  # normalised
+    template: str
+    data: dict[str, Any]
+    locale: str
+    template_version: int | None  # None: the code default
+    opted_out: bool
+    sender: Any
+    address: str
+    message: Any
+
+
 async def deliver(
     channel: str, recipient: str, template: str, data: dict[str, Any], key: str, locale: str = "en"
 ) -> dict[str, Any]:
     """The send path shared by every notifying actor: check, claim, call the provider once, record."""
+    async with get_process_pool().acquire() as conn:
+        out = await prepare(conn, channel, recipient, template, data, key, locale)
+        async with conn.transaction():
+            claimed = await claim_send(conn, out)
+    early = after_claim(out, claimed)
+    if early is not None:
+        return early
+    result = await transmit(out)
+    async with get_process_pool().acquire() as conn:
+        await record_sent(conn, out, result)
+    return result
+
+
+async def prepare(
+    conn: Any, channel: str, recipient: str, template: str, data: dict[str, Any], key: str, locale: str = "en"
+) -> Outgoing:
+    """Render and address the message (one read: opt-out and template version); a failure is recorded and raised."""
     who = normalise_recipient(channel, recipient)
     try:
         sender = get_providers().sender(channel)
-        stored, locale = await _template(template, channel, locale, key)
+        context = await select_send_context(conn, key=key, name=template, channel=channel, locale=locale, recipient=who)
+        stored = context.template
         message = render(template, data, stored.message() if stored else None)
         address = _address(channel, who)
     except (NotConfigured, TemplateError, NoAddress) as error:
-        await _unsent(key, channel, who, template, "failed", str(error))
-        raise
-    async with get_process_pool().acquire() as conn, conn.transaction():
-        if await select_opted_out(conn, channel, who):
-            await insert_unsent_notification(
-                conn,
-                key=key,
-                channel=channel,
-                recipient=who,
-                template=template,
-                status="skipped",
-                reason="recipient opted out",
-            )
-            return {"status": "skipped", "reason": "opted out"}
-        version = stored.version if stored else None
-        claim = await claim_notification(
-            conn,
-            key=key,
-            channel=channel,
-            recipient=who,
-            template=template,
-            data=data,
-            provider=sender.name,
-            idempotent=sender.idempotent,
-            lease_s=LEASE_S,
-            template_version=version,
-            locale=locale,
+        await insert_unsent_notification(
+            conn, key=key, channel=channel, recipient=who, template=template, status="failed", reason=str(error)
         )
+        raise
+    version = stored.version if stored else None
+    return Outgoing(
+        key, channel, who, template, data, context.locale, version, context.opted_out, sender, address, message
+    )
+
+
+async def claim_send(conn: Any, out: Outgoing) -> Claim | None:
+    """Record the notification and decide this attempt (in the caller's transaction); None: opted out (recorded)."""
+    if out.opted_out:
+        await insert_unsent_notification(
+            conn,
+            key=out.key,
+            channel=out.channel,
+            recipient=out.recipient,
+            template=out.template,
+            status="skipped",
+            reason="recipient opted out",
+        )
+        return None
+    return await claim_notification(
+        conn,
+        key=out.key,
+        channel=out.channel,
+        recipient=out.recipient,
+        template=out.template,
+        data=out.data,
+        provider=out.sender.name,
+        idempotent=out.sender.idempotent,
+        lease_s=LEASE_S,
+        template_version=out.template_version,
+        locale=out.locale,
+    )
+
+
+def after_claim(out: Outgoing, claim: Claim | None) -> dict[str, Any] | None:
+    """After the claim's commit: the result when this attempt must not send (or Wait / MaybeSent); None: send."""
+    if claim is None:
+        return {"status": "skipped", "reason": "opted out"}
     if claim.decision in ("done", "skipped"):
         return {
             "status": claim.status,
             "provider_message_id": claim.provider_message_id,
             "deduplicated": True,
-            "template_version": version,
+            "template_version": out.template_version,
         }
     if claim.decision == "busy":
         raise Wait("another attempt is sending this notification", BUSY_RETRY_MS)
     if claim.decision == "maybe_sent":
         raise MaybeSent("an earlier attempt may have sent it; not sending again")
-    return {**await _send(sender, address, message, key), "template_version": version}
+    return None
 
 
-async def _template(name: str, channel: str, locale: str, key: str) -> tuple[StoredTemplate | None, str]:
-    """The edited version to render (None: the code default): the one an earlier attempt of `key` used, else the
-    newest for the channel and locale, so a retry after an edit sends the same text under the same key."""
-    async with get_process_pool().acquire() as conn:
-        pinned = await select_pinned_version(conn, key)
-        if pinned is not None and pinned[1] is not None:
-            version, locale = pinned[0], pinned[1]
-            return (None if version is None else await select_template(conn, name, channel, locale, version)), locale
-        return await select_template(conn, name, channel, locale), locale
+async def record_sent(conn: Any, out: Outgoing, result: dict[str, Any]) -> None:
+    """Record the provider's acceptance: from now on this key never sends again."""
+    await update_notification_sent(conn, out.key, provider=result["provider"], message_id=result["provider_message_id"])
 
 
-async def _send(sender: Any, address: str, message: Any, key: str) -> dict[str, Any]:
+async def transmit(out: Outgoing) -> dict[str, Any]:
+    """Call the provider once for a claimed message; a failure is recorded on the notification and raised."""
+    sender, key = out.sender, out.key
     try:
         message_id = await call(
-            sender.name, lambda: sender.send(address, message, idempotency_key=key), repeatable=sender.idempotent
+            sender.name,
+            lambda: sender.send(out.address, out.message, idempotency_key=key),
+            repeatable=sender.idempotent,
         )
     except (Wait, Failure) as error:
         await _outcome(key, "pending", str(error))
@@ -138,16 +184,12 @@ async def _send(sender: Any, address: str, message: Any, key: str) -> dict[str, 
     except ProviderError as error:
         await _outcome(key, "failed", str(error))
         raise
-    async with get_process_pool().acquire() as conn:
-        await update_notification_sent(conn, key, provider=sender.name, message_id=message_id)
-    return {"status": "sent", "provider": sender.name, "provider_message_id": message_id}
-
-
-async def _unsent(key: str, channel: str, recipient: str, template: str, status: str, reason: str) -> None:
-    async with get_process_pool().acquire() as conn:
-        await insert_unsent_notification(
-            conn, key=key, channel=channel, recipient=recipient, template=template, status=status, reason=reason
-        )
+    return {
+        "status": "sent",
+        "provider": sender.name,
+        "provider_message_id": message_id,
+        "template_version": out.template_version,
+    }
 
 
 async def _outcome(key: str, status: str, error: str) -> None:

@@ -17,13 +17,14 @@ from typing import Any
 
 import dramatiq
 
-from actors.notify import MaybeSent, NoAddress, deliver
+from actors.notify import MaybeSent, NoAddress, Outgoing, after_claim, claim_send, prepare, record_sent, transmit
 from broker.waits import Wait, retry_policy
+from db.notifications import Claim
 from db.pool import get_process_pool
 from db.reminders import (
     Armed,
     Reminder,
-    count_attempts,
+    LogLine,
     count_dispatched,
     delete_policy,
     delete_subject,
@@ -32,7 +33,7 @@ from db.reminders import (
     select_due_reminders,
     select_policy,
     select_preferences,
-    select_reminder,
+    take_reminder,
     update_reminder_due,
     upsert_policy,
     upsert_preferences,
@@ -184,53 +185,57 @@ def now_us() -> int:
 )
 async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
     """Send one due reminder once, as its recipient's preferences allow (else skip or defer it)."""
-    judged = await _judge(reminder_id, version)
-    if judged is None:
+    async with get_process_pool().acquire() as conn:
+        taken = await _take(conn, reminder_id, version)
+    if taken is None:
         return {"status": "superseded"}
-    reminder, locale = judged
-    key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
+    reminder, out, claimed = taken
     try:
-        result = await deliver(
-            reminder.channel,
-            reminder.address,
-            reminder.template,
-            message_data(reminder.data, reminder.occurrence, reminder.offset_minutes),
-            key,
-            locale,
-        )
+        result = after_claim(out, claimed) or await transmit(out)
     except TERMINAL as error:
-        await _after(reminder, "failed", str(error), key, None)
+        await _after(reminder, LogLine("failed", str(error), reminder.template, key=out.key))
         raise
-    await _after(
-        reminder,
-        "sent" if result["status"] == "sent" else "skipped",
-        result.get("reason"),
-        key,
-        result.get("template_version"),
+    sent = result["status"] == "sent"
+    line = LogLine(
+        "sent" if sent else "skipped", result.get("reason"), reminder.template, result.get("template_version"), out.key
     )
+    await _after(reminder, line, out if sent and not result.get("deduplicated") else None, result)
     return {**result, "reminder_id": reminder_id}
 
 
-async def _judge(reminder_id: int, version: int) -> tuple[Reminder, str] | None:
-    """Lock the send, apply preferences; the send (and locale) when it goes out now, else None."""
+async def _take(conn: Any, reminder_id: int, version: int) -> tuple[Reminder, Outgoing, Claim | None] | None:
+    """Lock the send, apply preferences and claim the notification in one transaction; None: not sent now."""
     armed: Armed | None = None
-    async with get_process_pool().acquire() as conn, conn.transaction():
-        reminder = await select_reminder(conn, reminder_id, lock=True)
-        if reminder is None or reminder.version != version or reminder.status != "pending":
+    failure: Exception | None = None
+    async with conn.transaction():
+        found = await take_reminder(conn, reminder_id)
+        if found is None or found[0].version != version or found[0].status != "pending":
             return None
+        reminder, prefs, attempts = found
         now = datetime.now(UTC)
         if reminder.due_at > now:  # a delayed message a little early (clock skew): wait for the due time
             raise Wait("the reminder is not due yet", int((reminder.due_at - now).total_seconds() * 1000) + 1)
-        prefs = await select_preferences(conn, reminder.recipient)
         key = f"reminder:{reminder.id}:{reminder.occurrence.isoformat()}"
         decision = judge(reminder.channel, now, prefs, await _sent_today(conn, reminder.recipient, prefs, now, key))
-        if decision.verdict == "send" and await count_attempts(conn, reminder.id, key) >= MAX_DISPATCHES:
+        if decision.verdict == "send" and attempts >= MAX_DISPATCHES:
             decision = Decision("fail", f"gave up after {MAX_DISPATCHES} attempts")
         if decision.verdict == "send":
-            await insert_log(conn, reminder.id, "sending", template=reminder.template, key=key)
-            return reminder, prefs.locale
-        armed = await _not_now(conn, reminder, decision)
+            data = message_data(reminder.data, reminder.occurrence, reminder.offset_minutes)
+            try:  # a template or address that cannot go out fails this occurrence (recorded on the notification)
+                out = await prepare(
+                    conn, reminder.channel, reminder.address, reminder.template, data, key, prefs.locale
+                )
+            except TERMINAL as error:
+                failure = error
+                armed = await _roll(conn, reminder, LogLine("failed", str(error), reminder.template, key=key))
+            else:
+                await insert_log(conn, reminder.id, "sending", template=reminder.template, key=key)
+                return reminder, out, await claim_send(conn, out)
+        else:
+            armed = await _not_now(conn, reminder, decision)
     await arm_soon([armed] if armed else [])
+    if failure is not None:
+        raise failure
     return None
 
 
@@ -246,34 +251,39 @@ async def _sent_today(conn: Any, recipient: str, prefs: Preferences, now: dateti
 async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed | None:
     """Defer the send to `decision.until`, or skip (fail) this occurrence and roll forward."""
     if decision.verdict == "defer":
-        await insert_log(conn, reminder.id, "deferred", reason=f"{decision.reason} until {decision.until}")
+        line = LogLine("deferred", f"{decision.reason} until {decision.until}")
         return await update_reminder_due(
-            conn, reminder.id, reminder.version, occurrence=None, due_at=decision.until, sent=False
+            conn, reminder.id, reminder.version, occurrence=None, due_at=decision.until, sent=False, log=line
         )
-    await insert_log(conn, reminder.id, "skipped" if decision.verdict == "skip" else "failed", reason=decision.reason)
-    return await _roll(conn, reminder, sent=False)
+    return await _roll(conn, reminder, LogLine("skipped" if decision.verdict == "skip" else "failed", decision.reason))
 
 
-async def _roll(conn: Any, reminder: Reminder, *, sent: bool) -> Armed | None:
+async def _roll(conn: Any, reminder: Reminder, line: LogLine) -> Armed | None:
+    """Log `line` and move the send to its next occurrence (or close it), in one statement."""
     nxt = following(reminder.occasion, reminder.occurrence, reminder.offset_minutes, reminder.send_at)
     return await update_reminder_due(
-        conn, reminder.id, reminder.version, occurrence=nxt and nxt[0], due_at=nxt and nxt[1], sent=sent
+        conn,
+        reminder.id,
+        reminder.version,
+        occurrence=nxt and nxt[0],
+        due_at=nxt and nxt[1],
+        sent=line.event == "sent",
+        log=line,
     )
 
 
-async def _after(reminder: Reminder, event: str, reason: str | None, key: str, template_version: int | None) -> None:
-    """Log the outcome (with the template version that went out) and roll the send forward (or close it)."""
-    async with get_process_pool().acquire() as conn, conn.transaction():
-        await insert_log(
-            conn,
-            reminder.id,
-            event,
-            reason=reason,
-            template=reminder.template,
-            template_version=template_version,
-            key=key,
-        )
-        armed = await _roll(conn, reminder, sent=event == "sent")
+async def _after(
+    reminder: Reminder, line: LogLine, out: Outgoing | None = None, result: dict[str, Any] | None = None
+) -> None:
+    """Record the provider's acceptance of `out` (when given), then log the outcome and roll the send forward.
+
+    Two statements without a transaction: a crash between them leaves the notification sent and
+    the send pending, and the retry finds the notification done and logs it once.
+    """
+    async with get_process_pool().acquire() as conn:
+        if out is not None and result is not None:
+            await record_sent(conn, out, result)
+        armed = await _roll(conn, reminder, line)
     await arm_soon([armed] if armed else [])
 
 

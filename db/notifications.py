@@ -59,12 +59,16 @@ async def claim_notification(
     A `send` decision marks it `sending` with a lease before the provider is called, so a
     concurrent attempt waits and a crashed one is recognised afterwards.
     """
-    await conn.execute(
+    # the upsert always updates, so it locks the row until commit and returns its state in one statement
+    row = await conn.fetchrow(
         """
         INSERT INTO notifications (idempotency_key, channel, recipient, template, data, template_version, locale)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (idempotency_key) DO UPDATE SET template_version = EXCLUDED.template_version,
-            locale = EXCLUDED.locale WHERE notifications.locale IS NULL
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            template_version = CASE WHEN notifications.locale IS NULL THEN EXCLUDED.template_version
+                                    ELSE notifications.template_version END,
+            locale = COALESCE(notifications.locale, EXCLUDED.locale)
+        RETURNING status, lease_until, provider_message_id, attempts, now() AS db_now
         """,
         key,
         channel,
@@ -73,11 +77,6 @@ async def claim_notification(
         json.dumps(dict(data), default=str),
         template_version,
         locale,
-    )
-    row = await conn.fetchrow(
-        "SELECT status, lease_until, provider_message_id, attempts, now() AS db_now FROM notifications"
-        " WHERE idempotency_key = $1 FOR UPDATE",
-        key,
     )
     decision = decide(row["status"], row["lease_until"], row["db_now"], idempotent=idempotent)
     if decision == "send":
@@ -155,15 +154,6 @@ async def select_notification(conn: asyncpg.Connection, key: str) -> Notificatio
     return None if row is None else NotificationRecord(**dict(row))
 
 
-async def select_opted_out(conn: asyncpg.Connection, channel: str, recipient: str) -> bool:
-    """True when `recipient` opted out of `channel` (or of everything)."""
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM notification_opt_outs WHERE recipient = $2 AND channel IN ($1, '*'))",
-        channel,
-        recipient,
-    )
-
-
 async def insert_opt_out(conn: asyncpg.Connection, channel: str, recipient: str) -> None:
     """Opt `recipient` out of `channel` ('*' = all); repeating it changes nothing."""
     await conn.execute(
@@ -196,31 +186,51 @@ class StoredTemplate:
         return MessageTemplate(self.subject, self.body)
 
 
-_TEMPLATE_COLUMNS = "name, channel, locale, version, subject, body, created_by, created_at"
+_TEMPLATE_FIELDS = ("name", "channel", "locale", "version", "subject", "body", "created_by", "created_at")
+_TEMPLATE_COLUMNS = ", ".join(_TEMPLATE_FIELDS)
 
 
-async def select_template(
-    conn: asyncpg.Connection, name: str, channel: str, locale: str, version: int | None = None
-) -> StoredTemplate | None:
-    """The newest version for `channel` (else '*') and `locale` (else 'en'); or exactly `version`."""
+@dataclass(frozen=True)
+class SendContext:
+    """What a send needs from the database before its claim: opt-out, template version and locale."""
+
+    opted_out: bool
+    template: StoredTemplate | None  # None: the code default
+    locale: str
+
+
+async def select_send_context(
+    conn: asyncpg.Connection, *, key: str, name: str, channel: str, locale: str, recipient: str
+) -> SendContext:
+    """Whether `recipient` opted out of `channel` (or of all), and the template version to render.
+
+    That is the one an earlier attempt of `key` used (pinned, with its locale), so a retry after
+    an edit sends the same text under the same key; else the newest for `channel` (else '*') and
+    `locale` (else 'en'); None when no edited version applies (the code default).
+    """
     row = await conn.fetchrow(
         f"""
-        SELECT {_TEMPLATE_COLUMNS} FROM notification_templates
-        WHERE name = $1 AND channel IN ($2, '*') AND locale IN ($3, 'en') AND ($4::int IS NULL OR version = $4)
-        ORDER BY channel = $2 DESC, locale = $3 DESC, version DESC LIMIT 1
+        WITH pinned AS (SELECT template_version, locale FROM notifications
+                        WHERE idempotency_key = $1 AND locale IS NOT NULL),
+             wanted AS (SELECT COALESCE((SELECT locale FROM pinned), $4) AS locale)
+        SELECT EXISTS (SELECT 1 FROM notification_opt_outs WHERE recipient = $5 AND channel IN ($3, '*'))
+                   AS opted_out,
+               (SELECT locale FROM wanted) AS wanted_locale, t.*
+        FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+            SELECT {_TEMPLATE_COLUMNS} FROM notification_templates
+            WHERE name = $2 AND channel IN ($3, '*') AND locale IN ((SELECT locale FROM wanted), 'en')
+              AND (NOT EXISTS (SELECT 1 FROM pinned) OR version = (SELECT template_version FROM pinned))
+            ORDER BY channel = $3 DESC, locale = (SELECT locale FROM wanted) DESC, version DESC LIMIT 1
+        ) AS t ON true
         """,
+        key,
         name,
         channel,
         locale,
-        version,
+        recipient,
     )
-    return None if row is None else StoredTemplate(**dict(row))
-
-
-async def select_pinned_version(conn: asyncpg.Connection, key: str) -> tuple[int | None, str | None] | None:
-    """The template version and locale an earlier attempt of `key` used (None: no attempt yet)."""
-    row = await conn.fetchrow("SELECT template_version, locale FROM notifications WHERE idempotency_key = $1", key)
-    return None if row is None else (row["template_version"], row["locale"])
+    found = None if row["name"] is None else StoredTemplate(**{k: row[k] for k in _TEMPLATE_FIELDS})
+    return SendContext(row["opted_out"], found, row["wanted_locale"])
 
 
 async def insert_template(

@@ -156,39 +156,61 @@ async def delete_subject(conn: asyncpg.Connection, subject: str, revision: int =
     return len(ids)
 
 
-async def select_reminder(conn: asyncpg.Connection, reminder_id: int, *, lock: bool = False) -> Reminder | None:
-    """One scheduled send with its subject's message; `lock` holds the send's row until commit."""
+async def take_reminder(conn: asyncpg.Connection, reminder_id: int) -> tuple[Reminder, Preferences, int] | None:
+    """Lock one scheduled send until commit: the send with its subject's message, its recipient's
+    preferences, and how many times its current occurrence was handed to a provider (one read)."""
     row = await conn.fetchrow(
-        """
+        f"""
         SELECT r.id, r.subject, r.recipient, r.channel, r.offset_minutes, r.occurrence, r.due_at, r.version,
                r.status, s.addresses ->> r.channel AS address, s.template, s.data, s.occurs_on, s.at, s.time_zone,
-               s.recurrence, s.send_at
-        FROM reminders r JOIN reminder_subjects s USING (subject) WHERE r.id = $1
-        """
-        + (" FOR UPDATE OF r" if lock else ""),
+               s.recurrence, s.send_at, p.recipient IS NOT NULL AS has_preferences, {_PREFERENCES_AS_P},
+               (SELECT count(*) FROM reminder_log l WHERE l.reminder_id = r.id AND l.occurrence = r.occurrence
+                  AND l.event = 'sending') AS attempts
+        FROM reminders r JOIN reminder_subjects s USING (subject)
+             LEFT JOIN notification_preferences p ON p.recipient = r.recipient
+        WHERE r.id = $1 FOR UPDATE OF r
+        """,
         reminder_id,
     )
     if row is None:
         return None
     occasion = Occasion(row["occurs_on"], row["time_zone"], row["at"], row["recurrence"])
-    fields = {
-        k: row[k]
-        for k in (
-            "id",
-            "subject",
-            "recipient",
-            "channel",
-            "offset_minutes",
-            "occurrence",
-            "due_at",
-            "version",
-            "status",
-            "address",
-            "template",
-            "send_at",
-        )
-    }
-    return Reminder(**fields, data=json.loads(row["data"]), occasion=occasion)
+    reminder = Reminder(
+        **{k: row[k] for k in _REMINDER_FIELDS}, data=json.loads(row["data"]), occasion=occasion, send_at=row["send_at"]
+    )
+    prefs = _preferences(row, prefix="p_") if row["has_preferences"] else Preferences()
+    return reminder, prefs, row["attempts"]
+
+
+_REMINDER_FIELDS = (
+    "id",
+    "subject",
+    "recipient",
+    "channel",
+    "offset_minutes",
+    "occurrence",
+    "due_at",
+    "version",
+    "status",
+    "address",
+    "template",
+)
+_PREFERENCE_FIELDS = (
+    "time_zone",
+    "channels_off",
+    "quiet_start",
+    "quiet_end",
+    "daily_cap",
+    "opted_out",
+    "locale",
+    "default_policy_id",
+)
+_PREFERENCES_AS_P = ", ".join(f"p.{f} AS p_{f}" for f in _PREFERENCE_FIELDS)
+
+
+def _preferences(row: asyncpg.Record, prefix: str = "") -> Preferences:
+    values = {f: row[prefix + f] for f in _PREFERENCE_FIELDS}
+    return Preferences(**{**values, "channels_off": frozenset(values["channels_off"])})
 
 
 async def select_due_reminders(conn: asyncpg.Connection, horizon_s: float, limit: int) -> list[Armed]:
@@ -202,6 +224,34 @@ async def select_due_reminders(conn: asyncpg.Connection, horizon_s: float, limit
     return [Armed(r["id"], r["version"], r["due_at"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """One event of a send, for the log (its subject, recipient, channel and occurrence come from the send)."""
+
+    event: str
+    reason: str | None = None
+    template: str | None = None
+    template_version: int | None = None
+    key: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return self.event, self.reason and self.reason[:500], self.template, self.template_version, self.key
+
+
+# the log line takes $2..$6 after the send's id ($1); it copies the send's row as it was before any update
+_LOG = """
+    INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event, reason, template,
+                              template_version, idempotency_key)
+    SELECT id, subject, recipient, channel, occurrence, $2, $3, $4, $5, $6 FROM reminders WHERE id = $1
+"""
+_MOVE = """
+    UPDATE reminders SET version = version + 1, occurrence = COALESCE(${o}, occurrence),
+        due_at = COALESCE(${d}, due_at), status = CASE WHEN ${d}::timestamptz IS NULL THEN 'done' ELSE status END,
+        sent_count = sent_count + ${s}::int
+    WHERE id = $1 AND version = ${v} RETURNING id, version, due_at, status
+"""
+
+
 async def update_reminder_due(
     conn: asyncpg.Connection,
     reminder_id: int,
@@ -210,21 +260,20 @@ async def update_reminder_due(
     occurrence: date | None,
     due_at: datetime | None,
     sent: bool,
+    log: LogLine | None = None,
 ) -> Armed | None:
-    """Move a send on from `version`: to a new due time (deferred, next occurrence) or done; None if gone."""
-    row = await conn.fetchrow(
-        """
-        UPDATE reminders SET version = version + 1, occurrence = COALESCE($3, occurrence),
-            due_at = COALESCE($4, due_at), status = CASE WHEN $4::timestamptz IS NULL THEN 'done' ELSE status END,
-            sent_count = sent_count + $5::int
-        WHERE id = $1 AND version = $2 RETURNING id, version, due_at, status
-        """,
-        reminder_id,
-        version,
-        occurrence,
-        due_at,
-        int(sent),
-    )
+    """Move a send on from `version`: to a new due time (deferred, next occurrence) or done; None if gone.
+
+    `log` is written in the same statement (logged even when the send moved on meanwhile).
+    """
+    if log is None:
+        sql, args = _MOVE.format(v=2, o=3, d=4, s=5), (reminder_id, version)
+    else:
+        sql, args = (
+            f"WITH logged AS ({_LOG}) {_MOVE.format(v=7, o=8, d=9, s=10)}",
+            (reminder_id, *log.values(), version),
+        )
+    row = await conn.fetchrow(sql, *args, occurrence, due_at, int(sent))
     return None if row is None or row["status"] != "pending" else Armed(row["id"], row["version"], row["due_at"])
 
 
@@ -239,19 +288,7 @@ async def insert_log(
     key: str | None = None,
 ) -> None:
     """Log one event of a send (its subject, recipient, channel and occurrence are copied from it)."""
-    await conn.execute(
-        """
-        INSERT INTO reminder_log (reminder_id, subject, recipient, channel, occurrence, event, reason, template,
-                                  template_version, idempotency_key)
-        SELECT id, subject, recipient, channel, occurrence, $2, $3, $4, $5, $6 FROM reminders WHERE id = $1
-        """,
-        reminder_id,
-        event,
-        reason and reason[:500],
-        template,
-        template_version,
-        key,
-    )
+    await conn.execute(_LOG, reminder_id, *LogLine(event, reason, template, template_version, key).values())
 
 
 async def count_dispatched(
@@ -265,15 +302,6 @@ async def count_dispatched(
         start,
         end,
         except_key,
-    )
-
-
-async def count_attempts(conn: asyncpg.Connection, reminder_id: int, key: str) -> int:
-    """How many times a send of `key` was handed to a provider (each retry of its job counts)."""
-    return await conn.fetchval(
-        "SELECT count(*) FROM reminder_log WHERE reminder_id = $1 AND event = 'sending' AND idempotency_key = $2",
-        reminder_id,
-        key,
     )
 
 
@@ -321,22 +349,9 @@ async def delete_policy(conn: asyncpg.Connection, policy_id: str) -> bool:
 async def select_preferences(conn: asyncpg.Connection, recipient: str) -> Preferences:
     """`recipient`'s preferences (the defaults when none are stored)."""
     row = await conn.fetchrow(
-        "SELECT time_zone, channels_off, quiet_start, quiet_end, daily_cap, opted_out, locale,"
-        " default_policy_id FROM notification_preferences WHERE recipient = $1",
-        recipient,
+        f"SELECT {', '.join(_PREFERENCE_FIELDS)} FROM notification_preferences WHERE recipient = $1", recipient
     )
-    if row is None:
-        return Preferences()
-    return Preferences(
-        row["time_zone"],
-        frozenset(row["channels_off"]),
-        row["quiet_start"],
-        row["quiet_end"],
-        row["daily_cap"],
-        row["opted_out"],
-        row["locale"],
-        row["default_policy_id"],
-    )
+    return Preferences() if row is None else _preferences(row)
 
 
 async def upsert_preferences(conn: asyncpg.Connection, recipient: str, prefs: Preferences) -> None:
