@@ -54,6 +54,7 @@ class Pauses:
             names = _members(self.client, self.keys.paused)
             with self.lock:
                 self.names, self.expires = names, now + self.refresh_s
+            return queue_name in names  # this read's answer: another consumer may since have stored an older one
         return queue_name in self.names
 
 
