@@ -116,6 +116,7 @@ class WakingConsumer(_RedisConsumer):
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wake = broker.wakeups.event(queue_name)
         self.idle = True
+        broker.pauses.fetching(queue_name)  # a fresh consumer has seen no pause yet
         if queue_name in broker.lost:
             try:
                 broker.requeue_lost(queue_name)
@@ -145,14 +146,23 @@ class WakingConsumer(_RedisConsumer):
                     # clear before fetching: a wake-up published after the fetch is not missed
                     self.wake.clear()
                     # an idle consumer asks Redis itself (see broker.pauses); a busy one the cached copy
+                    checked_ms = int(time.time() * 1000)
                     paused = self.broker.pauses.paused(self.queue_name, fresh=self.idle)
                     if not paused:
+                        self.broker.pauses.fetching(self.queue_name)
                         self.message_cache = messages = self.broker.do_fetch(
                             self.queue_name, self.prefetch - self.outstanding_message_count
                         )
                         self.idle = not messages  # not set by a full prefetch: only an empty fetch is idle
                     else:
                         self.idle = True  # re-check Redis itself next time, so a resume is seen at once
+                        # Why the record (Pauses.seen) is sound: Dramatiq's worker runs one consumer thread per
+                        # queue, replacing its consumer only after the old one stopped (a new one clears the
+                        # record), and only the branch above fetches, clearing the record first. Once paused,
+                        # every check is a fresh read (idle): so when a check of the record's run began after
+                        # the pause, no fetch follows it until a check reads the resume, and none came since
+                        # the run's first check (since_ms).
+                        self.broker.pauses.held(self.queue_name, checked_ms)
                 if not messages:
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                     # while paused, enqueues' wake-ups are ignored: it re-checks once per backoff instead

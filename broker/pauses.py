@@ -7,6 +7,12 @@ effect at once on idle workers and within about a second on busy ones (messages 
 already fetched, at most its prefetch, still run). A paused consumer ignores enqueue
 wake-ups (a busy producer would otherwise make it poll) and re-checks once per backoff, at
 most the worker timeout (1 s), so a resume takes effect within that.
+
+Each process also records, per queue, the run of checks in which its consumer found the
+queue paused and fetched nothing (`Pauses.seen`: when the first and the latest began), and
+its heartbeat publishes it (field `pauses_seen` of its worker description). Once a check of
+the run began after the pause, that process fetches nothing from the queue until the resume
+(see WakingConsumer.__next__): such a record from every live process proves the pause holds.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class Pauses:
         self.names: frozenset[str] = frozenset()
         self.expires = 0.0
         self.lock = threading.Lock()
+        # queue -> (since_ms, last_ms): this process's consumer of the queue found it paused in checks it began
+        # at since_ms and every check after, the latest begun at last_ms, and has fetched nothing since since_ms
+        self.seen: dict[str, tuple[int, int]] = {}
 
     def paused(self, queue_name: str, *, fresh: bool = False) -> bool:
         """True when `queue_name` is paused; `fresh` asks Redis instead of the cached copy."""
@@ -56,6 +65,22 @@ class Pauses:
                 self.names, self.expires = names, now + self.refresh_s
             return queue_name in names  # this read's answer: another consumer may since have stored an older one
         return queue_name in self.names
+
+    def held(self, queue_name: str, checked_ms: int) -> None:
+        """The consumer of `queue_name` found it paused in a check it began at `checked_ms`, and fetches nothing."""
+        with self.lock:
+            since, _ = self.seen.get(queue_name, (checked_ms, 0))
+            self.seen[queue_name] = (since, checked_ms)
+
+    def fetching(self, queue_name: str) -> None:
+        """The consumer of `queue_name` is about to fetch (or starts afresh): what it saw of a pause no longer holds."""
+        with self.lock:
+            self.seen.pop(queue_name, None)
+
+    def observed(self) -> dict[str, tuple[int, int]]:
+        """A copy of `seen`, for the heartbeat."""
+        with self.lock:
+            return dict(self.seen)
 
 
 def paused_queues(client: Any, keys: Keys) -> set[str]:

@@ -16,6 +16,7 @@ broker.tracking), and it stops itself so that its pool starts a fresh process.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -193,6 +194,8 @@ def beat(broker: Any, worker: Any, *, ttl_s: int, client: redis.Redis | None = N
         "threads": getattr(worker, "worker_threads", 0),
         "last_beat": now,
         "rss": rss_bytes(),
+        # queue -> [since_ms, last_ms] of each pause this process's consumer holds to (see broker.pauses)
+        "pauses_seen": json.dumps(broker.pauses.observed() if hasattr(broker, "pauses") else {}),
     }
     with (client or broker.client).pipeline(transaction=False) as pipe:
         pipe.exists(f"{ns}:reaped:{broker.broker_id}")
