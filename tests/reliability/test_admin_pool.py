@@ -3,9 +3,11 @@ workers' descriptions (memory), and job duration histograms served by the pool's
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,21 +29,56 @@ def status(job_id: str) -> JobStatus | None:
     return record.status if record else None
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)  # the clock the pool's processes on this host stamp their records with
+
+
+def pauses_seen(client: redis.Redis, queue: str, holds: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+    """Each live worker process's record of the pause of `queue` (broker.pauses: (since_ms, last_ms)) when
+    every one has a record and `holds(since_ms, last_ms)` for each, else []."""
+    records = []
+    for info in live_workers(client).values():
+        if queue in info.get("queues", "").split(","):
+            seen = json.loads(info.get("pauses_seen") or "{}").get(queue)
+            if not seen or not holds(int(seen[0]), int(seen[1])):
+                return []
+            records.append((int(seen[0]), int(seen[1])))
+    return records
+
+
 def test_pause_holds_a_pool_and_resume_releases_it(redis_client: redis.Redis, pools, tmp_path: Path) -> None:
     port = free_port()
     pools(os.environ["REDIS_URL"], processes=2, threads=2, METRICS_PORT=str(port), dramatiq_prom_db=str(tmp_path))
     wait_until(lambda: len(live_workers(redis_client)) == 2, 60, "two workers heartbeat")
     admin = Admin(actors.broker)
     admin.pause("default")
-    # a consumer that checked the paused set just before the pause may still be fetching: that
-    # fetch runs what it gets (broker.pauses), so the jobs are sent once such a fetch is over
-    time.sleep(0.5)
+    paused_at = now_ms()  # the pause is in Redis by now
+    # a consumer that checked the paused set just before the pause may still be fetching, and runs what it
+    # gets: the jobs are sent once every live process's consumer of `default` has found it paused in a check
+    # begun after the pause, from when it fetches nothing until the resume (see WakingConsumer.__next__)
+    wait_until(
+        lambda: pauses_seen(redis_client, "default", lambda _, last: last > paused_at),
+        30,
+        "every live worker to see the pause of default",
+        detail=lambda: f"paused at {paused_at}: {live_workers(redis_client)}",
+    )
     held = [slow_effect.send(f"held-{i}", 0.0) for i in range(6)]
-    time.sleep(2.0)  # long enough for either idle process to have fetched them, were it allowed to
+    sent_at = now_ms()
+    # nothing happened: each has checked again since the jobs were sent and found default still paused,
+    # with no fetch since before they were sent (a fetch clears its record: it would start after sent_at)
+    seen = wait_until(
+        lambda: pauses_seen(redis_client, "default", lambda since, last: since <= sent_at < last),
+        30,
+        "every live worker to check the pause of default after the send, fetching nothing",
+        detail=lambda: f"sent at {sent_at}: {live_workers(redis_client)}",
+    )
+    assert len(seen) == 2
     assert [status(m.message_id) for m in held] == [JobStatus.QUEUED] * 6
     assert not redis_client.hget(EFFECTS, "held-0")
+    viewed_from = now_ms()
     default = next(q for q in admin.queue_views() if q.name == "default")
-    assert default.paused and default.ready == 6 and len(default.workers) == 2 and default.latency_s >= 1.5
+    assert default.paused and default.ready == 6 and len(default.workers) == 2
+    assert default.latency_s >= (viewed_from - sent_at) / 1000 and default.latency_s > 0
     admin.resume("default")
     for message in held:
         wait_until(lambda m=message: status(m.message_id) is JobStatus.SUCCEEDED, 30, "held jobs run after resume")
