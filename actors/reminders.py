@@ -1,16 +1,21 @@
 """Reminders on schedules: subjects upsert their sends, due sends go out once through `deliver`.
 
-The order hold's pattern: a send due within `NEAR_S` gets a delayed `send_reminder` message
-when it is armed, and the minute sweep (`send_due_reminders`) sends one for every send due
-within `NEAR_S`, so far-future sends and anything a dead worker dropped still go out. A
-message names the send's version: moving, deferring or rolling a send forward bumps it, so
-an older message does nothing. The notification's idempotency key (send + occurrence)
+The order hold's pattern: a send due within `NEAR_S` gets a delayed message when it is
+armed, and the minute sweep (`send_due_reminders`) arms every send due within `NEAR_S` that
+has none (marked in `armed_version`), so far-future sends and anything a dead worker dropped
+still go out. Sends due in the same `SLOT_MS` share one `send_reminders` message (at most
+`BATCH`) and go out side by side; a send that does not settle there (a wait, a provider or
+database error) is handed to its own `send_reminder` job, with its retries and dead letters.
+A message names each send's version: moving, deferring or rolling a send forward bumps it,
+so an older message does nothing. The notification's idempotency key (send + occurrence)
 makes a retry, a duplicate message or a worker killed mid-send deliver at most once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter, defaultdict
 from datetime import datetime, time, UTC
 from time import time_ns
 from typing import Any
@@ -30,7 +35,7 @@ from db.reminders import (
     delete_subject,
     insert_log,
     lock_recipient,
-    select_due_reminders,
+    arm_due_reminders,
     select_policy,
     select_preferences,
     take_reminder,
@@ -55,8 +60,13 @@ from domain.reminders import (
 )
 from providers.errors import NotConfigured, Permanent
 
+log = logging.getLogger(__name__)
+
 NEAR_S = 120.0  # armed at once when due this soon; the minute sweep looks this far ahead
-SWEEP_LIMIT = 20_000
+SWEEP_LIMIT = 50_000
+STALE_S = 30.0  # the sweep arms a send again when it is this overdue (its message died with a worker, or waits)
+SLOT_MS = 250  # sends due within one slot share a message, sent when the slot's last one is due
+BATCH = 100
 # a job has its own budget (6 failures, 100 waits); this stops the sweep re-arming a dead-lettered send forever
 MAX_DISPATCHES = 250
 TERMINAL = (NotConfigured, Permanent, MaybeSent, TemplateError, NoAddress)
@@ -185,6 +195,45 @@ def now_us() -> int:
 )
 async def send_reminder(reminder_id: int, version: int) -> dict[str, Any]:
     """Send one due reminder once, as its recipient's preferences allow (else skip or defer it)."""
+    return await _send_one(reminder_id, version)
+
+
+@dramatiq.actor(queue_name="notify", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=300_000)
+async def send_reminders(sends: list[list[int]]) -> dict[str, int]:
+    """Send a slot's due reminders ([id, version] each) side by side, each as `send_reminder` would.
+
+    One that does not settle here (a wait, a provider or database error) is handed to its own
+    `send_reminder` job; one that fails for good is logged failed, as that job would log it.
+    """
+    outcomes = await asyncio.gather(*(_settle(reminder_id, version) for reminder_id, version in sends))
+    handed = [(send, delay) for send, (outcome, delay) in zip(sends, outcomes) if outcome == "handed"]
+    if handed:
+        await asyncio.to_thread(_hand_over, handed)
+    return dict(Counter(outcome for outcome, _ in outcomes))
+
+
+async def _settle(reminder_id: int, version: int) -> tuple[str, int | None]:
+    """One send of a batch: its outcome, and the delay before its own job when it is handed over."""
+    try:
+        return str((await _send_one(reminder_id, version))["status"]), None
+    except TERMINAL as error:
+        log.warning("reminder %s failed for good: %s", reminder_id, error)
+        return "failed", None
+    except Wait as error:
+        return "handed", error.delay
+    except Exception as error:  # its own job retries it, with backoff and a dead letter at the end
+        log.warning("reminder %s handed to its own job: %s", reminder_id, error)
+        return "handed", None
+
+
+def _hand_over(handed: list[tuple[list[int], int | None]]) -> None:
+    for (reminder_id, version), delay in handed:
+        send_reminder.send_with_options(
+            args=(reminder_id, version), delay=delay, unique_key=f"send_reminder:{reminder_id}:{version}"
+        )
+
+
+async def _send_one(reminder_id: int, version: int) -> dict[str, Any]:
     async with get_process_pool().acquire() as conn:
         taken = await _take(conn, reminder_id, version)
     if taken is None:
@@ -253,7 +302,14 @@ async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed |
     if decision.verdict == "defer":
         line = LogLine("deferred", f"{decision.reason} until {decision.until}")
         return await update_reminder_due(
-            conn, reminder.id, reminder.version, occurrence=None, due_at=decision.until, sent=False, log=line
+            conn,
+            reminder.id,
+            reminder.version,
+            occurrence=None,
+            due_at=decision.until,
+            sent=False,
+            log=line,
+            arming=_soon(decision.until),
         )
     return await _roll(conn, reminder, LogLine("skipped" if decision.verdict == "skip" else "failed", decision.reason))
 
@@ -269,6 +325,7 @@ async def _roll(conn: Any, reminder: Reminder, line: LogLine) -> Armed | None:
         due_at=nxt and nxt[1],
         sent=line.event == "sent",
         log=line,
+        arming=_soon(nxt and nxt[1]),
     )
 
 
@@ -287,8 +344,13 @@ async def _after(
     await arm_soon([armed] if armed else [])
 
 
+def _soon(due_at: datetime | None) -> bool:
+    """Whether a send due at `due_at` is armed at once (by its caller's arm_soon), not by the sweep."""
+    return due_at is not None and (due_at - datetime.now(UTC)).total_seconds() <= NEAR_S
+
+
 async def arm_soon(armed: list[Armed]) -> int:
-    """Send a delayed `send_reminder` for each send due within NEAR_S (after the caller's commit)."""
+    """Send the delayed messages of the sends due within NEAR_S (after the caller's commit); how many sends."""
     now = datetime.now(UTC)
     soon = [a for a in armed if (a.due_at - now).total_seconds() <= NEAR_S]
     if soon:
@@ -297,16 +359,29 @@ async def arm_soon(armed: list[Armed]) -> int:
 
 
 def _send_all(soon: list[Armed], now: datetime) -> None:
-    for a in soon:
-        delay = max(0, int((a.due_at - now).total_seconds() * 1000))
-        send_reminder.send_with_options(
-            args=(a.id, a.version), delay=delay or None, unique_key=f"send_reminder:{a.id}:{a.version}"
-        )
+    for delay, sends in batches(soon, now):
+        send_reminders.send_with_options(args=(sends,), delay=delay or None)
+
+
+def batches(soon: list[Armed], now: datetime) -> list[tuple[int, list[list[int]]]]:
+    """(delay in ms, [[id, version], ...]) per message: the sends due in one slot, at most BATCH a message,
+    each message sent when its last send is due."""
+    slots: dict[int, list[Armed]] = defaultdict(list)
+    for a in sorted(soon, key=lambda a: a.due_at):
+        slots[int(a.due_at.timestamp() * 1000) // SLOT_MS].append(a)
+    found = []
+    for slot in sorted(slots):
+        group = slots[slot]
+        for i in range(0, len(group), BATCH):
+            chunk = group[i : i + BATCH]
+            delay = max(0, int((chunk[-1].due_at - now).total_seconds() * 1000))
+            found.append((delay, [[a.id, a.version] for a in chunk]))
+    return found
 
 
 @dramatiq.actor(queue_name="notify", max_retries=3, max_backoff=60_000, time_limit=120_000)
 async def send_due_reminders() -> int:
-    """The sweep: a delayed send_reminder for every send due within NEAR_S (or overdue); how many."""
+    """The sweep: arm every send due within NEAR_S (or overdue) that has no live message; how many."""
     async with get_process_pool().acquire() as conn:
-        due = await select_due_reminders(conn, NEAR_S, SWEEP_LIMIT)
+        due = await arm_due_reminders(conn, NEAR_S, SWEEP_LIMIT, STALE_S)
     return await arm_soon(due)

@@ -8,9 +8,16 @@ from typing import Any
 
 import asyncpg
 
+import actors
+
 from actors.notify import notify
 from actors.reminders import (
+    BATCH,
     MAX_DISPATCHES,
+    NEAR_S,
+    SLOT_MS,
+    STALE_S,
+    batches,
     delete_reminder_subject,
     send_due_reminders,
     send_reminder,
@@ -19,7 +26,7 @@ from actors.reminders import (
     upsert_reminder_subject,
 )
 from db.notifications import insert_template
-from db.reminders import upsert_preferences
+from db.reminders import Armed, arm_due_reminders, upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
 from tests.actors.helpers import wait_for_status
@@ -297,6 +304,15 @@ async def test_a_subject_copies_its_policy_and_preferences_are_stored(fake, work
         await conn.close()
 
 
+async def _sent_lines(conn: asyncpg.Connection, subjects: list[str], n: int) -> list[asyncpg.Record] | None:
+    found = await conn.fetch(
+        "SELECT subject, template, template_version FROM reminder_log"
+        " WHERE event = 'sent' AND subject = ANY($1::text[])",
+        subjects,
+    )
+    return found if len(found) >= n else None
+
+
 async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_records_the_version(
     fake, worker, database_url
 ) -> None:
@@ -316,11 +332,8 @@ async def test_a_template_edit_takes_effect_for_the_next_send_and_the_log_record
         wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="the second send")
         texts = sorted(m["text"] for m in fake.resend.sent)
         assert texts[0].startswith("v1: in a few days on 20") and texts[1] == "v2: in a few days (0 days)"
-        logged = await conn.fetch(
-            "SELECT subject, template, template_version FROM reminder_log WHERE event = 'sent'"
-            " AND subject = ANY($1::text[])",
-            [first, second],
-        )
+        # the send is logged after the provider accepted it
+        logged = await eventually(lambda: _sent_lines(conn, [first, second], 2), timeout=30, what="both sends logged")
         assert {r["subject"]: (r["template"], r["template_version"]) for r in logged} == {
             first: (name, 1),
             second: (name, 2),
@@ -405,5 +418,67 @@ async def test_a_retry_after_a_template_edit_sends_the_version_its_first_attempt
             await insert_template(conn, name, "email", "en", "s", "second version", by="test")
         done = wait_for_status(message.message_id, JobStatus.SUCCEEDED, timeout=30)
         assert done.result["template_version"] == 1 and [m["text"] for m in fake.resend.sent] == ["first version"]
+    finally:
+        await conn.close()
+
+
+def test_sends_due_in_one_slot_share_a_message_of_at_most_batch_sends() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    at = [now + timedelta(milliseconds=ms) for ms in (10, 20, SLOT_MS + 5)] + [now + timedelta(seconds=5)] * (BATCH + 1)
+    soon = [Armed(i, 1, due) for i, due in enumerate(at)]
+    found = batches(list(reversed(soon)), now)
+    assert [len(sends) for _, sends in found] == [2, 1, BATCH, 1]
+    assert found[0] == (20, [[0, 1], [1, 1]])  # sent when the slot's last send is due
+    assert found[1] == (SLOT_MS + 5, [[2, 1]])
+    assert {delay for delay, _ in found[2:]} == {5000}
+    assert batches([Armed(9, 3, now - timedelta(seconds=1))], now) == [(0, [[9, 3]])]  # overdue: at once
+
+
+async def test_the_sweep_arms_a_send_once_and_again_when_it_is_stale(fake, worker, database_url) -> None:
+    conn = await connect(database_url)
+    try:
+        subject = subject_id()
+        upsert(subject, soon(3600))
+        (row,) = await rows(conn, subject)
+        await conn.execute("UPDATE reminders SET due_at = now() + interval '1 hour' WHERE id = $1", row["id"])
+        assert row["id"] not in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # not due soon
+        await conn.execute("UPDATE reminders SET due_at = now() + interval '1 minute' WHERE id = $1", row["id"])
+        assert row["id"] in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]
+        assert row["id"] not in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # armed
+        stale = timedelta(seconds=STALE_S + 5)
+        await conn.execute("UPDATE reminders SET due_at = now() - $2::interval WHERE id = $1", row["id"], stale)
+        assert row["id"] in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # its message died?
+        # armed here without a message: close it, so a later test's sweep does not send it
+        await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE id = $1", row["id"])
+    finally:
+        await conn.close()
+
+
+def _own_jobs(ids: list[int]) -> list[Any]:
+    """The send_reminder jobs of these sends."""
+    index = actors.broker.client.zrange(actors.broker.jobs.keys.job_index, 0, -1)
+    found = (actors.broker.jobs.get(job_id.decode()) for job_id in index)
+    return [r for r in found if r is not None and r.actor == "send_reminder" and r.args and r.args[0] in ids]
+
+
+async def test_a_send_that_fails_in_its_slot_is_handed_to_its_own_job_and_goes_out_once(
+    fake, worker, database_url
+) -> None:
+    conn = await connect(database_url)
+    try:
+        subjects = [subject_id(), subject_id()]
+        for subject in subjects:
+            upsert(subject, soon(3600), recurrence="none")
+        ids = [(await rows(conn, subject))[0]["id"] for subject in subjects]
+        await conn.execute("UPDATE reminders SET due_at = now() WHERE id = ANY($1::bigint[])", ids)
+        fake.resend.fail_next("send", 500)  # one of the slot's two sends meets a 5xx
+        sweep = send_due_reminders.send()
+        assert wait_for_status(sweep.message_id, JobStatus.SUCCEEDED).result >= 2
+        sent = await eventually(lambda: _sent_lines(conn, subjects, 2), timeout=60, what="both sends logged")
+        assert sorted(r["subject"] for r in sent) == sorted(subjects)  # each logged sent once
+        wait_until(
+            lambda: [r for r in _own_jobs(ids) if r.status is JobStatus.SUCCEEDED], timeout=30, what="its own job"
+        )
+        assert len(_own_jobs(ids)) == 1  # only the failed one was handed over
     finally:
         await conn.close()
