@@ -24,7 +24,10 @@ from db.pool import get_process_pool
 from domain.notifications import TemplateError, normalise_recipient, render
 from providers.errors import Ambiguous, NotConfigured, Permanent, ProviderError
 
-LEASE_S = 60.0  # longer than a provider call can take (connect 5 s + read 15 s)
+# longer than a provider call takes (connect 5 s + read 15 s by default). An attempt found past it died
+# mid-call: a provider that dedupes by idempotency key gets the same key again, another is never called
+# again (decide), so the lease only bounds how long a dead worker's send waits, never whether it doubles.
+LEASE_S = 30.0
 BUSY_RETRY_MS = 5_000
 
 

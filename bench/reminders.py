@@ -16,7 +16,7 @@ the quiet hours for a deferred one). Missed: not sent 60 s after it was due. Dou
 send logged `sent` twice, or an address the fake Resend delivered to twice. A quiet
 violation: a send accepted inside its recipient's quiet hours. The second run SIGKILLs one
 worker process halfway (heartbeat timeout BENCH_HEARTBEAT_MS, default 2000); a send that
-was inside the provider call then waits out the claim's lease (60 s) before its retry.
+was inside the provider call then waits out the claim's lease (30 s) before its retry.
 Ends with one line:
 `bench: reminders n=.. p50_s=.. p99_s=.. missed=.. doubled=.. quiet_violations=.. killed_p99_s=..`.
 """
