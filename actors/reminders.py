@@ -2,8 +2,8 @@
 
 The order hold's pattern: a send due within `NEAR_S` gets a delayed message when it is
 armed, and the minute sweep (`send_due_reminders`) arms every send due within `NEAR_S` that
-has none (marked in `armed_version`), so far-future sends and anything a dead worker dropped
-still go out. Sends due in the same `SLOT_MS` share one `send_reminders` message (at most
+it has not armed yet (`armed_version`, marked after its messages are sent) or that is
+`STALE_S` overdue, so far-future sends and anything a dead worker dropped still go out. Sends due in the same `SLOT_MS` share one `send_reminders` message (at most
 `BATCH`) and go out side by side; a send that does not settle there (a wait, a provider or
 database error) is handed to its own `send_reminder` job, with its retries and dead letters.
 A message names each send's version: moving, deferring or rolling a send forward bumps it,
@@ -35,7 +35,8 @@ from db.reminders import (
     delete_subject,
     insert_log,
     lock_recipient,
-    arm_due_reminders,
+    mark_armed,
+    select_unarmed_reminders,
     select_policy,
     select_preferences,
     take_reminder,
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 
 NEAR_S = 120.0  # armed at once when due this soon; the minute sweep looks this far ahead
 SWEEP_LIMIT = 50_000
-STALE_S = 30.0  # the sweep arms a send again when it is this overdue (its message died with a worker, or waits)
+STALE_S = 10.0  # the sweep arms a send again when it is this overdue (its message died with a worker, or waits)
 SLOT_MS = 250  # sends due within one slot share a message, sent when the slot's last one is due
 BATCH = 100
 # a job has its own budget (6 failures, 100 waits); this stops the sweep re-arming a dead-lettered send forever
@@ -309,7 +310,6 @@ async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed |
             due_at=decision.until,
             sent=False,
             log=line,
-            arming=_soon(decision.until),
         )
     return await _roll(conn, reminder, LogLine("skipped" if decision.verdict == "skip" else "failed", decision.reason))
 
@@ -325,7 +325,6 @@ async def _roll(conn: Any, reminder: Reminder, line: LogLine) -> Armed | None:
         due_at=nxt and nxt[1],
         sent=line.event == "sent",
         log=line,
-        arming=_soon(nxt and nxt[1]),
     )
 
 
@@ -342,11 +341,6 @@ async def _after(
             await record_sent(conn, out, result)
         armed = await _roll(conn, reminder, line)
     await arm_soon([armed] if armed else [])
-
-
-def _soon(due_at: datetime | None) -> bool:
-    """Whether a send due at `due_at` is armed at once (by its caller's arm_soon), not by the sweep."""
-    return due_at is not None and (due_at - datetime.now(UTC)).total_seconds() <= NEAR_S
 
 
 async def arm_soon(armed: list[Armed]) -> int:
@@ -383,5 +377,7 @@ def batches(soon: list[Armed], now: datetime) -> list[tuple[int, list[list[int]]
 async def send_due_reminders() -> int:
     """The sweep: arm every send due within NEAR_S (or overdue) that has no live message; how many."""
     async with get_process_pool().acquire() as conn:
-        due = await arm_due_reminders(conn, NEAR_S, SWEEP_LIMIT, STALE_S)
-    return await arm_soon(due)
+        due = await select_unarmed_reminders(conn, NEAR_S, SWEEP_LIMIT, STALE_S)
+        armed = await arm_soon(due)
+        await mark_armed(conn, due)
+    return armed

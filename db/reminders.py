@@ -213,25 +213,37 @@ def _preferences(row: asyncpg.Record, prefix: str = "") -> Preferences:
     return Preferences(**{**values, "channels_off": frozenset(values["channels_off"])})
 
 
-async def arm_due_reminders(conn: asyncpg.Connection, horizon_s: float, limit: int, stale_s: float) -> list[Armed]:
-    """Pending sends due within `horizon_s` that need a message (overdue ones first), marked armed.
+async def select_unarmed_reminders(
+    conn: asyncpg.Connection, horizon_s: float, limit: int, stale_s: float
+) -> list[Armed]:
+    """Pending sends due within `horizon_s` that need a message (overdue ones first).
 
-    A send needs one when no message was sent for its version, or when it is overdue by more
-    than `stale_s` (whatever its message became: a dead worker's, a retry waiting out a limit).
+    A send needs one when none was marked sent for its version (`mark_armed`), or when it is
+    overdue by more than `stale_s` (whatever its message became: a dead worker's, a retry
+    waiting out a limit).
     """
     rows = await conn.fetch(
         """
-        UPDATE reminders SET armed_version = version WHERE id IN (
-            SELECT id FROM reminders WHERE status = 'pending' AND due_at <= now() + make_interval(secs => $1)
-              AND (armed_version IS DISTINCT FROM version OR due_at < now() - make_interval(secs => $3))
-            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-        RETURNING id, version, due_at
+        SELECT id, version, due_at FROM reminders WHERE status = 'pending'
+          AND due_at <= now() + make_interval(secs => $1)
+          AND (armed_version IS DISTINCT FROM version OR due_at < now() - make_interval(secs => $3))
+        ORDER BY due_at LIMIT $2
         """,
         horizon_s,
         limit,
         stale_s,
     )
-    return sorted((Armed(r["id"], r["version"], r["due_at"]) for r in rows), key=lambda a: a.due_at)
+    return [Armed(r["id"], r["version"], r["due_at"]) for r in rows]
+
+
+async def mark_armed(conn: asyncpg.Connection, armed: list[Armed]) -> None:
+    """Record that these versions' messages were sent (after sending them: a crash between re-arms, never loses)."""
+    await conn.execute(
+        "UPDATE reminders r SET armed_version = a.version FROM unnest($1::bigint[], $2::int[]) AS a(id, version)"
+        " WHERE r.id = a.id AND r.version = a.version",
+        [a.id for a in armed],
+        [a.version for a in armed],
+    )
 
 
 @dataclass(frozen=True)
@@ -256,7 +268,6 @@ _LOG = """
 """
 _MOVE = """
     UPDATE reminders SET version = version + 1, occurrence = COALESCE(${o}, occurrence),
-        armed_version = CASE WHEN ${a}::bool THEN version + 1 ELSE armed_version END,
         due_at = COALESCE(${d}, due_at), status = CASE WHEN ${d}::timestamptz IS NULL THEN 'done' ELSE status END,
         sent_count = sent_count + ${s}::int
     WHERE id = $1 AND version = ${v} RETURNING id, version, due_at, status
@@ -272,20 +283,18 @@ async def update_reminder_due(
     due_at: datetime | None,
     sent: bool,
     log: LogLine | None = None,
-    arming: bool = False,
 ) -> Armed | None:
     """Move a send on from `version`: to a new due time (deferred, next occurrence) or done; None if gone.
 
-    `log` is written in the same statement (logged even when the send moved on meanwhile);
-    `arming`: the caller sends the new version's message itself (the sweep leaves it alone).
+    `log` is written in the same statement (logged even when the send moved on meanwhile).
     """
     args: tuple[Any, ...]
     if log is None:
-        sql, args = _MOVE.format(v=2, o=3, d=4, s=5, a=6), (reminder_id, version)
+        sql, args = _MOVE.format(v=2, o=3, d=4, s=5), (reminder_id, version)
     else:
-        sql = f"WITH logged AS ({_LOG}) {_MOVE.format(v=7, o=8, d=9, s=10, a=11)}"
+        sql = f"WITH logged AS ({_LOG}) {_MOVE.format(v=7, o=8, d=9, s=10)}"
         args = (reminder_id, *log.values(), version)
-    row = await conn.fetchrow(sql, *args, occurrence, due_at, int(sent), arming)
+    row = await conn.fetchrow(sql, *args, occurrence, due_at, int(sent))
     return None if row is None or row["status"] != "pending" else Armed(row["id"], row["version"], row["due_at"])
 
 

@@ -26,7 +26,7 @@ from actors.reminders import (
     upsert_reminder_subject,
 )
 from db.notifications import insert_template
-from db.reminders import Armed, arm_due_reminders, upsert_preferences
+from db.reminders import Armed, mark_armed, select_unarmed_reminders, upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
 from tests.actors.helpers import wait_for_status
@@ -440,15 +440,21 @@ async def test_the_sweep_arms_a_send_once_and_again_when_it_is_stale(fake, worke
         subject = subject_id()
         upsert(subject, soon(3600))
         (row,) = await rows(conn, subject)
-        await conn.execute("UPDATE reminders SET due_at = now() + interval '1 hour' WHERE id = $1", row["id"])
-        assert row["id"] not in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # not due soon
+
+        async def unarmed() -> list[int]:
+            return [a.id for a in await select_unarmed_reminders(conn, NEAR_S, 1000, STALE_S)]
+
+        assert row["id"] not in await unarmed()  # not due soon
         await conn.execute("UPDATE reminders SET due_at = now() + interval '1 minute' WHERE id = $1", row["id"])
-        assert row["id"] in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]
-        assert row["id"] not in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # armed
+        assert row["id"] in await unarmed()
+        await mark_armed(conn, [Armed(row["id"], row["version"] + 1, row["due_at"])])  # another version's message
+        assert row["id"] in await unarmed()
+        await mark_armed(conn, [Armed(row["id"], row["version"], row["due_at"])])
+        assert row["id"] not in await unarmed()
         stale = timedelta(seconds=STALE_S + 5)
         await conn.execute("UPDATE reminders SET due_at = now() - $2::interval WHERE id = $1", row["id"], stale)
-        assert row["id"] in [a.id for a in await arm_due_reminders(conn, NEAR_S, 1000, STALE_S)]  # its message died?
-        # armed here without a message: close it, so a later test's sweep does not send it
+        assert row["id"] in await unarmed()  # overdue: its message may have died with a worker
+        # marked here without a message: close it, so a later test's sweep does not send it
         await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE id = $1", row["id"])
     finally:
         await conn.close()
