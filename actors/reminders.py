@@ -3,8 +3,9 @@
 The order hold's pattern: a send due within `NEAR_S` gets a delayed message when it is
 armed, and the minute sweep (`send_due_reminders`) arms every send due within `NEAR_S` that
 it has not armed yet (`armed_version`, marked after its messages are sent) or that is
-`STALE_S` overdue, so far-future sends and anything a dead worker dropped still go out. Sends due in the same `SLOT_MS` share one `send_reminders` message (at most
-`BATCH`) and go out side by side; a send that does not settle there (a wait, a provider or
+`STALE_S` overdue, so far-future sends and anything a dead worker dropped still go out.
+Sends due in the same `SLOT_MS` share one `send_reminders` message (at most `BATCH`) and go
+out side by side; a send that does not settle there (a wait, a provider or
 database error) is handed to its own `send_reminder` job, with its retries and dead letters.
 A message names each send's version: moving, deferring or rolling a send forward bumps it,
 so an older message does nothing. The notification's idempotency key (send + occurrence)
@@ -314,7 +315,7 @@ async def _not_now(conn: Any, reminder: Reminder, decision: Decision) -> Armed |
     return await _roll(conn, reminder, LogLine("skipped" if decision.verdict == "skip" else "failed", decision.reason))
 
 
-async def _roll(conn: Any, reminder: Reminder, line: LogLine) -> Armed | None:
+async def _roll(conn: Any, reminder: Reminder, line: LogLine, *, only_if_moved: bool = False) -> Armed | None:
     """Log `line` and move the send to its next occurrence (or close it), in one statement."""
     nxt = following(reminder.occasion, reminder.occurrence, reminder.offset_minutes, reminder.send_at)
     return await update_reminder_due(
@@ -325,6 +326,7 @@ async def _roll(conn: Any, reminder: Reminder, line: LogLine) -> Armed | None:
         due_at=nxt and nxt[1],
         sent=line.event == "sent",
         log=line,
+        only_if_moved=only_if_moved,
     )
 
 
@@ -334,12 +336,14 @@ async def _after(
     """Record the provider's acceptance of `out` (when given), then log the outcome and roll the send forward.
 
     Two statements without a transaction: a crash between them leaves the notification sent and
-    the send pending, and the retry finds the notification done and logs it once.
+    the send pending, and the retry finds the notification done and logs it once. Only a send
+    this attempt handed over is logged whatever else moved the send meanwhile; any other outcome
+    is logged by the attempt that moves the send, so a duplicate message adds no second line.
     """
     async with get_process_pool().acquire() as conn:
         if out is not None and result is not None:
             await record_sent(conn, out, result)
-        armed = await _roll(conn, reminder, line)
+        armed = await _roll(conn, reminder, line, only_if_moved=out is None)
     await arm_soon([armed] if armed else [])
 
 

@@ -283,14 +283,21 @@ async def update_reminder_due(
     due_at: datetime | None,
     sent: bool,
     log: LogLine | None = None,
+    only_if_moved: bool = False,
 ) -> Armed | None:
     """Move a send on from `version`: to a new due time (deferred, next occurrence) or done; None if gone.
 
-    `log` is written in the same statement (logged even when the send moved on meanwhile).
+    `log` is written in the same statement, even when the send moved on meanwhile (a send that
+    went out while its subject moved is still logged), or `only_if_moved` by this update (a
+    duplicate attempt that only found the notification done logs nothing twice).
     """
     args: tuple[Any, ...]
     if log is None:
         sql, args = _MOVE.format(v=2, o=3, d=4, s=5), (reminder_id, version)
+    elif only_if_moved:  # the log line's SELECT sees the send as it was, and only when the update applied
+        move = _MOVE.format(v=7, o=8, d=9, s=10)
+        sql = f"WITH moved AS ({move}), logged AS ({_LOG} AND EXISTS (SELECT 1 FROM moved)) SELECT * FROM moved"
+        args = (reminder_id, *log.values(), version)
     else:
         sql = f"WITH logged AS ({_LOG}) {_MOVE.format(v=7, o=8, d=9, s=10)}"
         args = (reminder_id, *log.values(), version)

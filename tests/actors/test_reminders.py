@@ -26,7 +26,7 @@ from actors.reminders import (
     upsert_reminder_subject,
 )
 from db.notifications import insert_template
-from db.reminders import Armed, mark_armed, select_unarmed_reminders, upsert_preferences
+from db.reminders import Armed, LogLine, mark_armed, select_unarmed_reminders, update_reminder_due, upsert_preferences
 from domain.jobs import JobStatus
 from domain.reminders import Preferences
 from tests.actors.helpers import wait_for_status
@@ -189,11 +189,19 @@ async def test_quiet_hours_defer_to_their_end_and_the_cap_defers_to_next_midnigh
         upsert(first, soon(1), recipient=capped, recurrence="none")
         upsert(second, soon(1), recipient=capped, recurrence="none")
         upsert(hushed, soon(1), recipient=quiet, recurrence="none")
-        wait_until(lambda: len(fake.resend.sent) == 2, timeout=30, what="one capped send and the quiet one")
-        log = await conn.fetch(
-            "SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[]) ORDER BY id",
-            [quiet, capped],
-        )
+
+        async def settled() -> list[asyncpg.Record] | None:
+            found = await conn.fetch(
+                "SELECT subject, event, reason FROM reminder_log WHERE recipient = ANY($1::text[]) ORDER BY id",
+                [quiet, capped],
+            )
+            events = [(r["subject"], r["event"]) for r in found]
+            sent = {subject for subject, event in events if event == "sent"}
+            held = {subject for subject, event in events if event == "deferred"}
+            return found if hushed in sent and len(sent & {first, second}) == 1 and held & {first, second} else None
+
+        log = await eventually(settled, timeout=30, what="one capped send, the other deferred, and the quiet one")
+        assert len(fake.resend.sent) == 2
         deferred = {r["subject"]: r["reason"] for r in log if r["event"] == "deferred"}
         assert deferred[hushed].startswith("quiet hours until")
         assert [s for s in (first, second) if s in deferred] and "daily cap 1" in deferred.get(
@@ -486,5 +494,27 @@ async def test_a_send_that_fails_in_its_slot_is_handed_to_its_own_job_and_goes_o
             lambda: [r for r in _own_jobs(ids) if r.status is JobStatus.SUCCEEDED], timeout=30, what="its own job"
         )
         assert len(_own_jobs(ids)) == 1  # only the failed one was handed over
+    finally:
+        await conn.close()
+
+
+async def test_an_outcome_only_found_is_logged_by_the_attempt_that_moves_the_send(fake, worker, database_url) -> None:
+    # two messages of one version can both find the notification sent (the first attempt's roll
+    # not yet done): only the one whose update moves the send logs it
+    conn = await connect(database_url)
+    try:
+        subject = subject_id()
+        upsert(subject, soon(3600))
+        (row,) = await rows(conn, subject)
+        line = LogLine("sent", None, "ops_message", None, "k")
+        when = row["due_at"] + timedelta(days=365)
+        for version in (row["version"], row["version"]):  # the second comes after the first moved it
+            await update_reminder_due(
+                conn, row["id"], version, occurrence=when.date(), due_at=when, sent=True, log=line, only_if_moved=True
+            )
+        assert [e for e, _ in await events(conn, subject)].count("sent") == 1
+        await update_reminder_due(conn, row["id"], row["version"], occurrence=None, due_at=when, sent=True, log=line)
+        assert [e for e, _ in await events(conn, subject)].count("sent") == 2  # a send that went out: logged anyway
+        await conn.execute("UPDATE reminders SET status = 'cancelled' WHERE id = $1", row["id"])
     finally:
         await conn.close()
