@@ -333,17 +333,17 @@ async def _roll(conn: Any, reminder: Reminder, line: LogLine, *, only_if_moved: 
 async def _after(
     reminder: Reminder, line: LogLine, out: Outgoing | None = None, result: dict[str, Any] | None = None
 ) -> None:
-    """Record the provider's acceptance of `out` (when given), then log the outcome and roll the send forward.
+    """Log the outcome, roll the send forward and record the provider's acceptance of `out` (when given), at once.
 
-    Two statements without a transaction: a crash between them leaves the notification sent and
-    the send pending, and the retry finds the notification done and logs it once. Only a send
-    this attempt handed over is logged whatever else moved the send meanwhile; any other outcome
-    is logged by the attempt that moves the send, so a duplicate message adds no second line.
+    One transaction, taking the send's row before the notification's as `_take` does: another
+    attempt sees the notification sent only with the send moved on, so it logs nothing twice.
+    Only a send this attempt handed over is logged whatever else moved the send meanwhile (a
+    subject moved during the call); any other outcome is logged by the attempt that moves it.
     """
-    async with get_process_pool().acquire() as conn:
+    async with get_process_pool().acquire() as conn, conn.transaction():
+        armed = await _roll(conn, reminder, line, only_if_moved=out is None)
         if out is not None and result is not None:
             await record_sent(conn, out, result)
-        armed = await _roll(conn, reminder, line, only_if_moved=out is None)
     await arm_soon([armed] if armed else [])
 
 
