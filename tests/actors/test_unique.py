@@ -36,7 +36,8 @@ def test_delayed_and_running_jobs_hold_the_key(redis_client: redis.Redis, worker
 def test_a_retrying_job_keeps_its_key_and_a_dead_one_frees_it(
     redis_client: redis.Redis, worker: dramatiq.Worker
 ) -> None:
-    failing = ping.send_with_options(kwargs={"fail": True}, unique_key="f")
+    # ping's own backoff (from 200 ms) can end a retry before a poll sees it: wait 2 s between tries
+    failing = ping.send_with_options(kwargs={"fail": True}, unique_key="f", min_backoff=2_000, max_backoff=2_000)
     wait_for_status(failing.message_id, JobStatus.RETRYING)
     assert ping.send_with_options(unique_key="f").message_id == failing.message_id
     wait_for_status(failing.message_id, JobStatus.DEAD, timeout=30)
