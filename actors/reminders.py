@@ -5,8 +5,8 @@ armed, and the minute sweep (`send_due_reminders`) arms every send due within `N
 it has not armed yet (`armed_version`, marked after its messages are sent) or that is
 `STALE_S` overdue, so far-future sends and anything a dead worker dropped still go out.
 Sends due in the same `SLOT_MS` share one `send_reminders` message (at most `BATCH`) and go
-out side by side; a send that does not settle there (a wait, a provider or
-database error) is handed to its own `send_reminder` job, with its retries and dead letters.
+out side by side; a send that does not settle there (a wait, a provider or database error)
+is handed to its own `send_reminder` job, with its retries and dead letters.
 A message names each send's version: moving, deferring or rolling a send forward bumps it,
 so an older message does nothing. The notification's idempotency key (send + occurrence)
 makes a retry, a duplicate message or a worker killed mid-send deliver at most once.
@@ -221,7 +221,7 @@ async def _settle(reminder_id: int, version: int) -> tuple[str, int | None]:
     except TERMINAL as error:
         log.warning("reminder %s failed for good: %s", reminder_id, error)
         return "failed", None
-    except Wait as error:
+    except dramatiq.Retry as error:  # a Wait or a Failure: its own job tries again after the delay asked
         return "handed", error.delay
     except Exception as error:  # its own job retries it, with backoff and a dead letter at the end
         log.warning("reminder %s handed to its own job: %s", reminder_id, error)
