@@ -218,7 +218,7 @@ async def select_unarmed_reminders(
 ) -> list[Armed]:
     """Pending sends due within `horizon_s` that need a message (overdue ones first).
 
-    A send needs one when none was marked sent for its version (`mark_armed`), or when it is
+    A send needs one when no message was marked sent for its version (`mark_armed`), or when it is
     overdue by more than `stale_s` (whatever its message became: a dead worker's, a retry
     waiting out a limit).
     """
@@ -237,7 +237,7 @@ async def select_unarmed_reminders(
 
 
 async def mark_armed(conn: asyncpg.Connection, armed: list[Armed]) -> None:
-    """Record that these versions' messages were sent (after sending them: a crash between re-arms, never loses)."""
+    """Record that these versions' messages were sent (called after sending: a crash in between arms twice)."""
     await conn.execute(
         "UPDATE reminders r SET armed_version = a.version FROM unnest($1::bigint[], $2::int[]) AS a(id, version)"
         " WHERE r.id = a.id AND r.version = a.version",
